@@ -1,0 +1,110 @@
+"""Settings for every part of cryptoarena, read from the environment (prefix ``ARENA_``).
+
+Nested groups use ``__``: ``ARENA_MONGO__URI``, ``ARENA_BYBIT__API_KEY``. Settings are read once,
+through :func:`get_settings`, never at import time, so tests and commands can set the
+environment first. Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "ARENA_"
+
+
+class ConfigError(RuntimeError):
+    """A setting has a wrong value; the message names the environment variable."""
+
+
+class BybitEnv(StrEnum):
+    DEMO = "demo"
+    TESTNET = "testnet"
+    MAINNET = "mainnet"
+
+
+class DataSettings(BaseModel):
+    lake_dir: Path = Path("var/lake")
+    sample_dir: Path = Path("data/sample")
+    symbol: str = Field(default="BTCUSDT", pattern=r"^[A-Z0-9]{2,20}$")
+
+
+class MlflowSettings(BaseModel):
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_root: Path = Path("mlruns/artifacts")
+    experiment: str = "cryptoarena-forecaster"
+
+
+class MongoSettings(BaseModel):
+    # Empty means the embedded store (litemongo on SQLite) under ``embedded_dir``.
+    uri: SecretStr | None = None
+    database: str = "cryptoarena"
+    embedded_dir: Path = Path("var/journal")
+
+
+class BybitSettings(BaseModel):
+    env: BybitEnv = BybitEnv.DEMO
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    recv_window: int = Field(default=5000, gt=0, le=60_000)
+    # Only for tests and self-hosted fakes: overrides the REST and WS base URLs.
+    rest_url: str | None = None
+    ws_public_url: str | None = None
+    ws_private_url: str | None = None
+
+
+class ServingSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    model_name: str = "btcusdt-15s"
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    admin_token: SecretStr | None = None
+    url: str = "http://127.0.0.1:8000"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with defaults that run on a bare machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    home: Path = Path(".")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    data: DataSettings = DataSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    mongo: MongoSettings = MongoSettings()
+    bybit: BybitSettings = BybitSettings()
+    serving: ServingSettings = ServingSettings()
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings() -> Settings:
+    """Read the settings now; a wrong value raises ConfigError naming the variable(s)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

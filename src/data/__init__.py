@@ -1,0 +1,1 @@
+"""Market data: trade records, loaders, bars, the lake, feeds and quality checks."""

@@ -1,0 +1,250 @@
+"""Loaders for the recorded formats we meet, each returning a trade (or bar) frame and a report.
+
+Malformed rows are counted in the :class:`LoadReport` and left out, never silently dropped and
+never fatal: one bad line in a day of trades must not lose the day.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cryptoarena.data.records import (
+    BUY,
+    NS_PER_S,
+    SELL,
+    UNKNOWN_SIDE,
+    LoadReport,
+    Trade,
+    empty_trades,
+    trades_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+KLINE_COLUMNS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "num_trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+
+
+class UnknownFormatError(ValueError):
+    """The file is not in any format cryptoarena knows how to read."""
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    elif raw[:3] == b"BZh":
+        import bz2
+
+        raw = bz2.decompress(raw)
+    return io.StringIO(raw.decode("utf-8", errors="replace"))
+
+
+def _side_codes(values: pd.Series) -> np.ndarray:
+    text = values.astype(str).str.strip().str.lower()
+    return np.select([text == "buy", text == "sell"], [BUY, SELL], UNKNOWN_SIDE).astype(np.int8)
+
+
+def _finish(frame: pd.DataFrame, report: LoadReport, *, ts_ns: pd.Series) -> pd.DataFrame:
+    """Coerce, refuse invalid rows (counted), and build the canonical trade frame."""
+    price = pd.to_numeric(frame["price"], errors="coerce")
+    size = pd.to_numeric(frame["size"], errors="coerce")
+    ok = ts_ns.notna() & price.notna() & size.notna() & (price > 0) & (size > 0)
+    bad = int((~ok).sum())
+    if bad:
+        first = frame.index[~ok][0]
+        report.refuse(bad, f"bad time, price or size (first at data row {first})")
+    side = frame["side"] if "side" in frame else pd.Series(UNKNOWN_SIDE, index=frame.index)
+    sides = _side_codes(side) if side.dtype == object else side.to_numpy(np.int8)
+    out = trades_frame(
+        ts_ns[ok].to_numpy(np.int64),
+        price[ok].to_numpy(),
+        size[ok].to_numpy(),
+        np.asarray(sides)[ok.to_numpy()],
+        frame["trade_id"][ok].to_numpy(),
+    )
+    report.rows = len(out)
+    return out
+
+
+def _read_csv(path: Path, report: LoadReport, **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV; rows with the wrong number of fields are counted, not fatal."""
+    text = _open_text(path).read()
+    lines = sum(1 for line in text.splitlines() if line.strip())
+    frame = pd.read_csv(io.StringIO(text), on_bad_lines="skip", dtype=str, **kwargs)
+    expected = lines - (0 if kwargs.get("header", "infer") is None else 1)
+    report.refuse(expected - len(frame), "wrong number of fields")
+    return frame
+
+
+def load_tardis_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """Tardis.dev trades CSV (exchange,symbol,timestamp µs,local_timestamp,id,side,price,amount)."""
+    report = LoadReport(str(path))
+    raw = _read_csv(path, report)
+    raw = raw.rename(columns={"amount": "size", "id": "trade_id"})
+    ts = pd.to_numeric(raw["timestamp"], errors="coerce") * 1000
+    return _finish(raw, report, ts_ns=ts), report
+
+
+def load_bybit_trade_dump(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """Bybit public dump: linear (timestamp s, side, size, price, trdMatchID…) or spot (id, ms…)."""
+    report = LoadReport(str(path))
+    raw = _read_csv(path, report)
+    if "trdMatchID" in raw.columns:
+        raw = raw.rename(columns={"trdMatchID": "trade_id"})
+        seconds = pd.to_numeric(raw["timestamp"], errors="coerce")
+        # Seconds as float carry sub-ms digits: round to µs before scaling to avoid float noise.
+        ts = (seconds * 1_000_000).round() * 1000
+    elif {"id", "volume", "side"} <= set(raw.columns):
+        raw = raw.rename(columns={"id": "trade_id", "volume": "size"})
+        ts = pd.to_numeric(raw["timestamp"], errors="coerce") * 1_000_000
+    else:
+        raise UnknownFormatError(f"{path}: not a Bybit trade dump (columns {list(raw.columns)})")
+    return _finish(raw, report, ts_ns=ts), report
+
+
+def parse_bybit_public_trade(message: dict[str, Any] | str | bytes) -> list[Trade]:
+    """Trades from one Bybit v5 ``publicTrade.<symbol>`` WebSocket message."""
+    msg = json.loads(message) if isinstance(message, str | bytes) else message
+    topic = str(msg.get("topic", ""))
+    if not topic.startswith("publicTrade."):
+        raise ValueError(f"not a publicTrade message: topic {topic!r}")
+    trades = []
+    for item in msg.get("data") or []:
+        trades.append(
+            Trade(
+                ts=int(item["T"]) * 1_000_000,
+                price=float(item["p"]),
+                size=float(item["v"]),
+                side=BUY if item["S"] == "Buy" else SELL,
+                trade_id=str(item["i"]),
+                symbol=str(item["s"]),
+            )
+        )
+    return trades
+
+
+def load_binance_klines(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """Binance kline CSV (no header; ms times in 2024 files, µs from 2025) → 1-minute bar frame."""
+    report = LoadReport(str(path))
+    raw = _read_csv(path, report, header=None, names=list(KLINE_COLUMNS))
+    num = raw.apply(pd.to_numeric, errors="coerce")
+    ok = num[["open_time", "open", "high", "low", "close", "volume"]].notna().all(axis=1)
+    ok &= (num["open"] > 0) & (num["close"] > 0)
+    report.refuse(int((~ok).sum()), "non-numeric or non-positive kline fields")
+    num = num[ok]
+    open_time = num["open_time"].to_numpy(np.int64)
+    # A value above 1e14 is microseconds (2025 files); below it, milliseconds.
+    ts = np.where(open_time > 10**14, open_time * 1000, open_time * 1_000_000)
+    volume = num["volume"].to_numpy(np.float64)
+    quote = num["quote_volume"].to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = np.where(volume > 0, quote / volume, num["close"].to_numpy())
+    buy = num["taker_buy_base_volume"].to_numpy(np.float64)
+    bars = pd.DataFrame(
+        {
+            "ts": ts.astype(np.int64),
+            "open": num["open"].to_numpy(np.float64),
+            "high": num["high"].to_numpy(np.float64),
+            "low": num["low"].to_numpy(np.float64),
+            "close": num["close"].to_numpy(np.float64),
+            "volume": volume,
+            "vwap": vwap,
+            "trades": num["num_trades"].fillna(0).to_numpy(np.int64),
+            "buy_volume": buy,
+            "sell_volume": volume - buy,
+        }
+    )
+    report.rows = len(bars)
+    return bars.sort_values("ts", kind="stable").reset_index(drop=True), report
+
+
+def load_binance_feed(path: Path, stream_suffix: str = "@trade") -> tuple[pd.DataFrame, LoadReport]:
+    """Raw Binance WS recording (``<local_ns> <json>`` lines) → the trades in it."""
+    report = LoadReport(str(path))
+    ts, price, size, side, ids = [], [], [], [], []
+    for lineno, line in enumerate(_open_text(path), start=1):
+        if stream_suffix not in line:
+            continue
+        try:
+            _, payload = line.split(" ", 1)
+            data = json.loads(payload)["data"]
+            ts.append(int(data["T"]) * 1_000_000)
+            price.append(float(data["p"]))
+            size.append(float(data["q"]))
+            # m = buyer is maker, so the taker sold.
+            side.append(SELL if data["m"] else BUY)
+            ids.append(str(data["t"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            report.refuse(1, f"line {lineno}: {exc.__class__.__name__}: {exc}")
+    if not ts:
+        return empty_trades(), report
+    frame = trades_frame(np.array(ts), np.array(price), np.array(size), np.array(side), np.array(ids))
+    bad = ~((frame["price"] > 0) & (frame["size"] > 0))
+    report.refuse(int(bad.sum()), "non-positive price or size")
+    frame = frame[~bad].reset_index(drop=True)
+    report.rows = len(frame)
+    return frame, report
+
+
+def load_nautilus_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """nautilus_trader test parquet: timestamp, trade_id, price, quantity, buyer_maker."""
+    report = LoadReport(str(path))
+    raw = pd.read_parquet(path)
+    ts = pd.Series(pd.to_datetime(raw["timestamp"], utc=True).astype("int64"), index=raw.index)
+    maker = raw["buyer_maker"].astype(str).str.lower() == "true"
+    frame = pd.DataFrame(
+        {
+            "price": raw["price"],
+            "size": raw["quantity"],
+            "side": np.where(maker, SELL, BUY).astype(np.int8),
+            "trade_id": raw["trade_id"].astype(str),
+        }
+    )
+    return _finish(frame, report, ts_ns=ts), report
+
+
+def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """Detect the format of a recorded trade file and load it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix == ".parquet":
+        return load_nautilus_trades(path)
+    head = _open_text(path).read(4096)
+    first = head.splitlines()[0] if head else ""
+    if first.startswith("exchange,symbol,timestamp"):
+        return load_tardis_trades(path)
+    if "trdMatchID" in first or first.startswith("id,timestamp,price"):
+        return load_bybit_trade_dump(path)
+    if '"stream"' in head and "@trade" in head:
+        return load_binance_feed(path)
+    raise UnknownFormatError(
+        f"{path}: unknown trade format (first line {first[:80]!r}); known: Tardis CSV, "
+        "Bybit trade dumps, raw Binance feed recordings, nautilus parquet"
+    )
+
+
+def iter_bar_seconds(bars: pd.DataFrame) -> Iterable[int]:
+    return (int(t) // NS_PER_S for t in bars["ts"])

@@ -1,0 +1,1 @@
+"""The forecaster: features, windows, the LSTM, baselines, evaluation, registry, drift."""

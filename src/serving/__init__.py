@@ -1,0 +1,1 @@
+"""Forecast serving: the FastAPI model server and the client the worker uses."""

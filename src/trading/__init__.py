@@ -1,0 +1,1 @@
+"""Trading: exchanges, strategies, risk, books, journal, worker."""
