@@ -8,7 +8,6 @@ import importlib
 import logging
 
 import typer
-
 from cryptoarena.config import ConfigError, get_settings
 
 logger = logging.getLogger(__name__)

@@ -10,9 +10,8 @@ import importlib
 import logging
 import time
 
-from rich.console import Console
-
 from cryptoarena.config import Settings
+from rich.console import Console
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +24,9 @@ DEMO_STEPS = (
 )
 
 
-def run_demo(settings: Settings, *, quick: bool = False, console: Console | None = None) -> list[str]:
+def run_demo(
+    settings: Settings, *, quick: bool = False, console: Console | None = None
+) -> list[str]:
     console = console or Console()
     done: list[str] = []
     started = time.perf_counter()

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-
 from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S, Bar
 
 logger = logging.getLogger(__name__)
@@ -212,7 +211,13 @@ class BarBuilder:
         bucket = self._bucket
         # Locals for the hot loop: this runs once per trade on the live path.
         o, h, lo, c = self._open, self._high, self._low, self._close
-        vol, notional, buy, sell, count = self._vol, self._notional, self._buy, self._sell, self._count
+        vol, notional, buy, sell, count = (
+            self._vol,
+            self._notional,
+            self._buy,
+            self._sell,
+            self._count,
+        )
         for t, p, q, s in zip(ts, price, size, side, strict=True):
             b = t // bar_ns
             if b != bucket:

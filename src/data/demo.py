@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-
 from cryptoarena.config import Settings
 from cryptoarena.data.bars import build_bars
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.samples import BINANCE_FEED, NAUTILUS_TRADES, TARDIS_DAY, sample_path
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 logger = logging.getLogger(__name__)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
-    names = [NAUTILUS_TRADES, BINANCE_FEED] if quick else [NAUTILUS_TRADES, BINANCE_FEED, TARDIS_DAY]
+    names = (
+        [NAUTILUS_TRADES, BINANCE_FEED] if quick else [NAUTILUS_TRADES, BINANCE_FEED, TARDIS_DAY]
+    )
     table = Table(title="shipped real trades → 1-second bars")
     for col in ("file", "trades", "malformed", "bars", "empty s", "first", "last", "close range"):
         table.add_column(col)

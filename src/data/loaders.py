@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from cryptoarena.data.records import (
     BUY,
     NS_PER_S,
@@ -200,7 +199,9 @@ def load_binance_feed(path: Path, stream_suffix: str = "@trade") -> tuple[pd.Dat
             report.refuse(1, f"line {lineno}: {exc.__class__.__name__}: {exc}")
     if not ts:
         return empty_trades(), report
-    frame = trades_frame(np.array(ts), np.array(price), np.array(size), np.array(side), np.array(ids))
+    frame = trades_frame(
+        np.array(ts), np.array(price), np.array(size), np.array(side), np.array(ids)
+    )
     bad = ~((frame["price"] > 0) & (frame["size"] > 0))
     report.refuse(int(bad.sum()), "non-positive price or size")
     frame = frame[~bad].reset_index(drop=True)

@@ -116,21 +116,8 @@ def trades_from_records(trades: list[Trade]) -> pd.DataFrame:
 
 
 def bars_to_records(bars: pd.DataFrame) -> list[Bar]:
-    return [
-        Bar(
-            int(r.ts),
-            float(r.open),
-            float(r.high),
-            float(r.low),
-            float(r.close),
-            float(r.volume),
-            float(r.vwap),
-            int(r.trades),
-            float(r.buy_volume),
-            float(r.sell_volume),
-        )
-        for r in bars.itertuples(index=False)
-    ]
+    cols = [bars[c].to_numpy().tolist() for c in BAR_COLUMNS]
+    return [Bar(*row) for row in zip(*cols, strict=True)]
 
 
 def records_to_bars(bars: list[Bar]) -> pd.DataFrame:
@@ -138,9 +125,5 @@ def records_to_bars(bars: list[Bar]) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS}).astype(
             {"ts": np.int64, "trades": np.int64}
         )
-    frame = pd.DataFrame([b.__dict__ if hasattr(b, "__dict__") else _bar_dict(b) for b in bars])
-    return frame.astype({"ts": np.int64, "trades": np.int64})[list(BAR_COLUMNS)]
-
-
-def _bar_dict(bar: Bar) -> dict[str, float | int]:
-    return {name: getattr(bar, name) for name in BAR_COLUMNS}
+    frame = pd.DataFrame([[getattr(b, c) for c in BAR_COLUMNS] for b in bars], columns=BAR_COLUMNS)
+    return frame.astype({"ts": np.int64, "trades": np.int64})

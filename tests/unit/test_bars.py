@@ -7,9 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cryptoarena.data.bars import (
     BarBuilder,
     build_bars,
@@ -20,6 +17,8 @@ from cryptoarena.data.bars import (
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S, records_to_bars, trades_frame
 from cryptoarena.data.samples import NAUTILUS_TRADES, TARDIS_DAY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 EXACT = ("ts", "open", "high", "low", "close", "trades")
 SUMS = ("volume", "vwap", "buy_volume", "sell_volume")
@@ -95,7 +94,9 @@ def test_resample_1s_to_1m_equals_direct_1m(sample_dir: Path) -> None:
     assert_same_bars(direct, via_seconds)
 
 
-@pytest.mark.parametrize(("text", "ns"), [("1s", NS_PER_S), ("5m", 300 * NS_PER_S), (15, 15 * NS_PER_S)])
+@pytest.mark.parametrize(
+    ("text", "ns"), [("1s", NS_PER_S), ("5m", 300 * NS_PER_S), (15, 15 * NS_PER_S)]
+)
 def test_parse_bar_size(text: str | int, ns: int) -> None:
     assert parse_bar_size(text) == ns
 

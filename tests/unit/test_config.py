@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from cryptoarena.config import BybitEnv, ConfigError, get_settings, load_settings
 
 
