@@ -1,0 +1,1 @@
+"""Exchanges behind one protocol: the paper exchange and Bybit (pybit)."""
