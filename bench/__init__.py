@@ -1,0 +1,1 @@
+"""cryptoarena bench (not part of the installed package)."""

@@ -1,0 +1,1 @@
+"""cryptoarena flows (not part of the installed package)."""
