@@ -1,0 +1,1 @@
+"""Fakes that speak real wire formats, so tests exercise the real clients (pybit, httpx…)."""
