@@ -11,6 +11,7 @@ import logging
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,18 @@ class ServingSettings(BaseModel):
     poll_interval_s: float = Field(default=30.0, gt=0)
     admin_token: SecretStr | None = None
     url: str = "http://127.0.0.1:8000"
+    # How the server runs the model: micro-batched in one inference thread (default), one
+    # thread call per request, or inline on the event loop (see cryptoarena.serving.inference).
+    inference: Literal["batch", "thread", "inline"] = "batch"
+
+
+class TradingSettings(BaseModel):
+    # The strategy set and limits (TOML); see configs/arena.example.toml.
+    config: Path = Path("configs/arena.example.toml")
+    # Kill switch: a file every worker polls, so `arena kill` works across processes.
+    kill_file: Path = Path("var/arena.kill")
+    # Token that engaging/releasing the kill switch must present (CLI and dashboard).
+    kill_token: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -87,6 +100,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = MongoSettings()
     bybit: BybitSettings = BybitSettings()
     serving: ServingSettings = ServingSettings()
+    trading: TradingSettings = TradingSettings()
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -1,0 +1,1 @@
+"""Risk limits between every strategy and its exchange, and the kill switch."""

@@ -1,0 +1,104 @@
+"""The strategy contract: a frozen config, a bar size, warm-up, and ONE hook.
+
+A strategy never sends orders. The framework (:mod:`cryptoarena.trading.runner`) builds its bars
+from the shared trade stream, calls :meth:`Strategy.on_bar` through a guard, and turns the
+returned target position (a fraction of the book's equity, −1..1) into orders through the risk
+manager. ``None`` means "no opinion, keep what I have". :meth:`Strategy.note` says why, and the
+reason is journaled with the decision.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+from cryptoarena.data.bars import parse_bar_size
+from cryptoarena.data.records import Bar
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ForecastView(Protocol):
+    """What a strategy may read from a served forecast (serving.client.Forecast fits)."""
+
+    @property
+    def bar_ts_ns(self) -> int: ...
+
+    @property
+    def log_returns(self) -> tuple[float, ...]: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyContext:
+    """What the framework tells a strategy besides the bar."""
+
+    now_ns: int
+    fee_rate: float  # taker fee per side, as a fraction (0.00055 = 5.5 bps)
+    forecast: ForecastView | None = None
+    # Why there is no usable forecast (stale, missing, model unhealthy), when there is none.
+    forecast_problem: str | None = None
+
+
+class StrategyConfig(BaseModel):
+    """Fields every strategy has; each family adds its own, validated, and stays frozen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bar_size: str = "1m"
+    # Position at full conviction, as a fraction of the book's equity.
+    size: float = Field(default=1.0, gt=0.0, le=1.0)
+    allow_short: bool = True
+
+    @field_validator("bar_size")
+    @classmethod
+    def _bar_size_parses(cls, value: str) -> str:
+        parse_bar_size(value)
+        return value
+
+    @property
+    def bar_ns(self) -> int:
+        return parse_bar_size(self.bar_size)
+
+    @property
+    def warmup_bars(self) -> int:
+        """Bars to see before the hook's targets count (indicators still update during it)."""
+        return 0
+
+
+C = TypeVar("C", bound=StrategyConfig)
+
+
+class Strategy(ABC, Generic[C]):
+    """Base class: subclasses set ``kind`` and ``config_type`` and implement :meth:`on_bar`."""
+
+    kind: ClassVar[str]
+    config_type: ClassVar[type[StrategyConfig]]
+    # Reference arms and classical strategies do not read forecasts; the AI one does.
+    uses_forecast: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: C) -> None:
+        self.name = name
+        self.config = config
+        self.reason = ""
+
+    @abstractmethod
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> float | None:
+        """The hook: update indicators with ``bar`` and return a target position or None."""
+
+    def note(self, reason: str) -> None:
+        self.reason = reason
+
+    def long(self, reason: str) -> float:
+        self.reason = reason
+        return self.config.size
+
+    def short(self, reason: str) -> float:
+        self.reason = reason
+        return -self.config.size if self.config.allow_short else 0.0
+
+    def flat(self, reason: str) -> float:
+        self.reason = reason
+        return 0.0

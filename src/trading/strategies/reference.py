@@ -1,0 +1,73 @@
+"""Reference arms: buy-and-hold, and the naive (persistence) forecaster under the AI's own rule.
+
+The naive forecaster predicts that the next ``horizon_s`` seconds repeat the last ``horizon_s``
+seconds and trades it with exactly the AI strategy's fee rule: if the AI cannot beat this arm,
+its forecasts add nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from cryptoarena.data.records import Bar
+from cryptoarena.trading.strategies.base import Strategy, StrategyConfig, StrategyContext
+from pydantic import Field, field_validator
+
+
+class BuyAndHoldConfig(StrategyConfig):
+    bar_size: str = "1s"
+
+
+class BuyAndHold(Strategy[BuyAndHoldConfig]):
+    kind = "buy_and_hold"
+    config_type = BuyAndHoldConfig
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> float | None:
+        return self.long("hold")
+
+
+class ForecastRuleConfig(StrategyConfig):
+    """The fee rule shared by the AI strategy and the naive forecaster."""
+
+    bar_size: str = "1s"
+    horizon_s: int = Field(default=15, ge=1, le=15)
+    # Extra edge over the round-trip taker fees before a position is worth taking.
+    margin_bps: float = Field(default=1.0, ge=0.0)
+
+    @field_validator("bar_size")
+    @classmethod
+    def _one_second(cls, value: str) -> str:
+        if value != "1s":
+            raise ValueError("forecast strategies trade 1-second bars (bar_size='1s')")
+        return value
+
+
+def forecast_target(
+    strategy: Strategy[Any], log_return: float, fee_rate: float, margin_bps: float, source: str
+) -> float:
+    """Long/short when the expected move beats round-trip fees plus the margin, else flat."""
+    move_bps = log_return * 1e4
+    hurdle_bps = 2.0 * fee_rate * 1e4 + margin_bps
+    if move_bps > hurdle_bps:
+        return strategy.long(f"{source} +{move_bps:.2f} bps > hurdle {hurdle_bps:.2f}")
+    if move_bps < -hurdle_bps:
+        return strategy.short(f"{source} {move_bps:.2f} bps < -hurdle {hurdle_bps:.2f}")
+    return strategy.flat(f"{source} {move_bps:+.2f} bps within hurdle {hurdle_bps:.2f}")
+
+
+class NaiveForecaster(Strategy[ForecastRuleConfig]):
+    kind = "naive_forecaster"
+    config_type = ForecastRuleConfig
+
+    def __init__(self, name: str, config: ForecastRuleConfig) -> None:
+        super().__init__(name, config)
+        self._closes: deque[float] = deque(maxlen=config.horizon_s + 1)
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> float | None:
+        self._closes.append(bar.close)
+        if len(self._closes) <= self.config.horizon_s:
+            return None
+        last_move = math.log(self._closes[-1] / self._closes[0])
+        return forecast_target(self, last_move, ctx.fee_rate, self.config.margin_bps, "persistence")
