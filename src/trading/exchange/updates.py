@@ -1,0 +1,51 @@
+"""Fan-out of order updates and fills to async consumers, nothing lost before the first one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_CLOSED = object()
+
+
+class UpdateStream(Generic[T]):
+    """Each :meth:`subscribe` gets every event published after it; events published before
+    anyone subscribed are kept and handed to the first subscriber (so a worker that starts
+    listening after placing its first order still sees the fill)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[asyncio.Queue[object]] = []
+        self._backlog: list[T] | None = []
+
+    def publish(self, event: T) -> None:
+        if self._backlog is not None:
+            self._backlog.append(event)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def subscribe(self) -> AsyncIterator[T]:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        if self._backlog is not None:
+            for event in self._backlog:
+                queue.put_nowait(event)
+            self._backlog = None
+        self._subscribers.append(queue)
+        return self._iterate(queue)
+
+    def close(self) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(_CLOSED)
+
+    async def _iterate(self, queue: asyncio.Queue[object]) -> AsyncIterator[T]:
+        try:
+            while True:
+                item = await queue.get()
+                if item is _CLOSED:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
