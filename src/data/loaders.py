@@ -209,11 +209,39 @@ def load_binance_feed(path: Path, stream_suffix: str = "@trade") -> tuple[pd.Dat
     return frame, report
 
 
+def load_bitstamp_log(path: Path) -> tuple[pd.DataFrame, LoadReport]:
+    """Bitstamp raw feed log (``<local_ms> <type> <json>`` lines): its ``trade`` messages.
+
+    The 2015 feed carries no exchange time and no taker side on trades: the recorder's receive
+    time stands in for the time and the side is unknown (0)."""
+    report = LoadReport(str(path))
+    ts, price, size, ids = [], [], [], []
+    for lineno, line in enumerate(_open_text(path), start=1):
+        if " trade " not in line:
+            continue
+        try:
+            ms, kind, payload = line.split(" ", 2)
+            if kind != "trade":
+                continue
+            data = json.loads(payload)
+            ts.append(int(ms) * 1_000_000)
+            price.append(float(data["price"]))
+            size.append(float(data["amount"]))
+            ids.append(str(data["id"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            report.refuse(1, f"line {lineno}: {exc.__class__.__name__}: {exc}")
+    frame = pd.DataFrame({"price": price, "size": size, "side": UNKNOWN_SIDE, "trade_id": ids})
+    frame["side"] = frame["side"].astype(np.int8)
+    return _finish(frame, report, ts_ns=pd.Series(ts, dtype="Int64")), report
+
+
 def load_nautilus_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """nautilus_trader test parquet: timestamp, trade_id, price, quantity, buyer_maker."""
     report = LoadReport(str(path))
     raw = pd.read_parquet(path)
-    ts = pd.Series(pd.to_datetime(raw["timestamp"], utc=True).astype("int64"), index=raw.index)
+    # as_unit: parquet keeps ms resolution, and astype("int64") would give ms, not ns.
+    stamps = pd.to_datetime(raw["timestamp"], utc=True).dt.as_unit("ns")
+    ts = pd.Series(stamps.astype("int64"), index=raw.index)
     maker = raw["buyer_maker"].astype(str).str.lower() == "true"
     frame = pd.DataFrame(
         {
@@ -241,9 +269,11 @@ def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
         return load_bybit_trade_dump(path)
     if '"stream"' in head and "@trade" in head:
         return load_binance_feed(path)
+    if " order_" in first or " trade {" in first:
+        return load_bitstamp_log(path)
     raise UnknownFormatError(
         f"{path}: unknown trade format (first line {first[:80]!r}); known: Tardis CSV, "
-        "Bybit trade dumps, raw Binance feed recordings, nautilus parquet"
+        "Bybit trade dumps, raw Binance feed recordings, Bitstamp feed logs, nautilus parquet"
     )
 
 
