@@ -1,0 +1,102 @@
+"""Judging forecasts against what happened, always next to persistence (the no-change forecast).
+
+Per model, at the headline horizon: MAE and RMSE in basis points, skill = 1 − MSE/MSE(persistence),
+directional accuracy on moves larger than round-trip fees, and a Diebold–Mariano test of squared
+errors against persistence. Overlapping h-step forecasts make the loss differential
+autocorrelated up to lag h − 1, so its variance is a Newey–West (Bartlett) HAC estimate, with the
+Harvey–Leybourne–Newbold small-sample correction and a Student-t p-value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+from cryptoarena.model.features import BP
+from scipy import stats
+
+logger = logging.getLogger(__name__)
+
+# Bybit taker fee 5.5 bp per side: a move must beat a round trip to pay.
+ROUND_TRIP_FEE_BP = 2 * 5.5
+PERSISTENCE = "persistence"
+
+
+def diebold_mariano(
+    err_model: np.ndarray, err_base: np.ndarray, horizon: int
+) -> tuple[float, float]:
+    """(statistic, two-sided p-value) for equal MSE; negative statistic = model has lower loss."""
+    d = np.asarray(err_model, np.float64) ** 2 - np.asarray(err_base, np.float64) ** 2
+    n = len(d)
+    if n < 2 * horizon + 2 or not np.any(d):
+        return float("nan"), 1.0
+    dc = d - d.mean()
+    var = float(dc @ dc) / n
+    for lag in range(1, horizon):
+        weight = 1.0 - lag / horizon  # Bartlett kernel keeps the HAC variance positive
+        var += 2.0 * weight * float(dc[lag:] @ dc[:-lag]) / n
+    if var <= 0:
+        return float("nan"), 1.0
+    stat = d.mean() / math.sqrt(var / n)
+    correction = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    stat *= correction
+    p = 2.0 * float(stats.t.sf(abs(stat), df=n - 1))
+    return float(stat), p
+
+
+def directional_accuracy(
+    actual: np.ndarray, pred: np.ndarray, fee_bp: float = ROUND_TRIP_FEE_BP
+) -> tuple[float, int]:
+    """Share of moves larger than ``fee_bp`` whose sign was forecast (a zero forecast misses)."""
+    big = np.abs(actual) * BP > fee_bp
+    n_big = int(big.sum())
+    if n_big == 0:
+        return float("nan"), 0
+    return float(np.mean(np.sign(pred[big]) == np.sign(actual[big]))), n_big
+
+
+def evaluate(
+    actual: np.ndarray,
+    preds: dict[str, np.ndarray],
+    *,
+    fee_bp: float = ROUND_TRIP_FEE_BP,
+) -> dict[str, dict[str, Any]]:
+    """Metrics per model; ``actual`` and each prediction are (N, horizon) log returns."""
+    if actual.ndim != 2:
+        raise ValueError("actual must be (N, horizon)")
+    horizon = actual.shape[1]
+    base = preds.get(PERSISTENCE, np.zeros_like(actual))
+    base_mse_h = np.mean((base - actual) ** 2, axis=0)
+    out: dict[str, dict[str, Any]] = {}
+    for name, pred in preds.items():
+        if pred.shape != actual.shape:
+            raise ValueError(f"{name}: predictions {pred.shape} vs actual {actual.shape}")
+        err = pred - actual
+        mse_h = np.mean(err**2, axis=0)
+        last = err[:, -1]
+        dm_stat, dm_p = diebold_mariano(last, base[:, -1] - actual[:, -1], horizon)
+        acc, n_big = directional_accuracy(actual[:, -1], pred[:, -1], fee_bp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            skill_h = np.where(base_mse_h > 0, 1.0 - mse_h / base_mse_h, np.nan)
+        out[name] = {
+            "n": len(actual),
+            "mae_bp": float(np.mean(np.abs(last)) * BP),
+            "rmse_bp": float(math.sqrt(float(np.mean(last**2))) * BP),
+            "skill": float(skill_h[-1]),
+            "skill_by_horizon": [float(s) for s in skill_h],
+            "rmse_bp_by_horizon": [float(math.sqrt(m) * BP) for m in mse_h],
+            "dir_acc_big": acc,
+            "n_big_moves": n_big,
+            "dm_stat": dm_stat,
+            "dm_p": dm_p,
+        }
+    return out
+
+
+def headline_metrics(results: dict[str, dict[str, Any]], model: str) -> dict[str, float]:
+    """Flat float metrics of one model (what goes into MLflow and ForecastModelInfo.metrics)."""
+    r = results[model]
+    keys = ("mae_bp", "rmse_bp", "skill", "dir_acc_big", "dm_stat", "dm_p")
+    return {k: float(r[k]) for k in keys if r[k] is not None and math.isfinite(float(r[k]))}

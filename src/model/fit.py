@@ -1,0 +1,179 @@
+"""From bars to a fitted LSTM: features, labels, leak-free split, scaler, Lightning training.
+
+Seeded and deterministic on CPU: same bars + same config → same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from cryptoarena.model.features import FeatureSpec, Scaler, compute_features, compute_targets
+from cryptoarena.model.lstm import LSTMConfig, LSTMModule
+from cryptoarena.model.windows import Split, WindowDataset, identity_collate, time_split
+from pytorch_lightning.callbacks import EarlyStopping
+from torch.utils.data import DataLoader
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Everything derived from one bar frame that training and evaluation share."""
+
+    bars: pd.DataFrame
+    features: np.ndarray  # (n, F) float32, NaN in the warm-up rows
+    targets: np.ndarray  # (n, H) float32 log returns, NaN at the end
+    split: Split
+    scaler: Scaler
+    spec: FeatureSpec
+    window: int
+    data_hash: str
+    span: dict[str, Any] = field(default_factory=dict)
+
+    def train_rows(self) -> np.ndarray:
+        """Feature rows the training windows read (the only rows the scaler may see)."""
+        a = self.split.train
+        return self.features[int(a[0]) - self.window + 1 : int(a[-1]) + 1]
+
+    def reference_sample(self, max_rows: int = 5000) -> pd.DataFrame:
+        """Training-split features (evenly thinned) as the drift reference."""
+        rows = self.train_rows()
+        step = max(1, len(rows) // max_rows)
+        return pd.DataFrame(rows[::step].astype(np.float64), columns=list(self.spec.names))
+
+
+def data_fingerprint(bars: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for col in ("ts", "close", "volume"):
+        h.update(np.ascontiguousarray(bars[col].to_numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def prepare(
+    bars: pd.DataFrame,
+    spec: FeatureSpec,
+    window: int,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+) -> Prepared:
+    bars = bars.reset_index(drop=True)
+    feats = compute_features(bars, spec).astype(np.float32)
+    targets = compute_targets(bars, spec.horizon).astype(np.float32)
+    split = time_split(
+        len(bars), window=window, lookback=spec.lookback, horizon=spec.horizon, fractions=fractions
+    )
+    ts = bars["ts"].to_numpy(np.int64)
+
+    def when(i: int) -> str:
+        return str(np.datetime64(int(ts[i]), "ns").astype("datetime64[s]"))
+
+    span = {
+        "bars": len(bars),
+        "first": when(0),
+        "last": when(len(bars) - 1),
+        **{f"{k}_first": when(a) for k, (a, _) in split.spans().items()},
+        **{f"{k}_last": when(b) for k, (_, b) in split.spans().items()},
+        **{f"{k}_n": len(getattr(split, k)) for k in ("train", "val", "test")},
+        "gap_bars": split.gap,
+    }
+    prepared = Prepared(
+        bars=bars,
+        features=feats,
+        targets=targets,
+        split=split,
+        scaler=Scaler(mean=(0.0,), std=(1.0,)),
+        spec=spec,
+        window=window,
+        data_hash=data_fingerprint(bars),
+        span=span,
+    )
+    prepared.scaler = Scaler.fit(prepared.train_rows().astype(np.float64))
+    return prepared
+
+
+class BestWeights(pl.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss (restored after fit)."""
+
+    def __init__(self, monitor: str = "val_loss") -> None:
+        self.monitor = monitor
+        self.best = float("inf")
+        self.state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = -1
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            self.best_epoch = trainer.current_epoch
+            self.state = copy.deepcopy(pl_module.state_dict())
+
+
+def loader(
+    prepared: Prepared, anchors: np.ndarray, cfg: LSTMConfig, *, shuffle: bool
+) -> DataLoader:
+    ds = WindowDataset(prepared.features, prepared.targets, anchors, cfg.window)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        generator=gen if shuffle else None,
+        collate_fn=identity_collate,  # type: ignore[arg-type]
+        num_workers=0,
+    )
+
+
+def fit_lstm(
+    prepared: Prepared,
+    cfg: LSTMConfig,
+    *,
+    callbacks: list[pl.Callback] | None = None,
+    progress_bar: bool = False,
+    fast_dev_run: bool = False,
+) -> tuple[LSTMModule, dict[str, Any]]:
+    """Train with early stopping on validation loss; returns the module at its best epoch."""
+    if cfg.window != prepared.window or cfg.horizon != prepared.spec.horizon:
+        raise ValueError("config window/horizon differ from the prepared data")
+    torch.set_num_threads(cfg.num_threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = LSTMModule(
+        cfg,
+        prepared.spec.n_features,
+        np.asarray(prepared.scaler.mean),
+        np.asarray(prepared.scaler.std),
+    )
+    best = BestWeights()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=cfg.max_epochs,
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress_bar,
+        num_sanity_val_steps=0,
+        limit_train_batches=cfg.limit_train_batches,
+        fast_dev_run=fast_dev_run,
+        callbacks=[EarlyStopping("val_loss", patience=cfg.patience), best, *(callbacks or [])],
+    )
+    train_dl = loader(prepared, prepared.split.train, cfg, shuffle=True)
+    val_dl = loader(prepared, prepared.split.val, cfg, shuffle=False)
+    trainer.fit(module, train_dl, val_dl)
+    if best.state is not None:
+        module.load_state_dict(best.state)
+    module.eval()
+    return module, {
+        "best_epoch": best.best_epoch,
+        "best_val_loss": best.best,
+        "epochs_run": trainer.current_epoch,
+    }

@@ -1,0 +1,131 @@
+"""One report per run: JSON (everything), Markdown (the comparison tables) and plots (PNG)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptoarena.model.features import BP
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = (("test", "held-out test split"), ("second_venue", "second venue (Bitstamp)"))
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def comparison_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Rows of the model comparison table (shared by Markdown, CLI and demo)."""
+    rows = []
+    for name, r in results.items():
+        rows.append(
+            [
+                name,
+                _fmt(r["mae_bp"]),
+                _fmt(r["rmse_bp"]),
+                _fmt(r["skill"], 4),
+                _fmt(r["dir_acc_big"]) + f" (n={r['n_big_moves']})",
+                _fmt(r["dm_stat"], 2),
+                _fmt(r["dm_p"], 4) if name != "persistence" else "–",
+            ]
+        )
+    return rows
+
+
+HEADER = ["model", "MAE bp", "RMSE bp", "skill", "dir. acc > fees", "DM stat", "DM p"]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    data = report.get("data", {})
+    lines = [
+        f"# Forecaster run {report.get('run_id', '')}",
+        "",
+        f"Data: {data.get('label', '')} {data.get('first', '')} → {data.get('last', '')}, "
+        f"{data.get('bars', '')} bars, hash {data.get('hash', '')}. "
+        f"Test: {data.get('test_first', '')} → {data.get('test_last', '')} "
+        f"({data.get('test_n', '')} windows). Headline horizon: "
+        f"{report.get('config', {}).get('horizon', 15)} s.",
+        "",
+    ]
+    for key, title in SECTIONS:
+        if key not in report:
+            continue
+        lines += [f"## {title}", "", "| " + " | ".join(HEADER) + " |",
+                  "|" + "---|" * len(HEADER)]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(report[key])]
+        lines.append("")
+    gate = report.get("gate")
+    if gate:
+        lines += [f"Gate: {gate['reason']}.", ""]
+    return "\n".join(lines)
+
+
+def _plots(
+    venues: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]], out: Path, n_points: int = 600
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for venue, (actual, preds) in venues.items():
+        fig, ax = plt.subplots(figsize=(10, 4))
+        sl = slice(0, min(n_points, len(actual)))
+        x = np.arange(sl.stop)
+        ax.plot(x, actual[sl, -1] * BP, color="black", lw=0.8, label="actual")
+        for name, pred in preds.items():
+            if name != "persistence":
+                ax.plot(x, pred[sl, -1] * BP, lw=0.9, label=name)
+        ax.set_xlabel("seconds into the split")
+        ax.set_ylabel(f"{actual.shape[1]} s log return (bp)")
+        ax.set_title(f"forecast vs actual, {venue}")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        path = out / f"forecast_vs_actual_{venue}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        horizons = np.arange(1, actual.shape[1] + 1)
+        base = np.mean(actual**2, axis=0)
+        for name, pred in preds.items():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                skill = 1 - np.mean((pred - actual) ** 2, axis=0) / base
+            ax.plot(horizons, skill, marker="o", ms=3, label=name)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("horizon (s)")
+        ax.set_ylabel("skill vs persistence")
+        ax.set_title(f"skill by horizon, {venue}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"skill_by_horizon_{venue}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_report(
+    report: dict[str, Any],
+    venues: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]],
+    out: Path,
+) -> list[Path]:
+    """report.json, report.md and the plots into ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "report.json", out / "report.md"]
+    files[0].write_text(json.dumps(report, indent=2, default=float, allow_nan=True))
+    files[1].write_text(markdown(report))
+    files += _plots(venues, out)
+    return files

@@ -1,0 +1,301 @@
+"""Train, judge, track and register: one run from bars to a registered model version.
+
+``train`` fits the LSTM, evaluates it next to the baselines (and the current champion) on the
+same held-out test anchors, logs everything to one MLflow run, registers the model, points
+``@challenger`` at it and ``@champion`` only when :func:`~cryptoarena.model.registry.promotion_gate`
+says so. ``train_tiny`` is the seconds-fast variant other teams' tests and the quick demo use.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+from cryptoarena.config import get_settings
+from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
+from cryptoarena.model.evaluation import PERSISTENCE, evaluate, headline_metrics
+from cryptoarena.model.features import FeatureSpec, min_bars
+from cryptoarena.model.fit import Prepared, fit_lstm, prepare
+from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, Predictor, TorchPredictor
+from cryptoarena.model.lstm import LSTMConfig
+from cryptoarena.model.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_ARTIFACT,
+    REFERENCE_FILE,
+    GateDecision,
+    ModelNotFound,
+    get_alias_version,
+    load_forecaster,
+    model_metadata,
+    promotion_gate,
+)
+from cryptoarena.model.report import write_report
+from cryptoarena.model.tracking import MlflowEpochMetrics, ensure_experiment, tracking_context
+from cryptoarena.model.windows import gather, valid_anchors
+
+logger = logging.getLogger(__name__)
+
+LSTM = "lstm"
+Promote = Literal["gate", "force", "never"]
+TINY_CONFIG = LSTMConfig(
+    window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
+)
+
+
+@dataclass
+class TrainResult:
+    info: ForecastModelInfo
+    forecaster: Forecaster
+    report: dict[str, Any]
+    decision: GateDecision
+    promoted: bool
+    prepared: Prepared
+
+
+def _info(
+    name: str,
+    version: str,
+    run_id: str,
+    cfg: LSTMConfig,
+    spec: FeatureSpec,
+    metrics: dict[str, float],
+) -> ForecastModelInfo:
+    return ForecastModelInfo(
+        name=name,
+        version=version,
+        run_id=run_id,
+        horizon=cfg.horizon,
+        window=cfg.window,
+        min_bars=min_bars(spec, cfg.window),
+        quantiles=cfg.quantiles,
+        metrics=metrics,
+        feature_names=spec.names,
+    )
+
+
+def baselines(prepared: Prepared) -> dict[str, Predictor]:
+    """The three baselines, fitted (ridge) on the training split only."""
+    h = prepared.spec.horizon
+    a = prepared.split.train
+    ridge = Ridge(prepared.scaler).fit(prepared.features[a], prepared.targets[a])
+    return {
+        PERSISTENCE: Persistence(h),
+        "ewma_drift": EwmaDrift(prepared.spec, h),
+        "ridge": ridge,
+    }
+
+
+def evaluate_forecasters(
+    bars: pd.DataFrame, anchors: np.ndarray, forecasters: dict[str, Forecaster]
+) -> tuple[dict[str, dict[str, Any]], np.ndarray, dict[str, np.ndarray]]:
+    """Everyone on the same anchors of one bar frame: (metrics, actual, predictions)."""
+    from cryptoarena.model.features import compute_targets
+
+    horizon = next(iter(forecasters.values())).info.horizon
+    actual = compute_targets(bars, horizon)[anchors]
+    preds = {name: f.predict_bars(bars, anchors) for name, f in forecasters.items()}
+    return evaluate(actual, preds), actual, preds
+
+
+def _wrap(
+    predictor: Predictor, like: ForecastModelInfo, spec: FeatureSpec, name: str
+) -> Forecaster:
+    return Forecaster(like.model_copy(update={"name": name, "quantiles": ()}), spec, predictor)
+
+
+def train(
+    bars: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    name: str,
+    cfg: LSTMConfig | None = None,
+    spec: FeatureSpec | None = None,
+    promote: Promote = "gate",
+    second_venue: pd.DataFrame | None = None,
+    experiment: str | None = None,
+    data_label: str = "",
+    progress_bar: bool = False,
+    callbacks: list[pl.Callback] | None = None,
+) -> TrainResult:
+    cfg = cfg or LSTMConfig()
+    spec = spec or FeatureSpec(horizon=cfg.horizon)
+    experiment = experiment or get_settings().mlflow.experiment
+    prepared = prepare(bars, spec, cfg.window)
+    test = prepared.split.test
+    with tracking_context(tracking_uri) as client:
+        exp_id = ensure_experiment(client, experiment, tracking_uri)
+        with mlflow.start_run(experiment_id=exp_id) as run:
+            run_id = run.info.run_id
+            mlflow.log_params({f"lstm.{k}": v for k, v in cfg.model_dump().items()})
+            mlflow.log_params({f"features.{k}": v for k, v in spec.model_dump().items()})
+            mlflow.set_tags(
+                {
+                    "data.hash": prepared.data_hash,
+                    "data.label": data_label,
+                    **{f"data.{k}": str(v) for k, v in prepared.span.items()},
+                }
+            )
+            epochs = MlflowEpochMetrics()
+            module, fit_info = fit_lstm(
+                prepared, cfg, callbacks=[epochs, *(callbacks or [])], progress_bar=progress_bar
+            )
+            mlflow.log_metrics({k: float(v) for k, v in fit_info.items()})
+            draft = _info(name, "", run_id, cfg, spec, {})
+            lstm = Forecaster(draft, spec, TorchPredictor(module.net))
+            everyone = {LSTM: lstm} | {
+                k: _wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
+            }
+            results, actual, preds = evaluate_forecasters(prepared.bars, test, everyone)
+            champion = _champion_on(name, tracking_uri, prepared.bars, test, actual)
+            report: dict[str, Any] = {
+                "run_id": run_id,
+                "data": {"label": data_label, "hash": prepared.data_hash, **prepared.span},
+                "config": cfg.model_dump(),
+                "fit": fit_info,
+                "epochs": epochs.history,
+                "test": results,
+                "champion": champion,
+            }
+            venue_plots: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {
+                "test": (actual, preds)
+            }
+            if second_venue is not None:
+                anchors = valid_anchors(
+                    len(second_venue),
+                    window=cfg.window,
+                    lookback=spec.lookback,
+                    horizon=spec.horizon,
+                )
+                res2, act2, pred2 = evaluate_forecasters(second_venue, anchors, everyone)
+                report["second_venue"] = res2
+                venue_plots["second_venue"] = (act2, pred2)
+            lstm_mse = float(np.mean((preds[LSTM][:, -1] - actual[:, -1]) ** 2))
+            base_mse = float(np.mean(actual[:, -1] ** 2))
+            decision = promotion_gate(lstm_mse, base_mse, champion.get("mse"))
+            report["gate"] = {"promote": decision.promote, "reason": decision.reason}
+            metrics = headline_metrics(results, LSTM)
+            for prefix, section in (("test", results), ("venue2", report.get("second_venue", {}))):
+                for model_name in section:
+                    flat = headline_metrics(section, model_name)
+                    mlflow.log_metrics({f"{prefix}.{model_name}.{k}": v for k, v in flat.items()})
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp)
+                write_report(report, venue_plots, out / "report")
+                mlflow.log_artifacts(str(out / "report"), artifact_path="report")
+                extra = _extra_files(prepared, out)
+                mlflow.log_artifact(str(extra[0]), artifact_path="reference")
+                version = _log_model(module.net, prepared, cfg, spec, name, run_id, metrics, extra)
+            promoted = promote == "force" or (promote == "gate" and decision.promote)
+            client.set_registered_model_alias(name, CHALLENGER, version)
+            client.set_model_version_tag(name, version, "gate", decision.reason)
+            if promoted:
+                client.set_registered_model_alias(name, CHAMPION, version)
+                if promote == "force":
+                    client.set_model_version_tag(name, version, "promotion", "forced")
+            mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
+    info = _info(name, version, run_id, cfg, spec, metrics)
+    forecaster = Forecaster(info, spec, TorchPredictor(module.net))
+    logger.info("%s v%s: %s (skill %+.4f)", name, version, decision.reason, metrics.get("skill", 0))
+    return TrainResult(info, forecaster, report, decision, promoted, prepared)
+
+
+def _champion_on(
+    name: str, tracking_uri: str, bars: pd.DataFrame, anchors: np.ndarray, actual: np.ndarray
+) -> dict[str, Any]:
+    """The current champion's MSE on the same held-out anchors (empty if there is none)."""
+    version = get_alias_version(name, CHAMPION, tracking_uri=tracking_uri)
+    if version is None:
+        return {}
+    try:
+        champ = load_forecaster(f"models:/{name}/{version}", tracking_uri=tracking_uri)
+        usable = anchors >= champ.info.min_bars - 1
+        pred = champ.predict_bars(bars, anchors[usable])
+    except (ModelNotFound, ValueError) as exc:
+        logger.warning(
+            "champion v%s cannot be evaluated here (%s); treated as absent", version, exc
+        )
+        return {"version": version, "error": str(exc)}
+    mse = float(np.mean((pred[:, -1] - actual[usable][:, -1]) ** 2))
+    return {"version": version, "mse": mse, "n": int(usable.sum())}
+
+
+def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
+    ref = out / REFERENCE_FILE
+    prepared.reference_sample().to_parquet(ref)
+    spec_file = out / "feature_spec.json"
+    spec_file.write_text(prepared.spec.model_dump_json(indent=2))
+    scaler_file = out / "scaler.json"
+    scaler_file.write_text(prepared.scaler.model_dump_json(indent=2))
+    return [ref, spec_file, scaler_file]
+
+
+def _log_model(
+    net: Any,
+    prepared: Prepared,
+    cfg: LSTMConfig,
+    spec: FeatureSpec,
+    name: str,
+    run_id: str,
+    metrics: dict[str, float],
+    extra: list[Path],
+) -> str:
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    example = gather(prepared.features, prepared.split.test[:2], cfg.window).astype(np.float32)
+    with torch.inference_mode():
+        output = net(torch.from_numpy(np.ascontiguousarray(example))).numpy()
+    draft = _info(name, "", run_id, cfg, spec, metrics)
+    torch_version = torch.__version__.split("+")[0]
+    logged = mlflow.pytorch.log_model(
+        net,
+        name=MODEL_ARTIFACT,
+        signature=infer_signature(example, output),
+        input_example=example,  # batch 2: torch.export keeps the batch dimension dynamic
+        registered_model_name=name,
+        extra_files=[str(p) for p in extra],
+        metadata=model_metadata(
+            draft,
+            spec,
+            prepared.scaler.model_dump(),
+            {"data_hash": prepared.data_hash, "config": cfg.model_dump(mode="json")},
+        ),
+        pip_requirements=[f"torch=={torch_version}", f"mlflow=={mlflow.__version__}", "numpy"],
+        serialization_format="pt2",
+    )
+    version = logged.registered_model_version
+    if version is None:
+        raise RuntimeError("model logged but not registered")
+    return str(version)
+
+
+def train_tiny(
+    tracking_uri: str, name: str, bars: pd.DataFrame | None = None, promote: bool = True
+) -> ForecastModelInfo:
+    """A tiny LSTM trained in seconds on real shipped bars, registered (and @champion if promote).
+
+    For tests and the quick demo: ``promote=True`` makes it champion regardless of the gate (the
+    gate's verdict is still recorded on the version). Default bars: the first 2 hours of the
+    shipped Binance BTCUSDT day.
+    """
+    from cryptoarena.model.datasets import load_bars
+
+    bars = load_bars(max_bars=7200) if bars is None else bars
+    result = train(
+        bars,
+        tracking_uri=tracking_uri,
+        name=name,
+        cfg=TINY_CONFIG,
+        promote="force" if promote else "never",
+        data_label="tiny",
+    )
+    return result.info

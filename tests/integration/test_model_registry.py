@@ -1,0 +1,86 @@
+"""Model behaviour against a real MLflow registry (SQLite in a tmp dir, artifacts next to it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from cryptoarena.model.datasets import load_bars
+from cryptoarena.model.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelNotFound,
+    download_reference,
+    get_alias_version,
+    load_forecaster,
+)
+from cryptoarena.model.train import TINY_CONFIG, train, train_tiny
+
+NAME = "btcusdt-15s"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    torch.set_num_threads(1)
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    return load_bars(max_bars=7200)
+
+
+@pytest.fixture(scope="module")
+def trained(store: str, bars: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return train(bars, tracking_uri=store, name=NAME, cfg=TINY_CONFIG, promote="force")
+
+
+def _windows(bars: pd.DataFrame, min_bars: int, ends: list[int]) -> list[pd.DataFrame]:
+    return [bars.iloc[e - min_bars : e] for e in ends]
+
+
+def test_reloaded_model_gives_the_same_forecasts(store: str, trained, bars: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    loaded = load_forecaster(f"models:/{NAME}@{CHAMPION}", tracking_uri=store)
+    assert loaded.info.version == trained.info.version
+    assert loaded.info.run_id == trained.info.run_id
+    assert loaded.info.min_bars == trained.info.min_bars
+    assert loaded.info.feature_names == trained.info.feature_names
+    windows = _windows(bars, loaded.info.min_bars, [500, 3000, 6000, 7200])
+    mem = trained.forecaster.predict(windows)
+    disk = loaded.predict(windows)
+    assert disk.shape == (4, 15)
+    np.testing.assert_allclose(disk, mem, rtol=1e-5, atol=1e-10)
+    # Batch sizes other than the input example's (2) work: the batch dimension is dynamic.
+    assert loaded.predict(windows[:1]).shape == (1, 15)
+
+
+def test_registry_aliases_and_metadata(store: str, trained) -> None:  # type: ignore[no-untyped-def]
+    assert get_alias_version(NAME, CHAMPION, tracking_uri=store) == trained.info.version
+    assert get_alias_version(NAME, CHALLENGER, tracking_uri=store) == trained.info.version
+    assert get_alias_version(NAME, "nope", tracking_uri=store) is None
+    assert get_alias_version("no-such-model", CHAMPION, tracking_uri=store) is None
+    assert "skill" in trained.info.metrics and "dm_p" in trained.info.metrics
+    with pytest.raises(ModelNotFound):
+        load_forecaster(f"models:/{NAME}/999", tracking_uri=store)
+    with pytest.raises(ValueError):
+        load_forecaster("runs:/abc/model", tracking_uri=store)
+
+
+def test_reference_sample_travels_with_the_model(store: str, trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = download_reference(f"models:/{NAME}@{CHAMPION}", tracking_uri=store, dst=tmp_path)
+    ref = pd.read_parquet(path)
+    assert list(ref.columns) == list(trained.info.feature_names)
+    assert len(ref) > 100 and np.isfinite(ref.to_numpy()).all()
+
+
+def test_train_tiny_contract(store: str, bars: pd.DataFrame) -> None:
+    before = get_alias_version(NAME, CHAMPION, tracking_uri=store)
+    info = train_tiny(store, NAME, bars=bars.iloc[:4000], promote=False)
+    assert get_alias_version(NAME, CHALLENGER, tracking_uri=store) == info.version
+    assert get_alias_version(NAME, CHAMPION, tracking_uri=store) == before
+    assert info.horizon == 15 and info.window == TINY_CONFIG.window
+    promoted = train_tiny(store, NAME, bars=bars.iloc[:4000], promote=True)
+    assert get_alias_version(NAME, CHAMPION, tracking_uri=store) == promoted.version
