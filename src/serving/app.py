@@ -1,0 +1,107 @@
+"""The forecast server: ``create_app(settings)``.
+
+The champion (``models:/<name>@champion``) is loaded once in ``lifespan`` (the Forecaster brings
+its own feature pipeline and scaler from the same MLflow version) and polled for moves every
+``settings.serving.poll_interval_s``. The server starts and answers /health even when the
+registry has no champion yet: /ready and the forecast routes say 503 with the reason until one
+appears. Routes reach the model through the ``ModelDep`` dependency (see routes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from cryptoarena.config import Settings, load_settings
+from cryptoarena.serving.deps import ServingState
+from cryptoarena.serving.inference import InferenceMode, Runner
+from cryptoarena.serving.metrics import MetricsMiddleware, ServingMetrics
+from cryptoarena.serving.schemas import json_safe_error
+from cryptoarena.serving.slot import (
+    ModelSlot,
+    ModelSource,
+    ModelUnavailable,
+    RegistrySource,
+    poll_champion,
+)
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+
+
+def create_app(
+    settings: Settings,
+    *,
+    source: ModelSource | None = None,
+    inference: InferenceMode | None = None,
+) -> FastAPI:
+    """The FastAPI app; ``source`` defaults to the MLflow registry named in settings."""
+    from cryptoarena.serving.routes import router
+
+    metrics = ServingMetrics()
+    slot = ModelSlot(
+        source or RegistrySource(settings.serving.model_name, settings.mlflow.tracking_uri),
+        on_swap=metrics.model_loaded,
+    )
+    state = ServingState(
+        settings=settings,
+        slot=slot,
+        runner=Runner(inference or settings.serving.inference),
+        metrics=metrics,
+        symbols=frozenset({settings.data.symbol}),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await slot.refresh()
+        except ModelUnavailable as exc:
+            # Serve anyway: /health answers, /ready says why, the poller keeps trying.
+            logger.warning("starting without a model: %s", exc)
+        poller = asyncio.create_task(
+            poll_champion(slot, settings.serving.poll_interval_s), name="champion-poller"
+        )
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            state.runner.close()
+
+    app = FastAPI(
+        title="cryptoarena forecast server",
+        version="1",
+        summary="15-second BTCUSDT forecasts from the registered champion LSTM.",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    app.include_router(router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": [json_safe_error(e) for e in exc.errors()]}, 422)
+
+    @app.exception_handler(ModelUnavailable)
+    async def _unavailable(request: Request, exc: ModelUnavailable) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (``--factory``): settings from the environment."""
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(settings)

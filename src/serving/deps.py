@@ -1,0 +1,62 @@
+"""What routes depend on: the app's state, the model of this request, the admin check."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from cryptoarena.config import Settings
+from cryptoarena.serving.inference import Runner
+from cryptoarena.serving.metrics import ServingMetrics
+from cryptoarena.serving.slot import LoadedModel, ModelSlot
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+
+@dataclass
+class ServingState:
+    """Everything a request needs, built once per app."""
+
+    settings: Settings
+    slot: ModelSlot
+    runner: Runner
+    metrics: ServingMetrics
+    symbols: frozenset[str]
+
+
+def get_state(request: Request) -> ServingState:
+    state: ServingState = request.app.state.serving
+    return state
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+
+
+def get_model(state: StateDep) -> LoadedModel:
+    # Taken once per request: a swap during this request does not affect it.
+    return state.slot.get()
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+bearer = HTTPBearer(auto_error=False, description="settings.serving.admin_token")
+
+
+def require_admin(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    token = state.settings.serving.admin_token
+    if credentials is None:
+        raise HTTPException(401, "admin token required", headers={"WWW-Authenticate": "Bearer"})
+    if token is None:
+        raise HTTPException(
+            403, "admin endpoints are disabled: ARENA_SERVING__ADMIN_TOKEN is unset"
+        )
+    if not secrets.compare_digest(
+        credentials.credentials.encode(), token.get_secret_value().encode()
+    ):
+        raise HTTPException(403, "wrong admin token")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,178 @@
+"""Running the model for requests: bars in, forecast paths out, off the event loop.
+
+Inference is CPU-bound (features in pandas/numpy, then the LSTM), so it must not stall the
+event loop that also answers /health and accepts new connections. Three ways to run it:
+
+- ``inline``: on the event loop. Cheapest per call for a tiny model, but a slow forecast blocks
+  every other request meanwhile.
+- ``thread``: each request's forecast in a single inference thread (``asyncio`` executor).
+- ``batch`` (default): requests that arrive while the model is busy are queued and run together
+  as ONE ``predict`` call in the inference thread. Under concurrency this amortises the
+  per-call cost of the model (an LSTM step costs about the same for 1 or 16 windows), and the
+  loop stays free. With one request at a time it behaves like ``thread``.
+
+bench/serving.py compares them; docs/benchmarks.md has the numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from cryptoarena.data.records import BAR_COLUMNS
+from cryptoarena.serving.schemas import BarsIn
+from cryptoarena.serving.slot import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+InferenceMode = Literal["batch", "thread", "inline"]
+MAX_MICRO_BATCH = 64
+
+
+def bars_frame(bars: BarsIn) -> pd.DataFrame:
+    """The request's bars as a bar frame (records.BAR_COLUMNS, canonical dtypes)."""
+    data = {name: np.asarray(getattr(bars, name), dtype=np.float64) for name in BAR_COLUMNS}
+    data["ts"] = np.asarray(bars.ts, dtype=np.int64)
+    data["trades"] = np.asarray(bars.trades, dtype=np.int64)
+    return pd.DataFrame(data, columns=list(BAR_COLUMNS))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One window's output: log returns 1…horizon s and, if the model has them, quantiles."""
+
+    log_returns: np.ndarray  # (horizon,)
+    quantiles: dict[str, np.ndarray] | None
+
+
+def _paths(
+    model: LoadedModel, windows: Sequence[pd.DataFrame]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, horizon) point paths and (n, levels, horizon) quantiles or None."""
+    forecaster = model.forecaster
+    levels = tuple(getattr(model.info, "quantiles", ()) or ())
+    spec = getattr(forecaster, "spec", None)
+    predictor = getattr(forecaster, "predictor", None)
+    if levels and spec is not None and callable(predictor):
+        # One feature pass and one network call for point AND quantiles (the Forecaster's
+        # documented Predictor contract: (N, window, F) → (N, 1 + Q, horizon)); calling
+        # predict() and predict_quantiles() would compute the features twice.
+        from cryptoarena.model.features import last_window_features
+
+        x = last_window_features(windows, spec, int(model.info.window))
+        out = np.asarray(predictor(x.astype(np.float32, copy=False)), dtype=np.float64)
+        out = out.reshape(len(windows), -1, int(model.info.horizon))
+        return out[:, 0, :], (out[:, 1:, :] if out.shape[1] == 1 + len(levels) else None)
+    paths = np.asarray(forecaster.predict(windows), dtype=np.float64)
+    quantile_fn = getattr(forecaster, "predict_quantiles", None)
+    qs = None
+    if levels and callable(quantile_fn):
+        qs = np.asarray(quantile_fn(windows), dtype=np.float64)
+    return paths, qs
+
+
+def predict_windows(model: LoadedModel, windows: Sequence[pd.DataFrame]) -> list[Prediction]:
+    """Call the model once for all windows (the Forecaster computes the features itself)."""
+    paths, qs = _paths(model, windows)
+    if paths.ndim != 2 or paths.shape[0] != len(windows):
+        raise RuntimeError(f"model returned shape {paths.shape} for {len(windows)} windows")
+    levels = tuple(getattr(model.info, "quantiles", ()) or ())
+    if qs is not None and qs.shape[:2] != (len(windows), len(levels)):
+        logger.warning("ignoring quantiles of unexpected shape %s", qs.shape)
+        qs = None
+    out = []
+    for i in range(len(windows)):
+        quantiles = None
+        if qs is not None:
+            quantiles = {str(level): qs[i, j] for j, level in enumerate(levels)}
+        out.append(Prediction(paths[i], quantiles))
+    return out
+
+
+class Runner:
+    """Runs ``predict_windows`` in the configured mode; one instance per app."""
+
+    def __init__(self, mode: InferenceMode = "batch") -> None:
+        self.mode = mode
+        # One inference thread: torch and pandas would only fight over the 2 cores otherwise.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._queue: list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]] = []
+        self._draining = False
+
+    async def predict(self, model: LoadedModel, windows: list[pd.DataFrame]) -> list[Prediction]:
+        if self.mode == "inline":
+            return predict_windows(model, windows)
+        if self.mode == "thread" or len(windows) > 1:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, predict_windows, model, windows)
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._queue.append((model, windows[0], future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return [await future]
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_MICRO_BATCH], self._queue[MAX_MICRO_BATCH:]
+                # A swap can land between two requests: group by the model each request holds.
+                groups: dict[
+                    int, list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]]
+                ]
+                groups = {}
+                for item in batch:
+                    groups.setdefault(id(item[0]), []).append(item)
+                for items in groups.values():
+                    model = items[0][0]
+                    frames = [frame for _, frame, _ in items]
+                    try:
+                        results = await loop.run_in_executor(
+                            self._executor, predict_windows, model, frames
+                        )
+                    except Exception as exc:
+                        await self._one_by_one(items, exc)
+                        continue
+                    for (_, _, future), result in zip(items, results, strict=True):
+                        if not future.done():  # the client may have gone away
+                            future.set_result(result)
+        finally:
+            self._draining = False
+
+    async def _one_by_one(
+        self,
+        items: list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]],
+        exc: Exception,
+    ) -> None:
+        """A batch failed: retry each window alone, so only the bad request gets the error."""
+        if len(items) == 1:
+            if not items[0][2].done():
+                items[0][2].set_exception(exc)
+            return
+        loop = asyncio.get_running_loop()
+        for model, frame, future in items:
+            try:
+                [result] = await loop.run_in_executor(
+                    self._executor, predict_windows, model, [frame]
+                )
+            except Exception as one:
+                if not future.done():
+                    future.set_exception(one)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)

@@ -1,0 +1,197 @@
+"""Request and response bodies of the forecast server, named by role.
+
+Bars travel column-wise (``{"ts": [...], "close": [...], ...}``, the columns of
+``records.BAR_COLUMNS``): it is the shape the model consumes, it is compact, and pydantic checks
+each number in Rust. A 422 then names the column and the index (``body.bars.close.17``).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+MAX_BARS = 4096  # a request carries recent bars, not a history
+MAX_BATCH = 64
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
+
+# Every number must be finite (no NaN/inf); prices positive, volumes not negative.
+# The upper bounds keep sums and products inside float range (features stay finite).
+Price = Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
+Volume = Annotated[float, Field(ge=0, lt=1e15, allow_inf_nan=False)]
+Timestamp = Annotated[int, Field(gt=0, lt=2**63)]
+
+
+def _increasing(ts: list[int]) -> list[int]:
+    for i in range(1, len(ts)):
+        if ts[i] <= ts[i - 1]:
+            raise PydanticCustomError(
+                "not_increasing",
+                "bar times must be strictly increasing: ts[{index}]={value} follows {prev}",
+                {"index": i, "value": ts[i], "prev": ts[i - 1]},
+            )
+    return ts
+
+
+class BarsIn(BaseModel):
+    """The most recent one-second bars, oldest first, one list per column (all the same length).
+
+    ``ts`` is each bar's open time in nanoseconds since the epoch (UTC); the forecast refers to
+    the close of the last bar.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts: Annotated[
+        list[Timestamp], Field(min_length=2, max_length=MAX_BARS), AfterValidator(_increasing)
+    ]
+    open: list[Price]
+    high: list[Price]
+    low: list[Price]
+    close: list[Price]
+    volume: list[Volume]
+    vwap: list[Price]
+    trades: list[Annotated[int, Field(ge=0, lt=2**53)]]
+    buy_volume: list[Volume]
+    sell_volume: list[Volume]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> BarsIn:
+        n = len(self.ts)
+        for name in type(self).model_fields:
+            got = len(getattr(self, name))
+            if got != n:
+                raise PydanticCustomError(
+                    "length_mismatch",
+                    "column {column!r} has {got} values but ts has {n}",
+                    {"column": name, "got": got, "n": n},
+                )
+        return self
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+class ForecastRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "BTCUSDT",
+                    "bars": {
+                        "ts": [1582329600000000000, 1582329601000000000],
+                        "open": [9650.0, 9651.5],
+                        "high": [9652.0, 9652.0],
+                        "low": [9649.5, 9651.0],
+                        "close": [9651.5, 9651.0],
+                        "volume": [3.2, 1.1],
+                        "vwap": [9650.8, 9651.4],
+                        "trades": [41, 12],
+                        "buy_volume": [2.0, 0.4],
+                        "sell_volume": [1.2, 0.7],
+                    },
+                }
+            ]
+        },
+    )
+
+    symbol: Annotated[str, Field(pattern=SYMBOL_PATTERN, examples=["BTCUSDT"])]
+    bars: BarsIn
+
+
+class BatchForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: Annotated[list[ForecastRequest], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ForecastResponse(BaseModel):
+    symbol: str
+    bar_ts_ns: int = Field(description="Open time (ns) of the last bar; its close is the base.")
+    base_price: float = Field(description="Close of the last bar.")
+    horizons_s: list[int] = Field(description="Seconds ahead: 1 … horizon.")
+    log_returns: list[float] = Field(description="Forecast log return from base_price.")
+    prices: list[float] = Field(description="base_price · exp(log_return).")
+    quantiles: dict[str, list[float]] | None = Field(
+        default=None,
+        description="Log-return quantiles by level ('0.1': [...]), if the model has them.",
+    )
+    model_name: str
+    model_version: str
+    compute_ms: float = Field(description="Server time spent on this forecast (features + model).")
+
+
+class BatchForecastResponse(BaseModel):
+    forecasts: list[ForecastResponse]
+    model_name: str
+    model_version: str
+    compute_ms: float
+
+
+class ModelInfoResponse(BaseModel):
+    name: str
+    version: str
+    run_id: str
+    uri: str
+    horizon: int
+    window: int
+    min_bars: int
+    quantiles: list[float]
+    metrics: dict[str, float]
+    loaded_at: datetime
+    symbols: list[str]
+
+
+class HealthResponse(BaseModel):
+    status: str = "ok"
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+    model_version: str | None = None
+    reason: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str | None
+    version: str
+    swapped: bool
+
+
+class ErrorResponse(BaseModel):
+    """Body of 401/403/503 answers: why the request could not be served."""
+
+    detail: str
+
+
+def validation_error(loc: tuple[str | int, ...], msg: str, kind: str, value: Any) -> dict[str, Any]:
+    """One entry of a 422 body in FastAPI's own shape, for checks that need the model."""
+    return {"loc": list(loc), "msg": msg, "type": kind, "input": value}
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, bool | int) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)[:200]
+
+
+def json_safe_error(error: Any) -> dict[str, Any]:
+    """A 422 entry that always encodes: NaN/inf inputs as text, no echo of whole bar lists."""
+    out: dict[str, Any] = {
+        "loc": [p if isinstance(p, int | str) else str(p) for p in error.get("loc", ())],
+        "msg": str(error.get("msg", "")),
+        "type": str(error.get("type", "value_error")),
+    }
+    value = error.get("input")
+    if not isinstance(value, list | dict):
+        out["input"] = _safe(value)
+    ctx = error.get("ctx")
+    if isinstance(ctx, dict):
+        out["ctx"] = {str(k): _safe(v) for k, v in ctx.items()}
+    return out
