@@ -48,6 +48,8 @@ class MongoSettings(BaseModel):
     uri: SecretStr | None = None
     database: str = "cryptoarena"
     embedded_dir: Path = Path("var/journal")
+    # Where the journal spills while the database is unreachable (default: <embedded_dir>/spill).
+    spill_dir: Path | None = None
 
 
 class BybitSettings(BaseModel):

@@ -1,0 +1,74 @@
+"""What the journal stores: its kinds (collections), read models, indexes and event ids.
+
+Every event document carries ``_id`` (the event id), ``run_id``, ``seq`` (its order within the
+journal session) and ``ts_ns`` (event time from the injected clock, unless the caller set it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+# Append-only event collections, one per kind.
+KINDS: Final = (
+    "runs",
+    "predictions",
+    "decisions",
+    "orders",
+    "order_updates",
+    "fills",
+    "equity",
+    "risk_events",
+    "model_events",
+)
+
+# Read models, kept up to date by the journal so live views never aggregate the whole journal.
+SUMMARIES: Final = "summaries"  # one document per strategy (``_id`` = strategy), upserted
+EQUITY_LATEST: Final = "equity_latest"  # the latest equity snapshot per (run, strategy)
+
+COLLECTIONS: Final = (*KINDS, SUMMARIES, EQUITY_LATEST)
+
+# Kinds that must name their strategy (read models are keyed by it).
+REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "orders": ("client_id", "strategy"),
+    "order_updates": ("client_id",),
+    "fills": ("strategy",),
+    "equity": ("strategy",),
+    "decisions": ("strategy",),
+}
+
+IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
+
+_RUN_TS: Final[IndexSpec] = ([("run_id", 1), ("ts_ns", 1)], {})
+_STRATEGY_TS: Final[IndexSpec] = ([("strategy", 1), ("ts_ns", 1)], {})
+
+# The dashboard's and the restart readers' queries: a time window per run or per strategy first
+# (litemongo aggregates in Python, so every query must start from an indexed window).
+INDEXES: Final[dict[str, list[IndexSpec]]] = {
+    "runs": [([("ts_ns", 1)], {})],
+    "predictions": [_RUN_TS, ([("model_version", 1), ("ts_ns", 1)], {})],
+    "decisions": [_RUN_TS, _STRATEGY_TS],
+    "orders": [
+        _RUN_TS,
+        _STRATEGY_TS,
+        # A client order id is sent at most once, ever.
+        (
+            [("client_id", 1)],
+            {"unique": True, "partialFilterExpression": {"client_id": {"$exists": True}}},
+        ),
+    ],
+    "order_updates": [_RUN_TS, ([("client_id", 1), ("ts_ns", 1)], {})],
+    "fills": [_RUN_TS, _STRATEGY_TS],
+    "equity": [_RUN_TS, _STRATEGY_TS],
+    "risk_events": [_RUN_TS, _STRATEGY_TS],
+    "model_events": [_RUN_TS],
+    EQUITY_LATEST: [([("run_id", 1)], {})],
+}
+
+
+def event_id(run_id: str, session: int, seq: int) -> str:
+    """A unique id that sorts in recording order within a run (session = open time in ns)."""
+    return f"{run_id}:{session:016x}:{seq:010d}"
+
+
+def equity_latest_id(run_id: str, strategy: str) -> str:
+    return f"{run_id}/{strategy}"

@@ -1,0 +1,185 @@
+"""The spill: append-only JSON-lines files that hold journal writes while the database is away.
+
+``<name>.spill.jsonl`` is written only by the journal's writer thread, in order, and fsync'd
+before an event counts as durable. ``<name>.overflow.jsonl`` takes events from callers when the
+in-memory queue is full (never dropped); the writer merges it behind the spill once the queue
+has drained, so the spill stays in recording order. ``<name>.rejects.jsonl`` keeps writes the
+database refused for good (e.g. a duplicate client order id), so nothing vanishes silently.
+A ``<name>.lock`` file (flock) makes the journal single-writer across processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterable
+from datetime import UTC
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from bson import json_util
+from bson.json_util import JSONMode, JSONOptions
+
+logger = logging.getLogger(__name__)
+
+Op = dict[str, Any]
+JSON_OPTIONS = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=UTC)
+
+
+class JournalLockedError(RuntimeError):
+    """Another process already writes this journal (litemongo allows one writer process)."""
+
+
+def encode(op: Op) -> bytes:
+    return (json_util.dumps(op, json_options=JSON_OPTIONS) + "\n").encode()
+
+
+def decode(line: bytes) -> Op:
+    op = json_util.loads(line.decode(), json_options=JSON_OPTIONS)
+    if not isinstance(op, dict):
+        raise ValueError("spill line is not an object")
+    return op
+
+
+def op_key(op: Op) -> tuple[int, int]:
+    return int(op["s"]), int(op["n"])
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _append(path: Path, lines: Iterable[bytes]) -> None:
+    created = not path.exists()
+    with path.open("ab") as fh:
+        fh.write(b"".join(lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+    if created:
+        _fsync_dir(path.parent)
+
+
+class SpillLog:
+    def __init__(self, directory: Path, name: str) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.spill_path = directory / f"{name}.spill.jsonl"
+        self.overflow_path = directory / f"{name}.overflow.jsonl"
+        self.rejects_path = directory / f"{name}.rejects.jsonl"
+        self._lock_path = directory / f"{name}.lock"
+        self._lock_fh: BinaryIO | None = None
+        self.offset = 0  # bytes of the spill already replayed into the database
+
+    # -- process lock ---------------------------------------------------------------------
+    def lock(self) -> None:
+        fh = self._lock_path.open("ab")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise JournalLockedError(
+                f"journal spill {self.spill_path} is in use by another process"
+            ) from None
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # -- writing --------------------------------------------------------------------------
+    def append(self, ops: list[Op]) -> None:
+        """Writer thread only: ops are durable when this returns."""
+        _append(self.spill_path, (encode(op) for op in ops))
+
+    def append_overflow(self, op: Op) -> None:
+        """Caller thread, queue full: durable when this returns."""
+        _append(self.overflow_path, [encode(op)])
+
+    def reject(self, op: Op, reason: str) -> None:
+        logger.error("journal: database refused %s %s: %s", op.get("c"), op.get("id"), reason)
+        _append(self.rejects_path, [encode({**op, "reason": reason})])
+
+    def merge_overflow(self) -> int:
+        """Move the overflow file behind the spill; skip ops already there (crash window)."""
+        if not self.overflow_path.exists():
+            return 0
+        seen = {op_key(op) for op in self._read_all(self.spill_path)}
+        extra = [op for op in self._read_all(self.overflow_path) if op_key(op) not in seen]
+        if extra:
+            self.append(extra)
+        self.overflow_path.unlink()
+        _fsync_dir(self.dir)
+        return len(extra)
+
+    # -- reading --------------------------------------------------------------------------
+    def pending(self) -> bool:
+        try:
+            return self.spill_path.stat().st_size > self.offset
+        except FileNotFoundError:
+            return False
+
+    def read_next(self, max_ops: int) -> tuple[list[Op], int]:
+        """Up to ``max_ops`` complete lines after ``offset``; returns them and the new offset."""
+        ops: list[Op] = []
+        offset = self.offset
+        try:
+            fh = self.spill_path.open("rb")
+        except FileNotFoundError:
+            return ops, offset
+        with fh:
+            fh.seek(offset)
+            while len(ops) < max_ops:
+                line = fh.readline()
+                if not line.endswith(b"\n"):
+                    break  # end of file (a torn tail was trimmed at open)
+                offset += len(line)
+                op = self._decode_or_keep(line)
+                if op is not None:
+                    ops.append(op)
+        return ops, offset
+
+    def clear(self) -> None:
+        """Writer thread: everything in the spill is in the database now."""
+        self.spill_path.unlink(missing_ok=True)
+        _fsync_dir(self.dir)
+        self.offset = 0
+
+    def recover(self) -> None:
+        """At open: trim a torn last line (never acknowledged) and merge a leftover overflow."""
+        for path in (self.spill_path, self.overflow_path):
+            if not path.exists():
+                continue
+            data = path.read_bytes()
+            end = data.rfind(b"\n") + 1
+            if end < len(data):
+                logger.warning("journal: trimming %d torn bytes from %s", len(data) - end, path)
+                with path.open("r+b") as fh:
+                    fh.truncate(end)
+                    os.fsync(fh.fileno())
+        self.merge_overflow()
+        self.offset = 0
+
+    def _read_all(self, path: Path) -> list[Op]:
+        if not path.exists():
+            return []
+        with path.open("rb") as fh:
+            return [
+                op
+                for line in fh
+                if line.endswith(b"\n") and (op := self._decode_or_keep(line)) is not None
+            ]
+
+    def _decode_or_keep(self, line: bytes) -> Op | None:
+        try:
+            return decode(line)
+        except (ValueError, KeyError) as exc:
+            logger.error("journal: unreadable spill line kept in %s: %s", self.rejects_path, exc)
+            _append(self.rejects_path, [line])
+            return None

@@ -1,0 +1,112 @@
+"""Journal fault tests on the embedded store, through real failures: an exclusive SQLite lock
+held by another connection makes litemongo fail ("database is locked"), and a child process is
+killed with SIGKILL while it writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptoarena.trading.journal import Journal, JournalConfig, WriterConfig
+
+from tests.integration.journal_helpers import embedded_settings, sqlite_locked
+
+CHILD = Path(__file__).with_name("journal_crash_child.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_outage_then_recovery_every_event_once_in_order(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path)
+    config = JournalConfig(
+        writer=WriterConfig(queue_size=16, batch_size=8, retry_initial_s=0.2, retry_max_s=0.5)
+    )
+    with Journal.open(settings, run_id="outage", config=config) as journal:
+        predictions = {}
+        for i in range(50):
+            journal.record("decisions", {"strategy": "sma", "i": i})
+        assert journal.sync(30) and journal.healthy
+
+        with sqlite_locked(settings, "decisions"):
+            for i in range(50, 250):
+                journal.record("decisions", {"strategy": "sma", "i": i})
+                if i % 50 == 0:
+                    pid = journal.record("predictions", {"i": i, "price": 100.0 + i})
+                    journal.set_prediction_outcome(pid, 200.0 + i, i)
+                    predictions[pid] = 200.0 + i
+            # The writer is stuck on the locked store: the small queue overflowed to disk.
+            assert journal._writer.spill.overflow_path.exists()
+            assert journal.flush(60)  # durable in the spill while the database is locked
+            assert not journal.healthy
+            assert journal.spill_path.exists()
+
+        for i in range(250, 300):
+            journal.record("decisions", {"strategy": "sma", "i": i})
+        assert journal.sync(60)
+        assert journal.healthy and not journal.spill_path.exists()
+
+        docs = journal.find("decisions", {"run_id": "outage"}, sort=[("seq", 1)])
+        assert [d["i"] for d in docs] == list(range(300))  # exactly once, in order
+        for pid, price in predictions.items():
+            (doc,) = journal.find("predictions", {"_id": pid})
+            assert doc["realised_price"] == price
+
+
+def _run_child_until_acked(root: Path, run_id: str, min_ack: int) -> int:
+    """Start the child, wait for an ACK >= min_ack, SIGKILL it mid-write; return the last ACK."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(root), run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+    )
+    assert proc.stdout is not None
+    last_ack = -1
+    deadline = time.monotonic() + 90
+    try:
+        while last_ack < min_ack and time.monotonic() < deadline:
+            line = proc.stdout.readline().decode().strip()
+            if not line:
+                break
+            if line.startswith("ACK "):
+                last_ack = int(line.split()[1])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert last_ack >= min_ack, "the child never acknowledged enough events"
+    return last_ack
+
+
+def _assert_prefix_once(journal: Journal, run_id: str, last_ack: int) -> None:
+    docs = journal.find("decisions", {"run_id": run_id}, sort=[("seq", 1)])
+    seen = [d["i"] for d in docs]
+    assert len(seen) > last_ack  # every acknowledged event survived the kill
+    assert seen == list(range(len(seen)))  # each once, in order, no holes
+
+
+def test_sigkill_while_writing_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    last_ack = _run_child_until_acked(tmp_path, "crash", 300)
+    settings = embedded_settings(tmp_path)
+    with Journal.open(settings, run_id="crash-reopen") as journal:
+        assert journal.sync(30)
+        _assert_prefix_once(journal, "crash", last_ack)
+
+
+def test_sigkill_during_outage_replays_the_spill_at_open(tmp_path: Path) -> None:
+    settings = embedded_settings(tmp_path)
+    with sqlite_locked(settings, "decisions"):
+        last_ack = _run_child_until_acked(tmp_path, "crash-spill", 200)
+    spill = settings.mongo.embedded_dir / "spill" / f"{settings.mongo.database}.spill.jsonl"
+    assert spill.exists()  # the acknowledged events were only in the spill
+    with Journal.open(settings, run_id="crash-reopen") as journal:
+        assert journal.sync(30)
+        assert not spill.exists()
+        _assert_prefix_once(journal, "crash-spill", last_ack)
