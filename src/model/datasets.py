@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 @lru_cache(maxsize=4)
 def _bars_of(path: Path) -> pd.DataFrame:
     if path.name.startswith("bitstamp") or path.suffixes[-2:] == [".log", ".bz2"]:
-        from cryptoarena.data.bitstamp import load_bitstamp_bars
+        from cryptoarena.model.bitstamp import load_bitstamp_bars
 
         bars, _ = load_bitstamp_bars(path)
         return bars
