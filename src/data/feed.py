@@ -16,6 +16,8 @@ class FeedGap:
     start_ns: int
     end_ns: int
     reason: str
+    recovered: int = 0  # trades in the span delivered late (e.g. backfilled over REST)
+    complete: bool = False  # the recovery reached back to trades seen before the gap
 
 
 class MarketFeed(Protocol):

@@ -8,7 +8,8 @@ WebSocket or a matching engine as plugins: callables ``(app, fake) -> None`` run
 
 Fault switches: :meth:`drop` (abrupt TCP close or a graceful close frame), :meth:`down` (refuse
 connections for N seconds: the listening socket is really closed), :meth:`reject_topic`
-(subscription answered ``success: false``) and ``answer_pings`` (stop answering protocol pings).
+(subscription answered ``success: false``), ``answer_pings`` (stop answering protocol pings)
+and ``mute`` (read frames, answer nothing: a silent socket).
 
     with FakeBybit() as fake:
         ws = LocalWebSocket("linear", fake.http_url, testnet=False)  # see reference §1.2
@@ -63,6 +64,7 @@ class FakeBybit:
         # Delaying acks a little avoids pybit's subscribe-ack race (reference §6.3) without hiding it.
         self.ack_delay_s = ack_delay_s
         self.answer_pings = True
+        self.mute = False  # connections stay open but get no answers at all (a silent socket)
         self.rejected_topics: set[str] = set()
         self.state: dict[str, Any] = {}  # free room for plugins
         self.conns: set[PublicConn] = set()
@@ -151,6 +153,8 @@ class FakeBybit:
         self.stats["connections"] += 1
         try:
             async for msg in ws:
+                if self.mute:
+                    continue
                 if msg.type == WSMsgType.PING:
                     if self.answer_pings:
                         await ws.pong(msg.data)

@@ -1,0 +1,317 @@
+"""Live trades from Bybit's public stream (``publicTrade.<symbol>``) with its own supervisor.
+
+pybit's reconnect gives up within milliseconds when the server refuses connections and cannot
+notice a silent socket (reference §6.5), so pybit reconnects are switched off and a supervisor
+task owns the connection: it watches for a dead or silent socket, tears it down, rebuilds it with
+exponential backoff, resubscribes, and backfills the gap from GET /v5/market/recent-trade. Trades
+are deduplicated by id across reconnects; every reconnect is reported as a :class:`FeedGap`
+(``complete`` when the backfill reached back to trades seen before the gap).
+
+pybit callbacks only enqueue (``loop.call_soon_threadsafe``); all processing is on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptoarena.config import BybitEnv, Settings
+from cryptoarena.data.bybit_ws import FeedWebSocket, fetch_recent_trades, in_daemon_thread
+from cryptoarena.data.feed import FeedGap
+from cryptoarena.data.loaders import parse_bybit_public_trade
+from cryptoarena.data.records import Trade
+
+logger = logging.getLogger(__name__)
+
+
+class FeedError(RuntimeError):
+    """The feed cannot go on (e.g. the exchange rejected the subscription)."""
+
+
+@dataclass(frozen=True)
+class BybitFeedConfig:
+    symbol: str = "BTCUSDT"
+    channel: str = "linear"
+    testnet: bool = False
+    ws_url: str | None = None  # scheme+host override (tests, self-hosted fakes)
+    rest_url: str | None = None
+    silence_s: float = 30.0  # no frame (trade or pong) for this long: the socket is dead
+    check_interval_s: float = 0.5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 15.0
+    ping_interval_s: int = 10
+    ping_timeout_s: int = 5
+    backfill_limit: int = 1000
+    remember_ids: int = 200_000
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> BybitFeedConfig:
+        # Demo accounts have no public stream: market data comes from mainnet (reference §4).
+        base: dict[str, Any] = {
+            "symbol": settings.data.symbol,
+            "testnet": settings.bybit.env == BybitEnv.TESTNET,
+            "ws_url": settings.bybit.ws_public_url,
+            "rest_url": settings.bybit.rest_url,
+        }
+        return cls(**(base | overrides))
+
+
+class BybitFeed:
+    """``async for batch in BybitFeed(config)``: lists of trades in exchange-time order."""
+
+    def __init__(self, config: BybitFeedConfig | None = None) -> None:
+        self.config = config or BybitFeedConfig()
+        self.symbol = self.config.symbol
+        self.gaps: list[FeedGap] = []
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._ws: FeedWebSocket | None = None
+        self._acks: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._seen: set[str] = set()
+        self._seen_order: collections.deque[str] = collections.deque()
+        self._last_ts: int | None = None
+        self._holding: int | None = None  # connection generation whose trades wait for backfill
+        self._held: list[Trade] = []
+        self._closing = False
+
+    @property
+    def topic(self) -> str:
+        return f"publicTrade.{self.symbol}"
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._supervisor is None:
+            self._loop = asyncio.get_running_loop()
+            self._supervisor = asyncio.create_task(self._supervise(), name="bybit-feed")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._teardown()
+        self._queue.put_nowait(("closed",))
+
+    async def __aenter__(self) -> BybitFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def __aiter__(self) -> AsyncIterator[list[Trade]]:
+        await self.start()
+        while True:
+            item = await self._queue.get()
+            kind = item[0]
+            if kind == "closed":
+                return
+            if kind == "error":
+                raise item[1]
+            batch = self._handle(item)
+            if batch:
+                yield batch
+
+    # ---- pybit threads: enqueue only ---------------------------------------------------------
+    def _post(self, item: tuple[Any, ...]) -> None:
+        try:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except Exception:  # a closed loop must not kill pybit's thread
+            logger.debug("bybit feed: dropped a message after close")
+
+    def _on_ack(self, gen: int, message: dict[str, Any]) -> None:
+        def settle() -> None:
+            future = self._acks.get(gen)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(settle)
+
+    # ---- supervisor ---------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        gen, failures = 0, 0
+        gap: tuple[int, str] | None = None  # (start_ns, reason) of an open gap
+        try:
+            while not self._closing:
+                gen += 1
+                try:
+                    await self._connect(gen, recovering=gap is not None)
+                except FeedError as exc:
+                    self._queue.put_nowait(("error", exc))
+                    return
+                except Exception as exc:
+                    failures += 1
+                    delay = min(
+                        self.config.backoff_max_s,
+                        self.config.backoff_initial_s * 2 ** (failures - 1),
+                    )
+                    delay *= 1 + 0.2 * random.random()  # jitter: many clients, one exchange
+                    logger.warning("bybit feed: connect failed (%s); retry in %.1f s", exc, delay)
+                    self.stats["connect_failures"] += 1
+                    await self._teardown()
+                    if gap is not None:
+                        self._queue.put_nowait(("release", gen))
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                if gap is not None:
+                    await self._backfill(gen, *gap)
+                    gap = None
+                reason = await self._watch()
+                gap = (self._ws.last_message_ns if self._ws else time.time_ns(), reason)
+                logger.warning("bybit feed: %s; reconnecting", reason)
+                self.stats["reconnects"] += 1
+                await self._teardown()
+        except asyncio.CancelledError:
+            pass
+
+    async def _connect(self, gen: int, *, recovering: bool) -> None:
+        cfg = self.config
+
+        def build() -> FeedWebSocket:
+            return FeedWebSocket(
+                cfg.channel,
+                base_url=cfg.ws_url,
+                on_ack=lambda msg: self._on_ack(gen, msg),
+                testnet=cfg.testnet,
+                # pybit must not reconnect by itself; retries=2 is one attempt (reference §6.5).
+                restart_on_error=False,
+                retries=2,
+                ping_interval=cfg.ping_interval_s,
+                ping_timeout=cfg.ping_timeout_s,
+            )
+
+        ws = await in_daemon_thread(build, cfg.connect_timeout_s, "bybit-connect")
+        self._ws = ws
+        if recovering:  # hold this connection's trades until the backfill is merged in
+            self._queue.put_nowait(("hold", gen))
+        ack = self._acks[gen] = asyncio.get_running_loop().create_future()
+
+        def on_trades(message: dict[str, Any]) -> None:
+            self._post(("trades", gen, message))
+
+        def subscribe() -> None:
+            if ws.dead:  # pybit's subscribe() would wait forever on a dead socket (§6.4)
+                raise ConnectionError("socket closed before subscribing")
+            ws.trade_stream(symbol=self.symbol, callback=on_trades)
+
+        try:
+            await in_daemon_thread(subscribe, cfg.connect_timeout_s, "bybit-subscribe")
+            reply = await asyncio.wait_for(ack, cfg.connect_timeout_s)
+        finally:
+            self._acks.pop(gen, None)
+        if not reply.get("success"):
+            raise FeedError(f"Bybit refused {self.topic}: {reply.get('ret_msg')}")
+        self.stats["connections"] += 1
+        logger.info("bybit feed: subscribed %s (connection %d)", self.topic, gen)
+
+    async def _watch(self) -> str:
+        cfg = self.config
+        while True:
+            await asyncio.sleep(cfg.check_interval_s)
+            ws = self._ws
+            if ws is None or ws.dead:
+                return "socket closed"
+            silent = (time.time_ns() - ws.last_message_ns) / 1e9
+            if silent > cfg.silence_s:
+                return f"silent for {silent:.1f} s"
+
+    async def _teardown(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                await in_daemon_thread(ws.exit, 5.0, "bybit-exit")
+            except Exception as exc:  # a socket that will not close is abandoned
+                logger.debug("bybit feed: exit failed: %s", exc)
+
+    async def _backfill(self, gen: int, start_ns: int, reason: str) -> None:
+        end_ns = time.time_ns()
+        cfg = self.config
+        try:
+            trades = await in_daemon_thread(
+                lambda: fetch_recent_trades(
+                    cfg.rest_url, cfg.channel, self.symbol, cfg.backfill_limit, 10.0
+                ),
+                15.0,
+                "bybit-backfill",
+            )
+        except Exception as exc:
+            logger.warning("bybit feed: backfill failed: %s", exc)
+            trades = None
+        self._queue.put_nowait(("backfill", gen, trades, start_ns, end_ns, reason))
+
+    # ---- event-loop side: dedupe, order, gaps ------------------------------------------------
+    def _handle(self, item: tuple[Any, ...]) -> list[Trade]:
+        kind, gen = item[0], item[1]
+        if kind == "hold":
+            self._holding, self._held = gen, []
+            return []
+        if kind == "release":
+            return self._release([])
+        if kind == "trades":
+            try:
+                trades = parse_bybit_public_trade(item[2])
+            except (ValueError, KeyError, TypeError) as exc:
+                self.stats["bad_messages"] += 1
+                logger.warning("bybit feed: bad message: %s", exc)
+                return []
+            if self._holding == gen:
+                self._held.extend(trades)
+                return []
+            return self._accept(trades)
+        # backfill: merge the recovered trades with what arrived meanwhile, report the gap
+        _, gen, recovered, start_ns, end_ns, reason = item
+        recovered = recovered or []
+        complete = bool(recovered) and (
+            any(t.trade_id in self._seen for t in recovered)
+            or (self._last_ts is not None and recovered[0].ts <= self._last_ts)
+        )
+        before = self.stats["delivered"]
+        out = self._release(recovered)
+        self.gaps.append(
+            FeedGap(
+                start_ns,
+                end_ns,
+                reason,
+                recovered=self.stats["delivered"] - before,
+                complete=complete,
+            )
+        )
+        logger.info("bybit feed: gap %s", self.gaps[-1])
+        return out
+
+    def _release(self, recovered: list[Trade]) -> list[Trade]:
+        merged = sorted([*recovered, *self._held], key=lambda t: t.ts)
+        self._holding, self._held = None, []
+        return self._accept(merged)
+
+    def _accept(self, trades: list[Trade]) -> list[Trade]:
+        out = []
+        for trade in trades:
+            if trade.trade_id in self._seen:
+                self.stats["duplicates"] += 1
+                continue
+            if self._last_ts is not None and trade.ts < self._last_ts:
+                self.stats["late"] += 1  # older than what was delivered: cannot keep time order
+                continue
+            self._seen.add(trade.trade_id)
+            self._seen_order.append(trade.trade_id)
+            if len(self._seen_order) > self.config.remember_ids:
+                self._seen.discard(self._seen_order.popleft())
+            self._last_ts = trade.ts
+            out.append(trade)
+        self.stats["delivered"] += len(out)
+        return out
