@@ -42,3 +42,7 @@ class OrderNotFoundError(ExchangeError):
 
 class AmbiguousOrderError(ExchangeError):
     """The outcome of a request is unknown (timeout after send): ask by client id first."""
+
+
+class DuplicateOrderError(OrderRejectedError):
+    """The client id was used before (Bybit 110072): the order exists; look it up."""

@@ -1,0 +1,321 @@
+"""BybitExchange: the exchange protocol on Bybit v5 through pybit (demo, testnet or mainnet).
+
+REST runs in a worker thread (:mod:`bybit_http`), the private socket under a supervisor
+(:mod:`bybit_ws`). Every order carries its ``orderLinkId`` (the caller's client id): after an
+ambiguous failure the order is looked up by that id before any retry, so a retry never
+doubles an order. On start it reconciles open orders, positions and balance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cryptoarena.clock import Clock, LiveClock
+from cryptoarena.config import BybitSettings
+from cryptoarena.trading.exchange import bybit_codec as codec
+from cryptoarena.trading.exchange.bybit_http import BybitHttp, make_http
+from cryptoarena.trading.exchange.bybit_ws import PrivateStream
+from cryptoarena.trading.exchange.errors import (
+    AmbiguousOrderError,
+    AuthenticationError,
+    DuplicateOrderError,
+    ExchangeError,
+    InvalidOrderError,
+    TemporaryExchangeError,
+)
+from cryptoarena.trading.exchange.instruments import PARAMS_ERROR, prepare_order
+from cryptoarena.trading.exchange.models import (
+    Balance,
+    Fill,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Position,
+)
+from cryptoarena.trading.exchange.updates import UpdateStream
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
+
+
+class BybitExchangeConfig(BaseModel):
+    """How the adapter talks to Bybit; the venue itself comes from ``settings.bybit``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    category: str = "linear"
+    coin: str = "USDT"
+    symbols: tuple[str, ...] = ("BTCUSDT",)
+    timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    private_stream: bool = True
+    ws_auth_expire_s: int = Field(default=10, ge=2)
+    ws_ping_interval_s: int = Field(default=20, ge=2)
+    ws_ping_timeout_s: int = Field(default=10, ge=1)
+    ws_check_interval_s: float = Field(default=2.0, gt=0)
+    ws_backoff_max_s: float = Field(default=30.0, gt=0)
+    max_clock_skew_s: float = Field(default=1.0, gt=0)
+    resync_lookback_s: float = Field(default=5.0, ge=0)
+
+
+class BybitExchange:
+    def __init__(
+        self,
+        settings: BybitSettings,
+        config: BybitExchangeConfig | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        if settings.api_key is None or settings.api_secret is None:
+            raise AuthenticationError(
+                "Bybit needs ARENA_BYBIT__API_KEY and ARENA_BYBIT__API_SECRET in the environment"
+            )
+        self.settings = settings
+        self.config = config or BybitExchangeConfig()
+        self.name = f"bybit-{settings.env.value}"
+        self.clock: Clock = clock or LiveClock()
+        cfg = self.config
+        self.http = BybitHttp(
+            make_http(
+                settings.env,
+                settings.api_key.get_secret_value(),
+                settings.api_secret.get_secret_value(),
+                rest_url=settings.rest_url,
+                recv_window=settings.recv_window,
+                timeout_s=cfg.timeout_s,
+            ),
+            max_attempts=cfg.max_attempts,
+            backoff_base_s=cfg.backoff_base_s,
+            backoff_max_s=cfg.backoff_max_s,
+        )
+        self.stream: PrivateStream | None = None
+        if cfg.private_stream:
+            self.stream = PrivateStream(
+                env=settings.env,
+                api_key=settings.api_key.get_secret_value(),
+                api_secret=settings.api_secret.get_secret_value(),
+                url=settings.ws_private_url,
+                on_message=self._on_message,
+                on_gap=self.resync,
+                auth_expire_s=cfg.ws_auth_expire_s,
+                ping_interval_s=cfg.ws_ping_interval_s,
+                ping_timeout_s=cfg.ws_ping_timeout_s,
+                check_interval_s=cfg.ws_check_interval_s,
+                backoff_base_s=cfg.backoff_base_s,
+                backoff_max_s=cfg.ws_backoff_max_s,
+            )
+        self._instruments: dict[str, Instrument] = {}
+        self._orders: dict[str, Order] = {}  # latest known state, by client id
+        self._fills: set[str] = set()
+        self._updates: UpdateStream[Order | Fill] = UpdateStream()
+        self.clock_skew_s = 0.0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Check the clock, load instruments, reconcile orders/positions/balance, open the socket."""
+        server = await self.http.call("get_server_time")
+        self.clock_skew_s = (int(server.get("timeNano", 0)) - time.time_ns()) / 1e9
+        if abs(self.clock_skew_s) > self.config.max_clock_skew_s:
+            logger.warning("local clock is %.2fs off Bybit's: signing may fail", self.clock_skew_s)
+        for symbol in self.config.symbols:
+            await self.instrument(symbol)
+            for order in await self.open_orders(symbol):
+                self._orders[order.client_id] = order
+            pos = await self.position(symbol)
+            logger.info(
+                "%s reconciled %s: position %s @ %s", self.name, symbol, pos.qty, pos.avg_price
+            )
+        bal = await self.balance(self.config.coin)
+        logger.info(
+            "%s balance %s %s (available %s)", self.name, bal.wallet, bal.coin, bal.available
+        )
+        if self.stream is not None:
+            await self.stream.start()
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            await self.stream.close()
+        self._updates.close()
+
+    # -- instruments ------------------------------------------------------------------------
+    async def instrument(self, symbol: str) -> Instrument:
+        if symbol not in self._instruments:
+            result = await self.http.call(
+                "get_instruments_info", category=self.config.category, symbol=symbol
+            )
+            rows = result.get("list") or []
+            if not rows:
+                raise InvalidOrderError(
+                    f"params error: symbol invalid ({symbol!r} unknown to Bybit)", code=PARAMS_ERROR
+                )
+            self._instruments[symbol] = codec.parse_instrument(rows[0])
+        return self._instruments[symbol]
+
+    # -- orders -----------------------------------------------------------------------------
+    async def place_order(self, request: OrderRequest) -> Order:
+        known = self._orders.get(request.client_id)
+        if known is not None:
+            return known
+        req = prepare_order(await self.instrument(request.symbol), request, None)
+        params = codec.order_params(req, self.config.category)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await self.http.call_once("place_order", **params)
+            except DuplicateOrderError:
+                found = await self.get_order(req.symbol, req.client_id)
+                if found is None:
+                    raise
+                return self._remember(found)
+            except TemporaryExchangeError as err:
+                # The order may or may not exist now: ask by orderLinkId before trying again.
+                found = await self._lookup_after_failure(req.symbol, req.client_id)
+                if found is not None:
+                    logger.info("order %s exists after %s: not re-sent", req.client_id, err)
+                    return self._remember(found)
+                if attempt >= self.config.max_attempts:
+                    raise AmbiguousOrderError(
+                        f"order {req.client_id}: {err}; not found by orderLinkId after "
+                        f"{attempt} attempts",
+                        code=err.code,
+                    ) from err
+                await self.http.pause(err, attempt, f"order create {req.client_id}")
+                continue
+            now = self.clock.now_ns()
+            order = Order(
+                client_id=req.client_id,
+                exchange_id=str(result.get("orderId", "")),
+                symbol=req.symbol,
+                side=req.side,
+                order_type=req.order_type,
+                qty=req.qty,
+                price=req.price,
+                status=OrderStatus.NEW,
+                filled_qty=codec.dec(0),
+                avg_price=None,
+                reduce_only=req.reduce_only,
+                time_in_force=req.time_in_force,
+                created_ns=now,
+                updated_ns=now,
+            )
+            # The socket may already have told us more than the acknowledgement.
+            return self._orders.setdefault(req.client_id, order)
+
+    async def _lookup_after_failure(self, symbol: str, client_id: str) -> Order | None:
+        try:
+            return await self.get_order(symbol, client_id)
+        except TemporaryExchangeError as exc:
+            logger.warning("lookup of %s failed too (%s)", client_id, exc)
+            return None
+
+    async def cancel_order(self, symbol: str, client_id: str) -> Order:
+        await self.http.call(
+            "cancel_order", category=self.config.category, symbol=symbol, orderLinkId=client_id
+        )
+        order = await self.get_order(symbol, client_id)
+        if order is None:
+            raise ExchangeError(f"order {client_id} cancelled but not found afterwards")
+        return self._remember(order)
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        orders: list[Order] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"category": self.config.category, "symbol": symbol}
+            params.update({"openOnly": 0, "limit": 50})
+            if cursor:
+                params["cursor"] = cursor
+            result = await self.http.call("get_open_orders", **params)
+            orders += [codec.parse_order(row) for row in result.get("list") or []]
+            cursor = result.get("nextPageCursor") or None
+            if not cursor or not result.get("list"):
+                return orders
+
+    async def get_order(self, symbol: str, client_id: str) -> Order | None:
+        result = await self.http.call(
+            "get_open_orders", category=self.config.category, symbol=symbol, orderLinkId=client_id
+        )
+        rows = result.get("list") or []
+        return codec.parse_order(rows[0]) if rows else None
+
+    async def position(self, symbol: str) -> Position:
+        result = await self.http.call("get_positions", category=self.config.category, symbol=symbol)
+        rows = [r for r in result.get("list") or [] if r.get("positionIdx", 0) == 0]
+        if not rows:
+            return Position(symbol=symbol, qty=codec.dec(0), avg_price=codec.dec(0))
+        return codec.parse_position(rows[0], symbol)
+
+    async def balance(self, coin: str = "USDT") -> Balance:
+        result = await self.http.call("get_wallet_balance", accountType="UNIFIED", coin=coin)
+        accounts = result.get("list") or [{}]
+        return codec.parse_balance(accounts[0], coin)
+
+    def updates(self) -> AsyncIterator[Order | Fill]:
+        return self._updates.subscribe()
+
+    # -- pushes and re-sync -----------------------------------------------------------------
+    def _remember(self, order: Order) -> Order:
+        known = self._orders.get(order.client_id)
+        changed = known is None or (known.status, known.filled_qty) != (
+            order.status,
+            order.filled_qty,
+        )
+        self._orders[order.client_id] = order
+        if changed:
+            self._updates.publish(order)
+        return order
+
+    def _fill(self, fill: Fill) -> None:
+        if fill.exec_id not in self._fills:
+            self._fills.add(fill.exec_id)
+            self._updates.publish(fill)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        topic = str(message.get("topic", ""))
+        data = message.get("data") or []
+        try:
+            if topic.startswith("order"):
+                for row in data:
+                    if row.get("category", self.config.category) == self.config.category:
+                        self._remember(codec.parse_order(row))
+            elif topic.startswith("execution"):
+                for row in data:
+                    fill = codec.parse_execution(row)
+                    if fill is not None:
+                        self._fill(fill)
+            elif topic in ("position", "wallet"):
+                logger.debug("%s push: %d rows", topic, len(data))
+        except (KeyError, ValueError, ArithmeticError):
+            logger.exception("unreadable %s push: %.300s", topic, message)
+
+    async def resync(self, gap_start_ns: int) -> None:
+        """After a socket gap: order states and fills we missed, from REST."""
+        since_ms = (gap_start_ns - int(self.config.resync_lookback_s * 1e9)) // 1_000_000
+        for symbol in self.config.symbols:
+            open_now = {o.client_id: o for o in await self.open_orders(symbol)}
+            for order in open_now.values():
+                self._remember(order)
+            for cid, known in list(self._orders.items()):
+                if known.symbol == symbol and known.status.is_open and cid not in open_now:
+                    final = await self.get_order(symbol, cid)
+                    if final is not None:
+                        self._remember(final)
+            result = await self.http.call(
+                "get_executions",
+                category=self.config.category,
+                symbol=symbol,
+                startTime=since_ms,
+                limit=100,
+            )
+            for row in sorted(result.get("list") or [], key=lambda r: int(r.get("execTime", 0))):
+                fill = codec.parse_execution(row)
+                if fill is not None:
+                    self._fill(fill)
+        logger.info("%s re-synced after the private socket gap", self.name)

@@ -1,0 +1,108 @@
+"""pybit's synchronous REST client, run in a worker thread, with translation and retries.
+
+Every REST call goes through :meth:`BybitHttp.call`: pybit's own retries are switched off
+(``retry_codes={0}``, ``max_retries=1``), errors are translated once (:mod:`bybit_errors`), and
+only temporary ones are retried here, with exponential backoff that honours 10006's reset time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cryptoarena.config import BybitEnv
+from cryptoarena.trading.exchange.bybit_errors import translate
+from cryptoarena.trading.exchange.errors import ExchangeError, TemporaryExchangeError
+from pybit.unified_trading import HTTP
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def make_http(
+    env: BybitEnv,
+    api_key: str | None,
+    api_secret: str | None,
+    *,
+    rest_url: str | None = None,
+    recv_window: int = 5000,
+    timeout_s: float = 10.0,
+) -> HTTP:
+    """A pybit HTTP session for demo (api-demo), testnet or mainnet, or a custom base URL."""
+    http = HTTP(
+        testnet=env is BybitEnv.TESTNET,
+        demo=env is BybitEnv.DEMO,
+        api_key=api_key,
+        api_secret=api_secret,
+        recv_window=recv_window,
+        timeout=timeout_s,  # requests takes float seconds
+        max_retries=1,
+        retry_codes={0},  # an empty set means "the defaults" to pybit; 0 never errors
+        log_requests=False,  # pybit would log the signed headers, API key included
+    )
+    if rest_url:
+        http.endpoint = rest_url.rstrip("/")
+    return http
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    return float(min(max_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+class BybitHttp:
+    def __init__(
+        self,
+        http: HTTP,
+        *,
+        max_attempts: int = 4,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 8.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.http = http
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._sleep = sleep
+        # requests.Session is not thread-safe: one call at a time per session.
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def _call_sync(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.calls += 1
+            response: dict[str, Any] = getattr(self.http, method)(**params)
+            return response
+
+    async def call_once(self, method: str, **params: Any) -> dict[str, Any]:
+        """One attempt; returns ``result``; raises the translated error."""
+        try:
+            response = await asyncio.to_thread(self._call_sync, method, params)
+        except Exception as exc:
+            error = translate(exc)
+            raise error from exc
+        result: dict[str, Any] = response.get("result") or {}
+        return result
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Retry temporary failures (safe for reads and cancels, never for creates)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.call_once(method, **params)
+            except TemporaryExchangeError as err:
+                if attempt >= self.max_attempts:
+                    raise
+                await self.pause(err, attempt, method)
+
+    async def pause(self, err: ExchangeError, attempt: int, what: str) -> None:
+        delay = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s)
+        if isinstance(err, TemporaryExchangeError):
+            delay = max(delay, err.retry_after_s)
+        logger.warning("bybit %s failed (%s); retry %d in %.2fs", what, err, attempt, delay)
+        await self._sleep(delay)

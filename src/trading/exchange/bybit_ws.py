@@ -1,0 +1,220 @@
+"""Bybit's private WebSocket (order, execution, position, wallet) under our own supervisor.
+
+pybit's socket dies silently in several ways (reference §6): an exception in a callback, a
+failed auth, reconnect attempts exhausted in milliseconds. So: raw messages only
+(``callback_function``), callbacks that just hand the message to the event loop, pybit's own
+reconnect off, and a supervisor task that rebuilds the socket with exponential backoff and then
+calls ``on_gap`` so the exchange re-syncs over REST what it may have missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+from cryptoarena.config import BybitEnv
+from cryptoarena.trading.exchange.errors import AuthenticationError, ExchangeError
+from pybit.unified_trading import WebSocket
+
+logger = logging.getLogger(__name__)
+
+TOPICS = ("order", "execution", "position", "wallet")
+
+
+class _PrivateWebSocket(WebSocket):
+    """pybit's private socket, optionally pointed at another host (reference §1.2)."""
+
+    def __init__(self, url: str | None, **kwargs: Any) -> None:
+        self._custom_url = url.rstrip("/") if url else None
+        super().__init__("private", **kwargs)
+
+    def _connect(self, url: str) -> None:
+        if self._custom_url:
+            if urlparse(self._custom_url).path not in ("", "/"):
+                url = self._custom_url  # a full URL: use as given
+            else:
+                url = re.sub(r"^wss?://[^/]+", self._custom_url, url)
+        super()._connect(url)
+
+
+class PrivateStream:
+    def __init__(
+        self,
+        *,
+        env: BybitEnv,
+        api_key: str,
+        api_secret: str,
+        url: str | None,
+        on_message: Callable[[dict[str, Any]], None],
+        on_gap: Callable[[int], Awaitable[None]],
+        auth_expire_s: int = 10,
+        ping_interval_s: int = 20,
+        ping_timeout_s: int = 10,
+        check_interval_s: float = 2.0,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        ready_timeout_s: float = 10.0,
+    ) -> None:
+        self.env = env
+        self._key = api_key
+        self._secret = api_secret
+        self.url = url
+        self._on_message = on_message
+        self._on_gap = on_gap
+        self.auth_expire_s = auth_expire_s
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
+        self.check_interval_s = check_interval_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.ready_timeout_s = ready_timeout_s
+        self._ws: _PrivateWebSocket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._acks = 0
+        self._auth: bool | None = None
+        self._problem: str = ""
+        self.fatal: ExchangeError | None = None
+        self.reconnects = 0
+        self.last_message_ns = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._connect_once()
+        self._task = asyncio.create_task(self._supervise(), name="bybit-private-ws")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.to_thread(self._exit)
+
+    @property
+    def healthy(self) -> bool:
+        ws = self._ws
+        return bool(
+            ws is not None
+            and not ws.exited
+            and ws.is_connected()
+            and self._auth
+            and not self._problem
+        )
+
+    # -- connecting -------------------------------------------------------------------------
+    def _build(self) -> None:
+        self._acks = 0
+        self._auth = None
+        self._problem = ""
+        ws = _PrivateWebSocket(
+            self.url,
+            testnet=self.env is BybitEnv.TESTNET,
+            demo=self.env is BybitEnv.DEMO,
+            api_key=self._key,
+            api_secret=self._secret,
+            private_auth_expire=self.auth_expire_s,  # pybit's 1 s fails with any skew
+            ping_interval=self.ping_interval_s,
+            ping_timeout=self.ping_timeout_s,
+            retries=3,  # pybit raises after its last attempt even when it connected: keep > 1
+            restart_on_error=False,  # the supervisor owns reconnects
+            callback_function=self._raw,
+        )
+        self._ws = ws
+        for topic in TOPICS:
+            if ws.exited or not ws.is_connected():
+                raise ConnectionError("private socket closed while subscribing")
+            ws.subscribe(topic, callback=lambda _msg: None)
+
+    def _exit(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.exit()
+            except Exception:  # already dead: nothing to close
+                logger.debug("private socket exit failed", exc_info=True)
+
+    async def _connect_once(self) -> None:
+        """Open, authenticate and subscribe; raises on failure (AuthenticationError is final)."""
+        try:
+            await asyncio.to_thread(self._build)
+        except Exception as exc:
+            await asyncio.to_thread(self._exit)
+            raise ExchangeError(f"bybit private socket: {exc.__class__.__name__}: {exc}") from exc
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._auth is False:
+                await asyncio.to_thread(self._exit)
+                raise AuthenticationError(f"bybit private socket auth failed: {self._problem}")
+            if self._problem:
+                await asyncio.to_thread(self._exit)
+                raise ExchangeError(f"bybit private socket: {self._problem}")
+            if self._auth and self._acks >= len(TOPICS):
+                logger.info("bybit private socket ready (%s)", ", ".join(TOPICS))
+                return
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(self._exit)
+        raise ExchangeError("bybit private socket: no auth/subscribe ack in time")
+
+    async def _supervise(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.check_interval_s)
+            if self.healthy:
+                continue
+            gap_start = time.time_ns()
+            logger.warning(
+                "bybit private socket down (%s); reconnecting", self._problem or "closed"
+            )
+            await asyncio.to_thread(self._exit)
+            attempt = 0
+            while not self._closed:
+                attempt += 1
+                try:
+                    await self._connect_once()
+                    break
+                except AuthenticationError as exc:
+                    # Keys do not heal by retrying: stop and say so once.
+                    self.fatal = exc
+                    logger.error("%s; not reconnecting", exc)
+                    return
+                except ExchangeError as exc:
+                    delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+                    logger.warning("reconnect %d failed (%s); next in %.2fs", attempt, exc, delay)
+                    await asyncio.sleep(delay)
+            if self._closed:
+                return
+            self.reconnects += 1
+            try:
+                await self._on_gap(gap_start)
+            except Exception:
+                logger.exception("re-sync after the private socket gap failed")
+
+    # -- messages (pybit's thread) ------------------------------------------------------------
+    def _raw(self, message: dict[str, Any]) -> None:
+        # Runs on pybit's socket thread: never raise (it would kill the socket), never block.
+        try:
+            self.last_message_ns = time.time_ns()
+            op = message.get("op")
+            if op == "auth":
+                ok = bool(message.get("success")) or message.get("retCode") == 0
+                self._auth = ok
+                if not ok:
+                    self._problem = str(message.get("ret_msg") or message.get("retMsg") or "")
+                return
+            if op == "subscribe":
+                if message.get("success"):
+                    # Count acks: pybit stores req_id only after sending (the §6.3 race).
+                    self._acks += 1
+                else:
+                    self._problem = f"subscription refused: {message.get('ret_msg')}"
+                return
+            if "topic" in message and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._on_message, message)
+        except Exception:
+            logger.exception("private socket message handling failed")

@@ -1,0 +1,311 @@
+"""The fake Bybit's v5 REST API: the endpoints the adapter uses, signed exactly as Bybit checks.
+
+Signatures are verified on the raw query string / raw body bytes (reference §2.1): 10003 for an
+unknown key, 10002 outside the recv window, 10004 for a bad signature. Every response carries the
+real envelope and the ``X-Bapi-Limit*`` headers. Fault switches: :meth:`FakeRest.fail_next`
+(any retCode, 10006 with a future reset time), :meth:`FakeRest.timeout_after_accept` (the order
+is created, the answer comes too late). Everything received is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from cryptoarena.trading.exchange.errors import ExchangeError
+from cryptoarena.trading.exchange.instruments import prepare_order
+from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
+
+from tests.fakes.bybit_matching import FakeMatching
+from tests.fakes.bybit_wire import envelope, now_ms
+
+if TYPE_CHECKING:
+    from tests.fakes.bybit_server import FakeBybit
+
+LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10}
+DEFAULT_LIMIT = 50
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: str
+    body: str
+    headers: dict[str, str]
+    ret_code: int = -1
+    response: dict[str, Any] = field(default_factory=dict)
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body) if self.body else {}
+
+
+@dataclass
+class _Fault:
+    code: int
+    msg: str
+    path: str | None
+    times: int
+
+
+class FakeRest:
+    def __init__(self, keys: dict[str, str], matching: FakeMatching) -> None:
+        self.keys = keys
+        self.matching = matching
+        self.requests: list[Recorded] = []
+        self.faults: list[_Fault] = []
+        self.accept_then_delay_s = 0.0  # switch: next create is accepted, answered this late
+        self.reset_after_ms = 300
+        self._window: Counter[tuple[str, int]] = Counter()
+
+    def plugin(self, app: web.Application, fake: FakeBybit) -> None:
+        fake.state["rest"] = self
+        routes = {
+            ("GET", "/v5/market/time"): self._time,
+            ("GET", "/v5/market/instruments-info"): self._instruments,
+            ("GET", "/v5/market/kline"): self._kline,
+            ("POST", "/v5/order/create"): self._create,
+            ("POST", "/v5/order/cancel"): self._cancel,
+            ("GET", "/v5/order/realtime"): self._realtime,
+            ("GET", "/v5/position/list"): self._positions,
+            ("GET", "/v5/account/wallet-balance"): self._wallet,
+            ("GET", "/v5/execution/list"): self._executions,
+        }
+        for (method, path), handler in routes.items():
+            app.router.add_route(method, path, self._wrap(path, handler))
+
+    # -- switches -------------------------------------------------------------------------
+    def fail_next(
+        self, code: int, msg: str = "", *, path: str | None = None, times: int = 1
+    ) -> None:
+        default = {10006: "Too many visits!", 110007: "ab not enough for new order"}
+        self.faults.append(_Fault(code, msg or default.get(code, "fake fault"), path, times))
+
+    def timeout_after_accept(self, delay_s: float) -> None:
+        self.accept_then_delay_s = delay_s
+
+    def received(self, path: str, method: str | None = None) -> list[Recorded]:
+        return [
+            r for r in self.requests if r.path == path and (method is None or r.method == method)
+        ]
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _wrap(self, path: str, handler: Any) -> Any:
+        async def run(request: web.Request) -> web.Response:
+            raw_body = await request.read()
+            rec = Recorded(
+                request.method,
+                path,
+                request.rel_url.raw_query_string,
+                raw_body.decode(errors="replace"),
+                dict(request.headers),
+            )
+            self.requests.append(rec)
+            headers = self._limit_headers(path)
+            result: dict[str, Any] | None = None
+            code, msg = (
+                self._auth(request, rec) if not path.startswith("/v5/market/") else (0, "OK")
+            )
+            if code == 0:
+                code, msg = self._fault(path)
+                if code == 10006:
+                    headers["X-Bapi-Limit-Status"] = "0"
+                    headers["X-Bapi-Limit-Reset-Timestamp"] = str(now_ms() + self.reset_after_ms)
+            if code == 0:
+                try:
+                    result = await handler(request, rec)
+                except ExchangeError as exc:
+                    code, msg = exc.code or 10001, str(exc)
+            body = envelope(result, code=code, msg=msg) if code else envelope(result)
+            rec.ret_code, rec.response = code, body
+            return web.json_response(body, headers=headers)
+
+        return run
+
+    def _limit_headers(self, path: str) -> dict[str, str]:
+        second = int(time.time())
+        self._window[(path, second)] += 1
+        limit = LIMITS.get(path, DEFAULT_LIMIT)
+        return {
+            "X-Bapi-Limit": str(limit),
+            "X-Bapi-Limit-Status": str(max(0, limit - self._window[(path, second)])),
+            "X-Bapi-Limit-Reset-Timestamp": str(now_ms()),
+        }
+
+    def _auth(self, request: web.Request, rec: Recorded) -> tuple[int, str]:
+        h = request.headers
+        key, ts, rw, sig = (
+            h.get("X-BAPI-API-KEY", ""),
+            h.get("X-BAPI-TIMESTAMP", "0"),
+            h.get("X-BAPI-RECV-WINDOW", "5000"),
+            h.get("X-BAPI-SIGN", ""),
+        )
+        if key not in self.keys:
+            return 10003, "API key is invalid."
+        now = now_ms()
+        if not (now - int(rw) <= int(ts) < now + 1000):
+            return 10002, (
+                "invalid request, please check your server timestamp or recv_window param. "
+                f"req_timestamp[{ts}],server_timestamp[{now}],recv_window[{rw}]"
+            )
+        payload = rec.query if rec.method == "GET" else rec.body
+        origin = ts + key + rw + payload
+        expected = hmac.new(self.keys[key].encode(), origin.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, sig):
+            return 10004, f"error sign! origin_string[{origin}]"
+        return 0, "OK"
+
+    def _fault(self, path: str) -> tuple[int, str]:
+        for fault in self.faults:
+            if fault.times > 0 and fault.path in (None, path):
+                fault.times -= 1
+                return fault.code, fault.msg
+        return 0, "OK"
+
+    @property
+    def venue(self) -> Any:
+        return self.matching.venue
+
+    # -- market ---------------------------------------------------------------------------
+    async def _time(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        ns = time.time_ns()
+        return {"timeSecond": str(ns // 10**9), "timeNano": str(ns)}
+
+    async def _instruments(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        q = request.query
+        if q.get("category") != "linear":
+            raise ExchangeError("params error: category", code=10001)
+        rows = [
+            self.matching.instrument_row(i)
+            for s, i in self.venue.instruments.items()
+            if q.get("symbol") in (None, s)
+        ]
+        return {"category": "linear", "list": rows, "nextPageCursor": ""}
+
+    async def _kline(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        q = request.query
+        symbol, interval = q.get("symbol", ""), q.get("interval", "1")
+        if not interval.isdigit():
+            raise ExchangeError("params error: interval (the fake serves minutes)", code=10001)
+        span = int(interval) * 60_000
+        bars: dict[int, list[float]] = {}
+        for t in self.matching.tape:
+            if t.symbol != symbol:
+                continue
+            start = (t.ts // 1_000_000) // span * span
+            bar = bars.setdefault(start, [t.price, t.price, t.price, t.price, 0.0, 0.0])
+            bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
+            bar[4] += t.size
+            bar[5] += t.size * t.price
+        limit = max(1, min(int(q.get("limit", 200)), 1000))
+        rows = [
+            [str(s), *(repr(v) for v in bar[:4]), f"{bar[4]:.3f}", f"{bar[5]:.4f}"]
+            for s, bar in sorted(bars.items(), reverse=True)
+        ][:limit]
+        return {"category": "linear", "symbol": symbol, "list": rows}
+
+    # -- trading --------------------------------------------------------------------------
+    async def _create(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        body = rec.json()
+        try:
+            req = OrderRequest(
+                client_id=str(body.get("orderLinkId") or uuid.uuid4()),
+                symbol=str(body["symbol"]),
+                side=Side(body["side"]),
+                qty=Decimal(str(body["qty"])),
+                order_type=OrderType(body["orderType"]),
+                price=Decimal(str(body["price"])) if body.get("price") is not None else None,
+                time_in_force=TimeInForce(body.get("timeInForce", "GTC")),
+                reduce_only=bool(body.get("reduceOnly", False)),
+            )
+        except (KeyError, ValueError, InvalidOperation) as exc:
+            raise ExchangeError(f"params error: {exc}", code=10001) from None
+        if body.get("category") != "linear" or body.get("positionIdx", 0) != 0:
+            raise ExchangeError("position idx not match position mode", code=10001)
+        if req.client_id in self.venue.orders:
+            raise ExchangeError("OrderLinkedID is duplicate", code=110072)
+        rounded = prepare_order(self.venue.instrument(req.symbol), req, None)
+        if (rounded.qty, rounded.price) != (req.qty, req.price):
+            raise ExchangeError("params error: qty or price is not on the step/tick", code=10001)
+        order, _ = self.venue.submit(req, self.matching.clock.now_ns())
+        self.matching.push("order", [self.matching.order_row(order)])
+        self.matching.push("position", [self.matching.position_row(req.symbol, ws=True)])
+        if self.accept_then_delay_s:
+            delay, self.accept_then_delay_s = self.accept_then_delay_s, 0.0
+            await asyncio.sleep(delay)
+        return {"orderId": order.exchange_id, "orderLinkId": order.client_id}
+
+    async def _cancel(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        body = rec.json()
+        if not (body.get("orderId") or body.get("orderLinkId")):
+            raise ExchangeError("params error: OrderId or orderLinkId is required", code=10001)
+        order = self.venue.cancel(
+            self.matching.clock.now_ns(),
+            client_id=body.get("orderLinkId"),
+            exchange_id=body.get("orderId"),
+        )
+        self.matching.push("order", [self.matching.order_row(order)])
+        return {"orderId": order.exchange_id, "orderLinkId": order.client_id}
+
+    async def _realtime(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        q = request.query
+        symbol = q.get("symbol")
+        if q.get("orderLinkId") or q.get("orderId"):
+            found = [
+                o.snapshot()
+                for o in self.venue.orders.values()
+                if o.request.client_id == q.get("orderLinkId", o.request.client_id)
+                and o.exchange_id == q.get("orderId", o.exchange_id)
+            ]
+        else:
+            closed = q.get("openOnly", "0") == "1"
+            found = [
+                o.snapshot()
+                for o in reversed(list(self.venue.orders.values()))  # newest first
+                if o.status.is_open != closed and symbol in (None, o.request.symbol)
+            ]
+        limit = max(1, min(int(q.get("limit", 20)), 50))
+        start = int(q.get("cursor") or 0)
+        page = found[start : start + limit]
+        cursor = str(start + limit) if start + limit < len(found) else ""
+        rows = [self.matching.order_row(o) for o in page]
+        return {"list": rows, "nextPageCursor": cursor, "category": "linear"}
+
+    async def _positions(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        q = request.query
+        symbol = q.get("symbol")
+        if symbol:
+            self.venue.instrument(symbol)
+            rows = [self.matching.position_row(symbol)]
+        else:
+            rows = [
+                self.matching.position_row(s)
+                for s, p in self.venue.account.positions.items()
+                if p.qty != 0
+            ]
+        return {"list": rows, "nextPageCursor": "", "category": "linear"}
+
+    async def _wallet(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        if request.query.get("accountType") != "UNIFIED":
+            raise ExchangeError("accountType only support UNIFIED", code=10001)
+        return {"list": [self.matching.wallet_account()]}
+
+    async def _executions(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        q = request.query
+        start = int(q.get("startTime", 0))
+        rows = [
+            r
+            for r in self.matching.executions
+            if r["symbol"] == q.get("symbol", r["symbol"]) and int(r["execTime"]) >= start
+        ]
+        limit = max(1, min(int(q.get("limit", 50)), 100))
+        return {"list": list(reversed(rows))[:limit], "nextPageCursor": "", "category": "linear"}

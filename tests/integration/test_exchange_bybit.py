@@ -1,0 +1,133 @@
+"""BybitExchange with the real pybit client against the fake Bybit: asserted on what it received."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from cryptoarena.trading.exchange.models import OrderRequest, OrderStatus, OrderType, Side
+from cryptoarena.trading.exchange.venue import VenueConfig, to_decimal
+
+from tests.fakes.tape import real_tape
+from tests.integration.bybit_harness import Collector, bybit_on_fake, wait_for
+
+D = Decimal
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_place_fill_partial_cancel_position_wallet() -> None:
+    tape = real_tape(2000)
+    async with bybit_on_fake(VenueConfig(latency_ms=0, initial_balance=D("1000000"))) as (
+        ex,
+        account,
+        fake,
+    ):
+        updates = Collector(ex.updates())
+        account.trade(tape[:5])
+        market = await ex.place_order(OrderRequest("mkt-1", "BTCUSDT", Side.BUY, D("0.0509")))
+        assert market.qty == D("0.050") and market.status is OrderStatus.NEW
+        resting = await ex.place_order(
+            OrderRequest("lim-1", "BTCUSDT", Side.SELL, D("200"), OrderType.LIMIT, D("9690.04"))
+        )
+        assert resting.price == D("9690.0")
+        creates = account.rest.received("/v5/order/create")
+        assert [r.json() for r in creates] == [
+            {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "side": "Buy",
+                "orderType": "Market",
+                "qty": "0.05",
+                "orderLinkId": "mkt-1",
+                "positionIdx": 0,
+            },
+            {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "side": "Sell",
+                "orderType": "Limit",
+                "qty": "200",
+                "orderLinkId": "lim-1",
+                "positionIdx": 0,
+                "price": "9690",
+                "timeInForce": "GTC",
+            },
+        ]
+        assert all(r.headers["X-BAPI-API-KEY"] and r.ret_code == 0 for r in creates)
+
+        account.trade(tape[5:1500])
+        await wait_for(lambda: any(o.status is OrderStatus.FILLED for o in updates.orders("mkt-1")))
+        await wait_for(lambda: len(updates.fills) == len(account.matching.executions))
+        open_now = await ex.open_orders("BTCUSDT")
+        assert [o.client_id for o in open_now] == ["lim-1"]
+        assert open_now[0].status is OrderStatus.PARTIALLY_FILLED
+
+        fake_fills = account.matching.executions
+        assert [(f.exec_id, str(f.price), str(f.qty)) for f in updates.fills] == [
+            (r["execId"], r["execPrice"], r["execQty"]) for r in fake_fills
+        ]
+        cancelled = await ex.cancel_order("BTCUSDT", "lim-1")
+        assert cancelled.status is OrderStatus.CANCELLED
+        assert D(0) < cancelled.filled_qty < D(200)
+        assert account.rest.received("/v5/order/cancel")[0].json()["orderLinkId"] == "lim-1"
+
+        venue = account.matching.venue
+        pos = await ex.position("BTCUSDT")
+        assert (
+            pos.qty
+            == venue.account.position_state("BTCUSDT").qty
+            == D("0.05") - cancelled.filled_qty
+        )
+        bal = await ex.balance("USDT")
+        assert bal.wallet == venue.account.wallet
+        assert bal.wallet == D("1000000") + sum(
+            (D(r["execPnl"]) - D(r["execFee"]) for r in fake_fills), D(0)
+        )
+        # Every private push arrives in Bybit's order for a fill: order, execution, position, wallet.
+        topics = [m["topic"] for m in account.private_ws.pushed]
+        first_exec = topics.index("execution")
+        assert topics[first_exec - 1 : first_exec + 3] == [
+            "order",
+            "execution",
+            "position",
+            "wallet",
+        ]
+        await updates.stop()
+
+
+async def test_start_reconciles_existing_orders_and_refuses_bad_orders_before_sending() -> None:
+    tape = real_tape(20)
+    async with bybit_on_fake(start=False) as (ex, account, fake):
+        account.trade(tape)
+        # An order left open by an earlier run, on the exchange only.
+        venue = account.matching.venue
+        venue.submit(
+            OrderRequest("old-1", "BTCUSDT", Side.BUY, D("0.01"), OrderType.LIMIT, D("9000")), 0
+        )
+        await ex.start()
+        assert [o.client_id for o in await ex.open_orders("BTCUSDT")] == ["old-1"]
+        assert await ex.place_order(
+            OrderRequest("old-1", "BTCUSDT", Side.SELL, D("1"))
+        ) == await ex.get_order("BTCUSDT", "old-1")
+        paths = [r.path for r in account.rest.requests]
+        for path in (
+            "/v5/market/time",
+            "/v5/market/instruments-info",
+            "/v5/order/realtime",
+            "/v5/position/list",
+            "/v5/account/wallet-balance",
+        ):
+            assert path in paths
+        from cryptoarena.trading.exchange.errors import InvalidOrderError
+
+        before = len(account.rest.requests)
+        with pytest.raises(InvalidOrderError) as err:
+            await ex.place_order(OrderRequest("tiny", "BTCUSDT", Side.BUY, D("0.0001")))
+        assert err.value.code == 110017
+        with pytest.raises(InvalidOrderError) as err:
+            await ex.place_order(
+                OrderRequest("cheap", "BTCUSDT", Side.BUY, D("0.001"), OrderType.LIMIT, D("100"))
+            )
+        assert err.value.code == 110094
+        assert len(account.rest.requests) == before  # nothing sent
+        assert to_decimal(tape[-1].price) == venue.last_price["BTCUSDT"]
