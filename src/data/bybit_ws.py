@@ -40,7 +40,7 @@ def ws_base(url: str | None) -> str | None:
     return f"{scheme}://{found.group(2)}"
 
 
-class FeedWebSocket(WebSocket):  # type: ignore[misc]
+class FeedWebSocket(WebSocket):
     """pybit's public ``WebSocket`` with a base-URL override, liveness stamps and safe acks."""
 
     def __init__(

@@ -1,0 +1,139 @@
+"""Recorded trades played back as a feed: at real speed, N× faster, or as fast as possible.
+
+Trades are grouped into batches the way an exchange pushes them (all trades within ``batch_ms``
+of each other, at most ``max_batch`` per batch). With a :class:`~cryptoarena.clock.SimClock` the
+clock is moved to each batch's last trade time before the batch is handed out, so every
+component sees exchange time; a backtest is this feed with ``speed=None``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from cryptoarena.clock import SimClock
+from cryptoarena.data.feed import FeedGap
+from cryptoarena.data.lake import Lake
+from cryptoarena.data.loaders import load_trades
+from cryptoarena.data.records import NS_PER_S, TRADE_COLUMNS, Trade
+
+logger = logging.getLogger(__name__)
+
+
+def batch_bounds(ts: np.ndarray, batch_ns: int, max_batch: int) -> np.ndarray:
+    """Start offsets of batches: a new batch at each ``batch_ns`` window or every ``max_batch``."""
+    if len(ts) == 0:
+        return np.empty(0, np.int64)
+    window = ts // batch_ns
+    starts = np.concatenate(([0], np.flatnonzero(window[1:] != window[:-1]) + 1))
+    sizes = np.diff(np.append(starts, len(ts)))
+    if sizes.max() <= max_batch:
+        return starts
+    # Split oversized windows into chunks of max_batch.
+    return np.concatenate(
+        [np.arange(s, s + n, max_batch) for s, n in zip(starts, sizes, strict=True)]
+    )
+
+
+class ReplayFeed:
+    """A :class:`~cryptoarena.data.feed.MarketFeed` over a recorded trade frame."""
+
+    def __init__(
+        self,
+        trades: pd.DataFrame,
+        *,
+        symbol: str = "BTCUSDT",
+        speed: float | None = None,
+        clock: SimClock | None = None,
+        batch_ms: int = 100,
+        max_batch: int = 1024,
+    ) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError(
+                f"speed must be positive (or None for as fast as possible), got {speed}"
+            )
+        if batch_ms <= 0 or max_batch <= 0:
+            raise ValueError("batch_ms and max_batch must be positive")
+        missing = [c for c in TRADE_COLUMNS if c not in trades.columns]
+        if missing:
+            raise ValueError(f"not a trade frame: missing columns {missing}")
+        ts = trades["ts"].to_numpy(np.int64)
+        if len(ts) and bool(np.any(np.diff(ts) < 0)):
+            raise ValueError("trades must be sorted by time to be replayed")
+        self.symbol = symbol
+        self.speed = speed
+        self.clock = clock
+        self.gaps: list[FeedGap] = []
+        self.delivered = 0
+        self._ts = ts
+        self._cols = {c: trades[c].to_numpy() for c in ("price", "size", "side", "trade_id")}
+        self._starts = batch_bounds(ts, batch_ms * 1_000_000, max_batch)
+        self._closed = False
+
+    @classmethod
+    def from_file(cls, path: Path | str, **kwargs: object) -> ReplayFeed:
+        trades, report = load_trades(Path(path))
+        if report.malformed:
+            logger.warning("replay: %s", report.summary())
+        return cls(trades, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_lake(
+        cls,
+        lake: Lake,
+        symbol: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        **kwargs: object,
+    ) -> ReplayFeed:
+        return cls(lake.read_trades(symbol, start_ns, end_ns), symbol=symbol, **kwargs)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        """Number of batches."""
+        return len(self._starts)
+
+    async def close(self) -> None:
+        self._closed = True
+
+    def _batch(self, i: int, j: int) -> list[Trade]:
+        c = self._cols
+        return [
+            Trade(t, p, q, s, str(k), self.symbol)
+            for t, p, q, s, k in zip(
+                self._ts[i:j].tolist(),
+                c["price"][i:j].tolist(),
+                c["size"][i:j].tolist(),
+                c["side"][i:j].tolist(),
+                c["trade_id"][i:j].tolist(),
+                strict=True,
+            )
+        ]
+
+    async def __aiter__(self) -> AsyncIterator[list[Trade]]:
+        if len(self._ts) == 0:
+            return
+        ends = np.append(self._starts[1:], len(self._ts))
+        first_ts = int(self._ts[0])
+        wall0 = time.monotonic()
+        for i, j in zip(self._starts.tolist(), ends.tolist(), strict=True):
+            if self._closed:
+                return
+            last_ts = int(self._ts[j - 1])
+            if self.speed is not None:
+                # Sleep until this batch is due on the wall clock (no drift: absolute schedule).
+                due = wall0 + (last_ts - first_ts) / NS_PER_S / self.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)  # let other tasks run between batches
+            if self.clock is not None:
+                self.clock.advance_to(last_ts)
+            batch = self._batch(i, j)
+            self.delivered += len(batch)
+            yield batch

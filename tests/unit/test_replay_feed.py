@@ -1,0 +1,84 @@
+"""ReplayFeed: recorded real trades as batches, as fast as possible or paced, driving a SimClock."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cryptoarena.clock import SimClock
+from cryptoarena.data.lake import Lake
+from cryptoarena.data.loaders import load_trades
+from cryptoarena.data.records import NS_PER_S, Trade
+from cryptoarena.data.replay_feed import ReplayFeed, batch_bounds
+from cryptoarena.data.samples import NAUTILUS_TRADES, sample_path
+
+
+@pytest.fixture(scope="module")
+def trades() -> pd.DataFrame:
+    return load_trades(sample_path(NAUTILUS_TRADES))[0]
+
+
+async def collect(feed: ReplayFeed, clock: SimClock | None = None) -> list[list[Trade]]:
+    batches = []
+    async for batch in feed:
+        if clock is not None:
+            assert clock.now_ns() == batch[-1].ts  # the clock is at the batch's last trade
+        batches.append(batch)
+    return batches
+
+
+async def test_as_fast_as_possible_drives_sim_clock(trades: pd.DataFrame) -> None:
+    clock = SimClock()
+    feed = ReplayFeed(trades, clock=clock, batch_ms=100, max_batch=50)
+    batches = await collect(feed, clock)
+    flat = [t for b in batches for t in b]
+    assert [t.trade_id for t in flat] == list(trades["trade_id"])
+    assert [t.ts for t in flat] == list(trades["ts"])
+    assert flat[0].price == trades["price"].iloc[0] and flat[0].side == trades["side"].iloc[0]
+    assert all(len(b) <= 50 for b in batches) and len(batches) == len(feed)
+    assert all(b[-1].ts // 100_000_000 == b[0].ts // 100_000_000 for b in batches)
+    assert clock.now_ns() == trades["ts"].iloc[-1] and feed.delivered == len(trades)
+
+
+async def test_paced_replay_waits_for_exchange_time(trades: pd.DataFrame) -> None:
+    head = trades[trades["ts"] < trades["ts"].iloc[0] + 3 * NS_PER_S].reset_index(drop=True)
+    span_s = (head["ts"].iloc[-1] - head["ts"].iloc[0]) / NS_PER_S
+    started = time.monotonic()
+    batches = await collect(ReplayFeed(head, speed=10.0))
+    assert time.monotonic() - started >= span_s / 10 * 0.95
+    assert sum(len(b) for b in batches) == len(head)
+
+
+async def test_close_stops_and_bad_input_is_refused(trades: pd.DataFrame) -> None:
+    feed = ReplayFeed(trades)
+    seen = 0
+    async for _ in feed:
+        seen += 1
+        await feed.close()
+    assert seen == 1
+    with pytest.raises(ValueError, match="sorted"):
+        ReplayFeed(trades.iloc[::-1])
+    with pytest.raises(ValueError, match="speed"):
+        ReplayFeed(trades, speed=0)
+    with pytest.raises(ValueError, match="missing columns"):
+        ReplayFeed(trades.drop(columns=["price"]))
+    assert await collect(ReplayFeed(trades.iloc[:0])) == []
+
+
+async def test_from_lake_and_file(tmp_path: Path, trades: pd.DataFrame) -> None:
+    lake = Lake(tmp_path)
+    lake.write_trades("BTCUSDT", trades)
+    start = int(trades["ts"].iloc[100])
+    batches = await collect(ReplayFeed.from_lake(lake, "BTCUSDT", start_ns=start))
+    assert sum(len(b) for b in batches) == int((trades["ts"] >= start).sum())
+    from_file = ReplayFeed.from_file(sample_path(NAUTILUS_TRADES))
+    assert sum(len(b) for b in await collect(from_file)) == len(trades)
+
+
+def test_batch_bounds_split_large_windows() -> None:
+    ts = np.array([0, 1, 2, 3, 4, 10**9, 10**9 + 1], dtype=np.int64)
+    assert batch_bounds(ts, 10**8, 2).tolist() == [0, 2, 4, 5]
+    assert batch_bounds(ts, 10**8, 100).tolist() == [0, 5]
