@@ -1,0 +1,99 @@
+"""Drift checks (Evidently 0.7) on the shipped real bars: code, data and behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cryptoarena.model.baselines import Persistence
+from cryptoarena.model.datasets import load_bars
+from cryptoarena.model.drift import (
+    DriftConfig,
+    check_drift,
+    feature_frame,
+    forecast_errors,
+    journal_errors,
+)
+from cryptoarena.model.features import BP, FeatureSpec, compute_targets, min_bars
+from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo
+
+WINDOW = 20
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    return load_bars(max_bars=5400)  # 90 minutes of real BTCUSDT 1-second bars
+
+
+def _persistence(mae_bp: float | None = None) -> Forecaster:
+    spec = FeatureSpec()
+    info = ForecastModelInfo(
+        name="persistence",
+        version="0",
+        run_id="",
+        window=WINDOW,
+        min_bars=min_bars(spec, WINDOW),
+        metrics={} if mae_bp is None else {"mae_bp": mae_bp},
+    )
+    return Forecaster(info, spec, Persistence(spec.horizon))
+
+
+def test_no_drift_against_itself(bars: pd.DataFrame, tmp_path: Path) -> None:
+    model = _persistence()
+    reference = feature_frame(bars.iloc[:3600], model.spec)
+    result = check_drift(
+        model, reference, bars.iloc[:3600], reference_bars=bars.iloc[:3600], out_dir=tmp_path
+    )
+    assert result.features.share == 0 and not result.features.detected
+    assert result.errors is not None and not result.errors.detected
+    assert not result.should_retrain and result.reasons == []
+    for name in ("feature_drift.html", "error_drift.html", "drift.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "drift.features.share" in result.metrics()
+
+
+def test_activity_shift_is_feature_drift(bars: pd.DataFrame) -> None:
+    model = _persistence()
+    reference = feature_frame(bars.iloc[:3600], model.spec)
+    busier = bars.iloc[3600:].copy()
+    for col in ("volume", "buy_volume", "sell_volume", "trades"):
+        busier[col] = busier[col] * 50
+    result = check_drift(model, reference, busier, cfg=DriftConfig(drift_share=0.2))
+    assert {"log_volume_1", "log_volume_15", "log_trades_15"} <= set(result.features.drifted)
+    assert "ret_1" not in result.features.drifted  # prices untouched
+    assert result.should_retrain and "feature drift" in result.reasons[0]
+
+
+def test_error_growth_triggers_retrain(bars: pd.DataFrame) -> None:
+    model = _persistence(mae_bp=0.01)  # claims a held-out MAE far below what it does here
+    reference = feature_frame(bars.iloc[:3600], model.spec)
+    result = check_drift(model, reference, bars.iloc[:3600])
+    assert result.should_retrain
+    assert any("MAE" in r for r in result.reasons)
+
+
+def test_forecast_errors_of_persistence_are_the_moves(bars: pd.DataFrame) -> None:
+    model = _persistence()
+    errors = forecast_errors(model, bars.iloc[:1000], max_rows=10_000)
+    first = model.info.min_bars - 1
+    actual = compute_targets(bars.iloc[:1000], 15)[first : 1000 - 16 + 1, -1]
+    assert len(errors) == len(actual)
+    np.testing.assert_allclose(errors["abs_error_bp"], np.abs(actual) * BP)
+    with pytest.raises(ValueError, match="too few"):
+        forecast_errors(model, bars.iloc[:50])
+
+
+def test_journal_errors_and_config_validation() -> None:
+    docs = [
+        {"predicted_price": 100.0, "realised_price": 100.0},
+        {"predicted_price": 101.0, "realised_price": 100.0},
+        {"predicted_price": 101.0, "realised_price": None},  # not due yet
+    ]
+    errors = journal_errors(docs)
+    assert len(errors) == 2
+    assert errors["error_bp"].iloc[0] == 0
+    assert errors["error_bp"].iloc[1] == pytest.approx(np.log(1.01) * BP)
+    with pytest.raises(ValueError, match="method"):
+        DriftConfig(method="ks")
