@@ -66,7 +66,7 @@ class BarsIn(BaseModel):
             if got != n:
                 raise PydanticCustomError(
                     "length_mismatch",
-                    "column {column!r} has {got} values but ts has {n}",
+                    "column '{column}' has {got} values but ts has {n}",
                     {"column": name, "got": got, "n": n},
                 )
         return self
