@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from cryptoarena.data.lake import NS_PER_DAY, Lake, PartitionWrite, day_start_ns
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.quality import QualityReport, check_bars, check_trades
@@ -55,12 +56,26 @@ def import_file(
     path = Path(path)
     trades, report = load_trades(path)
     sym = symbol or guess_symbol(path, default_symbol)
-    quality = check_trades(trades, source=path.name)
+    return store_trades(lake, trades, sym, report=report, path=path)
+
+
+def store_trades(
+    lake: Lake,
+    trades: pd.DataFrame,
+    symbol: str,
+    *,
+    report: LoadReport | None = None,
+    path: Path | None = None,
+) -> ImportResult:
+    """Check an already loaded trade frame and merge it into the lake (see :func:`import_file`)."""
+    name = path.name if path else f"{symbol} trades"
+    report = report or LoadReport(name, rows=len(trades))
+    quality = check_trades(trades, source=name)
     if not quality.ok:
-        raise ValueError(f"refusing {path}: {quality.summary()}")
-    result = ImportResult(path, sym, report, quality=quality)
-    result.writes = lake.write_trades(sym, trades)
-    logger.info("imported %s as %s: %s", path, sym, report.summary())
+        raise ValueError(f"refusing {path or name}: {quality.summary()}")
+    result = ImportResult(path or Path(name), symbol, report, quality=quality)
+    result.writes = lake.write_trades(symbol, trades)
+    logger.info("imported %s as %s: %s", name, symbol, report.summary())
     return result
 
 
