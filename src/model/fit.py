@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,6 +145,8 @@ def fit_lstm(
     if cfg.window != prepared.window or cfg.horizon != prepared.spec.horizon:
         raise ValueError("config window/horizon differ from the prepared data")
     torch.set_num_threads(cfg.num_threads)
+    # Lightning's hardware banner and tips are noise in CLI output and logs.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = LSTMModule(
         cfg,
@@ -168,7 +171,9 @@ def fit_lstm(
     )
     train_dl = loader(prepared, prepared.split.train, cfg, shuffle=True)
     val_dl = loader(prepared, prepared.split.val, cfg, shuffle=False)
-    trainer.fit(module, train_dl, val_dl)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(module, train_dl, val_dl)
     if best.state is not None:
         module.load_state_dict(best.state)
     module.eval()

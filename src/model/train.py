@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +20,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from cryptoarena.config import get_settings
-from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
-from cryptoarena.model.evaluation import PERSISTENCE, evaluate, headline_metrics
+from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
 from cryptoarena.model.fit import Prepared, fit_lstm, prepare
-from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, Predictor, TorchPredictor
+from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
+from cryptoarena.model.judge import LSTM, baselines, champion_on, evaluate_forecasters, wrap
 from cryptoarena.model.lstm import LSTMConfig
 from cryptoarena.model.registry import (
     CHALLENGER,
@@ -31,9 +32,6 @@ from cryptoarena.model.registry import (
     MODEL_ARTIFACT,
     REFERENCE_FILE,
     GateDecision,
-    ModelNotFound,
-    get_alias_version,
-    load_forecaster,
     model_metadata,
     promotion_gate,
 )
@@ -43,7 +41,6 @@ from cryptoarena.model.windows import gather, valid_anchors
 
 logger = logging.getLogger(__name__)
 
-LSTM = "lstm"
 Promote = Literal["gate", "force", "never"]
 TINY_CONFIG = LSTMConfig(
     window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
@@ -79,36 +76,6 @@ def _info(
         metrics=metrics,
         feature_names=spec.names,
     )
-
-
-def baselines(prepared: Prepared) -> dict[str, Predictor]:
-    """The three baselines, fitted (ridge) on the training split only."""
-    h = prepared.spec.horizon
-    a = prepared.split.train
-    ridge = Ridge(prepared.scaler).fit(prepared.features[a], prepared.targets[a])
-    return {
-        PERSISTENCE: Persistence(h),
-        "ewma_drift": EwmaDrift(prepared.spec, h),
-        "ridge": ridge,
-    }
-
-
-def evaluate_forecasters(
-    bars: pd.DataFrame, anchors: np.ndarray, forecasters: dict[str, Forecaster]
-) -> tuple[dict[str, dict[str, Any]], np.ndarray, dict[str, np.ndarray]]:
-    """Everyone on the same anchors of one bar frame: (metrics, actual, predictions)."""
-    from cryptoarena.model.features import compute_targets
-
-    horizon = next(iter(forecasters.values())).info.horizon
-    actual = compute_targets(bars, horizon)[anchors]
-    preds = {name: f.predict_bars(bars, anchors) for name, f in forecasters.items()}
-    return evaluate(actual, preds), actual, preds
-
-
-def _wrap(
-    predictor: Predictor, like: ForecastModelInfo, spec: FeatureSpec, name: str
-) -> Forecaster:
-    return Forecaster(like.model_copy(update={"name": name, "quantiles": ()}), spec, predictor)
 
 
 def train(
@@ -151,10 +118,10 @@ def train(
             draft = _info(name, "", run_id, cfg, spec, {})
             lstm = Forecaster(draft, spec, TorchPredictor(module.net))
             everyone = {LSTM: lstm} | {
-                k: _wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
+                k: wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
             }
             results, actual, preds = evaluate_forecasters(prepared.bars, test, everyone)
-            champion = _champion_on(name, tracking_uri, prepared.bars, test, actual)
+            champion = champion_on(name, tracking_uri, prepared.bars, test, actual)
             report: dict[str, Any] = {
                 "run_id": run_id,
                 "data": {"label": data_label, "hash": prepared.data_hash, **prepared.span},
@@ -207,26 +174,6 @@ def train(
     return TrainResult(info, forecaster, report, decision, promoted, prepared)
 
 
-def _champion_on(
-    name: str, tracking_uri: str, bars: pd.DataFrame, anchors: np.ndarray, actual: np.ndarray
-) -> dict[str, Any]:
-    """The current champion's MSE on the same held-out anchors (empty if there is none)."""
-    version = get_alias_version(name, CHAMPION, tracking_uri=tracking_uri)
-    if version is None:
-        return {}
-    try:
-        champ = load_forecaster(f"models:/{name}/{version}", tracking_uri=tracking_uri)
-        usable = anchors >= champ.info.min_bars - 1
-        pred = champ.predict_bars(bars, anchors[usable])
-    except (ModelNotFound, ValueError) as exc:
-        logger.warning(
-            "champion v%s cannot be evaluated here (%s); treated as absent", version, exc
-        )
-        return {"version": version, "error": str(exc)}
-    mse = float(np.mean((pred[:, -1] - actual[usable][:, -1]) ** 2))
-    return {"version": version, "mse": mse, "n": int(usable.sum())}
-
-
 def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
     ref = out / REFERENCE_FILE
     prepared.reference_sample().to_parquet(ref)
@@ -255,23 +202,27 @@ def _log_model(
     with torch.inference_mode():
         output = net(torch.from_numpy(np.ascontiguousarray(example))).numpy()
     draft = _info(name, "", run_id, cfg, spec, metrics)
-    torch_version = torch.__version__.split("+")[0]
-    logged = mlflow.pytorch.log_model(
-        net,
-        name=MODEL_ARTIFACT,
-        signature=infer_signature(example, output),
-        input_example=example,  # batch 2: torch.export keeps the batch dimension dynamic
-        registered_model_name=name,
-        extra_files=[str(p) for p in extra],
-        metadata=model_metadata(
-            draft,
-            spec,
-            prepared.scaler.model_dump(),
-            {"data_hash": prepared.data_hash, "config": cfg.model_dump(mode="json")},
-        ),
-        pip_requirements=[f"torch=={torch_version}", f"mlflow=={mlflow.__version__}", "numpy"],
-        serialization_format="pt2",
+    metadata = model_metadata(
+        draft,
+        spec,
+        prepared.scaler.model_dump(),
+        {"data_hash": prepared.data_hash, "config": cfg.model_dump(mode="json")},
     )
+    torch_version = torch.__version__.split("+")[0]
+    with warnings.catch_warnings():
+        # torch.export notes that nn.LSTM re-assigns its flat weights; harmless for inference.
+        warnings.filterwarnings("ignore", message=".*_flat_weights.*")
+        logged = mlflow.pytorch.log_model(
+            net,
+            name=MODEL_ARTIFACT,
+            signature=infer_signature(example, output),
+            input_example=example,  # batch 2: torch.export keeps the batch dimension dynamic
+            registered_model_name=name,
+            extra_files=[str(p) for p in extra],
+            metadata=metadata,
+            pip_requirements=[f"torch=={torch_version}", f"mlflow=={mlflow.__version__}", "numpy"],
+            serialization_format="pt2",
+        )
     version = logged.registered_model_version
     if version is None:
         raise RuntimeError("model logged but not registered")

@@ -11,8 +11,8 @@ from cryptoarena.model.datasets import load_bars
 from cryptoarena.model.features import FeatureSpec, min_bars
 from cryptoarena.model.fit import Prepared, fit_lstm, prepare
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
+from cryptoarena.model.judge import baselines
 from cryptoarena.model.lstm import LSTMConfig
-from cryptoarena.model.train import baselines
 
 CFG = LSTMConfig(
     window=20, hidden=8, max_epochs=2, batch_size=128, limit_train_batches=10, patience=1

@@ -1,0 +1,33 @@
+"""``arena train`` and ``arena evaluate`` end to end on real bars and a real MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptoarena.cli import app
+from typer.testing import CliRunner
+
+
+@pytest.mark.slow
+def test_train_then_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runner = CliRunner()
+    args = ["train", "--max-bars", "5000", "--epochs", "1", "--window", "20", "--hidden", "8",
+            "--threads", "1", "--no-second-venue", "--promote", "never"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "persistence" in result.output and "ridge" in result.output
+    assert "version 1" in result.output
+    assert (tmp_path / "artifacts").is_dir()  # artifacts next to the database
+
+    result = runner.invoke(app, ["evaluate", "1", "--max-bars", "5000", "--no-second-venue"])
+    assert result.exit_code == 0, result.output
+    assert "ewma_drift" in result.output
+
+    missing = runner.invoke(
+        app, ["evaluate", "champion", "--max-bars", "5000", "--no-second-venue"]
+    )
+    assert missing.exit_code == 1 and "not in the registry" in missing.output
+    bad = runner.invoke(app, ["train", "--promote", "sometimes", "--max-bars", "5000"])
+    assert bad.exit_code != 0
