@@ -44,6 +44,8 @@ class Recorded:
     headers: dict[str, str]
     ret_code: int = -1
     response: dict[str, Any] = field(default_factory=dict)
+    reply_headers: dict[str, str] = field(default_factory=dict)
+    at_ms: int = field(default_factory=now_ms)
 
     def json(self) -> dict[str, Any]:
         return json.loads(self.body) if self.body else {}
@@ -126,7 +128,7 @@ class FakeRest:
                 except ExchangeError as exc:
                     code, msg = exc.code or 10001, str(exc)
             body = envelope(result, code=code, msg=msg) if code else envelope(result)
-            rec.ret_code, rec.response = code, body
+            rec.ret_code, rec.response, rec.reply_headers = code, body, headers
             return web.json_response(body, headers=headers)
 
         return run

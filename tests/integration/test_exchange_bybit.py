@@ -20,7 +20,7 @@ async def test_place_fill_partial_cancel_position_wallet() -> None:
     async with bybit_on_fake(VenueConfig(latency_ms=0, initial_balance=D("1000000"))) as (
         ex,
         account,
-        fake,
+        _fake,
     ):
         updates = Collector(ex.updates())
         account.trade(tape[:5])
@@ -97,7 +97,7 @@ async def test_place_fill_partial_cancel_position_wallet() -> None:
 
 async def test_start_reconciles_existing_orders_and_refuses_bad_orders_before_sending() -> None:
     tape = real_tape(20)
-    async with bybit_on_fake(start=False) as (ex, account, fake):
+    async with bybit_on_fake(start=False) as (ex, account, _fake):
         account.trade(tape)
         # An order left open by an earlier run, on the exchange only.
         venue = account.matching.venue

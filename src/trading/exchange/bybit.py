@@ -113,6 +113,7 @@ class BybitExchange:
         self._instruments: dict[str, Instrument] = {}
         self._orders: dict[str, Order] = {}  # latest known state, by client id
         self._fills: set[str] = set()
+        self._last_event_ms = 0  # exchange time of the newest order update or fill seen
         self._updates: UpdateStream[Order | Fill] = UpdateStream()
         self.clock_skew_s = 0.0
 
@@ -268,6 +269,7 @@ class BybitExchange:
             order.filled_qty,
         )
         self._orders[order.client_id] = order
+        self._last_event_ms = max(self._last_event_ms, order.updated_ns // 1_000_000)
         if changed:
             self._updates.publish(order)
         return order
@@ -275,6 +277,7 @@ class BybitExchange:
     def _fill(self, fill: Fill) -> None:
         if fill.exec_id not in self._fills:
             self._fills.add(fill.exec_id)
+            self._last_event_ms = max(self._last_event_ms, fill.ts_ns // 1_000_000)
             self._updates.publish(fill)
 
     def _on_message(self, message: dict[str, Any]) -> None:
@@ -296,8 +299,12 @@ class BybitExchange:
             logger.exception("unreadable %s push: %.300s", topic, message)
 
     async def resync(self, gap_start_ns: int) -> None:
-        """After a socket gap: order states and fills we missed, from REST."""
-        since_ms = (gap_start_ns - int(self.config.resync_lookback_s * 1e9)) // 1_000_000
+        """After a socket gap: order states and fills we missed, from REST.
+
+        Fills are asked for since the newest exchange event we saw (minus a margin), in
+        exchange time, so a local clock that is off does not open a hole."""
+        lookback_ms = int(self.config.resync_lookback_s * 1000)
+        since_ms = self._last_event_ms - lookback_ms if self._last_event_ms else None
         for symbol in self.config.symbols:
             open_now = {o.client_id: o for o in await self.open_orders(symbol)}
             for order in open_now.values():
@@ -311,7 +318,7 @@ class BybitExchange:
                 "get_executions",
                 category=self.config.category,
                 symbol=symbol,
-                startTime=since_ms,
+                startTime=since_ms,  # None: Bybit's default window (the last 7 days)
                 limit=100,
             )
             for row in sorted(result.get("list") or [], key=lambda r: int(r.get("execTime", 0))):

@@ -8,6 +8,7 @@ network errors through; :func:`translate` maps each to one :mod:`errors` class. 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ INVALID = {10001, 10029, 110003, 110094, 170136, 170137, 170140}
 DUPLICATE = 110072
 RATE_LIMITED = 10006
 RATE_LIMIT_FALLBACK_S = 2.0
+_ORIGIN = re.compile(r"origin_string\[.*?\]", re.DOTALL)
 
 
 def _retry_after(code: int, headers: Mapping[str, str] | None) -> float:
@@ -47,10 +49,15 @@ def _retry_after(code: int, headers: Mapping[str, str] | None) -> float:
         return RATE_LIMIT_FALLBACK_S
 
 
+def redact(message: str) -> str:
+    """Bybit's 10004 echoes the signed string, API key included: keep it out of errors and logs."""
+    return _ORIGIN.sub("origin_string[redacted]", message)
+
+
 def from_ret_code(
     code: int, message: str, headers: Mapping[str, str] | None = None
 ) -> ExchangeError:
-    text = f"bybit {code}: {message}"
+    text = f"bybit {code}: {redact(message)}"
     if code in TEMPORARY:
         return TemporaryExchangeError(text, code=code, retry_after_s=_retry_after(code, headers))
     if code in AUTHENTICATION:
