@@ -1,1 +1,15 @@
 """Risk limits between every strategy and its exchange, and the kill switch."""
+
+from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
+from cryptoarena.trading.risk.limits import GlobalLimits, RiskConfig, StrategyLimits
+from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
+
+__all__ = [
+    "GlobalLimits",
+    "KillSwitch",
+    "KillSwitchError",
+    "OrderIntent",
+    "RiskConfig",
+    "RiskManager",
+    "StrategyLimits",
+]

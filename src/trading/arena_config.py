@@ -1,0 +1,130 @@
+"""The arena file (TOML): symbol, capital, the strategy set and the risk limits.
+
+See configs/arena.example.toml. Everything is validated at load time; a bad file gets one
+clear error naming the offending key, and nothing starts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from cryptoarena.trading.risk.limits import RiskConfig
+from cryptoarena.trading.strategies import STRATEGY_TYPES, Strategy, build_strategy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ArenaConfigError(ValueError):
+    """The arena file is missing or wrong; the message says where."""
+
+
+class StrategySpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        if kind not in STRATEGY_TYPES:
+            raise ValueError(
+                f"unknown strategy kind {kind!r} (known: {', '.join(sorted(STRATEGY_TYPES))})"
+            )
+        return kind
+
+    @model_validator(mode="after")
+    def _params_valid(self) -> StrategySpec:
+        STRATEGY_TYPES[self.kind].config_type.model_validate(self.params)
+        return self
+
+    def build(self) -> Strategy[Any]:
+        return build_strategy(self.name, self.kind, self.params)
+
+
+class ArenaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbol: str = Field(default="BTCUSDT", pattern=r"^[A-Z0-9]{2,20}$")
+    # Every book starts with the same capital (USDT).
+    capital: float = Field(default=10_000.0, gt=0.0)
+    # Fee the strategies assume per side (the exchange charges its own; 0.055 % is Bybit taker).
+    fee_rate: float = Field(default=0.00055, ge=0.0, lt=0.01)
+    # Ignore target changes smaller than this fraction of equity (no churn on rounding).
+    min_trade_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
+    equity_every_s: float = Field(default=5.0, gt=0.0)
+    # The per-strategy summary read models (what live views read) are refreshed this often.
+    summary_every_s: float = Field(default=30.0, gt=0.0)
+    order_timeout_s: float = Field(default=10.0, gt=0.0)
+    flatten_on_stop: bool = False
+    flatten_on_kill: bool = True
+    # AI forecasts: request timeout and the age beyond which the client refuses them.
+    forecast_timeout_s: float = Field(default=0.5, gt=0.0)
+    forecast_max_age_s: float = Field(default=2.5, gt=0.0)
+    forecast_window: int = Field(default=256, ge=16, le=4096)
+
+
+class ArenaConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arena: ArenaSettings = ArenaSettings()
+    risk: RiskConfig = RiskConfig()
+    strategies: tuple[StrategySpec, ...] = Field(alias="strategy", min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ArenaConfig:
+        names = [s.name for s in self.strategies]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"strategy names must be unique; repeated: {dupes}")
+        unknown = set(self.risk.overrides) - set(names)
+        if unknown:
+            raise ValueError(f"risk overrides for unknown strategies: {sorted(unknown)}")
+        return self
+
+    def build_strategies(self) -> list[Strategy[Any]]:
+        return [spec.build() for spec in self.strategies]
+
+
+def parse_arena_config(data: dict[str, Any], source: str = "<config>") -> ArenaConfig:
+    try:
+        return ArenaConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise ArenaConfigError(f"{source}: {problems}") from None
+
+
+def load_arena_config(path: Path) -> ArenaConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArenaConfigError(f"arena config not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArenaConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_arena_config(data, str(path))
+
+
+def all_strategies_config(**arena: Any) -> ArenaConfig:
+    """Every strategy family with its defaults (tests, demo, benchmark)."""
+    specs = [
+        {
+            "name": "sma_cross",
+            "kind": "sma_cross",
+            "params": {"fast": 5, "slow": 20, "bar_size": "1m"},
+        },
+        {"name": "macd", "kind": "macd", "params": {"bar_size": "1m"}},
+        {"name": "rsi", "kind": "rsi_reversion", "params": {"bar_size": "1m"}},
+        {"name": "bollinger", "kind": "bollinger", "params": {"bar_size": "1m"}},
+        {"name": "donchian", "kind": "donchian", "params": {"bar_size": "1m"}},
+        {"name": "vwap", "kind": "vwap_reversion", "params": {"bar_size": "1m", "period": 30}},
+        {"name": "buy_hold", "kind": "buy_and_hold"},
+        {"name": "naive", "kind": "naive_forecaster"},
+        {"name": "ai", "kind": "ai_forecast"},
+    ]
+    return parse_arena_config({"arena": arena, "strategy": specs}, "<all strategies>")

@@ -1,0 +1,225 @@
+"""Forecasts ahead of need: a background pump keeps the latest one; predictions get outcomes.
+
+The pump sends the latest 1-second bars to the forecast source once per closed bar, with at
+most one request in flight (a newer bar replaces a waiting one), so the AI strategy only reads
+``pump.view(now)``: never a network call on the hot path. In lock-step mode (backtests on a
+simulated clock) the worker awaits the in-flight request before the next bar, so a replay
+sees forecasts exactly as timely as live trading does, only faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S, Bar
+
+logger = logging.getLogger(__name__)
+
+Record = Callable[[str, dict[str, Any]], str]
+
+
+class ForecastLike(Protocol):
+    @property
+    def bar_ts_ns(self) -> int: ...
+    @property
+    def log_returns(self) -> tuple[float, ...]: ...
+    @property
+    def prices(self) -> tuple[float, ...]: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def model_version(self) -> str: ...
+
+
+class ForecastSource(Protocol):
+    """serving.client.ForecastClient fits; so does an in-process adapter."""
+
+    async def forecast(self, symbol: str, bars: pd.DataFrame) -> Any: ...
+
+    async def health(self) -> bool: ...
+
+
+class BarWindow:
+    """The last ``size`` bars, kept column by column so a frame costs no Python loop over rows."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._cols: dict[str, deque[Any]] = {name: deque(maxlen=size) for name in BAR_COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self._cols["ts"])
+
+    def append(self, bar: Bar) -> None:
+        for name, col in self._cols.items():
+            col.append(getattr(bar, name))
+
+    def frame(self) -> pd.DataFrame:
+        cols = self._cols
+        data = {
+            name: np.array(cols[name], dtype=np.int64 if name in ("ts", "trades") else np.float64)
+            for name in BAR_COLUMNS
+        }
+        return pd.DataFrame(data, copy=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPrediction:
+    event_id: str
+    target_ns: int
+
+
+class ForecastPump:
+    def __init__(
+        self,
+        source: ForecastSource,
+        symbol: str,
+        *,
+        window: int,
+        max_age_s: float,
+        record: Record,
+        health_every_s: float = 10.0,
+    ) -> None:
+        self.source = source
+        self.symbol = symbol
+        self.max_age_s = max_age_s
+        self._record = record
+        self.window = BarWindow(window)
+        self._task: asyncio.Task[None] | None = None
+        self._waiting = False
+        self.latest: ForecastLike | None = None
+        self.problem: str | None = "no forecast yet"
+        self.healthy = True
+        self._health_every_ns = int(health_every_s * NS_PER_S)
+        self._next_health_ns = 0
+        self._model_version: str | None = None
+        self.pending: deque[PendingPrediction] = deque()
+        self.requests = 0
+        self.failures = 0
+
+    # -- requests ---------------------------------------------------------------------------
+    def on_bar(self, bar: Bar, now_ns: int) -> None:
+        """A 1-second bar closed: request a forecast for it (or queue it behind the one in flight)."""
+        self.window.append(bar)
+        if now_ns >= self._next_health_ns:
+            self._next_health_ns = now_ns + self._health_every_ns
+            self._spawn_health()
+        if self._task is not None and not self._task.done():
+            self._waiting = True
+            return
+        self._start()
+
+    def _start(self) -> None:
+        self._waiting = False
+        frame = self.window.frame()
+        self._task = asyncio.get_running_loop().create_task(self._fetch(frame))
+
+    async def _fetch(self, frame: pd.DataFrame) -> None:
+        self.requests += 1
+        try:
+            forecast = await self.source.forecast(self.symbol, frame)
+        except Exception as exc:  # ForecastUnavailable and anything the source raises
+            self.failures += 1
+            self.problem = f"forecast unavailable: {getattr(exc, 'reason', None) or exc}"
+            logger.debug("forecast failed: %s", self.problem)
+        else:
+            self.latest = forecast
+            self.problem = None
+            self._on_forecast(forecast, frame)
+        if self._waiting:
+            self._start()
+
+    def _spawn_health(self) -> None:
+        async def check() -> None:
+            try:
+                ok = bool(await self.source.health())
+            except Exception:
+                ok = False
+            if ok != self.healthy:
+                self.healthy = ok
+                self._record(
+                    "model_events",
+                    {"type": "health", "healthy": ok, "model_version": self._model_version},
+                )
+
+        asyncio.get_running_loop().create_task(check())
+
+    async def settle(self) -> None:
+        """Lock-step mode: wait for the request in flight (and a queued one) to finish."""
+        while self._task is not None and not self._task.done():
+            await self._task
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        aclose = getattr(self.source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    # -- what the AI strategy sees ----------------------------------------------------------
+    def view(self, now_ns: int) -> tuple[ForecastLike | None, str | None, float | None]:
+        """(forecast, problem, age in s): a stale, missing or unhealthy forecast is withheld."""
+        forecast = self.latest
+        if not self.healthy:
+            return None, "model unhealthy", None
+        if forecast is None:
+            return None, self.problem or "no forecast yet", None
+        age_s = (now_ns - (forecast.bar_ts_ns + NS_PER_S)) / NS_PER_S
+        if age_s > self.max_age_s:
+            why = self.problem or "no newer forecast"
+            return None, f"forecast stale ({age_s:.1f} s > {self.max_age_s} s; {why})", age_s
+        return forecast, None, age_s
+
+    # -- predictions and outcomes -----------------------------------------------------------
+    def _on_forecast(self, forecast: ForecastLike, frame: pd.DataFrame) -> None:
+        if forecast.model_version != self._model_version:
+            self._record(
+                "model_events",
+                {
+                    "type": "model_in_use",
+                    "model_name": forecast.model_name,
+                    "model_version": forecast.model_version,
+                    "previous_version": self._model_version,
+                },
+            )
+            self._model_version = forecast.model_version
+        close_ns = forecast.bar_ts_ns + NS_PER_S
+        horizon = len(forecast.log_returns)
+        base = float(frame["close"].iloc[-1]) if len(frame) else float("nan")
+        target_ns = close_ns + horizon * NS_PER_S
+        event_id = self._record(
+            "predictions",
+            {
+                "symbol": self.symbol,
+                "bar_ts_ns": forecast.bar_ts_ns,
+                "ts_ns": close_ns,
+                "base_price": base,
+                "horizon_s": horizon,
+                "log_returns": list(forecast.log_returns),
+                "predicted_price": forecast.prices[-1] if forecast.prices else None,
+                "target_ts_ns": target_ns,
+                "model_name": forecast.model_name,
+                "model_version": forecast.model_version,
+                "realised_price": None,
+            },
+        )
+        self.pending.append(PendingPrediction(event_id, target_ns))
+
+    def resolve(self, bar: Bar, set_outcome: Callable[[str, float, int], None]) -> int:
+        """A 1-second bar closed: fill in the realised price of predictions that came due."""
+        close_ns = bar.ts + NS_PER_S
+        done = 0
+        while self.pending and self.pending[0].target_ns <= close_ns:
+            pending = self.pending.popleft()
+            set_outcome(pending.event_id, bar.close, close_ns)
+            done += 1
+        return done

@@ -1,0 +1,228 @@
+"""The RiskManager: every order intent passes here; vetoes and halts are emitted with reasons.
+
+Halts (daily loss, drawdown, a strategy that raised, the kill switch) stop new risk; orders
+that only reduce a position are still allowed so a halted book can be flattened. The same veto
+repeated every bar is emitted once per minute (all are counted) so the journal is not flooded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.risk.limits import RiskConfig
+
+logger = logging.getLogger(__name__)
+
+MINUTE_NS = 60 * NS_PER_S
+DAY_NS = 86_400 * NS_PER_S
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    strategy: str
+    side: str  # "Buy" | "Sell"
+    qty: float  # > 0
+    price: float  # the reference price the order was sized at
+    position_before: float  # signed qty
+    position_after: float
+    uses_forecast: bool = False
+    forecast_age_s: float | None = None
+
+    @property
+    def notional(self) -> float:
+        return self.qty * self.price
+
+    @property
+    def reduces(self) -> bool:
+        before, after = self.position_before, self.position_after
+        return abs(after) < abs(before) and (after == 0 or (after > 0) == (before > 0))
+
+
+class RiskManager:
+    def __init__(self, config: RiskConfig, capitals: dict[str, float], emit: Emit) -> None:
+        self.config = config
+        self.capitals = dict(capitals)
+        self._emit = emit
+        self.halted: dict[str, str] = {}
+        self.global_halt: str | None = None
+        self.killed: str | None = None
+        self.vetoes: dict[str, int] = dict.fromkeys(capitals, 0)
+        self._sent: dict[str, deque[int]] = {name: deque() for name in capitals}
+        self._sent_all: deque[int] = deque()
+        self._peak: dict[str, float] = dict(capitals)
+        self._day: dict[str, tuple[int, float]] = {}
+        self._last_veto: dict[str, tuple[str, int]] = {}
+
+    # -- orders ---------------------------------------------------------------------------
+    def check(
+        self,
+        intent: OrderIntent,
+        *,
+        now_ns: int,
+        last_trade_price: float | None,
+        last_trade_ns: int | None,
+        gross_notional_after: float,
+    ) -> str | None:
+        """None when the order may go; otherwise the veto reason (emitted and counted)."""
+        reason = self._reason(intent, now_ns, last_trade_price, last_trade_ns, gross_notional_after)
+        if reason is not None:
+            self._veto(intent, reason, now_ns)
+        return reason
+
+    def _reason(
+        self,
+        intent: OrderIntent,
+        now_ns: int,
+        last_price: float | None,
+        last_ns: int | None,
+        gross_after: float,
+    ) -> str | None:
+        g = self.config.global_
+        lim = self.config.for_strategy(intent.strategy)
+        name = intent.strategy
+        if intent.qty <= 0 or intent.price <= 0:
+            return f"bad order: qty {intent.qty} price {intent.price}"
+        if self.killed is not None and not intent.reduces:
+            return f"kill switch: {self.killed}"
+        if self.global_halt is not None and not intent.reduces:
+            return f"global halt: {self.global_halt}"
+        if name in self.halted and not intent.reduces:
+            return f"strategy halted: {self.halted[name]}"
+        if last_price is None or last_ns is None:
+            return "no market data yet"
+        age_s = (now_ns - last_ns) / NS_PER_S
+        if age_s > g.max_data_age_s:
+            return f"stale market data: last trade {age_s:.1f} s ago > {g.max_data_age_s} s"
+        band = abs(intent.price / last_price - 1.0) * 1e4
+        if band > g.price_band_bps:
+            return f"price {intent.price:.2f} is {band:.0f} bps from the last trade {last_price:.2f} > {g.price_band_bps} bps"
+        if intent.uses_forecast and not intent.reduces:
+            if intent.forecast_age_s is None:
+                return "no forecast"
+            if intent.forecast_age_s > g.max_forecast_age_s:
+                return f"stale forecast: {intent.forecast_age_s:.1f} s > {g.max_forecast_age_s} s"
+        if intent.notional > lim.max_order_notional:
+            return f"order notional {intent.notional:,.0f} > {lim.max_order_notional:,.0f}"
+        if not intent.reduces:
+            pos_notional = abs(intent.position_after) * intent.price
+            if pos_notional > lim.max_position_notional * (1 + 1e-9):
+                return f"position notional {pos_notional:,.0f} > {lim.max_position_notional:,.0f}"
+            if gross_after > g.max_gross_notional:
+                return f"gross notional {gross_after:,.0f} > {g.max_gross_notional:,.0f}"
+        sent = self._sent.setdefault(name, deque())
+        _trim(sent, now_ns)
+        if len(sent) >= lim.max_orders_per_minute:
+            return (
+                f"order rate: {len(sent)} orders in the last minute >= {lim.max_orders_per_minute}"
+            )
+        _trim(self._sent_all, now_ns)
+        if len(self._sent_all) >= g.max_orders_per_minute:
+            return f"global order rate: {len(self._sent_all)} in the last minute"
+        return None
+
+    def order_sent(self, strategy: str, now_ns: int) -> None:
+        self._sent.setdefault(strategy, deque()).append(now_ns)
+        self._sent_all.append(now_ns)
+
+    def _veto(self, intent: OrderIntent, reason: str, now_ns: int) -> None:
+        self.vetoes[intent.strategy] = self.vetoes.get(intent.strategy, 0) + 1
+        # Repeated reasons (same words before any number) are emitted once a minute.
+        key = reason.split(":")[0]
+        last = self._last_veto.get(intent.strategy)
+        if last is not None and last[0] == key and now_ns - last[1] < MINUTE_NS:
+            return
+        self._last_veto[intent.strategy] = (key, now_ns)
+        self._emit(
+            {
+                "type": "veto",
+                "strategy": intent.strategy,
+                "reason": reason,
+                "ts_ns": now_ns,
+                "side": intent.side,
+                "qty": intent.qty,
+                "price": intent.price,
+                "vetoes_so_far": self.vetoes[intent.strategy],
+            }
+        )
+
+    # -- halts ----------------------------------------------------------------------------
+    def halt(self, strategy: str, reason: str, now_ns: int) -> None:
+        if strategy in self.halted:
+            return
+        self.halted[strategy] = reason
+        logger.warning("strategy %s halted: %s", strategy, reason)
+        self._emit({"type": "halt", "strategy": strategy, "reason": reason, "ts_ns": now_ns})
+
+    def halt_all(self, reason: str, now_ns: int) -> None:
+        if self.global_halt is None:
+            self.global_halt = reason
+            logger.warning("global halt: %s", reason)
+            self._emit({"type": "global_halt", "strategy": None, "reason": reason, "ts_ns": now_ns})
+
+    def kill(self, reason: str, now_ns: int) -> None:
+        if self.killed is None:
+            self.killed = reason
+            self._emit({"type": "kill", "strategy": None, "reason": reason, "ts_ns": now_ns})
+
+    def unkill(self, now_ns: int) -> None:
+        if self.killed is not None:
+            self.killed = None
+            self._emit({"type": "kill_released", "strategy": None, "reason": "", "ts_ns": now_ns})
+
+    def on_equity(self, strategy: str, equity: float, now_ns: int) -> None:
+        """Daily-loss and drawdown halts for one book (called on each equity snapshot)."""
+        lim = self.config.for_strategy(strategy)
+        capital = self.capitals.get(strategy, equity)
+        self._loss_checks(strategy, equity, capital, lim.max_daily_loss, lim.max_drawdown, now_ns)
+
+    def on_total_equity(self, equity: float, now_ns: int) -> None:
+        g = self.config.global_
+        capital = sum(self.capitals.values())
+        self._loss_checks("*", equity, capital, g.max_daily_loss, g.max_drawdown, now_ns)
+
+    def _loss_checks(
+        self,
+        key: str,
+        equity: float,
+        capital: float,
+        max_daily_loss: float,
+        max_drawdown: float,
+        now_ns: int,
+    ) -> None:
+        day = now_ns // DAY_NS
+        start = self._day.get(key)
+        if start is None or start[0] != day:
+            start = self._day[key] = (day, equity)
+        peak = self._peak[key] = max(self._peak.get(key, equity), equity)
+        reason = None
+        daily = (start[1] - equity) / capital if capital > 0 else 0.0
+        drawdown = (peak - equity) / peak if peak > 0 else 0.0
+        if daily > max_daily_loss:
+            reason = f"daily loss {daily:.2%} > {max_daily_loss:.2%}"
+        elif drawdown > max_drawdown:
+            reason = f"drawdown {drawdown:.2%} > {max_drawdown:.2%}"
+        if reason is not None:
+            if key == "*":
+                self.halt_all(reason, now_ns)
+            else:
+                self.halt(key, reason, now_ns)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "halted": dict(self.halted),
+            "global_halt": self.global_halt,
+            "killed": self.killed,
+            "vetoes": dict(self.vetoes),
+        }
+
+
+def _trim(sent: deque[int], now_ns: int) -> None:
+    while sent and now_ns - sent[0] >= MINUTE_NS:
+        sent.popleft()

@@ -1,0 +1,347 @@
+"""Targets → orders: sizing, client ids, risk checks, sending, and fills back into books.
+
+Client order ids are ``<run tag>-<strategy index>-<incarnation>-<seq>`` (≤ 36 chars, Bybit's
+``orderLinkId`` alphabet): deterministic per run, strategy and sequence, and a restarted worker
+gets a new incarnation, so an id is never reused even when the journal lost the last records.
+Every id is journaled (``orders``) before it is sent and sent at most once; a temporary error
+is retried with the SAME id (the exchange deduplicates), an ambiguous one is resolved by asking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from cryptoarena.clock import Clock
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.book import Book
+from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.errors import (
+    AmbiguousOrderError,
+    ExchangeError,
+    TemporaryExchangeError,
+)
+from cryptoarena.trading.exchange.models import (
+    Fill,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Side,
+)
+from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
+
+logger = logging.getLogger(__name__)
+
+Record = Callable[[str, dict[str, Any]], str]
+SEND_RETRIES = 3
+
+
+def run_tag(run_id: str) -> str:
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def incarnation_tag(now_ns: int) -> str:
+    """Milliseconds of the process start, base 36 (8 chars until the year 5188)."""
+    return _b36(now_ns // 1_000_000)
+
+
+@dataclass
+class InFlight:
+    client_id: str
+    strategy: str
+    side: Side
+    qty: Decimal
+    sent_ns: int
+    cancel_requested: bool = False
+
+
+class OrderRouter:
+    def __init__(
+        self,
+        *,
+        exchange: Exchange,
+        instrument: Instrument,
+        books: dict[str, Book],
+        risk: RiskManager,
+        record: Record,
+        clock: Clock,
+        run_id: str,
+        incarnation: str,
+        min_trade_fraction: float,
+        order_timeout_s: float,
+        inline: bool,
+    ) -> None:
+        self.exchange = exchange
+        self.instrument = instrument
+        self.books = books
+        self.risk = risk
+        self._record = record
+        self.clock = clock
+        self.run_id = run_id
+        self.tag = run_tag(run_id)
+        self.incarnation = incarnation
+        self.index = {name: i for i, name in enumerate(books)}
+        self.min_trade_fraction = Decimal(str(min_trade_fraction))
+        self.order_timeout_ns = int(order_timeout_s * NS_PER_S)
+        self.inline = inline
+        self.seq = dict.fromkeys(books, 0)
+        self.in_flight: dict[str, InFlight] = {}
+        self.owner: dict[str, str] = {}
+        self.sent: set[str] = set()
+        self.seen_exec: set[str] = set()
+        self.orders_sent = dict.fromkeys(books, 0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Live exchanges: make the journaled order durable before it leaves the process.
+        self.before_send: Callable[[], Awaitable[None]] | None = None
+
+    # -- ids ------------------------------------------------------------------------------
+    def next_client_id(self, strategy: str) -> str:
+        self.seq[strategy] += 1
+        cid = f"{self.tag}-{self.index[strategy]:02d}-{self.incarnation}-{self.seq[strategy]:x}"
+        if cid in self.sent:  # cannot happen with a fresh incarnation; refuse loudly if it does
+            raise RuntimeError(f"client id {cid} would be reused")
+        return cid
+
+    def strategy_of(self, client_id: str) -> str | None:
+        if client_id in self.owner:
+            return self.owner[client_id]
+        parts = client_id.split("-")
+        if len(parts) == 4 and parts[0] == self.tag and parts[1].isdigit():
+            names = list(self.books)
+            i = int(parts[1])
+            return names[i] if i < len(names) else None
+        return None
+
+    # -- targets to orders ------------------------------------------------------------------
+    async def rebalance(
+        self,
+        strategy: str,
+        target: float,
+        *,
+        price: float,
+        now_ns: int,
+        last_trade_ns: int | None,
+        uses_forecast: bool,
+        forecast_age_s: float | None,
+        decision_id: str | None,
+    ) -> str | None:
+        """Move the book toward ``target`` (fraction of equity); returns the client id sent."""
+        if strategy in self.in_flight or price <= 0:
+            return None
+        book = self.books[strategy]
+        mark = Decimal(str(price))
+        equity = book.equity(mark)
+        if equity <= 0:
+            return None
+        want = Decimal(str(target)) * equity / mark
+        delta = want - book.qty
+        if target == 0.0:
+            delta = -book.qty  # close exactly, no dust left behind
+        elif abs(delta) * mark < self.min_trade_fraction * equity:
+            return None
+        inst = self.instrument
+        qty = inst.round_qty(abs(delta))
+        if qty < inst.min_qty or qty * mark < inst.min_notional or qty == 0:
+            return None
+        side = Side.BUY if delta > 0 else Side.SELL
+        signed = qty if side == Side.BUY else -qty
+        after = book.qty + signed
+        intent = OrderIntent(
+            strategy=strategy,
+            side=side.value,
+            qty=float(qty),
+            price=price,
+            position_before=float(book.qty),
+            position_after=float(after),
+            uses_forecast=uses_forecast,
+            forecast_age_s=forecast_age_s,
+        )
+        gross_after = (
+            sum(float(abs(b.qty)) * price for name, b in self.books.items() if name != strategy)
+            + abs(float(after)) * price
+        )
+        veto = self.risk.check(
+            intent,
+            now_ns=now_ns,
+            last_trade_price=price,
+            last_trade_ns=last_trade_ns,
+            gross_notional_after=gross_after,
+        )
+        if veto is not None:
+            return None
+        cid = self.next_client_id(strategy)
+        request = OrderRequest(client_id=cid, symbol=inst.symbol, side=side, qty=qty)
+        self.sent.add(cid)
+        self.owner[cid] = strategy
+        self.in_flight[strategy] = InFlight(cid, strategy, side, qty, now_ns)
+        self.orders_sent[strategy] += 1
+        self.risk.order_sent(strategy, now_ns)
+        self._record(
+            "orders",
+            {
+                "client_id": cid,
+                "strategy": strategy,
+                "symbol": inst.symbol,
+                "side": side.value,
+                "qty": str(qty),
+                "order_type": request.order_type.value,
+                "ref_price": price,
+                "target": target,
+                "position_before": str(book.qty),
+                "decision_id": decision_id,
+                "incarnation": self.incarnation,
+                "seq": self.seq[strategy],
+                "ts_ns": now_ns,
+            },
+        )
+        if self.inline:
+            await self._send(request)
+        else:
+            task = asyncio.get_running_loop().create_task(self._send(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return cid
+
+    async def _send(self, request: OrderRequest) -> None:
+        cid = request.client_id
+        if self.before_send is not None:
+            await self.before_send()
+        for attempt in range(SEND_RETRIES + 1):
+            try:
+                order = await self.exchange.place_order(request)
+            except TemporaryExchangeError as exc:
+                if attempt < SEND_RETRIES:
+                    await asyncio.sleep(max(exc.retry_after_s, 0.05 * (attempt + 1)))
+                    continue
+                self._failed(cid, f"temporary error, gave up: {exc}")
+                return
+            except AmbiguousOrderError as exc:
+                known = await self._ask(request.symbol, cid)
+                if known is None:
+                    self._failed(cid, f"ambiguous and not found: {exc}")
+                else:
+                    self.on_order(known)
+                return
+            except ExchangeError as exc:
+                self._failed(cid, f"{type(exc).__name__}: {exc}")
+                return
+            self.on_order(order)
+            return
+
+    async def _ask(self, symbol: str, cid: str) -> Order | None:
+        try:
+            return await self.exchange.get_order(symbol, cid)
+        except ExchangeError:
+            return None
+
+    def _failed(self, cid: str, reason: str) -> None:
+        strategy = self.owner.get(cid)
+        logger.warning("order %s (%s) failed: %s", cid, strategy, reason)
+        self._record(
+            "order_updates",
+            {
+                "client_id": cid,
+                "strategy": strategy,
+                "status": OrderStatus.REJECTED.value,
+                "reason": reason,
+                "ts_ns": self.clock.now_ns(),
+            },
+        )
+        flight = self.in_flight.get(strategy) if strategy is not None else None
+        if flight is not None and flight.client_id == cid:
+            del self.in_flight[flight.strategy]
+
+    # -- updates from the exchange ----------------------------------------------------------
+    def on_update(self, update: Order | Fill) -> None:
+        if isinstance(update, Fill):
+            self.on_fill(update)
+        else:
+            self.on_order(update)
+
+    def on_order(self, order: Order) -> None:
+        strategy = self.strategy_of(order.client_id)
+        if strategy is None:
+            return  # not ours (another process or manual trading on the account)
+        self._record(
+            "order_updates",
+            {
+                "client_id": order.client_id,
+                "exchange_id": order.exchange_id,
+                "strategy": strategy,
+                "status": order.status.value,
+                "filled_qty": str(order.filled_qty),
+                "avg_price": str(order.avg_price) if order.avg_price is not None else None,
+                "reason": order.reject_reason,
+                "ts_ns": order.updated_ns or self.clock.now_ns(),
+            },
+        )
+        if not order.status.is_open:
+            current = self.in_flight.get(strategy)
+            if current is not None and current.client_id == order.client_id:
+                del self.in_flight[strategy]
+
+    def on_fill(self, fill: Fill) -> None:
+        if fill.exec_id in self.seen_exec:
+            return
+        strategy = self.strategy_of(fill.client_id)
+        if strategy is None:
+            return
+        self.seen_exec.add(fill.exec_id)
+        book = self.books[strategy]
+        realised = book.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.ts_ns)
+        self._record("fills", fill_doc(strategy, fill, realised))
+
+    async def expire(self, now_ns: int) -> None:
+        """Cancel orders in flight for longer than the timeout (a market that stopped trading)."""
+        for flight in list(self.in_flight.values()):
+            if flight.cancel_requested or now_ns - flight.sent_ns < self.order_timeout_ns:
+                continue
+            flight.cancel_requested = True
+            try:
+                order = await self.exchange.cancel_order(self.instrument.symbol, flight.client_id)
+            except ExchangeError as exc:
+                known = await self._ask(self.instrument.symbol, flight.client_id)
+                if known is not None:
+                    self.on_order(known)
+                else:
+                    logger.warning("cancel of %s failed: %s", flight.client_id, exc)
+                continue
+            self.on_order(order)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
+
+
+def fill_doc(strategy: str, fill: Fill, realised: Decimal) -> dict[str, Any]:
+    return {
+        "exec_id": fill.exec_id,
+        "client_id": fill.client_id,
+        "exchange_id": fill.exchange_id,
+        "strategy": strategy,
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "price": str(fill.price),
+        "qty": str(fill.qty),
+        "fee": str(fill.fee),
+        "is_maker": fill.is_maker,
+        "realised": str(realised),
+        "notional": float(fill.price * fill.qty),
+        "ts_ns": fill.ts_ns,
+    }

@@ -1,0 +1,86 @@
+"""Shared pieces for the trading tests: real tape slices, a journal in tmp, a worker to run."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptoarena.clock import SimClock
+from cryptoarena.config import Settings
+from cryptoarena.data.loaders import load_trades
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.data.samples import TARDIS_DAY, sample_path
+from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.worker import Worker
+
+from tests.fakes.frame_feed import FrameFeed
+
+
+@lru_cache(maxsize=1)
+def tardis_day() -> pd.DataFrame:
+    frame, _ = load_trades(sample_path(TARDIS_DAY))
+    return frame
+
+
+def tape_slice(start_s: float, minutes: float) -> pd.DataFrame:
+    day = tardis_day()
+    t0 = int(day["ts"].iloc[0]) + int(start_s * NS_PER_S)
+    t1 = t0 + int(minutes * 60 * NS_PER_S)
+    ts = day["ts"]
+    return day[(ts >= t0) & (ts < t1)].reset_index(drop=True)
+
+
+def journal_settings(tmp: Path) -> Settings:
+    return Settings(mongo={"embedded_dir": tmp / "journal"}, home=tmp)  # type: ignore[arg-type]
+
+
+class TrailingMoveSource:
+    """A real (if naive) forecaster in-process: the next 1..15 s repeat the last 15 s' drift.
+
+    ``fail_after`` makes every request after that many fail (a server that went away)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.fail_after = fail_after
+
+    async def health(self) -> bool:
+        return True
+
+    async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise ForecastUnavailable("timeout after 0.5 s")
+        close = bars["close"].to_numpy()
+        if len(close) < 16:
+            raise ForecastUnavailable("need 16 bars")
+        drift = math.log(close[-1] / close[-16]) / 15
+        rets = tuple(drift * (i + 1) for i in range(15))
+        return Forecast(symbol, int(bars["ts"].iloc[-1]), rets,
+                        tuple(close[-1] * math.exp(r) for r in rets), "trailing", "1", 0)  # fmt: skip
+
+
+async def run_worker(
+    config: ArenaConfig,
+    trades: pd.DataFrame,
+    journal: Journal,
+    *,
+    run_id: str,
+    source: Any = None,
+    exchange: Any = None,
+) -> tuple[Worker, Any]:
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    n = len(config.strategies)
+    exchange = exchange or PaperExchange(
+        PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
+    )
+    worker = Worker(config, feed=FrameFeed(trades), exchange=exchange, journal=journal,
+                    clock=clock, run_id=run_id, forecasts=source)  # fmt: skip
+    result = await worker.run()
+    return worker, result
