@@ -98,7 +98,7 @@ def test_drawdown_and_daily_loss_halt_but_still_allow_reducing() -> None:
     rm2, _ = manager(max_daily_loss=0.02)
     rm2.on_equity("b", 10_000.0, T0)
     rm2.on_equity("b", 9_700.0, T0 + S)
-    assert "daily loss 3.00% > 2.00%" == rm2.halted["b"]
+    assert rm2.halted["b"] == "daily loss 3.00% > 2.00%"
 
 
 def test_global_drawdown_halts_everyone() -> None:
@@ -126,7 +126,7 @@ def test_kill_switch_needs_the_token_and_works_across_processes(tmp_path) -> Non
     # Another process engages it; this one sees it.
     code = (
         "from cryptoarena.trading.risk import KillSwitch; from pydantic import SecretStr; import sys;"
-        f"KillSwitch(sys.argv[1], SecretStr('t0ken')).engage('t0ken', 'operator says stop', by='other')"
+        "KillSwitch(sys.argv[1], SecretStr('t0ken')).engage('t0ken', 'operator says stop', by='other')"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=os.environ.copy())
     status = ks.status()
@@ -152,6 +152,6 @@ def test_kill_switch_without_a_token_can_stop_but_not_release(tmp_path) -> None:
 def test_kill_blocks_new_risk_but_allows_flattening() -> None:
     rm, events = manager()
     rm.kill("operator", T0)
-    assert "kill switch: operator" == check(rm, intent())
+    assert check(rm, intent()) == "kill switch: operator"
     assert check(rm, OrderIntent("a", "Sell", 0.5, 9700.0, 0.5, 0.0)) is None
     assert [e["type"] for e in events][:1] == ["kill"]
