@@ -28,6 +28,24 @@ if TYPE_CHECKING:
 MS = 1_000_000
 
 
+def kline_rows(tape: Sequence[Trade], symbol: str, minutes: int, limit: int) -> list[list[str]]:
+    """GET /v5/market/kline rows from the tape: 7 strings each, newest first (§3.8)."""
+    span = minutes * 60_000
+    bars: dict[int, list[float]] = {}
+    for t in tape:
+        if t.symbol != symbol:
+            continue
+        start = (t.ts // MS) // span * span
+        bar = bars.setdefault(start, [t.price, t.price, t.price, t.price, 0.0, 0.0])
+        bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
+        bar[4] += t.size
+        bar[5] += t.size * t.price
+    return [
+        [str(s), *(repr(v) for v in bar[:4]), f"{bar[4]:.3f}", f"{bar[5]:.4f}"]
+        for s, bar in sorted(bars.items(), reverse=True)
+    ][:limit]
+
+
 def _t(value: Decimal | None) -> str:
     return text(value) if value is not None else "0"
 

@@ -25,7 +25,7 @@ from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.instruments import prepare_order
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
 
-from tests.fakes.bybit_matching import FakeMatching
+from tests.fakes.bybit_matching import FakeMatching, kline_rows
 from tests.fakes.bybit_wire import envelope, now_ms
 
 if TYPE_CHECKING:
@@ -198,21 +198,8 @@ class FakeRest:
         symbol, interval = q.get("symbol", ""), q.get("interval", "1")
         if not interval.isdigit():
             raise ExchangeError("params error: interval (the fake serves minutes)", code=10001)
-        span = int(interval) * 60_000
-        bars: dict[int, list[float]] = {}
-        for t in self.matching.tape:
-            if t.symbol != symbol:
-                continue
-            start = (t.ts // 1_000_000) // span * span
-            bar = bars.setdefault(start, [t.price, t.price, t.price, t.price, 0.0, 0.0])
-            bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
-            bar[4] += t.size
-            bar[5] += t.size * t.price
         limit = max(1, min(int(q.get("limit", 200)), 1000))
-        rows = [
-            [str(s), *(repr(v) for v in bar[:4]), f"{bar[4]:.3f}", f"{bar[5]:.4f}"]
-            for s, bar in sorted(bars.items(), reverse=True)
-        ][:limit]
+        rows = kline_rows(self.matching.tape, symbol, int(interval), limit)
         return {"category": "linear", "symbol": symbol, "list": rows}
 
     # -- trading --------------------------------------------------------------------------

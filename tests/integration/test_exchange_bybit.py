@@ -131,3 +131,28 @@ async def test_start_reconciles_existing_orders_and_refuses_bad_orders_before_se
         assert err.value.code == 110094
         assert len(account.rest.requests) == before  # nothing sent
         assert to_decimal(tape[-1].price) == venue.last_price["BTCUSDT"]
+
+
+async def test_market_endpoints_with_real_pybit() -> None:
+    from cryptoarena.config import BybitEnv
+    from cryptoarena.trading.exchange.bybit_http import make_http
+
+    tape = real_tape(600)
+    async with bybit_on_fake(start=False) as (_ex, account, fake):
+        account.trade(tape)
+        http = make_http(BybitEnv.MAINNET, None, None, rest_url=fake.http_url)
+        kline = http.get_kline(category="linear", symbol="BTCUSDT", interval="1", limit=3)
+        rows = kline["result"]["list"]
+        assert len(rows) == 3 and all(len(r) == 7 and isinstance(r[0], str) for r in rows)
+        assert int(rows[0][0]) > int(rows[1][0])  # newest first
+        minute = [t for t in tape if (t.ts // 1_000_000) // 60_000 * 60_000 == int(rows[0][0])]
+        assert float(rows[0][4]) == minute[-1].price and float(rows[0][1]) == minute[0].price
+        info = http.get_instruments_info(category="linear", symbol="BTCUSDT")["result"]["list"][0]
+        assert info["lotSizeFilter"]["minNotionalValue"] == "5"
+        assert info["priceFilter"]["tickSize"] == "0.1"
+        assert int(http.get_server_time()["result"]["timeSecond"]) > 0
+        recent = http.get_public_trade_history(category="linear", symbol="BTCUSDT", limit=5)
+        assert [r["execId"] for r in recent["result"]["list"]] == [t.trade_id for t in tape[-5:]][
+            ::-1
+        ]
+        assert account.rest.received("/v5/market/kline")[0].reply_headers["X-Bapi-Limit"] == "50"

@@ -15,9 +15,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlparse
 
 from cryptoarena.config import BybitEnv
+from cryptoarena.data.bybit_ws import in_daemon_thread, ws_base
 from cryptoarena.trading.exchange.errors import AuthenticationError, ExchangeError
 from pybit.unified_trading import WebSocket
 
@@ -30,15 +30,13 @@ class _PrivateWebSocket(WebSocket):
     """pybit's private socket, optionally pointed at another host (reference §1.2)."""
 
     def __init__(self, url: str | None, **kwargs: Any) -> None:
-        self._custom_url = url.rstrip("/") if url else None
+        self._base_url = ws_base(url)  # scheme and host only; pybit's /v5/private path is kept
         super().__init__("private", **kwargs)
 
     def _connect(self, url: str) -> None:
-        if self._custom_url:
-            if urlparse(self._custom_url).path not in ("", "/"):
-                url = self._custom_url  # a full URL: use as given
-            else:
-                url = re.sub(r"^wss?://[^/]+", self._custom_url, url)
+        # url is pybit's template on the first connect and the formatted endpoint afterwards.
+        if self._base_url:
+            url = re.sub(r"^wss?://[^/]+", self._base_url, url)
         super()._connect(url)
 
 
@@ -143,7 +141,8 @@ class PrivateStream:
     async def _connect_once(self) -> None:
         """Open, authenticate and subscribe; raises on failure (AuthenticationError is final)."""
         try:
-            await asyncio.to_thread(self._build)
+            # A daemon thread, not to_thread: pybit's subscribe can hang forever (§6.4).
+            await in_daemon_thread(self._build, self.ready_timeout_s, "bybit-private-connect")
         except Exception as exc:
             await asyncio.to_thread(self._exit)
             raise ExchangeError(f"bybit private socket: {exc.__class__.__name__}: {exc}") from exc
