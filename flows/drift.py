@@ -1,0 +1,86 @@
+"""Drift flow: recent bars (lake or shipped sample) vs the champion's training reference, and its
+forecast errors → Evidently HTML reports + metrics in MLflow → whether to retrain (optionally
+starting the retrain flow). Logic lives in cryptoarena.model.drift.
+
+    python -m flows.drift --max-bars 9000 --last-s 1800
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptoarena.config import get_settings
+from cryptoarena.model import mlops
+from cryptoarena.model.drift import DriftConfig, run_drift_check
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+
+@task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
+def load_recent_bars(source: mlops.Source, max_bars: int | None, last_s: int) -> pd.DataFrame:
+    return mlops.load_source_bars(get_settings(), source, max_bars=max_bars, last_s=last_s)
+
+
+@task(
+    retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE
+)  # reads the champion from the MLflow registry
+def check(
+    bars: pd.DataFrame, tracking_uri: str, name: str, out_dir: str, cfg: DriftConfig
+) -> dict[str, Any]:
+    result, run_id = run_drift_check(
+        bars, tracking_uri=tracking_uri, model_name=name, out_dir=Path(out_dir), cfg=cfg
+    )
+    return {**result.summary(), "mlflow_run_id": run_id}
+
+
+@flow(name="drift")
+def drift_flow(
+    source: mlops.Source = "lake",
+    max_bars: int | None = None,
+    last_s: int = 1800,
+    drift_share: float = 0.5,
+    threshold: float = 0.1,
+    trigger_retrain: bool = False,
+    model_name: str | None = None,
+    tracking_uri: str | None = None,
+    report_dir: str = "reports/drift",
+) -> dict[str, Any]:
+    settings = get_settings()
+    tracking_uri = tracking_uri or settings.mlflow.tracking_uri
+    name = model_name or settings.serving.model_name
+    bars = load_recent_bars(source, max_bars, last_s)
+    cfg = DriftConfig(threshold=threshold, drift_share=drift_share)
+    summary = check(bars, tracking_uri, name, report_dir, cfg)
+    logger = get_run_logger()
+    logger.info("drift: retrain=%s (%s)", summary["should_retrain"], summary["reasons"])
+    if summary["should_retrain"] and trigger_retrain:
+        from flows.retrain import retrain_flow
+
+        summary["retrain"] = retrain_flow(source=source, model_name=name, tracking_uri=tracking_uri)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", choices=["sample", "lake"], default="lake")
+    parser.add_argument("--max-bars", type=int, default=None)
+    parser.add_argument("--last-s", type=int, default=1800)
+    parser.add_argument("--trigger-retrain", action="store_true")
+    parser.add_argument("--report-dir", default="reports/drift")
+    args = parser.parse_args()
+    print(
+        drift_flow(
+            source=args.source,
+            max_bars=args.max_bars,
+            last_s=args.last_s,
+            trigger_retrain=args.trigger_retrain,
+            report_dir=args.report_dir,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

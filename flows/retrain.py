@@ -1,0 +1,88 @@
+"""Retrain flow: bars (shipped sample or lake) → train → evaluate vs baselines and champion →
+register @challenger → promote to @champion through the gate. Logic lives in
+cryptoarena.model.mlops; only the network-bound registry task retries.
+
+    python -m flows.retrain --tiny            # one local run (ephemeral Prefect API)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptoarena.config import get_settings
+from cryptoarena.model import mlops
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+
+@task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
+def load_bars(source: mlops.Source, max_bars: int | None) -> pd.DataFrame:
+    return mlops.load_source_bars(get_settings(), source, max_bars=max_bars)
+
+
+@task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
+def train_candidate(
+    bars: pd.DataFrame, tracking_uri: str, name: str, tiny: bool, source: str
+) -> mlops.Candidate:
+    label = f"{source}:{len(bars)}"
+    return mlops.train_candidate(bars, tracking_uri=tracking_uri, name=name, tiny=tiny, label=label)
+
+
+@task(retries=3, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def promote(candidate: mlops.Candidate, tracking_uri: str, force: bool) -> bool:
+    return mlops.promote(candidate, tracking_uri=tracking_uri, force=force)
+
+
+@flow(name="retrain")
+def retrain_flow(
+    source: mlops.Source = "sample",
+    max_bars: int | None = None,
+    tiny: bool = False,
+    force: bool = False,
+    model_name: str | None = None,
+    tracking_uri: str | None = None,
+    report_dir: str = "reports/retrain",
+) -> dict[str, Any]:
+    settings = get_settings()
+    tracking_uri = tracking_uri or settings.mlflow.tracking_uri
+    name = model_name or settings.serving.model_name
+    bars = load_bars(source, max_bars)
+    candidate = train_candidate(bars, tracking_uri, name, tiny, source)
+    promoted = promote(candidate, tracking_uri, force)
+    summary = {
+        "model": name,
+        "version": candidate.version,
+        "run_id": candidate.run_id,
+        "promoted": promoted,
+        "gate": candidate.reason,
+        "metrics": candidate.metrics,
+    }
+    mlops.write_run_report(Path(report_dir), summary, mlops.retrain_markdown(candidate, promoted))
+    get_run_logger().info("%s v%s: %s", name, candidate.version, candidate.reason)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", choices=["sample", "lake"], default="sample")
+    parser.add_argument("--max-bars", type=int, default=None)
+    parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
+    parser.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+    parser.add_argument("--report-dir", default="reports/retrain")
+    args = parser.parse_args()
+    print(
+        retrain_flow(
+            source=args.source,
+            max_bars=args.max_bars,
+            tiny=args.tiny,
+            force=args.force,
+            report_dir=args.report_dir,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

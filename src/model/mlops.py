@@ -1,0 +1,122 @@
+"""What the retrain and drift flows call (flows/ stay thin): bar sources, candidate training,
+the gated promotion, and the run reports a CI job uploads."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from cryptoarena.config import Settings
+from cryptoarena.data.records import NS_PER_S
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["sample", "lake"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    version: str
+    run_id: str
+    promote: bool  # the gate's verdict
+    reason: str
+    metrics: dict[str, float]
+    report: dict[str, Any]
+
+
+def load_source_bars(
+    settings: Settings,
+    source: Source = "sample",
+    *,
+    max_bars: int | None = None,
+    last_s: int | None = None,
+) -> pd.DataFrame:
+    """1-second bars from the shipped sample day or the lake (the newest ``last_s`` seconds).
+
+    ``max_bars`` cuts the source first (from its start), ``last_s`` then keeps its end.
+    """
+    if source == "sample":
+        from cryptoarena.model.datasets import load_bars
+
+        bars = load_bars(max_bars=max_bars)
+    elif source == "lake":
+        from cryptoarena.data.lake import Lake
+
+        lake = Lake(settings.data.lake_dir)
+        bars = lake.read_bars(settings.data.symbol).reset_index(drop=True)
+        if max_bars is not None:
+            bars = bars.iloc[:max_bars]
+    else:
+        raise ValueError(f"source must be 'sample' or 'lake', got {source!r}")
+    if last_s is not None and len(bars):
+        bars = bars[bars["ts"] >= bars["ts"].iloc[-1] - (last_s - 1) * NS_PER_S]
+    if bars.empty:
+        raise ValueError(f"no bars in the {source} for {settings.data.symbol}")
+    return bars.reset_index(drop=True)
+
+
+def train_candidate(
+    bars: pd.DataFrame, *, tracking_uri: str, name: str, tiny: bool = False, label: str = ""
+) -> Candidate:
+    """Train, evaluate against the baselines and the champion, register as ``@challenger``.
+
+    The champion alias is not touched here: :func:`promote` applies the gate's verdict.
+    """
+    from cryptoarena.model.train import TINY_CONFIG, train
+
+    result = train(
+        bars,
+        tracking_uri=tracking_uri,
+        name=name,
+        cfg=TINY_CONFIG if tiny else None,
+        promote="never",
+        data_label=label,
+    )
+    return Candidate(
+        name=name,
+        version=result.info.version,
+        run_id=result.info.run_id,
+        promote=result.decision.promote,
+        reason=result.decision.reason,
+        metrics=dict(result.info.metrics),
+        report=result.report,
+    )
+
+
+def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> bool:
+    """Move ``@champion`` to the candidate when the gate said so (or when forced)."""
+    from cryptoarena.model.registry import CHAMPION, set_alias
+    from cryptoarena.model.tracking import tracking_context
+
+    if not (candidate.promote or force):
+        logger.info(
+            "%s v%s stays challenger: %s", candidate.name, candidate.version, candidate.reason
+        )
+        return False
+    set_alias(candidate.name, CHAMPION, candidate.version, tracking_uri=tracking_uri)
+    if force and not candidate.promote:
+        with tracking_context(tracking_uri) as client:
+            client.set_model_version_tag(candidate.name, candidate.version, "promotion", "forced")
+    return True
+
+
+def write_run_report(out_dir: Path, payload: dict[str, Any], markdown: str) -> list[Path]:
+    """``summary.json`` and ``summary.md`` in ``out_dir`` (what CI uploads as an artifact)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "summary.json", out_dir / "summary.md"]
+    files[0].write_text(json.dumps(payload, indent=2, default=str))
+    files[1].write_text(markdown)
+    return files
+
+
+def retrain_markdown(candidate: Candidate, promoted: bool) -> str:
+    from cryptoarena.model.report import markdown
+
+    verdict = "promoted to @champion" if promoted else "kept as @challenger"
+    head = f"# Retrain: {candidate.name} v{candidate.version} {verdict}\n\n{candidate.reason}\n\n"
+    return head + markdown(candidate.report)
