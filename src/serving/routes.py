@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "No model loaded yet; the body says why."}
 }
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body is not parseable JSON."},
+    **UNAVAILABLE,
+}
 
 
 router = APIRouter()
@@ -91,7 +95,7 @@ def _response(
 @router.post(
     "/v1/forecast",
     response_model=ForecastResponse,
-    responses=UNAVAILABLE,
+    responses=WITH_BODY,
     summary="Forecast the next 1…15 s from the most recent one-second bars",
 )
 async def forecast(req: ForecastRequest, model: ModelDep, state: StateDep) -> ForecastResponse:
@@ -113,7 +117,7 @@ async def forecast(req: ForecastRequest, model: ModelDep, state: StateDep) -> Fo
 @router.post(
     "/v1/forecast/batch",
     response_model=BatchForecastResponse,
-    responses=UNAVAILABLE,
+    responses=WITH_BODY,
     summary="Several forecasts in one call (one model call for all windows)",
 )
 async def forecast_batch(
