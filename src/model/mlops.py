@@ -43,7 +43,8 @@ def load_source_bars(
     if source == "sample":
         from cryptoarena.model.datasets import load_bars
 
-        bars = load_bars(max_bars=max_bars)
+        sample_dir = settings.data.sample_dir if settings.data.sample_dir.is_dir() else None
+        bars = load_bars(max_bars=max_bars, sample_dir=sample_dir)
     elif source == "lake":
         from cryptoarena.data.lake import Lake
 
