@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
         promote: str = typer.Option("gate", help="gate | force | never (champion alias policy)."),
         seed: int = typer.Option(7, help="Random seed."),
+        patience: int = typer.Option(3, min=1, help="Early-stopping patience (epochs)."),
     ) -> None:
         """Train the LSTM on real 1 s bars, judge it against the baselines, register it."""
         from cryptoarena.model.datasets import load_bars, second_venue_bars
@@ -67,7 +68,8 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         console = Console()
         cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
-                         max_epochs=epochs, num_threads=threads, seed=seed)  # fmt: skip
+                         max_epochs=epochs, num_threads=threads, seed=seed,
+                         patience=patience)  # fmt: skip
         try:
             bars = load_bars(data, max_bars=max_bars, sample_dir=settings.data.sample_dir)
         except (FileNotFoundError, ValueError) as exc:

@@ -70,3 +70,29 @@ def test_labels_and_features_in_sane_ranges(venue: str, request: pytest.FixtureR
     assert np.isfinite(f).all()
     ofi = f[:, [spec.names.index(f"ofi_{w}") for w in spec.flow_windows]]
     assert (np.abs(ofi) <= 1 + 1e-12).all()
+
+
+def test_bitstamp_loader_counts_malformed_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import bz2
+
+    from cryptoarena.model.bitstamp import load_bitstamp_bars
+
+    book = '{"bids": [["%s", "1"]], "asks": [["%s", "1"]]}'
+    lines = [
+        "1430438400100 order_book " + book % ("230.00", "230.20"),
+        "1430438401500 trade " + '{"price": 230.1, "amount": 2.0, "id": 1}',
+        "1430438401900 order_book {not json",
+        "1430438403200 order_book " + book % ("230.40", "230.60"),
+        "1430438403300 order_created " + '{"price": "1", "amount": "1"}',
+    ]
+    path = tmp_path / "day.log.bz2"
+    path.write_bytes(bz2.compress(("\n".join(lines) + "\n").encode()))
+    bars, report = load_bitstamp_bars(path)
+    assert report.malformed == 1 and "line 3" in report.examples[0]
+    assert bars["close"].tolist() == pytest.approx([230.1, 230.1, 230.1, 230.5])  # forward-filled
+    assert bars["volume"].tolist() == [0.0, 2.0, 0.0, 0.0]
+    assert bars["vwap"].iloc[1] == pytest.approx(230.1)
+    empty = tmp_path / "empty.log.bz2"
+    empty.write_bytes(bz2.compress(b"1 trade {}\n"))
+    with pytest.raises(ValueError, match="no order_book"):
+        load_bitstamp_bars(empty)
