@@ -16,6 +16,7 @@ from cryptoarena.config import MongoSettings, Settings, get_settings
 from cryptoarena.trading.journal import (
     KINDS,
     Journal,
+    JournalClosedError,
     JournalConfig,
     JournalDocumentError,
     JournalLockedError,
@@ -180,3 +181,16 @@ def test_secrets_and_settings_never_stored(settings: Settings, tmp_path: Path) -
 def test_single_writer_lock(settings: Settings) -> None:
     with Journal.open(settings, run_id="run-l"), pytest.raises(JournalLockedError):
         Journal.open(settings, run_id="run-l2", config=JournalConfig())
+
+
+def test_readonly_reader_beside_the_writer(settings: Settings) -> None:
+    with Journal.open(settings, run_id="run-w") as writer:
+        writer.record("decisions", {"strategy": "sma", "i": 1})
+        assert writer.sync(30)
+        with Journal.open(settings, run_id="run-w", readonly=True) as reader:
+            assert [d["i"] for d in reader.find("decisions", {"run_id": "run-w"})] == [1]
+            with pytest.raises(JournalClosedError, match="read-only"):
+                reader.record("decisions", {"strategy": "sma"})
+            writer.record("decisions", {"strategy": "sma", "i": 2})
+            assert writer.sync(30)
+            assert reader.count("decisions", {"run_id": "run-w"}) == 2  # sees new writes

@@ -36,7 +36,7 @@ class JournalUnavailableError(ConnectionError):
 
 
 class JournalClosedError(RuntimeError):
-    """The journal was closed."""
+    """The journal was closed (or opened read-only, for writes)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,17 @@ class JournalConfig:
 class Journal:
     """Use :meth:`open`; ``with Journal.open(...) as journal:`` closes (drains) it."""
 
-    def __init__(self, writer: Writer, *, run_id: str, clock: Clock, config: JournalConfig):
+    def __init__(
+        self,
+        writer: Writer,
+        *,
+        run_id: str,
+        clock: Clock,
+        config: JournalConfig,
+        readonly: bool = False,
+    ):
         self.run_id = run_id
+        self.readonly = readonly
         self._writer = writer
         self._clock = clock
         self._config = config
@@ -68,21 +77,27 @@ class Journal:
         run_id: str,
         clock: Clock | None = None,
         config: JournalConfig | None = None,
+        readonly: bool = False,
     ) -> Journal:
         """Connect (litemongo under ``settings.mongo.embedded_dir`` unless ``settings.mongo.uri``),
-        take the single-writer lock, and replay any spill left by a crash before returning."""
+        take the single-writer lock, and replay any spill left by a crash before returning.
+
+        ``readonly=True`` opens a reader beside the writing process (``arena report``, a
+        dashboard in another process): no lock, no spill replay, no index creation, and every
+        write raises :class:`JournalClosedError`."""
         if not _RUN_ID.match(run_id):
             raise ValueError(f"run_id must match {_RUN_ID.pattern}, got {run_id!r}")
         config = config or JournalConfig()
         mongo = settings.mongo
         spill_dir = config.spill_dir or mongo.spill_dir or mongo.embedded_dir / "spill"
         spill = SpillLog(Path(spill_dir), mongo.database)
-        spill.lock()
+        if not readonly:
+            spill.lock()
         try:
-            spill.recover()
-            writer = Writer(
-                partial(store.connect, mongo, config.store), mongo.database, spill, config.writer
-            )
+            if not readonly:
+                spill.recover()
+            connect = partial(store.connect, mongo, config.store)
+            writer = Writer(connect, mongo.database, spill, config.writer, readonly=readonly)
             writer.start()
         except BaseException:
             spill.unlock()
@@ -93,7 +108,9 @@ class Journal:
             )
         if writer.last_error:
             logger.warning("journal: opened without its database (%s); spilling", writer.last_error)
-        return cls(writer, run_id=run_id, clock=clock or LiveClock(), config=config)
+        return cls(
+            writer, run_id=run_id, clock=clock or LiveClock(), config=config, readonly=readonly
+        )
 
     def __enter__(self) -> Self:
         return self
@@ -138,17 +155,21 @@ class Journal:
         self._submit(schema.SUMMARIES, "put", strategy, clean)
 
     def _prepare(self, doc: Mapping[str, Any]) -> dict[str, Any]:
-        if self._closed:
-            raise JournalClosedError("the journal is closed")
+        self._check_writable()
         clean = clean_document(doc)
         if clean.setdefault("run_id", self.run_id) != self.run_id:
             raise JournalDocumentError(f"run_id {clean['run_id']!r} is not this journal's run")
         clean.setdefault("ts_ns", self._clock.now_ns())
         return clean
 
-    def _submit(self, coll: str, op: str, key: str, doc: dict[str, Any]) -> None:
+    def _check_writable(self) -> None:
         if self._closed:
             raise JournalClosedError("the journal is closed")
+        if self.readonly:
+            raise JournalClosedError("the journal was opened read-only")
+
+    def _submit(self, coll: str, op: str, key: str, doc: dict[str, Any]) -> None:
+        self._check_writable()
         session = self._session
         self._writer.submit(
             lambda seq: {"s": session, "n": seq, "c": coll, "op": op, "id": key, "d": doc}
@@ -168,7 +189,8 @@ class Journal:
             return
         self._closed = True
         self._writer.stop(self._config.close_timeout_s if timeout_s is None else timeout_s)
-        self._writer.spill.unlock()
+        if not self.readonly:
+            self._writer.spill.unlock()
 
     @property
     def healthy(self) -> bool:

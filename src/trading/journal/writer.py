@@ -41,8 +41,11 @@ class Writer(threading.Thread):
         database: str,
         spill: SpillLog,
         config: WriterConfig,
+        *,
+        readonly: bool = False,
     ) -> None:
         super().__init__(name="journal-writer", daemon=True)
+        self.readonly = readonly  # a reader beside the writing process: never writes
         self._connect_fn = connect
         self._database = database
         self.spill = spill
@@ -181,7 +184,7 @@ class Writer(threading.Thread):
 
     def _replay(self) -> None:
         """Replay the spill into the database, oldest first, if it is time to try."""
-        if not self.spill.pending() or time.monotonic() < self._retry_at:
+        if self.readonly or not self.spill.pending() or time.monotonic() < self._retry_at:
             return
         if not self._ensure_db():
             return
@@ -254,7 +257,8 @@ class Writer(threading.Thread):
         try:
             self._client = self._connect_fn()
             db = self._client[self._database]
-            store.ensure_indexes(db)
+            if not self.readonly:
+                store.ensure_indexes(db)
             self._db = db
             self.healthy = True
         except Exception as exc:
