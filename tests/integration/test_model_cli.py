@@ -31,3 +31,23 @@ def test_train_then_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert missing.exit_code == 1 and "not in the registry" in missing.output
     bad = runner.invoke(app, ["train", "--promote", "sometimes", "--max-bars", "5000"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.slow
+def test_quick_demo_step_registers_a_bootstrap_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptoarena.config import get_settings
+    from cryptoarena.model.demo import demo_step
+    from cryptoarena.model.registry import CHAMPION, get_alias_version
+    from rich.console import Console
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", uri)
+    settings = get_settings()
+    console = Console(record=True, width=120)
+    line = demo_step(settings, console, True)
+    assert line.startswith("model: LSTM btcusdt-15s v1")
+    assert get_alias_version("btcusdt-15s", CHAMPION, tracking_uri=uri) == "1"
+    text = console.export_text()
+    assert "persistence" in text and "skill" in text
