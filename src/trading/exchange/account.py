@@ -11,6 +11,7 @@ from decimal import Decimal
 from cryptoarena.trading.exchange.models import Balance, Position, Side
 
 ZERO = Decimal(0)
+PNL_QUANTUM = Decimal("1e-10")
 
 
 @dataclass
@@ -87,7 +88,9 @@ class LinearAccount:
         else:
             closing = min(qty, abs(state.qty))
             direction = 1 if state.qty > 0 else -1
-            realised = (price - state.avg_price) * closing * direction
+            # Quantized so the wallet stays exact (Decimal keeps 28 digits; an average price
+            # from a division carries all of them).
+            realised = ((price - state.avg_price) * closing * direction).quantize(PNL_QUANTUM)
             state.qty += signed
             if state.qty == 0:
                 state.avg_price = ZERO

@@ -141,6 +141,9 @@ class BybitExchange:
         known = self._orders.get(request.client_id)
         if known is not None:
             return known
+        if self.stream is not None and self.stream.fatal is not None:
+            # Without the private socket fills would go unseen: refuse to trade blind.
+            raise self.stream.fatal
         req = prepare_order(await self.instrument(request.symbol), request, None)
         params = codec.order_params(req, self.config.category)
         attempt = 0

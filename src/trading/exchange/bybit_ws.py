@@ -93,7 +93,7 @@ class PrivateStream:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.to_thread(self._exit)
+        await self._exit_async()
 
     @property
     def healthy(self) -> bool:
@@ -130,6 +130,12 @@ class PrivateStream:
                 raise ConnectionError("private socket closed while subscribing")
             ws.subscribe(topic, callback=lambda _msg: None)
 
+    async def _exit_async(self) -> None:
+        try:
+            await in_daemon_thread(self._exit, 5.0, "bybit-private-exit")
+        except TimeoutError:
+            logger.warning("private socket did not close within 5 s; abandoned")
+
     def _exit(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
@@ -144,21 +150,21 @@ class PrivateStream:
             # A daemon thread, not to_thread: pybit's subscribe can hang forever (§6.4).
             await in_daemon_thread(self._build, self.ready_timeout_s, "bybit-private-connect")
         except Exception as exc:
-            await asyncio.to_thread(self._exit)
+            await self._exit_async()
             raise ExchangeError(f"bybit private socket: {exc.__class__.__name__}: {exc}") from exc
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             if self._auth is False:
-                await asyncio.to_thread(self._exit)
+                await self._exit_async()
                 raise AuthenticationError(f"bybit private socket auth failed: {self._problem}")
             if self._problem:
-                await asyncio.to_thread(self._exit)
+                await self._exit_async()
                 raise ExchangeError(f"bybit private socket: {self._problem}")
             if self._auth and self._acks >= len(TOPICS):
                 logger.info("bybit private socket ready (%s)", ", ".join(TOPICS))
                 return
             await asyncio.sleep(0.02)
-        await asyncio.to_thread(self._exit)
+        await self._exit_async()
         raise ExchangeError("bybit private socket: no auth/subscribe ack in time")
 
     async def _supervise(self) -> None:
@@ -170,7 +176,7 @@ class PrivateStream:
             logger.warning(
                 "bybit private socket down (%s); reconnecting", self._problem or "closed"
             )
-            await asyncio.to_thread(self._exit)
+            await self._exit_async()
             attempt = 0
             while not self._closed:
                 attempt += 1
