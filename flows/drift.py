@@ -64,7 +64,9 @@ def drift_flow(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", choices=["sample", "lake"], default="lake")
     parser.add_argument("--max-bars", type=int, default=None)
     parser.add_argument("--last-s", type=int, default=1800)

@@ -66,7 +66,9 @@ def retrain_flow(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--source", choices=["sample", "lake"], default="sample")
     parser.add_argument("--max-bars", type=int, default=None)
     parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
