@@ -103,6 +103,10 @@ class ForecastPump:
         self.pending: deque[PendingPrediction] = deque()
         self.requests = 0
         self.failures = 0
+        # Circuit breaker: after repeated failures, try again only after a growing pause.
+        self._consecutive = 0
+        self._retry_at_ns = 0
+        self._now_ns = 0
 
     # -- requests ---------------------------------------------------------------------------
     def on_bar(self, bar: Bar, now_ns: int) -> None:
@@ -111,8 +115,11 @@ class ForecastPump:
         if now_ns >= self._next_health_ns:
             self._next_health_ns = now_ns + self._health_every_ns
             self._spawn_health()
+        self._now_ns = now_ns
         if self._task is not None and not self._task.done():
             self._waiting = True
+            return
+        if now_ns < self._retry_at_ns:
             return
         self._start()
 
@@ -127,9 +134,16 @@ class ForecastPump:
             forecast = await self.source.forecast(self.symbol, frame)
         except Exception as exc:  # ForecastUnavailable and anything the source raises
             self.failures += 1
+            self._consecutive += 1
             self.problem = f"forecast unavailable: {getattr(exc, 'reason', None) or exc}"
             logger.debug("forecast failed: %s", self.problem)
+            if self._consecutive >= 3:
+                pause_s = min(30.0, 2.0 ** (self._consecutive - 3))
+                self._retry_at_ns = self._now_ns + int(pause_s * NS_PER_S)
+                self._waiting = False
         else:
+            self._consecutive = 0
+            self._retry_at_ns = 0
             self.latest = forecast
             self.problem = None
             self._on_forecast(forecast, frame)

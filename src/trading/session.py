@@ -1,0 +1,191 @@
+"""Builds a trading session from settings and options (feed, clock, exchange, forecasts,
+journal) and runs the worker: what ``arena trade``, ``arena backtest`` and the demo share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from cryptoarena.clock import Clock, LiveClock, SimClock
+from cryptoarena.config import BybitEnv, Settings
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.worker import Worker, WorkerResult
+
+logger = logging.getLogger(__name__)
+
+
+class Source(StrEnum):
+    REPLAY = "replay"
+    BYBIT = "bybit"
+
+
+class ExchangeKind(StrEnum):
+    PAPER = "paper"
+    BYBIT_DEMO = "bybit-demo"
+    BYBIT_TESTNET = "bybit-testnet"
+    BYBIT_MAINNET = "bybit-mainnet"
+
+
+class SessionError(RuntimeError):
+    """The session cannot start (bad options, missing keys, no data); the message says why."""
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    source: Source = Source.REPLAY
+    exchange: ExchangeKind = ExchangeKind.PAPER
+    run_id: str | None = None
+    # Replay: a trade file (default: the shipped real day), a slice of it, and the speed
+    # (None = as fast as possible: a backtest).
+    replay_file: Path | None = None
+    start_minute: float = 0.0
+    minutes: float | None = None
+    speed: float | None = None
+    # Forecasts: the model server's URL (None: settings.serving.url), or an in-process source.
+    forecast_url: str | None = None
+    forecast_source: Any = None
+    allow_mainnet: bool = False
+
+
+def default_run_id(options: SessionOptions) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{options.source.value}-{options.exchange.value}-{stamp}"
+
+
+def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
+    from cryptoarena.data.loaders import load_trades
+    from cryptoarena.data.samples import TARDIS_DAY, sample_path
+
+    path = options.replay_file or sample_path(TARDIS_DAY, settings.data.sample_dir)
+    trades, report = load_trades(Path(path))
+    if report.malformed:
+        logger.warning("replay: %s", report.summary())
+    if trades.empty:
+        raise SessionError(f"no trades in {path}")
+    t0 = int(trades["ts"].iloc[0]) + int(options.start_minute * 60 * NS_PER_S)
+    keep = trades["ts"] >= t0
+    if options.minutes is not None:
+        keep &= trades["ts"] < t0 + int(options.minutes * 60 * NS_PER_S)
+    sliced = trades[keep].reset_index(drop=True)
+    if sliced.empty:
+        raise SessionError(
+            f"the replay slice of {path} is empty (start {options.start_minute} min)"
+        )
+    return sliced
+
+
+def make_exchange(
+    settings: Settings, config: ArenaConfig, kind: ExchangeKind, clock: Clock, allow_mainnet: bool
+) -> Any:
+    if kind is ExchangeKind.PAPER:
+        from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+
+        total = Decimal(str(config.arena.capital)) * len(config.strategies)
+        return PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+    from cryptoarena.trading.exchange.bybit import BybitExchange
+
+    env = {
+        ExchangeKind.BYBIT_DEMO: BybitEnv.DEMO,
+        ExchangeKind.BYBIT_TESTNET: BybitEnv.TESTNET,
+        ExchangeKind.BYBIT_MAINNET: BybitEnv.MAINNET,
+    }[kind]
+    if env is BybitEnv.MAINNET and not allow_mainnet:
+        raise SessionError("mainnet trades real money: pass --allow-mainnet if you mean it")
+    bybit = settings.bybit.model_copy(update={"env": env})
+    # Signing needs wall-clock time even when the market data is a replay.
+    return BybitExchange(bybit, clock=LiveClock())
+
+
+def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:
+    """The market feed and the clock that goes with it (replays run on exchange time)."""
+    if options.source is Source.REPLAY:
+        from cryptoarena.data.replay_feed import ReplayFeed
+
+        trades = replay_trades(settings, options)
+        clock = SimClock(int(trades["ts"].iloc[0]))
+        feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=clock)
+        return feed, clock
+    if options.speed is not None:
+        raise SessionError("--speed only applies to --source replay")
+    from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
+
+    return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock()
+
+
+def make_forecasts(
+    settings: Settings, options: SessionOptions, config: ArenaConfig, clock: Clock
+) -> Any:
+    if options.forecast_source is not None:
+        return options.forecast_source
+    if not any(s.kind == "ai_forecast" for s in config.strategies):
+        return None
+    from cryptoarena.serving.client import ForecastClient
+
+    return ForecastClient(
+        options.forecast_url or settings.serving.url,
+        timeout_s=config.arena.forecast_timeout_s,
+        max_age_s=config.arena.forecast_max_age_s,
+        clock=clock,
+    )
+
+
+async def run_session(
+    settings: Settings, config: ArenaConfig, options: SessionOptions, *, handle_signals: bool = True
+) -> WorkerResult:
+    from cryptoarena.trading.journal import Journal
+
+    run_id = options.run_id or default_run_id(options)
+    feed, clock = make_feed(settings, options, config.arena.symbol)
+    exchange = make_exchange(settings, config, options.exchange, clock, options.allow_mainnet)
+    forecasts = make_forecasts(settings, options, config, clock)
+    kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
+    journal = Journal.open(settings, run_id=run_id, clock=clock)
+    try:
+        worker = Worker(
+            config,
+            feed=feed,
+            exchange=exchange,
+            journal=journal,
+            clock=clock,
+            run_id=run_id,
+            forecasts=forecasts,
+            kill_switch=kill,
+            source_name=options.source.value,
+            durable_orders=options.exchange is not ExchangeKind.PAPER,
+        )
+        if handle_signals:
+            worker.install_signal_handlers()
+        result = await worker.run()
+    finally:
+        await feed.close()
+        journal.close()
+    return result
+
+
+def run_session_sync(
+    settings: Settings, config: ArenaConfig, options: SessionOptions
+) -> WorkerResult:
+    return asyncio.run(run_session(settings, config, options))
+
+
+def summary_line(result: WorkerResult, extra: Sequence[str] = ()) -> str:
+    best = max(result.equity.items(), key=lambda kv: kv[1], default=("—", 0.0))
+    parts = [
+        f"{result.trades:,} trades",
+        f"{result.decisions:,} decisions",
+        f"{result.orders} orders",
+        f"{result.fills} fills",
+        f"best {best[0]} {best[1]:,.2f}",
+        *extra,
+    ]
+    return ", ".join(parts)
