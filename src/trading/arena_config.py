@@ -110,19 +110,21 @@ def load_arena_config(path: Path) -> ArenaConfig:
     return parse_arena_config(data, str(path))
 
 
-def all_strategies_config(**arena: Any) -> ArenaConfig:
-    """Every strategy family with its defaults (tests, demo, benchmark)."""
+def all_strategies_config(bar_size: str = "1m", **arena: Any) -> ArenaConfig:
+    """Every strategy family with its defaults (tests, demo, benchmark); classical strategies
+    on ``bar_size`` bars (short bars make a few minutes of replay enough to see them trade)."""
+    b = bar_size
     specs = [
         {
             "name": "sma_cross",
             "kind": "sma_cross",
-            "params": {"fast": 5, "slow": 20, "bar_size": "1m"},
+            "params": {"fast": 5, "slow": 20, "bar_size": b},
         },
-        {"name": "macd", "kind": "macd", "params": {"bar_size": "1m"}},
-        {"name": "rsi", "kind": "rsi_reversion", "params": {"bar_size": "1m"}},
-        {"name": "bollinger", "kind": "bollinger", "params": {"bar_size": "1m"}},
-        {"name": "donchian", "kind": "donchian", "params": {"bar_size": "1m"}},
-        {"name": "vwap", "kind": "vwap_reversion", "params": {"bar_size": "1m", "period": 30}},
+        {"name": "macd", "kind": "macd", "params": {"bar_size": b}},
+        {"name": "rsi", "kind": "rsi_reversion", "params": {"bar_size": b}},
+        {"name": "bollinger", "kind": "bollinger", "params": {"bar_size": b}},
+        {"name": "donchian", "kind": "donchian", "params": {"bar_size": b}},
+        {"name": "vwap", "kind": "vwap_reversion", "params": {"bar_size": b, "period": 30}},
         {"name": "buy_hold", "kind": "buy_and_hold"},
         {"name": "naive", "kind": "naive_forecaster"},
         {"name": "ai", "kind": "ai_forecast"},

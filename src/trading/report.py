@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,12 @@ def leaderboard(journal: Any, run_id: str) -> tuple[list[StrategyStats], Compari
     if ai and classical:
         ai_eq = np.array([d["equity"] for d in curves[ai[0]]])
         comparison = compare_ai_vs_classical(ai_eq, classical, ai_name=ai[0])
+        ai_fills = int(curves[ai[0]][-1].get("fills", 0))
+        if ai_fills == 0:
+            # A flat AI "beating" losing classical books is not evidence about its forecasts.
+            comparison = replace(
+                comparison, verdict="not significant yet (the AI arm has not traded)"
+            )
     return rows, comparison
 
 
