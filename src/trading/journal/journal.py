@@ -10,9 +10,11 @@ database or appended and fsync'd to the spill file, which the next open replays 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,6 +31,14 @@ from cryptoarena.trading.journal.writer import Writer, WriterConfig
 logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+# Journals still open at interpreter exit are drained (the writer thread is a daemon).
+_OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for journal in list(_OPEN):
+        journal.close()
 
 
 class JournalUnavailableError(ConnectionError):
@@ -68,6 +78,7 @@ class Journal:
         self._config = config
         self._session = time.time_ns()
         self._closed = False
+        _OPEN.add(self)
 
     @classmethod
     def open(
@@ -238,7 +249,7 @@ class Journal:
         return {doc["strategy"]: doc for doc in self.find(schema.SUMMARIES)}
 
     def latest_equity(self, run_id: str | None = None) -> dict[str, dict[str, Any]]:
-        """The newest equity snapshot per strategy (of one run, or the newest run's per key)."""
+        """The newest equity snapshot per strategy, in ``run_id`` or across all runs."""
         filt = {"run_id": run_id} if run_id else {}
         docs = self.find(schema.EQUITY_LATEST, filt, sort=[("ts_ns", 1)])
         return {doc["strategy"]: doc for doc in docs}

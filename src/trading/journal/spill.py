@@ -2,8 +2,9 @@
 
 ``<name>.spill.jsonl`` is written only by the journal's writer thread, in order, and fsync'd
 before an event counts as durable. ``<name>.overflow.jsonl`` takes events from callers when the
-in-memory queue is full (never dropped); the writer merges it behind the spill once the queue
-has drained, so the spill stays in recording order. ``<name>.rejects.jsonl`` keeps writes the
+in-memory queue is full (never dropped: written to the OS at once, fsync'd by the writer); the
+writer merges it behind the spill once the queue has drained, so the spill stays in recording
+order. ``<name>.rejects.jsonl`` keeps writes the
 database refused for good (e.g. a duplicate client order id), so nothing vanishes silently.
 A ``<name>.lock`` file (flock) makes the journal single-writer across processes.
 """
@@ -73,6 +74,7 @@ class SpillLog:
         self.rejects_path = directory / f"{name}.rejects.jsonl"
         self._lock_path = directory / f"{name}.lock"
         self._lock_fh: BinaryIO | None = None
+        self._overflow_fh: BinaryIO | None = None
         self.offset = 0  # bytes of the spill already replayed into the database
 
     # -- process lock ---------------------------------------------------------------------
@@ -99,8 +101,26 @@ class SpillLog:
         _append(self.spill_path, (encode(op) for op in ops))
 
     def append_overflow(self, op: Op) -> None:
-        """Caller thread, queue full: durable when this returns."""
-        _append(self.overflow_path, [encode(op)])
+        """Caller thread, queue full: in the OS when this returns (a process crash keeps it);
+        fsync'd by :meth:`sync_overflow` (the writer, every loop) and before any merge."""
+        if self._overflow_fh is None:
+            created = not self.overflow_path.exists()
+            self._overflow_fh = self.overflow_path.open("ab")
+            if created:
+                _fsync_dir(self.dir)
+        self._overflow_fh.write(encode(op))
+        self._overflow_fh.flush()
+
+    def sync_overflow(self) -> None:
+        if self._overflow_fh is not None:
+            os.fsync(self._overflow_fh.fileno())
+
+    def _close_overflow(self) -> None:
+        if self._overflow_fh is not None:
+            self._overflow_fh.flush()
+            os.fsync(self._overflow_fh.fileno())
+            self._overflow_fh.close()
+            self._overflow_fh = None
 
     def reject(self, op: Op, reason: str) -> None:
         logger.error("journal: database refused %s %s: %s", op.get("c"), op.get("id"), reason)
@@ -108,6 +128,7 @@ class SpillLog:
 
     def merge_overflow(self) -> int:
         """Move the overflow file behind the spill; skip ops already there (crash window)."""
+        self._close_overflow()
         if not self.overflow_path.exists():
             return 0
         seen = {op_key(op) for op in self._read_all(self.spill_path)}

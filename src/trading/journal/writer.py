@@ -125,6 +125,8 @@ class Writer(threading.Thread):
                 self._write(batch)
             self._merge_overflow()
             self._replay()
+            if self._overflow:
+                self.spill.sync_overflow()  # callers only write it to the OS
             if self._stop_deadline is not None and self._queue.empty() and not self._overflow:
                 while self.spill.pending() and time.monotonic() < self._stop_deadline:
                     time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
