@@ -110,3 +110,41 @@ def test_sigkill_during_outage_replays_the_spill_at_open(tmp_path: Path) -> None
         assert journal.sync(30)
         assert not spill.exists()
         _assert_prefix_once(journal, "crash-spill", last_ack)
+
+
+def test_mongodb_unreachable_spills_then_replays_elsewhere(tmp_path: Path) -> None:
+    """pymongo against a port nobody listens on (connection refused): the journal opens in
+    spill mode, records stay durable, reads say the database is unavailable; the spill is
+    replayed by the next open once a database answers (here the embedded one)."""
+    import socket
+
+    from cryptoarena.config import MongoSettings, Settings
+    from cryptoarena.trading.journal import JournalUnavailableError, StoreConfig
+    from pydantic import SecretStr
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spill_dir = tmp_path / "spill"
+    down = Settings(
+        mongo=MongoSettings(
+            uri=SecretStr(f"mongodb://127.0.0.1:{port}/?directConnection=true"),
+            spill_dir=spill_dir,
+        )
+    )
+    config = JournalConfig(store=StoreConfig(server_selection_timeout_ms=300), open_timeout_s=10)
+    with Journal.open(down, run_id="mongo-down", config=config) as journal:
+        for i in range(20):
+            journal.record("decisions", {"strategy": "sma", "i": i})
+        assert journal.flush(10)
+        assert not journal.healthy
+        with pytest.raises(JournalUnavailableError):
+            journal.find("decisions")
+        journal.close(timeout_s=1)
+    assert (spill_dir / "cryptoarena.spill.jsonl").exists()
+
+    up = Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal", spill_dir=spill_dir))
+    with Journal.open(up, run_id="mongo-back") as journal:
+        assert journal.sync(30) and journal.healthy
+        docs = journal.find("decisions", {"run_id": "mongo-down"}, sort=[("seq", 1)])
+        assert [d["i"] for d in docs] == list(range(20))
