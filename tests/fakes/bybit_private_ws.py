@@ -76,6 +76,8 @@ class FakePrivateWs:
         writer = asyncio.create_task(self._writer(conn, queue))
         try:
             async for msg in ws:
+                if fake.mute:
+                    continue
                 if msg.type == WSMsgType.PING:
                     if fake.answer_pings:
                         await ws.pong(msg.data)

@@ -147,3 +147,21 @@ async def test_socket_gap_reconnects_and_resyncs_missed_fills(fault: str) -> Non
             ["order", "execution", "position", "wallet"] * 2
         )
         await updates.stop()
+
+
+async def test_unanswered_pings_reconnect_and_resubscribe() -> None:
+    quick_pings = FAST.model_copy(update={"ws_ping_interval_s": 2, "ws_ping_timeout_s": 1})
+    async with bybit_on_fake(config=quick_pings) as (ex, account, fake):
+        assert ex.stream is not None
+        fake.answer_pings = False  # the socket looks open but the server is gone
+        await wait_for(lambda: ex.stream is not None and not ex.stream.healthy, timeout=10)
+        fake.answer_pings = True
+        await wait_for(lambda: ex.stream is not None and ex.stream.reconnects == 1, timeout=10)
+        assert account.private_ws.auth_results == [True, True]
+        updates = Collector(ex.updates())
+        tape = real_tape(300)
+        account.trade(tape[:5])
+        await ex.place_order(OrderRequest("after-ping", "BTCUSDT", Side.BUY, D("0.01")))
+        account.trade(tape[5:])
+        await wait_for(lambda: any(f.client_id == "after-ping" for f in updates.fills))
+        await updates.stop()

@@ -188,7 +188,8 @@ class BybitExchange:
                 updated_ns=now,
             )
             # The socket may already have told us more than the acknowledgement.
-            return self._orders.setdefault(req.client_id, order)
+            known = self._orders.get(req.client_id)
+            return known if known is not None else self._remember(order, exchange_time=False)
 
     async def _lookup_after_failure(self, symbol: str, client_id: str) -> Order | None:
         try:
@@ -243,14 +244,15 @@ class BybitExchange:
         return self._updates.subscribe()
 
     # -- pushes and re-sync -----------------------------------------------------------------
-    def _remember(self, order: Order) -> Order:
+    def _remember(self, order: Order, *, exchange_time: bool = True) -> Order:
         known = self._orders.get(order.client_id)
         changed = known is None or (known.status, known.filled_qty) != (
             order.status,
             order.filled_qty,
         )
         self._orders[order.client_id] = order
-        self._last_event_ms = max(self._last_event_ms, order.updated_ns // 1_000_000)
+        if exchange_time:  # an acknowledgement carries local time, not the exchange's
+            self._last_event_ms = max(self._last_event_ms, order.updated_ns // 1_000_000)
         if changed:
             self._updates.publish(order)
         return order

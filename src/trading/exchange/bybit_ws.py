@@ -77,6 +77,7 @@ class PrivateStream:
         self._closed = False
         self._acks = 0
         self._auth: bool | None = None
+        self._auth_error = ""
         self._problem: str = ""
         self.fatal: ExchangeError | None = None
         self.reconnects = 0
@@ -110,6 +111,7 @@ class PrivateStream:
     def _build(self) -> None:
         self._acks = 0
         self._auth = None
+        self._auth_error = ""
         self._problem = ""
         ws = _PrivateWebSocket(
             self.url,
@@ -156,7 +158,7 @@ class PrivateStream:
         while time.monotonic() < deadline:
             if self._auth is False:
                 await self._exit_async()
-                raise AuthenticationError(f"bybit private socket auth failed: {self._problem}")
+                raise AuthenticationError(f"bybit private socket auth failed: {self._auth_error}")
             if self._problem:
                 await self._exit_async()
                 raise ExchangeError(f"bybit private socket: {self._problem}")
@@ -210,13 +212,13 @@ class PrivateStream:
                 ok = bool(message.get("success")) or message.get("retCode") == 0
                 self._auth = ok
                 if not ok:
-                    self._problem = str(message.get("ret_msg") or message.get("retMsg") or "")
+                    self._auth_error = str(message.get("ret_msg") or message.get("retMsg") or "")
                 return
             if op == "subscribe":
                 if message.get("success"):
                     # Count acks: pybit stores req_id only after sending (the §6.3 race).
                     self._acks += 1
-                else:
+                elif not self._problem:  # keep the first reason
                     self._problem = f"subscription refused: {message.get('ret_msg')}"
                 return
             if "topic" in message and self._loop is not None:
