@@ -4,8 +4,9 @@ by hand there, or with ``prefect deployment run '<flow>/<deployment>'``.
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deployments
 
-Schedules: collect every 15 minutes (backfill + compaction + quality checks), drift hourly
-(triggering a retrain when it finds drift), retrain nightly at 03:00 UTC.
+Schedules: collect every 15 minutes (backfill, 14 minutes of the live stream into the lake,
+compaction, quality checks), drift hourly (with the live predictions' errors from the journal;
+triggers a retrain when it finds drift), retrain nightly at 03:00 UTC.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from prefect import serve
 
+from flows.collect import collect_flow
 from flows.drift import drift_flow
 from flows.retrain import retrain_flow
 
@@ -38,21 +40,25 @@ def deployments() -> list[Any]:
         drift_flow.to_deployment(
             name="hourly",
             cron=DRIFT_CRON,
-            parameters={"source": "lake", "last_s": 3600, "trigger_retrain": True},
+            parameters={
+                "source": "lake",
+                "last_s": 3600,
+                "trigger_retrain": True,
+                "use_journal": True,
+            },
             tags=["mlops"],
             description="Evidently drift of features and forecast errors; may start a retrain.",
         ),
     ]
-    try:  # written by the data team; serve the others even if it is not there yet
-        from flows.collect import collect_flow  # type: ignore[import-not-found, unused-ignore]
-    except ImportError as exc:
-        logger.warning("collect flow not available (%s); serving retrain and drift only", exc)
-    else:
-        items.append(
-            collect_flow.to_deployment(
-                name="every-15-min", interval=COLLECT_INTERVAL_S, tags=["data"]
-            )
+    items.append(
+        collect_flow.to_deployment(
+            name="every-15-min",
+            interval=COLLECT_INTERVAL_S,
+            # Record the live stream for most of each interval, then compact and check.
+            parameters={"record_s": COLLECT_INTERVAL_S - 60.0},
+            tags=["data"],
         )
+    )
     return items
 
 

@@ -24,14 +24,29 @@ def load_recent_bars(source: mlops.Source, max_bars: int | None, last_s: int) ->
     return mlops.load_source_bars(get_settings(), source, max_bars=max_bars, last_s=last_s)
 
 
-@task(
-    retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE
-)  # reads the champion from the MLflow registry
+# MongoDB in production: a network read.
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def load_journal_errors(bars: pd.DataFrame) -> pd.DataFrame | None:
+    return mlops.journal_prediction_errors(get_settings(), since_ns=int(bars["ts"].iloc[0]))
+
+
+# Reads the champion and its reference from the MLflow registry: a network task.
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def check(
-    bars: pd.DataFrame, tracking_uri: str, name: str, out_dir: str, cfg: DriftConfig
+    bars: pd.DataFrame,
+    errors: pd.DataFrame | None,
+    tracking_uri: str,
+    name: str,
+    out_dir: str,
+    cfg: DriftConfig,
 ) -> dict[str, Any]:
     result, run_id = run_drift_check(
-        bars, tracking_uri=tracking_uri, model_name=name, out_dir=Path(out_dir), cfg=cfg
+        bars,
+        tracking_uri=tracking_uri,
+        model_name=name,
+        out_dir=Path(out_dir),
+        current_errors=errors,
+        cfg=cfg,
     )
     return {**result.summary(), "mlflow_run_id": run_id}
 
@@ -44,6 +59,7 @@ def drift_flow(
     drift_share: float = 0.5,
     threshold: float = 0.1,
     trigger_retrain: bool = False,
+    use_journal: bool = False,
     model_name: str | None = None,
     tracking_uri: str | None = None,
     report_dir: str = "reports/drift",
@@ -53,7 +69,11 @@ def drift_flow(
     name = model_name or settings.serving.model_name
     bars = load_recent_bars(source, max_bars, last_s)
     cfg = DriftConfig(threshold=threshold, drift_share=drift_share)
-    summary = check(bars, tracking_uri, name, report_dir, cfg)
+    # Errors of the live predictions the worker journaled, when asked and when there are
+    # enough; otherwise the champion is run over the recent bars.
+    errors = load_journal_errors(bars) if use_journal else None
+    summary = check(bars, errors, tracking_uri, name, report_dir, cfg)
+    summary["errors_from"] = "journal" if errors is not None else "model on recent bars"
     logger = get_run_logger()
     logger.info("drift: retrain=%s (%s)", summary["should_retrain"], summary["reasons"])
     if summary["should_retrain"] and trigger_retrain:
@@ -71,6 +91,7 @@ def main() -> None:
     parser.add_argument("--max-bars", type=int, default=None)
     parser.add_argument("--last-s", type=int, default=1800)
     parser.add_argument("--trigger-retrain", action="store_true")
+    parser.add_argument("--use-journal", action="store_true", help="errors of live predictions")
     parser.add_argument("--report-dir", default="reports/drift")
     args = parser.parse_args()
     print(
@@ -79,6 +100,7 @@ def main() -> None:
             max_bars=args.max_bars,
             last_s=args.last_s,
             trigger_retrain=args.trigger_retrain,
+            use_journal=args.use_journal,
             report_dir=args.report_dir,
         )
     )

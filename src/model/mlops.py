@@ -61,6 +61,29 @@ def load_source_bars(
     return bars.reset_index(drop=True)
 
 
+def journal_prediction_errors(
+    settings: Settings, *, since_ns: int, min_rows: int = 30
+) -> pd.DataFrame | None:
+    """Forecast errors of the predictions journaled since ``since_ns`` whose realised price is
+    known (read-only: the trading worker keeps writing); None when there are too few."""
+    from cryptoarena.model.drift import journal_errors
+    from cryptoarena.trading.journal import Journal
+
+    with Journal.open(settings, run_id="drift-reader", readonly=True) as journal:
+        docs = journal.find(
+            "predictions",
+            {"ts_ns": {"$gte": since_ns}, "realised_price": {"$ne": None}},
+            projection={"predicted_price": 1, "realised_price": 1},
+        )
+    errors = journal_errors(docs)
+    if len(errors) < min_rows:
+        logger.info(
+            "only %d realised predictions since %d; using model errors", len(errors), since_ns
+        )
+        return None
+    return errors
+
+
 def train_candidate(
     bars: pd.DataFrame, *, tracking_uri: str, name: str, tiny: bool = False, label: str = ""
 ) -> Candidate:

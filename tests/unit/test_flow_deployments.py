@@ -11,11 +11,10 @@ from flows.retrain import retrain_flow
 
 def test_deployments_have_schedules_and_valid_parameters() -> None:
     by_flow = {d.flow_name: d for d in deployments()}
-    assert {"retrain", "drift"} <= set(by_flow)
+    assert set(by_flow) == {"retrain", "drift", "collect"}
     assert by_flow["retrain"].schedules[0].schedule.cron == RETRAIN_CRON
     assert by_flow["drift"].schedules[0].schedule.cron == DRIFT_CRON
     for flow in (retrain_flow, drift_flow):
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(by_flow[flow.name].parameters) <= accepted
-    if "collect" in by_flow:
-        assert by_flow["collect"].schedules
+    assert by_flow["collect"].schedules[0].schedule.interval.total_seconds() == 15 * 60

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cryptoarena.config import DataSettings, Settings
 from cryptoarena.data.lake import Lake
@@ -42,3 +43,28 @@ def test_run_report(tmp_path: Path) -> None:
     files = mlops.write_run_report(tmp_path / "r", {"version": "3", "promoted": False}, "# x\n")
     assert json.loads(files[0].read_text()) == {"version": "3", "promoted": False}
     assert files[1].read_text() == "# x\n"
+
+
+def test_journal_prediction_errors(tmp_path: Path) -> None:
+    from cryptoarena.config import MongoSettings
+    from cryptoarena.trading.journal import Journal
+
+    settings = Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal"))
+    with Journal.open(settings, run_id="live") as journal:
+        for i in range(40):
+            pid = journal.record(
+                "predictions",
+                {"ts_ns": 1_000 + i, "base_price": 100.0, "predicted_price": 100.0 + i % 3},
+            )
+            if i < 35:  # the last five are not due yet
+                journal.set_prediction_outcome(pid, 100.0, 2_000 + i)
+        assert journal.sync(30)
+        # The worker still holds the journal: the drift reader opens beside it, read-only.
+        errors = mlops.journal_prediction_errors(settings, since_ns=1_005)
+    assert errors is not None and len(errors) == 30
+    assert set(errors["abs_error_bp"].round(6)) == {
+        0.0,
+        round(1e4 * np.log(1.01), 6),
+        round(1e4 * np.log(1.02), 6),
+    }
+    assert mlops.journal_prediction_errors(settings, since_ns=1_030) is None  # too few

@@ -45,7 +45,7 @@ _STRATEGY_TS: Final[IndexSpec] = ([("strategy", 1), ("ts_ns", 1)], {})
 # (litemongo aggregates in Python, so every query must start from an indexed window).
 INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "runs": [([("ts_ns", 1)], {})],
-    "predictions": [_RUN_TS, ([("model_version", 1), ("ts_ns", 1)], {})],
+    "predictions": [_RUN_TS, ([("model_version", 1), ("ts_ns", 1)], {}), ([("ts_ns", 1)], {})],
     "decisions": [_RUN_TS, _STRATEGY_TS],
     "orders": [
         _RUN_TS,
