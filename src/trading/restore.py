@@ -77,8 +77,11 @@ def restore_books(
         "orders", {"run_id": run_id}, projection={"client_id": 1, "strategy": 1}
     ):
         router.owner[doc["client_id"]] = doc["strategy"]
-    equity = journal.find("equity", {"run_id": run_id}, sort=[("ts_ns", -1)], limit=1)
-    report.checkpoint_ns = int(equity[0]["ts_ns"]) if equity else 0
+    # Resume a replay after the newest event the journal kept: nothing is decided twice.
+    for kind in ("equity", "decisions", "predictions", "orders", "fills"):
+        newest = journal.find(kind, {"run_id": run_id}, sort=[("ts_ns", -1)], limit=1)
+        if newest:
+            report.checkpoint_ns = max(report.checkpoint_ns, int(newest[0]["ts_ns"]))
     return report
 
 

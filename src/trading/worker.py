@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import signal
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,6 +55,8 @@ class WorkerResult:
     stopped_by: str = "feed ended"
     restored: dict[str, Any] = field(default_factory=dict)
     equity: dict[str, float] = field(default_factory=dict)
+    # Events handed to the journal, by kind (what "every event exactly once" is checked against).
+    journaled: Counter[str] = field(default_factory=Counter)
 
 
 class Worker:
@@ -118,6 +121,7 @@ class Worker:
         self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
         self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
         self._next_summary_ns = 0
+        self._next_progress_ns = 0
         self._last_journaled: dict[str, tuple[Any, str]] = {}
         self._last_decision: dict[str, str] = {}
         self._stop = asyncio.Event()
@@ -128,6 +132,7 @@ class Worker:
 
     # -- journal helpers ------------------------------------------------------------------
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
+        self.result.journaled[kind] += 1
         return str(self.journal.record(kind, doc))
 
     def _risk_event(self, doc: dict[str, Any]) -> None:
@@ -430,6 +435,17 @@ class Worker:
                         decision_id=None,
                     )
         await self.router.expire(now_ns)
+        if now_ns >= self._next_progress_ns:
+            self._next_progress_ns = now_ns + 600 * NS_PER_S
+            r = self.result
+            logger.info(
+                "progress: t=%d trades=%d bars=%d orders=%d fills=%d",
+                now_ns // NS_PER_S,
+                r.trades,
+                r.bars,
+                r.orders,
+                sum(b.fills for b in self.books.values()),
+            )
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
@@ -517,13 +533,19 @@ class Worker:
         else:
             unresolved = 0
         await asyncio.sleep(0)
+        positions: dict[str, str] = {}
+        if router is not None:
+            positions["books_qty"] = str(sum((b.qty for b in self.books.values()), Decimal(0)))
+            try:
+                positions["exchange_qty"] = str((await self.exchange.position(self.symbol)).qty)
+            except Exception as exc:  # reported, not fatal: the journal must still be closed
+                positions["exchange_error"] = f"{type(exc).__name__}: {exc}"
         await self.exchange.close()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(updates, timeout=2.0)
         if not updates.done():
             updates.cancel()
-        if router is not None:
-            self.result.fills = sum(b.fills for b in self.books.values())
+        self.result.fills = sum(b.fills for b in self.books.values())
         self._record(
             "runs",
             {
@@ -537,6 +559,7 @@ class Worker:
                 "unresolved_predictions": unresolved,
                 "equity": self.result.equity,
                 "risk": self.risk.state(),
+                **positions,
             },
         )
         self.journal.flush(10.0)
