@@ -165,3 +165,16 @@ async def test_unanswered_pings_reconnect_and_resubscribe() -> None:
         account.trade(tape[5:])
         await wait_for(lambda: any(f.client_id == "after-ping" for f in updates.fills))
         await updates.stop()
+
+
+async def test_cancel_that_times_out_after_it_landed_is_not_an_error() -> None:
+    async with bybit_on_fake() as (ex, account, _fake):
+        account.trade(real_tape(5))
+        await ex.place_order(
+            OrderRequest("c-slow", "BTCUSDT", Side.BUY, D("0.01"), OrderType.LIMIT, D("9000"))
+        )
+        account.rest.fail_next(10016, path="/v5/order/cancel")
+        cancelled = await ex.cancel_order("BTCUSDT", "c-slow")
+        assert cancelled.status is OrderStatus.CANCELLED
+        codes = [r.ret_code for r in account.rest.received("/v5/order/cancel")]
+        assert codes == [10016, 0]

@@ -18,6 +18,7 @@ from cryptoarena.config import BybitSettings
 from cryptoarena.trading.exchange import bybit_codec as codec
 from cryptoarena.trading.exchange.bybit_config import BybitExchangeConfig
 from cryptoarena.trading.exchange.bybit_http import BybitHttp, make_http
+from cryptoarena.trading.exchange.bybit_tracker import OrderTracker
 from cryptoarena.trading.exchange.bybit_ws import PrivateStream
 from cryptoarena.trading.exchange.errors import (
     AmbiguousOrderError,
@@ -37,7 +38,6 @@ from cryptoarena.trading.exchange.models import (
     OrderStatus,
     Position,
 )
-from cryptoarena.trading.exchange.updates import UpdateStream
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class BybitExchange:
             backoff_base_s=cfg.backoff_base_s,
             backoff_max_s=cfg.backoff_max_s,
         )
+        self.tracker = OrderTracker(self.config.category)
+        self._orders = self.tracker.orders  # latest known state, by client id
         self.stream: PrivateStream | None = None
         if cfg.private_stream:
             self.stream = PrivateStream(
@@ -79,7 +81,7 @@ class BybitExchange:
                 api_key=settings.api_key.get_secret_value(),
                 api_secret=settings.api_secret.get_secret_value(),
                 url=settings.ws_private_url,
-                on_message=self._on_message,
+                on_message=self.tracker.on_message,
                 on_gap=self.resync,
                 auth_expire_s=cfg.ws_auth_expire_s,
                 ping_interval_s=cfg.ws_ping_interval_s,
@@ -89,10 +91,6 @@ class BybitExchange:
                 backoff_max_s=cfg.ws_backoff_max_s,
             )
         self._instruments: dict[str, Instrument] = {}
-        self._orders: dict[str, Order] = {}  # latest known state, by client id
-        self._fills: set[str] = set()
-        self._last_event_ms = 0  # exchange time of the newest order update or fill seen
-        self._updates: UpdateStream[Order | Fill] = UpdateStream()
         self.clock_skew_s = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -120,7 +118,7 @@ class BybitExchange:
     async def close(self) -> None:
         if self.stream is not None:
             await self.stream.close()
-        self._updates.close()
+        self.tracker.updates.close()
 
     # -- instruments ------------------------------------------------------------------------
     async def instrument(self, symbol: str) -> Instrument:
@@ -155,13 +153,13 @@ class BybitExchange:
                 found = await self.get_order(req.symbol, req.client_id)
                 if found is None:
                     raise
-                return self._remember(found)
+                return self.tracker.remember(found)
             except TemporaryExchangeError as err:
                 # The order may or may not exist now: ask by orderLinkId before trying again.
                 found = await self._lookup_after_failure(req.symbol, req.client_id)
                 if found is not None:
                     logger.info("order %s exists after %s: not re-sent", req.client_id, err)
-                    return self._remember(found)
+                    return self.tracker.remember(found)
                 if attempt >= self.config.max_attempts:
                     raise AmbiguousOrderError(
                         f"order {req.client_id}: {err}; not found by orderLinkId after "
@@ -189,7 +187,7 @@ class BybitExchange:
             )
             # The socket may already have told us more than the acknowledgement.
             known = self._orders.get(req.client_id)
-            return known if known is not None else self._remember(order, exchange_time=False)
+            return known if known is not None else self.tracker.remember(order, exchange_time=False)
 
     async def _lookup_after_failure(self, symbol: str, client_id: str) -> Order | None:
         try:
@@ -199,13 +197,29 @@ class BybitExchange:
             return None
 
     async def cancel_order(self, symbol: str, client_id: str) -> Order:
-        await self.http.call(
-            "cancel_order", category=self.config.category, symbol=symbol, orderLinkId=client_id
-        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.http.call_once(
+                    "cancel_order",
+                    category=self.config.category,
+                    symbol=symbol,
+                    orderLinkId=client_id,
+                )
+                break
+            except TemporaryExchangeError as err:
+                # The cancel may have landed: if the order is no longer open, we are done.
+                found = await self._lookup_after_failure(symbol, client_id)
+                if found is not None and not found.status.is_open:
+                    return self.tracker.remember(found)
+                if attempt >= self.config.max_attempts:
+                    raise
+                await self.http.pause(err, attempt, f"cancel {client_id}")
         order = await self.get_order(symbol, client_id)
         if order is None:
             raise ExchangeError(f"order {client_id} cancelled but not found afterwards")
-        return self._remember(order)
+        return self.tracker.remember(order)
 
     async def open_orders(self, symbol: str) -> list[Order]:
         orders: list[Order] = []
@@ -241,62 +255,25 @@ class BybitExchange:
         return codec.parse_balance(accounts[0], coin)
 
     def updates(self) -> AsyncIterator[Order | Fill]:
-        return self._updates.subscribe()
+        return self.tracker.updates.subscribe()
 
     # -- pushes and re-sync -----------------------------------------------------------------
-    def _remember(self, order: Order, *, exchange_time: bool = True) -> Order:
-        known = self._orders.get(order.client_id)
-        changed = known is None or (known.status, known.filled_qty) != (
-            order.status,
-            order.filled_qty,
-        )
-        self._orders[order.client_id] = order
-        if exchange_time:  # an acknowledgement carries local time, not the exchange's
-            self._last_event_ms = max(self._last_event_ms, order.updated_ns // 1_000_000)
-        if changed:
-            self._updates.publish(order)
-        return order
-
-    def _fill(self, fill: Fill) -> None:
-        if fill.exec_id not in self._fills:
-            self._fills.add(fill.exec_id)
-            self._last_event_ms = max(self._last_event_ms, fill.ts_ns // 1_000_000)
-            self._updates.publish(fill)
-
-    def _on_message(self, message: dict[str, Any]) -> None:
-        topic = str(message.get("topic", ""))
-        data = message.get("data") or []
-        try:
-            if topic.startswith("order"):
-                for row in data:
-                    if row.get("category", self.config.category) == self.config.category:
-                        self._remember(codec.parse_order(row))
-            elif topic.startswith("execution"):
-                for row in data:
-                    fill = codec.parse_execution(row)
-                    if fill is not None:
-                        self._fill(fill)
-            elif topic in ("position", "wallet"):
-                logger.debug("%s push: %d rows", topic, len(data))
-        except (KeyError, ValueError, ArithmeticError):
-            logger.exception("unreadable %s push: %.300s", topic, message)
-
     async def resync(self, gap_start_ns: int) -> None:
         """After a socket gap: order states and fills we missed, from REST.
 
         Fills are asked for since the newest exchange event we saw (minus a margin), in
         exchange time, so a local clock that is off does not open a hole."""
         lookback_ms = int(self.config.resync_lookback_s * 1000)
-        since_ms = self._last_event_ms - lookback_ms if self._last_event_ms else None
+        since_ms = self.tracker.last_event_ms - lookback_ms if self.tracker.last_event_ms else None
         for symbol in self.config.symbols:
             open_now = {o.client_id: o for o in await self.open_orders(symbol)}
             for order in open_now.values():
-                self._remember(order)
+                self.tracker.remember(order)
             for cid, known in list(self._orders.items()):
                 if known.symbol == symbol and known.status.is_open and cid not in open_now:
                     final = await self.get_order(symbol, cid)
                     if final is not None:
-                        self._remember(final)
+                        self.tracker.remember(final)
             result = await self.http.call(
                 "get_executions",
                 category=self.config.category,
@@ -307,5 +284,5 @@ class BybitExchange:
             for row in sorted(result.get("list") or [], key=lambda r: int(r.get("execTime", 0))):
                 fill = codec.parse_execution(row)
                 if fill is not None:
-                    self._fill(fill)
+                    self.tracker.fill(fill)
         logger.info("%s re-synced after the private socket gap", self.name)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
 _CLOSED = object()
+BACKLOG_LIMIT = 100_000  # a backtest nobody listens to must not grow without bound
 
 
 class UpdateStream(Generic[T]):
@@ -16,12 +20,17 @@ class UpdateStream(Generic[T]):
     anyone subscribed are kept and handed to the first subscriber (so a worker that starts
     listening after placing its first order still sees the fill)."""
 
-    def __init__(self) -> None:
+    def __init__(self, backlog_limit: int = BACKLOG_LIMIT) -> None:
         self._subscribers: list[asyncio.Queue[object]] = []
-        self._backlog: list[T] | None = []
+        self._backlog: deque[T] | None = deque(maxlen=backlog_limit)
+        self._dropped = 0
 
     def publish(self, event: T) -> None:
         if self._backlog is not None:
+            if len(self._backlog) == self._backlog.maxlen:
+                self._dropped += 1
+                if self._dropped == 1:
+                    logger.warning("no updates() subscriber yet: dropping the oldest events")
             self._backlog.append(event)
         for queue in self._subscribers:
             queue.put_nowait(event)

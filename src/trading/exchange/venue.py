@@ -87,7 +87,8 @@ class SimVenue:
         self.name = name
         self.instruments = {i.symbol: i for i in config.instruments}
         self.account = LinearAccount(config.coin, config.initial_balance, config.leverage)
-        self.orders: dict[str, SimOrder] = {}  # by client id
+        self.orders: dict[str, SimOrder] = {}  # by client id, every order ever accepted
+        self._open: dict[str, SimOrder] = {}  # the ones still working: the hot loop's list
         self.by_exchange_id: dict[str, SimOrder] = {}
         self.last_price: dict[str, Decimal] = {}
         self._seq = 0
@@ -116,6 +117,7 @@ class SimVenue:
             arrival_ns=now_ns + int(self.config.latency_ms * 1_000_000),
         )
         self.orders[req.client_id] = order
+        self._open[req.client_id] = order
         self.by_exchange_id[order.exchange_id] = order
         return order.snapshot(), True
 
@@ -137,18 +139,19 @@ class SimVenue:
             # Bybit answers a cancel of a finished order with "does not exist".
             raise OrderNotFoundError("Order does not exist", code=110001)
         order.close(OrderStatus.CANCELLED, now_ns, cancel_type="CancelByUser")
+        self._open.pop(order.request.client_id, None)
         return order.snapshot()
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [
             o.snapshot()
-            for o in self.orders.values()
+            for o in self._open.values()
             if o.status.is_open and (symbol is None or o.request.symbol == symbol)
         ]
 
     def order_margin(self) -> Decimal:
         total = ZERO
-        for o in self.orders.values():
+        for o in self._open.values():
             if o.status.is_open and not o.request.reduce_only:
                 price = o.request.price or self.last_price.get(o.request.symbol, ZERO)
                 opening = self.account.opening_qty(o.request.symbol, o.request.side, o.remaining)
@@ -192,9 +195,15 @@ class SimVenue:
 
     def _on_trade(self, trade: Trade, events: list[Order | Execution]) -> None:
         price = to_decimal(trade.price)
+        if self._open:
+            self._match_trade(trade, price, events)
+        self.last_price[trade.symbol] = price
+        self.account.marks[trade.symbol] = price
+
+    def _match_trade(self, trade: Trade, price: Decimal, events: list[Order | Execution]) -> None:
         available = to_decimal(trade.size)
         ref = self.last_price.get(trade.symbol, price)
-        for order in [o for o in self.orders.values() if o.status.is_open]:
+        for order in list(self._open.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
                 continue
@@ -229,8 +238,8 @@ class SimVenue:
             if immediate and first and order.status.is_open:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
                 events.append(order.snapshot())
-        self.last_price[trade.symbol] = price
-        self.account.marks[trade.symbol] = price
+        for cid in [cid for cid, o in self._open.items() if not o.status.is_open]:
+            del self._open[cid]
 
     @staticmethod
     def _phase(req: OrderRequest, ref: Decimal) -> str:
