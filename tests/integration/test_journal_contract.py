@@ -194,3 +194,16 @@ def test_readonly_reader_beside_the_writer(settings: Settings) -> None:
             writer.record("decisions", {"strategy": "sma", "i": 2})
             assert writer.sync(30)
             assert reader.count("decisions", {"run_id": "run-w"}) == 2  # sees new writes
+
+
+def test_unencodable_document_is_rejected_not_blocking(settings: Settings) -> None:
+    with Journal.open(settings, run_id="run-u") as journal:
+        journal.record("decisions", {"strategy": "sma", "i": 0})
+        bad = journal.record("decisions", {"strategy": "sma", "i": 1, "note": "\ud800"})
+        journal.record("decisions", {"strategy": "sma", "i": 2})
+        assert journal.sync(30) and journal.healthy
+        assert [d["i"] for d in journal.find("decisions", sort=[("seq", 1)])] == [0, 2]
+        rejects = journal.spill_path.with_name(f"{settings.mongo.database}.rejects.jsonl")
+        assert bad in rejects.read_text()
+        with pytest.raises(JournalDocumentError, match="NUL"):
+            journal.record("decisions", {"strategy": "sma", "a\x00b": 1})

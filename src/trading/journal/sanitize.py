@@ -67,8 +67,10 @@ def _clean(value: Any, depth: int, path: str) -> Any:
         for key, item in value.items():
             name = str(key)
             sub = f"{path}.{name}" if path else name
-            if name.startswith("$"):
-                raise JournalDocumentError(f"field names may not start with '$': {sub!r}")
+            if name.startswith("$") or "\x00" in name:
+                raise JournalDocumentError(
+                    f"field names may not start with '$' or hold NUL: {sub!r}"
+                )
             if SECRET_KEY.search(name) or isinstance(item, SecretStr | SecretBytes):
                 _strip(sub)
                 continue

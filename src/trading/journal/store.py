@@ -22,6 +22,13 @@ from pymongo.errors import BulkWriteError
 
 logger = logging.getLogger(__name__)
 
+# Documents BSON cannot encode (e.g. a lone surrogate in a string): retrying cannot help.
+_UNENCODABLE = (
+    bson.errors.InvalidDocument,
+    bson.errors.InvalidStringData,
+    OverflowError,
+    UnicodeEncodeError,
+)
 # Write errors that retrying cannot fix: the op goes to the rejects file instead of blocking.
 _PERMANENT_CODES = {11000, 11001, 121, 2, 9, 52, 56}
 
@@ -100,11 +107,11 @@ def _apply_group(collection: Any, ops: list[Op], spill: SpillLog) -> None:
             bad = start + int(errors[0]["index"])
             spill.reject(ops[bad], str(errors[0].get("errmsg")))
             start = bad + 1
-        except (bson.errors.InvalidDocument, bson.errors.InvalidStringData, OverflowError):
-            # Find the offending op one by one; the others are written normally.
+        except _UNENCODABLE as exc:
+            if len(ops) - start == 1:
+                spill.reject(ops[start], repr(exc))
+                return
+            # Find the offending op(s) one by one; the others are written normally.
             for op in ops[start:]:
-                try:
-                    collection.bulk_write([_to_request(op)], ordered=True)
-                except (bson.errors.InvalidDocument, bson.errors.InvalidStringData) as err:
-                    spill.reject(op, repr(err))
+                _apply_group(collection, [op], spill)
             return
