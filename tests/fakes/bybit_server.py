@@ -12,7 +12,7 @@ connections for N seconds: the listening socket is really closed), :meth:`reject
 and ``mute`` (read frames, answer nothing: a silent socket).
 
     with FakeBybit() as fake:
-        ws = LocalWebSocket("linear", fake.http_url, testnet=False)  # see reference §1.2
+        ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
         fake.wait_subscribed("publicTrade.BTCUSDT")
         fake.push_trades("BTCUSDT", trades)
 """
