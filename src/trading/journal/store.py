@@ -9,6 +9,7 @@ exactly once and never overwrites a later update (e.g. a prediction's realised p
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from cryptoarena.config import MongoSettings
 from cryptoarena.trading.journal import schema
 from cryptoarena.trading.journal.spill import Op, SpillLog
 from pymongo import MongoClient, ReplaceOne, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, InvalidOperation
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +108,28 @@ def _apply_group(collection: Any, ops: list[Op], spill: SpillLog) -> None:
             bad = start + int(errors[0]["index"])
             spill.reject(ops[bad], str(errors[0].get("errmsg")))
             start = bad + 1
-        except _UNENCODABLE as exc:
+        except Exception as exc:
+            # An outage (or doubt) propagates: the caller spills and replays later. Only a
+            # document the database cannot take while it answers is isolated and rejected.
+            poison = isinstance(exc, _UNENCODABLE) or (not _transient(exc) and _answers(collection))
+            if not poison:
+                raise
             if len(ops) - start == 1:
                 spill.reject(ops[start], repr(exc))
                 return
-            # Find the offending op(s) one by one; the others are written normally.
-            for op in ops[start:]:
+            for op in ops[start:]:  # find the offending op(s); the others are written
                 _apply_group(collection, [op], spill)
             return
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors that mean the store is away or busy (retrying later can succeed)."""
+    return isinstance(exc, ConnectionFailure | InvalidOperation | sqlite3.Error | OSError)
+
+
+def _answers(collection: Any) -> bool:
+    try:
+        collection.database.command("ping")
+    except Exception:
+        return False
+    return True
