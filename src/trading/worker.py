@@ -289,10 +289,11 @@ class Worker:
         self.last_price = last.price
         self.last_trade_ns = last.ts
         self.result.trades += len(trades)
-        if last.ts >= self._checkpoint_ns:
-            on_trades = getattr(self.exchange, "on_trades", None)
-            if on_trades is not None:
-                on_trades(trades)
+        # A paper venue fills against the same tape, after the strategies saw it (also while
+        # fast-forwarding a resumed replay: it then only learns the last price).
+        on_trades = getattr(self.exchange, "on_trades", None)
+        if on_trades is not None:
+            on_trades(trades)
 
     async def _tick_to(self, now_ns: int) -> None:
         """Close every bar that ended by ``now_ns``, one second at a time, as live would."""
