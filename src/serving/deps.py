@@ -25,7 +25,7 @@ class ServingState:
     symbols: frozenset[str]
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     state: ServingState = request.app.state.serving
     return state
 
@@ -33,7 +33,8 @@ def get_state(request: Request) -> ServingState:
 StateDep = Annotated[ServingState, Depends(get_state)]
 
 
-def get_model(state: StateDep) -> LoadedModel:
+async def get_model(state: StateDep) -> LoadedModel:
+    # async: FastAPI would run a plain def in its threadpool, a thread hop per request.
     # Taken once per request: a swap during this request does not affect it.
     return state.slot.get()
 
@@ -42,7 +43,7 @@ ModelDep = Annotated[LoadedModel, Depends(get_model)]
 bearer = HTTPBearer(auto_error=False, description="settings.serving.admin_token")
 
 
-def require_admin(
+async def require_admin(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:

