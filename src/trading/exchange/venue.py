@@ -28,11 +28,7 @@ from cryptoarena.trading.exchange.errors import (
     OrderNotFoundError,
     OrderRejectedError,
 )
-from cryptoarena.trading.exchange.instruments import (
-    DEFAULT_INSTRUMENTS,
-    find_instrument,
-    prepare_order,
-)
+from cryptoarena.trading.exchange.instruments import find_instrument, prepare_order
 from cryptoarena.trading.exchange.models import (
     Fill,
     Instrument,
@@ -44,23 +40,11 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.sim_order import SimOrder
-from pydantic import BaseModel, ConfigDict, Field
+from cryptoarena.trading.exchange.venue_config import VenueConfig
+
+__all__ = ["Execution", "SimVenue", "VenueConfig", "to_decimal"]
 
 _IDS = uuid.UUID("6d1c3b8e-6f53-4f0e-9a53-63a7f3c1a001")
-
-
-class VenueConfig(BaseModel):
-    """Fees, latency and account of a simulated venue (Bybit linear defaults)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    maker_fee: Decimal = Field(default=Decimal("0.0002"), ge=-1, le=1)
-    taker_fee: Decimal = Field(default=Decimal("0.00055"), ge=-1, le=1)
-    latency_ms: float = Field(default=50.0, ge=0, le=60_000)
-    initial_balance: Decimal = Field(default=Decimal("10000"), ge=0)
-    coin: str = "USDT"
-    leverage: Decimal = Field(default=Decimal("10"), gt=0, le=100)
-    instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,10 +187,19 @@ class SimVenue:
     def _match_trade(self, trade: Trade, price: Decimal, events: list[Order | Execution]) -> None:
         available = to_decimal(trade.size)
         ref = self.last_price.get(trade.symbol, price)
+        touched = False  # did any order get past the hot path (and maybe close)?
         for order in list(self._open.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
                 continue
+            # Hot path: a resting limit the trade does not go through.
+            if (
+                order.phase == "maker"
+                and req.price is not None
+                and (price >= req.price if req.side is Side.BUY else price <= req.price)
+            ):
+                continue
+            touched = True
             first = not order.phase
             if first:
                 order.phase = self._phase(req, ref)
@@ -238,8 +231,9 @@ class SimVenue:
             if immediate and first and order.status.is_open:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
                 events.append(order.snapshot())
-        for cid in [cid for cid, o in self._open.items() if not o.status.is_open]:
-            del self._open[cid]
+        if touched:
+            for cid in [cid for cid, o in self._open.items() if not o.status.is_open]:
+                del self._open[cid]
 
     @staticmethod
     def _phase(req: OrderRequest, ref: Decimal) -> str:
