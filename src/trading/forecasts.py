@@ -125,10 +125,12 @@ class ForecastPump:
 
     def _start(self) -> None:
         self._waiting = False
-        frame = self.window.frame()
-        self._task = asyncio.get_running_loop().create_task(self._fetch(frame))
+        self._task = asyncio.get_running_loop().create_task(self._fetch())
 
-    async def _fetch(self, frame: pd.DataFrame) -> None:
+    async def _fetch(self) -> None:
+        # The frame is built here, in the task, not on the tick that closed the bar: it sees
+        # the same bars (the next one is appended only after this task has started).
+        frame = self.window.frame()
         self.requests += 1
         try:
             forecast = await self.source.forecast(self.symbol, frame)

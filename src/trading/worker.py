@@ -13,6 +13,7 @@ import contextlib
 import logging
 import re
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -129,6 +130,8 @@ class Worker:
         self._lock = asyncio.Lock()
         self._checkpoint_ns = 0
         self._forced_flat: set[str] = set()
+        # Benchmarks set a list here to collect tick-to-decision latencies (ns).
+        self.tick_latencies: list[int] | None = None
 
     # -- journal helpers ------------------------------------------------------------------
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
@@ -157,7 +160,7 @@ class Worker:
     async def run(self) -> WorkerResult:
         await self.exchange.start()
         instrument = await self.exchange.instrument(self.symbol)
-        incarnation = incarnation_tag(__import__("time").time_ns())
+        incarnation = incarnation_tag(time.time_ns())
         self.router = router = OrderRouter(
             exchange=self.exchange,
             instrument=instrument,
@@ -311,22 +314,32 @@ class Worker:
 
     async def _on_tick(self, tick_ns: int) -> None:
         live = tick_ns > self._checkpoint_ns
+        started = time.perf_counter_ns()
+        waited = 0
+        closed = False
         for bar_ns, builder in self.builders.items():
             bars = builder.advance(tick_ns)
             if not bars:
                 continue
+            closed = True
             self.result.bars += len(bars)
             if bar_ns == NS_PER_S and self.pump is not None:
                 for bar in bars:
                     self.pump.resolve(bar, self.journal.set_prediction_outcome)
                 if self.lockstep and live:
+                    # Waiting for the model is network/inference time, not the worker's own.
+                    t_wait = time.perf_counter_ns()
                     await self.pump.settle()
+                    waited += time.perf_counter_ns() - t_wait
             for bar in bars:
                 await self._step_group(bar_ns, bar, tick_ns, live)
             if bar_ns == NS_PER_S and self.pump is not None and live:
                 self.pump.on_bar(bars[-1], tick_ns)
             elif bar_ns == NS_PER_S and self.pump is not None:
                 self.pump.window.append(bars[-1])
+        if self.tick_latencies is not None and closed and live:
+            # Tick to decision: bars closed, every strategy decided, risk checked, orders sent.
+            self.tick_latencies.append(time.perf_counter_ns() - started - waited)
         if not live:
             return
         await self._housekeeping(tick_ns)
