@@ -98,12 +98,13 @@ class Lake:
         return self.root / kind / f"symbol={symbol}" / f"date={day.isoformat()}"
 
     @contextlib.contextmanager
-    def _locked(self, symbol: str, day: date) -> Iterator[None]:
-        # One writer per partition at a time (import, recorder and compaction may overlap).
+    def _locked(self, symbol: str, day: date, *, shared: bool = False) -> Iterator[None]:
+        # One writer per partition at a time (import and compaction may overlap); readers share
+        # the lock so compaction cannot swap files between their listing and their reads.
         folder = self.partition(TRADES, symbol, day)
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with open(folder / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -191,8 +192,9 @@ class Lake:
                 start_ns is not None and lo + NS_PER_DAY <= start_ns
             ):
                 continue
-            files = sorted(self.partition(kind, symbol, day).glob("*.parquet"))
-            frames.extend(pd.read_parquet(f) for f in files)
+            with self._locked(symbol, day, shared=True):
+                files = sorted(self.partition(kind, symbol, day).glob("*.parquet"))
+                frames.extend(pd.read_parquet(f) for f in files)
         return frames
 
     def read_trades(
