@@ -78,6 +78,7 @@ class FakeRest:
             ("POST", "/v5/order/create"): self._create,
             ("POST", "/v5/order/cancel"): self._cancel,
             ("GET", "/v5/order/realtime"): self._realtime,
+            ("GET", "/v5/order/history"): self._realtime,  # the fake keeps every order
             ("GET", "/v5/position/list"): self._positions,
             ("GET", "/v5/account/wallet-balance"): self._wallet,
             ("GET", "/v5/execution/list"): self._executions,

@@ -10,6 +10,7 @@ from cryptoarena.trading.exchange.errors import (
     AuthenticationError,
     ExchangeError,
     InsufficientBalanceError,
+    InvalidOrderError,
 )
 from cryptoarena.trading.exchange.models import OrderRequest, OrderStatus, OrderType, Side
 from cryptoarena.trading.exchange.venue import VenueConfig
@@ -178,3 +179,23 @@ async def test_cancel_that_times_out_after_it_landed_is_not_an_error() -> None:
         assert cancelled.status is OrderStatus.CANCELLED
         codes = [r.ret_code for r in account.rest.received("/v5/order/cancel")]
         assert codes == [10016, 0]
+
+
+async def test_create_during_downtime_is_retried_once_the_server_is_back() -> None:
+    async with bybit_on_fake() as (ex, account, fake):
+        account.trade(real_tape(5))
+        fake.down(0.25)  # connections refused: the request never reached the exchange
+        order = await ex.place_order(
+            OrderRequest("down-1", "BTCUSDT", Side.BUY, D("0.01"), OrderType.LIMIT, D("9000"))
+        )
+        assert order.status is OrderStatus.NEW
+        assert account.orders_created() == 1
+        assert [r.ret_code for r in account.rest.received(CREATE)] == [0]
+
+
+async def test_unknown_symbol_is_refused_before_any_order_is_sent() -> None:
+    async with bybit_on_fake() as (ex, account, _fake):
+        with pytest.raises(InvalidOrderError) as err:
+            await ex.place_order(OrderRequest("nope", "NOPEUSDT", Side.BUY, D("1")))
+        assert err.value.code == 10001
+        assert account.rest.received(CREATE) == []

@@ -127,3 +127,15 @@ def test_order_round_trip_through_the_wire_shape() -> None:
     pos = codec.parse_position({"side": "Sell", "size": "0.5", "avgPrice": "100"}, "BTCUSDT")
     assert pos.qty == Decimal("-0.5")
     assert codec.parse_execution({"execType": "Funding"}) is None
+
+
+def test_environments_map_to_bybits_hosts() -> None:
+    from cryptoarena.config import BybitEnv
+    from cryptoarena.trading.exchange.bybit_http import make_http
+
+    assert make_http(BybitEnv.DEMO, "k", "s").endpoint == "https://api-demo.bybit.com"
+    assert make_http(BybitEnv.TESTNET, "k", "s").endpoint == "https://api-testnet.bybit.com"
+    assert make_http(BybitEnv.MAINNET, "k", "s").endpoint == "https://api.bybit.com"
+    local = make_http(BybitEnv.DEMO, "k", "s", rest_url="http://127.0.0.1:9/")
+    assert local.endpoint == "http://127.0.0.1:9" and local.demo
+    assert local.retry_codes == {0} and local.max_retries == 1 and not local.log_requests

@@ -236,11 +236,15 @@ class BybitExchange:
                 return orders
 
     async def get_order(self, symbol: str, client_id: str) -> Order | None:
-        result = await self.http.call(
-            "get_open_orders", category=self.config.category, symbol=symbol, orderLinkId=client_id
-        )
-        rows = result.get("list") or []
-        return codec.parse_order(rows[0]) if rows else None
+        # realtime answers open and recently closed orders; history covers older closed ones.
+        for method in ("get_open_orders", "get_order_history"):
+            result = await self.http.call(
+                method, category=self.config.category, symbol=symbol, orderLinkId=client_id
+            )
+            rows = result.get("list") or []
+            if rows:
+                return codec.parse_order(rows[0])
+        return None
 
     async def position(self, symbol: str) -> Position:
         result = await self.http.call("get_positions", category=self.config.category, symbol=symbol)
