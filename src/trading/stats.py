@@ -90,8 +90,10 @@ def calmar(equity: np.ndarray, span_s: float) -> float | None:
     total = equity[-1] / equity[0]
     if total <= 0:
         return None
-    annual = total ** (SECONDS_PER_YEAR / span_s) - 1.0
-    return float(annual / mdd) if math.isfinite(annual) else None
+    exponent = math.log(total) * SECONDS_PER_YEAR / span_s
+    if abs(exponent) > 700:  # annualising minutes of data overflows: no meaningful ratio
+        return None
+    return float((math.exp(exponent) - 1.0) / mdd)
 
 
 def strategy_stats(
