@@ -244,6 +244,7 @@ class FakeRest:
             exchange_id=body.get("orderId"),
         )
         self.matching.push("order", [self.matching.order_row(order)])
+        self.matching.push("position", [self.matching.position_row(order.symbol, ws=True)])
         return {"orderId": order.exchange_id, "orderLinkId": order.client_id}
 
     async def _realtime(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
