@@ -1,0 +1,121 @@
+"""The commands as users run them: `arena trade` stopped by SIGTERM, `arena kill` across
+processes (token-protected), `arena report` from the journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptoarena.trading.journal import Journal
+
+from tests.integration.trading_kit import journal_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+ARENA = str(Path(sys.executable).with_name("arena"))
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+[arena]
+fee_rate = 0.0001
+equity_every_s = 2.0
+flatten_on_kill = true
+
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+
+[[strategy]]
+name = "naive"
+kind = "naive_forecaster"
+params = { margin_bps = 0.0 }
+"""
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+    return env | {
+        "ARENA_MONGO__EMBEDDED_DIR": str(tmp / "journal"),
+        "ARENA_TRADING__KILL_FILE": str(tmp / "arena.kill"),
+        "ARENA_TRADING__KILL_TOKEN": "s3cret-kill",
+    }
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(
+        f"{text!r} never appeared: {path.read_text()[-2000:] if path.exists() else ''}"
+    )
+
+
+def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "arena.toml").write_text(CONFIG)
+    env = _env(tmp_path)
+    log = tmp_path / "trade.log"
+    cmd = [ARENA, "trade", "--config", str(tmp_path / "arena.toml"), "--source", "replay",
+           "--exchange", "paper", "--run-id", "live1", "--start-minute", "60", "--speed", "40"]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(log, "progress:", proc)
+        time.sleep(3.0)  # 2 minutes of market at 40×: buy-and-hold is long by now
+        wrong = subprocess.run(
+            [ARENA, "kill", "--token", "nope"], cwd=ROOT, env=env, capture_output=True
+        )
+        assert wrong.returncode == 2 and b"wrong kill token" in wrong.stderr
+        assert not (tmp_path / "arena.kill").exists()
+        ok = subprocess.run(
+            [ARENA, "kill", "--reason", "test drill"], cwd=ROOT, env=env, capture_output=True
+        )
+        assert ok.returncode == 0, ok.stderr
+        time.sleep(3.0)  # the worker polls the file each second and flattens
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    released = subprocess.run([ARENA, "kill", "--release"], cwd=ROOT, env=env, capture_output=True)
+    assert released.returncode == 0 and not (tmp_path / "arena.kill").exists()
+
+    with Journal.open(journal_settings(tmp_path), run_id="live1") as journal:
+        runs = journal.find("runs", {"run_id": "live1"}, sort=[("seq", 1)])
+        assert [r["event"] for r in runs] == ["started", "stopped"]
+        assert runs[1]["stopped_by"] == "signal SIGTERM"
+        kills = journal.find("risk_events", {"run_id": "live1", "type": "kill"})
+        assert len(kills) == 1 and kills[0]["reason"] == "test drill"
+        # Flattened on the kill: the books end flat; every order after the kill reduced risk.
+        assert Decimal(runs[1]["books_qty"]) == 0 == Decimal(runs[1]["exchange_qty"])
+        latest = journal.latest_equity("live1")
+        assert {d["qty"] for d in latest.values()} == {0.0}
+        after = journal.find("orders", {"run_id": "live1", "ts_ns": {"$gt": kills[0]["ts_ns"]}})
+        assert after and all(float(o["position_before"]) != 0 for o in after)
+
+    report = subprocess.run(
+        [ARENA, "report", "--run-id", "live1"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert report.returncode == 0, report.stderr
+    assert b"leaderboard" in report.stdout and b"hold" in report.stdout
+    missing = subprocess.run(
+        [ARENA, "report", "--run-id", "nope"], cwd=ROOT, env=env, capture_output=True
+    )
+    assert missing.returncode == 2 and b"no run 'nope'" in missing.stderr
+
+
+def test_bad_config_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[strategy]]\nname = "x"\nkind = "sma_cross"\nparams = { fast = 9, slow = 3 }\n'
+    )
+    out = subprocess.run([ARENA, "backtest", "--config", str(bad)], cwd=ROOT, env=_env(tmp_path),
+                         capture_output=True)  # fmt: skip
+    assert out.returncode == 2 and b"must be shorter" in out.stderr
+    assert not (tmp_path / "journal").exists()
