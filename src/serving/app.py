@@ -52,7 +52,7 @@ def create_app(
     state = ServingState(
         settings=settings,
         slot=slot,
-        runner=Runner(inference or settings.serving.inference),
+        runner=Runner(inference or settings.serving.inference, metrics.batch_size.observe),
         metrics=metrics,
         symbols=frozenset({settings.data.symbol}),
     )

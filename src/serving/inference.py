@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -100,8 +100,11 @@ def predict_windows(model: LoadedModel, windows: Sequence[pd.DataFrame]) -> list
 class Runner:
     """Runs ``predict_windows`` in the configured mode; one instance per app."""
 
-    def __init__(self, mode: InferenceMode = "batch") -> None:
+    def __init__(
+        self, mode: InferenceMode = "batch", on_batch: Callable[[int], None] | None = None
+    ) -> None:
         self.mode = mode
+        self._on_batch = on_batch or (lambda n: None)  # windows per model call (for /metrics)
         # One inference thread: torch and pandas would only fight over the 2 cores otherwise.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self._queue: list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]] = []
@@ -109,8 +112,10 @@ class Runner:
 
     async def predict(self, model: LoadedModel, windows: list[pd.DataFrame]) -> list[Prediction]:
         if self.mode == "inline":
+            self._on_batch(len(windows))
             return predict_windows(model, windows)
         if self.mode == "thread" or len(windows) > 1:
+            self._on_batch(len(windows))
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, predict_windows, model, windows)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
@@ -135,6 +140,7 @@ class Runner:
                 for items in groups.values():
                     model = items[0][0]
                     frames = [frame for _, frame, _ in items]
+                    self._on_batch(len(frames))
                     try:
                         results = await loop.run_in_executor(
                             self._executor, predict_windows, model, frames

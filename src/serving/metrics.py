@@ -46,7 +46,7 @@ class ServingMetrics:
         )
         self.batch_size = Histogram(
             "arena_serving_batch_windows",
-            "Windows per model call.",
+            "Windows per model call (micro-batches and /v1/forecast/batch).",
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )

@@ -139,7 +139,6 @@ async def forecast_batch(
             [validation_error(("body", "items"), str(exc), "bad_bars", None)]
         ) from exc
     state.metrics.inference.observe(time.perf_counter() - t0)
-    state.metrics.batch_size.observe(len(preds))
     ms = elapsed_ms(started)
     return BatchForecastResponse(
         forecasts=[_response(item, p, model, ms) for item, p in zip(req.items, preds, strict=True)],

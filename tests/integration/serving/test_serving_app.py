@@ -167,3 +167,31 @@ def test_no_champion_yet_means_503_then_the_poller_loads_it(
         while c.get("/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert c.post("/v1/forecast", json=body(recent_bars)).status_code == 200
+
+
+async def test_micro_batches_match_single_calls_and_isolate_a_bad_window(
+    champion: Any, recent_bars: pd.DataFrame
+) -> None:
+    import asyncio
+
+    from cryptoarena.model.features import FeatureError
+    from cryptoarena.serving.inference import Runner
+    from cryptoarena.serving.slot import LoadedModel
+
+    sizes: list[int] = []
+    runner = Runner("batch", on_batch=sizes.append)
+    model = LoadedModel(champion, "1", "test")
+    n = champion.info.min_bars
+    wins = [recent_bars.iloc[i : i + n].reset_index(drop=True) for i in range(0, 120, 10)]
+    bad = recent_bars.iloc[:5]  # too short for the features: only its own request may fail
+    try:
+        results = await asyncio.gather(
+            *(runner.predict(model, [w]) for w in [*wins[:6], bad, *wins[6:]]),
+            return_exceptions=True,
+        )
+    finally:
+        runner.close()
+    assert isinstance(results[6], FeatureError)
+    good = [r[0].log_returns for r in results if not isinstance(r, BaseException)]
+    np.testing.assert_allclose(np.array(good), champion.predict(wins), rtol=1e-6, atol=1e-12)
+    assert max(sizes) > 1  # requests that queued while the model was busy ran together
