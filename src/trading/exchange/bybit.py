@@ -59,11 +59,12 @@ class BybitExchange:
         self.name = f"bybit-{settings.env.value}"
         self.clock: Clock = clock or LiveClock()
         cfg = self.config
+        key, secret = settings.api_key, settings.api_secret
         self.http = BybitHttp(
-            make_http(
+            lambda: make_http(
                 settings.env,
-                settings.api_key.get_secret_value(),
-                settings.api_secret.get_secret_value(),
+                key.get_secret_value(),
+                secret.get_secret_value(),
                 rest_url=settings.rest_url,
                 recv_window=settings.recv_window,
                 timeout_s=cfg.timeout_s,

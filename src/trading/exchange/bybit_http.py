@@ -56,27 +56,33 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 class BybitHttp:
     def __init__(
         self,
-        http: HTTP,
+        factory: Callable[[], HTTP],
         *,
         max_attempts: int = 4,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 8.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.http = http
+        self.factory = factory
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._sleep = sleep
-        # requests.Session is not thread-safe: one call at a time per session.
-        self._lock = threading.Lock()
+        # requests.Session is not thread-safe: one pybit session per worker thread, so a slow
+        # create does not hold up a cancel either.
+        self._local = threading.local()
         self.calls = 0
 
+    def session(self) -> HTTP:
+        http: HTTP | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self.factory()
+        return http
+
     def _call_sync(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self.calls += 1
-            response: dict[str, Any] = getattr(self.http, method)(**params)
-            return response
+        self.calls += 1
+        response: dict[str, Any] = getattr(self.session(), method)(**params)
+        return response
 
     async def call_once(self, method: str, **params: Any) -> dict[str, Any]:
         """One attempt; returns ``result``; raises the translated error."""
