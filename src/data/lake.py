@@ -71,7 +71,8 @@ def day_start_ns(day: date) -> int:
 
 def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}.parquet"
+    # Not "*.parquet": readers list the partition while appends land (those take no lock).
+    tmp = path.parent / f".{uuid.uuid4().hex}.tmp"
     try:
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file

@@ -32,7 +32,7 @@ def test_import_is_partitioned_and_idempotent(tmp_path: Path) -> None:
     again = import_file(lake, path)
     assert again.added == 0 and again.duplicates == first.added
     assert files(tmp_path) == before
-    assert not list(tmp_path.rglob(".tmp-*"))  # no temporary files left behind
+    assert not list(tmp_path.rglob("*.tmp"))  # no temporary files left behind
 
 
 def test_read_back_time_range(tmp_path: Path) -> None:
