@@ -156,3 +156,23 @@ async def test_market_endpoints_with_real_pybit() -> None:
             ::-1
         ]
         assert account.rest.received("/v5/market/kline")[0].reply_headers["X-Bapi-Limit"] == "50"
+
+
+async def test_concurrent_orders_each_land_once() -> None:
+    import asyncio
+
+    async with bybit_on_fake() as (ex, account, _fake):
+        account.trade(real_tape(5))
+        requests = [
+            OrderRequest(f"par-{n}", "BTCUSDT", Side.BUY, D("0.001"), OrderType.LIMIT, D(8000 + n))
+            for n in range(20)
+        ]
+        # Every request twice, concurrently: the caller's retry racing the first attempt.
+        orders = await asyncio.gather(*(ex.place_order(r) for r in requests + requests))
+        assert {o.client_id for o in orders} == {r.client_id for r in requests}
+        assert account.orders_created() == 20
+        codes = [r.ret_code for r in account.rest.received("/v5/order/create")]
+        assert codes.count(0) == 20 and set(codes) <= {0, 110072}  # duplicates refused
+        assert len(await ex.open_orders("BTCUSDT")) == 20
+        await asyncio.gather(*(ex.cancel_order("BTCUSDT", r.client_id) for r in requests))
+        assert await ex.open_orders("BTCUSDT") == []
