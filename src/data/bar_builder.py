@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+from cryptoarena.data.bar_segments import empty_columns, segments, spread_bars
 from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S, Bar
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class BarBuilder:
         Refuses a batch out of time order before changing any state."""
         n = len(ts)
         if n == 0:
-            return _empty_columns()
+            return empty_columns()
         bucket = ts // self._bar_ns
         current = self._bucket
         if current is not None and bucket[0] < current:
@@ -261,7 +262,7 @@ class BarBuilder:
         first = current if current is not None else int(seg.bucket[0])
         span = self._bucket - first  # closed bars: buckets first .. last segment - 1
         if span <= 0:
-            return _empty_columns()
+            return empty_columns()
         closed = seg.head(k)
         if carried is not None:
             closed = closed.prepend(current, carried)  # type: ignore[arg-type]
@@ -290,132 +291,3 @@ class BarBuilder:
             self._emit(out)
             self._bucket = None
         return out
-
-
-class Segments:
-    """Per-bar aggregates of consecutive trades that fall in the same bar."""
-
-    __slots__ = (
-        "bucket",
-        "buy",
-        "close",
-        "count",
-        "high",
-        "low",
-        "notional",
-        "open",
-        "sell",
-        "vol",
-    )
-
-    def __init__(self, *arrays: np.ndarray) -> None:
-        (self.bucket, self.open, self.high, self.low, self.close, self.vol, self.notional) = arrays[
-            :7
-        ]
-        (self.buy, self.sell, self.count) = arrays[7:]
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return (
-            self.bucket,
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-            self.vol,
-            self.notional,
-            self.buy,
-            self.sell,
-            self.count,
-        )
-
-    def head(self, k: int) -> Segments:
-        return Segments(*(a[:k] for a in self.arrays()))
-
-    def prepend(self, bucket: int, values: tuple[float, ...]) -> Segments:
-        row = (bucket, *values)
-        return Segments(
-            *(
-                np.concatenate(([v], a)).astype(a.dtype)
-                for v, a in zip(row, self.arrays(), strict=True)
-            )
-        )
-
-
-def segments(
-    bucket: np.ndarray, step: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndarray
-) -> Segments:
-    """Aggregate time-sorted trades per bar (``step`` is ``np.diff(bucket)``)."""
-    starts = np.flatnonzero(np.concatenate(([True], step != 0)))
-    ends = np.append(starts[1:], len(bucket))
-    return Segments(
-        bucket[starts],
-        price[starts],
-        np.maximum.reduceat(price, starts),
-        np.minimum.reduceat(price, starts),
-        price[ends - 1],
-        np.add.reduceat(size, starts),
-        np.add.reduceat(price * size, starts),
-        np.add.reduceat(size * (side > 0), starts),
-        np.add.reduceat(size * (side < 0), starts),
-        ends - starts,
-    )
-
-
-def _empty_columns() -> dict[str, np.ndarray]:
-    cols = {c: np.empty(0, np.float64) for c in BAR_COLUMNS}
-    cols["ts"] = np.empty(0, np.int64)
-    cols["trades"] = np.empty(0, np.int64)
-    return cols
-
-
-def spread_bars(
-    first: int, n: int, bar_ns: int, seg: Segments, prev_close: float | None
-) -> dict[str, np.ndarray]:
-    """Bar columns for buckets ``first .. first+n-1`` from the traded ``seg``; bars without
-    trades carry the previous close (NaN before any known price) with zero volume."""
-    pos = seg.bucket - first
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = np.where(seg.vol > 0, seg.notional / seg.vol, seg.close)
-    ts = np.arange(first, first + n, dtype=np.int64) * bar_ns
-    if len(pos) == n:  # every bar traded: nothing to spread
-        return {
-            "ts": ts,
-            "open": seg.open,
-            "high": seg.high,
-            "low": seg.low,
-            "close": seg.close,
-            "volume": seg.vol,
-            "vwap": vwap,
-            "trades": seg.count.astype(np.int64),
-            "buy_volume": seg.buy,
-            "sell_volume": seg.sell,
-        }
-    # Index of the latest traded bar at or before each bar: carries the close forward.
-    src = np.full(n, -1, dtype=np.int64)
-    src[pos] = pos
-    np.maximum.accumulate(src, out=src)
-    known = src >= 0
-    close = np.full(n, np.nan if prev_close is None else prev_close)
-    traded_close = np.empty(n)
-    traded_close[pos] = seg.close
-    close[known] = traded_close[src[known]]
-
-    def fill(values: np.ndarray, default: np.ndarray | float) -> np.ndarray:
-        out = default.copy() if isinstance(default, np.ndarray) else np.full(n, default)
-        out[pos] = values
-        return out
-
-    trades = np.zeros(n, dtype=np.int64)
-    trades[pos] = seg.count
-    return {
-        "ts": ts,
-        "open": fill(seg.open, close),
-        "high": fill(seg.high, close),
-        "low": fill(seg.low, close),
-        "close": close,
-        "volume": fill(seg.vol, 0.0),
-        "vwap": fill(vwap, close),
-        "trades": trades,
-        "buy_volume": fill(seg.buy, 0.0),
-        "sell_volume": fill(seg.sell, 0.0),
-    }

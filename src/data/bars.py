@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from cryptoarena.data.bar_builder import BarBuilder, segments, spread_bars
+from cryptoarena.data.bar_builder import BarBuilder
+from cryptoarena.data.bar_segments import segments, spread_bars
 from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S, Bar
 
 logger = logging.getLogger(__name__)
