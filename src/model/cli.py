@@ -51,7 +51,9 @@ def register(app: typer.Typer) -> None:
         name: str | None = typer.Option(
             None, help="Registered model name (default from settings)."
         ),
-        threads: int = typer.Option(2, min=1, help="torch threads."),
+        threads: int = typer.Option(
+            1, min=1, help="torch threads (1 is fastest on a shared 2-core machine)."
+        ),
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
         promote: str = typer.Option("gate", help="gate | force | never (champion alias policy)."),
         seed: int = typer.Option(7, help="Random seed."),
@@ -104,12 +106,15 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, help="Trade file (default: the shipped real day)."),
         max_bars: int | None = typer.Option(None, min=1000, help="Use only the first N bars."),
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
+        threads: int = typer.Option(1, min=1, help="torch threads."),
     ) -> None:
         """Judge a registered version against the baselines on the held-out test split."""
+        import torch
         from cryptoarena.model.datasets import load_bars, second_venue_bars
         from cryptoarena.model.judge import evaluate_version
         from cryptoarena.model.registry import ModelNotFound
 
+        torch.set_num_threads(threads)
         settings = get_settings()
         console = Console()
         model = name or settings.serving.model_name

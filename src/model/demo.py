@@ -17,7 +17,6 @@ logger = logging.getLogger(__name__)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
-    import torch
     from cryptoarena.model.cli import print_report
     from cryptoarena.model.datasets import load_bars, second_venue_bars
     from cryptoarena.model.lstm import LSTMConfig
@@ -32,7 +31,8 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         bars = load_bars(max_bars=7200, sample_dir=settings.data.sample_dir)
         venue2 = None
     else:
-        cfg = LSTMConfig(max_epochs=8, num_threads=min(2, torch.get_num_threads()))
+        # One thread: on a busy 2-core machine two torch threads spin against each other.
+        cfg = LSTMConfig(max_epochs=8, num_threads=1)
         bars = load_bars(sample_dir=settings.data.sample_dir)
         venue2 = second_venue_bars(settings.data.sample_dir)
     console.print(

@@ -57,6 +57,23 @@ def directional_accuracy(
     return float(np.mean(np.sign(pred[big]) == np.sign(actual[big]))), n_big
 
 
+def fee_beating_signals(
+    actual: np.ndarray, pred: np.ndarray, fee_bp: float = ROUND_TRIP_FEE_BP
+) -> tuple[int, float, float]:
+    """Forecasts larger than fees (what a trader would act on): (count, hit rate, mean net bp).
+
+    Net bp = the realised move in the forecast's direction minus the round-trip fee.
+    """
+    sig = np.abs(pred) * BP > fee_bp
+    n = int(sig.sum())
+    if n == 0:
+        return 0, float("nan"), float("nan")
+    direction = np.sign(pred[sig])
+    hit = float(np.mean(direction == np.sign(actual[sig])))
+    net = float(np.mean(direction * actual[sig] * BP - fee_bp))
+    return n, hit, net
+
+
 def evaluate(
     actual: np.ndarray,
     preds: dict[str, np.ndarray],
@@ -78,6 +95,7 @@ def evaluate(
         last = err[:, -1]
         dm_stat, dm_p = diebold_mariano(last, base[:, -1] - actual[:, -1], horizon)
         acc, n_big = directional_accuracy(actual[:, -1], pred[:, -1], fee_bp)
+        n_sig, sig_hit, sig_net = fee_beating_signals(actual[:, -1], pred[:, -1], fee_bp)
         with np.errstate(divide="ignore", invalid="ignore"):
             skill_h = np.where(base_mse_h > 0, 1.0 - mse_h / base_mse_h, np.nan)
         out[name] = {
@@ -91,6 +109,9 @@ def evaluate(
             "n_big_moves": n_big,
             "dm_stat": dm_stat,
             "dm_p": dm_p,
+            "n_signals": n_sig,
+            "signal_hit_rate": sig_hit,
+            "signal_net_bp": sig_net,
         }
     return out
 
@@ -98,5 +119,6 @@ def evaluate(
 def headline_metrics(results: dict[str, dict[str, Any]], model: str) -> dict[str, float]:
     """Flat float metrics of one model (what goes into MLflow and ForecastModelInfo.metrics)."""
     r = results[model]
-    keys = ("mae_bp", "rmse_bp", "skill", "dir_acc_big", "dm_stat", "dm_p")
+    keys = ("mae_bp", "rmse_bp", "skill", "dir_acc_big", "dm_stat", "dm_p", "n_signals",
+            "signal_net_bp")  # fmt: skip
     return {k: float(r[k]) for k in keys if r[k] is not None and math.isfinite(float(r[k]))}

@@ -37,12 +37,17 @@ def comparison_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
                 _fmt(r["dir_acc_big"]) + f" (n={r['n_big_moves']})",
                 _fmt(r["dm_stat"], 2),
                 _fmt(r["dm_p"], 4) if name != "persistence" else "–",
+                f"{r.get('n_signals', 0)}"
+                + (f" ({_fmt(r.get('signal_net_bp'), 2)} bp)" if r.get("n_signals") else ""),
             ]
         )
     return rows
 
 
-HEADER = ["model", "MAE bp", "RMSE bp", "skill", "dir. acc > fees", "DM stat", "DM p"]
+HEADER = [
+    "model", "MAE bp", "RMSE bp", "skill", "dir. acc > fees", "DM stat", "DM p",
+    "signals > fees (net)",
+]  # fmt: skip
 
 
 def markdown(report: dict[str, Any]) -> str:

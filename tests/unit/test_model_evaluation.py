@@ -68,3 +68,14 @@ def test_evaluate_skill_relative_to_persistence() -> None:
     assert len(res["half"]["skill_by_horizon"]) == 15
     with pytest.raises(ValueError):
         evaluate(actual, {"bad": actual[:, :3]})
+
+
+def test_fee_beating_signals() -> None:
+    from cryptoarena.model.evaluation import fee_beating_signals
+
+    actual = np.array([20e-4, -5e-4, 3e-4, 0.0])
+    pred = np.array([12e-4, 15e-4, 1e-4, -20e-4])
+    n, hit, net = fee_beating_signals(actual, pred, fee_bp=11)
+    assert n == 3 and hit == pytest.approx(1 / 3)
+    assert net == pytest.approx(((20 - 11) + (-5 - 11) + (0 - 11)) / 3)
+    assert fee_beating_signals(actual, np.zeros(4))[0] == 0
