@@ -19,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from cryptoarena.data.records import BAR_COLUMNS
+from cryptoarena.model.features import FeatureError
 from cryptoarena.serving.schemas import BarsIn
 from cryptoarena.serving.slot import LoadedModel
 
@@ -36,13 +37,20 @@ InferenceMode = Literal["batch", "thread", "inline"]
 MAX_MICRO_BATCH = 64
 
 
-def bars_frame(bars: BarsIn) -> pd.DataFrame:
-    """The request's bars as a bar frame (records.BAR_COLUMNS, canonical dtypes)."""
+Window = Mapping[str, Any]  # column name → values: a bar frame or bars_arrays(...)
+
+
+def bars_arrays(bars: BarsIn) -> dict[str, np.ndarray]:
+    """The request's bars as columns with the canonical bar dtypes (records.BAR_COLUMNS)."""
     data = {name: np.asarray(getattr(bars, name), dtype=np.float64) for name in BAR_COLUMNS}
     data["ts"] = np.asarray(bars.ts, dtype=np.int64)
     data["trades"] = np.asarray(bars.trades, dtype=np.int64)
+    return data
+
+
+def bars_frame(window: Window) -> pd.DataFrame:
     # Dict order is BAR_COLUMNS order; passing ``columns=`` would cost a reindex (~3× slower).
-    return pd.DataFrame(data, copy=False)
+    return pd.DataFrame({c: np.asarray(window[c]) for c in BAR_COLUMNS}, copy=False)
 
 
 @dataclass(frozen=True)
@@ -53,41 +61,41 @@ class Prediction:
     quantiles: dict[str, np.ndarray] | None
 
 
-def _paths(
-    model: LoadedModel, windows: Sequence[pd.DataFrame]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(n, horizon) point paths and (n, levels, horizon) quantiles or None."""
+def _point_paths(model: LoadedModel, windows: Sequence[Window], need: int) -> np.ndarray:
     forecaster = model.forecaster
-    levels = tuple(getattr(model.info, "quantiles", ()) or ())
-    spec = getattr(forecaster, "spec", None)
-    predictor = getattr(forecaster, "predictor", None)
-    if levels and spec is not None and callable(predictor):
-        # One feature pass and one network call for point AND quantiles (the Forecaster's
-        # documented Predictor contract: (N, window, F) → (N, 1 + Q, horizon)); calling
-        # predict() and predict_quantiles() would compute the features twice.
-        from cryptoarena.model.features import last_window_features
-
-        x = last_window_features(windows, spec, int(model.info.window))
-        out = np.asarray(predictor(x.astype(np.float32, copy=False)), dtype=np.float64)
-        out = out.reshape(len(windows), -1, int(model.info.horizon))
-        return out[:, 0, :], (out[:, 1:, :] if out.shape[1] == 1 + len(levels) else None)
-    paths = np.asarray(forecaster.predict(windows), dtype=np.float64)
-    quantile_fn = getattr(forecaster, "predict_quantiles", None)
-    qs = None
-    if levels and callable(quantile_fn):
-        qs = np.asarray(quantile_fn(windows), dtype=np.float64)
-    return paths, qs
+    predict_bars = getattr(forecaster, "predict_bars", None)
+    if not callable(predict_bars):
+        return np.asarray(forecaster.predict([bars_frame(w) for w in windows]), dtype=np.float64)
+    # The windows' last ``need`` bars end to end, ONE feature pass, one network call.
+    # Forecaster.predict_bars guarantees the result equals predict() on each window: a feature
+    # row reads only its own lookback, which stays inside its own window here.
+    stacked = {c: np.concatenate([np.asarray(w[c])[-need:] for w in windows]) for c in BAR_COLUMNS}
+    anchors = np.arange(1, len(windows) + 1, dtype=np.int64) * need - 1
+    return np.asarray(predict_bars(pd.DataFrame(stacked, copy=False), anchors), dtype=np.float64)
 
 
-def predict_windows(model: LoadedModel, windows: Sequence[pd.DataFrame]) -> list[Prediction]:
-    """Call the model once for all windows (the Forecaster computes the features itself)."""
-    paths, qs = _paths(model, windows)
+def predict_windows(model: LoadedModel, windows: Sequence[Window]) -> list[Prediction]:
+    """Forecast every window with one model call (features by the model's own pipeline)."""
+    need = int(model.info.min_bars)
+    for i, w in enumerate(windows):
+        if len(w["ts"]) < need:
+            raise FeatureError(
+                f"window {i} has {len(w['ts'])} bars; the model needs at least {need}"
+            )
+    paths = _point_paths(model, windows, need)
     if paths.ndim != 2 or paths.shape[0] != len(windows):
         raise RuntimeError(f"model returned shape {paths.shape} for {len(windows)} windows")
+    for i in range(len(windows)):
+        if not np.all(np.isfinite(paths[i])):
+            raise FeatureError(f"window {i} gives a non-finite forecast (bad bars?)")
     levels = tuple(getattr(model.info, "quantiles", ()) or ())
-    if qs is not None and qs.shape[:2] != (len(windows), len(levels)):
-        logger.warning("ignoring quantiles of unexpected shape %s", qs.shape)
-        qs = None
+    quantile_fn = getattr(model.forecaster, "predict_quantiles", None)
+    qs = None
+    if levels and callable(quantile_fn):
+        qs = np.asarray(quantile_fn([bars_frame(w) for w in windows]), dtype=np.float64)
+        if qs.shape[:2] != (len(windows), len(levels)):
+            logger.warning("ignoring quantiles of unexpected shape %s", qs.shape)
+            qs = None
     out = []
     for i in range(len(windows)):
         quantiles = None
@@ -107,10 +115,10 @@ class Runner:
         self._on_batch = on_batch or (lambda n: None)  # windows per model call (for /metrics)
         # One inference thread: torch and pandas would only fight over the 2 cores otherwise.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._queue: list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]] = []
+        self._queue: list[tuple[LoadedModel, Window, asyncio.Future[Prediction]]] = []
         self._draining = False
 
-    async def predict(self, model: LoadedModel, windows: list[pd.DataFrame]) -> list[Prediction]:
+    async def predict(self, model: LoadedModel, windows: list[Window]) -> list[Prediction]:
         if self.mode == "inline":
             self._on_batch(len(windows))
             return predict_windows(model, windows)
@@ -131,9 +139,7 @@ class Runner:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_MICRO_BATCH], self._queue[MAX_MICRO_BATCH:]
                 # A swap can land between two requests: group by the model each request holds.
-                groups: dict[
-                    int, list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]]
-                ]
+                groups: dict[int, list[tuple[LoadedModel, Window, asyncio.Future[Prediction]]]]
                 groups = {}
                 for item in batch:
                     groups.setdefault(id(item[0]), []).append(item)
@@ -156,7 +162,7 @@ class Runner:
 
     async def _one_by_one(
         self,
-        items: list[tuple[LoadedModel, pd.DataFrame, asyncio.Future[Prediction]]],
+        items: list[tuple[LoadedModel, Window, asyncio.Future[Prediction]]],
         exc: Exception,
     ) -> None:
         """A batch failed: retry each window alone, so only the bad request gets the error."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from cryptoarena.model.features import FeatureError
 from cryptoarena.serving.deps import AdminDep, ModelDep, ServingState, StateDep
-from cryptoarena.serving.inference import Prediction, bars_frame, elapsed_ms
+from cryptoarena.serving.inference import Prediction, bars_arrays, elapsed_ms
 from cryptoarena.serving.schemas import (
     BatchForecastRequest,
     BatchForecastResponse,
@@ -105,7 +105,7 @@ async def forecast(req: ForecastRequest, model: ModelDep, state: StateDep) -> Fo
         raise RequestValidationError(errors)
     t0 = time.perf_counter()
     try:
-        [pred] = await state.runner.predict(model, [bars_frame(req.bars)])
+        [pred] = await state.runner.predict(model, [bars_arrays(req.bars)])
     except FeatureError as exc:  # bars the schema allows but the features cannot use
         raise RequestValidationError(
             [validation_error(("body", "bars"), str(exc), "bad_bars", None)]
@@ -133,7 +133,7 @@ async def forecast_batch(
         raise RequestValidationError(errors)
     t0 = time.perf_counter()
     try:
-        preds = await state.runner.predict(model, [bars_frame(item.bars) for item in req.items])
+        preds = await state.runner.predict(model, [bars_arrays(item.bars) for item in req.items])
     except FeatureError as exc:  # the message names the window index
         raise RequestValidationError(
             [validation_error(("body", "items"), str(exc), "bad_bars", None)]
