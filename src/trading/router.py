@@ -324,6 +324,19 @@ class OrderRouter:
                 continue
             self.on_order(order)
 
+    async def cancel_all(self) -> None:
+        """Stopping: cancel every order still in flight (it must not fill behind our back)."""
+        for flight in list(self.in_flight.values()):
+            try:
+                order = await self.exchange.cancel_order(self.instrument.symbol, flight.client_id)
+            except ExchangeError as exc:
+                known = await self._ask(self.instrument.symbol, flight.client_id)
+                if known is None:
+                    logger.warning("cancel of %s at stop failed: %s", flight.client_id, exc)
+                    continue
+                order = known
+            self.on_order(order)
+
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)

@@ -540,6 +540,9 @@ class Worker:
                         )
                 await router.drain()
                 await asyncio.sleep(0.5 if not self.lockstep else 0)
+            await router.cancel_all()
+            # Let the exchange's last order updates and fills arrive before the final books.
+            await asyncio.sleep(0 if self.lockstep else 0.5)
             self.snapshot(now, final=True)
         if self.pump is not None:
             unresolved = len(self.pump.pending)
