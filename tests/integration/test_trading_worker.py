@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
+import pytest
 from cryptoarena.trading.arena_config import all_strategies_config, parse_arena_config
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.strategies import STRATEGY_TYPES
@@ -18,6 +19,7 @@ from tests.integration.trading_kit import (
 )
 
 
+@pytest.mark.slow
 async def test_all_strategies_trade_the_real_tape_into_the_journal(tmp_path) -> None:
     config = all_strategies_config(min_trade_fraction=0.05, fee_rate=0.0001)
     trades = tape_slice(3600, 45)
