@@ -113,7 +113,9 @@ def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple
 
         trades = replay_trades(settings, options)
         clock = SimClock(int(trades["ts"].iloc[0]))
-        feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=clock)
+        # The worker moves the simulated clock itself, tick by tick, as the bars close (the
+        # feed would jump it to the end of each batch, ahead of the bars still to close).
+        feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=None)
         return feed, clock
     if options.speed is not None:
         raise SessionError("--speed only applies to --source replay")
