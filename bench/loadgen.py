@@ -38,12 +38,19 @@ async def run_load(
     requests: int,
     warmup: int = 50,
     time_limit_s: float = 60.0,
+    method: str = "POST",
 ) -> LoadResult:
     headers = {"content-type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+
+        async def send() -> httpx.Response:
+            if method == "GET":
+                return await http.get(url)
+            return await http.post(url, content=body, headers=headers)
+
         for _ in range(warmup):
-            (await http.post(url, content=body, headers=headers)).raise_for_status()
+            (await send()).raise_for_status()
         latencies: list[float] = []
         errors = 0
         remaining = requests
@@ -55,7 +62,7 @@ async def run_load(
                 remaining -= 1
                 t0 = time.perf_counter()
                 try:
-                    r = await http.post(url, content=body, headers=headers)
+                    r = await send()
                     ok = r.status_code == 200
                 except httpx.HTTPError:
                     ok = False
