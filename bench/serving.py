@@ -108,9 +108,10 @@ def register_pyfunc(tracking_uri: str, name: str, version: str) -> str:
     return f"models:/{wrapper}/{info.registered_model_version}"
 
 
-def _load(url: str, body: bytes, concurrency: int, n: int) -> LoadResult:
+def _load(url: str, body: bytes, concurrency: int, n: int, method: str = "POST") -> LoadResult:
+    warmup = min(100, n // 5)
     return asyncio.run(
-        run_load(url, body, concurrency=concurrency, requests=n, warmup=min(100, n // 5))
+        run_load(url, body, concurrency=concurrency, requests=n, warmup=warmup, method=method)
     )
 
 
@@ -175,6 +176,11 @@ def main() -> None:
                 record(
                     f"cryptoarena ({mode})", _load(base + "/v1/forecast", ours, c, args.requests)
                 )
+            if mode == args.modes.split(",")[0]:
+                # The harness's own ceiling: an endpoint that does nothing, same client.
+                for c in concurrency:
+                    ceiling = _load(base + "/health", b"", c, args.requests, "GET")
+                    record("GET /health (harness ceiling)", ceiling)
 
     if not args.skip_mlflow:
         pyfunc_uri = register_pyfunc(uri, args.model, version)
