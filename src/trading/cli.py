@@ -156,12 +156,17 @@ def kill(
         help="The kill token (settings.trading.kill_token).",
     ),
     release: bool = typer.Option(False, "--release", help="Release the kill switch instead."),
+    status: bool = typer.Option(False, "--status", help="Only show whether it is engaged."),
 ) -> None:
     """Stop all trading now, in every worker on this machine (they poll the kill file)."""
-    from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
+    from cryptoarena.trading.risk.killswitch import KillSwitchError, kill_switch
 
     settings = get_settings()
-    switch = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
+    switch = kill_switch(settings)
+    if status:
+        state = switch.status()
+        typer.echo(f"kill switch engaged: {state}" if state else "kill switch not engaged")
+        return
     try:
         if release:
             switch.release(token)

@@ -1,6 +1,6 @@
 """Risk limits between every strategy and its exchange, and the kill switch."""
 
-from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
+from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError, kill_switch
 from cryptoarena.trading.risk.limits import GlobalLimits, RiskConfig, StrategyLimits
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 
@@ -12,4 +12,5 @@ __all__ = [
     "RiskConfig",
     "RiskManager",
     "StrategyLimits",
+    "kill_switch",
 ]

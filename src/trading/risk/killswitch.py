@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptoarena.config import Settings
 from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
@@ -80,3 +81,8 @@ class KillSwitch:
             doc = {"engaged": True, "reason": "kill file present (unreadable)", "by": "?"}
         self._cache = (mtime, doc)
         return doc
+
+
+def kill_switch(settings: Settings) -> KillSwitch:
+    """The machine's kill switch as configured (CLI, workers and the dashboard share it)."""
+    return KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
