@@ -22,7 +22,10 @@ def comparison_table(title: str, results: dict[str, dict[str, Any]]) -> Table:
 
     table = Table(title=title)
     for col in HEADER:
-        table.add_column(col, justify="left" if col == "model" else "right")
+        if col == "model":
+            table.add_column(col, no_wrap=True, min_width=11)  # names must stay readable
+        else:
+            table.add_column(col, justify="right")
     for row in comparison_rows(results):
         table.add_row(*row)
     return table
