@@ -34,6 +34,13 @@ REFERENCE_FILE = "reference_features.parquet"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 
 
+def registry_name(symbol: str, horizon_s: int) -> str:
+    """Registered model name per symbol and horizon: ``BTCUSDT``, 15 → ``btcusdt-15s``."""
+    if not symbol.isalnum() or horizon_s < 1:
+        raise ValueError(f"bad symbol {symbol!r} or horizon {horizon_s}")
+    return f"{symbol.lower()}-{horizon_s}s"
+
+
 class ModelNotFound(LookupError):
     """No such registered model, version or alias."""
 

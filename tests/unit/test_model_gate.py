@@ -48,3 +48,12 @@ def test_model_uri_parsing() -> None:
     for bad in ("models:/x", "runs:/abc/model", "models:/x@", "models:/x/v1"):
         with pytest.raises(ValueError):
             parse_model_uri(bad)
+
+
+def test_registry_name_per_symbol_and_horizon() -> None:
+    from cryptoarena.config import Settings
+    from cryptoarena.model.registry import registry_name
+
+    assert registry_name("BTCUSDT", 15) == "btcusdt-15s" == Settings().serving.model_name
+    with pytest.raises(ValueError):
+        registry_name("BTC/USDT", 15)
