@@ -168,7 +168,7 @@ def model_metadata(
                     "feature_spec": spec.model_dump(mode="json"),
                     "feature_spec_names": list(spec.names),
                     "scaler": scaler,
-                    "reference_artifact": f"{MODEL_ARTIFACT}/extra_files/{REFERENCE_FILE}",
+                    "reference_artifact": f"extra_files/{REFERENCE_FILE}",  # relative to the model URI
                     **extra,
                 }
             )
