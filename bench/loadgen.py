@@ -24,6 +24,7 @@ class LoadResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    latencies_ms: tuple[float, ...] = ()
 
     @property
     def rps(self) -> float:
@@ -82,4 +83,21 @@ async def run_load(
         p90_ms=float(np.percentile(ms, 90)),
         p99_ms=float(np.percentile(ms, 99)),
         max_ms=float(ms.max()),
+        latencies_ms=tuple(ms.tolist()),
+    )
+
+
+def merge(results: list[LoadResult]) -> LoadResult:
+    """Several runs of the same configuration as one: all latencies, total requests and time."""
+    ms = np.concatenate([np.asarray(r.latencies_ms) for r in results])
+    return LoadResult(
+        concurrency=results[0].concurrency,
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        p50_ms=float(np.percentile(ms, 50)),
+        p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)),
+        max_ms=float(ms.max()),
+        latencies_ms=tuple(ms.tolist()),
     )

@@ -7,7 +7,8 @@ Without ``--tracking-uri`` it trains the tiny model (``train_tiny``) into a temp
 registry. It then registers a pyfunc wrapper of the same version (bench/serving_pyfunc.py, bars
 in, like our server), starts each server as a real process (``--workers``, default 1, for both), checks that both
 return the in-process model's forecast for the payload, and drives each with the closed-loop
-load generator (bench/loadgen.py) at concurrency 1 and 8. Prints a Markdown table and JSON.
+load generator (bench/loadgen.py) at concurrency 1 and 8, in alternating rounds with
+all servers up side by side (fair under background load). Prints a Markdown table and JSON.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 
-from bench.loadgen import LoadResult, run_load
+from bench.loadgen import LoadResult, merge, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
@@ -125,6 +125,7 @@ def main() -> None:
     p.add_argument("--model", default="btcusdt-15s")
     p.add_argument("--skip-mlflow", action="store_true")
     p.add_argument("--workers", type=int, default=1, help="worker processes of BOTH servers")
+    p.add_argument("--rounds", type=int, default=4, help="alternating rounds per server")
     args = p.parse_args()
 
     import torch
@@ -155,44 +156,54 @@ def main() -> None:
     ).encode()
     concurrency = [int(c) for c in args.concurrency.split(",")]
     load_before = os.getloadavg()
-    rows: list[dict[str, Any]] = []
-
-    def record(server: str, result: LoadResult) -> None:
-        row = {"server": server, **result.__dict__, "rps": result.rps}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-
-    for mode in args.modes.split(","):
-        env = {
-            "ARENA_MLFLOW__TRACKING_URI": uri,
-            "ARENA_SERVING__MODEL_NAME": args.model,
-            "ARENA_SERVING__INFERENCE": mode,
-            "ARENA_LOG_LEVEL": "WARNING",
-        }
-        with run_server_process(env, ready=True, workers=args.workers) as base:
+    targets: list[tuple[str, str, bytes, int, str]] = []  # label, url, body, requests, method
+    with contextlib.ExitStack() as stack:
+        # Every server runs side by side and the rounds alternate between them, so load from
+        # other work on the machine falls on all of them alike.
+        for mode in args.modes.split(","):
+            env = {
+                "ARENA_MLFLOW__TRACKING_URI": uri,
+                "ARENA_SERVING__MODEL_NAME": args.model,
+                "ARENA_SERVING__INFERENCE": mode,
+                "ARENA_LOG_LEVEL": "WARNING",
+            }
+            base = stack.enter_context(run_server_process(env, ready=True, workers=args.workers))
             got = httpx.post(base + "/v1/forecast", content=ours, headers=JSON, timeout=10).json()
             np.testing.assert_allclose(got["log_returns"], expected, rtol=1e-6, atol=1e-12)
-            for c in concurrency:
-                record(
-                    f"cryptoarena ({mode})", _load(base + "/v1/forecast", ours, c, args.requests)
-                )
-            if mode == args.modes.split(",")[0]:
+            targets.append(
+                (f"cryptoarena ({mode})", base + "/v1/forecast", ours, args.requests, "POST")
+            )
+            if not any(t[4] == "GET" for t in targets):
                 # The harness's own ceiling: an endpoint that does nothing, same client.
-                for c in concurrency:
-                    ceiling = _load(base + "/health", b"", c, args.requests, "GET")
-                    record("GET /health (harness ceiling)", ceiling)
-
-    if not args.skip_mlflow:
-        pyfunc_uri = register_pyfunc(uri, args.model, version)
-        with mlflow_serve(pyfunc_uri, uri, tmp / "mlflow-serve.log", args.workers) as base:
+                targets.append(
+                    ("GET /health (harness ceiling)", base + "/health", b"", args.requests, "GET")
+                )
+        if not args.skip_mlflow:
+            pyfunc_uri = register_pyfunc(uri, args.model, version)
+            base = stack.enter_context(
+                mlflow_serve(pyfunc_uri, uri, tmp / "mlflow-serve.log", args.workers)
+            )
             r = httpx.post(base + "/invocations", content=theirs, headers=JSON, timeout=30)
             r.raise_for_status()
             np.testing.assert_allclose(r.json()["predictions"][0], expected, rtol=1e-6, atol=1e-12)
-            for c in concurrency:
-                record(
-                    "mlflow models serve",
-                    _load(base + "/invocations", theirs, c, args.mlflow_requests),
-                )
+            targets.append(
+                ("mlflow models serve", base + "/invocations", theirs, args.mlflow_requests, "POST")
+            )
+        parts: dict[tuple[str, int], list[LoadResult]] = {}
+        for round_no in range(args.rounds):
+            for label, url, body, n, method in targets:
+                for c in concurrency:
+                    result = _load(url, body, c, max(n // args.rounds, 20), method)
+                    parts.setdefault((label, c), []).append(result)
+                    print(f"round {round_no}: {label} c={c}: {result.rps:.0f} req/s", flush=True)
+    rows = [
+        {"server": label, **merge(results).__dict__, "rps": merge(results).rps}
+        for (label, _), results in parts.items()
+    ]
+    rows.sort(key=lambda r: (r["server"], r["concurrency"]))
+    for row in rows:
+        row.pop("latencies_ms", None)
+        print(json.dumps(row))
 
     machine = {
         "platform": platform.platform(),
@@ -201,6 +212,7 @@ def main() -> None:
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "workers": args.workers,
+        "rounds": args.rounds,
         "model": f"{args.model} v{version}",
         "window": forecaster.info.window,
         "payload_bars": n_bars,
