@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.errors import ExchangeError
-from cryptoarena.trading.exchange.models import Fill, Order, Side
+from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.router import OrderRouter
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,9 @@ async def reconcile(
         if cid not in router.sent:
             report.orders_recovered += 1
             router.sent.add(cid)
-        _apply_missing(router, order, filled.get(cid, Decimal(0)), report, now_ns)
+        router.applied[cid] = filled.get(cid, Decimal(0))
+        if router.recover_fill(order, now_ns):
+            report.fills_recovered += 1
         if order.status.is_open:
             # Left over from the previous incarnation: cancel it, a fresh decision will follow.
             try:
@@ -152,34 +154,6 @@ async def reconcile(
             f"exchange position {report.exchange_qty} != sum of books {report.books_qty}"
         )
     return report
-
-
-def _apply_missing(
-    router: OrderRouter, order: Order, journaled: Decimal, report: RestoreReport, now_ns: int
-) -> None:
-    missing = order.filled_qty - journaled
-    strategy = router.strategy_of(order.client_id)
-    if missing <= 0 or strategy is None or order.avg_price is None:
-        return
-    # The exchange has fills the journal lost: book them at the order's average price with the
-    # taker fee (the paper venue and Bybit charge takers 0.055 %; close enough, and journaled).
-    fee = (missing * order.avg_price * Decimal("0.00055")).quantize(Decimal("0.00000001"))
-    router.owner[order.client_id] = strategy
-    router.on_fill(
-        Fill(
-            exec_id=f"recovered-{order.client_id}-{order.filled_qty}",
-            client_id=order.client_id,
-            exchange_id=order.exchange_id,
-            symbol=order.symbol,
-            side=order.side,
-            price=order.avg_price,
-            qty=missing,
-            fee=fee,
-            is_maker=False,
-            ts_ns=order.updated_ns or now_ns,
-        )
-    )
-    report.fills_recovered += 1
 
 
 def seed_paper_exchange(exchange: Any, symbol: str, books: dict[str, Book]) -> bool:

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 Record = Callable[[str, dict[str, Any]], str]
 SEND_RETRIES = 3
+# Bybit's linear taker fee (and the paper venue's): used only to book fills we had to recover.
+TAKER_FEE = Decimal("0.00055")
 
 
 def run_tag(run_id: str) -> str:
@@ -69,6 +71,9 @@ class InFlight:
     qty: Decimal
     sent_ns: int
     cancel_requested: bool = False
+    # The exchange said the order is done with this much filled, but not all of its fills have
+    # reached the book yet (REST answers can overtake the fill stream): still "in flight".
+    final: Order | None = None
 
 
 class OrderRouter:
@@ -105,6 +110,7 @@ class OrderRouter:
         self.owner: dict[str, str] = {}
         self.sent: set[str] = set()
         self.seen_exec: set[str] = set()
+        self.applied: dict[str, Decimal] = {}  # filled quantity booked, per client id
         self.orders_sent = dict.fromkeys(books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         # Live exchanges: make the journaled order durable before it leaves the process.
@@ -294,7 +300,10 @@ class OrderRouter:
         if not order.status.is_open:
             current = self.in_flight.get(strategy)
             if current is not None and current.client_id == order.client_id:
-                del self.in_flight[strategy]
+                if self.applied.get(order.client_id, Decimal(0)) >= order.filled_qty:
+                    del self.in_flight[strategy]
+                else:
+                    current.final = order
 
     def on_fill(self, fill: Fill) -> None:
         if fill.exec_id in self.seen_exec:
@@ -306,10 +315,56 @@ class OrderRouter:
         book = self.books[strategy]
         realised = book.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.ts_ns)
         self._record("fills", fill_doc(strategy, fill, realised))
+        applied = self.applied[fill.client_id] = (
+            self.applied.get(fill.client_id, Decimal(0)) + fill.qty
+        )
+        current = self.in_flight.get(strategy)
+        if (
+            current is not None
+            and current.client_id == fill.client_id
+            and current.final is not None
+            and applied >= current.final.filled_qty
+        ):
+            del self.in_flight[strategy]
+
+    def recover_fill(self, order: Order, now_ns: int) -> bool:
+        """Book fills the exchange reports for ``order`` but that never reached us (a crash, a
+        lost message): at the order's average price with the taker fee. Journaled as a fill
+        with an ``exec_id`` of ``recovered-…``. Returns True if something was missing."""
+        missing = order.filled_qty - self.applied.get(order.client_id, Decimal(0))
+        strategy = self.strategy_of(order.client_id)
+        if missing <= 0 or strategy is None or order.avg_price is None:
+            return False
+        fee = (missing * order.avg_price * TAKER_FEE).quantize(Decimal("0.00000001"))
+        self.owner[order.client_id] = strategy
+        self.on_fill(
+            Fill(
+                exec_id=f"recovered-{order.client_id}-{order.filled_qty}",
+                client_id=order.client_id,
+                exchange_id=order.exchange_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=order.avg_price,
+                qty=missing,
+                fee=fee,
+                is_maker=False,
+                ts_ns=order.updated_ns or now_ns,
+            )
+        )
+        return True
 
     async def expire(self, now_ns: int) -> None:
         """Cancel orders in flight for longer than the timeout (a market that stopped trading)."""
         for flight in list(self.in_flight.values()):
+            if flight.final is not None:
+                # Done at the exchange, fills still missing after three timeouts: recover them.
+                if now_ns - flight.sent_ns >= 3 * self.order_timeout_ns:
+                    logger.warning(
+                        "fills of %s never arrived; booking them from the order", flight.client_id
+                    )
+                    self.recover_fill(flight.final, now_ns)
+                    self.in_flight.pop(flight.strategy, None)
+                continue
             if flight.cancel_requested or now_ns - flight.sent_ns < self.order_timeout_ns:
                 continue
             flight.cancel_requested = True

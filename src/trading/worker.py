@@ -129,7 +129,6 @@ class Worker:
         self._stop_reason = ""
         self._lock = asyncio.Lock()
         self._checkpoint_ns = 0
-        self._forced_flat: set[str] = set()
         # Benchmarks set a list here to collect tick-to-decision latencies (ns).
         self.tick_latencies: list[int] | None = None
 
@@ -140,9 +139,15 @@ class Worker:
 
     def _risk_event(self, doc: dict[str, Any]) -> None:
         self._record("risk_events", doc)
-        strategy = doc.get("strategy")
-        if doc.get("type") == "halt" and strategy:
-            self._forced_flat.add(strategy)
+
+    def _must_flatten(self, name: str) -> bool:
+        """Halted (loss, drawdown, crash), globally halted, or killed with flatten_on_kill."""
+        risk = self.risk
+        return (
+            name in risk.halted
+            or risk.global_halt is not None
+            or (risk.killed is not None and self.config.arena.flatten_on_kill)
+        )
 
     # -- control ----------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -295,8 +300,10 @@ class Worker:
         # A paper venue fills against the same tape, after the strategies saw it (also while
         # fast-forwarding a resumed replay: it then only learns the last price).
         on_trades = getattr(self.exchange, "on_trades", None)
-        if on_trades is not None:
-            on_trades(trades)
+        if on_trades is not None and self.router is not None:
+            # Book the paper fills now (the update stream repeats them; exec ids dedupe).
+            for fill in on_trades(trades):
+                self.router.on_fill(fill)
 
     async def _tick_to(self, now_ns: int) -> None:
         """Close every bar that ended by ``now_ns``, one second at a time, as live would."""
@@ -310,6 +317,8 @@ class Worker:
             self._next_tick_s += 1
             if isinstance(self.clock, SimClock):
                 self.clock.advance_to(tick_ns)
+            # Let the exchange's order updates and fills reach the books before deciding.
+            await asyncio.sleep(0)
             await self._on_tick(tick_ns)
 
     async def _on_tick(self, tick_ns: int) -> None:
@@ -407,7 +416,7 @@ class Worker:
                 },
             )
         self._last_decision[d.strategy] = d.reason
-        if d.target is None or d.strategy in self._forced_flat or self.last_price is None:
+        if d.target is None or self._must_flatten(d.strategy) or self.last_price is None:
             return
         assert self.router is not None
         cid = await self.router.rebalance(
@@ -429,15 +438,11 @@ class Worker:
             status = self.kill_switch.status()
             if status is not None and self.risk.killed is None:
                 self.risk.kill(str(status.get("reason", "kill switch")), now_ns)
-                if self.config.arena.flatten_on_kill:
-                    self._forced_flat.update(self.books)
             elif status is None and self.risk.killed is not None:
-                self.risk.unkill(now_ns)
-        if self.risk.global_halt is not None:
-            self._forced_flat.update(self.books)
-        if self._forced_flat and self.last_price is not None:
-            for name in sorted(self._forced_flat):
-                if self.books[name].qty != 0:
+                self.risk.unkill(now_ns)  # released: strategies trade again from their next bar
+        if self.last_price is not None:
+            for name in self.books:
+                if self.books[name].qty != 0 and self._must_flatten(name):
                     await self.router.rebalance(
                         name,
                         0.0,

@@ -129,3 +129,35 @@ async def test_stale_forecast_makes_the_ai_stand_aside(tmp_path) -> None:
         orders = journal.find("orders", {"run_id": "w3", "strategy": "ai"})
         assert orders and all(o["ts_ns"] < stale[0]["ts_ns"] for o in orders)
         assert worker.pump is not None and worker.pump.failures > 0
+
+
+async def test_kill_switch_flattens_everyone_and_release_lets_them_trade_again(tmp_path) -> None:
+    from cryptoarena.trading.risk import KillSwitch
+    from pydantic import SecretStr
+
+    switch = KillSwitch(tmp_path / "arena.kill", SecretStr("tok"))
+
+    def drill(i: int) -> None:
+        if i == 30:
+            switch.engage("tok", "drill", by="test")
+        elif i == 60:
+            switch.release("tok")
+
+    config = parse_arena_config(
+        {"arena": {"fee_rate": 0.0}, "strategy": [{"name": "hold", "kind": "buy_and_hold"}]}
+    )
+    with Journal.open(journal_settings(tmp_path), run_id="w4") as journal:
+        worker, _ = await run_worker(config, tape_slice(0, 20), journal, run_id="w4",
+                                     kill_switch=switch, on_batch=drill)  # fmt: skip
+        journal.sync(30)
+        events = journal.find("risk_events", {"run_id": "w4"}, sort=[("seq", 1)])
+        kinds = [e["type"] for e in events if e["type"] in ("kill", "kill_released")]
+        assert kinds == ["kill", "kill_released"]
+        kill_ns, release_ns = (e["ts_ns"] for e in events if e["type"] in ("kill", "kill_released"))
+        orders = journal.find("orders", {"run_id": "w4"}, sort=[("seq", 1)])
+        sides = [(o["side"], o["ts_ns"]) for o in orders]
+        # Long before the kill, flattened by it, long again after the release.
+        assert sides[0][0] == "Buy" and sides[0][1] < kill_ns
+        assert any(s == "Sell" and kill_ns <= ts < release_ns for s, ts in sides)
+        assert sides[-1][0] == "Buy" and sides[-1][1] >= release_ns
+        assert worker.books["hold"].qty > 0

@@ -66,6 +66,27 @@ class TrailingMoveSource:
                         tuple(close[-1] * math.exp(r) for r in rets), "trailing", "1", 0)  # fmt: skip
 
 
+class CallbackFeed:
+    """Calls ``on_batch(index)`` before handing out each batch (to inject events mid-run)."""
+
+    def __init__(self, feed: FrameFeed, on_batch: Any) -> None:
+        self.feed, self.on_batch = feed, on_batch
+        self.symbol, self.gaps = feed.symbol, feed.gaps
+
+    async def _iterate(self) -> Any:
+        i = 0
+        async for batch in self.feed:
+            self.on_batch(i)
+            i += 1
+            yield batch
+
+    def __aiter__(self) -> Any:
+        return self._iterate()
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+
 async def run_worker(
     config: ArenaConfig,
     trades: pd.DataFrame,
@@ -74,13 +95,18 @@ async def run_worker(
     run_id: str,
     source: Any = None,
     exchange: Any = None,
+    kill_switch: Any = None,
+    on_batch: Any = None,
 ) -> tuple[Worker, Any]:
     clock = SimClock(int(trades["ts"].iloc[0]))
     n = len(config.strategies)
     exchange = exchange or PaperExchange(
         PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
     )
-    worker = Worker(config, feed=FrameFeed(trades), exchange=exchange, journal=journal,
-                    clock=clock, run_id=run_id, forecasts=source)  # fmt: skip
+    feed: Any = FrameFeed(trades)
+    if on_batch is not None:
+        feed = CallbackFeed(feed, on_batch)
+    worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
+                    run_id=run_id, forecasts=source, kill_switch=kill_switch)  # fmt: skip
     result = await worker.run()
     return worker, result
