@@ -194,7 +194,9 @@ class BybitFeed:
                 ping_timeout=cfg.ping_timeout_s,
             )
 
-        ws = await in_daemon_thread(build, cfg.connect_timeout_s, "bybit-connect")
+        ws = await in_daemon_thread(
+            build, cfg.connect_timeout_s, "bybit-connect", on_late=lambda late: late.exit()
+        )
         self._ws = ws
         if recovering:  # hold this connection's trades until the backfill is merged in
             self._queue.put_nowait(("hold", gen))

@@ -111,16 +111,27 @@ def fetch_recent_trades(
     return parse_recent_trades(response.get("result") or {}, symbol)
 
 
-async def in_daemon_thread(fn: Callable[[], T], timeout_s: float, name: str) -> T:
+async def in_daemon_thread(
+    fn: Callable[[], T],
+    timeout_s: float,
+    name: str,
+    *,
+    on_late: Callable[[T], Any] | None = None,
+) -> T:
     """Run blocking ``fn`` on a fresh daemon thread and await it with a timeout.
 
     Not ``asyncio.to_thread``: pybit calls can hang forever (reference §6.4), and a hung executor
-    thread would block interpreter exit; a daemon thread is simply abandoned."""
+    thread would block interpreter exit; a daemon thread is simply abandoned. A result that
+    arrives after the timeout goes to ``on_late`` (e.g. close a socket nobody will use)."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(ok: bool, value: Any) -> None:
         if future.done():
+            if ok and on_late is not None:
+                threading.Thread(
+                    target=on_late, args=(value,), name=f"{name}-late", daemon=True
+                ).start()
             return
         if ok:
             future.set_result(value)

@@ -9,7 +9,7 @@ WebSocket or a matching engine as plugins: callables ``(app, fake) -> None`` run
 Fault switches: :meth:`drop` (abrupt TCP close or a graceful close frame), :meth:`down` (refuse
 connections for N seconds: the listening socket is really closed), :meth:`reject_topic`
 (subscription answered ``success: false``), ``answer_pings`` (stop answering protocol pings)
-and ``mute`` (read frames, answer nothing: a silent socket).
+``mute`` (read frames, answer nothing) and :meth:`silence` (mute only the connections open now).
 
     with FakeBybit() as fake:
         ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
@@ -52,6 +52,7 @@ class PublicConn:
     channel: str
     conn_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     topics: set[str] = field(default_factory=set)
+    muted: bool = False  # this connection gets no answers at all
     received: list[dict[str, Any]] = field(default_factory=list)  # client frames, in order
 
 
@@ -153,7 +154,7 @@ class FakeBybit:
         self.stats["connections"] += 1
         try:
             async for msg in ws:
-                if self.mute:
+                if self.mute or conn.muted:
                     continue
                 if msg.type == WSMsgType.PING:
                     if self.answer_pings:
@@ -319,6 +320,17 @@ class FakeBybit:
     @property
     def is_down(self) -> bool:
         return self._site is None
+
+    def silence(self) -> int:
+        """Mute the public connections open now (new ones are answered): silent sockets."""
+
+        def run() -> int:
+            for conn in self.conns:
+                conn.muted = True
+            return len(self.conns)
+
+        result: int = self.call(run)
+        return result
 
     def reject_topic(self, topic: str) -> None:
         """Answer subscriptions to ``topic`` with ``success: false`` (like an unknown symbol)."""
