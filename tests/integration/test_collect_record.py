@@ -31,7 +31,7 @@ async def test_record_live_then_compact(tmp_path: Path) -> None:
                 await asyncio.to_thread(fake.push_trades, "BTCUSDT", trades[i : i + 100])
 
         pusher = asyncio.create_task(exchange())
-        result = await record_live(lake, config, seconds=2.5, part_trades=250)
+        result = await record_live(lake, config, seconds=4.0, part_trades=250)
         await pusher
     assert result.trades == 600 and result.parts == 2 and not result.gaps  # spilled at 300 and 600
     assert lake.info()[0].pending_parts == 2
