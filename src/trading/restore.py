@@ -23,7 +23,7 @@ from cryptoarena.trading.router import OrderRouter
 
 logger = logging.getLogger(__name__)
 
-PROBE_AHEAD = 8
+PROBE_MISSES = 3
 
 
 @dataclass
@@ -105,43 +105,30 @@ async def reconcile(
         )
         if doc.get("status") in ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
     }
+    router.applied.update(filled)
     candidates = [cid for cid in router.sent if cid not in finished]
-    # Lost ids: the next few sequence numbers after the highest known one, per incarnation.
+    for cid in candidates:
+        await _settle_order(router, cid, report, now_ns, known=True, finished=finished)
+    # Lost ids: incarnations that never stopped cleanly may have sent orders whose journal
+    # records died with them. Ids are sequential per strategy: probe after the highest known
+    # one until a few consecutive misses.
     highest: dict[tuple[str, str], int] = {}
     for cid in router.sent:
         parts = cid.split("-")
         if len(parts) == 4 and parts[0] == router.tag:
-            key = (parts[1], parts[2])
-            highest[key] = max(highest.get(key, 0), int(parts[3], 16))
-    probes = [
-        f"{router.tag}-{idx}-{inc}-{seq:x}"
-        for (idx, inc), top in highest.items()
-        for seq in range(top + 1, top + 1 + PROBE_AHEAD)
-    ]
-    for cid in candidates + probes:
-        try:
-            order = await exchange.get_order(symbol, cid)
-        except ExchangeError as exc:
-            report.notes.append(f"{cid}: {exc}")
-            continue
-        if order is None:
-            if cid in router.sent and cid not in finished:
-                report.notes.append(f"{cid}: unknown to the exchange (never arrived)")
-            continue
-        if cid not in router.sent:
-            report.orders_recovered += 1
-            router.sent.add(cid)
-        router.applied[cid] = filled.get(cid, Decimal(0))
-        if router.recover_fill(order, now_ns):
-            report.fills_recovered += 1
-        if order.status.is_open:
-            # Left over from the previous incarnation: cancel it, a fresh decision will follow.
-            try:
-                router.on_order(await exchange.cancel_order(symbol, cid))
-            except ExchangeError as exc:
-                report.notes.append(f"cancel {cid}: {exc}")
-        else:
-            router.on_order(order)
+            highest[(parts[1], parts[2])] = max(
+                highest.get((parts[1], parts[2]), 0), int(parts[3], 16)
+            )
+    for inc in _unclean_incarnations(journal, run_id):
+        for idx in range(len(router.books)):
+            seq, misses = highest.get((f"{idx:02d}", inc), 0), 0
+            while misses < PROBE_MISSES:
+                seq += 1
+                cid = f"{router.tag}-{idx:02d}-{inc}-{seq:x}"
+                found = await _settle_order(
+                    router, cid, report, now_ns, known=cid in router.sent, finished=finished
+                )
+                misses = 0 if found else misses + 1
     try:
         position = await exchange.position(symbol)
     except ExchangeError as exc:
@@ -154,6 +141,55 @@ async def reconcile(
             f"exchange position {report.exchange_qty} != sum of books {report.books_qty}"
         )
     return report
+
+
+def _unclean_incarnations(journal: Any, run_id: str) -> list[str]:
+    """Incarnations of this run that started and never recorded a clean stop."""
+    runs = journal.find("runs", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
+    out: list[str] = []
+    for doc in runs:
+        if doc.get("event") == "started" and doc.get("incarnation"):
+            out.append(str(doc["incarnation"]))
+        elif doc.get("event") == "stopped" and out:
+            out.pop()
+    return out
+
+
+async def _settle_order(
+    router: OrderRouter,
+    cid: str,
+    report: RestoreReport,
+    now_ns: int,
+    *,
+    known: bool,
+    finished: set[str],
+) -> bool:
+    """Ask the exchange about one client id; book missing fills, cancel it if still open."""
+    exchange, symbol = router.exchange, router.instrument.symbol
+    try:
+        order = await exchange.get_order(symbol, cid)
+    except ExchangeError as exc:
+        report.notes.append(f"{cid}: {exc}")
+        return False
+    if order is None:
+        if known and cid not in finished:
+            report.notes.append(f"{cid}: unknown to the exchange (never arrived)")
+        return False
+    if cid not in router.sent:
+        report.orders_recovered += 1
+        router.sent.add(cid)
+        router.owner.setdefault(cid, router.strategy_of(cid) or "")
+    if router.recover_fill(order, now_ns):
+        report.fills_recovered += 1
+    if order.status.is_open:
+        # Left over from the previous incarnation: cancel it, a fresh decision will follow.
+        try:
+            router.on_order(await exchange.cancel_order(symbol, cid))
+        except ExchangeError as exc:
+            report.notes.append(f"cancel {cid}: {exc}")
+    else:
+        router.on_order(order)
+    return True
 
 
 def seed_paper_exchange(exchange: Any, symbol: str, books: dict[str, Book]) -> bool:
