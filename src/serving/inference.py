@@ -137,6 +137,9 @@ class Runner:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
+                # One loop turn first: requests whose bytes already arrived get parsed and
+                # join this batch instead of waiting for the next one (costs ~10 µs alone).
+                await asyncio.sleep(0)
                 batch, self._queue = self._queue[:MAX_MICRO_BATCH], self._queue[MAX_MICRO_BATCH:]
                 # A swap can land between two requests: group by the model each request holds.
                 groups: dict[int, list[tuple[LoadedModel, Window, asyncio.Future[Prediction]]]]
