@@ -195,3 +195,30 @@ async def test_micro_batches_match_single_calls_and_isolate_a_bad_window(
     good = [r[0].log_returns for r in results if not isinstance(r, BaseException)]
     np.testing.assert_allclose(np.array(good), champion.predict(wins), rtol=1e-6, atol=1e-12)
     assert max(sizes) > 1  # requests that queued while the model was busy ran together
+
+
+def test_quantile_model_serves_its_quantile_paths(
+    tmp_path: Any,
+    settings_for: Any,
+    registry: Any,
+    day_bars: pd.DataFrame,
+    recent_bars: pd.DataFrame,
+) -> None:
+    from cryptoarena.model.train import TINY_CONFIG, train
+
+    uri = f"sqlite:///{tmp_path / 'q.db'}"
+    cfg = TINY_CONFIG.model_copy(update={"quantiles": (0.1, 0.9)})
+    result = train(
+        day_bars.iloc[:7200], tracking_uri=uri, name=registry.name, cfg=cfg, promote="force"
+    )
+    served = load_forecaster(f"models:/{registry.name}@champion", tracking_uri=uri)
+    window = recent_bars.iloc[-result.info.min_bars :].reset_index(drop=True)
+    app = create_app(settings_for(type(registry)(uri, registry.name, "", "")))
+    with TestClient(app) as c:
+        got = c.post("/v1/forecast", json=body(window)).json()
+        assert c.get("/v1/model").json()["quantiles"] == [0.1, 0.9]
+    expected = served.predict_quantiles([window])[0]
+    assert set(got["quantiles"]) == {"0.1", "0.9"}
+    np.testing.assert_allclose(got["quantiles"]["0.1"], expected[0], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(got["quantiles"]["0.9"], expected[1], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(got["log_returns"], served.predict([window])[0], rtol=1e-9)
