@@ -1,4 +1,4 @@
-"""Targets → orders: sizing, client ids, risk checks, sending, and fills back into books.
+"""Targets → orders: risk checks, sending, order updates and fills back into books.
 
 Client order ids are ``<run tag>-<strategy index>-<incarnation>-<seq>`` (≤ 36 chars, Bybit's
 ``orderLinkId`` alphabet): deterministic per run, strategy and sequence, and a restarted worker
@@ -10,10 +10,8 @@ is retried with the SAME id (the exchange deduplicates), an ambiguous one is res
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -34,46 +32,21 @@ from cryptoarena.trading.exchange.models import (
     OrderStatus,
     Side,
 )
+from cryptoarena.trading.orders import (
+    InFlight,
+    fill_doc,
+    order_doc,
+    order_update_doc,
+    recovered_fill,
+    run_tag,
+    size_order,
+)
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 
 logger = logging.getLogger(__name__)
 
 Record = Callable[[str, dict[str, Any]], str]
 SEND_RETRIES = 3
-# Bybit's linear taker fee (and the paper venue's): used only to book fills we had to recover.
-TAKER_FEE = Decimal("0.00055")
-
-
-def run_tag(run_id: str) -> str:
-    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
-
-
-def _b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
-
-def incarnation_tag(now_ns: int) -> str:
-    """Milliseconds of the process start, base 36 (8 chars until the year 5188)."""
-    return _b36(now_ns // 1_000_000)
-
-
-@dataclass
-class InFlight:
-    client_id: str
-    strategy: str
-    side: Side
-    qty: Decimal
-    sent_ns: int
-    cancel_requested: bool = False
-    # The exchange said the order is done with this much filled, but not all of its fills have
-    # reached the book yet (REST answers can overtake the fill stream): still "in flight".
-    final: Order | None = None
 
 
 class OrderRouter:
@@ -151,21 +124,11 @@ class OrderRouter:
         if strategy in self.in_flight or price <= 0:
             return None
         book = self.books[strategy]
-        mark = Decimal(str(price))
-        equity = book.equity(mark)
-        if equity <= 0:
-            return None
-        want = Decimal(str(target)) * equity / mark
-        delta = want - book.qty
-        if target == 0.0:
-            delta = -book.qty  # close exactly, no dust left behind
-        elif abs(delta) * mark < self.min_trade_fraction * equity:
-            return None
         inst = self.instrument
-        qty = inst.round_qty(abs(delta))
-        if qty < inst.min_qty or qty * mark < inst.min_notional or qty == 0:
+        sized = size_order(book, target, price, inst, self.min_trade_fraction)
+        if sized is None:
             return None
-        side = Side.BUY if delta > 0 else Side.SELL
+        side, qty = sized
         signed = qty if side == Side.BUY else -qty
         after = book.qty + signed
         intent = OrderIntent(
@@ -200,21 +163,8 @@ class OrderRouter:
         self.risk.order_sent(strategy, now_ns)
         self._record(
             "orders",
-            {
-                "client_id": cid,
-                "strategy": strategy,
-                "symbol": inst.symbol,
-                "side": side.value,
-                "qty": str(qty),
-                "order_type": request.order_type.value,
-                "ref_price": price,
-                "target": target,
-                "position_before": str(book.qty),
-                "decision_id": decision_id,
-                "incarnation": self.incarnation,
-                "seq": self.seq[strategy],
-                "ts_ns": now_ns,
-            },
+            order_doc(request, strategy, price, target, book.qty, decision_id, now_ns)
+            | {"incarnation": self.incarnation, "seq": self.seq[strategy]},
         )
         if self.inline:
             await self._send(request)
@@ -284,19 +234,7 @@ class OrderRouter:
         strategy = self.strategy_of(order.client_id)
         if strategy is None:
             return  # not ours (another process or manual trading on the account)
-        self._record(
-            "order_updates",
-            {
-                "client_id": order.client_id,
-                "exchange_id": order.exchange_id,
-                "strategy": strategy,
-                "status": order.status.value,
-                "filled_qty": str(order.filled_qty),
-                "avg_price": str(order.avg_price) if order.avg_price is not None else None,
-                "reason": order.reject_reason,
-                "ts_ns": order.updated_ns or self.clock.now_ns(),
-            },
-        )
+        self._record("order_updates", order_update_doc(order, strategy, self.clock.now_ns()))
         if not order.status.is_open:
             current = self.in_flight.get(strategy)
             if current is not None and current.client_id == order.client_id:
@@ -335,22 +273,8 @@ class OrderRouter:
         strategy = self.strategy_of(order.client_id)
         if missing <= 0 or strategy is None or order.avg_price is None:
             return False
-        fee = (missing * order.avg_price * TAKER_FEE).quantize(Decimal("0.00000001"))
         self.owner[order.client_id] = strategy
-        self.on_fill(
-            Fill(
-                exec_id=f"recovered-{order.client_id}-{order.filled_qty}",
-                client_id=order.client_id,
-                exchange_id=order.exchange_id,
-                symbol=order.symbol,
-                side=order.side,
-                price=order.avg_price,
-                qty=missing,
-                fee=fee,
-                is_maker=False,
-                ts_ns=order.updated_ns or now_ns,
-            )
-        )
+        self.on_fill(recovered_fill(order, missing, now_ns))
         return True
 
     async def expire(self, now_ns: int) -> None:
@@ -395,21 +319,3 @@ class OrderRouter:
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
-
-
-def fill_doc(strategy: str, fill: Fill, realised: Decimal) -> dict[str, Any]:
-    return {
-        "exec_id": fill.exec_id,
-        "client_id": fill.client_id,
-        "exchange_id": fill.exchange_id,
-        "strategy": strategy,
-        "symbol": fill.symbol,
-        "side": fill.side.value,
-        "price": str(fill.price),
-        "qty": str(fill.qty),
-        "fee": str(fill.fee),
-        "is_maker": fill.is_maker,
-        "realised": str(realised),
-        "notional": float(fill.price * fill.qty),
-        "ts_ns": fill.ts_ns,
-    }

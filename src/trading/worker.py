@@ -27,10 +27,11 @@ from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
+from cryptoarena.trading.orders import incarnation_tag
 from cryptoarena.trading.restore import reconcile, restore_books, seed_paper_exchange
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import OrderRouter, incarnation_tag
+from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import Decision, StrategyCrash, StrategyRunner
 from cryptoarena.trading.strategies import AI_KINDS, CLASSICAL_KINDS
 from cryptoarena.trading.strategies.base import StrategyContext

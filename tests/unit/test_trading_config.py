@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptoarena.trading.arena_config import ArenaConfigError, load_arena_config, parse_arena_config
-from cryptoarena.trading.router import incarnation_tag, run_tag
+from cryptoarena.trading.orders import incarnation_tag, run_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 

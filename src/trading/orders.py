@@ -1,0 +1,142 @@
+"""Order records and rules: client ids, sizing a target into an order, in-flight state, and
+the journal document of a fill."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from cryptoarena.trading.book import Book
+from cryptoarena.trading.exchange.models import Fill, Instrument, Order, OrderRequest, Side
+
+# Bybit's linear taker fee (and the paper venue's): used only to book fills we had to recover.
+TAKER_FEE = Decimal("0.00055")
+
+
+def run_tag(run_id: str) -> str:
+    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
+
+
+def _b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def incarnation_tag(now_ns: int) -> str:
+    """Milliseconds of the process start, base 36 (8 chars until the year 5188)."""
+    return _b36(now_ns // 1_000_000)
+
+
+@dataclass
+class InFlight:
+    client_id: str
+    strategy: str
+    side: Side
+    qty: Decimal
+    sent_ns: int
+    cancel_requested: bool = False
+    # The exchange said the order is done with this much filled, but not all of its fills have
+    # reached the book yet (REST answers can overtake the fill stream): still "in flight".
+    final: Order | None = None
+
+
+def size_order(
+    book: Book, target: float, price: float, inst: Instrument, min_trade_fraction: Decimal
+) -> tuple[Side, Decimal] | None:
+    """The market order that moves ``book`` to ``target`` × equity at ``price``, or None when
+    the change is below the instrument's minimum or ``min_trade_fraction`` of equity."""
+    mark = Decimal(str(price))
+    equity = book.equity(mark)
+    if equity <= 0:
+        return None
+    delta = Decimal(str(target)) * equity / mark - book.qty
+    if target == 0.0:
+        delta = -book.qty  # close exactly, no dust left behind
+    elif abs(delta) * mark < min_trade_fraction * equity:
+        return None
+    qty = inst.round_qty(abs(delta))
+    if qty == 0 or qty < inst.min_qty or qty * mark < inst.min_notional:
+        return None
+    return (Side.BUY if delta > 0 else Side.SELL), qty
+
+
+def fill_doc(strategy: str, fill: Fill, realised: Decimal) -> dict[str, Any]:
+    return {
+        "exec_id": fill.exec_id,
+        "client_id": fill.client_id,
+        "exchange_id": fill.exchange_id,
+        "strategy": strategy,
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "price": str(fill.price),
+        "qty": str(fill.qty),
+        "fee": str(fill.fee),
+        "is_maker": fill.is_maker,
+        "realised": str(realised),
+        "notional": float(fill.price * fill.qty),
+        "ts_ns": fill.ts_ns,
+    }
+
+
+def order_update_doc(order: Order, strategy: str, now_ns: int) -> dict[str, Any]:
+    return {
+        "client_id": order.client_id,
+        "exchange_id": order.exchange_id,
+        "strategy": strategy,
+        "status": order.status.value,
+        "filled_qty": str(order.filled_qty),
+        "avg_price": str(order.avg_price) if order.avg_price is not None else None,
+        "reason": order.reject_reason,
+        "ts_ns": order.updated_ns or now_ns,
+    }
+
+
+def recovered_fill(order: Order, missing: Decimal, now_ns: int) -> Fill:
+    """A fill the exchange reports (in ``order.filled_qty``) that never reached us: at the
+    order's average price with the taker fee, ``exec_id`` ``recovered-…``."""
+    assert order.avg_price is not None
+    fee = (missing * order.avg_price * TAKER_FEE).quantize(Decimal("0.00000001"))
+    return Fill(
+        exec_id=f"recovered-{order.client_id}-{order.filled_qty}",
+        client_id=order.client_id,
+        exchange_id=order.exchange_id,
+        symbol=order.symbol,
+        side=order.side,
+        price=order.avg_price,
+        qty=missing,
+        fee=fee,
+        is_maker=False,
+        ts_ns=order.updated_ns or now_ns,
+    )
+
+
+def order_doc(
+    request: OrderRequest,
+    strategy: str,
+    ref_price: float,
+    target: float,
+    position_before: Decimal,
+    decision_id: str | None,
+    now_ns: int,
+) -> dict[str, Any]:
+    """The ``orders`` journal document, written before the order is sent."""
+    return {
+        "client_id": request.client_id,
+        "strategy": strategy,
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "qty": str(request.qty),
+        "order_type": request.order_type.value,
+        "ref_price": ref_price,
+        "target": target,
+        "position_before": str(position_before),
+        "decision_id": decision_id,
+        "ts_ns": now_ns,
+    }
