@@ -225,3 +225,42 @@ async def test_server_without_champion_answers_health_and_503(
             with pytest.raises(ForecastUnavailable, match="HTTP 503: no model loaded"):
                 await client.forecast("BTCUSDT", window)
         assert await _count(url, "/v1/forecast", "503") == 2  # one retry, then give up
+
+
+def test_arena_serve_uses_host_and_port_from_settings(registry: Any, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:  # a free port, for the settings (arena serve binds it itself)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "ARENA_MLFLOW__TRACKING_URI": registry.tracking_uri,
+        "ARENA_SERVING__HOST": "127.0.0.1",
+        "ARENA_SERVING__PORT": str(port),
+        "ARENA_SERVING__WORKERS": "1",
+    }
+    arena = Path(sys.executable).parent / "arena"
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([str(arena), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                if r.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/model").json()["version"] == "1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)  # uvicorn re-raises the signal after its graceful shutdown
+        log.close()
+    assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
