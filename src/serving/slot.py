@@ -144,6 +144,12 @@ class ModelSlot:
         why = self.last_error or "not loaded yet"
         return f"no model loaded from {self.source.description}: {why}"
 
+    def _still(self, previous: str | None) -> str:
+        assert self.last_error is not None
+        if previous is None:
+            return self.last_error
+        return f"{self.last_error}; still serving version {previous}"
+
     async def refresh(self) -> SwapResult:
         """Swap in the champion if the alias moved; raise ModelUnavailable when it cannot."""
         async with self._lock:
@@ -152,10 +158,10 @@ class ModelSlot:
                 version = await asyncio.to_thread(self.source.champion_version)
             except Exception as exc:  # registry down: keep serving what we have
                 self.last_error = f"registry unreachable ({type(exc).__name__}: {exc})"
-                raise ModelUnavailable(self.last_error) from exc
+                raise ModelUnavailable(self._still(previous)) from exc
             if version is None:
                 self.last_error = f"no @{CHAMPION} alias yet"
-                raise ModelUnavailable(self.last_error)
+                raise ModelUnavailable(self._still(previous))
             if version == previous:
                 return SwapResult(previous, version, swapped=False)
             try:
@@ -163,7 +169,7 @@ class ModelSlot:
             except Exception as exc:
                 self.last_error = f"loading version {version} failed ({type(exc).__name__}: {exc})"
                 logger.exception("could not load champion version %s", version)
-                raise ModelUnavailable(self.last_error) from exc
+                raise ModelUnavailable(self._still(previous)) from exc
             loaded = LoadedModel(forecaster, version, self.source.description)
             # The one assignment that makes the swap: requests already holding the old object
             # finish on it; the old model is freed when the last of them lets go.

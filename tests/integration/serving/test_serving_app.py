@@ -222,3 +222,39 @@ def test_quantile_model_serves_its_quantile_paths(
     np.testing.assert_allclose(got["quantiles"]["0.1"], expected[0], rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(got["quantiles"]["0.9"], expected[1], rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(got["log_returns"], served.predict([window])[0], rtol=1e-9)
+
+
+def test_a_champion_that_fails_to_load_leaves_the_old_one_serving(
+    registry: Any, settings_for: Any, recent_bars: pd.DataFrame
+) -> None:
+    from cryptoarena.model.registry import set_alias
+    from cryptoarena.serving.slot import RegistrySource
+
+    class BrokenVersion(RegistrySource):
+        """The real registry, except that version 2's artifacts are unreadable."""
+
+        def load(self, version: str) -> Any:
+            if version == registry.challenger:
+                raise OSError("artifact store: permission denied")
+            return super().load(version)
+
+    source = BrokenVersion(registry.name, registry.tracking_uri)
+    app = create_app(settings_for(registry, admin_token=TOKEN, poll_interval_s=3600), source=source)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(app) as c:
+        set_alias(
+            registry.name, "champion", registry.challenger, tracking_uri=registry.tracking_uri
+        )
+        try:
+            r = c.post("/v1/model/reload", headers=auth)
+            assert r.status_code == 503
+            assert "loading version 2 failed" in r.json()["detail"]
+            assert "still serving version 1" in r.json()["detail"]
+            assert c.get("/ready").json()["model_version"] == "1"
+            f = c.post("/v1/forecast", json=body(recent_bars))
+            assert f.status_code == 200 and f.json()["model_version"] == "1"
+        finally:
+            set_alias(
+                registry.name, "champion", registry.champion, tracking_uri=registry.tracking_uri
+            )
+        assert c.post("/v1/model/reload", headers=auth).json()["swapped"] is False
