@@ -1,0 +1,300 @@
+"""The worker's periodic and closing duties: the kill switch, forced flattening, order
+timeouts, progress, equity snapshots and summary read models, journal back-pressure, and the
+graceful stop. A mixin of :class:`cryptoarena.trading.worker.Worker` (kept apart for size)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptoarena.clock import Clock
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.book import Book
+from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.orders import incarnation_tag
+from cryptoarena.trading.restore import reconcile, restore_books, seed_paper_exchange
+from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.risk.manager import RiskManager
+from cryptoarena.trading.router import OrderRouter
+from cryptoarena.trading.runner import StrategyRunner
+from cryptoarena.trading.strategies import AI_KINDS, CLASSICAL_KINDS
+
+logger = logging.getLogger(__name__)
+
+
+def family(kind: str) -> str:
+    return "ai" if kind in AI_KINDS else "classical" if kind in CLASSICAL_KINDS else "reference"
+
+
+@dataclass
+class WorkerResult:
+    run_id: str
+    trades: int = 0
+    bars: int = 0
+    decisions: int = 0
+    orders: int = 0
+    fills: int = 0
+    late_trades: int = 0
+    stopped_by: str = "feed ended"
+    restored: dict[str, Any] = field(default_factory=dict)
+    equity: dict[str, float] = field(default_factory=dict)
+    # Events handed to the journal, by kind (what "every event exactly once" is checked against).
+    journaled: Counter[str] = field(default_factory=Counter)
+
+
+class WorkerDuties:
+    # Set by Worker.__init__ / Worker.run.
+    config: ArenaConfig
+    books: dict[str, Book]
+    kinds: dict[str, str]
+    risk: RiskManager
+    router: OrderRouter | None
+    exchange: Exchange
+    journal: Any
+    clock: Clock
+    kill_switch: KillSwitch | None
+    pump: ForecastPump | None
+    result: WorkerResult
+    symbol: str
+    lockstep: bool
+    last_price: float | None
+    last_trade_ns: int | None
+    _last_decision: dict[str, str]
+    _next_equity_ns: int
+    _equity_every_ns: int
+    _next_summary_ns: int
+    _summary_every_ns: int
+    _next_progress_ns: int
+    _checkpoint_ns: int
+    run_id: str
+    runners: list[StrategyRunner]
+    source_name: str
+    durable_orders: bool
+
+    def _record(self, kind: str, doc: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def _must_flatten(self, name: str) -> bool:
+        raise NotImplementedError
+
+    async def _consume_updates(self) -> None:
+        raise NotImplementedError
+
+    async def _start_up(self) -> asyncio.Task[None]:
+        """Connect, restore the books from the journal, reconcile with the exchange, journal the
+        start; returns the task that consumes the exchange's order updates and fills."""
+        await self.exchange.start()
+        instrument = await self.exchange.instrument(self.symbol)
+        incarnation = incarnation_tag(time.time_ns())
+        self.router = router = OrderRouter(
+            exchange=self.exchange,
+            instrument=instrument,
+            books=self.books,
+            risk=self.risk,
+            record=self._record,
+            clock=self.clock,
+            run_id=self.run_id,
+            incarnation=incarnation,
+            min_trade_fraction=self.config.arena.min_trade_fraction,
+            order_timeout_s=self.config.arena.order_timeout_s,
+            inline=self.lockstep,
+        )
+        if self.durable_orders:
+            router.before_send = self._flush_journal
+        report = restore_books(self.journal, self.run_id, self.books, router)
+        if report.fills_replayed and seed_paper_exchange(self.exchange, self.symbol, self.books):
+            report.notes.append("paper venue seeded from the journal's books")
+        updates = asyncio.get_running_loop().create_task(self._consume_updates())
+        await asyncio.sleep(0)
+        report = await reconcile(
+            self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
+        )
+        self._checkpoint_ns = report.checkpoint_ns
+        self.result.restored = report.doc()
+        if report.mismatch:
+            self.risk.halt_all(f"reconcile: {report.mismatch}", self.clock.now_ns())
+        self._record(
+            "runs",
+            {
+                "event": "started",
+                "incarnation": incarnation,
+                "source": self.source_name,
+                "exchange": getattr(self.exchange, "name", "?"),
+                "symbol": self.symbol,
+                "strategies": [
+                    {
+                        "name": r.name,
+                        "kind": r.strategy.kind,
+                        "family": family(r.strategy.kind),
+                        "config": r.strategy.config.model_dump(),
+                    }
+                    for r in self.runners
+                ],
+                "arena": self.config.arena.model_dump(),
+                "risk": self.config.risk.model_dump(by_alias=True),
+                "restored": report.doc(),
+            },
+        )
+        return updates
+
+    async def _housekeeping(self, now_ns: int) -> None:
+        assert self.router is not None
+        if self.kill_switch is not None:
+            status = self.kill_switch.status()
+            if status is not None and self.risk.killed is None:
+                self.risk.kill(str(status.get("reason", "kill switch")), now_ns)
+            elif status is None and self.risk.killed is not None:
+                self.risk.unkill(now_ns)  # released: strategies trade again from their next bar
+        if self.last_price is not None:
+            for name in self.books:
+                if self.books[name].qty != 0 and self._must_flatten(name):
+                    await self.router.rebalance(
+                        name,
+                        0.0,
+                        price=self.last_price,
+                        now_ns=now_ns,
+                        last_trade_ns=self.last_trade_ns,
+                        uses_forecast=False,
+                        forecast_age_s=None,
+                        decision_id=None,
+                    )
+        await self.router.expire(now_ns)
+        if now_ns >= self._next_progress_ns:
+            self._next_progress_ns = now_ns + 600 * NS_PER_S
+            r = self.result
+            logger.info(
+                "progress: t=%d trades=%d bars=%d orders=%d fills=%d",
+                now_ns // NS_PER_S,
+                r.trades,
+                r.bars,
+                r.orders,
+                sum(b.fills for b in self.books.values()),
+            )
+        if now_ns >= self._next_equity_ns:
+            self._next_equity_ns = now_ns + self._equity_every_ns
+            self.snapshot(now_ns)
+
+    def snapshot(self, now_ns: int, *, final: bool = False) -> None:
+        """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
+        if self.last_price is None or self.router is None:
+            return
+        summaries = final or now_ns >= self._next_summary_ns
+        if summaries:
+            self._next_summary_ns = now_ns + self._summary_every_ns
+        mark = Decimal(str(self.last_price))
+        total = 0.0
+        for name, book in self.books.items():
+            doc = book.snapshot(mark, now_ns)
+            self._record("equity", doc)
+            total += doc["equity"]
+            self.risk.on_equity(name, doc["equity"], now_ns)
+            self.result.equity[name] = doc["equity"]
+            if not summaries:
+                continue
+            kind = self.kinds[name]
+            self.journal.upsert_summary(
+                name,
+                {
+                    "kind": kind,
+                    "family": family(kind),
+                    "equity": doc["equity"],
+                    "pnl": doc["equity"] - float(book.capital),
+                    "realised": doc["realised"],
+                    "unrealised": doc["unrealised"],
+                    "fees": doc["fees"],
+                    "qty": doc["qty"],
+                    "fills": book.fills,
+                    "orders": self.router.orders_sent.get(name, 0),
+                    "round_trips": book.round_trips,
+                    "wins": book.wins,
+                    "win_rate": book.wins / book.round_trips if book.round_trips else None,
+                    "vetoes": self.risk.vetoes.get(name, 0),
+                    "halted": self.risk.halted.get(name),
+                    "exposure": doc["exposure"],
+                    "last_decision": self._last_decision.get(name, ""),
+                    "ts_ns": now_ns,
+                },
+            )
+        self.risk.on_total_equity(total, now_ns)
+
+    async def _journal_backpressure(self) -> None:
+        # A backtest can outrun the database: wait for the journal's queue rather than make it
+        # overflow to its (fsync-per-event) spill file on the hot path.
+        writer = getattr(self.journal, "_writer", None)
+        queue = getattr(writer, "_queue", None)
+        if queue is None or queue.qsize() < 4000:
+            return
+        while queue.qsize() > 1000:
+            await asyncio.sleep(0.005)
+
+    async def _flush_journal(self) -> None:
+        await asyncio.to_thread(self.journal.flush, 2.0)
+
+    async def _shutdown(self, updates: asyncio.Task[None]) -> None:
+        router = self.router
+        now = self.clock.now_ns()
+        if router is not None:
+            await router.drain()
+            if self.config.arena.flatten_on_stop and self.last_price is not None:
+                for name, book in self.books.items():
+                    if book.qty != 0:
+                        await router.rebalance(
+                            name,
+                            0.0,
+                            price=self.last_price,
+                            now_ns=now,
+                            last_trade_ns=now,
+                            uses_forecast=False,
+                            forecast_age_s=None,
+                            decision_id=None,
+                        )
+                await router.drain()
+                await asyncio.sleep(0.5 if not self.lockstep else 0)
+            await router.cancel_all()
+            # Let the exchange's last order updates and fills arrive before the final books.
+            await asyncio.sleep(0 if self.lockstep else 0.5)
+            self.snapshot(now, final=True)
+        if self.pump is not None:
+            unresolved = len(self.pump.pending)
+            await self.pump.close()
+        else:
+            unresolved = 0
+        await asyncio.sleep(0)
+        positions: dict[str, str] = {}
+        if router is not None:
+            positions["books_qty"] = str(sum((b.qty for b in self.books.values()), Decimal(0)))
+            try:
+                positions["exchange_qty"] = str((await self.exchange.position(self.symbol)).qty)
+            except Exception as exc:  # reported, not fatal: the journal must still be closed
+                positions["exchange_error"] = f"{type(exc).__name__}: {exc}"
+        await self.exchange.close()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(updates, timeout=2.0)
+        if not updates.done():
+            updates.cancel()
+        self.result.fills = sum(b.fills for b in self.books.values())
+        self._record(
+            "runs",
+            {
+                "event": "stopped",
+                "stopped_by": self.result.stopped_by,
+                "trades": self.result.trades,
+                "bars": self.result.bars,
+                "orders": self.result.orders,
+                "fills": self.result.fills,
+                "late_trades": self.result.late_trades,
+                "unresolved_predictions": unresolved,
+                "equity": self.result.equity,
+                "risk": self.risk.state(),
+                **positions,
+            },
+        )
+        self.journal.flush(10.0)
