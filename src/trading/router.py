@@ -84,6 +84,7 @@ class OrderRouter:
         self.sent: set[str] = set()
         self.seen_exec: set[str] = set()
         self.applied: dict[str, Decimal] = {}  # filled quantity booked, per client id
+        self.band_ref: float | None = None  # the last closed 1 s bar's VWAP (set by the worker)
         self.orders_sent = dict.fromkeys(books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         # Live exchanges: make the journaled order durable before it leaves the process.
@@ -148,7 +149,9 @@ class OrderRouter:
         veto = self.risk.check(
             intent,
             now_ns=now_ns,
-            last_trade_price=price,
+            # The band: the price we size at (the last trade) against the last 1 s VWAP, so a
+            # stray print far from where the market traded does not move a book.
+            last_trade_price=self.band_ref if self.band_ref is not None else price,
             last_trade_ns=last_trade_ns,
             gross_notional_after=gross_after,
         )

@@ -255,6 +255,8 @@ class Worker(WorkerDecisions, WorkerDuties):
                 continue
             closed = True
             self.result.bars += len(bars)
+            if bar_ns == NS_PER_S and self.router is not None:
+                self.router.band_ref = bars[-1].vwap
             if bar_ns == NS_PER_S and self.pump is not None:
                 for bar in bars:
                     self.pump.resolve(bar, self.journal.set_prediction_outcome)

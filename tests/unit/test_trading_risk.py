@@ -49,7 +49,7 @@ def check(rm: RiskManager, it: OrderIntent, now: int = T0, last: float = 9700.0)
     [
         ({"max_order_notional": 1000}, intent(), "order notional 4,850 > 1,000"),
         ({"max_position_notional": 5000}, intent(before=0.2), "position notional"),
-        ({"price_band_bps": 10}, intent(price=9750.0), "bps from the last trade"),
+        ({"price_band_bps": 10}, intent(price=9750.0), "bps from the reference"),
         (
             {"max_forecast_age_s": 2},
             intent(uses_forecast=True, forecast_age_s=3.5),

@@ -23,7 +23,8 @@ class GlobalLimits(BaseModel):
     max_orders_per_minute: int = Field(default=120, ge=1)
     max_daily_loss: float = Field(default=0.05, gt=0.0, le=1.0)  # of total capital
     max_drawdown: float = Field(default=0.10, gt=0.0, le=1.0)
-    # An order's reference price must be within this band of the last trade.
+    # The last trade (the price an order is sized at) must be within this band of the last
+    # one-second VWAP: a stray print does not move a book.
     price_band_bps: float = Field(default=50.0, gt=0.0)
     # No new risk when the last trade is older than this (exchange time, per the clock).
     max_data_age_s: float = Field(default=30.0, gt=0.0)

@@ -102,7 +102,7 @@ class RiskManager:
             return f"stale market data: last trade {age_s:.1f} s ago > {g.max_data_age_s} s"
         band = abs(intent.price / last_price - 1.0) * 1e4
         if band > g.price_band_bps:
-            return f"price {intent.price:.2f} is {band:.0f} bps from the last trade {last_price:.2f} > {g.price_band_bps} bps"
+            return f"price {intent.price:.2f} is {band:.0f} bps from the reference {last_price:.2f} > {g.price_band_bps} bps"
         if intent.uses_forecast and not intent.reduces:
             if intent.forecast_age_s is None:
                 return "no forecast"
