@@ -99,9 +99,10 @@ class FakeBybit:
 
     async def _listen(self) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await self._site.start()
-        server = self._site._server
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self._site = site  # only now: is_down must not turn False before the port listens
+        server = site._server
         assert server is not None and hasattr(server, "sockets")
         self.port = server.sockets[0].getsockname()[1]
 
