@@ -34,7 +34,7 @@ def _forecast_source(settings: Settings, console: Console) -> tuple[Any, str]:
     if asyncio.run(_served(url)):
         from cryptoarena.serving.client import ForecastClient
 
-        return ForecastClient(url, timeout_s=1.0, max_age_s=2.5), f"served model at {url}"
+        return ForecastClient(url, timeout_s=1.0, max_age_s=2.5), f"the model served at {url}"
     try:
         from cryptoarena.model.registry import CHAMPION, get_alias_version, load_forecaster
         from cryptoarena.trading.local_forecasts import LocalForecasts
@@ -44,7 +44,7 @@ def _forecast_source(settings: Settings, console: Console) -> tuple[Any, str]:
         if version is None:
             return None, "no @champion registered: the AI arm stands aside"
         forecaster = load_forecaster(f"models:/{name}@{CHAMPION}", tracking_uri=uri)
-        return LocalForecasts(forecaster), f"models:/{name}@{CHAMPION} (v{version}) in-process"
+        return LocalForecasts(forecaster), f"models:/{name}@{CHAMPION} (v{version}), in-process"
     except Exception as exc:  # the demo goes on without the AI arm, and says why
         logger.warning("no forecaster for the demo: %s", exc)
         return None, f"no forecaster ({type(exc).__name__}): the AI arm stands aside"
@@ -72,7 +72,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     )
     console.print(
         f"replaying {minutes:.0f} min of the shipped real BTCUSDT day through the worker: "
-        f"{len(config.strategies)} strategies, paper exchange, AI forecasts from {described}"
+        f"{len(config.strategies)} strategies, paper exchange; AI arm: {described}"
     )
     if source is None:
         # No forecaster: an unreachable URL makes the AI arm stand aside, journaled.

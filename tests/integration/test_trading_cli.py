@@ -119,3 +119,22 @@ def test_bad_config_is_refused_before_anything_starts(tmp_path: Path) -> None:
                          capture_output=True)  # fmt: skip
     assert out.returncode == 2 and b"must be shorter" in out.stderr
     assert not (tmp_path / "journal").exists()
+
+
+def test_demo_step_without_a_model_still_trades_and_says_why(tmp_path: Path) -> None:
+    from cryptoarena.config import Settings
+    from cryptoarena.trading.demo import demo_step
+    from rich.console import Console
+
+    settings = Settings(
+        mongo={"embedded_dir": tmp_path / "journal"},  # type: ignore[arg-type]
+        mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'empty.db'}"},  # type: ignore[arg-type]
+        serving={"url": "http://127.0.0.1:9"},  # type: ignore[arg-type]
+    )
+    console = Console(record=True, width=160)
+    line = demo_step(settings, console, quick=True)
+    text = " ".join(console.export_text().split())
+    assert "no @champion registered: the AI arm stands aside" in text
+    assert "leaderboard" in text and "sma_cross" in text
+    assert line.startswith("trading: 9 strategies traded 8 min of real tape")
+    assert "AI vs classical: not significant yet" in line
