@@ -68,20 +68,35 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "—" if value is None or value != value else format(value, spec)
 
 
+COMPACT = ("strategy", "family", "P&L", "fees", "fills", "win %", "max DD %")
+
+
 def render(
     console: Console, run_id: str, rows: list[StrategyStats], comparison: Comparison | None
 ) -> None:
     table = Table(title=f"leaderboard · run {run_id} (after fees)")
-    for col in ("#", "strategy", "family", "P&L", "return %", "fees", "fills", "trips", "win %",
-                "PF", "Sharpe", "Sortino", "max DD %", "exposure %"):  # fmt: skip
-        table.add_column(col, justify="right" if col not in ("strategy", "family") else "left")
+    columns = {
+        "#": lambda i, r: str(i),
+        "strategy": lambda i, r: r.strategy,
+        "family": lambda i, r: r.family,
+        "P&L": lambda i, r: _fmt(r.pnl),
+        "return %": lambda i, r: _fmt(r.return_pct, ".3f"),
+        "fees": lambda i, r: _fmt(r.fees),
+        "fills": lambda i, r: str(r.fills),
+        "trips": lambda i, r: str(r.round_trips),
+        "win %": lambda i, r: _fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
+        "PF": lambda i, r: _fmt(r.profit_factor),
+        "Sharpe": lambda i, r: _fmt(r.sharpe, ".1f"),
+        "Sortino": lambda i, r: _fmt(r.sortino, ".1f"),
+        "max DD %": lambda i, r: _fmt(r.max_drawdown * 100, ".2f"),
+        "exposure %": lambda i, r: _fmt(r.exposure * 100, ".0f"),
+    }
+    # A narrow console (piped output, a small terminal) gets the columns that matter most.
+    shown = [c for c in columns if console.width >= 140 or c in COMPACT]
+    for col in shown:
+        table.add_column(col, justify="left" if col in ("strategy", "family") else "right")
     for i, r in enumerate(rows, start=1):
-        table.add_row(
-            str(i), r.strategy, r.family, _fmt(r.pnl), _fmt(r.return_pct, ".3f"), _fmt(r.fees),
-            str(r.fills), str(r.round_trips), _fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
-            _fmt(r.profit_factor), _fmt(r.sharpe, ".1f"), _fmt(r.sortino, ".1f"),
-            _fmt(r.max_drawdown * 100, ".2f"), _fmt(r.exposure * 100, ".0f"),
-        )  # fmt: skip
+        table.add_row(*(columns[c](i, r) for c in shown))
     console.print(table)
     if comparison is not None:
         console.print(
