@@ -114,7 +114,7 @@ class Runner:
         self.mode = mode
         self._on_batch = on_batch or (lambda n: None)  # windows per model call (for /metrics)
         # One inference thread: torch and pandas would only fight over the 2 cores otherwise.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._pool: ThreadPoolExecutor | None = None
         self._queue: list[tuple[LoadedModel, Window, asyncio.Future[Prediction]]] = []
         self._draining = False
 
@@ -125,7 +125,7 @@ class Runner:
         if self.mode == "thread" or len(windows) > 1:
             self._on_batch(len(windows))
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, predict_windows, model, windows)
+            return await loop.run_in_executor(self._executor(), predict_windows, model, windows)
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         self._queue.append((model, windows[0], future))
         if not self._draining:
@@ -152,7 +152,7 @@ class Runner:
                     self._on_batch(len(frames))
                     try:
                         results = await loop.run_in_executor(
-                            self._executor, predict_windows, model, frames
+                            self._executor(), predict_windows, model, frames
                         )
                     except Exception as exc:
                         await self._one_by_one(items, exc)
@@ -177,7 +177,7 @@ class Runner:
         for model, frame, future in items:
             try:
                 [result] = await loop.run_in_executor(
-                    self._executor, predict_windows, model, [frame]
+                    self._executor(), predict_windows, model, [frame]
                 )
             except Exception as one:
                 if not future.done():
@@ -186,8 +186,16 @@ class Runner:
                 if not future.done():
                     future.set_result(result)
 
+    def _executor(self) -> ThreadPoolExecutor:
+        # Created on first use and again after close(): an app's lifespan may run twice.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        return self._pool
+
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def elapsed_ms(started: float) -> float:

@@ -123,7 +123,8 @@ class ModelSlot:
     ) -> None:
         self.source = source
         self._current: LoadedModel | None = None
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._on_swap = on_swap
         self.last_error: str | None = None
 
@@ -144,6 +145,13 @@ class ModelSlot:
         why = self.last_error or "not loaded yet"
         return f"no model loaded from {self.source.description}: {why}"
 
+    def _loop_lock(self) -> asyncio.Lock:
+        # One lock per event loop: a TestClient may run the app's lifespan in a fresh loop.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
     def _still(self, previous: str | None) -> str:
         assert self.last_error is not None
         if previous is None:
@@ -152,7 +160,7 @@ class ModelSlot:
 
     async def refresh(self) -> SwapResult:
         """Swap in the champion if the alias moved; raise ModelUnavailable when it cannot."""
-        async with self._lock:
+        async with self._loop_lock():
             previous = self._current.version if self._current else None
             try:
                 version = await asyncio.to_thread(self.source.champion_version)

@@ -258,3 +258,14 @@ def test_a_champion_that_fails_to_load_leaves_the_old_one_serving(
                 registry.name, "champion", registry.champion, tracking_uri=registry.tracking_uri
             )
         assert c.post("/v1/model/reload", headers=auth).json()["swapped"] is False
+
+
+def test_the_same_app_can_run_its_lifespan_twice(
+    registry: Any, settings_for: Any, recent_bars: pd.DataFrame
+) -> None:
+    app = create_app(settings_for(registry, admin_token=TOKEN, poll_interval_s=3600))
+    for _ in range(2):
+        with TestClient(app) as c:
+            assert c.post("/v1/forecast", json=body(recent_bars)).status_code == 200
+            r = c.post("/v1/model/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert r.status_code == 200
