@@ -108,8 +108,33 @@ def register_pyfunc(tracking_uri: str, name: str, version: str) -> str:
     return f"models:/{wrapper}/{info.registered_model_version}"
 
 
+def servers_cpu_s() -> float:
+    """CPU seconds used so far by every process this benchmark started (from /proc).
+
+    Idle servers use next to nothing, so the change across one load run is the CPU of the
+    server under load: a per-request cost that background load on the machine hardly moves.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid → (parent, cpu s)
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(path.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, (parent, _) in stats.items() if parent in frontier} - mine
+        mine |= frontier
+    return sum(stats[pid][1] for pid in mine)
+
+
+def _warmup(n: int) -> int:
+    return min(100, n // 5)
+
+
 def _load(url: str, body: bytes, concurrency: int, n: int, method: str = "POST") -> LoadResult:
-    warmup = min(100, n // 5)
+    warmup = _warmup(n)
     return asyncio.run(
         run_load(url, body, concurrency=concurrency, requests=n, warmup=warmup, method=method)
     )
@@ -190,16 +215,27 @@ def main() -> None:
                 ("mlflow models serve", base + "/invocations", theirs, args.mlflow_requests, "POST")
             )
         parts: dict[tuple[str, int], list[LoadResult]] = {}
+        cpu: dict[tuple[str, int], float] = {}
+        sent: dict[tuple[str, int], int] = {}
         for round_no in range(args.rounds):
             for label, url, body, n, method in targets:
                 for c in concurrency:
-                    result = _load(url, body, c, max(n // args.rounds, 20), method)
+                    per_round = max(n // args.rounds, 20)
+                    cpu0 = servers_cpu_s()
+                    result = _load(url, body, c, per_round, method)
+                    cpu[(label, c)] = cpu.get((label, c), 0.0) + servers_cpu_s() - cpu0
+                    # Warm-up requests ran inside the measured CPU window too.
+                    sent[(label, c)] = (
+                        sent.get((label, c), 0) + result.requests + _warmup(per_round)
+                    )
                     parts.setdefault((label, c), []).append(result)
                     print(f"round {round_no}: {label} c={c}: {result.rps:.0f} req/s", flush=True)
-    rows = [
-        {"server": label, **merge(results).__dict__, "rps": merge(results).rps}
-        for (label, _), results in parts.items()
-    ]
+    rows = []
+    for (label, c), results in parts.items():
+        merged = merge(results)
+        row = {"server": label, **merged.__dict__, "rps": merged.rps}
+        row["server_cpu_ms"] = 1000.0 * cpu[(label, c)] / sent[(label, c)]
+        rows.append(row)
     rows.sort(key=lambda r: (r["server"], r["concurrency"]))
     for row in rows:
         row.pop("latencies_ms", None)
@@ -220,12 +256,15 @@ def main() -> None:
     }
     print(json.dumps({"machine": machine}))
     print()
-    print("| server | concurrency | requests | errors | p50 ms | p99 ms | max ms | req/s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| server | concurrency | requests | errors | p50 ms | p99 ms | max ms | req/s | server CPU ms/req |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
             f"| {row['server']} | {row['concurrency']} | {row['requests']} | {row['errors']} | "
-            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['max_ms']:.1f} | {row['rps']:.0f} |"
+            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['max_ms']:.1f} | {row['rps']:.0f} | "
+            f"{row['server_cpu_ms']:.2f} |"
         )
 
 
