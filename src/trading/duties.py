@@ -74,6 +74,7 @@ class WorkerDuties:
     _summary_every_ns: int
     _next_progress_ns: int
     _checkpoint_ns: int
+    _flat_logged: bool = False
     run_id: str
     runners: list[StrategyRunner]
     source_name: str
@@ -151,8 +152,15 @@ class WorkerDuties:
             status = self.kill_switch.status()
             if status is not None and self.risk.killed is None:
                 self.risk.kill(str(status.get("reason", "kill switch")), now_ns)
+                logger.warning("kill switch engaged: %s", self.risk.killed)
+                self._flat_logged = False
             elif status is None and self.risk.killed is not None:
                 self.risk.unkill(now_ns)  # released: strategies trade again from their next bar
+                logger.warning("kill switch released: trading resumes")
+        all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.in_flight
+        if self.risk.killed is not None and not self._flat_logged and all_flat:
+            self._flat_logged = True
+            logger.warning("kill switch: every book is flat, no order in flight")
         if self.last_price is not None:
             for name in self.books:
                 if self.books[name].qty != 0 and self._must_flatten(name):

@@ -77,7 +77,8 @@ def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_p
             [ARENA, "kill", "--reason", "test drill"], cwd=ROOT, env=env, capture_output=True
         )
         assert ok.returncode == 0, ok.stderr
-        time.sleep(3.0)  # the worker polls the file each second and flattens
+        # The worker polls the file each second, flattens, and says so.
+        _wait_for(log, "every book is flat", proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]
     finally:
