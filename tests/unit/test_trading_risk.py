@@ -98,14 +98,14 @@ def test_drawdown_and_daily_loss_halt_but_still_allow_reducing() -> None:
     rm2, _ = manager(max_daily_loss=0.02)
     rm2.on_equity("b", 10_000.0, T0)
     rm2.on_equity("b", 9_700.0, T0 + S)
-    assert rm2.halted["b"] == "daily loss 3.00% > 2.00%"
+    assert rm2.halted["b"] == "daily loss 3.000% > 2.00%"
 
 
 def test_global_drawdown_halts_everyone() -> None:
     rm, events = manager(max_drawdown=0.01)
     rm.on_total_equity(20_000.0, T0)
     rm.on_total_equity(19_700.0, T0 + S)
-    assert rm.global_halt is not None and "drawdown 1.50% > 1.00%" in rm.global_halt
+    assert rm.global_halt is not None and "drawdown 1.500% > 1.00%" in rm.global_halt
     assert events[-1]["type"] == "global_halt"
     assert "global halt" in (check(rm, intent()) or "")
 

@@ -205,9 +205,9 @@ class RiskManager:
         daily = (start[1] - equity) / capital if capital > 0 else 0.0
         drawdown = (peak - equity) / peak if peak > 0 else 0.0
         if daily > max_daily_loss:
-            reason = f"daily loss {daily:.2%} > {max_daily_loss:.2%}"
+            reason = f"daily loss {daily:.3%} > {max_daily_loss:.2%}"
         elif drawdown > max_drawdown:
-            reason = f"drawdown {drawdown:.2%} > {max_drawdown:.2%}"
+            reason = f"drawdown {drawdown:.3%} > {max_drawdown:.2%}"
         if reason is not None:
             if key == "*":
                 self.halt_all(reason, now_ns)
