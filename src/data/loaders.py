@@ -271,6 +271,11 @@ def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
         return load_binance_feed(path)
     if " order_" in first or " trade {" in first:
         return load_bitstamp_log(path)
+    fields = first.split(",")
+    if len(fields) == len(KLINE_COLUMNS) and all(f.replace(".", "", 1).isdigit() for f in fields):
+        raise UnknownFormatError(
+            f"{path}: Binance klines (bars), not trades; read them with load_binance_klines"
+        )
     raise UnknownFormatError(
         f"{path}: unknown trade format (first line {first[:80]!r}); known: Tardis CSV, "
         "Bybit trade dumps, raw Binance feed recordings, Bitstamp feed logs, nautilus parquet"

@@ -139,3 +139,10 @@ def test_reads_during_append_and_compaction_see_consistent_data(tmp_path: Path) 
         seen = len(frame)
     thread.join()
     assert len(lake.read_trades("BTCUSDT")) == 2000
+
+
+def test_kline_file_gets_a_precise_error(tmp_path: Path) -> None:
+    from cryptoarena.data.samples import KLINES_2025
+
+    with pytest.raises(UnknownFormatError, match="Binance klines"):
+        import_file(Lake(tmp_path), sample_path(KLINES_2025))
