@@ -123,7 +123,7 @@ def _backtest(tmp: Path, run_id: str) -> subprocess.Popen[bytes]:
         "OMP_NUM_THREADS": "1",
     }
     cmd = [str(Path(sys.executable).with_name("arena")), "backtest", "--config", str(tmp / "arena.toml"),
-           "--run-id", run_id, "--start-minute", "60", "--minutes", "90"]  # fmt: skip
+           "--run-id", run_id, "--start-minute", "60", "--minutes", "240"]  # fmt: skip
     log = (tmp / f"{run_id}.log").open("ab")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -144,6 +144,8 @@ def test_sigkill_mid_run_then_restart_restores_books_without_reusing_an_order_id
     (tmp_path / "arena.toml").write_text(CONFIG)
     first = _backtest(tmp_path, "crash")
     _wait_for_progress(tmp_path / "crash.log", first, min_orders=6)
+    time.sleep(1.0)  # let the journal's writer (50 ms batches) make some of it durable
+    assert first.poll() is None, "the backtest ended before it could be killed"
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
 
@@ -157,7 +159,7 @@ def test_sigkill_mid_run_then_restart_restores_books_without_reusing_an_order_id
         stops = [r for r in runs if r["event"] == "stopped"]
         assert len(starts) == 2 and len(stops) == 1  # the killed incarnation never stopped
         restored = starts[1]["restored"]
-        assert restored["fills_replayed"] > 0 and restored["orders_known"] > 0
+        assert restored["fills_replayed"] > 0 and restored["orders_known"] > 0, restored
         assert restored["mismatch"] is None
         assert starts[0]["incarnation"] != starts[1]["incarnation"]
 
