@@ -13,14 +13,13 @@ from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
+from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
 from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.worker import Worker
-
-from tests.fakes.frame_feed import FrameFeed
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +68,7 @@ class TrailingMoveSource:
 class CallbackFeed:
     """Calls ``on_batch(index)`` before handing out each batch (to inject events mid-run)."""
 
-    def __init__(self, feed: FrameFeed, on_batch: Any) -> None:
+    def __init__(self, feed: Any, on_batch: Any) -> None:
         self.feed, self.on_batch = feed, on_batch
         self.symbol, self.gaps = feed.symbol, feed.gaps
 
@@ -103,7 +102,8 @@ async def run_worker(
     exchange = exchange or PaperExchange(
         PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
     )
-    feed: Any = FrameFeed(trades)
+    # The data side's replay feed, as fast as possible; the worker moves the clock itself.
+    feed: Any = ReplayFeed(trades, speed=None, batch_ms=100, max_batch=20)
     if on_batch is not None:
         feed = CallbackFeed(feed, on_batch)
     worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
