@@ -1,14 +1,17 @@
 """Serving benchmark: this forecast server against ``mlflow models serve``, same model, same bars.
 
-Run: ``.venv/bin/python -m bench.serving [--requests 2000] [--mlflow-requests 600]
-[--modes batch,thread,inline] [--tracking-uri URI --model NAME]``
+Run: ``.venv/bin/python -m bench.serving [--seconds 5] [--rounds 4] [--modes batch,thread,inline]
+[--concurrency 1,8] [--workers 1] [--client wrk|httpx] [--tracking-uri URI --model NAME]``
 
-Without ``--tracking-uri`` it trains the tiny model (``train_tiny``) into a temporary MLflow
-registry. It then registers a pyfunc wrapper of the same version (bench/serving_pyfunc.py, bars
-in, like our server), starts each server as a real process (``--workers``, default 1, for both), checks that both
-return the in-process model's forecast for the payload, and drives each with the closed-loop
-load generator (bench/loadgen.py) at concurrency 1 and 8, in alternating rounds with
-all servers up side by side (fair under background load). Prints a Markdown table and JSON.
+Needs ``wrk`` (``sudo apt-get install -y wrk``); ``--client httpx`` uses the slower pure-Python
+generator (bench/loadgen.py) instead. Without ``--tracking-uri`` it trains the tiny model
+(``train_tiny``) into a temporary MLflow registry. It then registers a pyfunc wrapper of the same
+version (bench/serving_pyfunc.py, bars in, like our server), starts each server as a real process
+(``--workers``, default 1, for both), checks that each returns the in-process model's forecast
+for the payload, and drives them with the same closed-loop load generator at each concurrency,
+for ``--seconds`` per run, in alternating rounds with all servers up side by side (fair under
+background load). Prints a Markdown table and JSON; server and client CPU per request come
+from /proc and getrusage.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import httpx
 import numpy as np
 
 from bench.loadgen import LoadResult, merge, run_load
+from bench.wrk import WrkMissing, merge_wrk, run_wrk, wrk_path
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON = {"content-type": "application/json"}
@@ -129,21 +133,45 @@ def servers_cpu_s() -> float:
     return sum(stats[pid][1] for pid in mine)
 
 
-def _warmup(n: int) -> int:
-    return min(100, n // 5)
+class Driver:
+    """The same closed-loop generator for every server: wrk (default) or async httpx."""
 
+    def __init__(self, client: str, seconds: float) -> None:
+        self.client = client
+        self.seconds = seconds
+        if client == "wrk":
+            try:
+                wrk_path()
+            except WrkMissing as exc:
+                raise SystemExit(f"{exc}; or run with --client httpx (slower)") from None
 
-def _load(url: str, body: bytes, concurrency: int, n: int, method: str = "POST") -> LoadResult:
-    warmup = _warmup(n)
-    return asyncio.run(
-        run_load(url, body, concurrency=concurrency, requests=n, warmup=warmup, method=method)
-    )
+    def warm(self, url: str, body: bytes, method: str) -> None:
+        if self.client == "wrk":
+            run_wrk(url, body, concurrency=2, seconds=1, method=method)
+        else:
+            asyncio.run(run_load(url, body, concurrency=2, requests=200, warmup=0, method=method))
+
+    def run(self, url: str, body: bytes, concurrency: int, method: str) -> tuple[LoadResult, float]:
+        """One measured run: the result and the client's own CPU seconds."""
+        if self.client == "wrk":
+            return run_wrk(url, body, concurrency=concurrency, seconds=self.seconds, method=method)
+        cpu0 = time.process_time()
+        result = asyncio.run(
+            run_load(
+                url, body, concurrency=concurrency, requests=10**9, warmup=0,
+                time_limit_s=self.seconds, method=method,
+            )
+        )  # fmt: skip
+        return result, time.process_time() - cpu0
+
+    def merge(self, results: list[LoadResult]) -> LoadResult:
+        return merge_wrk(results) if self.client == "wrk" else merge(results)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--requests", type=int, default=2000)
-    p.add_argument("--mlflow-requests", type=int, default=600)
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
+    p.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
     p.add_argument("--modes", default="batch,thread,inline")
     p.add_argument("--concurrency", default="1,8")
     p.add_argument("--tracking-uri", default=None, help="bench this registry's champion")
@@ -180,8 +208,9 @@ def main() -> None:
         {"dataframe_split": {"columns": split["columns"], "data": split["data"]}}
     ).encode()
     concurrency = [int(c) for c in args.concurrency.split(",")]
+    driver = Driver(args.client, args.seconds)
     load_before = os.getloadavg()
-    targets: list[tuple[str, str, bytes, int, str]] = []  # label, url, body, requests, method
+    targets: list[tuple[str, str, bytes, str]] = []  # label, url, body, method
     with contextlib.ExitStack() as stack:
         # Every server runs side by side and the rounds alternate between them, so load from
         # other work on the machine falls on all of them alike.
@@ -195,14 +224,10 @@ def main() -> None:
             base = stack.enter_context(run_server_process(env, ready=True, workers=args.workers))
             got = httpx.post(base + "/v1/forecast", content=ours, headers=JSON, timeout=10).json()
             np.testing.assert_allclose(got["log_returns"], expected, rtol=1e-6, atol=1e-12)
-            targets.append(
-                (f"cryptoarena ({mode})", base + "/v1/forecast", ours, args.requests, "POST")
-            )
-            if not any(t[4] == "GET" for t in targets):
+            targets.append((f"cryptoarena ({mode})", base + "/v1/forecast", ours, "POST"))
+            if not any(t[3] == "GET" for t in targets):
                 # The harness's own ceiling: an endpoint that does nothing, same client.
-                targets.append(
-                    ("GET /health (harness ceiling)", base + "/health", b"", args.requests, "GET")
-                )
+                targets.append(("GET /health (harness ceiling)", base + "/health", b"", "GET"))
         if not args.skip_mlflow:
             pyfunc_uri = register_pyfunc(uri, args.model, version)
             base = stack.enter_context(
@@ -211,30 +236,32 @@ def main() -> None:
             r = httpx.post(base + "/invocations", content=theirs, headers=JSON, timeout=30)
             r.raise_for_status()
             np.testing.assert_allclose(r.json()["predictions"][0], expected, rtol=1e-6, atol=1e-12)
-            targets.append(
-                ("mlflow models serve", base + "/invocations", theirs, args.mlflow_requests, "POST")
-            )
+            targets.append(("mlflow models serve", base + "/invocations", theirs, "POST"))
+        for _, url, body, method in targets:
+            driver.warm(url, body, method)
         parts: dict[tuple[str, int], list[LoadResult]] = {}
         cpu: dict[tuple[str, int], float] = {}
-        sent: dict[tuple[str, int], int] = {}
+        client_cpu: dict[tuple[str, int], float] = {}
         for round_no in range(args.rounds):
-            for label, url, body, n, method in targets:
+            for label, url, body, method in targets:
                 for c in concurrency:
-                    per_round = max(n // args.rounds, 20)
+                    key = (label, c)
                     cpu0 = servers_cpu_s()
-                    result = _load(url, body, c, per_round, method)
-                    cpu[(label, c)] = cpu.get((label, c), 0.0) + servers_cpu_s() - cpu0
-                    # Warm-up requests ran inside the measured CPU window too.
-                    sent[(label, c)] = (
-                        sent.get((label, c), 0) + result.requests + _warmup(per_round)
+                    result, client_s = driver.run(url, body, c, method)
+                    cpu[key] = cpu.get(key, 0.0) + servers_cpu_s() - cpu0
+                    client_cpu[key] = client_cpu.get(key, 0.0) + client_s
+                    parts.setdefault(key, []).append(result)
+                    print(
+                        f"round {round_no}: {label} c={c}: {result.rps:.0f} req/s, "
+                        f"p50 {result.p50_ms:.2f} p99 {result.p99_ms:.2f} max {result.max_ms:.1f} ms",
+                        flush=True,
                     )
-                    parts.setdefault((label, c), []).append(result)
-                    print(f"round {round_no}: {label} c={c}: {result.rps:.0f} req/s", flush=True)
     rows = []
     for (label, c), results in parts.items():
-        merged = merge(results)
+        merged = driver.merge(results)
         row = {"server": label, **merged.__dict__, "rps": merged.rps}
-        row["server_cpu_ms"] = 1000.0 * cpu[(label, c)] / sent[(label, c)]
+        row["server_cpu_ms"] = 1000.0 * cpu[(label, c)] / max(merged.requests, 1)
+        row["client_cpu_ms"] = 1000.0 * client_cpu[(label, c)] / max(merged.requests, 1)
         rows.append(row)
     rows.sort(key=lambda r: (r["server"], r["concurrency"]))
     for row in rows:
@@ -249,6 +276,8 @@ def main() -> None:
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "workers": args.workers,
         "rounds": args.rounds,
+        "seconds_per_run": args.seconds,
+        "client": args.client,
         "model": f"{args.model} v{version}",
         "window": forecaster.info.window,
         "payload_bars": n_bars,
@@ -257,14 +286,15 @@ def main() -> None:
     print(json.dumps({"machine": machine}))
     print()
     print(
-        "| server | concurrency | requests | errors | p50 ms | p99 ms | max ms | req/s | server CPU ms/req |"
+        "| server | concurrency | requests | errors | p50 ms | p99 ms | max ms | req/s "
+        "| server CPU ms/req | client CPU ms/req |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
             f"| {row['server']} | {row['concurrency']} | {row['requests']} | {row['errors']} | "
             f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['max_ms']:.1f} | {row['rps']:.0f} | "
-            f"{row['server_cpu_ms']:.2f} |"
+            f"{row['server_cpu_ms']:.2f} | {row['client_cpu_ms']:.3f} |"
         )
 
 

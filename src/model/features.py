@@ -10,7 +10,8 @@ equal those computed over a whole day: no training/serving skew.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -76,18 +77,24 @@ class FeatureSpec(BaseModel):
         )
 
 
-def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
-    """Sum over the last ``window`` rows (NaN before), each row summed on its own window."""
-    # Adds shifted slices in a fixed order, so a row's sum is bit-identical whether computed on
-    # a whole day or on a short live window (numpy's own reductions may change order with shape).
-    n = len(values)
-    out = np.full(n, np.nan)
-    if n >= window:
-        acc = values[: n - window + 1].copy()
-        for j in range(1, window):
-            acc += values[j : n - window + 1 + j]
-        out[window - 1 :] = acc
-    return out
+# Bars as columns: a bar frame, or a mapping of column name → 1-D array (what serving parses).
+BarWindow: TypeAlias = pd.DataFrame | Mapping[str, Any]
+
+
+def _rolling_sum(x: np.ndarray, window: int, first: int) -> np.ndarray:
+    """Sums over the ``window`` rows (axis 1) ending at each row ``first..n-1`` of ``x`` (B, n, K).
+
+    Adds shifted slices in a fixed order (oldest to newest), so a row's sum is bit-identical
+    whether computed on a whole day or on a short live window (numpy's own reductions may change
+    the order with the shape; cumsum keeps it but is slower here). Needs ``first >= window - 1``.
+    One call sums every column K of every window B: ``window`` numpy adds in all.
+    """
+    n = x.shape[1]
+    start = first - window + 1
+    acc = x[:, start : n - window + 1].copy()
+    for j in range(1, window):
+        acc += x[:, start + j : n - window + 1 + j]
+    return acc
 
 
 def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -95,55 +102,111 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.log(num / den)
 
 
-def validate_bars(bars: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in bars.columns]
+def validate_bars(bars: BarWindow) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in bars]
     if missing:
         raise FeatureError(f"bars lack columns {missing}; expected records.BAR_COLUMNS")
-    close = bars["close"].to_numpy(np.float64)
+    close = np.asarray(bars["close"], dtype=np.float64)
     if len(close) and not (np.all(np.isfinite(close)) and np.all(close > 0)):
         raise FeatureError("bar closes must be finite and positive (forward-fill empty seconds)")
 
 
-def compute_features(bars: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+def _feature_rows(cols: Mapping[str, np.ndarray], spec: FeatureSpec, first: int) -> np.ndarray:
+    """THE feature computation: rows ``first..n-1`` of B windows laid as columns (B, n) float64.
+
+    Returns (B, n - first, F). Needs ``first >= spec.lookback``: every row read exists, so no
+    warm-up NaNs arise here. Training (all rows of a day, B = 1) and serving (the last ``window``
+    rows of each request, B = micro-batch) both come through this function.
+    """
+    # Division by zero and log(0) give inf/NaN, which the callers check; no warnings per call.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _feature_rows_unchecked(cols, spec, first)
+
+
+def _feature_rows_unchecked(
+    cols: Mapping[str, np.ndarray], spec: FeatureSpec, first: int
+) -> np.ndarray:
+    close = cols["close"]
+    n = close.shape[1]
+    last = close[:, first:]
+    lags = spec.return_lags
+    # spec.n_features without building the names on every call.
+    n_rolled = len(spec.vol_windows) + len(spec.flow_windows) + len(spec.vwap_windows)
+    n_features = len(lags) + n_rolled + 2 * len(spec.activity_windows) + 1
+    out = np.empty((close.shape[0], n - first, n_features))
+    # All return lags in one division and one log (elementwise: the same numbers as one by one).
+    lagged = np.stack([close[:, first - k : n - k] for k in lags], axis=2)
+    out[:, :, : len(lags)] = np.log(last[:, :, None] / lagged)
+    f = len(lags)
+    # 1 s returns from the earliest row any rolling window reads (max(vol_windows) <= lookback).
+    r_from = first - max(spec.vol_windows) + 1
+    r1 = np.log(close[:, r_from:] / close[:, r_from - 1 : n - 1])
+    buy, sell, volume = cols["buy_volume"], cols["sell_volume"], cols["volume"]
+    sq = np.full_like(close, np.nan)
+    sq[:, r_from:] = r1 * r1
+    # Every rolling sum of one window length in a single pass: (B, n, K) inputs, K side by side.
+    inputs = {
+        "sq": sq,
+        "imb": buy - sell,
+        "tot": buy + sell,
+        "vol": volume,
+        "notional": cols["vwap"] * volume,
+        "trades": cols["trades"],
+    }
+    wants: dict[int, list[str]] = {}
+    for w in spec.vol_windows:
+        wants.setdefault(w, []).append("sq")
+    for w in spec.flow_windows:
+        wants.setdefault(w, []).extend(("imb", "tot"))
+    for w in spec.vwap_windows:
+        wants.setdefault(w, []).extend(("vol", "notional"))
+    for w in spec.activity_windows:
+        wants.setdefault(w, []).extend(("vol", "trades"))
+    sums: dict[tuple[int, str], np.ndarray] = {}
+    for w, names in wants.items():
+        names = list(dict.fromkeys(names))
+        stacked = np.stack([inputs[name] for name in names], axis=2)
+        rolled = _rolling_sum(stacked, w, first)
+        for i, name in enumerate(names):
+            sums[(w, name)] = np.ascontiguousarray(rolled[:, :, i])
+    for w in spec.vol_windows:
+        out[:, :, f] = np.sqrt(np.maximum(sums[(w, "sq")], 0.0))
+        f += 1
+    for w in spec.flow_windows:
+        imbalance, total = sums[(w, "imb")], sums[(w, "tot")]
+        out[:, :, f] = np.where(total > 0, imbalance / total, np.where(np.isnan(total), np.nan, 0))
+        f += 1
+    for w in spec.vwap_windows:
+        vol_w = sums[(w, "vol")]
+        vwap_w = np.where(vol_w > 0, sums[(w, "notional")] / vol_w, last)
+        dist = np.log(last / vwap_w)
+        out[:, :, f] = np.where(np.isnan(vol_w), np.nan, dist)
+        f += 1
+    for w in spec.activity_windows:
+        out[:, :, f] = np.log1p(sums[(w, "vol")])
+        out[:, :, f + 1] = np.log1p(sums[(w, "trades")])
+        f += 2
+    out[:, :, f] = np.log(cols["high"][:, first:] / cols["low"][:, first:])
+    return out
+
+
+def _columns(windows: Sequence[BarWindow], last: int) -> dict[str, np.ndarray]:
+    """The last ``last`` rows of each window's feature inputs, as (B, last) float64 arrays."""
+    out = {}
+    for c in REQUIRED_COLUMNS:
+        out[c] = np.empty((len(windows), last))
+        for i, bars in enumerate(windows):
+            out[c][i] = np.asarray(bars[c], dtype=np.float64)[len(bars[c]) - last :]
+    return out
+
+
+def compute_features(bars: BarWindow, spec: FeatureSpec) -> np.ndarray:
     """Features for every bar, shape (n, spec.n_features), float64; rows < lookback are NaN."""
     validate_bars(bars)
-    close = bars["close"].to_numpy(np.float64)
-    n = len(close)
-    cols: list[np.ndarray] = []
-    for k in spec.return_lags:
-        col = np.full(n, np.nan)
-        if n > k:
-            col[k:] = _log_ratio(close[k:], close[:-k])
-        cols.append(col)
-    r1 = np.full(n, np.nan)
-    if n > 1:
-        r1[1:] = _log_ratio(close[1:], close[:-1])
-    for w in spec.vol_windows:
-        cols.append(np.sqrt(np.maximum(_rolling_sum(r1 * r1, w), 0.0)))
-    buy = bars["buy_volume"].to_numpy(np.float64)
-    sell = bars["sell_volume"].to_numpy(np.float64)
-    for w in spec.flow_windows:
-        imbalance = _rolling_sum(buy - sell, w)
-        total = _rolling_sum(buy + sell, w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cols.append(
-                np.where(total > 0, imbalance / total, np.where(np.isnan(total), np.nan, 0))
-            )
-    volume = bars["volume"].to_numpy(np.float64)
-    notional = bars["vwap"].to_numpy(np.float64) * volume
-    for w in spec.vwap_windows:
-        vol_w = _rolling_sum(volume, w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            vwap_w = np.where(vol_w > 0, _rolling_sum(notional, w) / vol_w, close)
-        dist = _log_ratio(close, vwap_w)
-        cols.append(np.where(np.isnan(vol_w), np.nan, dist))
-    trades = bars["trades"].to_numpy(np.float64)
-    for w in spec.activity_windows:
-        cols.append(np.log1p(_rolling_sum(volume, w)))
-        cols.append(np.log1p(_rolling_sum(trades, w)))
-    cols.append(_log_ratio(bars["high"].to_numpy(np.float64), bars["low"].to_numpy(np.float64)))
-    out = np.column_stack(cols) if n else np.empty((0, spec.n_features))
-    out[: spec.lookback] = np.nan
+    n = len(bars["close"])
+    out = np.full((n, spec.n_features), np.nan)
+    if n > spec.lookback:
+        out[spec.lookback :] = _feature_rows(_columns([bars], n), spec, spec.lookback)[0]
     return out
 
 
@@ -182,19 +245,37 @@ class Scaler(BaseModel):
 
 
 def last_window_features(
-    windows: Sequence[pd.DataFrame], spec: FeatureSpec, window: int
+    windows: Sequence[BarWindow], spec: FeatureSpec, window: int
 ) -> np.ndarray:
-    """The last ``window`` feature rows of each bar window, shape (len(windows), window, F)."""
+    """The last ``window`` feature rows of each bar window, shape (len(windows), window, F).
+
+    Only the last ``min_bars`` bars of each window are read, and all windows go through ONE
+    vectorised pass of the pipeline (a frame or a mapping of column arrays per window).
+    """
     need = min_bars(spec, window)
-    out = np.empty((len(windows), window, spec.n_features), dtype=np.float32)
     for i, bars in enumerate(windows):
-        if len(bars) < need:
-            raise FeatureError(f"window {i} has {len(bars)} bars; the model needs at least {need}")
-        feats = compute_features(bars.iloc[-need:], spec)[-window:]
-        if not np.all(np.isfinite(feats)):
-            raise FeatureError(f"window {i} gives non-finite features (bad bars?)")
-        out[i] = feats
-    return out
+        missing = [c for c in REQUIRED_COLUMNS if c not in bars]
+        if missing:
+            raise FeatureError(f"bars lack columns {missing}; expected records.BAR_COLUMNS")
+        if len(bars["close"]) < need:
+            raise FeatureError(
+                f"window {i} has {len(bars['close'])} bars; the model needs at least {need}"
+            )
+    if not windows:
+        return np.empty((0, window, spec.n_features), dtype=np.float32)
+    cols = _columns(windows, need)
+    close = cols["close"]
+    bad = ~(np.isfinite(close) & (close > 0)).all(axis=1)
+    if bad.any():
+        raise FeatureError(
+            f"window {int(np.argmax(bad))}: bar closes must be finite and positive "
+            "(forward-fill empty seconds)"
+        )
+    feats = _feature_rows(cols, spec, need - window)
+    finite = np.isfinite(feats).all(axis=(1, 2))
+    if not finite.all():
+        raise FeatureError(f"window {int(np.argmin(finite))} gives non-finite features (bad bars?)")
+    return feats.astype(np.float32)
 
 
 def min_bars(spec: FeatureSpec, window: int) -> int:

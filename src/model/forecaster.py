@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from cryptoarena.model.features import (
+    BarWindow,
     FeatureError,
     FeatureSpec,
     compute_features,
@@ -87,17 +88,25 @@ class Forecaster:
         """Raw feature windows (N, window, F) → (N, horizon) log returns."""
         return self._run(x)[:, 0, :]
 
-    def predict(self, windows: Sequence[pd.DataFrame]) -> np.ndarray:
-        """One forecast path per bar window: shape (len(windows), horizon), log returns."""
+    def predict(self, windows: Sequence[BarWindow]) -> np.ndarray:
+        """One forecast path per bar window: shape (len(windows), horizon), log returns.
+
+        A window is a bar frame or a mapping of column arrays (what the server parses); all
+        windows share one feature pass and one network call.
+        """
         x = last_window_features(windows, self.spec, self.info.window)
         return self.predict_features(x)
 
-    def predict_quantiles(self, windows: Sequence[pd.DataFrame]) -> np.ndarray:
+    def predict_quantiles(self, windows: Sequence[BarWindow]) -> np.ndarray:
         """Quantile paths, shape (len(windows), len(info.quantiles), horizon)."""
         if not self.info.quantiles:
             raise ValueError(f"model {self.info.name} v{self.info.version} has no quantiles")
         x = last_window_features(windows, self.spec, self.info.window)
         return self._run(x)[:, 1:, :]
+
+    def predict_paths(self, windows: Sequence[BarWindow]) -> np.ndarray:
+        """Point and quantile paths in one pass: shape (len(windows), 1 + len(quantiles), horizon)."""
+        return self._run(last_window_features(windows, self.spec, self.info.window))
 
     def predict_bars(self, bars: pd.DataFrame, anchors: np.ndarray) -> np.ndarray:
         """Forecasts at many anchors of one long bar frame (features computed once).

@@ -61,17 +61,20 @@ class Prediction:
     quantiles: dict[str, np.ndarray] | None
 
 
-def _point_paths(model: LoadedModel, windows: Sequence[Window], need: int) -> np.ndarray:
+def _paths(model: LoadedModel, windows: Sequence[Window]) -> np.ndarray:
+    """(N, 1 + Q, horizon): point path, then one path per quantile level (Q may be 0)."""
     forecaster = model.forecaster
-    predict_bars = getattr(forecaster, "predict_bars", None)
-    if not callable(predict_bars):
-        return np.asarray(forecaster.predict([bars_frame(w) for w in windows]), dtype=np.float64)
-    # The windows' last ``need`` bars end to end, ONE feature pass, one network call.
-    # Forecaster.predict_bars guarantees the result equals predict() on each window: a feature
-    # row reads only its own lookback, which stays inside its own window here.
-    stacked = {c: np.concatenate([np.asarray(w[c])[-need:] for w in windows]) for c in BAR_COLUMNS}
-    anchors = np.arange(1, len(windows) + 1, dtype=np.int64) * need - 1
-    return np.asarray(predict_bars(pd.DataFrame(stacked, copy=False), anchors), dtype=np.float64)
+    predict_paths = getattr(forecaster, "predict_paths", None)
+    if callable(predict_paths):
+        # Features straight from the parsed column arrays: the model's own pipeline, one
+        # vectorised pass over all windows of the micro-batch, one network call, no pandas.
+        return np.asarray(predict_paths(windows), dtype=np.float64)
+    frames = [bars_frame(w) for w in windows]  # any other ForecasterLike
+    point = np.asarray(forecaster.predict(frames), dtype=np.float64)[:, None, :]
+    quantile_fn = getattr(forecaster, "predict_quantiles", None)
+    if getattr(model.info, "quantiles", ()) and callable(quantile_fn):
+        return np.concatenate([point, np.asarray(quantile_fn(frames), dtype=np.float64)], axis=1)
+    return point
 
 
 def predict_windows(model: LoadedModel, windows: Sequence[Window]) -> list[Prediction]:
@@ -82,27 +85,23 @@ def predict_windows(model: LoadedModel, windows: Sequence[Window]) -> list[Predi
             raise FeatureError(
                 f"window {i} has {len(w['ts'])} bars; the model needs at least {need}"
             )
-    paths = _point_paths(model, windows, need)
-    if paths.ndim != 2 or paths.shape[0] != len(windows):
+    paths = _paths(model, windows)
+    if paths.ndim != 3 or paths.shape[0] != len(windows):
         raise RuntimeError(f"model returned shape {paths.shape} for {len(windows)} windows")
     for i in range(len(windows)):
-        if not np.all(np.isfinite(paths[i])):
+        if not np.all(np.isfinite(paths[i, 0])):
             raise FeatureError(f"window {i} gives a non-finite forecast (bad bars?)")
     levels = tuple(getattr(model.info, "quantiles", ()) or ())
-    quantile_fn = getattr(model.forecaster, "predict_quantiles", None)
-    qs = None
-    if levels and callable(quantile_fn):
-        qs = np.asarray(quantile_fn([bars_frame(w) for w in windows]), dtype=np.float64)
-        if qs.shape[:2] != (len(windows), len(levels)):
-            logger.warning("ignoring quantiles of unexpected shape %s", qs.shape)
-            qs = None
-    out = []
-    for i in range(len(windows)):
-        quantiles = None
-        if qs is not None:
-            quantiles = {str(level): qs[i, j] for j, level in enumerate(levels)}
-        out.append(Prediction(paths[i], quantiles))
-    return out
+    if levels and paths.shape[1] != 1 + len(levels):
+        logger.warning("ignoring quantiles of unexpected shape %s", paths.shape)
+        levels = ()
+    return [
+        Prediction(
+            paths[i, 0],
+            {str(level): paths[i, 1 + j] for j, level in enumerate(levels)} if levels else None,
+        )
+        for i in range(len(windows))
+    ]
 
 
 class Runner:
