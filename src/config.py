@@ -71,9 +71,10 @@ class ServingSettings(BaseModel):
     poll_interval_s: float = Field(default=30.0, gt=0)
     admin_token: SecretStr | None = None
     url: str = "http://127.0.0.1:8000"
-    # How the server runs the model: micro-batched in one inference thread (default), one
-    # thread call per request, or inline on the event loop (see cryptoarena.serving.inference).
-    inference: Literal["batch", "thread", "inline"] = "batch"
+    # How the server runs the model: micro-batched on the event loop (default) or in one
+    # inference thread, one thread call per request, or inline per request on the event loop
+    # (see cryptoarena.serving.inference; bench/serving.py measures them).
+    inference: Literal["batch", "batch_inline", "thread", "inline"] = "batch_inline"
 
 
 class TradingSettings(BaseModel):

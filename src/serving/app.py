@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,6 +21,7 @@ from cryptoarena.serving.inference import InferenceMode, Runner
 from cryptoarena.serving.metrics import MetricsMiddleware, ServingMetrics
 from cryptoarena.serving.schemas import json_safe_error
 from cryptoarena.serving.slot import (
+    LoadedModel,
     ModelSlot,
     ModelSource,
     ModelUnavailable,
@@ -45,9 +47,14 @@ def create_app(
     from cryptoarena.serving.routes import router
 
     metrics = ServingMetrics()
+
+    def on_swap(model: LoadedModel) -> None:
+        metrics.model_loaded(model)
+        gc.freeze()  # the new model's objects too (see lifespan); cheap, no collection
+
     slot = ModelSlot(
         source or RegistrySource(settings.serving.model_name, settings.mlflow.tracking_uri),
-        on_swap=metrics.model_loaded,
+        on_swap=on_swap,
     )
     state = ServingState(
         settings=settings,
@@ -64,6 +71,11 @@ def create_app(
         except ModelUnavailable as exc:
             # Serve anyway: /health answers, /ready says why, the poller keeps trying.
             logger.warning("starting without a model: %s", exc)
+        # torch, mlflow and pandas leave ~700k long-lived objects: a full collection walks them
+        # all (~260 ms here), stalling every request in flight whenever one comes due. Collect
+        # once now, before serving, and move the survivors out of the collector's sight.
+        gc.collect()
+        gc.freeze()
         poller = asyncio.create_task(
             poll_champion(slot, settings.serving.poll_interval_s), name="champion-poller"
         )

@@ -1,15 +1,16 @@
-"""Running the model for requests: bars in, forecast paths out, off the event loop.
+"""Running the model for requests: bars in, forecast paths out.
 
-Inference is CPU-bound (features in pandas/numpy, then the LSTM), so it must not stall the
-event loop that also answers /health and accepts new connections. Three ways to run it:
+Inference is CPU-bound (features in numpy, then the LSTM). Four ways to run it:
 
-- ``inline``: on the event loop. Cheapest per call for a tiny model, but a slow forecast blocks
-  every other request meanwhile.
-- ``thread``: each request's forecast in a single inference thread (``asyncio`` executor).
-- ``batch`` (default): requests that arrive while the model is busy are queued and run together
-  as ONE ``predict`` call in the inference thread. Under concurrency this amortises the
-  per-call cost of the model (an LSTM step costs about the same for 1 or 16 windows), and the
-  loop stays free. With one request at a time it behaves like ``thread``.
+- ``batch_inline`` (default): requests that arrive while the model is busy are queued and run
+  together as ONE ``predict_paths`` call (one vectorised feature pass, one network call), on
+  the event loop. No thread hop and no GIL hand-over; the loop is blocked for one micro-batch
+  (well under a millisecond on the tiny model), and reads the requests that arrived meanwhile
+  right after it.
+- ``batch``: the same micro-batches in a single inference thread, so a slow model cannot stall
+  /health or new connections. Costs a thread hop and GIL hand-overs per batch.
+- ``thread``: each request's forecast in the inference thread, no batching.
+- ``inline``: each request's forecast on the event loop, no batching.
 
 bench/serving.py compares them; docs/benchmarks.md has the numbers.
 """
@@ -33,7 +34,7 @@ from cryptoarena.serving.slot import LoadedModel
 
 logger = logging.getLogger(__name__)
 
-InferenceMode = Literal["batch", "thread", "inline"]
+InferenceMode = Literal["batch", "batch_inline", "thread", "inline"]
 MAX_MICRO_BATCH = 64
 
 
@@ -133,7 +134,6 @@ class Runner:
         return [await future]
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._queue:
                 # One loop turn first: requests whose bytes already arrived get parsed and
@@ -150,9 +150,7 @@ class Runner:
                     frames = [frame for _, frame, _ in items]
                     self._on_batch(len(frames))
                     try:
-                        results = await loop.run_in_executor(
-                            self._executor(), predict_windows, model, frames
-                        )
+                        results = await self._call(model, frames)
                     except Exception as exc:
                         await self._one_by_one(items, exc)
                         continue
@@ -172,18 +170,23 @@ class Runner:
             if not items[0][2].done():
                 items[0][2].set_exception(exc)
             return
-        loop = asyncio.get_running_loop()
         for model, frame, future in items:
             try:
-                [result] = await loop.run_in_executor(
-                    self._executor(), predict_windows, model, [frame]
-                )
+                [result] = await self._call(model, [frame])
             except Exception as one:
                 if not future.done():
                     future.set_exception(one)
             else:
                 if not future.done():
                     future.set_result(result)
+
+    async def _call(self, model: LoadedModel, windows: list[Window]) -> list[Prediction]:
+        if self.mode == "batch_inline":
+            # On the loop: no thread hop and no GIL hand-over between the loop and the
+            # inference thread (which can wait out the 5 ms switch interval under load).
+            return predict_windows(model, windows)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), predict_windows, model, windows)
 
     def _executor(self) -> ThreadPoolExecutor:
         # Created on first use and again after close(): an app's lifespan may run twice.

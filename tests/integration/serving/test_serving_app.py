@@ -169,8 +169,9 @@ def test_no_champion_yet_means_503_then_the_poller_loads_it(
         assert c.post("/v1/forecast", json=body(recent_bars)).status_code == 200
 
 
+@pytest.mark.parametrize("mode", ["batch", "batch_inline"])
 async def test_micro_batches_match_single_calls_and_isolate_a_bad_window(
-    champion: Any, recent_bars: pd.DataFrame
+    champion: Any, recent_bars: pd.DataFrame, mode: str
 ) -> None:
     import asyncio
 
@@ -179,7 +180,7 @@ async def test_micro_batches_match_single_calls_and_isolate_a_bad_window(
     from cryptoarena.serving.slot import LoadedModel
 
     sizes: list[int] = []
-    runner = Runner("batch", on_batch=sizes.append)
+    runner = Runner(mode, on_batch=sizes.append)  # type: ignore[arg-type]
     model = LoadedModel(champion, "1", "test")
     n = champion.info.min_bars
     wins = [recent_bars.iloc[i : i + n].reset_index(drop=True) for i in range(0, 120, 10)]
