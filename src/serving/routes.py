@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 from cryptoarena.model.features import FeatureError
-from cryptoarena.serving.deps import AdminDep, ModelDep, ServingState, StateDep
+from cryptoarena.serving.deps import (
+    FORECAST_BODY_OPENAPI,
+    AdminDep,
+    ForecastBody,
+    ModelDep,
+    ServingState,
+    StateDep,
+)
 from cryptoarena.serving.inference import Prediction, bars_arrays, elapsed_ms
 from cryptoarena.serving.schemas import (
     BatchForecastRequest,
@@ -97,8 +104,9 @@ def _response(
     response_model=ForecastResponse,
     responses=WITH_BODY,
     summary="Forecast the next 1…15 s from the most recent one-second bars",
+    openapi_extra=FORECAST_BODY_OPENAPI,
 )
-async def forecast(req: ForecastRequest, model: ModelDep, state: StateDep) -> Response:
+async def forecast(req: ForecastBody, model: ModelDep, state: StateDep) -> Response:
     started = time.perf_counter()
     errors = _check(req, model, state, ("body",))
     if errors:
