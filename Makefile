@@ -37,10 +37,12 @@ fmt: install
 	$(BIN)/ruff check --fix src flows tests bench
 
 test: install lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# Every benchmark (minutes; never part of the tests). Results go in docs/benchmarks.md by hand.
+BENCHES := bars exchange journal model trading serving
 bench: install
-	$(BIN)/python -m bench.bars
+	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
