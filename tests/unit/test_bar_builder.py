@@ -3,39 +3,24 @@ trades are cut into batches and whenever advance() ticks in between."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from cryptoarena.data import bar_builder
 from cryptoarena.data.bar_builder import BarBuilder
 from cryptoarena.data.bars import build_bars
 from cryptoarena.data.loaders import load_trades
-from cryptoarena.data.records import NS_PER_S, Bar, records_to_bars, trades_frame
+from cryptoarena.data.records import NS_PER_S, Bar, records_to_bars
 from cryptoarena.data.samples import BINANCE_FEED, sample_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-EXACT = ("ts", "open", "high", "low", "close", "trades")
-SUMS = ("volume", "vwap", "buy_volume", "sell_volume")
-
-
-def assert_same_bars(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    assert len(a) == len(b)
-    for col in EXACT:
-        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
-    for col in SUMS:
-        np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-11, err_msg=col)
+from tests.unit.bar_checks import assert_same_bars, trade_frames
 
 
 @st.composite
 def trades_and_cuts(draw: st.DrawFn) -> tuple[pd.DataFrame, list[int], list[bool]]:
-    n = draw(st.integers(1, 400))
-    gaps = draw(st.lists(st.integers(0, 3 * NS_PER_S), min_size=n, max_size=n))
-    ts = 1_700_000_000 * NS_PER_S + np.cumsum(gaps)
-    price = draw(st.lists(st.floats(1.0, 1e6, allow_nan=False), min_size=n, max_size=n))
-    size = draw(st.lists(st.floats(1e-6, 1e3, allow_nan=False), min_size=n, max_size=n))
-    side = draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=n, max_size=n))
-    frame = trades_frame(ts, np.array(price), np.array(size), np.array(side), np.arange(n))
+    frame = draw(trade_frames(max_trades=400))
+    n = len(frame)
     cuts = sorted(set(draw(st.lists(st.integers(1, n), max_size=12))) | {n})
     ticks = draw(st.lists(st.booleans(), min_size=len(cuts), max_size=len(cuts)))
     return frame, cuts, ticks
