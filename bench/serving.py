@@ -1,6 +1,6 @@
 """Serving benchmark: this forecast server against ``mlflow models serve``, same model, same bars.
 
-Run: ``.venv/bin/python -m bench.serving [--seconds 5] [--rounds 4] [--modes batch,thread,inline]
+Run: ``.venv/bin/python -m bench.serving [--seconds 5] [--rounds 4] [--modes batch_inline,batch,inline]
 [--concurrency 1,8] [--workers 1] [--client wrk|httpx] [--tracking-uri URI --model NAME]``
 
 Needs ``wrk`` (``sudo apt-get install -y wrk``); ``--client httpx`` uses the slower pure-Python
@@ -172,7 +172,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
     p.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
-    p.add_argument("--modes", default="batch,thread,inline")
+    p.add_argument("--modes", default="batch_inline,batch,inline")
     p.add_argument("--concurrency", default="1,8")
     p.add_argument("--tracking-uri", default=None, help="bench this registry's champion")
     p.add_argument("--model", default="btcusdt-15s")
