@@ -7,10 +7,8 @@ process; the market is the shipped real tape, re-stamped to now and pushed as it
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,10 +24,8 @@ from cryptoarena.trading.journal import Journal
 
 from tests.fakes.bybit_account import TEST_KEY, TEST_SECRET, FakeAccount
 from tests.fakes.bybit_server import FakeBybit
-from tests.integration.trading_kit import journal_settings, tape_slice
+from tests.integration.trading_kit import arena_env, journal_settings, start_arena, tape_slice
 
-ROOT = Path(__file__).resolve().parents[2]
-ARENA = str(Path(sys.executable).with_name("arena"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 CONFIG = """
@@ -83,20 +79,17 @@ class Market(threading.Thread):
 
 
 def _worker(tmp: Path, fake: FakeBybit, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
-    env |= {
-        "ARENA_MONGO__EMBEDDED_DIR": str(tmp / "journal"),
-        "ARENA_TRADING__KILL_FILE": str(tmp / "arena.kill"),
-        "ARENA_BYBIT__API_KEY": TEST_KEY,
-        "ARENA_BYBIT__API_SECRET": TEST_SECRET,
-        "ARENA_BYBIT__REST_URL": fake.http_url,
-        "ARENA_BYBIT__WS_PUBLIC_URL": fake.ws_url(),
-        "ARENA_BYBIT__WS_PRIVATE_URL": fake.http_url.replace("http://", "ws://"),
-    }
-    cmd = [ARENA, "trade", "--config", str(tmp / "arena.toml"), "--source", "bybit",
-           "--exchange", "bybit-demo", "--run-id", "bybit-crash"]  # fmt: skip
-    with log.open("ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    env = arena_env(
+        tmp,
+        ARENA_BYBIT__API_KEY=TEST_KEY,
+        ARENA_BYBIT__API_SECRET=TEST_SECRET,
+        ARENA_BYBIT__REST_URL=fake.http_url,
+        ARENA_BYBIT__WS_PUBLIC_URL=fake.ws_url(),
+        ARENA_BYBIT__WS_PRIVATE_URL=fake.http_url.replace("http://", "ws://"),
+    )
+    args = ["trade", "--config", str(tmp / "arena.toml"), "--source", "bybit",
+            "--exchange", "bybit-demo", "--run-id", "bybit-crash"]  # fmt: skip
+    return start_arena(args, env, log)
 
 
 def _orders(account: FakeAccount) -> list[str]:

@@ -3,10 +3,8 @@ processes (token-protected), `arena report` from the journal."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -14,10 +12,8 @@ from pathlib import Path
 import pytest
 from cryptoarena.trading.journal import Journal
 
-from tests.integration.trading_kit import journal_settings
+from tests.integration.trading_kit import ARENA, ROOT, arena_env, journal_settings, start_arena
 
-ROOT = Path(__file__).resolve().parents[2]
-ARENA = str(Path(sys.executable).with_name("arena"))
 pytestmark = pytest.mark.slow
 
 CONFIG = """
@@ -38,12 +34,7 @@ params = { margin_bps = 0.0 }
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
-    return env | {
-        "ARENA_MONGO__EMBEDDED_DIR": str(tmp / "journal"),
-        "ARENA_TRADING__KILL_FILE": str(tmp / "arena.kill"),
-        "ARENA_TRADING__KILL_TOKEN": "s3cret-kill",
-    }
+    return arena_env(tmp, ARENA_TRADING__KILL_TOKEN="s3cret-kill")
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -61,10 +52,9 @@ def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_p
     (tmp_path / "arena.toml").write_text(CONFIG)
     env = _env(tmp_path)
     log = tmp_path / "trade.log"
-    cmd = [ARENA, "trade", "--config", str(tmp_path / "arena.toml"), "--source", "replay",
-           "--exchange", "paper", "--run-id", "live1", "--start-minute", "60", "--speed", "40"]  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    args = ["trade", "--config", str(tmp_path / "arena.toml"), "--source", "replay",
+            "--exchange", "paper", "--run-id", "live1", "--start-minute", "60", "--speed", "40"]  # fmt: skip
+    proc = start_arena(args, env, log)
     try:
         _wait_for(log, "progress:", proc)
         time.sleep(3.0)  # 2 minutes of market at 40×: buy-and-hold is long by now

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -23,12 +21,13 @@ from cryptoarena.trading.journal.schema import KINDS
 from tests.integration.journal_helpers import sqlite_locked
 from tests.integration.trading_kit import (
     TrailingMoveSource,
+    arena_env,
     journal_settings,
     run_worker,
+    start_arena,
     tape_slice,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -116,16 +115,9 @@ params = { margin_bps = 0.0 }
 
 
 def _backtest(tmp: Path, run_id: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
-    env |= {
-        "ARENA_MONGO__EMBEDDED_DIR": str(tmp / "journal"),
-        "ARENA_TRADING__KILL_FILE": str(tmp / "arena.kill"),
-        "OMP_NUM_THREADS": "1",
-    }
-    cmd = [str(Path(sys.executable).with_name("arena")), "backtest", "--config", str(tmp / "arena.toml"),
-           "--run-id", run_id, "--start-minute", "60", "--minutes", "240"]  # fmt: skip
-    log = (tmp / f"{run_id}.log").open("ab")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    args = ["backtest", "--config", str(tmp / "arena.toml"), "--run-id", run_id,
+            "--start-minute", "60", "--minutes", "240"]  # fmt: skip
+    return start_arena(args, arena_env(tmp, OMP_NUM_THREADS="1"), tmp / f"{run_id}.log")
 
 
 def _wait_for_progress(log: Path, proc: subprocess.Popen[bytes], min_orders: int) -> None:

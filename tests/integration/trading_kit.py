@@ -1,8 +1,12 @@
-"""Shared pieces for the trading tests: real tape slices, a journal in tmp, a worker to run."""
+"""Shared pieces for the trading tests: real tape slices, a journal in tmp, a worker to run,
+and the `arena` command in a subprocess."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +25,9 @@ from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfi
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.worker import Worker
 
+ROOT = Path(__file__).resolve().parents[2]
+ARENA = str(Path(sys.executable).with_name("arena"))
+
 
 @lru_cache(maxsize=1)
 def tardis_day() -> pd.DataFrame:
@@ -38,6 +45,25 @@ def tape_slice(start_s: float, minutes: float) -> pd.DataFrame:
 
 def journal_settings(tmp: Path) -> Settings:
     return Settings(mongo={"embedded_dir": tmp / "journal"}, home=tmp)  # type: ignore[arg-type]
+
+
+def arena_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Environment for an `arena` subprocess: no ARENA_* of the caller leaks in; the journal
+    and the kill file live under ``tmp``; ``extra`` adds or overrides variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+    return env | {
+        "ARENA_MONGO__EMBEDDED_DIR": str(tmp / "journal"),
+        "ARENA_TRADING__KILL_FILE": str(tmp / "arena.kill"),
+        **extra,
+    }
+
+
+def start_arena(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``arena <args>`` from the repository root, stdout and stderr appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [ARENA, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 class TrailingMoveSource:
