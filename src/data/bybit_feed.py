@@ -27,6 +27,7 @@ from cryptoarena.data.bybit_ws import FeedWebSocket, fetch_recent_trades, in_dae
 from cryptoarena.data.feed import FeedGap
 from cryptoarena.data.loaders import parse_bybit_public_trade
 from cryptoarena.data.records import Trade
+from cryptoarena.data.trade_sequencer import TradeSequencer
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +71,14 @@ class BybitFeed:
     def __init__(self, config: BybitFeedConfig | None = None) -> None:
         self.config = config or BybitFeedConfig()
         self.symbol = self.config.symbol
-        self.gaps: list[FeedGap] = []
         self.stats: collections.Counter[str] = collections.Counter()
+        self._sequencer = TradeSequencer(self.config.remember_ids, self.stats)
+        self.gaps: list[FeedGap] = self._sequencer.gaps
         self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._ws: FeedWebSocket | None = None
         self._acks: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._seen: set[str] = set()
-        self._seen_order: collections.deque[str] = collections.deque()
-        self._last_ts: int | None = None
-        self._holding: int | None = None  # connection generation whose trades wait for backfill
-        self._held: list[Trade] = []
         self._closing = False
 
     @property
@@ -255,14 +252,14 @@ class BybitFeed:
             trades = None
         self._queue.put_nowait(("backfill", gen, trades, start_ns, end_ns, reason))
 
-    # ---- event-loop side: dedupe, order, gaps ------------------------------------------------
+    # ---- event-loop side: parse, then dedupe, order and gaps (TradeSequencer) ---------------
     def _handle(self, item: tuple[Any, ...]) -> list[Trade]:
         kind, gen = item[0], item[1]
         if kind == "hold":
-            self._holding, self._held = gen, []
+            self._sequencer.hold(gen)
             return []
         if kind == "release":
-            return self._release([])
+            return self._sequencer.release([])
         if kind == "trades":
             try:
                 trades = parse_bybit_public_trade(item[2])
@@ -270,50 +267,6 @@ class BybitFeed:
                 self.stats["bad_messages"] += 1
                 logger.warning("bybit feed: bad message: %s", exc)
                 return []
-            if self._holding == gen:
-                self._held.extend(trades)
-                return []
-            return self._accept(trades)
-        # backfill: merge the recovered trades with what arrived meanwhile, report the gap
+            return self._sequencer.trades(gen, trades)
         _, gen, recovered, start_ns, end_ns, reason = item
-        recovered = recovered or []
-        complete = bool(recovered) and (
-            any(t.trade_id in self._seen for t in recovered)
-            or (self._last_ts is not None and recovered[0].ts <= self._last_ts)
-        )
-        before = self.stats["delivered"]
-        out = self._release(recovered)
-        self.gaps.append(
-            FeedGap(
-                start_ns,
-                end_ns,
-                reason,
-                recovered=self.stats["delivered"] - before,
-                complete=complete,
-            )
-        )
-        logger.info("bybit feed: gap %s", self.gaps[-1])
-        return out
-
-    def _release(self, recovered: list[Trade]) -> list[Trade]:
-        merged = sorted([*recovered, *self._held], key=lambda t: t.ts)
-        self._holding, self._held = None, []
-        return self._accept(merged)
-
-    def _accept(self, trades: list[Trade]) -> list[Trade]:
-        out = []
-        for trade in trades:
-            if trade.trade_id in self._seen:
-                self.stats["duplicates"] += 1
-                continue
-            if self._last_ts is not None and trade.ts < self._last_ts:
-                self.stats["late"] += 1  # older than what was delivered: cannot keep time order
-                continue
-            self._seen.add(trade.trade_id)
-            self._seen_order.append(trade.trade_id)
-            if len(self._seen_order) > self.config.remember_ids:
-                self._seen.discard(self._seen_order.popleft())
-            self._last_ts = trade.ts
-            out.append(trade)
-        self.stats["delivered"] += len(out)
-        return out
+        return self._sequencer.backfill(recovered or [], start_ns, end_ns, reason)
