@@ -164,15 +164,8 @@ class WorkerDuties:
         if self.last_price is not None:
             for name in self.books:
                 if self.books[name].qty != 0 and self._must_flatten(name):
-                    await self.router.rebalance(
-                        name,
-                        0.0,
-                        price=self.last_price,
-                        now_ns=now_ns,
-                        last_trade_ns=self.last_trade_ns,
-                        uses_forecast=False,
-                        forecast_age_s=None,
-                        decision_id=None,
+                    await self.router.flatten(
+                        name, price=self.last_price, now_ns=now_ns, last_trade_ns=self.last_trade_ns
                     )
         await self.router.expire(now_ns)
         if now_ns >= self._next_progress_ns:
@@ -254,15 +247,8 @@ class WorkerDuties:
             if self.config.arena.flatten_on_stop and self.last_price is not None:
                 for name, book in self.books.items():
                     if book.qty != 0:
-                        await router.rebalance(
-                            name,
-                            0.0,
-                            price=self.last_price,
-                            now_ns=now,
-                            last_trade_ns=now,
-                            uses_forecast=False,
-                            forecast_age_s=None,
-                            decision_id=None,
+                        await router.flatten(
+                            name, price=self.last_price, now_ns=now, last_trade_ns=now
                         )
                 await router.drain()
                 await asyncio.sleep(0.5 if not self.lockstep else 0)

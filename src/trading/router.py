@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
 
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
@@ -25,31 +24,24 @@ from cryptoarena.trading.exchange.errors import (
     TemporaryExchangeError,
 )
 from cryptoarena.trading.exchange.models import (
-    Fill,
     Instrument,
     Order,
     OrderRequest,
-    OrderStatus,
     Side,
 )
-from cryptoarena.trading.orders import (
-    InFlight,
-    fill_doc,
-    order_doc,
-    order_update_doc,
-    recovered_fill,
-    run_tag,
-    size_order,
-)
+from cryptoarena.trading.order_tracking import OrderTracker, Record
+from cryptoarena.trading.orders import InFlight, order_doc, size_order
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 
 logger = logging.getLogger(__name__)
 
-Record = Callable[[str, dict[str, Any]], str]
 SEND_RETRIES = 3
 
 
-class OrderRouter:
+class OrderRouter(OrderTracker):
+    """Targets to orders on top of the tracker: size, check risk, journal, send (retrying a
+    temporary error with the same id), cancel what is late."""
+
     def __init__(
         self,
         *,
@@ -65,48 +57,20 @@ class OrderRouter:
         order_timeout_s: float,
         inline: bool,
     ) -> None:
+        super().__init__(
+            books=books, record=record, clock=clock, run_id=run_id, incarnation=incarnation
+        )
         self.exchange = exchange
         self.instrument = instrument
-        self.books = books
         self.risk = risk
-        self._record = record
-        self.clock = clock
-        self.run_id = run_id
-        self.tag = run_tag(run_id)
-        self.incarnation = incarnation
-        self.index = {name: i for i, name in enumerate(books)}
         self.min_trade_fraction = Decimal(str(min_trade_fraction))
         self.order_timeout_ns = int(order_timeout_s * NS_PER_S)
         self.inline = inline
-        self.seq = dict.fromkeys(books, 0)
-        self.in_flight: dict[str, InFlight] = {}
-        self.owner: dict[str, str] = {}
-        self.sent: set[str] = set()
-        self.seen_exec: set[str] = set()
-        self.applied: dict[str, Decimal] = {}  # filled quantity booked, per client id
         self.band_ref: float | None = None  # the last closed 1 s bar's VWAP (set by the worker)
         self.orders_sent = dict.fromkeys(books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         # Live exchanges: make the journaled order durable before it leaves the process.
         self.before_send: Callable[[], Awaitable[None]] | None = None
-
-    # -- ids ------------------------------------------------------------------------------
-    def next_client_id(self, strategy: str) -> str:
-        self.seq[strategy] += 1
-        cid = f"{self.tag}-{self.index[strategy]:02d}-{self.incarnation}-{self.seq[strategy]:x}"
-        if cid in self.sent:  # cannot happen with a fresh incarnation; refuse loudly if it does
-            raise RuntimeError(f"client id {cid} would be reused")
-        return cid
-
-    def strategy_of(self, client_id: str) -> str | None:
-        if client_id in self.owner:
-            return self.owner[client_id]
-        parts = client_id.split("-")
-        if len(parts) == 4 and parts[0] == self.tag and parts[1].isdigit():
-            names = list(self.books)
-            i = int(parts[1])
-            return names[i] if i < len(names) else None
-        return None
 
     # -- targets to orders ------------------------------------------------------------------
     async def rebalance(
@@ -177,6 +141,21 @@ class OrderRouter:
             task.add_done_callback(self._tasks.discard)
         return cid
 
+    async def flatten(
+        self, strategy: str, *, price: float, now_ns: int, last_trade_ns: int | None
+    ) -> str | None:
+        """Target zero for ``strategy`` (kill switch, halt, stop): no forecast, no decision."""
+        return await self.rebalance(
+            strategy,
+            0.0,
+            price=price,
+            now_ns=now_ns,
+            last_trade_ns=last_trade_ns,
+            uses_forecast=False,
+            forecast_age_s=None,
+            decision_id=None,
+        )
+
     async def _send(self, request: OrderRequest) -> None:
         cid = request.client_id
         if self.before_send is not None:
@@ -209,77 +188,6 @@ class OrderRouter:
         except ExchangeError:
             return None
 
-    def _failed(self, cid: str, reason: str) -> None:
-        strategy = self.owner.get(cid)
-        logger.warning("order %s (%s) failed: %s", cid, strategy, reason)
-        self._record(
-            "order_updates",
-            {
-                "client_id": cid,
-                "strategy": strategy,
-                "status": OrderStatus.REJECTED.value,
-                "reason": reason,
-                "ts_ns": self.clock.now_ns(),
-            },
-        )
-        flight = self.in_flight.get(strategy) if strategy is not None else None
-        if flight is not None and flight.client_id == cid:
-            del self.in_flight[flight.strategy]
-
-    # -- updates from the exchange ----------------------------------------------------------
-    def on_update(self, update: Order | Fill) -> None:
-        if isinstance(update, Fill):
-            self.on_fill(update)
-        else:
-            self.on_order(update)
-
-    def on_order(self, order: Order) -> None:
-        strategy = self.strategy_of(order.client_id)
-        if strategy is None:
-            return  # not ours (another process or manual trading on the account)
-        self._record("order_updates", order_update_doc(order, strategy, self.clock.now_ns()))
-        if not order.status.is_open:
-            current = self.in_flight.get(strategy)
-            if current is not None and current.client_id == order.client_id:
-                if self.applied.get(order.client_id, Decimal(0)) >= order.filled_qty:
-                    del self.in_flight[strategy]
-                else:
-                    current.final = order
-
-    def on_fill(self, fill: Fill) -> None:
-        if fill.exec_id in self.seen_exec:
-            return
-        strategy = self.strategy_of(fill.client_id)
-        if strategy is None:
-            return
-        self.seen_exec.add(fill.exec_id)
-        book = self.books[strategy]
-        realised = book.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.ts_ns)
-        self._record("fills", fill_doc(strategy, fill, realised))
-        applied = self.applied[fill.client_id] = (
-            self.applied.get(fill.client_id, Decimal(0)) + fill.qty
-        )
-        current = self.in_flight.get(strategy)
-        if (
-            current is not None
-            and current.client_id == fill.client_id
-            and current.final is not None
-            and applied >= current.final.filled_qty
-        ):
-            del self.in_flight[strategy]
-
-    def recover_fill(self, order: Order, now_ns: int) -> bool:
-        """Book fills the exchange reports for ``order`` but that never reached us (a crash, a
-        lost message): at the order's average price with the taker fee. Journaled as a fill
-        with an ``exec_id`` of ``recovered-…``. Returns True if something was missing."""
-        missing = order.filled_qty - self.applied.get(order.client_id, Decimal(0))
-        strategy = self.strategy_of(order.client_id)
-        if missing <= 0 or strategy is None or order.avg_price is None:
-            return False
-        self.owner[order.client_id] = strategy
-        self.on_fill(recovered_fill(order, missing, now_ns))
-        return True
-
     async def expire(self, now_ns: int) -> None:
         """Cancel orders in flight for longer than the timeout (a market that stopped trading)."""
         for flight in list(self.in_flight.values()):
@@ -295,29 +203,25 @@ class OrderRouter:
             if flight.cancel_requested or now_ns - flight.sent_ns < self.order_timeout_ns:
                 continue
             flight.cancel_requested = True
-            try:
-                order = await self.exchange.cancel_order(self.instrument.symbol, flight.client_id)
-            except ExchangeError as exc:
-                known = await self._ask(self.instrument.symbol, flight.client_id)
-                if known is not None:
-                    self.on_order(known)
-                else:
-                    logger.warning("cancel of %s failed: %s", flight.client_id, exc)
-                continue
-            self.on_order(order)
+            await self._cancel(flight, "")
 
     async def cancel_all(self) -> None:
         """Stopping: cancel every order still in flight (it must not fill behind our back)."""
         for flight in list(self.in_flight.values()):
-            try:
-                order = await self.exchange.cancel_order(self.instrument.symbol, flight.client_id)
-            except ExchangeError as exc:
-                known = await self._ask(self.instrument.symbol, flight.client_id)
-                if known is None:
-                    logger.warning("cancel of %s at stop failed: %s", flight.client_id, exc)
-                    continue
-                order = known
-            self.on_order(order)
+            await self._cancel(flight, " at stop")
+
+    async def _cancel(self, flight: InFlight, when: str) -> None:
+        """Cancel ``flight``; if the cancel fails, what the exchange says about the order."""
+        symbol = self.instrument.symbol
+        try:
+            order = await self.exchange.cancel_order(symbol, flight.client_id)
+        except ExchangeError as exc:
+            known = await self._ask(symbol, flight.client_id)
+            if known is None:
+                logger.warning("cancel of %s%s failed: %s", flight.client_id, when, exc)
+                return
+            order = known
+        self.on_order(order)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self._tasks:
