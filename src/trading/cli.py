@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from cryptoarena.config import get_settings
@@ -18,14 +18,29 @@ logger = logging.getLogger(__name__)
 CONFIG_HELP = "Arena TOML (strategies, limits); default: settings.trading.config."
 
 
+def _fail(exc: Exception) -> NoReturn:
+    """A user error: one red line, exit code 2, no traceback."""
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2) from None
+
+
+def _session_options(source: str, exchange: str, **fields: Any) -> SessionOptions:
+    """The command's options, or a clear error for an unknown source or exchange."""
+    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source
+
+    try:
+        return SessionOptions(source=Source(source), exchange=ExchangeKind(exchange), **fields)
+    except ValueError as exc:
+        _fail(exc)
+
+
 def _load_config(path: Path | None) -> ArenaConfig:
     from cryptoarena.trading.arena_config import ArenaConfigError, load_arena_config
 
     try:
         return load_arena_config(path or get_settings().trading.config)
     except ArenaConfigError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
 
 
 def _run(options: SessionOptions, config_path: Path | None, report: bool) -> None:
@@ -38,8 +53,7 @@ def _run(options: SessionOptions, config_path: Path | None, report: bool) -> Non
     try:
         result = run_session_sync(settings, config, options)
     except (SessionError, ExchangeError, JournalLockedError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
     typer.echo(f"run {result.run_id}: {summary_line(result)} ({result.stopped_by})")
     if report:
         _print_report(result.run_id)
@@ -58,8 +72,7 @@ def _print_report(run_id: str | None) -> None:
         try:
             rows, comparison = leaderboard(journal, run)
         except LookupError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
+            _fail(exc)
         render(wide_console(), run, rows, comparison)
 
 
@@ -86,23 +99,17 @@ def trade(
     allow_mainnet: bool = typer.Option(False, help="Required to trade real money on mainnet."),
 ) -> None:
     """Trade all configured strategies side by side on a live or replayed market."""
-    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source
-
-    try:
-        opts = SessionOptions(
-            source=Source(source),
-            exchange=ExchangeKind(exchange),
-            run_id=run_id,
-            replay_file=replay_file,
-            start_minute=start_minute,
-            minutes=minutes,
-            speed=(speed or 1.0) if source == "replay" else speed,
-            forecast_url=forecast_url,
-            allow_mainnet=allow_mainnet,
-        )
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    opts = _session_options(
+        source=source,
+        exchange=exchange,
+        run_id=run_id,
+        replay_file=replay_file,
+        start_minute=start_minute,
+        minutes=minutes,
+        speed=(speed or 1.0) if source == "replay" else speed,
+        forecast_url=forecast_url,
+        allow_mainnet=allow_mainnet,
+    )
     _run(opts, config, report=False)
 
 
@@ -122,22 +129,16 @@ def backtest(
     ),
 ) -> None:
     """Replay recorded trades as fast as possible through the same worker, then the leaderboard."""
-    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source
-
-    try:
-        opts = SessionOptions(
-            source=Source.REPLAY,
-            exchange=ExchangeKind(exchange),
-            run_id=run_id,
-            replay_file=replay_file,
-            start_minute=start_minute,
-            minutes=minutes,
-            speed=None,
-            forecast_url=forecast_url,
-        )
-    except ValueError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    opts = _session_options(
+        source="replay",
+        exchange=exchange,
+        run_id=run_id,
+        replay_file=replay_file,
+        start_minute=start_minute,
+        minutes=minutes,
+        speed=None,
+        forecast_url=forecast_url,
+    )
     _run(opts, config, report=True)
 
 
@@ -175,8 +176,7 @@ def kill(
             switch.engage(token, reason, by="cli")
             typer.echo(f"kill switch engaged ({settings.trading.kill_file}): {reason}")
     except KillSwitchError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        _fail(exc)
 
 
 def register(app: typer.Typer) -> None:
