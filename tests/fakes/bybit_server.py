@@ -6,7 +6,7 @@ the public WebSocket (/v5/public/linear and /v5/public/spot: subscribe/unsubscri
 GET /v5/market/recent-trade from the trades it pushed. Other modules add REST routes, the private
 WebSocket or a matching engine as plugins: callables ``(app, fake) -> None`` run before start.
 
-Fault switches: :meth:`drop` (abrupt TCP close or a graceful close frame), :meth:`down` (refuse
+Fault switches (:class:`tests.fakes.bybit_faults.FaultSwitches`): :meth:`drop` (abrupt TCP close or a graceful close frame), :meth:`down` (refuse
 connections for N seconds: the listening socket is really closed), :meth:`reject_topic`
 (subscription answered ``success: false``), ``answer_pings`` (stop answering protocol pings)
 ``mute`` (read frames, answer nothing) and :meth:`silence` (mute only the connections open now).
@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 from cryptoarena.data.records import Trade
 
 from tests.fakes import bybit_wire as wire
+from tests.fakes.bybit_faults import FaultSwitches
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class PublicConn:
     received: list[dict[str, Any]] = field(default_factory=list)  # client frames, in order
 
 
-class FakeBybit:
+class FakeBybit(FaultSwitches):
     def __init__(
         self, plugins: Iterable[Plugin] = (), *, ack_delay_s: float = 0.01, host: str = "127.0.0.1"
     ) -> None:
@@ -271,68 +272,3 @@ class FakeBybit:
         self.stats["recent_trade"] += 1
         listing = [wire.recent_trade_row(item) for item in reversed(rows)]  # newest first
         return web.json_response(wire.envelope({"category": category, "list": listing}))
-
-    # ---- fault switches --------------------------------------------------------------------
-    def drop(self, *, graceful: bool = False, code: int = 1000) -> int:
-        """Close every open WebSocket: abruptly (TCP abort) or with a close frame; how many."""
-
-        async def run() -> int:
-            conns = list(self.conns)
-            for conn in conns:
-                if graceful:
-                    await conn.ws.close(code=code, message=b"fake bybit: graceful close")
-                else:
-                    conn.transport.abort()
-                self.conns.discard(conn)
-            self.stats["graceful_closes" if graceful else "abrupt_drops"] += len(conns)
-            return len(conns)
-
-        result: int = self.call(run())
-        return result
-
-    def down(self, seconds: float) -> None:
-        """Drop every connection and refuse new ones for ``seconds`` (the port is really closed)."""
-
-        async def run() -> None:
-            for conn in list(self.conns):
-                conn.transport.abort()
-            self.conns.clear()
-            if self._site is not None:
-                await self._site.stop()
-                self._site = None
-            self.stats["downtimes"] += 1
-            loop = asyncio.get_running_loop()
-            self._down_handle = loop.call_later(seconds, lambda: loop.create_task(self._listen()))
-
-        self.call(run())
-
-    def up(self) -> None:
-        """End a downtime early."""
-
-        async def run() -> None:
-            if self._down_handle is not None:
-                self._down_handle.cancel()
-                self._down_handle = None
-            if self._site is None:
-                await self._listen()
-
-        self.call(run())
-
-    @property
-    def is_down(self) -> bool:
-        return self._site is None
-
-    def silence(self) -> int:
-        """Mute the public connections open now (new ones are answered): silent sockets."""
-
-        def run() -> int:
-            for conn in self.conns:
-                conn.muted = True
-            return len(self.conns)
-
-        result: int = self.call(run)
-        return result
-
-    def reject_topic(self, topic: str) -> None:
-        """Answer subscriptions to ``topic`` with ``success: false`` (like an unknown symbol)."""
-        self.rejected_topics.add(topic)
