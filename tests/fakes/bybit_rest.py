@@ -2,21 +2,18 @@
 
 Signatures are verified on the raw query string / raw body bytes (reference §2.1): 10003 for an
 unknown key, 10002 outside the recv window, 10004 for a bad signature. Every response carries the
-real envelope and the ``X-Bapi-Limit*`` headers. Fault switches: :meth:`FakeRest.fail_next`
-(any retCode, 10006 with a future reset time), :meth:`FakeRest.timeout_after_accept` (the order
-is created, the answer comes too late). Everything received is kept in ``requests``.
+real envelope and the ``X-Bapi-Limit*`` headers (both in :mod:`tests.fakes.bybit_rest_auth`).
+Fault switches: :meth:`FakeRest.fail_next` (any retCode, 10006 with a future reset time),
+:meth:`FakeRest.timeout_after_accept` (the order is created, the answer comes too late).
+Everything received is kept in ``requests``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -26,29 +23,11 @@ from cryptoarena.trading.exchange.instruments import prepare_order
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
 
 from tests.fakes.bybit_matching import FakeMatching, kline_rows
+from tests.fakes.bybit_rest_auth import RateLimits, Recorded, check_signature
 from tests.fakes.bybit_wire import envelope, now_ms
 
 if TYPE_CHECKING:
     from tests.fakes.bybit_server import FakeBybit
-
-LIMITS = {"/v5/order/create": 10, "/v5/order/cancel": 10}
-DEFAULT_LIMIT = 50
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: str
-    body: str
-    headers: dict[str, str]
-    ret_code: int = -1
-    response: dict[str, Any] = field(default_factory=dict)
-    reply_headers: dict[str, str] = field(default_factory=dict)
-    at_ms: int = field(default_factory=now_ms)
-
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body) if self.body else {}
 
 
 @dataclass
@@ -67,7 +46,7 @@ class FakeRest:
         self.faults: list[_Fault] = []
         self.accept_then_delay_s = 0.0  # switch: next create is accepted, answered this late
         self.reset_after_ms = 300
-        self._window: Counter[tuple[str, int]] = Counter()
+        self._limits = RateLimits()
 
     def plugin(self, app: web.Application, fake: FakeBybit) -> None:
         fake.state["rest"] = self
@@ -113,10 +92,12 @@ class FakeRest:
                 dict(request.headers),
             )
             self.requests.append(rec)
-            headers = self._limit_headers(path)
+            headers = self._limits.headers(path)
             result: dict[str, Any] | None = None
             code, msg = (
-                self._auth(request, rec) if not path.startswith("/v5/market/") else (0, "OK")
+                check_signature(self.keys, request.headers, rec)
+                if not path.startswith("/v5/market/")
+                else (0, "OK")
             )
             if code == 0:
                 code, msg = self._fault(path)
@@ -133,39 +114,6 @@ class FakeRest:
             return web.json_response(body, headers=headers)
 
         return run
-
-    def _limit_headers(self, path: str) -> dict[str, str]:
-        second = int(time.time())
-        self._window[(path, second)] += 1
-        limit = LIMITS.get(path, DEFAULT_LIMIT)
-        return {
-            "X-Bapi-Limit": str(limit),
-            "X-Bapi-Limit-Status": str(max(0, limit - self._window[(path, second)])),
-            "X-Bapi-Limit-Reset-Timestamp": str(now_ms()),
-        }
-
-    def _auth(self, request: web.Request, rec: Recorded) -> tuple[int, str]:
-        h = request.headers
-        key, ts, rw, sig = (
-            h.get("X-BAPI-API-KEY", ""),
-            h.get("X-BAPI-TIMESTAMP", "0"),
-            h.get("X-BAPI-RECV-WINDOW", "5000"),
-            h.get("X-BAPI-SIGN", ""),
-        )
-        if key not in self.keys:
-            return 10003, "API key is invalid."
-        now = now_ms()
-        if not (now - int(rw) <= int(ts) < now + 1000):
-            return 10002, (
-                "invalid request, please check your server timestamp or recv_window param. "
-                f"req_timestamp[{ts}],server_timestamp[{now}],recv_window[{rw}]"
-            )
-        payload = rec.query if rec.method == "GET" else rec.body
-        origin = ts + key + rw + payload
-        expected = hmac.new(self.keys[key].encode(), origin.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, sig):
-            return 10004, f"error sign! origin_string[{origin}]"
-        return 0, "OK"
 
     def _fault(self, path: str) -> tuple[int, str]:
         for fault in self.faults:
