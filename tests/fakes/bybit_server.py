@@ -6,10 +6,11 @@ the public WebSocket (/v5/public/linear and /v5/public/spot: subscribe/unsubscri
 GET /v5/market/recent-trade from the trades it pushed. Other modules add REST routes, the private
 WebSocket or a matching engine as plugins: callables ``(app, fake) -> None`` run before start.
 
-Fault switches (:class:`tests.fakes.bybit_faults.FaultSwitches`): :meth:`drop` (abrupt TCP close or a graceful close frame), :meth:`down` (refuse
-connections for N seconds: the listening socket is really closed), :meth:`reject_topic`
-(subscription answered ``success: false``), ``answer_pings`` (stop answering protocol pings)
-``mute`` (read frames, answer nothing) and :meth:`silence` (mute only the connections open now).
+Fault switches (in :class:`tests.fakes.bybit_faults.FaultSwitches`): :meth:`drop` (abrupt TCP
+close or a graceful close frame), :meth:`down` (refuse connections for N seconds: the listening
+socket is really closed), :meth:`reject_topic` (subscription answered ``success: false``),
+``answer_pings`` (stop answering protocol pings), ``mute`` (read frames, answer nothing) and
+:meth:`silence` (mute only the connections open now).
 
     with FakeBybit() as fake:
         ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
