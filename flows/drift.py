@@ -7,7 +7,6 @@ starting the retrain flow). Logic lives in cryptoarena.model.drift.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from cryptoarena.model import mlops
 from cryptoarena.model.drift import DriftConfig, run_drift_check
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+
+from flows.args import bars_flow_parser
 
 
 @task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
@@ -64,9 +65,7 @@ def drift_flow(
     tracking_uri: str | None = None,
     report_dir: str = "reports/drift",
 ) -> dict[str, Any]:
-    settings = get_settings()
-    tracking_uri = tracking_uri or settings.mlflow.tracking_uri
-    name = model_name or settings.serving.model_name
+    tracking_uri, name = mlops.registry_target(get_settings(), model_name, tracking_uri)
     bars = load_recent_bars(source, max_bars, last_s)
     cfg = DriftConfig(threshold=threshold, drift_share=drift_share)
     # Errors of the live predictions the worker journaled, when asked and when there are
@@ -84,15 +83,10 @@ def drift_flow(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--source", choices=["sample", "lake"], default="lake")
-    parser.add_argument("--max-bars", type=int, default=None)
+    parser = bars_flow_parser(__doc__, source="lake", report_dir="reports/drift")
     parser.add_argument("--last-s", type=int, default=1800)
     parser.add_argument("--trigger-retrain", action="store_true")
     parser.add_argument("--use-journal", action="store_true", help="errors of live predictions")
-    parser.add_argument("--report-dir", default="reports/drift")
     args = parser.parse_args()
     print(
         drift_flow(

@@ -7,7 +7,6 @@ cryptoarena.model.mlops; only the network-bound registry task retries.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from cryptoarena.config import get_settings
 from cryptoarena.model import mlops
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+
+from flows.args import bars_flow_parser
 
 
 @task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
@@ -46,9 +47,7 @@ def retrain_flow(
     tracking_uri: str | None = None,
     report_dir: str = "reports/retrain",
 ) -> dict[str, Any]:
-    settings = get_settings()
-    tracking_uri = tracking_uri or settings.mlflow.tracking_uri
-    name = model_name or settings.serving.model_name
+    tracking_uri, name = mlops.registry_target(get_settings(), model_name, tracking_uri)
     bars = load_bars(source, max_bars)
     candidate = train_candidate(bars, tracking_uri, name, tiny, source)
     promoted = promote(candidate, tracking_uri, force)
@@ -66,14 +65,9 @@ def retrain_flow(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--source", choices=["sample", "lake"], default="sample")
-    parser.add_argument("--max-bars", type=int, default=None)
+    parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain")
     parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses")
-    parser.add_argument("--report-dir", default="reports/retrain")
     args = parser.parse_args()
     print(
         retrain_flow(

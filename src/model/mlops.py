@@ -29,6 +29,14 @@ class Candidate:
     report: dict[str, Any]
 
 
+def registry_target(
+    settings: Settings, model_name: str | None = None, tracking_uri: str | None = None
+) -> tuple[str, str]:
+    """(tracking URI, registered model name) a flow works on: the ones given, else the settings'
+    (the same model the server serves)."""
+    return tracking_uri or settings.mlflow.tracking_uri, model_name or settings.serving.model_name
+
+
 def load_source_bars(
     settings: Settings,
     source: Source = "sample",
