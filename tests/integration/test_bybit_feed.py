@@ -50,6 +50,17 @@ async def wait_subscribed(fake: FakeBybit, timeout: float = 15.0) -> None:
     await asyncio.to_thread(fake.wait_subscribed, TOPIC, timeout=timeout)
 
 
+def collect(feed: BybitFeed) -> tuple[list[Trade], asyncio.Task[None]]:
+    """Start consuming ``feed`` in a task; the list fills as batches arrive."""
+    got: list[Trade] = []
+
+    async def consume() -> None:
+        async for batch in feed:
+            got.extend(batch)
+
+    return got, asyncio.create_task(consume())
+
+
 async def push(fake: FakeBybit, trades: list[Trade], batch: int = 40) -> int:
     """Push in messages of ``batch``; returns how many trades reached no connection."""
     unseen = 0
@@ -67,13 +78,7 @@ async def test_every_trade_exactly_once_across_drop_close_and_downtime(
     trades = real_trades[:1500]
     chunks = [trades[i : i + 150] for i in range(0, 1500, 150)]  # 10 chunks
     feed = BybitFeed(config(fake))
-    got: list[Trade] = []
-
-    async def consume() -> None:
-        async for batch in feed:
-            got.extend(batch)
-
-    consumer = asyncio.create_task(consume())
+    got, consumer = collect(feed)
     await wait_subscribed(fake)
     await push(fake, chunks[0])
 
@@ -123,13 +128,7 @@ async def test_every_trade_exactly_once_across_drop_close_and_downtime(
 
 async def test_silent_socket_is_replaced(fake: FakeBybit, real_trades: list[Trade]) -> None:
     feed = BybitFeed(config(fake, silence_s=0.8))
-    got: list[Trade] = []
-
-    async def consume() -> None:
-        async for batch in feed:
-            got.extend(batch)
-
-    consumer = asyncio.create_task(consume())
+    got, consumer = collect(feed)
     await wait_subscribed(fake)
     await push(fake, real_trades[:10])
     assert fake.silence() == 1  # the socket stays open but nothing comes back, not even pongs
