@@ -1,6 +1,7 @@
 """Settings for every part of cryptoarena, read from the environment (prefix ``ARENA_``).
 
-Nested groups use ``__``: ``ARENA_MONGO__URI``, ``ARENA_BYBIT__API_KEY``. Settings are read once,
+Nested groups use ``__``: ``ARENA_MONGO__URI``, ``ARENA_BYBIT__API_KEY``; a named Bybit
+(sub-)account's keys are ``ARENA_ACCOUNTS__<NAME>__API_KEY`` / ``__API_SECRET``. Settings are read once,
 through :func:`get_settings`, never at import time, so tests and commands can set the
 environment first. Secrets are ``SecretStr`` and never printed.
 """
@@ -63,6 +64,15 @@ class BybitSettings(BaseModel):
     ws_private_url: str | None = None
 
 
+class AccountSettings(BaseModel):
+    """One named Bybit (sub-)account a strategy can be bound to (``account = "<name>"`` in the
+    arena TOML); its keys come only from ``ARENA_ACCOUNTS__<NAME>__API_KEY`` / ``__API_SECRET``.
+    Both are optional here so a half-set account fails only the session that uses it."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+
 class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -102,6 +112,8 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     mongo: MongoSettings = MongoSettings()
     bybit: BybitSettings = BybitSettings()
+    # Named Bybit (sub-)accounts, keyed by lower-case name (the environment is case-insensitive).
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     serving: ServingSettings = ServingSettings()
     trading: TradingSettings = TradingSettings()
 

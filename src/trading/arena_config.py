@@ -14,6 +14,8 @@ from cryptoarena.trading.risk.limits import RiskConfig
 from cryptoarena.trading.strategies import STRATEGY_TYPES, Strategy, build_strategy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+ACCOUNT_PATTERN = r"^[a-z0-9]+(_[a-z0-9]+)*$"  # ARENA_ACCOUNTS__<NAME>__…: no "__" inside
+
 
 class ArenaConfigError(ValueError):
     """The arena file is missing or wrong; the message says where."""
@@ -25,6 +27,9 @@ class StrategySpec(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
+    # The Bybit (sub-)account this strategy trades on with a Bybit exchange (keys from
+    # ARENA_ACCOUNTS__<NAME>__API_KEY/_SECRET); none: paper on the same tape. Paper mode ignores it.
+    account: str | None = Field(default=None, max_length=32, pattern=ACCOUNT_PATTERN)
 
     @field_validator("kind")
     @classmethod
@@ -64,6 +69,8 @@ class ArenaSettings(BaseModel):
     forecast_timeout_s: float = Field(default=0.5, gt=0.0)
     forecast_max_age_s: float = Field(default=2.5, gt=0.0)
     forecast_window: int = Field(default=256, ge=16, le=4096)
+    # With a Bybit exchange: the account of strategies that name none (else they trade paper).
+    default_account: str | None = Field(default=None, max_length=32, pattern=ACCOUNT_PATTERN)
 
 
 class ArenaConfig(BaseModel):
@@ -82,7 +89,25 @@ class ArenaConfig(BaseModel):
         unknown = set(self.risk.overrides) - set(names)
         if unknown:
             raise ValueError(f"risk overrides for unknown strategies: {sorted(unknown)}")
+        if "paper" in {s.account for s in self.strategies} | {self.arena.default_account}:
+            raise ValueError('account name "paper" is reserved (leave account out to trade paper)')
+        by_account: dict[str, list[str]] = {}
+        for name, account in self.accounts().items():
+            if account is not None:
+                by_account.setdefault(account, []).append(name)
+        shared = {a: n for a, n in by_account.items() if len(n) > 1}
+        if shared:
+            listed = "; ".join(f"account {a!r}: {', '.join(n)}" for a, n in sorted(shared.items()))
+            raise ValueError(
+                f"strategies bound to the same account would net their positions ({listed}); "
+                "give each its own account, or none to trade paper"
+            )
         return self
+
+    def accounts(self) -> dict[str, str | None]:
+        """Strategy name → the Bybit account it trades on (None: paper), in config order."""
+        default = self.arena.default_account
+        return {s.name: s.account or default for s in self.strategies}
 
     def build_strategies(self) -> list[Strategy[Any]]:
         return [spec.build() for spec in self.strategies]

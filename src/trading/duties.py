@@ -129,6 +129,9 @@ class WorkerDuties:
                 "incarnation": incarnation,
                 "source": self.source_name,
                 "exchange": getattr(self.exchange, "name", "?"),
+                # Where each strategy trades: its Bybit account, or "paper" (the same tape).
+                "accounts": getattr(self.exchange, "bindings", None)
+                or dict.fromkeys(self.books, getattr(self.exchange, "name", "?")),
                 "symbol": self.symbol,
                 "strategies": [
                     {

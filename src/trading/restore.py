@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.trading.book import Book
+from cryptoarena.trading.exchange.accounts import PAPER
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.router import OrderRouter
@@ -37,6 +38,7 @@ class RestoreReport:
     books_qty: Decimal = Decimal(0)
     mismatch: str | None = None
     notes: list[str] = field(default_factory=list)
+    accounts: dict[str, dict[str, str]] = field(default_factory=dict)  # per-account positions
 
     def doc(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class RestoreReport:
             "books_qty": str(self.books_qty),
             "mismatch": self.mismatch,
             "notes": self.notes[:20],
+            "accounts": self.accounts,
         }
 
 
@@ -140,6 +143,18 @@ async def reconcile(
         report.mismatch = (
             f"exchange position {report.exchange_qty} != sum of books {report.books_qty}"
         )
+    per_account = getattr(exchange, "positions", None)
+    if per_account is not None:
+        # One account per strategy (or the paper venue for the unbound): each must match alone,
+        # a long on one account and a short on another must not pass as "net flat".
+        wrong = []
+        for acc in await per_account(symbol):
+            books = sum((router.books[s].qty for s in acc.strategies), Decimal(0))
+            report.accounts[acc.account] = {"exchange_qty": str(acc.qty), "books_qty": str(books)}
+            if acc.qty != books:
+                wrong.append(f"account {acc.account}: position {acc.qty} != books {books}")
+        if wrong:
+            report.mismatch = "; ".join(wrong)
     return report
 
 
@@ -194,7 +209,13 @@ async def _settle_order(
 
 def seed_paper_exchange(exchange: Any, symbol: str, books: dict[str, Book]) -> bool:
     """A paper venue lives in the worker's memory: after a restart, give it the books' net
-    position and P&L back (the journal is its only persistence). Returns True if seeded."""
+    position and P&L back (the journal is its only persistence). Returns True if seeded.
+    Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
+    bindings = getattr(exchange, "bindings", None)
+    if bindings is not None:
+        paper = exchange.paper
+        mine = {n: b for n, b in books.items() if bindings.get(n) == PAPER}
+        return paper is not None and seed_paper_exchange(paper, symbol, mine)
     venue = getattr(exchange, "venue", None)
     account = getattr(venue, "account", None)
     if account is None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pandas as pd
 from cryptoarena.clock import Clock, LiveClock, SimClock
-from cryptoarena.config import BybitEnv, Settings
+from cryptoarena.config import ENV_PREFIX, BybitEnv, Settings
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from cryptoarena.trading.worker import Worker, WorkerResult
+from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +88,15 @@ def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
 def make_exchange(
     settings: Settings, config: ArenaConfig, kind: ExchangeKind, clock: Clock, allow_mainnet: bool
 ) -> Any:
-    if kind is ExchangeKind.PAPER:
-        from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+    """Paper: one paper venue for every book (accounts ignored). Bybit: one BybitExchange per
+    distinct bound account (its own keys), strategies without one on a paper venue fed by the
+    same tape, all behind one :class:`AccountsExchange`."""
+    from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 
+    if kind is ExchangeKind.PAPER:
         total = Decimal(str(config.arena.capital)) * len(config.strategies)
         return PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+    from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
     from cryptoarena.trading.exchange.bybit import BybitExchange
 
     env = {
@@ -101,9 +106,29 @@ def make_exchange(
     }[kind]
     if env is BybitEnv.MAINNET and not allow_mainnet:
         raise SessionError("mainnet trades real money: pass --allow-mainnet if you mean it")
-    bybit = settings.bybit.model_copy(update={"env": env})
-    # Signing needs wall-clock time even when the market data is a replay.
-    return BybitExchange(bybit, clock=LiveClock())
+    bindings = {name: account or PAPER for name, account in config.accounts().items()}
+    members: dict[str, Any] = {}
+    for account in dict.fromkeys(a for a in bindings.values() if a != PAPER):
+        key, secret = account_keys(settings, account)
+        bybit = settings.bybit.model_copy(update={"env": env, "api_key": key, "api_secret": secret})
+        # Signing needs wall-clock time even when the market data is a replay.
+        members[account] = BybitExchange(bybit, clock=LiveClock())
+    unbound = sum(1 for a in bindings.values() if a == PAPER)
+    if unbound:
+        total = Decimal(str(config.arena.capital)) * unbound
+        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+    return AccountsExchange(members, bindings, name=f"bybit-{env.value}")
+
+
+def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr]:
+    """A bound account's API key and secret, from the environment only."""
+    creds = settings.accounts.get(account)
+    for field in ("api_key", "api_secret"):
+        if creds is None or getattr(creds, field) is None:
+            var = f"{ENV_PREFIX}ACCOUNTS__{account.upper()}__{field.upper()}"
+            raise SessionError(f"account {account!r} is bound to a strategy but {var} is not set")
+    assert creds is not None and creds.api_key is not None and creds.api_secret is not None
+    return creds.api_key, creds.api_secret
 
 
 def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:

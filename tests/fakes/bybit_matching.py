@@ -9,7 +9,7 @@ socket as Bybit does it: order → execution → position → wallet.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,8 @@ class FakeMatching:
         self.executions: list[dict[str, Any]] = []
         self.tape: list[Trade] = []
         self.fake: FakeBybit | None = None
+        # Several accounts on one server: private pushes go only to sockets of these keys.
+        self.keys: Collection[str] | None = None
         self._seq = itertools.count(1)
 
     def plugin(self, app: web.Application, fake: FakeBybit) -> None:
@@ -103,7 +105,8 @@ class FakeMatching:
                     "topic": topic,
                     "creationTime": now_ms(),
                     "data": data,
-                }
+                },
+                self.keys,
             )
 
     # -- wire shapes ----------------------------------------------------------------------

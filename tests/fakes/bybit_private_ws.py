@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -40,6 +41,7 @@ class FakePrivateWs:
         self.pushed: list[dict[str, Any]] = []
         self.connections = 0
         self._authed: set[PublicConn] = set()
+        self._key_of: dict[PublicConn, str] = {}  # the API key each connection authenticated with
         self._queues: dict[PublicConn, asyncio.Queue[dict[str, Any]]] = {}
         self.fake: FakeBybit | None = None
 
@@ -48,11 +50,13 @@ class FakePrivateWs:
         fake.state["private_ws"] = self
         app.router.add_get("/v5/private", self._handler)
 
-    def push(self, message: dict[str, Any]) -> None:
-        """Send a topic message to authenticated subscribers (call on the server loop)."""
+    def push(self, message: dict[str, Any], keys: Collection[str] | None = None) -> None:
+        """Send a topic message to authenticated subscribers (call on the server loop); with
+        ``keys``, only to connections authenticated with one of them (one account's sockets)."""
         self.pushed.append(message)
         for conn, queue in list(self._queues.items()):
-            if conn in self._authed and message["topic"] in conn.topics:
+            mine = keys is None or self._key_of.get(conn) in keys
+            if conn in self._authed and message["topic"] in conn.topics and mine:
                 queue.put_nowait(message)
 
     async def _writer(self, conn: PublicConn, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -89,6 +93,7 @@ class FakePrivateWs:
             writer.cancel()
             fake.conns.discard(conn)
             self._authed.discard(conn)
+            self._key_of.pop(conn, None)
             self._queues.pop(conn, None)
         return ws
 
@@ -109,6 +114,7 @@ class FakePrivateWs:
             self.auth_results.append(ok)
             if ok:
                 self._authed.add(conn)
+                self._key_of[conn] = str((frame.get("args") or [""])[0])
             reply = {"success": ok, "ret_msg": "" if ok else "Params Error", "op": "auth"}
         elif op == "subscribe":
             if self.fake.ack_delay_s:

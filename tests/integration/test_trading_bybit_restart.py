@@ -1,5 +1,6 @@
-"""The worker trading a (fake) Bybit account, SIGKILLed mid-run and restarted: the exchange
-outlives the worker, so the restart must reconcile with what really happened there.
+"""The worker trading (fake) Bybit sub-accounts, one per strategy, SIGKILLed mid-run and
+restarted: the exchange outlives the worker, so the restart must reconcile with what really
+happened there, account by account.
 
 Real pybit (REST + private WS) and the real BybitFeed talk to the fake Bybit server in this
 process; the market is the shipped real tape, re-stamped to now and pushed as it "happens".
@@ -22,7 +23,7 @@ from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.exchange.venue import VenueConfig
 from cryptoarena.trading.journal import Journal
 
-from tests.fakes.bybit_account import TEST_KEY, TEST_SECRET, FakeAccount
+from tests.fakes.bybit_account import FakeAccounts
 from tests.fakes.bybit_server import FakeBybit
 from tests.integration.trading_kit import arena_env, journal_settings, start_arena, tape_slice
 
@@ -41,23 +42,27 @@ max_orders_per_minute = 60
 [[strategy]]
 name = "hold"
 kind = "buy_and_hold"
+account = "hold"
 
 [[strategy]]
 name = "naive"
 kind = "naive_forecaster"
 params = { margin_bps = 0.0, horizon_s = 2 }
+account = "naive"
 
 [[strategy]]
 name = "sma"
 kind = "sma_cross"
 params = { fast = 2, slow = 4, bar_size = "1s" }
+account = "sma"
 """
+KEYS = {name: (f"key-{name}-7Qx", f"secret-{name}-Zr9") for name in ("hold", "naive", "sma")}
 
 
 class Market(threading.Thread):
     """Pushes real trades, re-stamped to now, ~20 per 100 ms, until stopped."""
 
-    def __init__(self, account: FakeAccount) -> None:
+    def __init__(self, account: FakeAccounts) -> None:
         super().__init__(daemon=True)
         tape = tape_slice(3600, 120)
         self.rows = list(zip(tape["price"].tolist(), tape["size"].tolist(), tape["side"].tolist(),
@@ -81,8 +86,8 @@ class Market(threading.Thread):
 def _worker(tmp: Path, fake: FakeBybit, log: Path) -> subprocess.Popen[bytes]:
     env = arena_env(
         tmp,
-        ARENA_BYBIT__API_KEY=TEST_KEY,
-        ARENA_BYBIT__API_SECRET=TEST_SECRET,
+        **{f"ARENA_ACCOUNTS__{n.upper()}__API_KEY": k for n, (k, _) in KEYS.items()},
+        **{f"ARENA_ACCOUNTS__{n.upper()}__API_SECRET": s for n, (_, s) in KEYS.items()},
         ARENA_BYBIT__REST_URL=fake.http_url,
         ARENA_BYBIT__WS_PUBLIC_URL=fake.ws_url(),
         ARENA_BYBIT__WS_PRIVATE_URL=fake.http_url.replace("http://", "ws://"),
@@ -92,8 +97,9 @@ def _worker(tmp: Path, fake: FakeBybit, log: Path) -> subprocess.Popen[bytes]:
     return start_arena(args, env, log)
 
 
-def _orders(account: FakeAccount) -> list[str]:
-    return [r.json().get("orderLinkId", "") for r in account.rest.received("/v5/order/create")]
+def _orders(accounts: FakeAccounts) -> list[str]:
+    return [r.json().get("orderLinkId", "") for name in KEYS
+            for r in accounts[name].rest.received("/v5/order/create")]  # fmt: skip
 
 
 def _wait(predicate, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +116,7 @@ def _wait(predicate, proc: subprocess.Popen[bytes], log: Path, timeout: float = 
 def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path: Path) -> None:
     (tmp_path / "arena.toml").write_text(CONFIG)
     log = tmp_path / "worker.log"
-    account = FakeAccount(config=VenueConfig(initial_balance=Decimal(30_000), latency_ms=20))
+    account = FakeAccounts(KEYS, VenueConfig(initial_balance=Decimal(30_000), latency_ms=20))
     with FakeBybit(plugins=account.plugins) as fake:
         market = Market(account)
         market.start()
@@ -129,7 +135,7 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
         finally:
             market.stop.set()
             market.join(5)
-        venue_qty = account.matching.venue.account.position("BTCUSDT").qty
+        venue_qty = {n: account[n].matching.venue.account.position("BTCUSDT").qty for n in KEYS}
         link_ids = _orders(account)
 
     # The exchange never saw the same client order id twice.
@@ -139,18 +145,21 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
         starts = [r for r in runs if r["event"] == "started"]
         (stop,) = [r for r in runs if r["event"] == "stopped"]
         assert len(starts) == 2 and starts[1]["restored"]["mismatch"] is None
+        assert starts[1]["accounts"] == {n: n for n in KEYS}
+        assert set(starts[1]["restored"]["accounts"]) == set(KEYS)
         assert starts[1]["restored"]["fills_replayed"] > 0
         journaled = {o["client_id"] for o in journal.find("orders", {"run_id": "bybit-crash"})}
         # Every order the exchange got is known to the journal (or was recovered by probing).
         recovered = starts[1]["restored"]["orders_recovered"]
         assert len(set(link_ids) - journaled) <= recovered
-        # Books = every fill journaled (including those recovered from the exchange) and their
-        # net position is the exchange's position.
+        # Books = every fill journaled (including those recovered from the exchange), and each
+        # book's position is its own account's position.
         books: dict[str, Book] = {}
         for f in journal.find("fills", {"run_id": "bybit-crash"}, sort=[("ts_ns", 1), ("seq", 1)]):
             book = books.setdefault(f["strategy"], Book(f["strategy"], capital=Decimal("10000.0")))
             book.apply_fill(
                 Side(f["side"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["fee"])
             )
+        assert {n: books[n].qty if n in books else 0 for n in KEYS} == venue_qty
         net = sum((b.qty for b in books.values()), Decimal(0))
-        assert net == Decimal(stop["books_qty"]) == Decimal(stop["exchange_qty"]) == venue_qty
+        assert net == Decimal(stop["books_qty"]) == Decimal(stop["exchange_qty"])
