@@ -8,6 +8,7 @@ holds two accounts; the market is the shipped real tape, re-stamped to now.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 import time
 from decimal import Decimal
@@ -32,7 +33,14 @@ from cryptoarena.trading.worker import Worker
 
 from tests.fakes.bybit_account import FakeAccounts
 from tests.fakes.bybit_server import FakeBybit
-from tests.integration.trading_kit import journal_settings, run_worker, tape_slice
+from tests.integration.trading_kit import (
+    ARENA,
+    ROOT,
+    arena_env,
+    journal_settings,
+    run_worker,
+    tape_slice,
+)
 
 pytestmark = [pytest.mark.timeout(120)]
 
@@ -173,3 +181,16 @@ def test_positions_are_reconciled_per_account_not_netted(tmp_path: Path) -> None
     assert "account alpha: position 0.010 != books 0" in restored["mismatch"]
     assert "account beta: position -0.010 != books 0" in restored["mismatch"]
     assert result.orders == 0  # halted: a human decides
+
+
+def test_arena_trade_names_the_missing_key_variable_and_touches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "arena.toml").write_text(
+        '[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\naccount = "sma"\n'
+    )
+    args = ["trade", "--config", str(tmp_path / "arena.toml"), "--source", "replay",
+            "--exchange", "bybit-demo", "--minutes", "1"]  # fmt: skip
+    done = subprocess.run([ARENA, *args], cwd=ROOT, env=arena_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "ARENA_ACCOUNTS__SMA__API_KEY is not set" in done.stderr
+    assert not (tmp_path / "journal").exists()  # refused before anything was opened
