@@ -8,7 +8,6 @@ agree to float rounding (numpy sums pairwise, the live builder sums in arrival o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -120,8 +119,3 @@ def resample_bars(bars: pd.DataFrame, bar_ns: int) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["vwap"] = np.where(out["volume"] > 0, notional / out["volume"], out["close"])
     return out[list(BAR_COLUMNS)]
-
-
-def concat_bars(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    frames = [p for p in parts if not p.empty]
-    return pd.concat(frames, ignore_index=True) if frames else empty_bars()

@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import numpy as np
 import pandas as pd
 from cryptoarena.data.records import (
     BUY,
-    NS_PER_S,
     SELL,
     UNKNOWN_SIDE,
     LoadReport,
@@ -280,7 +278,3 @@ def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
         f"{path}: unknown trade format (first line {first[:80]!r}); known: Tardis CSV, "
         "Bybit trade dumps, raw Binance feed recordings, Bitstamp feed logs, nautilus parquet"
     )
-
-
-def iter_bar_seconds(bars: pd.DataFrame) -> Iterable[int]:
-    return (int(t) // NS_PER_S for t in bars["ts"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Protocol
 
 from cryptoarena.trading.exchange.models import (
@@ -44,7 +43,3 @@ class Exchange(Protocol):
     def updates(self) -> AsyncIterator[Order | Fill]:
         """Order updates and fills as they happen."""
         ...
-
-
-def notional(qty: Decimal, price: Decimal) -> Decimal:
-    return abs(qty) * price
