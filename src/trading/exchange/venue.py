@@ -296,6 +296,7 @@ class SimVenue:
             if order.pending is not None and trade.ts >= order.pending[0]:
                 self._land_amendment(order)
                 req = order.request
+                events.append(order.snapshot())
             # Hot path: a resting limit the trade does not go through.
             if (
                 order.phase == "maker"
