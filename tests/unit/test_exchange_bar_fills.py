@@ -126,3 +126,31 @@ def test_on_the_shipped_klines_market_fills_are_the_next_open_plus_slippage() ->
     assert len(got) == len(bars) - 1
     np.testing.assert_allclose([float(f.price) for f in got], expected, rtol=1e-12)
     assert [f.ts_ns for f in got] == frame["ts"].tolist()[1:]
+
+
+@pytest.mark.timeout(30)
+async def test_bar_exchange_speaks_the_exchange_protocol() -> None:
+    from cryptoarena.clock import SimClock
+    from cryptoarena.trading.exchange.bar_fills import BarExchange
+    from cryptoarena.trading.exchange.errors import OrderNotFoundError
+
+    clock = SimClock(T0)
+    ex = BarExchange(BarFillConfig(slippage_bps=D("0")), clock=clock)
+    await ex.start()
+    stream = ex.updates()
+    ex.on_bars([bar(0, 100, 101, 99, 100)])
+    clock.advance_to(T0 + M)  # bar 0 closed: the strategies decide now
+    await ex.place_order(lim("run-00-aa-1", Side.BUY, "1", "99.0"))
+    await ex.place_order(OrderRequest("run-01-aa-1", "BTCUSDT", Side.SELL, D("2")))
+    assert [f.price for f in ex.on_bars([bar(1, 100.5, 101, 99.0, 100)])] == [D("100.5")]
+    clock.advance_to(T0 + 2 * M)
+    await ex.amend_order("BTCUSDT", "run-00-aa-1", price=D("99.5"))
+    got = ex.on_bars([bar(2, 100, 101, 99.4, 100)])
+    assert [(f.client_id, f.price, f.is_maker) for f in got] == [("run-00-aa-1", D("99.5"), True)]
+    assert ex.venue.book("00").position_state("BTCUSDT").qty == D("1")
+    assert (await ex.position("BTCUSDT")).qty == D("-1")  # the books' sum
+    with pytest.raises(OrderNotFoundError):
+        await ex.amend_order("BTCUSDT", "run-00-aa-1", price=D("98"))
+    await ex.close()
+    events = [e async for e in stream]
+    assert sum(1 for e in events if hasattr(e, "exec_id")) == 2

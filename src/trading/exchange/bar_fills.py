@@ -23,32 +23,48 @@ Deterministic: the same bars and orders give the same fills.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from decimal import Decimal
 
+from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.records import Bar
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
-from cryptoarena.trading.exchange.errors import OrderNotFoundError, OrderRejectedError
+from cryptoarena.trading.exchange.errors import (
+    ExchangeError,
+    InvalidOrderError,
+    OrderNotFoundError,
+    OrderRejectedError,
+)
 from cryptoarena.trading.exchange.instruments import (
     DEFAULT_INSTRUMENTS,
+    PARAMS_ERROR,
     find_instrument,
     prepare_order,
 )
 from cryptoarena.trading.exchange.models import (
+    Balance,
     Fill,
     Instrument,
     Order,
     OrderRequest,
     OrderStatus,
     OrderType,
+    Position,
     Side,
     TimeInForce,
 )
+from cryptoarena.trading.exchange.paper import book_of
 from cryptoarena.trading.exchange.sim_order import SimOrder
+from cryptoarena.trading.exchange.updates import UpdateStream
 from cryptoarena.trading.exchange.venue import Execution, to_decimal
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BarFillConfig", "BarVenue"]
+__all__ = ["BarExchange", "BarFillConfig", "BarVenue"]
+
+logger = logging.getLogger(__name__)
 
 _IDS = uuid.UUID("0b5e7c52-0f6e-4a8e-9a8a-7d1f0e5b2c11")
 BPS = Decimal("0.0001")
@@ -122,6 +138,39 @@ class BarVenue:
             raise OrderNotFoundError("Order does not exist", code=110001)
         order.close(OrderStatus.CANCELLED, now_ns, cancel_type="CancelByUser")
         del self._open[client_id]
+        return order.snapshot()
+
+    def amend(
+        self,
+        now_ns: int,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """New price and/or total qty of a working limit order, from the next bar on (a bar
+        is the model's smallest step: no latency race inside it)."""
+        order = self.orders.get(client_id)
+        if order is None or not order.status.is_open:
+            raise OrderNotFoundError("order not exists or too late to replace", code=110001)
+        req = order.request
+        if req.order_type is not OrderType.LIMIT or (qty is None and price is None):
+            raise InvalidOrderError(
+                "params error: amend a limit order's qty or price", code=PARAMS_ERROR
+            )
+        new = replace(
+            req, qty=req.qty if qty is None else qty, price=req.price if price is None else price
+        )
+        new = prepare_order(
+            find_instrument(self.instruments, req.symbol), new, self.last_price.get(req.symbol)
+        )
+        if new.qty <= order.filled_qty:
+            raise InvalidOrderError(
+                f"params error: qty {new.qty} must exceed the filled qty {order.filled_qty}",
+                code=PARAMS_ERROR,
+            )
+        order.request, order.arrival_ns, order.phase = new, now_ns, ""
+        order.updated_ns = max(order.updated_ns, now_ns)
         return order.snapshot()
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -223,3 +272,106 @@ class BarVenue:
             ts_ns=bar.ts,
         )
         return Execution(fill, order.snapshot(), rate, realised, closed)
+
+
+class BarExchange:
+    """The exchange protocol on a :class:`BarVenue`: what a bar-driven backtest hands its
+    orders to. The driver calls :meth:`on_bars` with each closed bar *before* the strategies
+    see it (orders placed at the previous close fill on it), books the returned fills, then
+    lets the strategies decide at the bar's close (``clock`` = the close time)."""
+
+    def __init__(
+        self,
+        config: BarFillConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        symbol: str = "BTCUSDT",
+        name: str = "bars",
+        book_of: Callable[[str], str] = book_of,
+    ) -> None:
+        self.config = config or BarFillConfig()
+        self.name = name
+        self.symbol = symbol
+        self.clock: Clock = clock or LiveClock()
+        self.venue = BarVenue(self.config, name=name)
+        self.book_of = book_of
+        self._updates: UpdateStream[Order | Fill] = UpdateStream()
+        self._closed = False
+
+    def on_bars(self, bars: Iterable[Bar]) -> list[Fill]:
+        fills: list[Fill] = []
+        for bar in bars:
+            for event in self.venue.on_bar(bar, self.symbol):
+                if isinstance(event, Execution):
+                    fills.append(event.fill)
+                    self._updates.publish(event.order)
+                    self._updates.publish(event.fill)
+                else:
+                    self._updates.publish(event)
+        return fills
+
+    async def start(self) -> None:
+        logger.info(
+            "bar exchange %s: slippage %s bp, fees maker %s taker %s",
+            self.name,
+            self.config.slippage_bps,
+            self.config.maker_fee,
+            self.config.taker_fee,
+        )
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._updates.close()
+
+    async def instrument(self, symbol: str) -> Instrument:
+        return find_instrument(self.venue.instruments, symbol)
+
+    async def place_order(self, request: OrderRequest) -> Order:
+        self._check_open()
+        book = self.book_of(request.client_id)
+        order, created = self.venue.submit(request, self.clock.now_ns(), book)
+        if created:
+            self._updates.publish(order)
+        return order
+
+    async def cancel_order(self, symbol: str, client_id: str) -> Order:
+        self._check_open()
+        order = self.venue.cancel(self.clock.now_ns(), client_id)
+        self._updates.publish(order)
+        return order
+
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        self._check_open()
+        order = self.venue.amend(self.clock.now_ns(), client_id, qty=qty, price=price)
+        self._updates.publish(order)
+        return order
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        return self.venue.open_orders(symbol)
+
+    async def get_order(self, symbol: str, client_id: str) -> Order | None:
+        order = self.venue.orders.get(client_id)
+        return order.snapshot() if order and order.request.symbol == symbol else None
+
+    async def position(self, symbol: str) -> Position:
+        qty = sum((a.position_state(symbol).qty for a in self.venue.accounts.values()), ZERO)
+        return Position(symbol=symbol, qty=qty, avg_price=ZERO)
+
+    async def balance(self, coin: str = "USDT") -> Balance:
+        wallet = sum((a.wallet for a in self.venue.accounts.values()), ZERO)
+        return Balance(coin=coin, wallet=wallet, available=wallet)
+
+    def updates(self) -> AsyncIterator[Order | Fill]:
+        return self._updates.subscribe()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ExchangeError(f"bar exchange {self.name} is closed")
