@@ -247,3 +247,34 @@ async def test_same_tape_same_orders_same_fills() -> None:
 
     first = await run()
     assert first and first == await run()
+
+
+async def test_joining_the_tape_touch_never_crosses_on_the_paper_venue() -> None:
+    """PostOnly bids and asks placed at TapeTouch's prices rest (never cancelled as crossing)
+    at every point of a real stretch of tape."""
+    from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR
+    from cryptoarena.trading.exchange.touch import TapeTouch
+
+    from tests.fakes.tape import real_tape
+
+    ex, tape = make()
+    touch = TapeTouch()
+    assert touch.join(Side.BUY, BTCUSDT_LINEAR) is None
+    trades = real_tape(600, start=3000)
+    clock = tape.clock
+    placed = []
+    for i, t in enumerate(trades):
+        clock.advance_to(t.ts)
+        ex.on_trades([t])
+        touch.update([t])
+        if i % 20 == 0:
+            for side in Side:
+                price = touch.join(side, BTCUSDT_LINEAR)
+                assert price is not None and price % BTCUSDT_LINEAR.tick_size == 0
+                cid = f"j{i}{side.value}"
+                await ex.place_order(limit(cid, side, "0.001", str(price), TimeInForce.POST_ONLY))
+                placed.append(cid)
+    orders = [await ex.get_order("BTCUSDT", cid) for cid in placed]
+    assert len(orders) == 60
+    assert not [o for o in orders if o and o.reject_reason == "EC_PostOnlyWillTakeLiquidity"]
+    assert touch.bid is not None and touch.ask is not None and touch.bid <= touch.ask
