@@ -278,3 +278,23 @@ async def test_joining_the_tape_touch_never_crosses_on_the_paper_venue() -> None
     assert len(orders) == 60
     assert not [o for o in orders if o and o.reject_reason == "EC_PostOnlyWillTakeLiquidity"]
     assert touch.bid is not None and touch.ask is not None and touch.bid <= touch.ask
+
+
+async def test_a_restart_seeds_each_book_on_its_own_account() -> None:
+    """Fails on the old seeding: both books were netted into one account (flat here), so the
+    short book's reduce-only buy was refused."""
+    from cryptoarena.trading.book import Book
+    from cryptoarena.trading.restore import seed_paper_exchange
+
+    long, short = Book("a", capital=D("10000")), Book("b", capital=D("10000"))
+    long.apply_fill(Side.BUY, D("1"), D("100"), D("0.05"))
+    short.apply_fill(Side.SELL, D("1"), D("101"), D("0.05"))
+    ex, tape = make()
+    tape.trade("100.5")
+    assert seed_paper_exchange(ex, "BTCUSDT", {"a": long, "b": short})
+    assert ex.book_position("00", "BTCUSDT").qty == D("1")
+    assert ex.book_position("01", "BTCUSDT").qty == D("-1")
+    assert (await ex.position("BTCUSDT")).qty == 0  # what the books net to
+    cover = OrderRequest(_cid(1, 9), "BTCUSDT", Side.BUY, D("1"), reduce_only=True)
+    assert (await ex.place_order(cover)).status is OrderStatus.NEW
+    assert not seed_paper_exchange(ex, "BTCUSDT", {"a": long, "b": short})  # only once
