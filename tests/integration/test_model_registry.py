@@ -19,6 +19,8 @@ from cryptoarena.model.registry import (
 )
 from cryptoarena.model.train import TINY_CONFIG, train, train_tiny
 
+from tests.floats import assert_float32_close
+
 NAME = "btcusdt-15s"
 
 
@@ -52,7 +54,7 @@ def test_reloaded_model_gives_the_same_forecasts(store: str, trained, bars: pd.D
     mem = trained.forecaster.predict(windows)
     disk = loaded.predict(windows)
     assert disk.shape == (4, 15)
-    np.testing.assert_allclose(disk, mem, rtol=1e-5, atol=1e-10)
+    assert_float32_close(disk, mem)  # exported graph vs eager net: float32 rounding
     # Batch sizes other than the input example's (2) work: the batch dimension is dynamic.
     assert loaded.predict(windows[:1]).shape == (1, 15)
 
