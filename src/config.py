@@ -85,6 +85,9 @@ class ServingSettings(BaseModel):
     # inference thread, one thread call per request, or inline per request on the event loop
     # (see cryptoarena.serving.inference; bench/serving.py measures them).
     inference: Literal["batch", "batch_inline", "thread", "inline"] = "batch_inline"
+    # Request bodies above this are refused with 413 before they are read (a 64-window batch
+    # of 80 bars is ~1 MB; one window of the 4096-bar maximum ~0.8 MB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
 class TradingSettings(BaseModel):

@@ -14,9 +14,11 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from cryptoarena.config import Settings, load_settings
 from cryptoarena.serving.deps import ServingState
+from cryptoarena.serving.guard import BodyGuard
 from cryptoarena.serving.inference import InferenceMode, Runner
 from cryptoarena.serving.metrics import MetricsMiddleware, ServingMetrics
 from cryptoarena.serving.schemas import json_safe_error
@@ -95,11 +97,17 @@ def create_app(
     )
     app.state.serving = state
     app.include_router(router)
+    # Added last = outermost: the metrics count the guard's 413/415 answers too.
+    app.add_middleware(BodyGuard, max_bytes=settings.serving.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": [json_safe_error(e) for e in exc.errors()]}, 422)
+        errors = exc.errors()
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # not JSON at all: nothing to name field by field
+            return JSONResponse({"detail": f"body is not valid JSON: {_json_problem(broken)}"}, 400)
+        return JSONResponse({"detail": [json_safe_error(e) for e in errors]}, 422)
 
     @app.exception_handler(ModelUnavailable)
     async def _unavailable(request: Request, exc: ModelUnavailable) -> JSONResponse:
@@ -108,6 +116,13 @@ def create_app(
         )
 
     return app
+
+
+def _json_problem(error: Any) -> str:
+    # pydantic: "Invalid JSON: EOF while parsing a value at line 1 column 5"; FastAPI's own
+    # parser: "JSON decode error" with the json module's message in ctx["error"].
+    ctx = error.get("ctx") or {}
+    return str(ctx.get("error") or error.get("msg", "")).removeprefix("Invalid JSON: ")
 
 
 def app_from_env() -> FastAPI:

@@ -44,6 +44,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ARENA_SERVING__MODEL_NAME": settings.serving.model_name,
         "ARENA_SERVING__POLL_INTERVAL_S": str(settings.serving.poll_interval_s),
         "ARENA_SERVING__INFERENCE": settings.serving.inference,
+        "ARENA_SERVING__MAX_BODY_BYTES": str(settings.serving.max_body_bytes),
     }
     if settings.serving.admin_token is not None:
         env["ARENA_SERVING__ADMIN_TOKEN"] = settings.serving.admin_token.get_secret_value()
