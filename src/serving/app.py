@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptoarena.config import Settings, load_settings
 from cryptoarena.serving.deps import ServingState
+from cryptoarena.serving.docs import add_offline_docs
 from cryptoarena.serving.guard import BodyGuard
 from cryptoarena.serving.inference import InferenceMode, Runner
 from cryptoarena.serving.metrics import MetricsMiddleware, ServingMetrics
@@ -94,12 +95,18 @@ def create_app(
         version="1",
         summary="15-second BTCUSDT forecasts from the registered champion LSTM.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package below, not from a CDN
+        redoc_url=None,
     )
     app.state.serving = state
     app.include_router(router)
+    add_offline_docs(app)
     # Added last = outermost: the metrics count the guard's 413/415 answers too.
     app.add_middleware(BodyGuard, max_bytes=settings.serving.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # The route table the metrics label unrouted requests by (FastAPI keeps an included
+    # router as one opaque entry of app.routes: list its routes themselves).
+    labels = [*router.routes, *(r for r in app.routes if hasattr(r, "path"))]
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=labels)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

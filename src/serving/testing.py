@@ -140,14 +140,19 @@ def serve_inherited_socket(fd: int, workers: int = 1) -> None:
     Not ``uvicorn --fd``: uvicorn wraps the descriptor as an AF_UNIX socket, so asyncio skips
     TCP_NODELAY on accepted connections, and Nagle + delayed ACK add ~40 ms to every response.
     """
+    sock = socket.socket(fileno=fd)  # family and type read from the descriptor itself
+    serve_socket(sock, workers=workers)
+
+
+def serve_socket(sock: socket.socket, *, workers: int = 1, log_level: str = "warning") -> None:
+    """Run the app from the environment on an already bound, listening socket."""
     import uvicorn
 
-    sock = socket.socket(fileno=fd)  # family and type read from the descriptor itself
     config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         access_log=False,
-        log_level="warning",
+        log_level=log_level,
         lifespan="on",
         workers=workers,
     )
