@@ -113,13 +113,14 @@ class RetryPolicy(BaseModel):
         what: str = "call",
         rand: Callable[[], float] = random.random,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
+        log_level: int = logging.WARNING,
     ) -> tenacity.AsyncRetrying:
         return tenacity.AsyncRetrying(
             sleep=sleep,
             stop=self.stop(),
             wait=self.wait(rand),
             retry=_predicate(retry_on),
-            before_sleep=_log(what, on_retry),
+            before_sleep=_log(what, on_retry, log_level),
             reraise=True,
         )
 
@@ -131,13 +132,14 @@ class RetryPolicy(BaseModel):
         what: str = "call",
         rand: Callable[[], float] = random.random,
         on_retry: Callable[[BaseException, int, float], None] | None = None,
+        log_level: int = logging.WARNING,
     ) -> tenacity.Retrying:
         return tenacity.Retrying(
             sleep=sleep,
             stop=self.stop(),
             wait=self.wait(rand),
             retry=_predicate(retry_on),
-            before_sleep=_log(what, on_retry),
+            before_sleep=_log(what, on_retry, log_level),
             reraise=True,
         )
 
@@ -171,7 +173,7 @@ def _predicate(retry_on: RetryOn) -> tenacity.retry_base:
 
 
 def _log(
-    what: str, on_retry: Callable[[BaseException, int, float], None] | None
+    what: str, on_retry: Callable[[BaseException, int, float], None] | None, level: int
 ) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
@@ -195,10 +197,13 @@ async def retry_async(
     what: str = "call",
     rand: Callable[[], float] = random.random,
     on_retry: Callable[[BaseException, int, float], None] | None = None,
+    log_level: int = logging.WARNING,
 ) -> T:
     """``await fn()`` until it succeeds, raises something not retried, or attempts run out
     (then the last error is raised as itself)."""
-    retrying = policy.async_retrying(retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry)
+    retrying = policy.async_retrying(
+        retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry, log_level=log_level
+    )
 
     async def attempt() -> T:  # tenacity awaits only coroutine functions (a lambda is not one)
         return await fn()
@@ -216,8 +221,11 @@ def retry_sync(
     what: str = "call",
     rand: Callable[[], float] = random.random,
     on_retry: Callable[[BaseException, int, float], None] | None = None,
+    log_level: int = logging.WARNING,
 ) -> T:
     """The blocking twin of :func:`retry_async`."""
-    retrying = policy.retrying(retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry)
+    retrying = policy.retrying(
+        retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry, log_level=log_level
+    )
     result: T = retrying(fn)
     return result
