@@ -12,10 +12,10 @@ import logging
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,33 @@ class TradingSettings(BaseModel):
     kill_token: SecretStr | None = None
 
 
+class AlertSettings(BaseModel):
+    """Operator alerts through apprise (see docs/operations.md): halts, the kill switch, feed
+    gaps, journal outages, drift triggers, new champions."""
+
+    # One apprise URL per target (json://, tgram://, discord://, slack://, mailto://…): a JSON
+    # list, or URLs separated by spaces or commas. They hold tokens: secrets, never printed.
+    urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    dedupe_s: float = Field(default=300.0, ge=0)  # the same alert again within this: dropped
+    max_per_minute: int = Field(default=20, ge=1)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+            import re
+
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("expected a JSON list of URLs") from None
+            return [u for u in re.split(r"[\s,]+", text) if u]
+        return value
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on a bare machine."""
 
@@ -119,6 +146,7 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     serving: ServingSettings = ServingSettings()
     trading: TradingSettings = TradingSettings()
+    alerts: AlertSettings = AlertSettings()
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from cryptoarena import alerts
 from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
 
@@ -131,6 +132,7 @@ def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> 
         )
         return False
     set_alias(candidate.name, CHAMPION, candidate.version, tracking_uri=tracking_uri)
+    alerts.new_champion(candidate.name, candidate.version, candidate.reason)
     if force and not candidate.promote:
         with tracking_context(tracking_uri) as client:
             client.set_model_version_tag(candidate.name, candidate.version, "promotion", "forced")

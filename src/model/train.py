@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from cryptoarena import alerts
 from cryptoarena.config import get_settings
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
@@ -167,6 +168,7 @@ def train(
                 client.set_registered_model_alias(name, CHAMPION, version)
                 if promote == "force":
                     client.set_model_version_tag(name, version, "promotion", "forced")
+                alerts.new_champion(name, version, decision.reason)
             mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
     info = _info(name, version, run_id, cfg, spec, metrics)
     forecaster = Forecaster(info, spec, TorchPredictor(module.net))

@@ -169,6 +169,7 @@ def make_forecasts(
 async def run_session(
     settings: Settings, config: ArenaConfig, options: SessionOptions, *, handle_signals: bool = True
 ) -> WorkerResult:
+    from cryptoarena import alerts
     from cryptoarena.trading.journal import Journal
 
     run_id = options.run_id or default_run_id(options)
@@ -177,6 +178,8 @@ async def run_session(
     forecasts = make_forecasts(settings, options, config, clock)
     kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     journal = Journal.open(settings, run_id=run_id, clock=clock)
+    # Halts, the kill switch, model and journal trouble of a live run also go to the operator.
+    journal = alerts.tap(journal, alerts.start(settings), live=not isinstance(clock, SimClock))
     try:
         worker = Worker(
             config,
