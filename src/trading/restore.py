@@ -207,15 +207,35 @@ async def _settle_order(
     return True
 
 
-def seed_paper_exchange(exchange: Any, symbol: str, books: dict[str, Book]) -> bool:
-    """A paper venue lives in the worker's memory: after a restart, give it the books' net
-    position and P&L back (the journal is its only persistence). Returns True if seeded.
-    Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
+def seed_paper_exchange(
+    exchange: Any, symbol: str, books: dict[str, Book], index: dict[str, int] | None = None
+) -> bool:
+    """A paper venue lives in the worker's memory: after a restart, give it the books' position
+    and P&L back (the journal is its only persistence). Returns True if seeded. Each book goes
+    to its own account on the venue (``seed_book``, keyed by the strategy index of its client
+    ids). Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
+    index = index if index is not None else {name: i for i, name in enumerate(books)}
     bindings = getattr(exchange, "bindings", None)
     if bindings is not None:
         paper = exchange.paper
         mine = {n: b for n, b in books.items() if bindings.get(n) == PAPER}
-        return paper is not None and seed_paper_exchange(paper, symbol, mine)
+        return paper is not None and seed_paper_exchange(paper, symbol, mine, index)
+    seed_book = getattr(exchange, "seed_book", None)
+    if seed_book is not None:
+        seeded = False
+        for name, b in books.items():
+            if b.qty != 0 or b.realised != 0 or b.fees != 0:
+                seeded |= bool(
+                    seed_book(
+                        f"{index[name]:02d}",
+                        symbol,
+                        qty=b.qty,
+                        avg_price=b.avg_price,
+                        realised=b.realised,
+                        fees=b.fees,
+                    )
+                )
+        return seeded
     venue = getattr(exchange, "venue", None)
     account = getattr(venue, "account", None)
     if account is None:

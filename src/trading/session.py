@@ -88,14 +88,15 @@ def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
 def make_exchange(
     settings: Settings, config: ArenaConfig, kind: ExchangeKind, clock: Clock, allow_mainnet: bool
 ) -> Any:
-    """Paper: one paper venue for every book (accounts ignored). Bybit: one BybitExchange per
+    """Paper: one paper venue, each book on its own account there with the arena's capital
+    (accounts ignored). Bybit: one BybitExchange per
     distinct bound account (its own keys), strategies without one on a paper venue fed by the
     same tape, all behind one :class:`AccountsExchange`."""
     from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 
+    capital = Decimal(str(config.arena.capital))  # per book: no book's margin is another's
     if kind is ExchangeKind.PAPER:
-        total = Decimal(str(config.arena.capital)) * len(config.strategies)
-        return PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+        return PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
     from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
     from cryptoarena.trading.exchange.bybit import BybitExchange
 
@@ -113,10 +114,8 @@ def make_exchange(
         bybit = settings.bybit.model_copy(update={"env": env, "api_key": key, "api_secret": secret})
         # Signing needs wall-clock time even when the market data is a replay.
         members[account] = BybitExchange(bybit, clock=LiveClock())
-    unbound = sum(1 for a in bindings.values() if a == PAPER)
-    if unbound:
-        total = Decimal(str(config.arena.capital)) * unbound
-        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+    if any(a == PAPER for a in bindings.values()):
+        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
     return AccountsExchange(members, bindings, name=f"bybit-{env.value}")
 
 

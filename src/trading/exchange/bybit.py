@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 from cryptoarena.clock import Clock, LiveClock
@@ -27,6 +28,7 @@ from cryptoarena.trading.exchange.errors import (
     DuplicateOrderError,
     ExchangeError,
     InvalidOrderError,
+    OrderNotFoundError,
     TemporaryExchangeError,
 )
 from cryptoarena.trading.exchange.instruments import PARAMS_ERROR, prepare_order
@@ -251,6 +253,48 @@ class BybitExchange:
         order = await self.get_order(symbol, client_id)
         if order is None:
             raise ExchangeError(f"order {client_id} cancelled but not found afterwards")
+        return self.tracker.remember(order)
+
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """POST /v5/order/amend by orderLinkId (price/qty rounded to the instrument first).
+
+        An amend is idempotent (same target terms), so a temporary failure is retried after
+        checking the order is still open; 110001 (filled or cancelled meanwhile) is raised as
+        :class:`OrderNotFoundError`. Returns the order as Bybit reports it afterwards."""
+        inst = await self.instrument(symbol)
+        if price is not None:
+            price = inst.round_price(price)
+        if qty is not None:
+            qty = inst.round_qty(qty)
+        params = codec.amend_params(
+            symbol, client_id, qty=qty, price=price, category=self.config.category
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.http.call_once("amend_order", **params)
+                break
+            except TemporaryExchangeError as err:
+                found = await self._lookup_after_failure(symbol, client_id)
+                if found is not None and not found.status.is_open:
+                    raise OrderNotFoundError(
+                        f"order {client_id} is {found.status.value}: too late to amend",
+                        code=110001,
+                    ) from err
+                if attempt >= self.config.max_attempts:
+                    raise
+                await self.http.pause(err, attempt, f"amend {client_id}")
+        order = await self.get_order(symbol, client_id)
+        if order is None:
+            raise ExchangeError(f"order {client_id} amended but not found afterwards")
         return self.tracker.remember(order)
 
     async def open_orders(self, symbol: str) -> list[Order]:
