@@ -26,7 +26,7 @@ from cryptoarena.trading.deciding import WorkerDecisions
 from cryptoarena.trading.duties import WorkerDuties, WorkerResult
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
-from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import StrategyRunner
@@ -56,6 +56,8 @@ class Worker(WorkerDecisions, WorkerDuties):
         self.clock = clock
         self.run_id = run_id
         self.kill_switch = kill_switch
+        # The enforcing side: engage/release verified against the switch's (this worker's) token.
+        self.kill_guard = KillGuard(kill_switch) if kill_switch is not None else None
         self.source_name = source_name
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
         self.lockstep = isinstance(clock, SimClock)
