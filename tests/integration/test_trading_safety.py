@@ -131,3 +131,39 @@ async def test_a_flip_is_a_reduce_only_close_then_an_entry_checked_on_its_own(tm
     ]
     assert len(flips) >= 2, [(o["side"], o["position_before"], o["qty"]) for o in orders]
     assert not [v for v in vetoes if "notional" in v["reason"]]
+
+
+async def test_an_order_waits_for_a_durable_record_and_is_vetoed_after_the_bound(
+    tmp_path,
+) -> None:
+    """Issue #9 item 3: the flush before sending to a real venue was ignored, so an order
+    could leave while its record existed only in memory. With the store locked, the order
+    waits ``durable_wait_s`` and is vetoed (journaled, never sent); once the writer has put
+    the records in its fsync'd spill, orders go again."""
+    from tests.integration.journal_helpers import sqlite_locked
+
+    settings = journal_settings(tmp_path)
+    config = parse_arena_config(
+        {
+            "arena": {"fee_rate": 0.0, "durable_wait_s": 0.5},
+            "strategy": [{"name": "hold", "kind": "buy_and_hold"}],
+        }
+    )
+    trades = tape_slice(600, 2)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    exchange = PaperExchange(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
+    with Journal.open(settings, run_id="d1") as journal:
+        with sqlite_locked(settings, "orders"):
+            worker, _ = await run_worker(config, trades, journal, run_id="d1",
+                                         exchange=exchange, durable_orders=True)  # fmt: skip
+        assert journal.sync(60)
+        orders = journal.find("orders", {"run_id": "d1"}, sort=[("seq", 1)])
+        vetoes = journal.find("risk_events", {"run_id": "d1", "type": "veto"})
+        fills = journal.find("fills", {"run_id": "d1"})
+    first = orders[0]["client_id"]
+    assert [v["client_id"] for v in vetoes][:1] == [first]
+    assert "journal not durable" in vetoes[0]["reason"]
+    assert await exchange.get_order("BTCUSDT", first) is None  # never sent
+    # Later orders, once their records were durable (spilled), went out and filled.
+    assert fills and all(f["client_id"] != first for f in fills)
+    assert worker.books["hold"].qty > 0
