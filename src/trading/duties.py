@@ -9,10 +9,12 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.arena_config import ArenaConfig
@@ -20,7 +22,12 @@ from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump
 from cryptoarena.trading.orders import incarnation_tag
-from cryptoarena.trading.restore import reconcile, restore_books, seed_paper_exchange
+from cryptoarena.trading.restore import (
+    pending_predictions,
+    reconcile,
+    restore_books,
+    seed_paper_exchange,
+)
 from cryptoarena.trading.risk.killswitch import KillGuard
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
@@ -79,6 +86,7 @@ class WorkerDuties:
     runners: list[StrategyRunner]
     source_name: str
     durable_orders: bool
+    recorded_bars: Callable[[int, int], pd.DataFrame] | None
 
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -112,6 +120,21 @@ class WorkerDuties:
             router.before_send = self._flush_journal
             router.durable_wait_s = self.config.arena.durable_wait_s
         report = restore_books(self.journal, self.run_id, self.books, router)
+        if self.pump is not None:
+            # Predictions pending at a crash: resolved from the recorded bars (a live feed does
+            # not replay the past) and, for the rest, from the bars that close from now on.
+            pending = pending_predictions(self.journal, self.run_id)
+            self.pump.restore_pending(pending)
+            report.predictions_pending = len(pending)
+            if pending and self.recorded_bars is not None:
+                try:
+                    bars = self.recorded_bars(pending[0].target_ns - NS_PER_S, self.clock.now_ns())
+                except Exception as exc:  # no lake, unreadable: the live bars still resolve some
+                    logger.warning("recorded bars unavailable for pending predictions: %s", exc)
+                else:
+                    report.predictions_resolved = self.pump.resolve_recorded(
+                        bars, self.journal.set_prediction_outcome
+                    )
         if report.fills_replayed and seed_paper_exchange(self.exchange, self.symbol, self.books):
             report.notes.append("paper venue seeded from the journal's books")
         updates = asyncio.get_running_loop().create_task(self._consume_updates())

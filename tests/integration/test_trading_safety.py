@@ -3,6 +3,7 @@ orders wait for a durable journal record, predictions pending at a crash are res
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -126,7 +127,7 @@ async def test_a_flip_is_a_reduce_only_close_then_an_entry_checked_on_its_own(tm
             assert not o["reduce_only"] and qty * Decimal(str(o["ref_price"])) <= 10_500
     flips = [
         (a, b)
-        for a, b in zip(orders, orders[1:], strict=False)
+        for a, b in itertools.pairwise(orders)
         if a in closes and b["side"] == a["side"] and Decimal(b["position_before"]) == 0
     ]
     assert len(flips) >= 2, [(o["side"], o["position_before"], o["qty"]) for o in orders]
@@ -167,3 +168,34 @@ async def test_an_order_waits_for_a_durable_record_and_is_vetoed_after_the_bound
     # Later orders, once their records were durable (spilled), went out and filled.
     assert fills and all(f["client_id"] != first for f in fills)
     assert worker.books["hold"].qty > 0
+
+
+async def test_predictions_pending_at_a_stop_are_resolved_on_restart(tmp_path) -> None:
+    """Issue #9 item 6: predictions pending when a worker died were never resolved. The
+    restarted worker takes them over and resolves them from the bars it replays."""
+    from tests.integration.trading_kit import TrailingMoveSource
+
+    config = parse_arena_config(
+        {
+            "arena": {"fee_rate": 0.0},
+            "strategy": [{"name": "ai", "kind": "ai_forecast", "params": {"margin_bps": 0}}],
+        }
+    )
+    with Journal.open(journal_settings(tmp_path), run_id="p1") as journal:
+        await run_worker(config, tape_slice(600, 3), journal, run_id="p1",
+                         source=TrailingMoveSource())  # fmt: skip
+        journal.sync(30)
+        stopped = journal.find("runs", {"run_id": "p1", "event": "stopped"})
+        left = journal.find("predictions", {"run_id": "p1", "realised_price": None})
+        assert stopped[0]["unresolved_predictions"] == len(left) > 0
+        # The restart replays the same tape, longer: the pending ones come due.
+        await run_worker(config, tape_slice(600, 5), journal, run_id="p1",
+                         source=TrailingMoveSource())  # fmt: skip
+        journal.sync(30)
+        runs = journal.find("runs", {"run_id": "p1", "event": "started"}, sort=[("seq", 1)])
+        ids = {d["_id"] for d in left}
+        again = [d for d in journal.find("predictions", {"run_id": "p1"}) if d["_id"] in ids]
+    assert runs[-1]["restored"]["predictions_pending"] == len(left)
+    assert len(again) == len(left) and all(d["realised_price"] is not None for d in again)
+    for d in again:
+        assert d["realised_ts_ns"] >= d["target_ts_ns"]

@@ -238,3 +238,50 @@ def test_exits_pass_the_limits_that_guard_new_risk() -> None:
     assert check(rm, partial, now=T0 + 2 * S, last=9708.0) is None
     # New risk is still checked: the same size the other way is vetoed.
     assert "kill switch" in (check(rm, OrderIntent("a", "Sell", 2.065, 9708.0, 0.0, -2.065)) or "")
+
+
+async def test_the_forecast_backoff_is_capped_and_never_overflows() -> None:
+    """Issue #10 item 4: ``2.0 ** (consecutive - 3)`` raised OverflowError after ~1,000
+    consecutive failures (a full-day backtest without a model server crashed)."""
+    from cryptoarena.data.records import Bar
+    from cryptoarena.trading.forecasts import ForecastPump, backoff_s
+
+    class Down:
+        async def forecast(self, symbol: str, bars: object) -> object:
+            raise RuntimeError("connection refused")
+
+        async def health(self) -> bool:
+            return False
+
+    pump = ForecastPump(Down(), "BTCUSDT", window=16, max_age_s=2.5, record=lambda k, d: "x")
+    pump._consecutive = 5_000
+    pump.on_bar(Bar(T0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 0.5, 0.5), T0 + S)
+    await pump.settle()
+    assert pump.failures == 1 and pump._retry_at_ns == T0 + S + 30 * S
+    assert [backoff_s(n) for n in (3, 4, 5, 10**6)] == [1.0, 2.0, 4.0, 30.0]
+
+
+def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
+    """A live restart does not replay the past: predictions that came due while the worker was
+    down are resolved from the collector's recorded 1-second bars, as live bars would."""
+    import pandas as pd
+    from cryptoarena.trading.forecasts import ForecastPump, PendingPrediction
+
+    class Idle:
+        async def forecast(self, symbol: str, bars: object) -> object:
+            raise RuntimeError("unused")
+
+        async def health(self) -> bool:
+            return True
+
+    pump = ForecastPump(Idle(), "BTCUSDT", window=16, max_age_s=2.5, record=lambda k, d: "x")
+    pump.restore_pending([PendingPrediction("b", T0 + 5 * S), PendingPrediction("a", T0 + 3 * S),
+                          PendingPrediction("late", T0 + 60 * S)])  # fmt: skip
+    bars = pd.DataFrame(
+        {"ts": [T0 + i * S for i in range(10)], "close": [100.0 + i for i in range(10)]}
+    )
+    got: list[tuple[str, float, int]] = []
+    assert pump.resolve_recorded(bars, lambda *a: got.append(a)) == 2
+    # The bar that closes at the target (open ts = target - 1 s) gives the realised price.
+    assert got == [("a", 102.0, T0 + 3 * S), ("b", 104.0, T0 + 5 * S)]
+    assert [p.event_id for p in pump.pending] == ["late"]
