@@ -4,6 +4,9 @@ orders wait for a durable journal record, predictions pending at a crash are res
 from __future__ import annotations
 
 import itertools
+import sqlite3
+import time
+from contextlib import ExitStack
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -153,10 +156,18 @@ async def test_an_order_waits_for_a_durable_record_and_is_vetoed_after_the_bound
     trades = tape_slice(600, 2)
     clock = SimClock(int(trades["ts"].iloc[0]))
     exchange = PaperExchange(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
-    with Journal.open(settings, run_id="d1") as journal:
-        with sqlite_locked(settings, "orders"):
-            worker, _ = await run_worker(config, trades, journal, run_id="d1",
-                                         exchange=exchange, durable_orders=True)  # fmt: skip
+    with Journal.open(settings, run_id="d1") as journal, ExitStack() as locked:
+        for _ in range(200):  # the writer may be mid-transaction: retry the lock
+            try:
+                locked.enter_context(sqlite_locked(settings, "orders"))
+                break
+            except sqlite3.OperationalError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("could not lock the orders store")
+        worker, _ = await run_worker(config, trades, journal, run_id="d1",
+                                     exchange=exchange, durable_orders=True)  # fmt: skip
+        locked.close()
         assert journal.sync(60)
         orders = journal.find("orders", {"run_id": "d1"}, sort=[("seq", 1)])
         vetoes = journal.find("risk_events", {"run_id": "d1", "type": "veto"})
