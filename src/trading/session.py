@@ -165,6 +165,14 @@ def make_forecasts(
     )
 
 
+def _lake_bars(settings: Settings, config: ArenaConfig) -> Any:
+    """The collector's recorded 1-second bars, read by time window."""
+    from cryptoarena.data.lake import Lake
+
+    lake = Lake(settings.data.lake_dir)
+    return lambda start_ns, end_ns: lake.read_bars(config.arena.symbol, start_ns, end_ns)
+
+
 async def run_session(
     settings: Settings, config: ArenaConfig, options: SessionOptions, *, handle_signals: bool = True
 ) -> WorkerResult:
@@ -191,6 +199,7 @@ async def run_session(
             kill_switch=kill,
             source_name=options.source.value,
             durable_orders=options.exchange is not ExchangeKind.PAPER,
+            recorded_bars=_lake_bars(settings, config) if options.source is Source.BYBIT else None,
         )
         if handle_signals:
             worker.install_signal_handlers()

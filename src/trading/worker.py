@@ -13,9 +13,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from cryptoarena.clock import Clock, SimClock
 from cryptoarena.data.bars import BarBuilder
 from cryptoarena.data.feed import MarketFeed
@@ -26,7 +28,7 @@ from cryptoarena.trading.deciding import WorkerDecisions
 from cryptoarena.trading.duties import WorkerDuties, WorkerResult
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
-from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import StrategyRunner
@@ -48,6 +50,7 @@ class Worker(WorkerDecisions, WorkerDuties):
         kill_switch: KillSwitch | None = None,
         source_name: str = "replay",
         durable_orders: bool = False,
+        recorded_bars: Callable[[int, int], pd.DataFrame] | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -56,10 +59,15 @@ class Worker(WorkerDecisions, WorkerDuties):
         self.clock = clock
         self.run_id = run_id
         self.kill_switch = kill_switch
+        # The enforcing side: engage/release verified against the switch's (this worker's) token.
+        self.kill_guard = KillGuard(kill_switch) if kill_switch is not None else None
         self.source_name = source_name
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
         self.lockstep = isinstance(clock, SimClock)
         self.durable_orders = durable_orders
+        # Live: 1-second bars recorded by the collector (the lake), for predictions that came
+        # due while the worker was down. A replay re-reads its own bars instead.
+        self.recorded_bars = recorded_bars
         self.symbol = config.arena.symbol
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
