@@ -533,32 +533,53 @@ class Cursor:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self._run())
 
-    def _run(self) -> list[dict[str, Any]]:
+    def explain(self) -> dict[str, Any]:
+        """SQLite's plan for this query (pymongo's ``explain`` shape, SQLite's content): the
+        ``winningPlan`` lines say which index is searched; ``residual`` is what Python checks."""
+        sql, params, residual, _ = self._sql()
+        coll = self._coll
+        with coll.database.lock:
+            conn = coll.database.conn()
+            plan = (
+                [r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+                if conn is not None and coll.database.has_table(coll.name)
+                else []
+            )
+        return {"queryPlanner": {"winningPlan": plan, "sql": sql, "residual": residual}}
+
+    def _sql(self) -> tuple[str, list[Any], dict[str, Any], bool]:
         where, params, residual = _translate(self._filter)
         sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         order = ""
         if self._sort and sql_sort:
             terms = [f"{_q(_COLUMNS[f])} {'DESC' if d < 0 else 'ASC'}" for f, d in self._sort]
-            order = " ORDER BY " + ", ".join([*terms, "rowid"])
+            # Ties in insertion order, walking the index the same way (no sort step).
+            terms.append("rowid DESC" if self._sort[-1][1] < 0 else "rowid")
+            order = " ORDER BY " + ", ".join(terms)
         elif not self._sort:
             order = " ORDER BY rowid"  # insertion order, like MongoDB's natural order
         page = ""
         if not residual and (sql_sort or not self._sort) and (self._limit or self._skip):
             page = f" LIMIT {self._limit or -1} OFFSET {self._skip}"
+        sql = f"SELECT doc FROM {self._coll._t}{where}{order}{page}"
+        return sql, params, residual, bool(page)
+
+    def _run(self) -> list[dict[str, Any]]:
+        sql, params, residual, paged = self._sql()
+        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         coll = self._coll
         with coll.database.lock:
             if not coll.database.has_table(coll.name):
                 return []
             conn = coll.database.conn()
             assert conn is not None
-            cur = conn.execute(f"SELECT doc FROM {coll._t}{where}{order}{page}", params)
-            docs = [_decode(blob) for (blob,) in cur]
+            docs = [_decode(blob) for (blob,) in conn.execute(sql, params)]
         if residual:
             docs = [d for d in docs if filter_applies(residual, d)]
         if self._sort and not sql_sort:
             for field, direction in reversed(self._sort):
                 docs.sort(key=partial(_field_key, field), reverse=direction < 0)
-        if not page:
+        if not paged:
             end = self._skip + self._limit if self._limit else None
             docs = docs[self._skip : end]
         if self._projection is not None:

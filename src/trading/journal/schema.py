@@ -44,8 +44,11 @@ IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
 
 _RUN_TS: Final[IndexSpec] = ([("run_id", 1), ("ts_ns", 1)], {})
 _STRATEGY_TS: Final[IndexSpec] = ([("strategy", 1), ("ts_ns", 1)], {})
-# One strategy's window inside one run (equity curves, fills of a strategy).
-_RUN_STRATEGY_TS: Final[IndexSpec] = ([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})
+# One strategy's window inside one run, in recording order (equity curves).
+_RUN_STRATEGY_TS: Final[IndexSpec] = (
+    [("run_id", 1), ("strategy", 1), ("ts_ns", 1), ("seq", 1)],
+    {},
+)
 
 # The dashboard's and the restart readers' queries: a time window per run or per strategy first
 # (litemongo aggregates in Python, so every query must start from an indexed window).
@@ -68,7 +71,7 @@ INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "risk_events": [_RUN_TS, _STRATEGY_TS],
     "model_events": [_RUN_TS],
     EQUITY_LATEST: [([("run_id", 1)], {})],
-    EQUITY_MINUTE: [_RUN_STRATEGY_TS],
+    EQUITY_MINUTE: [([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})],
 }
 
 
