@@ -64,7 +64,8 @@ def _print_report(run_id: str | None) -> None:
     from cryptoarena.trading.report import latest_run_id, leaderboard, render, wide_console
 
     settings = get_settings()
-    with Journal.open(settings, run_id=run_id or "report") as journal:
+    # A reader beside a running worker: no lock, no spill replay, the store opened read-only.
+    with Journal.open(settings, run_id=run_id or "report", readonly=True) as journal:
         run = run_id or latest_run_id(journal)
         if run is None:
             typer.secho("the journal has no runs yet", fg=typer.colors.YELLOW, err=True)

@@ -80,7 +80,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     started = time.perf_counter()
     result = asyncio.run(run_session(settings, config, options, handle_signals=False))
     elapsed = time.perf_counter() - started
-    with Journal.open(settings, run_id=result.run_id) as journal:
+    with Journal.open(settings, run_id=result.run_id, readonly=True) as journal:
         rows, comparison = leaderboard(journal, result.run_id)
         preds = journal.count("predictions", {"run_id": result.run_id})
     render(console, result.run_id, rows, comparison)

@@ -66,9 +66,19 @@ def _append(path: Path, lines: Iterable[bytes]) -> None:
 
 
 class SpillLog:
-    def __init__(self, directory: Path, name: str) -> None:
+    """The spill of one store: ``name`` is derived from the store's identity (``owner``), so a
+    MongoDB store's spill is never replayed into the embedded store or another database."""
+
+    def __init__(self, directory: Path, name: str, *, owner: str = "", create: bool = True) -> None:
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.owner = owner
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if owner:  # say whose files these are (no credentials in an identity)
+                owner_path = directory / f"{name}.store"
+                if not owner_path.exists():
+                    owner_path.write_text(owner + "\n")
         self.spill_path = directory / f"{name}.spill.jsonl"
         self.overflow_path = directory / f"{name}.overflow.jsonl"
         self.rejects_path = directory / f"{name}.rejects.jsonl"
@@ -94,6 +104,18 @@ class SpillLog:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
             self._lock_fh.close()
             self._lock_fh = None
+
+    def warn_foreign(self, database: str) -> None:
+        """An older version kept one spill per database for every store: its owner is unknown,
+        so it is never replayed here; say where it is."""
+        legacy = self.dir / f"{database}.spill.jsonl"
+        if legacy.exists() and legacy.stat().st_size:
+            logger.warning(
+                "journal: %s was left by an older version and may belong to another store; "
+                "it is not replayed (this store spills to %s)",
+                legacy,
+                self.spill_path,
+            )
 
     # -- writing --------------------------------------------------------------------------
     def append(self, ops: list[Op]) -> None:
