@@ -53,7 +53,8 @@ def _forecast_source(settings: Settings, console: Console) -> tuple[Any, str]:
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.trading.arena_config import all_strategies_config
     from cryptoarena.trading.journal import Journal
-    from cryptoarena.trading.report import leaderboard, render
+    from cryptoarena.trading.report import build_report
+    from cryptoarena.trading.results.render import render_table
     from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
     source, described = _forecast_source(settings, console)
@@ -81,13 +82,14 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     result = asyncio.run(run_session(settings, config, options, handle_signals=False))
     elapsed = time.perf_counter() - started
     with Journal.open(settings, run_id=result.run_id, readonly=True) as journal:
-        rows, comparison = leaderboard(journal, result.run_id)
+        report = build_report(journal, result.run_id)
         preds = journal.count("predictions", {"run_id": result.run_id})
-    render(console, result.run_id, rows, comparison)
+    render_table(console, report)
+    rows = report.strategies
     best = rows[0] if rows else None
-    verdict = comparison.verdict if comparison is not None else "no comparison"
     return (
         f"trading: {len(rows)} strategies traded {minutes:.0f} min of real tape in {elapsed:.0f} s "
         f"({result.orders} orders, {result.fills} fills, {preds} forecasts); "
-        f"best {best.strategy if best else '—'} {best.pnl if best else 0:+.2f} USDT; AI vs classical: {verdict}"
+        f"best {best.name if best else '—'} {best.pnl if best else 0:+.2f} USDT; "
+        f"AI vs classical: {report.verdict.sentence}"
     )

@@ -131,4 +131,4 @@ def test_demo_step_without_a_model_still_trades_and_says_why(tmp_path: Path) -> 
     assert "no @champion registered: the AI arm stands aside" in text
     assert "leaderboard" in text and "sma_cross" in text
     assert line.startswith("trading: 9 strategies traded 8 min of real tape")
-    assert "AI vs classical: not significant yet" in line
+    assert "AI vs classical: The AI arm did not trade: standing aside" in line
