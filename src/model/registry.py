@@ -18,7 +18,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from cryptoarena.model.features import FeatureSpec
+from cryptoarena.model.features import FeatureSpec, Scaler
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.tracking import tracking_context
 from mlflow.exceptions import MlflowException
@@ -31,6 +31,7 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 METADATA_KEY = "cryptoarena"
 REFERENCE_FILE = "reference_features.parquet"
+SCALER_FILE = "scaler.json"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 
 
@@ -187,3 +188,22 @@ def download_reference(model_uri: str, *, tracking_uri: str, dst: Path) -> Path:
             registry_uri=tracking_uri,
         )
     return Path(local)
+
+
+def download_scaler(model_uri: str, *, tracking_uri: str) -> Scaler | None:
+    """The training scaler saved with a registered version (None for versions without one)."""
+    name, version, _ = _resolve(model_uri, tracking_uri)
+    with tracking_context(tracking_uri), tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/extra_files/{SCALER_FILE}",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+                registry_uri=tracking_uri,
+            )
+        except (MlflowException, OSError) as exc:
+            logger.warning(
+                "%s has no saved scaler (%s); drift uses the reference's", model_uri, exc
+            )
+            return None
+        return Scaler.model_validate_json(Path(local).read_text())

@@ -31,6 +31,7 @@ from cryptoarena.model.registry import (
     CHAMPION,
     MODEL_ARTIFACT,
     REFERENCE_FILE,
+    SCALER_FILE,
     GateDecision,
     model_metadata,
     promotion_gate,
@@ -179,7 +180,7 @@ def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
     prepared.reference_sample().to_parquet(ref)
     spec_file = out / "feature_spec.json"
     spec_file.write_text(prepared.spec.model_dump_json(indent=2))
-    scaler_file = out / "scaler.json"
+    scaler_file = out / SCALER_FILE
     scaler_file.write_text(prepared.scaler.model_dump_json(indent=2))
     return [ref, spec_file, scaler_file]
 
