@@ -1,5 +1,5 @@
 """Drift flow: recent bars (lake or shipped sample) vs the champion's training reference, and its
-forecast errors → Evidently HTML reports + metrics in MLflow → whether to retrain (optionally
+forecast errors → drift report (JSON, PNG charts) + metrics in MLflow → whether to retrain (optionally
 starting the retrain flow). Logic lives in cryptoarena.model.drift.
 
     python -m flows.drift --max-bars 9000 --last-s 1800

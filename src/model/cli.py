@@ -31,12 +31,36 @@ def comparison_table(title: str, results: dict[str, dict[str, Any]]) -> Table:
     return table
 
 
+def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_cv(console: Console, cv: dict[str, Any], title: str) -> None:
+    from cryptoarena.model.report import CV_HEADER, cv_fold_rows, cv_pair_rows, cv_pooled_rows
+
+    head = f"{title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars"
+    header, rows = cv_fold_rows(cv)
+    console.print(_rich_table(f"{head}, per fold (skill)", header, rows))
+    console.print(_rich_table(f"{head}, pooled", CV_HEADER, cv_pooled_rows(cv)))
+    if cv.get("pairwise"):
+        pair_header = ["pair", "n", "DM stat", "DM p (HLN)", "DM p (HAC)"]
+        console.print(_rich_table(f"{head}, pairwise", pair_header, cv_pair_rows(cv)))
+
+
 def print_report(console: Console, report: dict[str, Any]) -> None:
-    from cryptoarena.model.report import SECTIONS
+    from cryptoarena.model.report import CV_SECTIONS, SECTIONS
 
     for key, title in SECTIONS:
         if key in report:
             console.print(comparison_table(f"15 s forecasts, {title}", report[key]))
+    for key, title in CV_SECTIONS:
+        if key in report:
+            print_cv(console, report[key], f"15 s forecasts, {title}")
 
 
 def register(app: typer.Typer) -> None:
@@ -110,9 +134,21 @@ def register(app: typer.Typer) -> None:
         max_bars: int | None = typer.Option(None, min=1000, help="Use only the first N bars."),
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
         threads: int = typer.Option(1, min=1, help="torch threads."),
+        lake: bool = typer.Option(
+            False, help="Judge on every bar the lake holds (settings.data.lake_dir) instead."
+        ),
+        folds: int = typer.Option(6, min=2, help="Cross-validation folds."),
+        scheme: str = typer.Option(
+            "walk_forward", help="walk_forward (train on the past only) | blocked."
+        ),
+        alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="Significance level shown."),
+        out: Path | None = typer.Option(None, help="Also write report.json and report.md here."),
     ) -> None:
-        """Judge a registered version against the baselines on the held-out test split."""
+        """Judge a registered version against the baselines: the held-out test split, and purged
+        walk-forward cross-validation (per fold and pooled, with CIs and DM tests)."""
         import torch
+        from cryptoarena.model import mlops
+        from cryptoarena.model.cv import CVConfig
         from cryptoarena.model.datasets import load_bars, second_venue_bars
         from cryptoarena.model.judge import evaluate_version
         from cryptoarena.model.registry import ModelNotFound
@@ -120,17 +156,36 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(threads)
         settings = get_settings()
         console = Console()
+        if scheme not in ("walk_forward", "blocked"):
+            console.print(f"[red]error: --scheme must be walk_forward or blocked, got {scheme!r}")
+            raise typer.Exit(2)
         model = name or settings.serving.model_name
         uri = f"models:/{model}/{version}" if version.isdigit() else f"models:/{model}@{version}"
-        bars = load_bars(data, max_bars=max_bars, sample_dir=settings.data.sample_dir)
-        venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
         try:
+            if lake:
+                bars = mlops.load_source_bars(settings, "lake", max_bars=max_bars)
+            else:
+                bars = load_bars(data, max_bars=max_bars, sample_dir=settings.data.sample_dir)
+            venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
+            cv = CVConfig(folds=folds, scheme=scheme, alpha=alpha)  # type: ignore[arg-type]
             report = evaluate_version(
-                uri, tracking_uri=settings.mlflow.tracking_uri, bars=bars, second_venue=venue2
+                uri,
+                tracking_uri=settings.mlflow.tracking_uri,
+                bars=bars,
+                second_venue=venue2,
+                cv=cv,
             )
-        except (ModelNotFound, ValueError) as exc:
+        except (ModelNotFound, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]error: {exc}")
             raise typer.Exit(1) from None
+        if out is not None:
+            import json
+
+            from cryptoarena.model.report import markdown
+
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+            (out / "report.md").write_text(markdown(report))
         console.print(
             f"{uri}: test split {report['data']['test_first']} → {report['data']['test_last']}"
         )

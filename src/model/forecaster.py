@@ -43,6 +43,10 @@ class ForecastModelInfo(BaseModel):
     quantiles: tuple[float, ...] = ()
     metrics: dict[str, float] = Field(default_factory=dict)
     feature_names: tuple[str, ...] = ()
+    # From the registry's version tags: how @champion was set (gate | bootstrap | forced, "" if
+    # never champion) and the gate's verdict with its numbers.
+    promotion: str = ""
+    gate: str = ""
 
 
 @runtime_checkable

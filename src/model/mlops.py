@@ -94,7 +94,13 @@ def journal_prediction_errors(
 
 
 def train_candidate(
-    bars: pd.DataFrame, *, tracking_uri: str, name: str, tiny: bool = False, label: str = ""
+    bars: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    name: str,
+    tiny: bool = False,
+    label: str = "",
+    gate_alpha: float = 0.05,
 ) -> Candidate:
     """Train, evaluate against the baselines and the champion, register as ``@challenger``.
 
@@ -109,6 +115,7 @@ def train_candidate(
         cfg=TINY_CONFIG if tiny else None,
         promote="never",
         data_label=label,
+        gate_alpha=gate_alpha,
     )
     return Candidate(
         name=name,
@@ -123,7 +130,7 @@ def train_candidate(
 
 def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> bool:
     """Move ``@champion`` to the candidate when the gate said so (or when forced)."""
-    from cryptoarena.model.registry import CHAMPION, set_alias
+    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG, set_alias
     from cryptoarena.model.tracking import tracking_context
 
     if not (candidate.promote or force):
@@ -133,9 +140,9 @@ def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> 
         return False
     set_alias(candidate.name, CHAMPION, candidate.version, tracking_uri=tracking_uri)
     alerts.new_champion(candidate.name, candidate.version, candidate.reason)
-    if force and not candidate.promote:
-        with tracking_context(tracking_uri) as client:
-            client.set_model_version_tag(candidate.name, candidate.version, "promotion", "forced")
+    how = "gate" if candidate.promote else "forced"
+    with tracking_context(tracking_uri) as client:
+        client.set_model_version_tag(candidate.name, candidate.version, PROMOTION_TAG, how)
     return True
 
 

@@ -187,6 +187,8 @@ async def model_info(model: ModelDep, state: StateDep) -> ModelInfoResponse:
         metrics={str(k): float(v) for k, v in dict(info.metrics).items()},
         loaded_at=model.loaded_at,
         symbols=sorted(state.symbols),
+        promotion=str(getattr(info, "promotion", "")),
+        gate=str(getattr(info, "gate", "")),
     )
 
 

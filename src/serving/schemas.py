@@ -161,6 +161,10 @@ class ModelInfoResponse(BaseModel):
     metrics: dict[str, float]
     loaded_at: datetime
     symbols: list[str]
+    promotion: str = Field(
+        default="", description="How @champion was set: gate | bootstrap | forced ('' if unknown)."
+    )
+    gate: str = Field(default="", description="The promotion gate's verdict with its numbers.")
 
 
 class HealthResponse(BaseModel):

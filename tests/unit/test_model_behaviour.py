@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,3 +129,35 @@ def test_quantile_head_trains_and_orders(prepared: Prepared) -> None:
     assert f.predict(windows).shape == (1, 15)
     with pytest.raises(ValueError):
         LSTMConfig(quantiles=(0.9, 0.1))
+
+
+_CHILD = """
+import sys, torch
+from cryptoarena.model.datasets import load_bars
+from cryptoarena.model.features import FeatureSpec
+from cryptoarena.model.fit import fit_lstm, prepare
+from cryptoarena.model.lstm import LSTMConfig
+cfg = LSTMConfig.model_validate_json(sys.argv[1])
+module, info = fit_lstm(prepare(load_bars(max_bars=5000), FeatureSpec(), cfg.window), cfg)
+torch.save({"state": module.net.state_dict(), "val": info["best_val_loss"]}, sys.argv[2])
+"""
+
+
+def test_training_reproduces_in_a_fresh_process(
+    prepared: Prepared, forecaster: Forecaster, tmp_path: Path
+) -> None:
+    """Same seed, data and thread count → bit-identical weights and validation loss in another
+    process (nothing carried over from this process's RNG or thread state)."""
+    out = tmp_path / "child.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-c", _CHILD, CFG.model_dump_json(), str(out)],
+        check=True, env=env, timeout=240, capture_output=True,
+    )  # fmt: skip
+    child = torch.load(out)
+    mine = forecaster.predictor.net.state_dict()  # type: ignore[attr-defined]
+    assert child["state"].keys() == mine.keys()
+    for key, value in mine.items():
+        torch.testing.assert_close(child["state"][key], value, rtol=0, atol=0)
+    _, info = fit_lstm(prepared, CFG)
+    assert child["val"] == info["best_val_loss"]

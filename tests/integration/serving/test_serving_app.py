@@ -80,6 +80,8 @@ def test_model_info_ready_health(client: TestClient, champion: Any) -> None:
     assert info["min_bars"] == champion.info.min_bars and info["horizon"] == 15
     assert info["metrics"] == pytest.approx(champion.info.metrics)
     assert info["loaded_at"]
+    # train_tiny(promote=True) forces the alias: /v1/model says so, with the gate's verdict.
+    assert info["promotion"] == "forced" and info["gate"].startswith(("promoted", "refused"))
     assert client.get("/ready").json() == {"ready": True, "model_version": "1", "reason": None}
     assert client.get("/health").json() == {"status": "ok"}
 
