@@ -24,8 +24,9 @@ class RegistryView:
         self.name = settings.serving.model_name
         self._lock = threading.Lock()
         self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
-        self._value = (0.0, ([], None, "not read yet"))
+        self._value = (0.0, ([], None, None))
         self._refreshing = False
+        self.read_once = False  # False until the first read finished (the page says "reading")
 
     def get(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]:
         """The cached view; starts a refresh in the background when it is older than TTL_S."""
@@ -54,6 +55,7 @@ class RegistryView:
         with self._lock:
             self._value = (time.monotonic(), value)
             self._refreshing = False
+            self.read_once = True
 
     def _read(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None]:
         from mlflow.tracking import MlflowClient

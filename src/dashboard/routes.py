@@ -106,7 +106,8 @@ def models(reader: ReaderDep, registry: RegistryDep, run_id: RunQuery = None) ->
     run = run_id or reader.latest_run_id()
     events = reader.model_events(run) if run else []
     return s.Models(
-        available=error is None,
+        pending=not registry.read_once,
+        available=error is None and registry.read_once,
         error=error,
         name=registry.name,
         versions=versions,

@@ -197,6 +197,7 @@ class DriftStatus(BaseModel):
 
 
 class Models(BaseModel):
+    pending: bool  # the first registry read is still under way: ask again shortly
     available: bool
     error: str | None
     name: str
