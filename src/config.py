@@ -126,6 +126,17 @@ class AlertSettings(BaseModel):
         return value
 
 
+class DashboardSettings(BaseModel):
+    """``arena dashboard``: the read-only web view over the journal (see docs/dashboard.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Markdown pages (About / Rules / Updates), read at request time: a new file needs no build.
+    site_dir: Path = Path("docs/site")
+    # How often the live stream looks for new journal events (seconds).
+    poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with defaults that run on a bare machine."""
 
@@ -147,6 +158,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     trading: TradingSettings = TradingSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
