@@ -87,6 +87,8 @@ class WorkerDuties:
     source_name: str
     durable_orders: bool
     recorded_bars: Callable[[int, int], pd.DataFrame] | None
+    trade_from_ns: int
+    run_notes: dict[str, Any]
 
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -142,7 +144,7 @@ class WorkerDuties:
         report = await reconcile(
             self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
         )
-        self._checkpoint_ns = report.checkpoint_ns
+        self._checkpoint_ns = max(report.checkpoint_ns, self.trade_from_ns)
         self.result.restored = report.doc()
         if report.mismatch:
             self.risk.halt_all(f"reconcile: {report.mismatch}", self.clock.now_ns())
@@ -169,6 +171,7 @@ class WorkerDuties:
                 "arena": self.config.arena.model_dump(),
                 "risk": self.config.risk.model_dump(by_alias=True),
                 "restored": report.doc(),
+                **self.run_notes,
             },
         )
         return updates

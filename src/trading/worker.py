@@ -51,6 +51,8 @@ class Worker(WorkerDecisions, WorkerDuties):
         source_name: str = "replay",
         durable_orders: bool = False,
         recorded_bars: Callable[[int, int], pd.DataFrame] | None = None,
+        trade_from_ns: int = 0,
+        run_notes: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -68,6 +70,11 @@ class Worker(WorkerDecisions, WorkerDuties):
         # Live: 1-second bars recorded by the collector (the lake), for predictions that came
         # due while the worker was down. A replay re-reads its own bars instead.
         self.recorded_bars = recorded_bars
+        # Out of sample by construction: bars before this only warm the strategies up (as a
+        # resumed replay's do); nobody trades on them.
+        self.trade_from_ns = trade_from_ns
+        # What the session knows about the run (forecast source, in/out of sample): journaled.
+        self.run_notes = dict(run_notes or {})
         self.symbol = config.arena.symbol
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
