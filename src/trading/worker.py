@@ -158,6 +158,13 @@ class Worker(WorkerDecisions, WorkerDuties):
         )
         try:
             await self._consume_feed()
+        except BaseException as exc:
+            # Recorded in the "stopped" record (the run is incomplete), then re-raised.
+            self.result.stopped_by = f"crashed: {type(exc).__name__}: {exc}"
+            self.result.ended_by, self.result.complete = "crash", False
+            self.result.error = f"{type(exc).__name__}: {exc}"
+            logger.error("worker crashed: %s", self.result.error)
+            raise
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -195,6 +202,11 @@ class Worker(WorkerDecisions, WorkerDuties):
             stop_wait.cancel()
         if self._stop.is_set():
             self.result.stopped_by = self._stop_reason
+            self.result.ended_by = (
+                "signal" if self._stop_reason.startswith("signal") else "stop requested"
+            )
+            # A replay stopped before its end did not cover its span; live runs end this way.
+            self.result.complete = not self.lockstep
 
     async def _live_ticker(self) -> None:
         # Live: close bars on time even when nobody trades (0.3 s grace for late prints).
