@@ -51,6 +51,11 @@ class WorkerResult:
     fills: int = 0
     late_trades: int = 0
     stopped_by: str = "feed ended"
+    # Why the run ended: "feed ended", "signal", "stop requested", "crash", "kill switch"; and
+    # whether it covered what it was asked to (a replay to its end, live until told to stop).
+    ended_by: str = "feed ended"
+    complete: bool = True
+    error: str | None = None
     restored: dict[str, Any] = field(default_factory=dict)
     equity: dict[str, float] = field(default_factory=dict)
     # Events handed to the journal, by kind (what "every event exactly once" is checked against).
@@ -87,6 +92,8 @@ class WorkerDuties:
     source_name: str
     durable_orders: bool
     recorded_bars: Callable[[int, int], pd.DataFrame] | None
+    trade_from_ns: int
+    run_notes: dict[str, Any]
 
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -142,7 +149,7 @@ class WorkerDuties:
         report = await reconcile(
             self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
         )
-        self._checkpoint_ns = report.checkpoint_ns
+        self._checkpoint_ns = max(report.checkpoint_ns, self.trade_from_ns)
         self.result.restored = report.doc()
         if report.mismatch:
             self.risk.halt_all(f"reconcile: {report.mismatch}", self.clock.now_ns())
@@ -169,6 +176,7 @@ class WorkerDuties:
                 "arena": self.config.arena.model_dump(),
                 "risk": self.config.risk.model_dump(by_alias=True),
                 "restored": report.doc(),
+                **self.run_notes,
             },
         )
         return updates
@@ -277,6 +285,7 @@ class WorkerDuties:
                     "win_rate": book.wins / book.round_trips if book.round_trips else None,
                     "vetoes": self.risk.vetoes.get(name, 0),
                     "halted": self.risk.halted.get(name),
+                    "halted_at": self.risk.halted_at.get(name),
                     "exposure": doc["exposure"],
                     "last_decision": self._last_decision.get(name, ""),
                     "ts_ns": now_ns,
@@ -333,11 +342,23 @@ class WorkerDuties:
         if not updates.done():
             updates.cancel()
         self.result.fills = sum(b.fills for b in self.books.values())
+        result = self.result
+        if result.error is None and self.risk.killed is not None:
+            # Trading stopped at the kill, not where the run was meant to end.
+            result.ended_by, result.complete = "kill switch", False
         self._record(
             "runs",
             {
                 "event": "stopped",
                 "stopped_by": self.result.stopped_by,
+                "ended_by": result.ended_by,
+                "complete": result.complete,
+                "error": result.error,
+                "killed": self.risk.killed,
+                "halted": {
+                    name: {"reason": why, "ts_ns": self.risk.halted_at.get(name)}
+                    for name, why in self.risk.halted.items()
+                },
                 "trades": self.result.trades,
                 "bars": self.result.bars,
                 "orders": self.result.orders,
