@@ -34,7 +34,8 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # Journals still open at interpreter exit are drained (the writer thread is a daemon).
 _OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
 _SCALARS = frozenset({str, int, float, type(None)})
-BULK_BATCH = 5_000
+BULK_BATCH = 5_000  # writes per transaction on the bulk (backtest) path
+BULK_QUEUE = 1_024  # queued records or record_many chunks before a bulk producer waits
 # Event kinds whose newest ts_ns bounds a run's restart checkpoint.
 CHECKPOINT_KINDS = (
     "equity",
@@ -138,7 +139,8 @@ class Journal:
                 wcfg = replace(
                     wcfg,
                     batch_size=max(wcfg.batch_size, BULK_BATCH),
-                    queue_size=max(wcfg.queue_size, 4 * BULK_BATCH),
+                    queue_size=BULK_QUEUE,
+                    block_s=max(wcfg.block_s, 30.0),
                 )
             writer = Writer(connect, mongo.database, spill, wcfg)
             writer.start()
