@@ -127,6 +127,12 @@ class Journal:
         )
         connect = partial(store.connect, mongo, config.store, readonly=readonly)
         if readonly:
+            if mongo.uri is None and (mongo.embedded_dir / mongo.database).is_dir():
+                logger.warning(
+                    "journal: %s holds a litemongo journal not copied yet; the next writer "
+                    "(arena trade or backtest) copies it",
+                    mongo.embedded_dir / mongo.database,
+                )
             reader = Reader(connect, mongo.database, spill)
             return cls(reader, run_id=run_id, clock=clock or LiveClock(), config=config,
                        readonly=True)  # fmt: skip
@@ -134,6 +140,7 @@ class Journal:
         try:
             spill.recover()
             spill.warn_foreign(mongo.database)
+            store.migrate_litemongo(mongo)
             wcfg = config.writer
             if bulk:
                 wcfg = replace(

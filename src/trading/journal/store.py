@@ -81,6 +81,43 @@ def spill_name(mongo: MongoSettings) -> str:
     return f"{mongo.database}.{kind}-{digest}"
 
 
+def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
+    """Copy a journal kept by litemongo (the embedded store before this one: a folder of SQLite
+    files, ``<embedded_dir>/<database>/``) into the embedded store, then rename that folder to
+    ``<database>.litemongo-migrated``. Idempotent (documents are upserted by ``_id``), so an
+    interrupted copy simply runs again at the next writer's open. Returns documents copied."""
+    old = mongo.embedded_dir / mongo.database
+    if mongo.uri is not None or not old.is_dir():
+        return 0
+    from litemongo.client import connect as litemongo_connect  # only for this one-time copy
+
+    logger.warning("journal: copying the litemongo journal %s into the embedded store", old)
+    source = litemongo_connect(str(mongo.embedded_dir.absolute()), tz_aware=True)
+    target = docstore.Client(mongo.embedded_dir)
+    copied = 0
+    try:
+        db = target[mongo.database]
+        ensure_indexes(db)
+        for name in source[mongo.database].list_collection_names():
+            if name not in schema.COLLECTIONS:
+                continue
+            docs: list[tuple[str, Any, dict[str, Any]]] = []
+            for doc in source[mongo.database][name].find():
+                docs.append(("put", doc["_id"], doc))
+                if len(docs) >= chunk:
+                    db[name].write_events(docs)
+                    copied, docs = copied + len(docs), []
+            if docs:
+                db[name].write_events(docs)
+                copied += len(docs)
+    finally:
+        source.close()
+        target.close()
+    old.rename(old.with_name(f"{mongo.database}.litemongo-migrated"))
+    logger.warning("journal: copied %d documents from litemongo; the old folder is kept", copied)
+    return copied
+
+
 @contextlib.contextmanager
 def batch(db: Any) -> Iterator[None]:
     """One transaction (one commit) per batch on the embedded store; MongoDB commits per
