@@ -411,7 +411,7 @@ class Journal:
     def _spilled_ops(self) -> list[Op]:
         spill = self._writer.spill
         ops: list[Op] = []
-        for path in (spill.spill_path, spill.overflow_path):
+        for path in (spill.spill_path, spill.merging_path, spill.overflow_path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:

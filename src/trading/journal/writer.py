@@ -205,9 +205,12 @@ class Writer(threading.Thread):
         with self.lock:
             if not self._queue.empty():
                 return  # older ops still queued: they go first
-            moved = self.spill.merge_overflow()
+            # Only the cheap part under the lock (callers wait for it): close and rename.
+            self.spill.detach_overflow()
             self._overflow = False
             last = self._overflow_last
+        # Newer records queue meanwhile; this thread writes them only after the merge.
+        moved = self.spill.merge_detached()
         logger.info("journal: merged %d overflowed events behind the spill", moved)
         self._advance(durable=last)
 
