@@ -573,7 +573,8 @@ class Cursor:
                 return []
             conn = coll.database.conn()
             assert conn is not None
-            docs = [_decode(blob) for (blob,) in conn.execute(sql, params)]
+            blobs = b"".join(blob for (blob,) in conn.execute(sql, params))
+        docs = bson.decode_all(blobs, codec_options=_CODEC)  # one C call for the lot
         if residual:
             docs = [d for d in docs if filter_applies(residual, d)]
         if self._sort and not sql_sort:

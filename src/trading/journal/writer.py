@@ -34,6 +34,9 @@ class WriterConfig:
     flush_interval_s: float = 0.05
     retry_initial_s: float = 0.25
     retry_max_s: float = 5.0
+    # A full queue: wait this long for room before spilling (0: never wait, the live default;
+    # the bulk path waits, bounding a backtest's memory instead of spilling to disk).
+    block_s: float = 0.0
 
 
 class Writer(threading.Thread):
@@ -75,7 +78,10 @@ class Writer(threading.Thread):
             op = build(self.seq)
             if not self._overflow:
                 try:
-                    self._queue.put_nowait(op)
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(op, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(op)
                     return op
                 except queue.Full:
                     self._overflow = True
@@ -93,7 +99,10 @@ class Writer(threading.Thread):
             ops = build(first)
             if not self._overflow:
                 try:
-                    self._queue.put_nowait(ops)
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(ops, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(ops)
                     return ops
                 except queue.Full:
                     self._overflow = True
@@ -196,9 +205,12 @@ class Writer(threading.Thread):
         with self.lock:
             if not self._queue.empty():
                 return  # older ops still queued: they go first
-            moved = self.spill.merge_overflow()
+            # Only the cheap part under the lock (callers wait for it): close and rename.
+            self.spill.detach_overflow()
             self._overflow = False
             last = self._overflow_last
+        # Newer records queue meanwhile; this thread writes them only after the merge.
+        moved = self.spill.merge_detached()
         logger.info("journal: merged %d overflowed events behind the spill", moved)
         self._advance(durable=last)
 
