@@ -71,8 +71,10 @@ def _print_report(
     except NoRunsError as exc:
         typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1) from None
-    except (LookupError, JournalUnavailableError) as exc:
+    except LookupError as exc:
         _fail(exc)
+    except JournalUnavailableError as exc:
+        _fail(RuntimeError(f"the journal did not answer: {exc or 'read timed out'}"))
     if written is not None:
         typer.echo(f"report written to {written}")
 

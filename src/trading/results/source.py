@@ -83,12 +83,28 @@ def latest_run_id(journal: JournalReader) -> str | None:
     return str(best["run_id"])
 
 
-def load_curves(journal: JournalReader, run_id: str, names: Sequence[str]) -> dict[str, Curve]:
-    """Each strategy's equity snapshots in time order (one indexed query per strategy)."""
+# Longer runs read their curves from the journal's per-minute read model (when it keeps one):
+# a day of 5 s snapshots is 17,280 documents per strategy, 1,440 per-minute ones.
+RAW_SNAPSHOT_LIMIT = 4_000
+EQUITY_MINUTE = "equity_minute"
+
+
+def minute_model_available() -> bool:
+    from cryptoarena.trading.journal import COLLECTIONS
+
+    return EQUITY_MINUTE in COLLECTIONS
+
+
+def load_curves(
+    journal: JournalReader, run_id: str, names: Sequence[str], *, per_minute: bool = False
+) -> dict[str, Curve]:
+    """Each strategy's equity snapshots in time order (one indexed ``run_id + strategy`` query
+    per strategy); ``per_minute`` reads the last snapshot of each minute instead."""
     out: dict[str, Curve] = {}
     projection = {"_id": 0, "ts_ns": 1, "equity": 1, "qty": 1}
+    kind = EQUITY_MINUTE if per_minute else "equity"
     for name in names:
-        docs = journal.find("equity", {"run_id": run_id, "strategy": name}, projection=projection)
+        docs = journal.find(kind, {"run_id": run_id, "strategy": name}, projection=projection)
         if not docs:
             continue
         ts = np.fromiter((d["ts_ns"] for d in docs), dtype=np.int64, count=len(docs))
@@ -100,6 +116,13 @@ def load_curves(journal: JournalReader, run_id: str, names: Sequence[str]) -> di
         last = np.append(ts[1:] != ts[:-1], True)
         out[name] = Curve(ts[last], eq[last], qty[last])
     return out
+
+
+def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> float:
+    every = float((start.get("arena") or {}).get("equity_every_s") or 5.0)
+    end = max((int(d.get("ts_ns", 0)) for d in latest.values()), default=0)
+    begin = int(start.get("ts_ns", end))
+    return max(0.0, (end - begin) / 1e9 / every)
 
 
 def _halts(
@@ -184,7 +207,11 @@ def collect(
     *,
     verdict: VerdictConfig | None = None,
     forecasts: bool = True,
+    per_minute: bool | None = None,
 ) -> ReportData:
+    """Everything the report says, and the curves for its plots. ``per_minute=None`` chooses:
+    runs longer than ``RAW_SNAPSHOT_LIMIT`` snapshots per strategy read the per-minute read
+    model when the journal keeps one; shorter runs read every snapshot."""
     runs = journal.find("runs", {"run_id": run_id})
     runs.sort(key=lambda d: (wall_ns(d) or 0, int(d.get("seq", 0))))
     starts = [r for r in runs if r.get("event") == "started"]
@@ -199,7 +226,19 @@ def collect(
 
     latest = {d["strategy"]: d for d in journal.find("equity_latest", {"run_id": run_id})}
     names = list(info) + [n for n in latest if n not in info]
-    curves = load_curves(journal, run_id, names)
+    if per_minute is None:
+        per_minute = minute_model_available() and _expected_snapshots(start, latest) > (
+            RAW_SNAPSHOT_LIMIT
+        )
+    curves = load_curves(journal, run_id, names, per_minute=per_minute)
+    if per_minute and not curves:  # a journal written before the read model existed
+        per_minute = False
+        curves = load_curves(journal, run_id, names)
+    if per_minute:
+        notes.append(
+            "curves, ratios and the verdict use the last equity snapshot of each minute "
+            "(the journal's equity_minute read model); final P&L, fees and fills are exact"
+        )
     halts = _halts(journal, run_id, stop)
 
     returns = aligned_returns({n: (c.ts_ns, c.equity) for n, c in curves.items()})
