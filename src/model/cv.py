@@ -103,12 +103,24 @@ def ewma_fitter(spec: FeatureSpec, horizon: int) -> Fitter:
     return lambda feats, targets, train: EwmaDrift(spec, horizon)
 
 
-def ridge_fitter(alpha: float = 10.0) -> Fitter:
-    """Ridge on the fold's training anchors, its scaler fitted on those rows only."""
+class _Columns:
+    """A predictor that sees only some feature columns (e.g. trades-only inside a book spec)."""
+
+    def __init__(self, inner: Predictor, columns: np.ndarray) -> None:
+        self.inner, self.columns = inner, columns
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner(x[:, :, self.columns]))
+
+
+def ridge_fitter(alpha: float = 10.0, columns: Sequence[int] | None = None) -> Fitter:
+    """Ridge on the fold's training anchors, its scaler fitted on those rows only (optionally
+    on a subset of the feature columns)."""
 
     def fit(feats: np.ndarray, targets: np.ndarray, train: np.ndarray) -> Predictor:
-        rows = feats[train].astype(np.float64)
-        return Ridge(Scaler.fit(rows), alpha=alpha).fit(rows, targets[train])
+        cols = np.arange(feats.shape[1]) if columns is None else np.asarray(columns)
+        rows = feats[train][:, cols].astype(np.float64)
+        return _Columns(Ridge(Scaler.fit(rows), alpha=alpha).fit(rows, targets[train]), cols)
 
     return fit
 
@@ -198,9 +210,12 @@ def cross_validate(
     gap = split_gap(window=win, lookback=lookback, horizon=horizon)
     ts = bars["ts"].to_numpy(np.int64)
     anchors = contiguous_anchors(ts, window=win, lookback=lookback, horizon=horizon)
-    folds = make_folds(anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme)
     feats = compute_features(bars, spec).astype(np.float32)
     targets = compute_targets(bars, horizon)
+    # Only windows whose every feature row is finite (book data may start late or pause).
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(feats).all(axis=1))])
+    anchors = anchors[bad[anchors + 1] == bad[anchors + 1 - win]]
+    folds = make_folds(anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme)
     fixed_feats = {
         name: feats if f.spec == spec else compute_features(bars, f.spec).astype(np.float32)
         for name, f in fixed.items()

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from cryptoarena.config import get_settings
+from cryptoarena.model.book import has_book
 from cryptoarena.model.cv import CVConfig, cross_validate
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
@@ -105,8 +106,13 @@ def train(
     gate_alpha: float = 0.05,
 ) -> TrainResult:
     cfg = cfg or LSTMConfig()
-    spec = spec or FeatureSpec(horizon=cfg.horizon)
+    # Book features whenever the bars carry a book (cryptoarena.model.book): a model uses them
+    # when its inputs have them.
+    spec = spec or FeatureSpec(horizon=cfg.horizon, book=has_book(bars))
     experiment = experiment or get_settings().mlflow.experiment
+    if second_venue is not None and spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, spec, cfg.window)
     test = prepared.split.test
     with tracking_context(tracking_uri) as client:
