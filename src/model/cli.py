@@ -101,6 +101,14 @@ def register(app: typer.Typer) -> None:
         book: bool = typer.Option(
             False, help="Load the order book too (Bitstamp log or raw Binance feed in --data)."
         ),
+        members: int = typer.Option(1, min=1, max=32, help="Seed ensemble size (one model)."),
+        shrink: bool = typer.Option(False, help="Validation-fitted shrink of the point path."),
+        quantiles: str = typer.Option(
+            "", help="Quantile heads, e.g. 0.1,0.5,0.9 (pinball loss; bands served)."
+        ),
+        gate_alpha: float = typer.Option(
+            0.05, min=1e-6, max=0.5, help="Significance level the promotion gate demands."
+        ),
     ) -> None:
         """Train the LSTM on real 1 s bars, judge it against the baselines, register it."""
         from cryptoarena.model.datasets import second_venue_bars
@@ -112,9 +120,15 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("promote must be gate, force or never")
         settings = get_settings()
         console = Console()
-        cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
-                         max_epochs=epochs, num_threads=threads, seed=seed,
-                         patience=patience)  # fmt: skip
+        try:
+            qs = tuple(float(q) for q in quantiles.split(",") if q.strip())
+            cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
+                             max_epochs=epochs, num_threads=threads, seed=seed,
+                             patience=patience, members=members, shrink=shrink,
+                             quantiles=qs)  # fmt: skip
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            console.print(f"[red]error: bad --quantiles {quantiles!r}: {exc}".splitlines()[0])
+            raise typer.Exit(2) from None
         try:
             bars = _bars(data, max_bars, settings.data.sample_dir, book)
         except (FileNotFoundError, ValueError) as exc:
@@ -132,6 +146,7 @@ def register(app: typer.Typer) -> None:
             data_label=str(data or "binance_usdm_BTCUSDT_2020-02-22"),
             progress_bar=True,
             callbacks=[RichProgressBar()],
+            gate_alpha=gate_alpha,
         )
         print_report(console, result.report)
         info = result.info

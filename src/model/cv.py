@@ -223,6 +223,7 @@ def cross_validate(
     names = list(fitters) + list(fixed)
     errors: dict[str, list[np.ndarray]] = {m: [] for m in names}
     scored: dict[str, list[np.ndarray]] = {m: [] for m in names}
+    below: dict[str, list[np.ndarray]] = {m: [] for m in fixed}
     fold_rows = []
     for fold in folds:
         actual = targets[fold.test, -1]
@@ -247,7 +248,10 @@ def cross_validate(
                 continue
             a = fold.test[ok]
             xf = gather(fixed_feats[name], a, model.info.window)
-            err = model.predict_features(xf)[:, -1] - targets[a, -1]
+            paths = model.predict_feature_paths(xf)
+            err = paths[:, 0, -1] - targets[a, -1]
+            if model.info.quantiles:  # share of outcomes at or below each quantile forecast
+                below[name].append(targets[a, -1][:, None] <= paths[:, 1:, -1])
             errors[name].append(err)
             scored[name].append(a)
             row["models"][name] = _metrics(err, targets[a, -1])
@@ -268,6 +272,15 @@ def cross_validate(
             entry |= _tests(err, actual, horizon)
             entry["skill_ci95"] = list(skill_interval(err**2, actual**2, cfg))
             entry["significant"] = bool(entry["dm_p"] < cfg.alpha and entry["dm_stat"] < 0)
+        if below.get(name):
+            hits = np.concatenate(below[name])
+            qs = fixed[name].info.quantiles
+            entry["quantile_coverage"] = {
+                f"{q:g}": float(hits[:, j].mean()) for j, q in enumerate(qs)
+            }
+            # Outcomes inside the outer band (lowest to highest quantile forecast).
+            entry["band_coverage"] = float(np.mean(~hits[:, 0] & hits[:, -1]))
+            entry["band"] = [qs[0], qs[-1]]
         pooled[name] = entry
     pairwise = []
     models = [m for m in names if m != PERSISTENCE and m in by_anchor]
