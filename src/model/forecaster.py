@@ -92,6 +92,10 @@ class Forecaster:
         """Raw feature windows (N, window, F) → (N, horizon) log returns."""
         return self._run(x)[:, 0, :]
 
+    def predict_feature_paths(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature windows → point and quantile paths (N, 1 + len(quantiles), horizon)."""
+        return self._run(x)
+
     def predict(self, windows: Sequence[BarWindow]) -> np.ndarray:
         """One forecast path per bar window: shape (len(windows), horizon), log returns.
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
+from cryptoarena.model.book import has_book
 from cryptoarena.model.cv import CVConfig, cross_validate
 from cryptoarena.model.evaluation import PERSISTENCE, evaluate
 from cryptoarena.model.features import FeatureSpec
@@ -112,6 +113,9 @@ def evaluate_version(
     """A registered forecaster vs the baselines on the test split of ``bars`` (and venue 2),
     and cross-validated (``cv``; ``second_venue_cv``)."""
     model = load_forecaster(model_uri, tracking_uri=tracking_uri)
+    if second_venue is not None and model.spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, model.spec, model.info.window)
     everyone = {LSTM: model} | {
         k: wrap(p, model.info, model.spec, k) for k, p in baselines(prepared).items()
