@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.trading.results.model import ReportFormat
 
 if TYPE_CHECKING:
     from cryptoarena.trading.arena_config import ArenaConfig
@@ -59,21 +60,23 @@ def _run(options: SessionOptions, config_path: Path | None, report: bool) -> Non
         _print_report(result.run_id)
 
 
-def _print_report(run_id: str | None) -> None:
-    from cryptoarena.trading.journal import Journal
-    from cryptoarena.trading.report import latest_run_id, leaderboard, render, wide_console
+def _print_report(
+    run_id: str | None, fmt: ReportFormat = ReportFormat.table, out_dir: Path | None = None
+) -> None:
+    from cryptoarena.trading.journal import JournalUnavailableError
+    from cryptoarena.trading.report import NoRunsError, print_report
 
-    settings = get_settings()
-    with Journal.open(settings, run_id=run_id or "report") as journal:
-        run = run_id or latest_run_id(journal)
-        if run is None:
-            typer.secho("the journal has no runs yet", fg=typer.colors.YELLOW, err=True)
-            raise typer.Exit(1)
-        try:
-            rows, comparison = leaderboard(journal, run)
-        except LookupError as exc:
-            _fail(exc)
-        render(wide_console(), run, rows, comparison)
+    try:
+        written = print_report(get_settings(), run_id, fmt, out_dir)
+    except NoRunsError as exc:
+        typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1) from None
+    except LookupError as exc:
+        _fail(exc)
+    except JournalUnavailableError as exc:
+        _fail(RuntimeError(f"the journal did not answer: {exc or 'read timed out'}"))
+    if written is not None:
+        typer.echo(f"report written to {written}")
 
 
 def trade(
@@ -125,7 +128,10 @@ def backtest(
     minutes: float | None = typer.Option(None, help="Only this many minutes."),
     exchange: str = typer.Option("paper", help="paper (default) or a Bybit venue."),
     forecast_url: str | None = typer.Option(
-        None, help="Model server (default: settings.serving.url)."
+        None, help="Model server (default: settings.serving.url, else the champion in-process)."
+    ),
+    allow_in_sample: bool = typer.Option(
+        False, help="Also trade bars the AI model trained or validated on (run marked in-sample)."
     ),
 ) -> None:
     """Replay recorded trades as fast as possible through the same worker, then the leaderboard."""
@@ -138,15 +144,28 @@ def backtest(
         minutes=minutes,
         speed=None,
         forecast_url=forecast_url,
+        allow_in_sample=allow_in_sample,
     )
     _run(opts, config, report=True)
 
 
 def report(
-    run_id: str | None = typer.Option(None, help="Run to report (default: the latest)."),
+    run_id: str | None = typer.Option(
+        None, help="Run to report (default: the most recently started run)."
+    ),
+    format: ReportFormat = typer.Option(
+        ReportFormat.table,
+        "--format",
+        "-f",
+        help="table (terminal), json (for scripts and the dashboard), markdown (with PNG plots).",
+    ),
+    out: Path | None = typer.Option(
+        None, help="Markdown: write into OUT/<run_id>/ (default: <settings.home>/reports)."
+    ),
 ) -> None:
-    """The leaderboard of a run from the journal: P&L after fees, risk ratios, AI vs classical."""
-    _print_report(run_id)
+    """A run's report from the journal (read-only): P&L after fees, risk ratios, halts, whether
+    the run is complete, forecast quality, and one verdict on AI vs classical."""
+    _print_report(run_id, format, out)
 
 
 def kill(

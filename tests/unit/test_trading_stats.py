@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cryptoarena.trading.stats import (
+    SECONDS_PER_YEAR,
+    calmar,
     compare_ai_vs_classical,
     max_drawdown,
     period_returns,
@@ -44,10 +46,34 @@ def test_bootstrap_is_not_fooled_by_noise_but_sees_a_real_edge() -> None:
     rng = np.random.default_rng(1)
     noise = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 2000)) for _ in range(4)]
     same = compare_ai_vs_classical(noise[0], noise[1:])
-    assert same.verdict == "not significant yet"
+    assert same.verdict.startswith("Not significant yet")
     assert same.ci_low_bps < 0 < same.ci_high_bps
     edge = 1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 2000) + 2e-5)
     better = compare_ai_vs_classical(edge, noise[1:])
-    assert better.verdict.startswith("AI ahead") and better.ci_low_bps > 0
+    assert better.verdict.startswith("AI arm ai beat the classical mean") and better.ci_low_bps > 0
     short = compare_ai_vs_classical(noise[0][:10], [n[:10] for n in noise[1:]])
-    assert "too little data" in short.verdict
+    assert short.verdict.startswith("No verdict yet")
+
+
+def test_ratios_agree_with_empyrical() -> None:
+    """empyrical-reloaded (a dev dependency only) as the oracle for Sharpe, Sortino, maximum
+    drawdown and Calmar on a random-walk equity curve of 5-second snapshots."""
+    empyrical = pytest.importorskip("empyrical")
+    rng = np.random.default_rng(4)
+    equity = 1e4 * np.cumprod(1 + rng.normal(2e-6, 1e-4, 5000))
+    r = period_returns(equity)
+    period_s = 5.0
+    per_year = SECONDS_PER_YEAR / period_s
+    assert sharpe(r, period_s) == pytest.approx(
+        empyrical.sharpe_ratio(r, annualization=per_year), rel=1e-9
+    )
+    assert sortino(r, period_s) == pytest.approx(
+        empyrical.sortino_ratio(r, annualization=per_year), rel=1e-9
+    )
+    # empyrical reports a drawdown as a negative fraction of the peak.
+    assert max_drawdown(equity) == pytest.approx(-empyrical.max_drawdown(r), rel=1e-9)
+    # Calmar: annualised compound return / drawdown, over the same span (n periods of 5 s).
+    short = equity[:200]  # a short span: the annualised return stays finite
+    assert calmar(short, span_s=period_s * (len(short) - 1)) == pytest.approx(
+        empyrical.calmar_ratio(period_returns(short), annualization=per_year), rel=1e-6
+    )

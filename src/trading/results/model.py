@@ -1,0 +1,141 @@
+"""The typed report of a run: what ``arena report --format json`` prints and the dashboard reads.
+
+Import :class:`RunReport` from here (``cryptoarena.trading.results.model``) and validate the
+JSON with ``RunReport.model_validate_json``. Fields that the journal may not know are ``None``
+("unknown"), never guessed: e.g. ``complete`` is ``None`` for a run journaled before runs recorded
+how they ended.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class ReportFormat(StrEnum):
+    """``arena report --format``."""
+
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+Family = str  # "ai", "classical" or "reference"
+VerdictCase = Literal[
+    "ai_flat",  # no AI arm traded: standing aside vs the classical mean
+    "ai_ahead",  # CI excludes zero, above
+    "ai_behind",  # CI excludes zero, below
+    "inconclusive",  # CI includes zero
+    "too_little_data",
+    "no_ai_arm",
+    "no_classical_arm",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Halt(_Frozen):
+    """Why and when a limit stopped a strategy (or all of them, or the kill switch)."""
+
+    reason: str
+    ts_ns: int | None = None  # market time of the halt, when journaled
+    scope: Literal["strategy", "global", "kill"] = "strategy"
+
+
+class StrategyRow(_Frozen):
+    name: str
+    family: Family
+    kind: str | None = None
+    capital: float
+    equity: float
+    pnl: float  # after fees, marked to the last price
+    return_pct: float
+    realised: float
+    unrealised: float
+    fees: float
+    fills: int
+    round_trips: int
+    win_rate: float | None = None
+    profit_factor: float | None = None
+    expectancy: float | None = None
+    sharpe: float | None = None  # annualised from the snapshot interval
+    sortino: float | None = None
+    calmar: float | None = None
+    max_drawdown: float  # fraction of the peak
+    exposure: float  # share of snapshots holding a position
+    snapshots: int
+    psr: float | None = None  # P(true Sharpe > 0)
+    halted: Halt | None = None
+
+
+class Comparison(_Frozen):
+    """One AI arm minus one benchmark: mean per-period return difference, bootstrap CI (bps)."""
+
+    ai: str
+    versus: str  # a classical strategy, "classical mean" or "best classical (<name>)"
+    mean_diff_bps: float
+    ci: tuple[float, float]
+    significant: bool  # the interval excludes zero
+
+
+class Selection(_Frozen):
+    """Deflated Sharpe ratio of the best of ``trials`` strategies (per-period Sharpe)."""
+
+    best: str
+    trials: int
+    sharpe: float
+    threshold: float  # the Sharpe the best of N reaches by luck alone
+    dsr: float | None
+
+
+class Verdict(_Frozen):
+    sentence: str
+    case: VerdictCase
+    ci: tuple[float, float] | None = None  # bps per period, headline comparison
+    mean_diff_bps: float | None = None
+    confidence: float = 0.95
+    ai: str | None = None  # the headline AI arm
+    ai_traded: bool | None = None
+    benchmark: str = "classical mean"
+    best_classical: str | None = None
+    periods: int = 0
+    period_s: float | None = None
+    block_length: int | None = None
+    resamples: int = 0
+    comparisons: list[Comparison] = Field(default_factory=list)
+    selection: Selection | None = None
+
+
+class ForecastQuality(_Frozen):
+    """From the prediction ledger: resolved forecasts of one model version vs persistence."""
+
+    model_version: str
+    predictions: int  # resolved (realised price known)
+    horizon_s: int | None = None
+    mae_bps: float
+    persistence_mae_bps: float
+    skill: float | None  # 1 − MAE / MAE(persistence); > 0 beats "no change"
+    directional_accuracy: float | None  # on realised moves ≠ 0; persistence has no direction
+    moves: int
+
+
+class RunReport(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    started_wall_ns: int | None = None  # wall clock of the (last) start
+    start_ns: int | None = None  # market time span covered by the equity snapshots
+    end_ns: int | None = None
+    complete: bool | None = None  # None: unknown (the run did not record it)
+    ended_by: str | None = None  # None: no stop record (still running, or it crashed)
+    incarnations: int = 1
+    capital: float | None = None
+    strategies: list[StrategyRow]
+    verdict: Verdict
+    forecasts: list[ForecastQuality] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)

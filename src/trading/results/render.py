@@ -1,0 +1,226 @@
+"""A :class:`RunReport` as a terminal table, JSON, or Markdown with PNG plots.
+
+Every format says the same things: the leaderboard after fees, halted strategies (reason and
+time), whether the run is complete (or that it is unknown), and the one verdict sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptoarena.trading.results.model import RunReport, StrategyRow
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from cryptoarena.trading.results.source import Curve
+
+logger = logging.getLogger(__name__)
+
+COMPACT = ("strategy", "family", "P&L", "fees", "fills", "win %", "max DD %", "halted")
+
+
+def wide_console() -> Console:
+    """Piped output has no terminal width: keep every column readable anyway."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "—" if value is None or value != value else format(value, spec)
+
+
+def when(ts_ns: int | None) -> str:
+    if ts_ns is None:
+        return "time unknown"
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def halted_text(row: StrategyRow) -> str:
+    if row.halted is None:
+        return ""
+    h = row.halted
+    scope = {"global": "global halt: ", "kill": "kill switch: "}.get(h.scope, "")
+    return f"{scope}{h.reason} ({when(h.ts_ns)})"
+
+
+def status_line(report: RunReport) -> str:
+    """How the run ended, said plainly (complete / INCOMPLETE / unknown)."""
+    ended = report.ended_by or "no stop record"
+    if report.complete is True:
+        state = "complete"
+    elif report.complete is False:
+        state = "INCOMPLETE"
+    else:
+        state = "completeness unknown"
+    span = ""
+    if report.start_ns is not None and report.end_ns is not None:
+        span = f"; market {when(report.start_ns)} → {when(report.end_ns)}"
+    return f"run {report.run_id}: {state} (ended by: {ended}){span}"
+
+
+def _columns() -> dict[str, object]:
+    return {
+        "#": lambda i, r: str(i),
+        "strategy": lambda i, r: r.name,
+        "family": lambda i, r: r.family,
+        "P&L": lambda i, r: fmt(r.pnl),
+        "return %": lambda i, r: fmt(r.return_pct, ".3f"),
+        "fees": lambda i, r: fmt(r.fees),
+        "fills": lambda i, r: str(r.fills),
+        "trips": lambda i, r: str(r.round_trips),
+        "win %": lambda i, r: fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
+        "PF": lambda i, r: fmt(r.profit_factor),
+        "Sharpe": lambda i, r: fmt(r.sharpe, ".1f"),
+        "PSR": lambda i, r: fmt(r.psr, ".2f"),
+        "Sortino": lambda i, r: fmt(r.sortino, ".1f"),
+        "max DD %": lambda i, r: fmt(r.max_drawdown * 100, ".2f"),
+        "exposure %": lambda i, r: fmt(r.exposure * 100, ".0f"),
+        "halted": lambda i, r: "HALTED" if r.halted else "",
+    }
+
+
+def render_table(console: Console, report: RunReport) -> None:
+    columns = _columns()
+    table = Table(title=f"leaderboard · run {report.run_id} (after fees)")
+    # A narrow console (piped output, a small terminal) gets the columns that matter most.
+    shown = [c for c in columns if console.width >= 140 or c in COMPACT]
+    for col in shown:
+        table.add_column(
+            col, justify="left" if col in ("strategy", "family", "halted") else "right"
+        )
+    for i, r in enumerate(report.strategies, start=1):
+        table.add_row(*(columns[c](i, r) for c in shown))  # type: ignore[operator]
+    style = "green" if report.complete else "bold red" if report.complete is False else "yellow"
+    console.print(status_line(report), style=style)
+    console.print(table)
+    for r in report.strategies:
+        if r.halted is not None:
+            console.print(f"[red]HALTED[/red] {r.name}: {halted_text(r)}")
+    for note in report.notes:
+        if "HALTED" not in note:
+            console.print(f"note: {note}", style="yellow")
+    v = report.verdict
+    for c in v.comparisons:
+        if c.versus == "classical mean":
+            continue
+        mark = "*" if c.significant else " "
+        console.print(
+            f"  {c.ai} − {c.versus}: {c.mean_diff_bps:+.3g} bps "
+            f"[{c.ci[0]:.3g}, {c.ci[1]:.3g}] {mark}",
+            highlight=False,
+        )
+    if v.selection is not None:
+        s = v.selection
+        console.print(
+            f"best of {s.trials} by Sharpe: {s.best} (per-period Sharpe {s.sharpe:.4f} vs "
+            f"{s.threshold:.4f} expected from luck; deflated Sharpe {fmt(s.dsr, '.2f')})",
+            highlight=False,
+        )
+    for q in report.forecasts:
+        console.print(_forecast_line(q.model_version, q), highlight=False)
+    console.print(f"verdict: {v.sentence}", style="bold", highlight=False)
+
+
+def _forecast_line(version: str, q: object) -> str:
+    from cryptoarena.trading.results.model import ForecastQuality
+
+    assert isinstance(q, ForecastQuality)
+    da = fmt(None if q.directional_accuracy is None else q.directional_accuracy * 100, ".1f")
+    return (
+        f"forecasts v{version}: {q.predictions} resolved, MAE {q.mae_bps:.2f} bps vs persistence "
+        f"{q.persistence_mae_bps:.2f} (skill {fmt(q.skill, '+.3f')}), direction right {da} % "
+        f"of {q.moves} moves"
+    )
+
+
+def render_json(report: RunReport) -> str:
+    return report.model_dump_json(indent=2)
+
+
+def render_markdown(
+    report: RunReport, out_dir: Path, curves: Mapping[str, Curve] | None = None
+) -> Path:
+    """``out_dir/report.md`` (and, given the curves, its PNG plots beside it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images: list[tuple[str, str]] = []
+    if curves is not None:
+        from cryptoarena.trading.results.plots import write_plots
+
+        images = write_plots(report, curves, out_dir)
+    lines = [f"# Run {report.run_id}", ""]
+    status = status_line(report)
+    lines += [f"**{status}**" if report.complete is not True else status, ""]
+    for note in report.notes:
+        lines.append(f"- {note}")
+    if report.notes:
+        lines.append("")
+    lines += ["## Verdict", "", f"**{report.verdict.sentence}**", ""]
+    v = report.verdict
+    if v.comparisons:
+        lines += ["| AI arm | versus | mean diff (bps/period) | CI | significant |",
+                  "| --- | --- | ---: | --- | --- |"]  # fmt: skip
+        for c in v.comparisons:
+            lines.append(
+                f"| {c.ai} | {c.versus} | {c.mean_diff_bps:+.3f} | "
+                f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}] | {'yes' if c.significant else 'no'} |"
+            )
+        lines += [
+            "",
+            f"Paired moving-block bootstrap: {v.resamples} resamples, block length "
+            f"{v.block_length} periods (Politis–White), {v.periods} periods of "
+            f"{fmt(v.period_s, 'g')} s, {v.confidence:.0%} percentile intervals.",
+            "",
+        ]
+    if v.selection is not None:
+        s = v.selection
+        lines += [
+            f"Best of {s.trials} strategies by Sharpe: **{s.best}**, per-period Sharpe "
+            f"{s.sharpe:.4f} against {s.threshold:.4f} that the best of {s.trials} reaches by "
+            f"luck alone: deflated Sharpe ratio {fmt(s.dsr, '.3f')}.",
+            "",
+        ]
+    lines += ["## Leaderboard (after fees)", ""]
+    head = ["strategy", "family", "P&L", "return %", "fees", "fills", "trips", "win %",
+            "Sharpe", "PSR", "Sortino", "Calmar", "max DD %", "exposure %", "halted"]  # fmt: skip
+    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in report.strategies:
+        cells = [
+            r.name,
+            r.family,
+            fmt(r.pnl),
+            fmt(r.return_pct, ".3f"),
+            fmt(r.fees),
+            str(r.fills),
+            str(r.round_trips),
+            fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
+            fmt(r.sharpe, ".1f"),
+            fmt(r.psr, ".2f"),
+            fmt(r.sortino, ".1f"),
+            fmt(r.calmar, ".1f"),
+            fmt(r.max_drawdown * 100, ".2f"),
+            fmt(r.exposure * 100, ".0f"),
+            f"**HALTED**: {halted_text(r)}" if r.halted else "",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    if report.forecasts:
+        lines += ["## Forecast quality (prediction ledger)", "",
+                  "| model version | resolved | MAE bps | persistence MAE bps | skill | direction right % |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for q in report.forecasts:
+            da = None if q.directional_accuracy is None else q.directional_accuracy * 100
+            lines.append(
+                f"| {q.model_version} | {q.predictions} | {q.mae_bps:.2f} | "
+                f"{q.persistence_mae_bps:.2f} | {fmt(q.skill, '+.3f')} | {fmt(da, '.1f')} |"
+            )
+        lines.append("")
+    for title, name in images:
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,162 @@
+"""Is an edge real? Probabilistic and deflated Sharpe ratios, and a moving-block bootstrap.
+
+- PSR (Bailey & López de Prado, 2012): the probability that the true per-period Sharpe ratio
+  exceeds a benchmark ``sr_star``, given the sample's length, skewness and kurtosis:
+  ``Φ((SR − SR*)·√(n−1) / √(1 − γ₃·SR + (γ₄−1)/4·SR²))``. SR is per period (not annualised),
+  from the sample standard deviation (ddof=1); γ₃ and γ₄ are the sample skewness and (Pearson,
+  normal = 3) kurtosis with population moments.
+- DSR (Bailey & López de Prado, 2014): the PSR of the best of N tried strategies against the
+  Sharpe ratio the best of N would reach by luck alone,
+  ``SR₀ = √V[SR] · ((1−γ)·Φ⁻¹(1−1/N) + γ·Φ⁻¹(1−1/(N·e)))`` (γ = Euler–Mascheroni), where V[SR]
+  is the variance of the N per-period Sharpe estimates. The more strategies, the higher the bar.
+- The bootstrap resamples the per-period returns of every strategy *jointly* (rows of one
+  matrix), so a difference of column means is a paired bootstrap of the difference. It uses
+  ``arch``'s ``MovingBlockBootstrap`` (memory grows with n, never with n × resamples) with the
+  block length chosen from the data by Politis–White (``optimal_block_length``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from arch.bootstrap import MovingBlockBootstrap, optimal_block_length
+from scipy.stats import kurtosis, norm, skew
+
+logger = logging.getLogger(__name__)
+
+EULER_GAMMA = 0.5772156649015329
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per-period Sharpe ratio and the shape of the returns it came from."""
+
+    n: int
+    sharpe: float
+    skew: float
+    kurtosis: float  # Pearson (normal = 3)
+
+
+def moments(returns: np.ndarray) -> Moments | None:
+    """None when the Sharpe ratio is undefined (fewer than 3 returns, or no variance)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 3:
+        return None
+    sd = float(np.std(r, ddof=1))
+    if not sd > 0.0:
+        return None
+    return Moments(
+        n=len(r),
+        sharpe=float(np.mean(r)) / sd,
+        skew=float(skew(r)),
+        kurtosis=float(kurtosis(r, fisher=False)),
+    )
+
+
+def psr_from_moments(
+    sr: float, n: int, skewness: float, kurt: float, sr_star: float = 0.0
+) -> float:
+    """Probabilistic Sharpe ratio from the per-period Sharpe ``sr`` of ``n`` returns."""
+    denom = 1.0 - skewness * sr + (kurt - 1.0) / 4.0 * sr * sr
+    if n < 2 or not denom > 0.0:
+        return float("nan")
+    return float(norm.cdf((sr - sr_star) * math.sqrt(n - 1) / math.sqrt(denom)))
+
+
+def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | None:
+    m = moments(returns)
+    if m is None:
+        return None
+    value = psr_from_moments(m.sharpe, m.n, m.skew, m.kurtosis, sr_star)
+    return None if math.isnan(value) else value
+
+
+def expected_max_sharpe(sr_variance: float, n_trials: int) -> float:
+    """SR₀: the per-period Sharpe the best of ``n_trials`` reaches with no skill at all."""
+    if n_trials < 2 or not sr_variance > 0.0:
+        return 0.0
+    return math.sqrt(sr_variance) * (
+        (1.0 - EULER_GAMMA) * float(norm.ppf(1.0 - 1.0 / n_trials))
+        + EULER_GAMMA * float(norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
+    )
+
+
+def deflated_from_moments(
+    sr: float, sr_variance: float, n_trials: int, n: int, skewness: float, kurt: float
+) -> float:
+    return psr_from_moments(sr, n, skewness, kurt, expected_max_sharpe(sr_variance, n_trials))
+
+
+@dataclass(frozen=True)
+class Deflated:
+    best: str
+    trials: int
+    sharpe: float  # per period
+    threshold: float  # SR₀, per period
+    dsr: float | None
+
+
+def deflated_sharpe(returns: dict[str, np.ndarray]) -> Deflated | None:
+    """DSR of the strategy with the highest per-period Sharpe among ``returns`` (the trials:
+    every strategy whose Sharpe is defined)."""
+    trials = {name: m for name, r in returns.items() if (m := moments(r)) is not None}
+    if not trials:
+        return None
+    best = max(trials, key=lambda k: trials[k].sharpe)
+    m = trials[best]
+    srs = np.array([t.sharpe for t in trials.values()])
+    var = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+    threshold = expected_max_sharpe(var, len(srs))
+    value = psr_from_moments(m.sharpe, m.n, m.skew, m.kurtosis, threshold)
+    return Deflated(best, len(srs), m.sharpe, threshold, None if math.isnan(value) else value)
+
+
+def block_length(series: np.ndarray, *, max_fraction: float = 0.25) -> int:
+    """Politis–White block length for a moving-block bootstrap of ``series`` (one column or
+    several: the longest), at least 1 and at most ``max_fraction`` of the sample."""
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = x.shape[0]
+    if n < 8:
+        return 1
+    live = x[:, np.std(x, axis=0) > 0.0]
+    if live.shape[1] == 0:
+        return 1
+    with warnings.catch_warnings():  # near-constant columns warn; their length is still usable
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lengths = optimal_block_length(live)["circular"].to_numpy(dtype=np.float64)
+    lengths = lengths[np.isfinite(lengths)]
+    if len(lengths) == 0:
+        return 1
+    return int(min(max(1, math.ceil(float(lengths.max()))), max(1, int(n * max_fraction))))
+
+
+def bootstrap_column_means(
+    matrix: np.ndarray, *, block: int, resamples: int, seed: int
+) -> np.ndarray:
+    """``resamples`` × k bootstrap means of the columns of ``matrix`` (n × k), rows resampled
+    in moving blocks of ``block`` by ``arch``'s ``MovingBlockBootstrap`` (seeded).
+
+    Memory is O(n + resamples × k): one index vector of n at a time, never resamples × n. The
+    mean of a resample is computed from how often each row was drawn (``bincount``), which is
+    the same number as the mean of the gathered rows and ~6× faster than gathering them."""
+    x = np.ascontiguousarray(matrix, dtype=np.float64)
+    n = x.shape[0]
+    xt = np.ascontiguousarray(x.T)
+    bs = MovingBlockBootstrap(block, x, seed=np.random.default_rng(seed))
+    out = np.empty((resamples, x.shape[1]), dtype=np.float64)
+    for rep in range(resamples):
+        idx = bs.update_indices()
+        out[rep] = xt @ np.bincount(np.asarray(idx), minlength=n) / n
+    return out
+
+
+def percentile_ci(draws: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(draws, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)

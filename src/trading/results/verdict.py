@@ -1,0 +1,281 @@
+"""One verdict, stated once: the AI arm(s) against the classical strategies, after fees.
+
+The headline compares an AI arm's per-period returns with the mean of the classical
+strategies' (an equal-weight classical portfolio), with a paired moving-block bootstrap CI;
+the sentence is chosen from that interval only (an interval that excludes zero is never called
+"not significant"). With several AI arms the headline is the one with the highest P&L among
+those that traded (the deflated Sharpe ratio in ``selection`` accounts for picking a best of N).
+Every AI arm is also compared with each classical strategy and with the best classical one
+(highest P&L). Reference arms (buy-and-hold, the naive forecaster) are neither side.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from cryptoarena.trading.results.model import Comparison as PairComparison
+from cryptoarena.trading.results.model import Selection, Verdict, VerdictCase
+from cryptoarena.trading.results.significance import (
+    block_length,
+    bootstrap_column_means,
+    deflated_sharpe,
+    percentile_ci,
+)
+from cryptoarena.trading.results.stats import period_returns
+
+MIN_PERIODS = 30  # fewer returns than this give no verdict at all
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One strategy's aligned per-period returns and what the verdict needs to know of it."""
+
+    name: str
+    family: str
+    returns: np.ndarray
+    pnl: float
+    fills: int
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 7
+
+
+def _fmt(x: float) -> str:
+    """Three significant digits: per-period differences are often far below 0.001 bps."""
+    text = f"{x:.3g}"
+    return "0" if text in ("-0", "0") else text
+
+
+def _period(period_s: float | None) -> str:
+    if period_s is None or not period_s > 0:
+        return "per period"
+    return f"per {period_s:g} s period"
+
+
+def sentence(
+    case: VerdictCase,
+    *,
+    ai: str | None = None,
+    diff: float | None = None,
+    ci: tuple[float, float] | None = None,
+    confidence: float = 0.95,
+    period_s: float | None = None,
+    periods: int = 0,
+    arms: int = 1,
+) -> str:
+    """The verdict in words, from the numbers only."""
+    if case == "no_ai_arm":
+        return "No verdict: the run has no AI arm."
+    if case == "no_classical_arm":
+        return "No verdict: the run has no classical strategy to compare with."
+    if case == "too_little_data":
+        return f"No verdict yet: {periods} periods of returns, at least {MIN_PERIODS} are needed."
+    assert diff is not None and ci is not None
+    lo, hi = ci
+    interval = f"{confidence:.0%} CI [{_fmt(lo)}, {_fmt(hi)}] bps"
+    per = _period(period_s)
+    significant = lo > 0.0 or hi < 0.0
+    if case == "ai_flat":
+        subject = "The AI arm did not trade" if arms == 1 else f"None of the {arms} AI arms traded"
+        if significant:
+            word = "beat" if lo > 0.0 else "trailed"
+            return (
+                f"{subject}: standing aside {word} the classical mean by {_fmt(abs(diff))} bps "
+                f"{per} ({interval}, excludes zero)."
+            )
+        word = "beat" if diff > 0.0 else "trailed" if diff < 0.0 else "matched"
+        by = f" by {_fmt(abs(diff))} bps {per}" if diff != 0.0 else f" {per}"
+        return (
+            f"{subject}: standing aside {word} the classical mean{by}, "
+            f"within noise ({interval} includes zero)."
+        )
+    best = f" (best of {arms} AI arms by P&L)" if arms > 1 else ""
+    if case == "ai_ahead":
+        return (
+            f"AI arm {ai}{best} beat the classical mean by {_fmt(abs(diff))} bps {per} "
+            f"after fees ({interval}, excludes zero)."
+        )
+    if case == "ai_behind":
+        return (
+            f"AI arm {ai}{best} trailed the classical mean by {_fmt(abs(diff))} bps {per} "
+            f"after fees ({interval}, excludes zero)."
+        )
+    word = "ahead of" if diff > 0.0 else "behind" if diff < 0.0 else "level with"
+    return (
+        f"Not significant yet: AI arm {ai}{best} is {_fmt(abs(diff))} bps {per} {word} the "
+        f"classical mean after fees, but the {interval} includes zero."
+    )
+
+
+def aligned_returns(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-period returns of each curve (ts_ns, equity) on the snapshot times they share."""
+    if not curves:
+        return {}
+    common: np.ndarray | None = None
+    for ts, _ in curves.values():
+        common = np.asarray(ts) if common is None else np.intersect1d(common, ts)
+    assert common is not None
+    out: dict[str, np.ndarray] = {}
+    for name, (ts, eq) in curves.items():
+        ts_arr = np.asarray(ts)
+        if len(common) == len(ts_arr):
+            out[name] = period_returns(eq)
+            continue
+        keep = np.isin(ts_arr, common)
+        out[name] = period_returns(np.asarray(eq)[keep])
+    return out
+
+
+def decide(
+    arms: Sequence[Arm], *, period_s: float | None = None, config: VerdictConfig | None = None
+) -> Verdict:
+    """The verdict from aligned per-period returns (every arm's ``returns`` the same length)."""
+    cfg = config or VerdictConfig()
+    ai = [a for a in arms if a.family == "ai"]
+    classical = [a for a in arms if a.family == "classical"]
+    by_name = {a.name: a.returns for a in arms}
+    selection = _selection(by_name)
+    if not ai:
+        return Verdict(sentence=sentence("no_ai_arm"), case="no_ai_arm", selection=selection)
+    if not classical:
+        return Verdict(
+            sentence=sentence("no_classical_arm"), case="no_classical_arm", selection=selection
+        )
+    n = min(len(a.returns) for a in (*ai, *classical))
+    traded = [a for a in ai if a.fills > 0]
+    head = max(traded, key=lambda a: a.pnl) if traded else ai[0]
+    best_classical = max(classical, key=lambda a: a.pnl)
+    if n < MIN_PERIODS:
+        return Verdict(
+            sentence=sentence("too_little_data", periods=n),
+            case="too_little_data",
+            ai=head.name,
+            ai_traded=bool(traded),
+            best_classical=best_classical.name,
+            periods=n,
+            period_s=period_s,
+            selection=selection,
+        )
+    columns = [*ai, *classical]
+    matrix = np.column_stack([a.returns[:n] for a in columns]) * 1e4  # bps
+    k_ai = len(ai)
+    classical_mean = matrix[:, k_ai:].mean(axis=1)
+    # The block length from the headline differences (AI − classical mean): their dependence is
+    # what the interval must respect.
+    block = block_length(matrix[:, :k_ai] - classical_mean[:, None])
+    draws = bootstrap_column_means(matrix, block=block, resamples=cfg.resamples, seed=cfg.seed)
+    draws_classical_mean = draws[:, k_ai:].mean(axis=1)
+    means = matrix.mean(axis=0)
+    comparisons: list[PairComparison] = []
+    headline: tuple[float, tuple[float, float]] | None = None
+    for i, arm in enumerate(ai):
+        rows = [("classical mean", means[k_ai:].mean(), draws_classical_mean)]
+        for j, c in enumerate(classical, start=k_ai):
+            label = c.name if c is not best_classical else f"best classical ({c.name})"
+            rows.append((label, means[j], draws[:, j]))
+        for label, bench_mean, bench_draws in rows:
+            diff = float(means[i] - bench_mean)
+            ci = percentile_ci(draws[:, i] - bench_draws, cfg.confidence)
+            comparisons.append(
+                PairComparison(
+                    ai=arm.name,
+                    versus=label,
+                    mean_diff_bps=diff,
+                    ci=ci,
+                    significant=ci[0] > 0.0 or ci[1] < 0.0,
+                )
+            )
+            if arm is head and label == "classical mean":
+                headline = (diff, ci)
+    assert headline is not None
+    diff, ci = headline
+    case: VerdictCase
+    if not traded:
+        case = "ai_flat"
+    elif ci[0] > 0.0:
+        case = "ai_ahead"
+    elif ci[1] < 0.0:
+        case = "ai_behind"
+    else:
+        case = "inconclusive"
+    return Verdict(
+        sentence=sentence(
+            case,
+            ai=head.name,
+            diff=diff,
+            ci=ci,
+            confidence=cfg.confidence,
+            period_s=period_s,
+            periods=n,
+            arms=len(ai) if not traded else len(traded),
+        ),
+        case=case,
+        ci=ci,
+        mean_diff_bps=diff,
+        confidence=cfg.confidence,
+        ai=head.name,
+        ai_traded=bool(traded),
+        best_classical=best_classical.name,
+        periods=n,
+        period_s=period_s,
+        block_length=block,
+        resamples=cfg.resamples,
+        comparisons=comparisons,
+        selection=selection,
+    )
+
+
+def _selection(returns: Mapping[str, np.ndarray]) -> Selection | None:
+    d = deflated_sharpe(dict(returns))
+    if d is None:
+        return None
+    return Selection(
+        best=d.best, trials=d.trials, sharpe=d.sharpe, threshold=d.threshold, dsr=d.dsr
+    )
+
+
+# -- the single-call form kept for older callers (and issue #15's memory bench) ---------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """AI minus classical mean: mean per-period return difference (bps) with a bootstrap CI."""
+
+    ai: str
+    periods: int
+    mean_diff_bps: float
+    ci_low_bps: float
+    ci_high_bps: float
+    confidence: float
+    verdict: str
+    block: int = 0
+
+
+def compare_ai_vs_classical(
+    ai_equity: np.ndarray,
+    classical_equity: Sequence[np.ndarray],
+    *,
+    ai_name: str = "ai",
+    ai_fills: int = 1,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 7,
+    period_s: float | None = None,
+) -> Comparison:
+    """Paired moving-block bootstrap of per-period return differences (AI − mean classical)."""
+    arms = [Arm(ai_name, "ai", period_returns(ai_equity), 0.0, ai_fills)]
+    arms += [
+        Arm(f"classical_{i}", "classical", period_returns(c), 0.0, 1)
+        for i, c in enumerate(classical_equity)
+    ]
+    v = decide(arms, period_s=period_s, config=VerdictConfig(confidence, resamples, seed))
+    lo, hi = v.ci if v.ci is not None else (math.nan, math.nan)
+    mean = v.mean_diff_bps if v.mean_diff_bps is not None else math.nan
+    return Comparison(ai_name, v.periods, mean, lo, hi, confidence, v.sentence, v.block_length or 0)

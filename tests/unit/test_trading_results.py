@@ -1,0 +1,326 @@
+"""The verdict, its statistics and the report built from a real (embedded) journal.
+
+Hand-computed values: PSR from its formula on a six-return sample, DSR from the numerical
+example of Bailey & López de Prado (2014); the verdict sentence for each case; halts and an
+incomplete run marked in every format; the most recently *started* run is the default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptoarena.clock import SimClock
+from cryptoarena.config import Settings
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.report import latest_run_id, print_report
+from cryptoarena.trading.results.model import ReportFormat, RunReport
+from cryptoarena.trading.results.render import render_markdown, render_table
+from cryptoarena.trading.results.significance import (
+    deflated_from_moments,
+    deflated_sharpe,
+    expected_max_sharpe,
+    probabilistic_sharpe,
+    psr_from_moments,
+)
+from cryptoarena.trading.results.source import collect
+from cryptoarena.trading.results.verdict import Arm, VerdictConfig, decide
+from rich.console import Console
+
+T0 = 1_582_333_200_000_000_000  # 2020-02-22 01:00 UTC
+NS = 1_000_000_000
+
+
+# -- PSR and DSR against hand-computed values -------------------------------------------------
+
+
+def test_psr_matches_its_formula_computed_by_hand() -> None:
+    r = [0.01, -0.005, 0.02, 0.0, 0.015, -0.01]
+    n = len(r)
+    mean = sum(r) / n  # 0.005
+    sd = math.sqrt(sum((x - mean) ** 2 for x in r) / (n - 1))
+    m2 = sum((x - mean) ** 2 for x in r) / n
+    g3 = sum((x - mean) ** 3 for x in r) / n / m2**1.5
+    g4 = sum((x - mean) ** 4 for x in r) / n / m2**2
+    sr = mean / sd
+    z = sr * math.sqrt(n - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
+    expected = 0.5 * (1 + math.erf(z / math.sqrt(2)))
+    # By hand: deviations ±0.005, ±0.01, ±0.015 → sd = √(700e-6 / 5), SR = 0.005 / sd = 0.42258;
+    # symmetric → γ₃ = 0; γ₄ = m₄/m₂² = 1.5; z = 0.42258·√5 / √(1 + 0.125·0.42258²) = 0.93454.
+    assert sr == pytest.approx(0.005 / math.sqrt(700e-6 / 5), rel=1e-12)
+    assert g3 == pytest.approx(0.0, abs=1e-12) and g4 == pytest.approx(1.5, rel=1e-12)
+    assert z == pytest.approx(0.93454, abs=1e-5)
+    assert expected == pytest.approx(0.82499, abs=1e-5)
+    assert probabilistic_sharpe(np.array(r)) == pytest.approx(expected, rel=1e-9)
+    # Against a benchmark Sharpe above the sample's, the probability falls below one half.
+    assert psr_from_moments(sr, n, g3, g4, sr_star=0.6) < 0.5
+    assert probabilistic_sharpe(np.array([0.01, 0.01, 0.01])) is None  # no variance
+
+
+def test_dsr_reproduces_the_papers_example() -> None:
+    # Bailey & López de Prado (2014), §5: annual SR 2.5 over 1,250 days, best of N = 100 trials
+    # whose annual SRs vary by 0.5, skewness −3, kurtosis 10: SR₀ ≈ 0.1132 per day, DSR ≈ 0.90.
+    days = 250
+    sr = 2.5 / math.sqrt(days)
+    var = 0.5 / days
+    assert expected_max_sharpe(var, 100) == pytest.approx(0.1132, abs=1e-4)
+    assert deflated_from_moments(sr, var, 100, 1250, -3.0, 10.0) == pytest.approx(0.9004, abs=5e-4)
+    # One trial: no deflation (SR₀ = 0, DSR = PSR).
+    assert expected_max_sharpe(var, 1) == 0.0
+
+
+def test_dsr_raises_the_bar_with_more_trials() -> None:
+    rng = np.random.default_rng(3)
+    returns = {f"s{i}": rng.normal(0.0, 1e-3, 2000) for i in range(20)}
+    returns["edge"] = rng.normal(1e-4, 1e-3, 2000)
+    few = deflated_sharpe({k: returns[k] for k in ("s0", "s1", "edge")})
+    many = deflated_sharpe(returns)
+    assert few is not None and many is not None
+    assert few.best == many.best == "edge" and many.trials == 21
+    assert many.threshold > few.threshold > 0.0
+    assert few.dsr is not None and many.dsr is not None and many.dsr < few.dsr
+
+
+# -- the verdict sentence, one per case --------------------------------------------------------
+
+
+def _arms(ai_shift: float, *, ai_fills: int = 10, n: int = 3000) -> list[Arm]:
+    rng = np.random.default_rng(11)
+    classical = [Arm(f"c{i}", "classical", rng.normal(0.0, 1e-4, n), float(i), 5) for i in range(3)]
+    if ai_fills == 0:
+        ai = Arm("ai", "ai", np.zeros(n), 0.0, 0)
+    else:
+        ai = Arm("ai", "ai", rng.normal(ai_shift, 1e-4, n), 1.0, ai_fills)
+    hold = Arm("hold", "reference", rng.normal(5e-5, 1e-4, n), 9.0, 1)
+    return [ai, *classical, hold]
+
+
+def test_verdict_ahead_behind_inconclusive_and_flat() -> None:
+    cfg = VerdictConfig(resamples=500)
+    ahead = decide(_arms(3e-5), period_s=5.0, config=cfg)
+    assert ahead.case == "ai_ahead" and ahead.ci is not None and ahead.ci[0] > 0
+    assert ahead.sentence.startswith("AI arm ai beat the classical mean by")
+    assert "excludes zero" in ahead.sentence and "per 5 s period" in ahead.sentence
+
+    behind = decide(_arms(-3e-5), period_s=5.0, config=cfg)
+    assert behind.case == "ai_behind" and behind.ci is not None and behind.ci[1] < 0
+    assert behind.sentence.startswith("AI arm ai trailed the classical mean by")
+    assert "excludes zero" in behind.sentence
+
+    unsure = decide(_arms(0.0), period_s=5.0, config=cfg)
+    assert unsure.case == "inconclusive" and unsure.ci is not None
+    assert unsure.ci[0] < 0 < unsure.ci[1]
+    assert unsure.sentence.startswith("Not significant yet: AI arm ai")
+    assert "includes zero" in unsure.sentence
+
+    flat = decide(_arms(0.0, ai_fills=0), period_s=5.0, config=cfg)
+    assert flat.case == "ai_flat" and flat.ai_traded is False
+    assert flat.sentence.startswith("The AI arm did not trade: standing aside")
+    assert "the classical mean by" in flat.sentence
+
+    # Never "not significant" next to an interval that excludes zero, in any case.
+    for v in (ahead, behind, unsure, flat):
+        assert v.ci is not None
+        excludes = v.ci[0] > 0 or v.ci[1] < 0
+        assert ("excludes zero" in v.sentence) == excludes
+        assert ("Not significant" in v.sentence) == (not excludes and v.case != "ai_flat")
+    # Reference arms are neither side; every classical strategy and the best one are compared.
+    versus = {c.versus for c in ahead.comparisons}
+    assert versus == {"classical mean", "c0", "c1", "best classical (c2)"}
+    # Every strategy with a Sharpe ratio is a trial; a flat arm has none.
+    assert ahead.selection is not None and ahead.selection.trials == 5
+    assert flat.selection is not None and flat.selection.trials == 4
+
+
+def test_flat_ai_against_losing_classical_names_the_margin() -> None:
+    n = 2000
+    losing = [Arm(f"c{i}", "classical", np.full(n, -2e-5) + 1e-6 * np.sin(np.arange(n) + i),
+                  -1.0, 8) for i in range(2)]  # fmt: skip
+    v = decide([Arm("ai", "ai", np.zeros(n), 0.0, 0), *losing], period_s=5.0,
+               config=VerdictConfig(resamples=300))  # fmt: skip
+    assert v.case == "ai_flat" and v.ci is not None and v.ci[0] > 0
+    assert v.sentence.startswith(
+        "The AI arm did not trade: standing aside beat the classical mean by 0.2 bps per 5 s"
+    )
+
+
+def test_no_verdict_without_data_or_arms() -> None:
+    short = decide(_arms(1e-4, n=10), config=VerdictConfig(resamples=100))
+    assert short.case == "too_little_data" and short.ci is None
+    assert decide([a for a in _arms(0.0) if a.family != "ai"]).case == "no_ai_arm"
+    assert decide([a for a in _arms(0.0) if a.family != "classical"]).case == "no_classical_arm"
+
+
+def test_the_bootstrap_is_seeded() -> None:
+    a = decide(_arms(1e-5), config=VerdictConfig(resamples=300, seed=5))
+    b = decide(_arms(1e-5), config=VerdictConfig(resamples=300, seed=5))
+    assert a.ci == b.ci and a.block_length == b.block_length and a.block_length is not None
+
+
+# -- reports from a real journal ---------------------------------------------------------------
+
+
+def _settings(tmp: Path) -> Settings:
+    return Settings(mongo={"embedded_dir": tmp / "journal"}, home=tmp)  # type: ignore[arg-type]
+
+
+STRATEGIES = [("ai", "ai_forecaster", "ai"), ("sma", "sma_cross", "classical"),
+              ("rsi", "rsi_reversion", "classical"), ("hold", "buy_and_hold", "reference")]  # fmt: skip
+
+
+def _record_run(
+    settings: Settings, run_id: str, t0: int, *, n: int = 400, stop: bool = True
+) -> None:
+    """A small run journaled the way the worker journals one (started, equity snapshots every
+    5 s, a halt, predictions, stopped), on a simulated clock at market time ``t0``."""
+    clock = SimClock(t0)
+    rng = np.random.default_rng(len(run_id))
+    with Journal.open(settings, run_id=run_id, clock=clock) as j:
+        j.record("runs", {"event": "started", "incarnation": "i1",
+                          "strategies": [{"name": s, "kind": k, "family": f} for s, k, f in STRATEGIES],
+                          "arena": {"capital": 10_000.0}})  # fmt: skip
+        equity = {s: 10_000.0 for s, _, _ in STRATEGIES}
+        for i in range(n):
+            ts = t0 + i * 5 * NS
+            clock.advance_to(ts)
+            for name, _, _ in STRATEGIES:
+                if name != "ai" and not (name == "sma" and i > n // 2):
+                    equity[name] *= 1 + rng.normal(-1e-5, 1e-4)
+                j.record("equity", {"strategy": name, "ts_ns": ts, "equity": equity[name],
+                                    "qty": 0.0 if name == "ai" else 0.1, "fees": 1.5,
+                                    "realised": 0.0, "unrealised": 0.0,
+                                    "fills": 0 if name == "ai" else 4, "round_trips": 2,
+                                    "wins": 1, "exact": {"capital": "10000",
+                                                         "gross_profit": "3", "gross_loss": "1"}})  # fmt: skip
+            if name == "hold" and i == n // 2:
+                pass
+            if i == n // 2:
+                j.record("risk_events", {"type": "halt", "strategy": "sma",
+                                         "reason": "daily loss 2.1% > 2%", "ts_ns": ts})  # fmt: skip
+            if i % 3 == 0:
+                base = 9_700.0 + i
+                j.record("predictions", {"ts_ns": ts, "base_price": base,
+                                         "predicted_price": base * (1 + 1e-4),
+                                         "realised_price": base * (1 + (2e-4 if i % 2 else -1e-4)),
+                                         "model_version": "3", "horizon_s": 15})  # fmt: skip
+        if stop:
+            j.record("runs", {"event": "stopped", "stopped_by": "feed ended",
+                              "risk": {"halted": {"sma": "daily loss 2.1% > 2%"}}})  # fmt: skip
+        assert j.sync(60)
+
+
+def test_default_report_is_the_most_recently_started_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #9 item 12: two backtests of the same day; the second replays *earlier* market
+    time. Ordering by market time picked the first; the one started last must win."""
+    settings = _settings(tmp_path)
+    _record_run(settings, "first", T0 + 3600 * NS, n=40)
+    time.sleep(0.01)
+    _record_run(settings, "second", T0, n=40)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        assert latest_run_id(journal) == "second"
+    print_report(settings, None, ReportFormat.json)
+    assert json.loads(capsys.readouterr().out)["run_id"] == "second"
+
+
+def test_report_marks_halts_incomplete_runs_and_serialises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path)
+    _record_run(settings, "crashed", T0, stop=False)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        data = collect(journal, "crashed", verdict=VerdictConfig(resamples=200))
+    report = data.report
+    assert report.complete is False and report.ended_by is None
+    assert any("INCOMPLETE" in n for n in report.notes)
+    rows = {r.name: r for r in report.strategies}
+    assert set(rows) == {"ai", "sma", "rsi", "hold"}
+    assert rows["sma"].halted is not None and rows["sma"].halted.reason == "daily loss 2.1% > 2%"
+    assert rows["sma"].halted.ts_ns == T0 + 200 * 5 * NS
+    assert rows["rsi"].halted is None and rows["ai"].fills == 0
+    assert report.verdict.case == "ai_flat"
+    assert report.verdict.sentence.startswith("The AI arm did not trade: standing aside")
+    (q,) = report.forecasts
+    assert q.model_version == "3" and q.predictions == 134 and q.horizon_s == 15
+    assert q.directional_accuracy == pytest.approx(67 / 134)  # up-forecasts right on up-moves
+    assert q.persistence_mae_bps == pytest.approx((67 * 2 + 67 * 1) / 134, rel=1e-3)
+
+    # JSON: the fields scripts and the dashboard rely on, and it round-trips through the model.
+    print_report(settings, "crashed", ReportFormat.json)
+    doc = json.loads(capsys.readouterr().out)
+    assert {"run_id", "complete", "ended_by", "strategies", "verdict"} <= set(doc)
+    assert doc["complete"] is False and doc["ended_by"] is None
+    sma = next(s for s in doc["strategies"] if s["name"] == "sma")
+    assert {"name", "family", "pnl", "fees", "fills", "halted"} <= set(sma)
+    assert sma["halted"]["reason"] == "daily loss 2.1% > 2%"
+    assert isinstance(doc["verdict"]["sentence"], str) and len(doc["verdict"]["ci"]) == 2
+    assert RunReport.model_validate(doc).run_id == "crashed"
+
+    # Table and Markdown say the same: incomplete, halted with reason and time, the verdict.
+    console = Console(record=True, width=200)
+    render_table(console, report)
+    text = console.export_text()
+    assert (
+        "INCOMPLETE" in text
+        and "HALTED sma: daily loss 2.1% > 2% (2020-02-22 01:16:40 UTC)" in text
+    )
+    assert text.count("verdict:") == 1 and "The AI arm did not trade" in text
+    md = render_markdown(report, tmp_path / "reports" / "crashed", data.curves)
+    body = md.read_text()
+    assert (
+        "INCOMPLETE" in body
+        and "**HALTED**: daily loss 2.1% > 2% (2020-02-22 01:16:40 UTC)" in body
+    )
+    for png in ("equity.png", "drawdowns.png", "comparison.png"):
+        assert f"]({png})" in body
+        assert (md.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_that_stopped_without_saying_if_it_completed_is_unknown(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _record_run(settings, "old", T0, n=60)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        report = collect(journal, "old", verdict=VerdictConfig(resamples=100)).report
+        with pytest.raises(LookupError, match="no run 'nope'"):
+            collect(journal, "nope")
+    assert report.complete is None and report.ended_by == "feed ended"
+    assert any("completeness unknown" in n for n in report.notes)
+
+
+def test_bootstrap_memory_does_not_grow_with_resamples_on_a_30_day_run() -> None:
+    """Issue #15 item 2: 30 days of 5-second snapshots (518,400 periods). The old bootstrap
+    built a resamples × n index array (100 resamples here: 0.4 GB of indices, and as much
+    again for the gathered values; 2,000 resamples: 8 GB). Bound: 128 MiB of Python/numpy
+    allocations (tracemalloc), inputs included."""
+    import tracemalloc
+
+    from cryptoarena.trading.stats import compare_ai_vs_classical
+
+    n = 30 * 86_400 // 5
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    try:
+        curves = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, n + 1)) for _ in range(4)]
+        result = compare_ai_vs_classical(curves[0], curves[1:], resamples=100, period_s=5.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.periods == n and result.ci_low_bps < result.ci_high_bps
+    assert peak < 128 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_bootstrap_means_equal_arch_resampled_means() -> None:
+    """The bincount shortcut gives the same draws as arch's own ``apply`` with the same seed."""
+    from arch.bootstrap import MovingBlockBootstrap
+    from cryptoarena.trading.results.significance import bootstrap_column_means
+
+    x = np.random.default_rng(2).normal(0, 1, (500, 3))
+    ours = bootstrap_column_means(x, block=7, resamples=50, seed=9)
+    bs = MovingBlockBootstrap(7, x, seed=np.random.default_rng(9))
+    theirs = bs.apply(lambda a: a.mean(axis=0), reps=50)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
