@@ -298,3 +298,20 @@ async def test_a_restart_seeds_each_book_on_its_own_account() -> None:
     cover = OrderRequest(_cid(1, 9), "BTCUSDT", Side.BUY, D("1"), reduce_only=True)
     assert (await ex.place_order(cover)).status is OrderStatus.NEW
     assert not seed_paper_exchange(ex, "BTCUSDT", {"a": long, "b": short})  # only once
+
+
+async def test_accounts_exchange_routes_amend_to_the_strategy_s_member() -> None:
+    from cryptoarena.trading.exchange.accounts import AccountsExchange
+
+    ex_a, tape_a = make()
+    ex_b, tape_b = make()
+    accounts = AccountsExchange({"paper": ex_a, "b": ex_b}, {"s0": "paper", "s1": "b"}, "mixed")
+    for tape in (tape_a, tape_b):
+        tape.trade("100.5")
+    await accounts.place_order(limit(_cid(1, 1), Side.BUY, "1", "100.0"))
+    await accounts.amend_order("BTCUSDT", _cid(1, 1), price=D("99.0"))
+    tape_b.trade("100.4")  # the amendment lands on member b
+    assert (await ex_b.get_order("BTCUSDT", _cid(1, 1))).price == D("99.0")  # type: ignore[union-attr]
+    assert await ex_a.get_order("BTCUSDT", _cid(1, 1)) is None
+    with pytest.raises(InvalidOrderError):
+        await accounts.amend_order("BTCUSDT", "not-ours", price=D("1"))
