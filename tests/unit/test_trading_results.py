@@ -324,3 +324,25 @@ def test_bootstrap_means_equal_arch_resampled_means() -> None:
     bs = MovingBlockBootstrap(7, x, seed=np.random.default_rng(9))
     theirs = bs.apply(lambda a: a.mean(axis=0), reps=50)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:
+    """When the journal keeps the ``equity_minute`` read model, a run longer than the raw limit
+    is reported from it: one point per minute, and the report says so."""
+    from cryptoarena.trading.results import source
+
+    if not source.minute_model_available():
+        pytest.skip("this journal keeps no per-minute equity read model")
+    settings = _settings(tmp_path)
+    _record_run(settings, "long", T0, n=400)  # 400 snapshots of 5 s: 34 minutes
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        raw = collect(journal, "long", verdict=VerdictConfig(resamples=100), per_minute=False)
+        minute = collect(journal, "long", verdict=VerdictConfig(resamples=100), per_minute=True)
+    assert len(raw.curves["rsi"].ts_ns) == 400
+    assert len(minute.curves["rsi"].ts_ns) == 34
+    assert np.all(np.diff(minute.curves["rsi"].ts_ns)[:-1] == 60 * NS)  # the last minute: partial
+    assert any("equity_minute" in n for n in minute.report.notes)
+    # Final figures come from the latest snapshot either way.
+    assert {r.name: r.pnl for r in raw.report.strategies} == {
+        r.name: r.pnl for r in minute.report.strategies
+    }

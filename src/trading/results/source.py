@@ -8,7 +8,7 @@ Reads, all through the journal's public ``find`` (its pymongo-like API):
 - ``equity`` per strategy (``run_id`` + ``strategy``, both indexed), projected to
   ``ts_ns``/``equity``/``qty``: the curves the ratios and the verdict need.
 - ``risk_events`` of the run, halts only: who was halted, why and when.
-- ``predictions`` of the run with a realised price, projected to four prices: forecast quality.
+- ``predictions`` of the run (``run_id``, indexed): forecast quality of the resolved ones.
 
 No aggregation runs over the whole journal. ``complete`` and ``ended_by`` are read defensively:
 a run journaled before runs recorded them gets ``None`` ("unknown"), and the notes say so.
@@ -291,18 +291,9 @@ def collect(
             notes.append(f"{row.name} HALTED: {row.halted.reason}")
     quality = []
     if forecasts:
-        preds = journal.find(
-            "predictions",
-            {"run_id": run_id, "realised_price": {"$ne": None}},
-            projection={
-                "_id": 0,
-                "model_version": 1,
-                "base_price": 1,
-                "predicted_price": 1,
-                "realised_price": 1,
-                "horizon_s": 1,
-            },
-        )
+        # The run's predictions through the run_id index, whole: on the embedded store a
+        # residual filter or a projection is evaluated in Python and costs more than it saves.
+        preds = journal.find("predictions", {"run_id": run_id})
         quality = forecast_quality(preds)
     ts_all = [c.ts_ns for c in curves.values() if len(c.ts_ns)]
     report = RunReport(
