@@ -173,7 +173,15 @@ STRATEGIES = [("ai", "ai_forecaster", "ai"), ("sma", "sma_cross", "classical"),
 
 
 def _record_run(
-    settings: Settings, run_id: str, t0: int, *, n: int = 400, stop: bool = True
+    settings: Settings,
+    run_id: str,
+    t0: int,
+    *,
+    n: int = 400,
+    stop: bool = True,
+    started: dict[str, object] | None = None,
+    stopped: dict[str, object] | None = None,
+    halt_event: bool = True,
 ) -> None:
     """A small run journaled the way the worker journals one (started, equity snapshots every
     5 s, a halt, predictions, stopped), on a simulated clock at market time ``t0``."""
@@ -182,7 +190,7 @@ def _record_run(
     with Journal.open(settings, run_id=run_id, clock=clock) as j:
         j.record("runs", {"event": "started", "incarnation": "i1",
                           "strategies": [{"name": s, "kind": k, "family": f} for s, k, f in STRATEGIES],
-                          "arena": {"capital": 10_000.0}})  # fmt: skip
+                          "arena": {"capital": 10_000.0}, **(started or {})})  # fmt: skip
         equity = {s: 10_000.0 for s, _, _ in STRATEGIES}
         for i in range(n):
             ts = t0 + i * 5 * NS
@@ -196,9 +204,7 @@ def _record_run(
                                     "fills": 0 if name == "ai" else 4, "round_trips": 2,
                                     "wins": 1, "exact": {"capital": "10000",
                                                          "gross_profit": "3", "gross_loss": "1"}})  # fmt: skip
-            if name == "hold" and i == n // 2:
-                pass
-            if i == n // 2:
+            if i == n // 2 and halt_event:
                 j.record("risk_events", {"type": "halt", "strategy": "sma",
                                          "reason": "daily loss 2.1% > 2%", "ts_ns": ts})  # fmt: skip
             if i % 3 == 0:
@@ -208,7 +214,7 @@ def _record_run(
                                          "realised_price": base * (1 + (2e-4 if i % 2 else -1e-4)),
                                          "model_version": "3", "horizon_s": 15})  # fmt: skip
         if stop:
-            j.record("runs", {"event": "stopped", "stopped_by": "feed ended",
+            j.record("runs", stopped or {"event": "stopped", "stopped_by": "feed ended",
                               "risk": {"halted": {"sma": "daily loss 2.1% > 2%"}}})  # fmt: skip
         assert j.sync(60)
 
@@ -346,3 +352,32 @@ def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:
     assert {r.name: r.pnl for r in raw.report.strategies} == {
         r.name: r.pnl for r in minute.report.strategies
     }
+
+
+def test_engine_stop_record_crash_and_in_sample_are_reported(tmp_path: Path) -> None:
+    """The engine's newer records: ``ended_by``/``complete``/``error`` and ``halted`` with its
+    time in the stop record (no risk event needed), ``in_sample`` in the start record."""
+    settings = _settings(tmp_path)
+    halted_at = T0 + 100 * 5 * NS
+    _record_run(
+        settings, "newer", T0, n=200, halt_event=False,
+        started={"in_sample": True, "model_valid_until_ns": T0 + 3600 * NS},
+        stopped={"event": "stopped", "stopped_by": "crash", "ended_by": "crash",
+                 "complete": False, "error": "OverflowError: (34, 'Result too large')",
+                 "halted": {"sma": {"reason": "drawdown 5% > 4%", "ts_ns": halted_at}}},
+    )  # fmt: skip
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        data = collect(journal, "newer", verdict=VerdictConfig(resamples=100))
+    report = data.report
+    assert report.complete is False and report.ended_by == "crash"
+    assert report.error == "OverflowError: (34, 'Result too large')"
+    assert report.in_sample is True and report.notes[0].startswith("IN-SAMPLE")
+    sma = next(r for r in report.strategies if r.name == "sma")
+    assert sma.halted is not None and sma.halted.ts_ns == halted_at
+    console = Console(record=True, width=200)
+    render_table(console, report)
+    text = console.export_text()
+    assert "INCOMPLETE (ended by: crash)" in text and "IN-SAMPLE" in text
+    assert "crashed: OverflowError" in text
+    body = render_markdown(report, tmp_path / "md").read_text()
+    assert "INCOMPLETE" in body and "IN-SAMPLE" in body and "drawdown 5% > 4%" in body

@@ -118,6 +118,10 @@ def load_curves(
     return out
 
 
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> float:
     every = float((start.get("arena") or {}).get("equity_every_s") or 5.0)
     end = max((int(d.get("ts_ns", 0)) for d in latest.values()), default=0)
@@ -149,10 +153,21 @@ def _halts(
             kill = None
     if kill is not None and "*" not in halts:
         halts["*"] = kill
-    # A run whose risk events were lost still has its final risk state in the stop record.
-    risk = (stopped or {}).get("risk") or {}
-    for name, reason in (risk.get("halted") or {}).items():
-        halts.setdefault(str(name), Halt(reason=str(reason), scope="strategy"))
+    # A run whose risk events were lost still has its final state in the stop record: newer
+    # engines write ``halted: {name: {reason, ts_ns}}``, older ones ``risk.halted: {name: reason}``.
+    stop = stopped or {}
+    risk = stop.get("risk") or {}
+    for source in (stop.get("halted") or {}, risk.get("halted") or {}):
+        for name, value in source.items():
+            if isinstance(value, Mapping):
+                ts = value.get("ts_ns")
+                halt = Halt(
+                    reason=str(value.get("reason", "")),
+                    ts_ns=int(ts) if isinstance(ts, int) else None,
+                )
+            else:
+                halt = Halt(reason=str(value))
+            halts.setdefault(str(name), halt)
     if risk.get("global_halt") and "*" not in halts:
         halts["*"] = Halt(reason=str(risk["global_halt"]), scope="global")
     return halts
@@ -296,8 +311,18 @@ def collect(
         preds = journal.find("predictions", {"run_id": run_id})
         quality = forecast_quality(preds)
     ts_all = [c.ts_ns for c in curves.values() if len(c.ts_ns)]
+    in_sample = start.get("in_sample")
+    if in_sample is True:
+        notes.insert(0, "IN-SAMPLE: scored on bars the model was trained or validated on")
+    error = stop.get("error") if stop else None
+    if error:
+        notes.append(f"crashed: {error}")
     report = RunReport(
         run_id=run_id,
+        error=str(error) if error else None,
+        in_sample=in_sample if isinstance(in_sample, bool) else None,
+        model_valid_until_ns=_int_or_none(start.get("model_valid_until_ns")),
+        trade_from_ns=_int_or_none(start.get("trade_from_ns")),
         started_wall_ns=wall_ns(start),
         start_ns=int(min(t[0] for t in ts_all)) if ts_all else None,
         end_ns=int(max(t[-1] for t in ts_all)) if ts_all else None,
