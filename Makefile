@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck fmt install bench clean
+.PHONY: demo test lint typecheck fmt install bench clean web web-test
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (cryptoarena needs Python 3.11)"; exit 1; }
@@ -22,8 +22,40 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 install: $(STAMP)
 	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict >/dev/null
 
-demo: install
-	$(BIN)/arena demo
+# The web UI (Vue + Vite, web/) is built into src/dashboard/static when the built files are
+# missing or older than anything in web/ (node_modules aside); `npm ci` only, from the lock file.
+WEB_BUILT := src/dashboard/static/index.html
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_SRC := $(shell find web -path web/node_modules -prune -o -type f -print 2>/dev/null)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (the dashboard's web UI needs Node 20 + npm)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+$(WEB_BUILT): $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run build
+	touch $@
+
+web: $(WEB_BUILT)
+
+web-test: $(WEB_DEPS)
+	cd web && npm test
+
+# The demo: the dashboard first (its URL printed before anything else), then every part on the
+# embedded defaults; the dashboard stays up after the replay until Ctrl-C. DEMO_EXIT=1 (the
+# default under CI=true) ends at once instead.
+DASHBOARD_PORT ?= 8080
+DEMO_EXIT ?= $(if $(CI),1,0)
+demo: install web
+	@echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/ (updates live while the demo runs)"
+	@$(BIN)/arena dashboard --port $(DASHBOARD_PORT) & dash=$$!; \
+	trap 'kill $$dash 2>/dev/null; wait $$dash 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(BIN)/arena demo || exit $$?; \
+	if [ "$(DEMO_EXIT)" = 1 ]; then exit 0; fi; \
+	echo "demo finished; the dashboard stays up at http://127.0.0.1:$(DASHBOARD_PORT)/ until Ctrl-C"; \
+	wait $$dash
 
 lint: install
 	$(BIN)/ruff check src flows tests bench
@@ -36,7 +68,7 @@ fmt: install
 	$(BIN)/ruff format src flows tests bench
 	$(BIN)/ruff check --fix src flows tests bench
 
-test: install lint typecheck
+test: install web lint typecheck web-test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Every benchmark (minutes; never part of the tests). Results go in docs/benchmarks.md by hand.
@@ -45,4 +77,4 @@ bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache src/dashboard/static web/node_modules

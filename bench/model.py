@@ -1,6 +1,8 @@
 """Model benchmarks: training throughput over one real day of 1 s bars, in-process inference latency.
 
 Run: ``.venv/bin/python -m bench.model [--threads 2] [--epochs 2] [--hidden 32] [--layers 1]``
+Drift check (time and detections, Binance training reference vs the Bitstamp day):
+``.venv/bin/python -m bench.model --drift``
 Prints a JSON summary and a Markdown table for docs/benchmarks.md. No MLflow, no disk writes.
 """
 
@@ -55,8 +57,36 @@ def _latency(fn, reps: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     }
 
 
+def drift_bench(reps: int = 5) -> None:
+    """Feature drift of the Bitstamp day against the Binance day's training reference."""
+    from cryptoarena.model.datasets import second_venue_bars
+    from cryptoarena.model.drift import DriftConfig, column_drift, feature_frame
+
+    spec = FeatureSpec()
+    prepared = prepare(load_bars(), spec, 60)
+    reference = prepared.reference_sample()
+    current = feature_frame(second_venue_bars(), spec)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        result = column_drift(reference, current, DriftConfig(), scaler=prepared.scaler)
+        times.append(time.perf_counter() - t)
+    print(
+        json.dumps(
+            {
+                "rows": [len(reference), len(current)],
+                "best_ms": 1000 * min(times),
+                "drifted": f"{len(result.drifted)}/{len(result.scores)}",
+                "ret_1": result.scores["ret_1"],
+            },
+            indent=2,
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--drift", action="store_true", help="benchmark the drift check instead")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=32)
@@ -64,6 +94,9 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=60)
     ap.add_argument("--reps", type=int, default=200)
     args = ap.parse_args()
+    if args.drift:
+        drift_bench()
+        return
 
     torch.set_num_threads(args.threads)
     t = time.perf_counter()

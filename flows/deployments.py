@@ -47,7 +47,7 @@ def deployments() -> list[Any]:
                 "use_journal": True,
             },
             tags=["mlops"],
-            description="Evidently drift of features and forecast errors; may start a retrain.",
+            description="Drift of features and forecast errors; may start a retrain.",
         ),
     ]
     items.append(

@@ -1,5 +1,5 @@
 """Drift flow: recent bars (lake or shipped sample) vs the champion's training reference, and its
-forecast errors → Evidently HTML reports + metrics in MLflow → whether to retrain (optionally
+forecast errors → drift report (JSON, PNG charts) + metrics in MLflow → whether to retrain (optionally
 starting the retrain flow). Logic lives in cryptoarena.model.drift.
 
     python -m flows.drift --max-bars 9000 --last-s 1800
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from cryptoarena import alerts
 from cryptoarena.config import get_settings
 from cryptoarena.model import mlops
 from cryptoarena.model.drift import DriftConfig, run_drift_check
@@ -75,6 +76,8 @@ def drift_flow(
     summary["errors_from"] = "journal" if errors is not None else "model on recent bars"
     logger = get_run_logger()
     logger.info("drift: retrain=%s (%s)", summary["should_retrain"], summary["reasons"])
+    if summary["should_retrain"]:
+        alerts.drift_trigger(name, summary)
     if summary["should_retrain"] and trigger_retrain:
         from flows.retrain import retrain_flow
 

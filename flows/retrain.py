@@ -1,5 +1,6 @@
 """Retrain flow: bars (shipped sample or lake) → train → evaluate vs baselines and champion →
-register @challenger → promote to @champion through the gate. Logic lives in
+register @challenger → promote to @champion through the evidence gate (pooled DM tests on
+purged walk-forward folds). Logic lives in
 cryptoarena.model.mlops; only the network-bound registry task retries.
 
     python -m flows.retrain --tiny            # one local run (ephemeral Prefect API)
@@ -26,10 +27,12 @@ def load_bars(source: mlops.Source, max_bars: int | None) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)  # inputs are frames: nothing worth caching
 def train_candidate(
-    bars: pd.DataFrame, tracking_uri: str, name: str, tiny: bool, source: str
+    bars: pd.DataFrame, tracking_uri: str, name: str, tiny: bool, source: str, gate_alpha: float
 ) -> mlops.Candidate:
     label = f"{source}:{len(bars)}"
-    return mlops.train_candidate(bars, tracking_uri=tracking_uri, name=name, tiny=tiny, label=label)
+    return mlops.train_candidate(
+        bars, tracking_uri=tracking_uri, name=name, tiny=tiny, label=label, gate_alpha=gate_alpha
+    )
 
 
 @task(retries=3, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -46,10 +49,11 @@ def retrain_flow(
     model_name: str | None = None,
     tracking_uri: str | None = None,
     report_dir: str = "reports/retrain",
+    gate_alpha: float = 0.05,
 ) -> dict[str, Any]:
     tracking_uri, name = mlops.registry_target(get_settings(), model_name, tracking_uri)
     bars = load_bars(source, max_bars)
-    candidate = train_candidate(bars, tracking_uri, name, tiny, source)
+    candidate = train_candidate(bars, tracking_uri, name, tiny, source, gate_alpha)
     promoted = promote(candidate, tracking_uri, force)
     summary = {
         "model": name,
@@ -57,6 +61,7 @@ def retrain_flow(
         "run_id": candidate.run_id,
         "promoted": promoted,
         "gate": candidate.reason,
+        "cv_pooled": candidate.report.get("cv", {}).get("pooled", {}),
         "metrics": candidate.metrics,
     }
     mlops.write_run_report(Path(report_dir), summary, mlops.retrain_markdown(candidate, promoted))
@@ -68,6 +73,9 @@ def main() -> None:
     parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain")
     parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+    parser.add_argument(
+        "--gate-alpha", type=float, default=0.05, help="significance level of the gate's DM tests"
+    )
     args = parser.parse_args()
     print(
         retrain_flow(
@@ -76,6 +84,7 @@ def main() -> None:
             tiny=args.tiny,
             force=args.force,
             report_dir=args.report_dir,
+            gate_alpha=args.gate_alpha,
         )
     )
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cryptoarena.serving.cli",
     "cryptoarena.trading.cli",
     "cryptoarena.trading.exchange.cli",
+    "cryptoarena.dashboard.cli",
 )
 
 app = typer.Typer(

@@ -12,10 +12,10 @@ import logging
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ class ServingSettings(BaseModel):
     # inference thread, one thread call per request, or inline per request on the event loop
     # (see cryptoarena.serving.inference; bench/serving.py measures them).
     inference: Literal["batch", "batch_inline", "thread", "inline"] = "batch_inline"
+    # Request bodies above this are refused with 413 before they are read (a 64-window batch
+    # of 80 bars is ~1 MB; one window of the 4096-bar maximum ~0.8 MB).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
 class TradingSettings(BaseModel):
@@ -94,6 +97,44 @@ class TradingSettings(BaseModel):
     kill_file: Path = Path("var/arena.kill")
     # Token that engaging/releasing the kill switch must present (CLI and dashboard).
     kill_token: SecretStr | None = None
+
+
+class AlertSettings(BaseModel):
+    """Operator alerts through apprise (see docs/operations.md): halts, the kill switch, feed
+    gaps, journal outages, drift triggers, new champions."""
+
+    # One apprise URL per target (json://, tgram://, discord://, slack://, mailto://…): a JSON
+    # list, or URLs separated by spaces or commas. They hold tokens: secrets, never printed.
+    urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    dedupe_s: float = Field(default=300.0, ge=0)  # the same alert again within this: dropped
+    max_per_minute: int = Field(default=20, ge=1)
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+            import re
+
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("expected a JSON list of URLs") from None
+            return [u for u in re.split(r"[\s,]+", text) if u]
+        return value
+
+
+class DashboardSettings(BaseModel):
+    """``arena dashboard``: the read-only web view over the journal (see docs/dashboard.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Markdown pages (About / Rules / Updates), read at request time: a new file needs no build.
+    site_dir: Path = Path("docs/site")
+    # How often the live stream looks for new journal events (seconds).
+    poll_interval_s: float = Field(default=0.5, gt=0, le=60)
 
 
 class Settings(BaseSettings):
@@ -116,6 +157,8 @@ class Settings(BaseSettings):
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
     serving: ServingSettings = ServingSettings()
     trading: TradingSettings = TradingSettings()
+    alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

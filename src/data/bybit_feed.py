@@ -2,10 +2,14 @@
 
 pybit's reconnect gives up within milliseconds when the server refuses connections and cannot
 notice a silent socket (reference §6.5), so pybit reconnects are switched off and a supervisor
-task owns the connection: it watches for a dead or silent socket, tears it down, rebuilds it with
-exponential backoff, resubscribes, and backfills the gap from GET /v5/market/recent-trade. Trades
-are deduplicated by id across reconnects; every reconnect is reported as a :class:`FeedGap`
-(``complete`` when the backfill reached back to trades seen before the gap).
+task owns the connection: it watches for a dead or silent socket, tears it down, rebuilds it under
+the project's retry policy (:mod:`cryptoarena.retry`: exponential backoff with jitter, for ever),
+resubscribes, and backfills the gap from GET /v5/market/recent-trade on the venue of the stream
+(testnet's REST for a testnet stream). Live trades of the new connection wait for the backfill at
+most ``backfill_wait_s``; a backfill that comes back later is merged as far as time order allows
+and the rest reported. Trades are deduplicated by id across reconnects; every reconnect is
+reported as a :class:`FeedGap` (``complete`` when the backfill reached back to trades seen before
+the gap and nothing had to be dropped).
 
 pybit callbacks only enqueue (``loop.call_soon_threadsafe``); all processing is on the event loop.
 """
@@ -16,7 +20,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from cryptoarena.data.feed import FeedGap
 from cryptoarena.data.loaders import parse_bybit_public_trade
 from cryptoarena.data.records import Trade
 from cryptoarena.data.trade_sequencer import TradeSequencer
+from cryptoarena.retry import AsyncSleep, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,23 @@ class BybitFeedConfig:
     ping_interval_s: int = 10
     ping_timeout_s: int = 5
     backfill_limit: int = 1000
+    # After a reconnect, live trades wait at most this long for the gap's REST backfill.
+    backfill_wait_s: float = 2.0
+    backfill_timeout_s: float = 10.0  # the REST call itself
     remember_ids: int = 200_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.backfill_wait_s <= self.backfill_timeout_s:
+            raise ValueError("backfill_wait_s must be between 0 and backfill_timeout_s")
+
+    @property
+    def reconnect_policy(self) -> RetryPolicy:
+        """Reconnects go on until the feed is closed, backing off up to ``backoff_max_s``."""
+        return RetryPolicy(
+            max_attempts=None,
+            initial_s=self.backoff_initial_s,
+            max_s=max(self.backoff_initial_s, self.backoff_max_s),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> BybitFeedConfig:
@@ -68,8 +88,11 @@ class BybitFeedConfig:
 class BybitFeed:
     """``async for batch in BybitFeed(config)``: lists of trades in exchange-time order."""
 
-    def __init__(self, config: BybitFeedConfig | None = None) -> None:
+    def __init__(
+        self, config: BybitFeedConfig | None = None, *, sleep: AsyncSleep = asyncio.sleep
+    ) -> None:
         self.config = config or BybitFeedConfig()
+        self._sleep = sleep
         self.symbol = self.config.symbol
         self.stats: collections.Counter[str] = collections.Counter()
         self._sequencer = TradeSequencer(self.config.remember_ids, self.stats)
@@ -80,6 +103,8 @@ class BybitFeed:
         self._ws: FeedWebSocket | None = None
         self._acks: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._closing = False
+        self._gen = 0  # connection generation
+        self._backfills: set[asyncio.Task[None]] = set()
 
     @property
     def topic(self) -> str:
@@ -96,6 +121,9 @@ class BybitFeed:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        for task in list(self._backfills):
+            task.cancel()
+        await asyncio.gather(*self._backfills, return_exceptions=True)
         await self._teardown()
         self._queue.put_nowait(("closed",))
 
@@ -139,41 +167,44 @@ class BybitFeed:
 
     # ---- supervisor ---------------------------------------------------------------------------
     async def _supervise(self) -> None:
-        gen, failures = 0, 0
         gap: tuple[int, str] | None = None  # (start_ns, reason) of an open gap
         try:
             while not self._closing:
-                gen += 1
-                try:
-                    await self._connect(gen, recovering=gap is not None)
-                except FeedError as exc:
-                    self._queue.put_nowait(("error", exc))
-                    return
-                except Exception as exc:
-                    failures += 1
-                    delay = min(
-                        self.config.backoff_max_s,
-                        self.config.backoff_initial_s * 2 ** (failures - 1),
-                    )
-                    delay *= 1 + 0.2 * random.random()  # jitter: many clients, one exchange
-                    logger.warning("bybit feed: connect failed (%s); retry in %.1f s", exc, delay)
-                    self.stats["connect_failures"] += 1
-                    await self._teardown()
-                    if gap is not None:
-                        self._queue.put_nowait(("release", gen))
-                    await asyncio.sleep(delay)
-                    continue
-                failures = 0
+                await self._reconnect(recovering=gap is not None)
                 if gap is not None:
-                    await self._backfill(gen, *gap)
+                    await self._backfill(self._gen, *gap)
                     gap = None
                 reason = await self._watch()
                 gap = (self._ws.last_message_ns if self._ws else time.time_ns(), reason)
                 logger.warning("bybit feed: %s; reconnecting", reason)
                 self.stats["reconnects"] += 1
                 await self._teardown()
+        except FeedError as exc:
+            self._queue.put_nowait(("error", exc))
         except asyncio.CancelledError:
             pass
+
+    async def _reconnect(self, *, recovering: bool) -> None:
+        """Connect and subscribe, retrying under the reconnect policy until it works; a
+        :class:`FeedError` (the exchange refused the subscription) is final."""
+        retrying = self.config.reconnect_policy.async_retrying(
+            lambda exc: not isinstance(exc, FeedError),
+            sleep=self._sleep,
+            what="bybit feed connect",
+        )
+        async for attempt in retrying:
+            with attempt:
+                self._gen += 1
+                try:
+                    await self._connect(self._gen, recovering=recovering)
+                except FeedError:
+                    raise
+                except Exception:
+                    self.stats["connect_failures"] += 1
+                    await self._teardown()
+                    if recovering:  # never leave this connection's trades held
+                        self._queue.put_nowait(("release", self._gen))
+                    raise
 
     async def _connect(self, gen: int, *, recovering: bool) -> None:
         cfg = self.config
@@ -237,18 +268,40 @@ class BybitFeed:
                 logger.debug("bybit feed: exit failed: %s", exc)
 
     async def _backfill(self, gen: int, start_ns: int, reason: str) -> None:
+        """Ask REST for the gap's trades; hold connection ``gen``'s live trades for at most
+        ``backfill_wait_s``, then let them through and merge the backfill whenever it comes."""
         end_ns = time.time_ns()
+        task = asyncio.create_task(self._fetch_backfill(gen, start_ns, end_ns, reason))
+        self._backfills.add(task)
+        task.add_done_callback(self._backfills.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.config.backfill_wait_s)
+        if not done:
+            self.stats["backfills_late"] += 1
+            logger.warning(
+                "bybit feed: no backfill after %.1f s; live trades go on without waiting",
+                self.config.backfill_wait_s,
+            )
+            self._queue.put_nowait(("release", gen))
+
+    async def _fetch_backfill(self, gen: int, start_ns: int, end_ns: int, reason: str) -> None:
         cfg = self.config
+        trades: list[Trade] | None
         try:
             trades = await in_daemon_thread(
                 lambda: fetch_recent_trades(
-                    cfg.rest_url, cfg.channel, self.symbol, cfg.backfill_limit, 10.0
+                    cfg.rest_url,
+                    cfg.channel,
+                    self.symbol,
+                    cfg.backfill_limit,
+                    cfg.backfill_timeout_s,
+                    testnet=cfg.testnet,
                 ),
-                15.0,
+                cfg.backfill_timeout_s + 5.0,
                 "bybit-backfill",
             )
         except Exception as exc:
             logger.warning("bybit feed: backfill failed: %s", exc)
+            self.stats["backfills_failed"] += 1
             trades = None
         self._queue.put_nowait(("backfill", gen, trades, start_ns, end_ns, reason))
 
@@ -259,7 +312,7 @@ class BybitFeed:
             self._sequencer.hold(gen)
             return []
         if kind == "release":
-            return self._sequencer.release([])
+            return self._sequencer.release(gen)
         if kind == "trades":
             try:
                 trades = parse_bybit_public_trade(item[2])
@@ -269,4 +322,12 @@ class BybitFeed:
                 return []
             return self._sequencer.trades(gen, trades)
         _, gen, recovered, start_ns, end_ns, reason = item
-        return self._sequencer.backfill(recovered or [], start_ns, end_ns, reason)
+        out = self._sequencer.backfill(gen, recovered or [], start_ns, end_ns, reason)
+        self._gap_reported(self.gaps[-1])
+        return out
+
+    def _gap_reported(self, gap: FeedGap) -> None:
+        """Tell the operator (alerts are queued off the event loop; never raises)."""
+        from cryptoarena import alerts
+
+        alerts.feed_gap(self.symbol, gap)

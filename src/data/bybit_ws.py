@@ -25,9 +25,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAINNET_WS = "wss://stream.bybit.com"
-MAINNET_REST = "https://api.bybit.com"
-
 
 def ws_base(url: str | None) -> str | None:
     """Scheme and host of an override (``http://h:p`` becomes ``ws://h:p``; a path is ignored)."""
@@ -101,12 +98,27 @@ def parse_recent_trades(result: dict[str, Any], symbol: str) -> list[Trade]:
     return [trades[i] for i in order]
 
 
+def public_http(*, testnet: bool, rest_url: str | None, timeout_s: float) -> HTTP:
+    """An unsigned pybit session on the venue of the stream: testnet's REST for a testnet
+    stream, mainnet's otherwise (demo accounts read mainnet market data, reference §4), or the
+    override. Never mainnet trades merged into a testnet stream."""
+    session = HTTP(testnet=testnet, timeout=timeout_s, max_retries=1, retry_delay=0)
+    if rest_url:
+        session.endpoint = rest_url.rstrip("/")
+    return session
+
+
 def fetch_recent_trades(
-    rest_url: str | None, category: str, symbol: str, limit: int, timeout_s: float
+    rest_url: str | None,
+    category: str,
+    symbol: str,
+    limit: int,
+    timeout_s: float,
+    *,
+    testnet: bool,
 ) -> list[Trade]:
     """The exchange's latest public trades over REST (blocking; run it off the event loop)."""
-    session = HTTP(testnet=False, timeout=timeout_s, max_retries=1, retry_delay=0)
-    session.endpoint = (rest_url or MAINNET_REST).rstrip("/")
+    session = public_http(testnet=testnet, rest_url=rest_url, timeout_s=timeout_s)
     response = session.get_public_trade_history(category=category, symbol=symbol, limit=limit)
     return parse_recent_trades(response.get("result") or {}, symbol)
 

@@ -16,8 +16,11 @@ class FeedGap:
     start_ns: int
     end_ns: int
     reason: str
-    recovered: int = 0  # trades in the span delivered late (e.g. backfilled over REST)
-    complete: bool = False  # the recovery reached back to trades seen before the gap
+    recovered: int = 0  # trades delivered only thanks to the backfill (over REST), not live
+    complete: bool = False  # the backfill reached back before the gap and nothing was missed
+    # Trades the backfill found that were older than what had already been delivered (it came
+    # back after the live trades were released): they could not join the time-ordered stream.
+    missed: int = 0
 
 
 class MarketFeed(Protocol):

@@ -7,7 +7,11 @@ Layout under the lake root::
     bars_1s/symbol=BTCUSDT/date=2020-02-22/bars.parquet        1 s bars built from that day's trades
 
 Every file is written to a temporary name in its folder and renamed into place, so a reader or a
-crash never sees half a file. Imports merge into the day's file and drop trades whose id is
+crash never sees half a file. Files are sorted by time and written in row groups that start at every
+UTC hour (at most 65,536 trades or 3,600 bars each), whose min/max ``ts`` statistics let a windowed read skip
+everything outside the window: reads go through ``pyarrow.dataset`` with the time filter pushed
+down to the row groups (:meth:`Lake.row_groups` says which ones a window touches), and
+duplicates (appended parts) are dropped after. Imports merge into the day's file and drop trades whose id is
 already there, so importing the same file twice leaves the same content. Bars are always rebuilt
 from the stored trades (never taken on trust) after each import or compaction.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import uuid
@@ -27,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from cryptoarena.data.bars import build_bars, empty_bars
 from cryptoarena.data.records import NS_PER_S, TRADE_COLUMNS, empty_trades
@@ -34,8 +41,12 @@ from cryptoarena.data.records import NS_PER_S, TRADE_COLUMNS, empty_trades
 logger = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * NS_PER_S
+HOUR_NS = 3_600 * NS_PER_S
 TRADES, BARS = "trades", "bars_1s"
 _MAIN = {TRADES: "trades.parquet", BARS: "bars.parquet"}
+# Row groups start at every UTC hour and hold at most this many rows, so a 1-hour window skips
+# the rest of the day (a busy hour of trades is split further).
+ROW_GROUP_ROWS = {TRADES: 65_536, BARS: 3_600}
 
 
 @dataclass(frozen=True)
@@ -69,15 +80,32 @@ def day_start_ns(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * NS_PER_S
 
 
-def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
+def _atomic_write(frame: pd.DataFrame, path: Path, row_group_rows: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not "*.parquet": readers list the partition while appends land (those take no lock).
     tmp = path.parent / f".{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        with pq.ParquetWriter(tmp, table.schema) as writer:
+            for lo, hi in _row_group_bounds(frame["ts"].to_numpy(np.int64), row_group_rows):
+                writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _row_group_bounds(ts: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """Row ranges for the row groups: a new group at every UTC hour (so an hour's window reads
+    its own group) and every ``max_rows`` rows within an hour. ``ts`` is sorted (or nearly:
+    appended parts), so groups hold disjoint time ranges."""
+    if len(ts) == 0:
+        return [(0, 0)]
+    hours = ts // HOUR_NS
+    cuts = [0, *(np.flatnonzero(np.diff(hours)) + 1).tolist(), len(ts)]
+    bounds: list[tuple[int, int]] = []
+    for lo, hi in itertools.pairwise(cuts):
+        bounds.extend((a, min(a + max_rows, hi)) for a in range(lo, hi, max_rows))
+    return bounds
 
 
 def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +154,7 @@ class Lake:
         for day, part in self._split_days(trades):
             name = f"part-{int(part['ts'].iloc[0])}-{uuid.uuid4().hex[:8]}.parquet"
             path = self.partition(TRADES, symbol, day) / name
-            _atomic_write(part, path)
+            _atomic_write(part, path, ROW_GROUP_ROWS[TRADES])
             paths.append(path)
         return paths
 
@@ -162,11 +190,11 @@ class Lake:
         merged = merged.sort_values("ts", kind="stable").reset_index(drop=True)
         added = len(merged) - len(old)
         if added or not path.exists():
-            _atomic_write(merged, path)
+            _atomic_write(merged, path, ROW_GROUP_ROWS[TRADES])
         bars_path = self.partition(BARS, symbol, day) / _MAIN[BARS]
         bars = build_bars(merged) if len(merged) else empty_bars()
         if added or not bars_path.exists():
-            _atomic_write(bars, bars_path)
+            _atomic_write(bars, bars_path, ROW_GROUP_ROWS[BARS])
         logger.info("lake %s %s: +%d trades (%d duplicate)", symbol, day, added, incoming - added)
         return PartitionWrite(symbol, day, added, incoming - added, len(merged), len(bars))
 
@@ -183,10 +211,35 @@ class Lake:
             return []
         return sorted(date.fromisoformat(p.name.split("=", 1)[1]) for p in base.glob("date=*"))
 
+    def _files(
+        self, kind: str, symbol: str, start_ns: int | None, end_ns: int | None
+    ) -> Iterator[Path]:
+        """The Parquet files of the days that overlap the window (caller holds no lock)."""
+        for day in self.days(symbol, kind):
+            lo = day_start_ns(day)
+            if (end_ns is not None and lo >= end_ns) or (
+                start_ns is not None and lo + NS_PER_DAY <= start_ns
+            ):
+                continue
+            yield from sorted(self.partition(kind, symbol, day).glob("*.parquet"))
+
+    def row_groups(
+        self, kind: str, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[tuple[Path, list[int]]]:
+        """Which row groups of which files a window read touches: those whose ``ts``
+        statistics can overlap ``[start_ns, end_ns)`` (the filter pyarrow pushes down)."""
+        out = []
+        expr = _ts_filter(start_ns, end_ns)
+        for path in self._files(kind, symbol, start_ns, end_ns):
+            groups = _fragments(path, expr)
+            out.append((path, [g.id for f in groups for g in f.row_groups]))
+        return out
+
     def _read(
         self, kind: str, symbol: str, start_ns: int | None, end_ns: int | None
-    ) -> list[pd.DataFrame]:
-        frames: list[pd.DataFrame] = []
+    ) -> list[pa.Table]:
+        tables: list[pa.Table] = []
+        expr = _ts_filter(start_ns, end_ns)
         for day in self.days(symbol, kind):
             lo = day_start_ns(day)
             if (end_ns is not None and lo >= end_ns) or (
@@ -194,30 +247,42 @@ class Lake:
             ):
                 continue
             with self._locked(symbol, day, shared=True):
-                files = sorted(self.partition(kind, symbol, day).glob("*.parquet"))
-                frames.extend(pd.read_parquet(f) for f in files)
-        return frames
+                for path in sorted(self.partition(kind, symbol, day).glob("*.parquet")):
+                    if expr is None:  # the whole file: no pruning to do
+                        tables.append(pq.read_table(path))
+                        continue
+                    fragments = _fragments(path, expr)
+                    if not fragments:
+                        continue
+                    dataset = ds.FileSystemDataset(
+                        fragments, fragments[0].physical_schema, ds.ParquetFileFormat()
+                    )
+                    table = dataset.to_table(filter=expr)
+                    if table.num_rows:
+                        tables.append(table)
+        return tables
 
     def read_trades(
         self, symbol: str, start_ns: int | None = None, end_ns: int | None = None
     ) -> pd.DataFrame:
         """Trades with ``start_ns <= ts < end_ns`` (uncompacted parts included, deduped)."""
-        frames = self._read(TRADES, symbol, start_ns, end_ns)
-        if not frames:
+        tables = self._read(TRADES, symbol, start_ns, end_ns)
+        if not tables:
             return empty_trades()
-        frame = _dedupe(pd.concat(frames, ignore_index=True))
-        frame = frame.sort_values("ts", kind="stable")
-        return _window(frame, start_ns, end_ns)
+        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+        if len(tables) > 1:  # appended parts may repeat trades of the day's file
+            frame = _dedupe(frame)
+        return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
     def read_bars(
         self, symbol: str, start_ns: int | None = None, end_ns: int | None = None
     ) -> pd.DataFrame:
         """1-second bars with ``start_ns <= ts < end_ns``."""
-        frames = self._read(BARS, symbol, start_ns, end_ns)
-        if not frames:
+        tables = self._read(BARS, symbol, start_ns, end_ns)
+        if not tables:
             return empty_bars()
-        frame = pd.concat(frames, ignore_index=True).sort_values("ts", kind="stable")
-        return _window(frame, start_ns, end_ns)
+        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+        return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
     def info(self) -> list[PartitionInfo]:
         """What the lake holds, from Parquet metadata (no data pages are read)."""
@@ -238,14 +303,23 @@ class Lake:
         return out
 
 
-def _window(frame: pd.DataFrame, start_ns: int | None, end_ns: int | None) -> pd.DataFrame:
-    ts = frame["ts"].to_numpy(np.int64)
-    keep = np.ones(len(frame), dtype=bool)
+def _ts_filter(start_ns: int | None, end_ns: int | None) -> pc.Expression | None:
+    expr = None
     if start_ns is not None:
-        keep &= ts >= start_ns
+        expr = pc.field("ts") >= pa.scalar(int(start_ns), pa.int64())
     if end_ns is not None:
-        keep &= ts < end_ns
-    return frame[keep].reset_index(drop=True)
+        below = pc.field("ts") < pa.scalar(int(end_ns), pa.int64())
+        expr = below if expr is None else expr & below
+    return expr
+
+
+def _fragments(path: Path, expr: pc.Expression | None) -> list[ds.ParquetFileFragment]:
+    """One fragment per row group of ``path`` that the filter cannot rule out by statistics."""
+    fragment = next(iter(ds.dataset(path, format="parquet").get_fragments()))
+    assert isinstance(fragment, ds.ParquetFileFragment)
+    if expr is None:
+        return [fragment]
+    return list(fragment.split_by_row_group(expr))
 
 
 def _ts_span(meta: pq.FileMetaData) -> tuple[int | None, int | None]:

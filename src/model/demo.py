@@ -2,8 +2,9 @@
 
 Quick: a tiny LSTM on the first two hours (seconds). Full: a short but honest run on the whole
 day (a few minutes on 2 cores) judged on the held-out hours and on the Bitstamp day.
-The champion gate decides; only when the registry has no champion at all does the demo make
-this version a *bootstrap* champion, tagged as such, so serving has something to load.
+The evidence gate decides (docs/model.md "Gate"); only when the registry has no champion at all
+does the demo make this version a *bootstrap* champion, tagged ``promotion=bootstrap``, so serving
+has something to load — and the closing line says so.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.model.cli import print_report
     from cryptoarena.model.datasets import load_bars, second_venue_bars
     from cryptoarena.model.lstm import LSTMConfig
-    from cryptoarena.model.registry import CHAMPION, get_alias_version
+    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG, get_alias_version
     from cryptoarena.model.tracking import tracking_context
     from cryptoarena.model.train import TINY_CONFIG, train
 
@@ -51,14 +52,19 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     print_report(console, result.report)
     version = result.info.version
     note = result.decision.reason
+    status = "@champion by the gate" if result.promoted else "@challenger only"
     if not result.promoted and get_alias_version(name, CHAMPION, tracking_uri=uri) is None:
         with tracking_context(uri) as client:
             client.set_registered_model_alias(name, CHAMPION, version)
-            client.set_model_version_tag(name, version, "promotion", "bootstrap")
+            client.set_model_version_tag(name, version, PROMOTION_TAG, "bootstrap")
         note += "; made bootstrap @champion (the registry had none) so serving can start"
+        status = "bootstrap @champion: served although the gate refused it"
     console.print(f"{name} v{version}: {note}")
-    skill = result.info.metrics.get("skill", float("nan"))
+    lstm = result.report.get("cv", {}).get("pooled", {}).get("lstm", {})
+    skill, p = lstm.get("skill", float("nan")), lstm.get("dm_p", float("nan"))
     return (
-        f"model: LSTM {name} v{version} registered in MLflow; 15 s skill vs persistence "
-        f"{skill:+.4f} on held-out real data ({result.decision.reason.split(':')[0]})"
+        f"model: LSTM {name} v{version} registered in MLflow, {status}; pooled out-of-sample "
+        f"15 s skill vs persistence {skill:+.4f} (DM p {p:.3g}; the gate needs p < "
+        f"{result.decision.numbers.get('alpha', 0.05):g} vs persistence and a paired win over "
+        "the champion)"
     )

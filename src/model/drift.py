@@ -1,9 +1,13 @@
-"""Drift checks with Evidently 0.7: features (recent bars vs the training reference saved with the
-model) and forecast errors (recent vs reference), as HTML reports and metrics for MLflow.
+"""Drift checks: features (recent bars vs the training reference saved with the model) and
+forecast errors (recent vs reference), as a JSON report, a PNG chart and metrics for MLflow.
 
-Distance-based tests only (normed Wasserstein by default): with thousands of 1-second rows a
-p-value test (K-S) flags every tiny shift, while a distance with a threshold says how far the
-distribution moved. The verdict says whether a retrain should be triggered, and why.
+Distances, not p-values: with thousands of 1-second rows a p-value test (K-S) flags every tiny
+shift, while a distance with a threshold says how far the distribution moved. Every column is
+standardised first (features with the champion's saved training scaler, errors with the
+reference's own spread), so a distance is in units of the training standard deviation whatever
+the feature's scale: return features have std 1e-5–1e-4, and a distance on raw values (or one
+normed by a floored std, as Evidently's is) under-reports their drift by orders of magnitude.
+The verdict says whether a retrain should be triggered, and why.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from cryptoarena.model.features import BP, FeatureSpec, compute_features, compute_targets
+from cryptoarena.model.features import BP, FeatureSpec, Scaler, compute_features, compute_targets
 from cryptoarena.model.forecaster import Forecaster
+from scipy import stats
 
 logger = logging.getLogger(__name__)
 
-DISTANCE_METHODS = ("wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ed")
+DISTANCE_METHODS = ("wasserstein", "psi")
 ERROR_COLUMNS = ("error_bp", "abs_error_bp")
 
 
@@ -32,7 +37,7 @@ class DriftConfig:
     method: str = "wasserstein"
     threshold: float = 0.1  # a column drifts when its distance is at least this
     drift_share: float = 0.5  # the data set drifts when at least this share of columns drift
-    max_rows: int = 5000  # rows per side given to Evidently (evenly thinned)
+    max_rows: int = 5000  # rows per side compared (evenly thinned)
     error_ratio_limit: float = 1.5  # retrain when recent MAE > limit × reference MAE
 
     def __post_init__(self) -> None:
@@ -128,32 +133,77 @@ def journal_errors(predictions: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame({"error_bp": err, "abs_error_bp": np.abs(err)})
 
 
-def column_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftConfig, html: Path | None = None
-) -> ColumnDrift:
-    """Evidently's DataDriftPreset on the shared columns; optionally saves the HTML report."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+def _distance(ref: np.ndarray, cur: np.ndarray, method: str) -> float:
+    """Distance between two standardised samples (finite values only)."""
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    if len(ref) == 0 or len(cur) == 0:
+        return float("nan")
+    if method == "wasserstein":  # in units of the training std (the inputs are standardised)
+        return float(stats.wasserstein_distance(ref, cur))
+    # PSI over the reference's deciles (scale-free); a small floor keeps empty bins finite.
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, 11)[1:-1]))
+    p = np.bincount(np.searchsorted(edges, ref), minlength=len(edges) + 1) / len(ref)
+    q = np.bincount(np.searchsorted(edges, cur), minlength=len(edges) + 1) / len(cur)
+    p, q = np.maximum(p, 1e-4), np.maximum(q, 1e-4)
+    return float(np.sum((q - p) * np.log(q / p)))
 
+
+def column_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: DriftConfig,
+    chart: Path | None = None,
+    *,
+    scaler: Scaler | None = None,
+) -> ColumnDrift:
+    """Per-column distance on standardised values; optionally saves a bar chart (PNG).
+
+    ``scaler`` (the champion's training scaler, over ``reference``'s columns) standardises both
+    sides; without it the reference's own mean and std are used. Either way no column's distance
+    depends on its scale.
+    """
     columns = [c for c in reference.columns if c in current.columns]
     if not columns or len(reference) < 10 or len(current) < 10:
         raise ValueError("drift needs shared columns and at least 10 rows on each side")
-    ref, cur = _thin(reference[columns], cfg.max_rows), _thin(current[columns], cfg.max_rows)
-    preset = DataDriftPreset(
-        columns=columns, method=cfg.method, threshold=cfg.threshold, drift_share=cfg.drift_share
-    )
-    run = Report([preset]).run(cur, ref)
-    scores: dict[str, float] = {}
-    for metric in run.dict()["metrics"]:
-        config = metric.get("config", {})
-        if config.get("type", "").endswith(":ValueDrift"):
-            scores[str(config["column"])] = float(metric["value"])
-    if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        run.save_html(str(html))
+    ref_raw = _thin(reference[columns], cfg.max_rows).to_numpy(np.float64)
+    cur_raw = _thin(current[columns], cfg.max_rows).to_numpy(np.float64)
+    if scaler is not None:
+        if len(scaler.mean) != len(reference.columns):
+            raise ValueError("the scaler does not match the reference's columns")
+        keep = [list(reference.columns).index(c) for c in columns]
+        scaler = Scaler(
+            mean=tuple(scaler.mean[i] for i in keep), std=tuple(scaler.std[i] for i in keep)
+        )
+    else:
+        finite = ref_raw[np.isfinite(ref_raw).all(axis=1)]
+        scaler = Scaler.fit(finite if len(finite) else np.zeros((1, len(columns))))
+    ref, cur = scaler.transform(ref_raw), scaler.transform(cur_raw)
+    scores = {c: _distance(ref[:, i], cur[:, i], cfg.method) for i, c in enumerate(columns)}
+    if chart is not None:
+        _chart(scores, cfg, chart)
     drifted = sorted(c for c, s in scores.items() if s >= cfg.threshold)
     share = len(drifted) / len(columns)
     return ColumnDrift(scores, drifted, share, share >= cfg.drift_share)
+
+
+def _chart(scores: dict[str, float], cfg: DriftConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(scores)
+    values = [scores[n] if math.isfinite(scores[n]) else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.2))
+    colors = ["tab:red" if v >= cfg.threshold else "tab:blue" for v in values]
+    ax.barh(names, values, color=colors)
+    ax.axvline(cfg.threshold, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"{cfg.method} distance (standardised)")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def check_drift(
@@ -165,17 +215,21 @@ def check_drift(
     current_errors: pd.DataFrame | None = None,
     cfg: DriftConfig | None = None,
     out_dir: Path | None = None,
+    scaler: Scaler | None = None,
 ) -> DriftResult:
     """Feature drift (current bars vs the training reference) and forecast-error drift.
 
     Current errors come from ``current_errors`` (e.g. :func:`journal_errors`) or are computed by
     running the model on ``current_bars``. Reference errors come from ``reference_bars`` when
-    given; otherwise only the MAE is compared with the model's held-out MAE.
+    given; otherwise only the MAE is compared with the model's held-out MAE. ``scaler`` is the
+    model's training scaler (features are standardised with it before any distance).
     """
     cfg = cfg or DriftConfig()
-    html = (lambda name: out_dir / name) if out_dir is not None else (lambda name: None)
+    chart = (lambda name: out_dir / name) if out_dir is not None else (lambda name: None)
     current = feature_frame(current_bars, forecaster.spec, cfg.max_rows)
-    features = column_drift(reference_features, current, cfg, html("feature_drift.html"))
+    features = column_drift(
+        reference_features, current, cfg, chart("feature_drift.png"), scaler=scaler
+    )
     errors_now = (
         current_errors
         if current_errors is not None
@@ -187,7 +241,7 @@ def check_drift(
     if reference_bars is not None:
         errors_ref = forecast_errors(forecaster, reference_bars, cfg.max_rows)
         mae_ref = float(errors_ref["abs_error_bp"].mean())
-        errors = column_drift(errors_ref, errors_now, cfg, html("error_drift.html"))
+        errors = column_drift(errors_ref, errors_now, cfg, chart("error_drift.png"))
     reasons = []
     if features.detected:
         reasons.append(
@@ -202,7 +256,7 @@ def check_drift(
         reasons.append("forecast errors drifted and grew")
     result = DriftResult(features, errors, mae_now, mae_ref, bool(reasons), reasons)
     if out_dir is not None:
-        result.reports = {p.stem: p for p in out_dir.glob("*.html")}
+        result.reports = {p.stem: p for p in out_dir.glob("*_drift.png")}
         summary = out_dir / "drift.json"
         summary.write_text(json.dumps(result.summary(), indent=2, default=str))
         result.reports["summary"] = summary
@@ -213,7 +267,7 @@ def check_drift(
 def log_drift(
     result: DriftResult, *, tracking_uri: str, experiment: str, model_name: str, version: str
 ) -> str:
-    """One MLflow run per check: metrics, the verdict as tags, the HTML reports as artifacts."""
+    """One MLflow run per check: metrics, the verdict as tags, the report files as artifacts."""
     import mlflow
     from cryptoarena.model.tracking import ensure_experiment, tracking_context
 
@@ -250,13 +304,14 @@ def run_drift_check(
 ) -> tuple[DriftResult, str]:
     """Load ``models:/<name>@<alias>`` and its training reference, check, and log to MLflow."""
     from cryptoarena.config import get_settings
-    from cryptoarena.model.registry import download_reference, load_forecaster
+    from cryptoarena.model.registry import download_reference, download_scaler, load_forecaster
 
     uri = f"models:/{model_name}@{alias}"
     forecaster = load_forecaster(uri, tracking_uri=tracking_uri)
     version_uri = f"models:/{model_name}/{forecaster.info.version}"
     ref_path = download_reference(version_uri, tracking_uri=tracking_uri, dst=out_dir / "reference")
     reference = pd.read_parquet(ref_path)
+    scaler = download_scaler(version_uri, tracking_uri=tracking_uri)
     result = check_drift(
         forecaster,
         reference,
@@ -265,6 +320,7 @@ def run_drift_check(
         current_errors=current_errors,
         cfg=cfg,
         out_dir=out_dir,
+        scaler=scaler,
     )
     run_id = log_drift(
         result,

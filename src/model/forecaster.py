@@ -43,6 +43,10 @@ class ForecastModelInfo(BaseModel):
     quantiles: tuple[float, ...] = ()
     metrics: dict[str, float] = Field(default_factory=dict)
     feature_names: tuple[str, ...] = ()
+    # From the registry's version tags: how @champion was set (gate | bootstrap | forced, "" if
+    # never champion) and the gate's verdict with its numbers.
+    promotion: str = ""
+    gate: str = ""
 
 
 @runtime_checkable
@@ -87,6 +91,10 @@ class Forecaster:
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """Raw feature windows (N, window, F) → (N, horizon) log returns."""
         return self._run(x)[:, 0, :]
+
+    def predict_feature_paths(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature windows → point and quantile paths (N, 1 + len(quantiles), horizon)."""
+        return self._run(x)
 
     def predict(self, windows: Sequence[BarWindow]) -> np.ndarray:
         """One forecast path per bar window: shape (len(windows), horizon), log returns.

@@ -2,7 +2,8 @@
 
 ``evaluate_version`` re-runs the comparison for a registered version (``arena evaluate``): the
 same time split of the same bars as in training (no tuning on the test split), plus the second
-venue when given.
+venue when given, and the purged walk-forward cross-validation (:mod:`~cryptoarena.model.cv`)
+over every usable span of the bars, the registered model scored only outside its training span.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
+from cryptoarena.model.book import has_book
+from cryptoarena.model.cv import CVConfig, cross_validate
 from cryptoarena.model.evaluation import PERSISTENCE, evaluate
 from cryptoarena.model.features import FeatureSpec
 from cryptoarena.model.fit import Prepared, prepare
@@ -53,24 +56,50 @@ def wrap(predictor: Predictor, like: ForecastModelInfo, spec: FeatureSpec, name:
     return Forecaster(like.model_copy(update={"name": name, "quantiles": ()}), spec, predictor)
 
 
-def champion_on(
-    name: str, tracking_uri: str, bars: pd.DataFrame, anchors: np.ndarray, actual: np.ndarray
-) -> dict[str, Any]:
-    """The current champion's MSE on the same held-out anchors (empty if there is none)."""
+def training_span(run_id: str, tracking_uri: str) -> list[tuple[int, int]]:
+    """Time range (ns) a registered model was trained and early-stopped on, from its run's
+    tags (``data.first`` → ``data.val_last``); empty when the run does not say."""
+    from cryptoarena.model.tracking import tracking_context
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return []
+    with tracking_context(tracking_uri) as client:
+        try:
+            tags = client.get_run(run_id).data.tags
+        except MlflowException:
+            return []
+    first, last = tags.get("data.first"), tags.get("data.val_last")
+    if not first or not last:
+        logger.warning("run %s does not record its training span; all windows scored", run_id)
+        return []
+    as_ns = [int(np.datetime64(t, "ns").astype(np.int64)) for t in (first, last)]
+    return [(as_ns[0], as_ns[1])]
+
+
+def load_champion(name: str, tracking_uri: str) -> tuple[str | None, Forecaster | None, str]:
+    """(version, forecaster, error) of ``@champion``; (None, None, "") when there is none."""
     version = get_alias_version(name, CHAMPION, tracking_uri=tracking_uri)
     if version is None:
-        return {}
+        return None, None, ""
     try:
-        champ = load_forecaster(f"models:/{name}/{version}", tracking_uri=tracking_uri)
-        usable = anchors >= champ.info.min_bars - 1
-        pred = champ.predict_bars(bars, anchors[usable])
+        return version, load_forecaster(f"models:/{name}/{version}", tracking_uri=tracking_uri), ""
     except (ModelNotFound, ValueError) as exc:
-        logger.warning(
-            "champion v%s cannot be evaluated here (%s); treated as absent", version, exc
-        )
-        return {"version": version, "error": str(exc)}
-    mse = float(np.mean((pred[:, -1] - actual[usable][:, -1]) ** 2))
-    return {"version": version, "mse": mse, "n": int(usable.sum())}
+        logger.warning("champion v%s cannot be loaded (%s); treated as absent", version, exc)
+        return version, None, str(exc)
+
+
+def pair_entry(cv: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
+    """The paired test of ``a`` against ``b`` (statistic sign: negative = ``a`` better)."""
+    for row in cv.get("pairwise", []):
+        if (row["a"], row["b"]) == (a, b):
+            return dict(row)
+        if (row["a"], row["b"]) == (b, a):
+            flipped = dict(row, a=a, b=b)
+            for key in ("dm_stat", "dm_hac_stat"):
+                flipped[key] = -row[key]
+            return flipped
+    return None
 
 
 def evaluate_version(
@@ -79,9 +108,14 @@ def evaluate_version(
     tracking_uri: str,
     bars: pd.DataFrame,
     second_venue: pd.DataFrame | None = None,
+    cv: CVConfig | None = None,
 ) -> dict[str, Any]:
-    """A registered forecaster vs the baselines on the test split of ``bars`` (and venue 2)."""
+    """A registered forecaster vs the baselines on the test split of ``bars`` (and venue 2),
+    and cross-validated (``cv``; ``second_venue_cv``)."""
     model = load_forecaster(model_uri, tracking_uri=tracking_uri)
+    if second_venue is not None and model.spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, model.spec, model.info.window)
     everyone = {LSTM: model} | {
         k: wrap(p, model.info, model.spec, k) for k, p in baselines(prepared).items()
@@ -100,4 +134,14 @@ def evaluate_version(
             horizon=model.info.horizon,
         )
         report["second_venue"] = evaluate_forecasters(second_venue, anchors, everyone)[0]
+    span = training_span(model.info.run_id, tracking_uri)
+    report["cv"] = cross_validate(
+        bars, spec=model.spec, window=model.info.window, fixed={LSTM: model},
+        exclude={LSTM: span}, cfg=cv,
+    )  # fmt: skip
+    if second_venue is not None:
+        report["second_venue_cv"] = cross_validate(
+            second_venue, spec=model.spec, window=model.info.window, fixed={LSTM: model},
+            exclude={LSTM: span}, cfg=cv,
+        )  # fmt: skip
     return report

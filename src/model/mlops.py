@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+from cryptoarena import alerts
 from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
 
@@ -93,7 +94,13 @@ def journal_prediction_errors(
 
 
 def train_candidate(
-    bars: pd.DataFrame, *, tracking_uri: str, name: str, tiny: bool = False, label: str = ""
+    bars: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    name: str,
+    tiny: bool = False,
+    label: str = "",
+    gate_alpha: float = 0.05,
 ) -> Candidate:
     """Train, evaluate against the baselines and the champion, register as ``@challenger``.
 
@@ -108,6 +115,7 @@ def train_candidate(
         cfg=TINY_CONFIG if tiny else None,
         promote="never",
         data_label=label,
+        gate_alpha=gate_alpha,
     )
     return Candidate(
         name=name,
@@ -122,7 +130,7 @@ def train_candidate(
 
 def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> bool:
     """Move ``@champion`` to the candidate when the gate said so (or when forced)."""
-    from cryptoarena.model.registry import CHAMPION, set_alias
+    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG, set_alias
     from cryptoarena.model.tracking import tracking_context
 
     if not (candidate.promote or force):
@@ -131,9 +139,10 @@ def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> 
         )
         return False
     set_alias(candidate.name, CHAMPION, candidate.version, tracking_uri=tracking_uri)
-    if force and not candidate.promote:
-        with tracking_context(tracking_uri) as client:
-            client.set_model_version_tag(candidate.name, candidate.version, "promotion", "forced")
+    alerts.new_champion(candidate.name, candidate.version, candidate.reason)
+    how = "gate" if candidate.promote else "forced"
+    with tracking_context(tracking_uri) as client:
+        client.set_model_version_tag(candidate.name, candidate.version, PROMOTION_TAG, how)
     return True
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
-from cryptoarena.model.features import FeatureSpec
+from cryptoarena.model.features import FeatureSpec, Scaler
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.tracking import tracking_context
 from mlflow.exceptions import MlflowException
@@ -31,6 +32,7 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 METADATA_KEY = "cryptoarena"
 REFERENCE_FILE = "reference_features.parquet"
+SCALER_FILE = "scaler.json"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
 
 
@@ -45,38 +47,101 @@ class ModelNotFound(LookupError):
     """No such registered model, version or alias."""
 
 
+# How @champion was set, tagged on the version as ``promotion`` (shown by /v1/model).
+PROMOTION_TAG = "promotion"
+PROMOTED_BY = ("gate", "bootstrap", "forced")
+
+
 @dataclass(frozen=True)
 class GateDecision:
     promote: bool
     reason: str
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        """What is tagged on the model version: the verdict and the numbers behind it."""
+        out = {"gate": self.reason, "gate.verdict": "promote" if self.promote else "refuse"}
+        return out | {f"gate.{k}": f"{v:.6g}" for k, v in self.numbers.items()}
 
 
-def promotion_gate(
-    candidate_mse: float,
-    persistence_mse: float,
-    champion_mse: float | None,
+def _significant(entry: Mapping[str, Any] | None, alpha: float) -> bool:
+    """Lower loss than the reference with a DM (HLN) p-value below ``alpha``."""
+    if not entry:
+        return False
+    stat, p = float(entry.get("dm_stat", math.nan)), float(entry.get("dm_p", 1.0))
+    return math.isfinite(stat) and stat < 0 and p < alpha
+
+
+def evidence_gate(
+    candidate: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    versus_champion: Mapping[str, Any] | None,
     *,
-    margin: float = 0.0,
+    alpha: float = 0.05,
 ) -> GateDecision:
-    """Champion only if the candidate beats persistence AND the current champion (same data).
+    """Champion only on evidence from the same cross-validation folds.
 
-    All MSEs must come from the same held-out anchors. ``margin`` is a relative improvement the
-    candidate must exceed (0 = any strict improvement).
+    ``candidate`` and ``champion`` are pooled CV entries (``dm_stat``/``dm_p`` against
+    persistence, ``skill``, ``n``); ``versus_champion`` is the paired DM test of the candidate
+    against the champion on the anchors both were scored on (negative statistic = candidate
+    better). Promote when the candidate beats persistence significantly at ``alpha`` AND either
+    there is no champion, the champion is no longer significant on these folds, or the paired
+    test says the candidate is significantly better.
     """
-    values = [candidate_mse, persistence_mse] + ([] if champion_mse is None else [champion_mse])
-    if not all(np.isfinite(v) and v >= 0 for v in values):
-        return GateDecision(False, "refused: non-finite or negative MSE")
-    if not candidate_mse < persistence_mse * (1.0 - margin):
-        skill = 1.0 - candidate_mse / persistence_mse if persistence_mse > 0 else float("nan")
-        return GateDecision(False, f"refused: does not beat persistence (skill {skill:+.4f})")
-    if champion_mse is not None and not candidate_mse < champion_mse * (1.0 - margin):
+    if not 0 < alpha < 1:
+        raise ValueError(f"gate alpha must be in (0, 1), got {alpha}")
+    numbers = {"alpha": alpha}
+    if not candidate.get("n"):
+        return GateDecision(False, "refused: no out-of-sample windows to judge on", numbers)
+    numbers |= {
+        "candidate_n": float(candidate["n"]),
+        "candidate_skill": float(candidate.get("skill", math.nan)),
+        "candidate_dm_p": float(candidate.get("dm_p", 1.0)),
+    }
+    if not _significant(candidate, alpha):
         return GateDecision(
             False,
-            f"refused: does not beat the champion (MSE {candidate_mse:.3e} vs {champion_mse:.3e})",
+            f"refused: not significantly better than persistence (skill "
+            f"{numbers['candidate_skill']:+.4f}, DM p {numbers['candidate_dm_p']:.3g} ≥ {alpha})",
+            numbers,
         )
-    if champion_mse is None:
-        return GateDecision(True, "promoted: beats persistence and there is no champion yet")
-    return GateDecision(True, "promoted: beats persistence and the current champion")
+    if not champion or not champion.get("n"):
+        return GateDecision(
+            True,
+            f"promoted: beats persistence (DM p {numbers['candidate_dm_p']:.3g} < {alpha}) and "
+            "there is no champion to compare with",
+            numbers,
+        )
+    numbers |= {
+        "champion_skill": float(champion.get("skill", math.nan)),
+        "champion_dm_p": float(champion.get("dm_p", 1.0)),
+    }
+    if not _significant(champion, alpha):
+        return GateDecision(
+            True,
+            f"promoted: beats persistence (DM p {numbers['candidate_dm_p']:.3g}) and the champion "
+            f"is no longer significant on the same folds (DM p {numbers['champion_dm_p']:.3g})",
+            numbers,
+        )
+    if versus_champion:
+        numbers |= {
+            "vs_champion_dm_stat": float(versus_champion.get("dm_stat", math.nan)),
+            "vs_champion_dm_p": float(versus_champion.get("dm_p", 1.0)),
+        }
+    if _significant(versus_champion, alpha):
+        return GateDecision(
+            True,
+            f"promoted: beats persistence and the champion (paired DM p "
+            f"{numbers['vs_champion_dm_p']:.3g} < {alpha})",
+            numbers,
+        )
+    return GateDecision(
+        False,
+        "refused: not significantly better than the champion (paired DM p "
+        f"{numbers.get('vs_champion_dm_p', 1.0):.3g}, skill {numbers['candidate_skill']:+.4f} vs "
+        f"{numbers['champion_skill']:+.4f})",
+        numbers,
+    )
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
@@ -135,7 +200,16 @@ def load_forecaster(model_uri: str, *, tracking_uri: str) -> Forecaster:
         if not meta:
             raise ModelNotFound(f"{model_uri}: version {version} is not a cryptoarena forecaster")
         net = mlflow.pytorch.load_model(local)
-    info = ForecastModelInfo(name=name, version=version, run_id=run_id, **_info_fields(meta))
+    with tracking_context(tracking_uri) as client:
+        tags = dict(client.get_model_version(name, version).tags or {})
+    info = ForecastModelInfo(
+        name=name,
+        version=version,
+        run_id=run_id,
+        promotion=tags.get(PROMOTION_TAG, ""),
+        gate=tags.get("gate", ""),
+        **_info_fields(meta),
+    )
     spec = FeatureSpec.model_validate(meta["feature_spec"])
     logger.info("loaded %s (version %s, run %s)", model_uri, version, run_id)
     return Forecaster(info, spec, TorchPredictor(net))
@@ -187,3 +261,22 @@ def download_reference(model_uri: str, *, tracking_uri: str, dst: Path) -> Path:
             registry_uri=tracking_uri,
         )
     return Path(local)
+
+
+def download_scaler(model_uri: str, *, tracking_uri: str) -> Scaler | None:
+    """The training scaler saved with a registered version (None for versions without one)."""
+    name, version, _ = _resolve(model_uri, tracking_uri)
+    with tracking_context(tracking_uri), tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}/extra_files/{SCALER_FILE}",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+                registry_uri=tracking_uri,
+            )
+        except (MlflowException, OSError) as exc:
+            logger.warning(
+                "%s has no saved scaler (%s); drift uses the reference's", model_uri, exc
+            )
+            return None
+        return Scaler.model_validate_json(Path(local).read_text())

@@ -50,6 +50,96 @@ HEADER = [
 ]  # fmt: skip
 
 
+CV_HEADER = ["model", "n", "MAE bp", "RMSE bp", "skill", "skill 95% CI", "DM p (HLN)",
+             "DM p (HAC)", "sig."]  # fmt: skip
+CV_SECTIONS = (("cv", "cross-validated"), ("second_venue_cv", "cross-validated, second venue"))
+
+
+def _p(value: Any) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    return f"{float(value):.2g}" if float(value) < 1e-3 else f"{float(value):.3f}"
+
+
+def cv_pooled_rows(cv: dict[str, Any]) -> list[list[str]]:
+    """Pooled out-of-sample rows: skill with its bootstrap CI and both DM p-values."""
+    rows = []
+    for name, r in cv["pooled"].items():
+        if not r.get("n"):
+            rows.append([name, "0", "–", "–", "–", "–", "–", "–", "not scored"])
+            continue
+        ci = r.get("skill_ci95")
+        rows.append(
+            [
+                name,
+                f"{r['n']:,}",
+                _fmt(r["mae_bp"]),
+                _fmt(r["rmse_bp"]),
+                _fmt(r["skill"], 4) if name != "persistence" else "0",
+                f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci and math.isfinite(ci[0]) else "–",
+                _p(r.get("dm_p")),
+                _p(r.get("dm_hac_p")),
+                ("yes" if r.get("significant") else "no") if name != "persistence" else "–",
+            ]
+        )
+    return rows
+
+
+def cv_fold_rows(cv: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per-fold skill of every model (header, rows)."""
+    names = list(cv["pooled"])
+    header = ["fold", "from", "to", "n", *[f"{m} skill" for m in names]]
+    rows = []
+    for f in cv["folds"]:
+        cells = [str(f["fold"]), f["first"], f["last"], f"{f['n']:,}"]
+        for m in names:
+            r = f["models"].get(m)
+            if r is None:
+                cells.append("–")
+                continue
+            partial = "" if r["n"] == f["n"] else f" (n={r['n']:,})"
+            cells.append(_fmt(r["skill"], 4) + partial)
+        rows.append(cells)
+    return header, rows
+
+
+def cv_pair_rows(cv: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"{r['a']} vs {r['b']}",
+            f"{r['n']:,}",
+            _fmt(r["dm_stat"], 2),
+            _p(r["dm_p"]),
+            _p(r["dm_hac_p"]),
+        ]
+        for r in cv.get("pairwise", [])
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def cv_markdown(cv: dict[str, Any], title: str) -> list[str]:
+    lines = [
+        f"## {title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars",
+        "",
+        f"Pooled over the scored folds (DM vs persistence; significant = lower loss at "
+        f"p < {cv['alpha']}, HLN):",
+        "",
+        *_table(CV_HEADER, cv_pooled_rows(cv)),
+        "",
+    ]
+    header, rows = cv_fold_rows(cv)
+    lines += ["Per fold:", "", *_table(header, rows), ""]
+    if cv.get("pairwise"):
+        lines += ["Pairwise (negative statistic = first model better):", ""]
+        lines += _table(["pair", "n", "DM stat", "DM p (HLN)", "DM p (HAC)"], cv_pair_rows(cv))
+        lines.append("")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     data = report.get("data", {})
     lines = [
@@ -69,6 +159,9 @@ def markdown(report: dict[str, Any]) -> str:
                   "|" + "---|" * len(HEADER)]  # fmt: skip
         lines += ["| " + " | ".join(row) + " |" for row in comparison_rows(report[key])]
         lines.append("")
+    for key, title in CV_SECTIONS:
+        if key in report:
+            lines += cv_markdown(report[key], title)
     gate = report.get("gate")
     if gate:
         lines += [f"Gate: {gate['reason']}.", ""]

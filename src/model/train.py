@@ -2,8 +2,8 @@
 
 ``train`` fits the LSTM, evaluates it next to the baselines (and the current champion) on the
 same held-out test anchors, logs everything to one MLflow run, registers the model, points
-``@challenger`` at it and ``@champion`` only when :func:`~cryptoarena.model.registry.promotion_gate`
-says so. ``train_tiny`` is the seconds-fast variant other teams' tests and the quick demo use.
+``@challenger`` at it and ``@champion`` only when :func:`~cryptoarena.model.registry.evidence_gate`
+says so, on purged walk-forward folds where candidate and champion are scored on the same windows. ``train_tiny`` is the seconds-fast variant other teams' tests and the quick demo use.
 """
 
 from __future__ import annotations
@@ -19,21 +19,34 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from cryptoarena import alerts
 from cryptoarena.config import get_settings
+from cryptoarena.model.book import has_book
+from cryptoarena.model.cv import CVConfig, cross_validate
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
-from cryptoarena.model.fit import Prepared, fit_lstm, prepare
+from cryptoarena.model.fit import Prepared, fit_model, prepare
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
-from cryptoarena.model.judge import LSTM, baselines, champion_on, evaluate_forecasters, wrap
+from cryptoarena.model.judge import (
+    LSTM,
+    baselines,
+    evaluate_forecasters,
+    load_champion,
+    pair_entry,
+    training_span,
+    wrap,
+)
 from cryptoarena.model.lstm import LSTMConfig
 from cryptoarena.model.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_ARTIFACT,
+    PROMOTION_TAG,
     REFERENCE_FILE,
+    SCALER_FILE,
     GateDecision,
+    evidence_gate,
     model_metadata,
-    promotion_gate,
 )
 from cryptoarena.model.report import write_report
 from cryptoarena.model.tracking import MlflowEpochMetrics, ensure_experiment, tracking_context
@@ -91,10 +104,16 @@ def train(
     data_label: str = "",
     progress_bar: bool = False,
     callbacks: list[pl.Callback] | None = None,
+    gate_alpha: float = 0.05,
 ) -> TrainResult:
     cfg = cfg or LSTMConfig()
-    spec = spec or FeatureSpec(horizon=cfg.horizon)
+    # Book features whenever the bars carry a book (cryptoarena.model.book): a model uses them
+    # when its inputs have them.
+    spec = spec or FeatureSpec(horizon=cfg.horizon, book=has_book(bars))
     experiment = experiment or get_settings().mlflow.experiment
+    if second_venue is not None and spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, spec, cfg.window)
     test = prepared.split.test
     with tracking_context(tracking_uri) as client:
@@ -111,17 +130,17 @@ def train(
                 }
             )
             epochs = MlflowEpochMetrics()
-            module, fit_info = fit_lstm(
+            net, fit_info = fit_model(
                 prepared, cfg, callbacks=[epochs, *(callbacks or [])], progress_bar=progress_bar
             )
             mlflow.log_metrics({k: float(v) for k, v in fit_info.items()})
             draft = _info(name, "", run_id, cfg, spec, {})
-            lstm = Forecaster(draft, spec, TorchPredictor(module.net))
+            lstm = Forecaster(draft, spec, TorchPredictor(net))
             everyone = {LSTM: lstm} | {
                 k: wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
             }
             results, actual, preds = evaluate_forecasters(prepared.bars, test, everyone)
-            champion = champion_on(name, tracking_uri, prepared.bars, test, actual)
+            champ_version, champ, champ_error = load_champion(name, tracking_uri)
             report: dict[str, Any] = {
                 "run_id": run_id,
                 "data": {"label": data_label, "hash": prepared.data_hash, **prepared.span},
@@ -129,7 +148,6 @@ def train(
                 "fit": fit_info,
                 "epochs": epochs.history,
                 "test": results,
-                "champion": champion,
             }
             venue_plots: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {
                 "test": (actual, preds)
@@ -144,10 +162,17 @@ def train(
                 res2, act2, pred2 = evaluate_forecasters(second_venue, anchors, everyone)
                 report["second_venue"] = res2
                 venue_plots["second_venue"] = (act2, pred2)
-            lstm_mse = float(np.mean((preds[LSTM][:, -1] - actual[:, -1]) ** 2))
-            base_mse = float(np.mean(actual[:, -1] ** 2))
-            decision = promotion_gate(lstm_mse, base_mse, champion.get("mse"))
-            report["gate"] = {"promote": decision.promote, "reason": decision.reason}
+            decision = _gate(
+                prepared, lstm, champ, report, gate_alpha=gate_alpha, tracking_uri=tracking_uri
+            )
+            report["champion"] = {"version": champ_version, "error": champ_error} | report.get(
+                "cv", {}
+            ).get("pooled", {}).get(CHAMPION, {})
+            report["gate"] = {
+                "promote": decision.promote,
+                "reason": decision.reason,
+                **decision.numbers,
+            }
             metrics = headline_metrics(results, LSTM)
             for prefix, section in (("test", results), ("venue2", report.get("second_venue", {}))):
                 for model_name in section:
@@ -159,19 +184,56 @@ def train(
                 mlflow.log_artifacts(str(out / "report"), artifact_path="report")
                 extra = _extra_files(prepared, out)
                 mlflow.log_artifact(str(extra[0]), artifact_path="reference")
-                version = _log_model(module.net, prepared, cfg, spec, name, run_id, metrics, extra)
+                version = _log_model(net, prepared, cfg, spec, name, run_id, metrics, extra)
             promoted = promote == "force" or (promote == "gate" and decision.promote)
             client.set_registered_model_alias(name, CHALLENGER, version)
-            client.set_model_version_tag(name, version, "gate", decision.reason)
+            for key, value in decision.tags().items():
+                client.set_model_version_tag(name, version, key, value)
             if promoted:
                 client.set_registered_model_alias(name, CHAMPION, version)
-                if promote == "force":
-                    client.set_model_version_tag(name, version, "promotion", "forced")
+                how = "forced" if promote == "force" else "gate"
+                client.set_model_version_tag(name, version, PROMOTION_TAG, how)
+                alerts.new_champion(name, version, decision.reason)
             mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
     info = _info(name, version, run_id, cfg, spec, metrics)
-    forecaster = Forecaster(info, spec, TorchPredictor(module.net))
+    forecaster = Forecaster(info, spec, TorchPredictor(net))
     logger.info("%s v%s: %s (skill %+.4f)", name, version, decision.reason, metrics.get("skill", 0))
     return TrainResult(info, forecaster, report, decision, promoted, prepared)
+
+
+def _gate(
+    prepared: Prepared,
+    candidate: Forecaster,
+    champion: Forecaster | None,
+    report: dict[str, Any],
+    *,
+    gate_alpha: float,
+    tracking_uri: str,
+) -> GateDecision:
+    """Cross-validate candidate, champion and baselines on the same purged walk-forward folds
+    (each fixed model scored only outside its own training span; report["cv"]) and apply the
+    evidence gate."""
+    ts = prepared.bars["ts"].to_numpy(np.int64)
+    fixed = {LSTM: candidate}
+    exclude = {LSTM: [(int(ts[0]), int(ts[prepared.split.val[-1]]))]}
+    if champion is not None:
+        fixed[CHAMPION] = champion
+        exclude[CHAMPION] = training_span(champion.info.run_id, tracking_uri)
+    try:
+        cv = cross_validate(
+            prepared.bars, spec=prepared.spec, window=prepared.window, fixed=fixed,
+            exclude=exclude, cfg=CVConfig(alpha=gate_alpha),
+        )  # fmt: skip
+    except ValueError as exc:
+        return GateDecision(False, f"refused: no cross-validation possible ({exc})")
+    report["cv"] = cv
+    pooled = cv["pooled"]
+    return evidence_gate(
+        pooled[LSTM],
+        pooled.get(CHAMPION),
+        pair_entry(cv, LSTM, CHAMPION),
+        alpha=gate_alpha,
+    )
 
 
 def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
@@ -179,7 +241,7 @@ def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
     prepared.reference_sample().to_parquet(ref)
     spec_file = out / "feature_spec.json"
     spec_file.write_text(prepared.spec.model_dump_json(indent=2))
-    scaler_file = out / "scaler.json"
+    scaler_file = out / SCALER_FILE
     scaler_file.write_text(prepared.scaler.model_dump_json(indent=2))
     return [ref, spec_file, scaler_file]
 

@@ -14,9 +14,12 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from cryptoarena.config import Settings, load_settings
 from cryptoarena.serving.deps import ServingState
+from cryptoarena.serving.docs import add_offline_docs
+from cryptoarena.serving.guard import BodyGuard
 from cryptoarena.serving.inference import InferenceMode, Runner
 from cryptoarena.serving.metrics import MetricsMiddleware, ServingMetrics
 from cryptoarena.serving.schemas import json_safe_error
@@ -92,14 +95,26 @@ def create_app(
         version="1",
         summary="15-second BTCUSDT forecasts from the registered champion LSTM.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package below, not from a CDN
+        redoc_url=None,
     )
     app.state.serving = state
     app.include_router(router)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    add_offline_docs(app)
+    # Added last = outermost: the metrics count the guard's 413/415 answers too.
+    app.add_middleware(BodyGuard, max_bytes=settings.serving.max_body_bytes)
+    # The route table the metrics label unrouted requests by (FastAPI keeps an included
+    # router as one opaque entry of app.routes: list its routes themselves).
+    labels = [*router.routes, *(r for r in app.routes if hasattr(r, "path"))]
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=labels)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": [json_safe_error(e) for e in exc.errors()]}, 422)
+        errors = exc.errors()
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:  # not JSON at all: nothing to name field by field
+            return JSONResponse({"detail": f"body is not valid JSON: {_json_problem(broken)}"}, 400)
+        return JSONResponse({"detail": [json_safe_error(e) for e in errors]}, 422)
 
     @app.exception_handler(ModelUnavailable)
     async def _unavailable(request: Request, exc: ModelUnavailable) -> JSONResponse:
@@ -108,6 +123,13 @@ def create_app(
         )
 
     return app
+
+
+def _json_problem(error: Any) -> str:
+    # pydantic: "Invalid JSON: EOF while parsing a value at line 1 column 5"; FastAPI's own
+    # parser: "JSON decode error" with the json module's message in ctx["error"].
+    ctx = error.get("ctx") or {}
+    return str(ctx.get("error") or error.get("msg", "")).removeprefix("Invalid JSON: ")
 
 
 def app_from_env() -> FastAPI:

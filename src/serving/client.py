@@ -1,7 +1,9 @@
 """The client the trading worker uses: forecasts or a clear ``ForecastUnavailable``, never stale ones.
 
 Each attempt has a hard timeout; connection errors, timeouts and 5xx are retried ``retries``
-times (they are temporary), a 4xx is not (the request itself is wrong). A forecast whose last
+times under the project's retry policy (:mod:`cryptoarena.retry`: short exponential backoff with
+jitter, a 503's ``Retry-After`` honoured up to the cap), a 4xx is not (the request itself is
+wrong). A forecast whose last
 bar is older than ``max_age_s`` by the injected clock (exchange time in a replay) is refused:
 the AI strategy must stand aside rather than act on an old view of the market.
 """
@@ -17,10 +19,20 @@ import httpx
 import pandas as pd
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S
+from cryptoarena.retry import AsyncSleep, RetryPolicy, retry_async
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TAIL = 512  # bars sent when the server's model needs are not known yet
+
+
+class _Temporary(Exception):
+    """One attempt failed in a way another attempt may not (timeout, network, 5xx)."""
+
+    def __init__(self, reason: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
 
 
 class ForecastUnavailable(RuntimeError):
@@ -72,12 +84,22 @@ class ForecastClient:
         max_age_s: float = 2.0,
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        sleep: AsyncSleep = asyncio.sleep,
     ) -> None:
         if timeout_s <= 0 or retries < 0 or max_age_s <= 0:
             raise ValueError("timeout_s and max_age_s must be > 0 and retries >= 0")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
+        # Forecasts go stale in seconds: short waits, never longer than one attempt's timeout.
+        pause = min(0.05, timeout_s)
+        self.retry_policy = RetryPolicy(
+            max_attempts=retries + 1,
+            initial_s=pause,
+            max_s=max(pause, min(0.2, timeout_s)),
+            retry_after_max_s=timeout_s,
+        )
+        self._sleep = sleep
         self.max_age_s = max_age_s
         self.clock: Clock = clock or LiveClock()
         self._http = httpx.AsyncClient(
@@ -138,29 +160,43 @@ class ForecastClient:
         return forecast
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        last = "no attempt"
-        for attempt in range(self.retries + 1):
-            try:
-                response = await self._http.request(method, path, **kwargs)
-            except httpx.TimeoutException:
-                last = f"timeout after {self.timeout_s} s"
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    result: dict[str, Any] = response.json()
-                    return result
-                detail = _detail(response)
-                if response.status_code < 500:
-                    # The request is wrong (or the model changed its needs): no retry helps,
-                    # but forget the learned bar count so the next call re-reads it.
-                    self._need_bars = None
-                    raise ForecastUnavailable(f"HTTP {response.status_code}: {detail}")
-                last = f"HTTP {response.status_code}: {detail}"
-            if attempt < self.retries:
-                logger.debug("forecast attempt %d failed (%s); retrying", attempt + 1, last)
-                await asyncio.sleep(min(0.05 * (attempt + 1), self.timeout_s))
-        raise ForecastUnavailable(last)
+        try:
+            return await retry_async(
+                lambda: self._attempt(method, path, **kwargs),
+                self.retry_policy,
+                _Temporary,
+                sleep=self._sleep,
+                what=f"forecast {method} {path}",
+                log_level=logging.DEBUG,  # the caller stands aside and says why
+            )
+        except _Temporary as exc:
+            raise ForecastUnavailable(exc.reason) from None
+
+    async def _attempt(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise _Temporary(f"timeout after {self.timeout_s} s") from None
+        except httpx.HTTPError as exc:
+            raise _Temporary(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code == 200:
+            result: dict[str, Any] = response.json()
+            return result
+        detail = _detail(response)
+        if response.status_code < 500:
+            # The request is wrong (or the model changed its needs): no retry helps,
+            # but forget the learned bar count so the next call re-reads it.
+            self._need_bars = None
+            raise ForecastUnavailable(f"HTTP {response.status_code}: {detail}")
+        raise _Temporary(f"HTTP {response.status_code}: {detail}", _retry_after(response.headers))
+
+
+def _retry_after(headers: httpx.Headers) -> float:
+    """Seconds of a ``Retry-After: <seconds>`` header (a date form is ignored)."""
+    try:
+        return max(0.0, float(headers.get("retry-after", "0")))
+    except ValueError:
+        return 0.0
 
 
 def _detail(response: httpx.Response) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from cryptoarena.serving.slot import LoadedModel
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -78,9 +79,10 @@ class ServingMetrics:
 class MetricsMiddleware:
     """Counts every HTTP request and times it, by route template."""
 
-    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's route table, read when a request was not routed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,6 +90,13 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        # Routing rewrites scope (a mount moves its prefix into root_path): keep the request.
+        request = {
+            "type": "http",
+            "path": scope["path"],
+            "root_path": scope.get("root_path", ""),
+            "method": scope["method"],
+        }
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -98,12 +107,24 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_label(scope)
+            route = _route_label(scope, request, self.routes)
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
-def _route_label(scope: MutableMapping[str, Any]) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+def _route_label(
+    scope: MutableMapping[str, Any], request: Scope, routes: Sequence[BaseRoute]
+) -> str:
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    # Not routed by FastAPI: a plain Starlette route (/openapi.json), a mount (the docs'
+    # static files), or refused before routing (the body guard's 413/415). Label it with the
+    # template of the route it would reach, never the raw path (random URLs would blow up the
+    # label set).
+    for candidate in routes:
+        match, _ = candidate.matches(dict(request))
+        path = getattr(candidate, "path", None)
+        if match is not Match.NONE and isinstance(path, str):
+            return path
+    return "unmatched"

@@ -16,7 +16,7 @@ from cryptoarena.serving.deps import (
     ServingState,
     StateDep,
 )
-from cryptoarena.serving.inference import Prediction, bars_arrays, elapsed_ms
+from cryptoarena.serving.inference import Prediction, Window, bars_arrays, elapsed_ms
 from cryptoarena.serving.schemas import (
     BatchForecastRequest,
     BatchForecastResponse,
@@ -27,6 +27,7 @@ from cryptoarena.serving.schemas import (
     ModelInfoResponse,
     ReadyResponse,
     ReloadResponse,
+    impossible_bars,
     validation_error,
 )
 from cryptoarena.serving.slot import LoadedModel
@@ -42,6 +43,8 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 WITH_BODY: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body is not parseable JSON."},
+    413: {"model": ErrorResponse, "description": "The body is over the size limit."},
+    415: {"model": ErrorResponse, "description": "The body is not declared as JSON."},
     **UNAVAILABLE,
 }
 
@@ -50,10 +53,17 @@ router = APIRouter()
 
 
 def _check(
-    req: ForecastRequest, model: LoadedModel, state: ServingState, loc: tuple[str | int, ...]
+    req: ForecastRequest,
+    bars: dict[str, np.ndarray],
+    model: LoadedModel,
+    state: ServingState,
+    loc: tuple[str | int, ...],
 ) -> list[dict[str, Any]]:
-    """Checks that need the settings or the model (the schema did the rest)."""
-    errors = []
+    """Checks across columns, or that need the settings or the model (the schema did the rest)."""
+    errors = [
+        validation_error((*loc, "bars", column, i), msg, "impossible_bar", float(bars[column][i]))
+        for column, i, msg in impossible_bars(bars)
+    ]
     if req.symbol not in state.symbols:
         errors.append(
             validation_error(
@@ -108,12 +118,13 @@ def _response(
 )
 async def forecast(req: ForecastBody, model: ModelDep, state: StateDep) -> Response:
     started = time.perf_counter()
-    errors = _check(req, model, state, ("body",))
+    bars = bars_arrays(req.bars)
+    errors = _check(req, bars, model, state, ("body",))
     if errors:
         raise RequestValidationError(errors)
     t0 = time.perf_counter()
     try:
-        [pred] = await state.runner.predict(model, [bars_arrays(req.bars)])
+        [pred] = await state.runner.predict(model, [bars])
     except FeatureError as exc:  # bars the schema allows but the features cannot use
         raise RequestValidationError(
             [validation_error(("body", "bars"), str(exc), "bad_bars", None)]
@@ -135,16 +146,18 @@ async def forecast_batch(
     req: BatchForecastRequest, model: ModelDep, state: StateDep
 ) -> BatchForecastResponse:
     started = time.perf_counter()
+    arrays = [bars_arrays(item.bars) for item in req.items]
     errors = [
         e
-        for i, item in enumerate(req.items)
-        for e in _check(item, model, state, ("body", "items", i))
+        for i, (item, bars) in enumerate(zip(req.items, arrays, strict=True))
+        for e in _check(item, bars, model, state, ("body", "items", i))
     ]
     if errors:
         raise RequestValidationError(errors)
     t0 = time.perf_counter()
     try:
-        preds = await state.runner.predict(model, [bars_arrays(item.bars) for item in req.items])
+        windows: list[Window] = list(arrays)
+        preds = await state.runner.predict(model, windows)
     except FeatureError as exc:  # the message names the window index
         raise RequestValidationError(
             [validation_error(("body", "items"), str(exc), "bad_bars", None)]
@@ -174,6 +187,8 @@ async def model_info(model: ModelDep, state: StateDep) -> ModelInfoResponse:
         metrics={str(k): float(v) for k, v in dict(info.metrics).items()},
         loaded_at=model.loaded_at,
         symbols=sorted(state.symbols),
+        promotion=str(getattr(info, "promotion", "")),
+        gate=str(getattr(info, "gate", "")),
     )
 
 

@@ -8,9 +8,11 @@ each number in Rust. A 422 then names the column and the index (``body.bars.clos
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -20,18 +22,33 @@ SYMBOL_PATTERN = r"^[A-Z0-9]{2,20}$"
 
 # Every number must be finite (no NaN/inf); prices positive, volumes not negative.
 # The upper bounds keep sums and products inside float range (features stay finite).
-Price = Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False)]
-Volume = Annotated[float, Field(ge=0, lt=1e15, allow_inf_nan=False)]
-Timestamp = Annotated[int, Field(gt=0, lt=2**63)]
+# Strict: a JSON true/false or "9650.5" is not a number (lax mode would read true as 1.0).
+Price = Annotated[float, Field(gt=0, lt=1e12, allow_inf_nan=False, strict=True)]
+Volume = Annotated[float, Field(ge=0, lt=1e15, allow_inf_nan=False, strict=True)]
+Timestamp = Annotated[int, Field(gt=0, lt=2**63, strict=True)]
+Count = Annotated[int, Field(ge=0, lt=2**53, strict=True)]
+
+BAR_NS = 1_000_000_000  # the model reads consecutive one-second bars
+MAX_BAR_ERRORS = 10  # a 422 names the first problems, not thousands
+BAR_VALUES = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume")
+# Sums of the same trades added in another order may differ in the last bits: tolerate that,
+# and nothing a real bar could show.
+SUM_RTOL = 1e-9
 
 
-def _increasing(ts: list[int]) -> list[int]:
+def _one_second_apart(ts: list[int]) -> list[int]:
     for i in range(1, len(ts)):
-        if ts[i] <= ts[i - 1]:
+        if ts[i] - ts[i - 1] != BAR_NS:
             raise PydanticCustomError(
-                "not_increasing",
-                "bar times must be strictly increasing: ts[{index}]={value} follows {prev}",
-                {"index": i, "value": ts[i], "prev": ts[i - 1]},
+                "not_one_second_apart",
+                "bar times must be strictly increasing, one second apart (empty seconds are "
+                "explicit bars): ts[{index}]={value} is {gap_s} s after ts[{prev_index}]",
+                {
+                    "index": i,
+                    "value": ts[i],
+                    "gap_s": (ts[i] - ts[i - 1]) / BAR_NS,
+                    "prev_index": i - 1,
+                },
             )
     return ts
 
@@ -46,7 +63,7 @@ class BarsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ts: Annotated[
-        list[Timestamp], Field(min_length=2, max_length=MAX_BARS), AfterValidator(_increasing)
+        list[Timestamp], Field(min_length=2, max_length=MAX_BARS), AfterValidator(_one_second_apart)
     ]
     open: list[Price]
     high: list[Price]
@@ -54,7 +71,7 @@ class BarsIn(BaseModel):
     close: list[Price]
     volume: list[Volume]
     vwap: list[Price]
-    trades: list[Annotated[int, Field(ge=0, lt=2**53)]]
+    trades: list[Count]
     buy_volume: list[Volume]
     sell_volume: list[Volume]
 
@@ -144,6 +161,10 @@ class ModelInfoResponse(BaseModel):
     metrics: dict[str, float]
     loaded_at: datetime
     symbols: list[str]
+    promotion: str = Field(
+        default="", description="How @champion was set: gate | bootstrap | forced ('' if unknown)."
+    )
+    gate: str = Field(default="", description="The promotion gate's verdict with its numbers.")
 
 
 class HealthResponse(BaseModel):
@@ -166,6 +187,40 @@ class ErrorResponse(BaseModel):
     """Body of 401/403/503 answers: why the request could not be served."""
 
     detail: str
+
+
+def impossible_bars(cols: Mapping[str, np.ndarray]) -> list[tuple[str, int, str]]:
+    """Bars no market can print, as (column, index, why): at most ``MAX_BAR_ERRORS`` of them.
+
+    The schema checked each number on its own; these are the relations between a bar's columns:
+    low ≤ open, close ≤ high; buy and sell volume each at most the volume. (Not buy + sell =
+    volume: bars from klines may not know the taker side.)
+    """
+    o, h, lo, c, v = (cols[k] for k in ("open", "high", "low", "close", "volume"))
+    buy, sell = cols["buy_volume"], cols["sell_volume"]
+    slack = v * SUM_RTOL
+    checks: list[tuple[str, np.ndarray, str]] = [
+        ("high", h < lo, "high {high} is below low {low}"),
+        # (When high < low, that is the one error: open and close cannot be inside either.)
+        (
+            "open",
+            (h >= lo) & ((o < lo) | (o > h)),
+            "open {open} is outside [low {low}, high {high}]",
+        ),
+        (
+            "close",
+            (h >= lo) & ((c < lo) | (c > h)),
+            "close {close} is outside [low {low}, high {high}]",
+        ),
+        ("buy_volume", buy > v + slack, "buy_volume {buy_volume} exceeds volume {volume}"),
+        ("sell_volume", sell > v + slack, "sell_volume {sell_volume} exceeds volume {volume}"),
+    ]
+    found: list[tuple[str, int, str]] = []
+    for column, bad, why in checks:
+        for i in np.flatnonzero(bad)[: MAX_BAR_ERRORS - len(found)]:
+            values = {name: float(cols[name][i]) for name in BAR_VALUES}
+            found.append((column, int(i), f"impossible bar {i}: " + why.format(**values)))
+    return found
 
 
 def validation_error(loc: tuple[str | int, ...], msg: str, kind: str, value: Any) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ARENA_SERVING__MODEL_NAME": settings.serving.model_name,
         "ARENA_SERVING__POLL_INTERVAL_S": str(settings.serving.poll_interval_s),
         "ARENA_SERVING__INFERENCE": settings.serving.inference,
+        "ARENA_SERVING__MAX_BODY_BYTES": str(settings.serving.max_body_bytes),
     }
     if settings.serving.admin_token is not None:
         env["ARENA_SERVING__ADMIN_TOKEN"] = settings.serving.admin_token.get_secret_value()
@@ -139,14 +140,19 @@ def serve_inherited_socket(fd: int, workers: int = 1) -> None:
     Not ``uvicorn --fd``: uvicorn wraps the descriptor as an AF_UNIX socket, so asyncio skips
     TCP_NODELAY on accepted connections, and Nagle + delayed ACK add ~40 ms to every response.
     """
+    sock = socket.socket(fileno=fd)  # family and type read from the descriptor itself
+    serve_socket(sock, workers=workers)
+
+
+def serve_socket(sock: socket.socket, *, workers: int = 1, log_level: str = "warning") -> None:
+    """Run the app from the environment on an already bound, listening socket."""
     import uvicorn
 
-    sock = socket.socket(fileno=fd)  # family and type read from the descriptor itself
     config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         access_log=False,
-        log_level="warning",
+        log_level=log_level,
         lifespan="on",
         workers=workers,
     )

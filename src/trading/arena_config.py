@@ -63,6 +63,9 @@ class ArenaSettings(BaseModel):
     # The per-strategy summary read models (what live views read) are refreshed this often.
     summary_every_s: float = Field(default=30.0, gt=0.0)
     order_timeout_s: float = Field(default=10.0, gt=0.0)
+    # Real venues: an order waits this long for its journal record to become durable (database
+    # or fsync'd spill) before it leaves the process; after that it is vetoed, never sent.
+    durable_wait_s: float = Field(default=10.0, gt=0.0)
     flatten_on_stop: bool = False
     flatten_on_kill: bool = True
     # AI forecasts: request timeout and the age beyond which the client refuses them.

@@ -128,7 +128,10 @@ def backtest(
     minutes: float | None = typer.Option(None, help="Only this many minutes."),
     exchange: str = typer.Option("paper", help="paper (default) or a Bybit venue."),
     forecast_url: str | None = typer.Option(
-        None, help="Model server (default: settings.serving.url)."
+        None, help="Model server (default: settings.serving.url, else the champion in-process)."
+    ),
+    allow_in_sample: bool = typer.Option(
+        False, help="Also trade bars the AI model trained or validated on (run marked in-sample)."
     ),
 ) -> None:
     """Replay recorded trades as fast as possible through the same worker, then the leaderboard."""
@@ -141,6 +144,7 @@ def backtest(
         minutes=minutes,
         speed=None,
         forecast_url=forecast_url,
+        allow_in_sample=allow_in_sample,
     )
     _run(opts, config, report=True)
 

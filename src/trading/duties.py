@@ -9,10 +9,12 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.arena_config import ArenaConfig
@@ -20,8 +22,13 @@ from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump
 from cryptoarena.trading.orders import incarnation_tag
-from cryptoarena.trading.restore import reconcile, restore_books, seed_paper_exchange
-from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.restore import (
+    pending_predictions,
+    reconcile,
+    restore_books,
+    seed_paper_exchange,
+)
+from cryptoarena.trading.risk.killswitch import KillGuard
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import StrategyRunner
@@ -44,6 +51,11 @@ class WorkerResult:
     fills: int = 0
     late_trades: int = 0
     stopped_by: str = "feed ended"
+    # Why the run ended: "feed ended", "signal", "stop requested", "crash", "kill switch"; and
+    # whether it covered what it was asked to (a replay to its end, live until told to stop).
+    ended_by: str = "feed ended"
+    complete: bool = True
+    error: str | None = None
     restored: dict[str, Any] = field(default_factory=dict)
     equity: dict[str, float] = field(default_factory=dict)
     # Events handed to the journal, by kind (what "every event exactly once" is checked against).
@@ -60,7 +72,7 @@ class WorkerDuties:
     exchange: Exchange
     journal: Any
     clock: Clock
-    kill_switch: KillSwitch | None
+    kill_guard: KillGuard | None
     pump: ForecastPump | None
     result: WorkerResult
     symbol: str
@@ -79,6 +91,9 @@ class WorkerDuties:
     runners: list[StrategyRunner]
     source_name: str
     durable_orders: bool
+    recorded_bars: Callable[[int, int], pd.DataFrame] | None
+    trade_from_ns: int
+    run_notes: dict[str, Any]
 
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -110,7 +125,23 @@ class WorkerDuties:
         )
         if self.durable_orders:
             router.before_send = self._flush_journal
+            router.durable_wait_s = self.config.arena.durable_wait_s
         report = restore_books(self.journal, self.run_id, self.books, router)
+        if self.pump is not None:
+            # Predictions pending at a crash: resolved from the recorded bars (a live feed does
+            # not replay the past) and, for the rest, from the bars that close from now on.
+            pending = pending_predictions(self.journal, self.run_id)
+            self.pump.restore_pending(pending)
+            report.predictions_pending = len(pending)
+            if pending and self.recorded_bars is not None:
+                try:
+                    bars = self.recorded_bars(pending[0].target_ns - NS_PER_S, self.clock.now_ns())
+                except Exception as exc:  # no lake, unreadable: the live bars still resolve some
+                    logger.warning("recorded bars unavailable for pending predictions: %s", exc)
+                else:
+                    report.predictions_resolved = self.pump.resolve_recorded(
+                        bars, self.journal.set_prediction_outcome
+                    )
         if report.fills_replayed and seed_paper_exchange(self.exchange, self.symbol, self.books):
             report.notes.append("paper venue seeded from the journal's books")
         updates = asyncio.get_running_loop().create_task(self._consume_updates())
@@ -118,7 +149,7 @@ class WorkerDuties:
         report = await reconcile(
             self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
         )
-        self._checkpoint_ns = report.checkpoint_ns
+        self._checkpoint_ns = max(report.checkpoint_ns, self.trade_from_ns)
         self.result.restored = report.doc()
         if report.mismatch:
             self.risk.halt_all(f"reconcile: {report.mismatch}", self.clock.now_ns())
@@ -145,21 +176,27 @@ class WorkerDuties:
                 "arena": self.config.arena.model_dump(),
                 "risk": self.config.risk.model_dump(by_alias=True),
                 "restored": report.doc(),
+                **self.run_notes,
             },
         )
         return updates
 
     async def _housekeeping(self, now_ns: int) -> None:
         assert self.router is not None
-        if self.kill_switch is not None:
-            status = self.kill_switch.status()
-            if status is not None and self.risk.killed is None:
-                self.risk.kill(str(status.get("reason", "kill switch")), now_ns)
-                logger.warning("kill switch engaged: %s", self.risk.killed)
+        if self.kill_guard is not None:
+            event = self.kill_guard.poll(self.risk.killed is not None)
+            if event is None:
+                pass
+            elif event.type == "kill":
+                self.risk.kill(event.reason, now_ns, by=event.by, verified=event.verified)
+                logger.warning("kill switch engaged by %s: %s", event.by, self.risk.killed)
                 self._flat_logged = False
-            elif status is None and self.risk.killed is not None:
-                self.risk.unkill(now_ns)  # released: strategies trade again from their next bar
-                logger.warning("kill switch released: trading resumes")
+            elif event.type == "kill_released":
+                # Released: strategies trade again from their next bar.
+                self.risk.unkill(now_ns, by=event.by, verified=event.verified, reason=event.reason)
+                logger.warning("kill switch released by %s: trading resumes", event.by)
+            else:
+                self.risk.release_refused(event.reason, now_ns, by=event.by)
         all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.in_flight
         if self.risk.killed is not None and not self._flat_logged and all_flat:
             self._flat_logged = True
@@ -170,6 +207,32 @@ class WorkerDuties:
                     await self.router.flatten(
                         name, price=self.last_price, now_ns=now_ns, last_trade_ns=self.last_trade_ns
                     )
+            # The rest of a target an exit could not reach alone: the entry of a flip (checked
+            # on its own now the close is done) or the next slice of a large exit.
+            for name, follow in self.router.follow_ups().items():
+                if self._must_flatten(name) and follow.target != 0.0:
+                    self.router.follow.pop(name, None)
+                    continue
+                age = None
+                if follow.uses_forecast:
+                    forecast, _, age = (
+                        self.pump.view(now_ns) if self.pump is not None else (None, None, None)
+                    )
+                    if forecast is None:  # the forecast behind the target is gone: stand aside
+                        self.router.follow.pop(name, None)
+                        continue
+                cid = await self.router.rebalance(
+                    name,
+                    follow.target,
+                    price=self.last_price,
+                    now_ns=now_ns,
+                    last_trade_ns=self.last_trade_ns,
+                    uses_forecast=follow.uses_forecast,
+                    forecast_age_s=age,
+                    decision_id=follow.decision_id,
+                )
+                if cid is not None:
+                    self.result.orders += 1
         await self.router.expire(now_ns)
         if now_ns >= self._next_progress_ns:
             self._next_progress_ns = now_ns + 600 * NS_PER_S
@@ -222,6 +285,7 @@ class WorkerDuties:
                     "win_rate": book.wins / book.round_trips if book.round_trips else None,
                     "vetoes": self.risk.vetoes.get(name, 0),
                     "halted": self.risk.halted.get(name),
+                    "halted_at": self.risk.halted_at.get(name),
                     "exposure": doc["exposure"],
                     "last_decision": self._last_decision.get(name, ""),
                     "ts_ns": now_ns,
@@ -239,8 +303,8 @@ class WorkerDuties:
         while queue.qsize() > 1000:
             await asyncio.sleep(0.005)
 
-    async def _flush_journal(self) -> None:
-        await asyncio.to_thread(self.journal.flush, 2.0)
+    async def _flush_journal(self, timeout_s: float) -> bool:
+        return bool(await asyncio.to_thread(self.journal.flush, timeout_s))
 
     async def _shutdown(self, updates: asyncio.Task[None]) -> None:
         router = self.router
@@ -278,11 +342,23 @@ class WorkerDuties:
         if not updates.done():
             updates.cancel()
         self.result.fills = sum(b.fills for b in self.books.values())
+        result = self.result
+        if result.error is None and self.risk.killed is not None:
+            # Trading stopped at the kill, not where the run was meant to end.
+            result.ended_by, result.complete = "kill switch", False
         self._record(
             "runs",
             {
                 "event": "stopped",
                 "stopped_by": self.result.stopped_by,
+                "ended_by": result.ended_by,
+                "complete": result.complete,
+                "error": result.error,
+                "killed": self.risk.killed,
+                "halted": {
+                    name: {"reason": why, "ts_ns": self.risk.halted_at.get(name)}
+                    for name, why in self.risk.halted.items()
+                },
                 "trades": self.result.trades,
                 "bars": self.result.bars,
                 "orders": self.result.orders,

@@ -70,6 +70,15 @@ class BarWindow:
         return pd.DataFrame(data, copy=False)
 
 
+MAX_BACKOFF_S = 30.0
+
+
+def backoff_s(consecutive: int) -> float:
+    """The pause after ``consecutive`` failures: 1, 2, 4 ... s, capped (the exponent too, so a
+    server down for hours never overflows a float)."""
+    return min(MAX_BACKOFF_S, 2.0 ** min(max(consecutive - 3, 0), 16))
+
+
 @dataclass(frozen=True, slots=True)
 class PendingPrediction:
     event_id: str
@@ -140,7 +149,7 @@ class ForecastPump:
             self.problem = f"forecast unavailable: {getattr(exc, 'reason', None) or exc}"
             logger.debug("forecast failed: %s", self.problem)
             if self._consecutive >= 3:
-                pause_s = min(30.0, 2.0 ** (self._consecutive - 3))
+                pause_s = backoff_s(self._consecutive)
                 self._retry_at_ns = self._now_ns + int(pause_s * NS_PER_S)
                 self._waiting = False
         else:
@@ -229,6 +238,29 @@ class ForecastPump:
             },
         )
         self.pending.append(PendingPrediction(event_id, target_ns))
+
+    def restore_pending(self, pending: list[PendingPrediction]) -> None:
+        """Predictions a previous incarnation recorded but never resolved (a crash, a stop
+        before their time): resolved like new ones, from the bars that close from now on."""
+        merged = sorted([*pending, *self.pending], key=lambda p: p.target_ns)
+        self.pending = deque(merged)
+
+    def resolve_recorded(
+        self, bars: pd.DataFrame, set_outcome: Callable[[str, float, int], None]
+    ) -> int:
+        """Resolve pending predictions from recorded 1-second bars (columns ts, close): each
+        from the first bar that closed at or after its target time, as :meth:`resolve` does."""
+        if bars.empty or not self.pending:
+            return 0
+        close_ns = bars["ts"].to_numpy(dtype=np.int64) + NS_PER_S
+        closes = bars["close"].to_numpy(dtype=np.float64)
+        done = 0
+        while self.pending and self.pending[0].target_ns <= close_ns[-1]:
+            pending = self.pending.popleft()
+            i = int(np.searchsorted(close_ns, pending.target_ns, side="left"))
+            set_outcome(pending.event_id, float(closes[i]), int(close_ns[i]))
+            done += 1
+        return done
 
     def resolve(self, bar: Bar, set_outcome: Callable[[str, float, int], None]) -> int:
         """A 1-second bar closed: fill in the realised price of predictions that came due."""

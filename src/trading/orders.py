@@ -134,6 +134,7 @@ def order_doc(
         "side": request.side.value,
         "qty": str(request.qty),
         "order_type": request.order_type.value,
+        "reduce_only": request.reduce_only,
         "ref_price": ref_price,
         "target": target,
         "position_before": str(position_before),

@@ -20,6 +20,7 @@ from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.accounts import PAPER
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import Side
+from cryptoarena.trading.forecasts import PendingPrediction
 from cryptoarena.trading.router import OrderRouter
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ PROBE_MISSES = 3
 @dataclass
 class RestoreReport:
     fills_replayed: int = 0
+    predictions_pending: int = 0  # unresolved predictions of earlier incarnations, taken over
+    predictions_resolved: int = 0  # of those, resolved at start from recorded bars
     orders_known: int = 0
     orders_recovered: int = 0
     fills_recovered: int = 0
@@ -43,6 +46,8 @@ class RestoreReport:
     def doc(self) -> dict[str, Any]:
         return {
             "fills_replayed": self.fills_replayed,
+            "predictions_pending": self.predictions_pending,
+            "predictions_resolved": self.predictions_resolved,
             "orders_known": self.orders_known,
             "orders_recovered": self.orders_recovered,
             "fills_recovered": self.fills_recovered,
@@ -81,11 +86,20 @@ def restore_books(
     ):
         router.owner[doc["client_id"]] = doc["strategy"]
     # Resume a replay after the newest event the journal kept: nothing is decided twice.
-    for kind in ("equity", "decisions", "predictions", "orders", "fills"):
-        newest = journal.find(kind, {"run_id": run_id}, sort=[("ts_ns", -1)], limit=1)
-        if newest:
-            report.checkpoint_ns = max(report.checkpoint_ns, int(newest[0]["ts_ns"]))
+    # One indexed document per kind (run_id + ts_ns, newest first): no scan of the journal.
+    report.checkpoint_ns = journal.checkpoint_ns(run_id)
     return report
+
+
+def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
+    """The run's predictions without a realised price (pending at a crash or a stop)."""
+    docs = journal.find(
+        "predictions",
+        {"run_id": run_id, "realised_price": None},
+        projection={"_id": 1, "target_ts_ns": 1},
+    )
+    out = [PendingPrediction(str(d["_id"]), int(d["target_ts_ns"])) for d in docs]
+    return sorted(out, key=lambda p: p.target_ns)
 
 
 def _filled_by_client(journal: Any, run_id: str) -> dict[str, Decimal]:
@@ -207,15 +221,35 @@ async def _settle_order(
     return True
 
 
-def seed_paper_exchange(exchange: Any, symbol: str, books: dict[str, Book]) -> bool:
-    """A paper venue lives in the worker's memory: after a restart, give it the books' net
-    position and P&L back (the journal is its only persistence). Returns True if seeded.
-    Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
+def seed_paper_exchange(
+    exchange: Any, symbol: str, books: dict[str, Book], index: dict[str, int] | None = None
+) -> bool:
+    """A paper venue lives in the worker's memory: after a restart, give it the books' position
+    and P&L back (the journal is its only persistence). Returns True if seeded. Each book goes
+    to its own account on the venue (``seed_book``, keyed by the strategy index of its client
+    ids). Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
+    index = index if index is not None else {name: i for i, name in enumerate(books)}
     bindings = getattr(exchange, "bindings", None)
     if bindings is not None:
         paper = exchange.paper
         mine = {n: b for n, b in books.items() if bindings.get(n) == PAPER}
-        return paper is not None and seed_paper_exchange(paper, symbol, mine)
+        return paper is not None and seed_paper_exchange(paper, symbol, mine, index)
+    seed_book = getattr(exchange, "seed_book", None)
+    if seed_book is not None:
+        seeded = False
+        for name, b in books.items():
+            if b.qty != 0 or b.realised != 0 or b.fees != 0:
+                seeded |= bool(
+                    seed_book(
+                        f"{index[name]:02d}",
+                        symbol,
+                        qty=b.qty,
+                        avg_price=b.avg_price,
+                        realised=b.realised,
+                        fees=b.fees,
+                    )
+                )
+        return seeded
     venue = getattr(exchange, "venue", None)
     account = getattr(venue, "account", None)
     if account is None:

@@ -5,6 +5,13 @@ Client order ids are ``<run tag>-<strategy index>-<incarnation>-<seq>`` (≤ 36 
 gets a new incarnation, so an id is never reused even when the journal lost the last records.
 Every id is journaled (``orders``) before it is sent and sent at most once; a temporary error
 is retried with the SAME id (the exchange deduplicates), an ambiguous one is resolved by asking.
+
+Exits (an order against the book's position: flatten, kill switch, halt exits, the close half of
+a flip) are sent apart from entries: never larger than the position, at most the venue's maximum
+order size (a larger exit continues in the next orders), flagged ``reduce_only`` when the venue
+position they act on is the book's own direction, and exempt from the limits that guard new
+risk. A long→short flip is a reduce-only close now and the new entry, checked on its own, once
+the close is done (:meth:`OrderRouter.follow_ups`).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from cryptoarena.clock import Clock
@@ -36,6 +44,15 @@ from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 logger = logging.getLogger(__name__)
 
 SEND_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The rest of a target an exit could not reach alone (a flip's entry, a split exit)."""
+
+    target: float
+    uses_forecast: bool
+    decision_id: str | None
 
 
 class OrderRouter(OrderTracker):
@@ -69,8 +86,30 @@ class OrderRouter(OrderTracker):
         self.band_ref: float | None = None  # the last closed 1 s bar's VWAP (set by the worker)
         self.orders_sent = dict.fromkeys(books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
-        # Live exchanges: make the journaled order durable before it leaves the process.
-        self.before_send: Callable[[], Awaitable[None]] | None = None
+        # Live exchanges: make the journaled order durable before it leaves the process; True
+        # when it is (database or fsync'd spill). An order whose record is not durable waits,
+        # and is vetoed (journaled) after ``durable_wait_s``.
+        self.before_send: Callable[[float], Awaitable[bool]] | None = None
+        self.durable_wait_s = 10.0
+        self.follow: dict[str, FollowUp] = {}
+        # Books that share one venue position (one paper venue, one Bybit account): reduce-only
+        # is only true of an exit when it also reduces that shared position.
+        bindings = getattr(exchange, "bindings", None)
+        self.venue_of: dict[str, str] = {
+            name: str(bindings.get(name, "")) if isinstance(bindings, dict) else ""
+            for name in books
+        }
+
+    def follow_ups(self) -> dict[str, FollowUp]:
+        """Strategies with the rest of a target to send, and no order in flight now."""
+        return {n: f for n, f in self.follow.items() if n not in self.in_flight}
+
+    def _venue_reduces(self, strategy: str, side: Side, qty: Decimal) -> bool:
+        venue = self.venue_of[strategy]
+        net = sum((b.qty for n, b in self.books.items() if self.venue_of[n] == venue), Decimal(0))
+        if side == Side.SELL:
+            return net >= qty
+        return -net >= qty
 
     # -- targets to orders ------------------------------------------------------------------
     async def rebalance(
@@ -87,15 +126,32 @@ class OrderRouter(OrderTracker):
     ) -> str | None:
         """Move the book toward ``target`` (fraction of equity); returns the client id sent."""
         if strategy in self.in_flight or price <= 0:
+            if strategy in self.follow:  # a newer target replaces the rest of the older one
+                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
             return None
+        self.follow.pop(strategy, None)
         book = self.books[strategy]
         inst = self.instrument
         sized = size_order(book, target, price, inst, self.min_trade_fraction)
         if sized is None:
             return None
         side, qty = sized
+        before = book.qty
+        reduce_only = False
+        if before != 0 and (side == Side.SELL) == (before > 0):
+            # An exit: at most the position, at most the venue's maximum order size; the rest
+            # of the target (a flip's entry, the next slice) follows once this one is done.
+            exit_qty = min(qty, abs(before), inst.max_qty)
+            if exit_qty < qty:
+                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
+            qty = exit_qty
+            reduce_only = self._venue_reduces(strategy, side, qty)
+        elif qty > inst.max_qty:
+            # An entry above the venue's maximum: in slices, each checked on its own.
+            self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
+            qty = inst.max_qty
         signed = qty if side == Side.BUY else -qty
-        after = book.qty + signed
+        after = before + signed
         intent = OrderIntent(
             strategy=strategy,
             side=side.value,
@@ -122,7 +178,9 @@ class OrderRouter(OrderTracker):
         if veto is not None:
             return None
         cid = self.next_client_id(strategy)
-        request = OrderRequest(client_id=cid, symbol=inst.symbol, side=side, qty=qty)
+        request = OrderRequest(
+            client_id=cid, symbol=inst.symbol, side=side, qty=qty, reduce_only=reduce_only
+        )
         self.sent.add(cid)
         self.owner[cid] = strategy
         self.in_flight[strategy] = InFlight(cid, strategy, side, qty, now_ns)
@@ -158,8 +216,8 @@ class OrderRouter(OrderTracker):
 
     async def _send(self, request: OrderRequest) -> None:
         cid = request.client_id
-        if self.before_send is not None:
-            await self.before_send()
+        if self.before_send is not None and not await self._durable(cid):
+            return
         for attempt in range(SEND_RETRIES + 1):
             try:
                 order = await self.exchange.place_order(request)
@@ -181,6 +239,34 @@ class OrderRouter(OrderTracker):
                 return
             self.on_order(order)
             return
+
+    async def _durable(self, cid: str) -> bool:
+        """Wait (bounded) until the order's journal record is durable; veto it if it never is."""
+        assert self.before_send is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.durable_wait_s
+        while True:
+            if await self.before_send(min(2.0, max(0.05, deadline - loop.time()))):
+                return True
+            if loop.time() >= deadline:
+                break
+            logger.warning("order %s waits: its journal record is not durable yet", cid)
+        strategy = self.owner.get(cid)
+        reason = f"journal not durable after {self.durable_wait_s:g} s: order not sent"
+        self._record(
+            "risk_events",
+            {
+                "type": "veto",
+                "strategy": strategy,
+                "reason": reason,
+                "client_id": cid,
+                "ts_ns": self.clock.now_ns(),
+            },
+        )
+        if strategy is not None:
+            self.risk.vetoes[strategy] = self.risk.vetoes.get(strategy, 0) + 1
+        self._failed(cid, reason)
+        return False
 
     async def _ask(self, symbol: str, cid: str) -> Order | None:
         try:

@@ -56,6 +56,9 @@ class SessionOptions:
     forecast_url: str | None = None
     forecast_source: Any = None
     allow_mainnet: bool = False
+    # Backtests with the AI arm trade only after the model's validation end unless this is set
+    # (the run is then marked in-sample).
+    allow_in_sample: bool = False
 
 
 def default_run_id(options: SessionOptions) -> str:
@@ -88,14 +91,15 @@ def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
 def make_exchange(
     settings: Settings, config: ArenaConfig, kind: ExchangeKind, clock: Clock, allow_mainnet: bool
 ) -> Any:
-    """Paper: one paper venue for every book (accounts ignored). Bybit: one BybitExchange per
+    """Paper: one paper venue, each book on its own account there with the arena's capital
+    (accounts ignored). Bybit: one BybitExchange per
     distinct bound account (its own keys), strategies without one on a paper venue fed by the
     same tape, all behind one :class:`AccountsExchange`."""
     from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 
+    capital = Decimal(str(config.arena.capital))  # per book: no book's margin is another's
     if kind is ExchangeKind.PAPER:
-        total = Decimal(str(config.arena.capital)) * len(config.strategies)
-        return PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+        return PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
     from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
     from cryptoarena.trading.exchange.bybit import BybitExchange
 
@@ -113,10 +117,8 @@ def make_exchange(
         bybit = settings.bybit.model_copy(update={"env": env, "api_key": key, "api_secret": secret})
         # Signing needs wall-clock time even when the market data is a replay.
         members[account] = BybitExchange(bybit, clock=LiveClock())
-    unbound = sum(1 for a in bindings.values() if a == PAPER)
-    if unbound:
-        total = Decimal(str(config.arena.capital)) * unbound
-        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=total), clock=clock)
+    if any(a == PAPER for a in bindings.values()):
+        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
     return AccountsExchange(members, bindings, name=f"bybit-{env.value}")
 
 
@@ -133,50 +135,164 @@ def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr
 
 def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:
     """The market feed and the clock that goes with it (replays run on exchange time)."""
+    feed, clock, _ = make_feed_with_span(settings, options, symbol)
+    return feed, clock
+
+
+def make_feed_with_span(
+    settings: Settings, options: SessionOptions, symbol: str
+) -> tuple[Any, Clock, tuple[int, int] | None]:
+    """:func:`make_feed`, plus a replay's first and last trade time (None for a live feed)."""
     if options.source is Source.REPLAY:
         from cryptoarena.data.replay_feed import ReplayFeed
 
         trades = replay_trades(settings, options)
-        clock = SimClock(int(trades["ts"].iloc[0]))
+        span = int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1])
+        clock = SimClock(span[0])
         # The worker moves the simulated clock itself, tick by tick, as the bars close (the
         # feed would jump it to the end of each batch, ahead of the bars still to close).
         feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=None)
-        return feed, clock
+        return feed, clock, span
     if options.speed is not None:
         raise SessionError("--speed only applies to --source replay")
     from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
 
-    return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock()
+    return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock(), None
 
 
-def make_forecasts(
-    settings: Settings, options: SessionOptions, config: ArenaConfig, clock: Clock
-) -> Any:
-    if options.forecast_source is not None:
-        return options.forecast_source
-    if not any(s.kind == "ai_forecast" for s in config.strategies):
+@dataclass(frozen=True)
+class ForecastPlan:
+    """A session's forecasts: the source (None: the AI arm stands aside), what it is, and the
+    end of the data its model was trained and validated on (None: unknown)."""
+
+    source: Any
+    described: str
+    valid_until_ns: int | None = None
+
+
+def is_backtest(options: SessionOptions) -> bool:
+    return options.source is Source.REPLAY and options.speed is None
+
+
+async def _served_model(url: str) -> dict[str, Any] | None:
+    """The served model's info (``/v1/model``) when a server with a model answers at ``url``."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=1.0) as http:
+            if (await http.get("/ready")).status_code != 200:
+                return None
+            response = await http.get("/v1/model")
+            info: dict[str, Any] = response.json() if response.status_code == 200 else {}
+            return info
+    except (httpx.HTTPError, ValueError):
         return None
+
+
+async def make_forecasts(
+    settings: Settings, options: SessionOptions, config: ArenaConfig, clock: Clock
+) -> ForecastPlan:
+    """The AI arm's forecasts. A backtest without an explicit ``--forecast-url`` uses the model
+    server if one answers, else loads the ``@champion`` in-process (the same Forecaster);
+    with neither it says so once, loudly, at the start, and the AI arm stands aside."""
+    from cryptoarena.trading.local_forecasts import load_champion, valid_until_ns
+
+    uri = settings.mlflow.tracking_uri
+    if options.forecast_source is not None:
+        info = getattr(options.forecast_source, "info", None)
+        run = getattr(info, "run_id", None)
+        return ForecastPlan(options.forecast_source, "in-process source", valid_until_ns(uri, run))
+    if not any(s.kind == "ai_forecast" for s in config.strategies):
+        return ForecastPlan(None, "no AI arm")
     from cryptoarena.serving.client import ForecastClient
 
-    return ForecastClient(
-        options.forecast_url or settings.serving.url,
+    url = options.forecast_url or settings.serving.url
+    served = await _served_model(url)
+    if served is None and options.forecast_url is None and is_backtest(options):
+        champion = load_champion(settings, clock)
+        if champion.source is None:
+            logger.warning(
+                "NO MODEL for the AI arm: no model server at %s and %s; the AI arm stands aside "
+                "for the whole backtest (train one: arena demo, or arena train)",
+                url,
+                champion.described,
+            )
+            return ForecastPlan(None, f"no model: {champion.described}")
+        logger.info("AI arm: no model server at %s; %s", url, champion.described)
+        return ForecastPlan(
+            champion.source, champion.described, valid_until_ns(uri, champion.run_id)
+        )
+    client = ForecastClient(
+        url,
         timeout_s=config.arena.forecast_timeout_s,
         max_age_s=config.arena.forecast_max_age_s,
         clock=clock,
     )
+    run = str(served.get("run_id") or "") if served else None
+    described = f"the model served at {url}" if served else f"model server at {url} (not ready)"
+    return ForecastPlan(client, described, valid_until_ns(uri, run))
+
+
+def out_of_sample(
+    options: SessionOptions, plan: ForecastPlan, span: tuple[int, int] | None
+) -> tuple[int, dict[str, Any]]:
+    """(trade from, run notes): a backtest with the AI arm trades, for every strategy (a fair
+    comparison), only on bars after the model's validation end; the bars before only warm the
+    strategies up. ``allow_in_sample`` trades them too, and the run is marked in-sample."""
+    until = plan.valid_until_ns
+    if until is None or not is_backtest(options) or plan.source is None or span is None:
+        return 0, {"in_sample": None}
+    first, last = span
+    if first >= until:
+        return 0, {"in_sample": False, "model_valid_until_ns": until}
+    if options.allow_in_sample:
+        logger.warning(
+            "IN-SAMPLE backtest: the replay starts before the model's validation end (%s); "
+            "the run is marked in-sample",
+            _utc(until),
+        )
+        return 0, {"in_sample": True, "model_valid_until_ns": until}
+    if last < until:
+        raise SessionError(
+            f"the replay ends ({_utc(last)}) before the model's validation end ({_utc(until)}): "
+            "nothing out of sample to trade (pass --allow-in-sample to score it in-sample, "
+            "marked so)"
+        )
+    logger.warning(
+        "out of sample: trading starts at %s, after the model's validation end (earlier bars "
+        "only warm the strategies up; --allow-in-sample to trade them)",
+        _utc(until),
+    )
+    return until, {"in_sample": False, "model_valid_until_ns": until, "trade_from_ns": until}
+
+
+def _utc(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts_ns / NS_PER_S))
+
+
+def _lake_bars(settings: Settings, config: ArenaConfig) -> Any:
+    """The collector's recorded 1-second bars, read by time window."""
+    from cryptoarena.data.lake import Lake
+
+    lake = Lake(settings.data.lake_dir)
+    return lambda start_ns, end_ns: lake.read_bars(config.arena.symbol, start_ns, end_ns)
 
 
 async def run_session(
     settings: Settings, config: ArenaConfig, options: SessionOptions, *, handle_signals: bool = True
 ) -> WorkerResult:
+    from cryptoarena import alerts
     from cryptoarena.trading.journal import Journal
 
     run_id = options.run_id or default_run_id(options)
-    feed, clock = make_feed(settings, options, config.arena.symbol)
+    feed, clock, span = make_feed_with_span(settings, options, config.arena.symbol)
     exchange = make_exchange(settings, config, options.exchange, clock, options.allow_mainnet)
-    forecasts = make_forecasts(settings, options, config, clock)
+    plan = await make_forecasts(settings, options, config, clock)
+    trade_from_ns, sample = out_of_sample(options, plan, span)
     kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     journal = Journal.open(settings, run_id=run_id, clock=clock)
+    # Halts, the kill switch, model and journal trouble of a live run also go to the operator.
+    journal = alerts.tap(journal, alerts.start(settings), live=not isinstance(clock, SimClock))
     try:
         worker = Worker(
             config,
@@ -185,10 +301,13 @@ async def run_session(
             journal=journal,
             clock=clock,
             run_id=run_id,
-            forecasts=forecasts,
+            forecasts=plan.source,
             kill_switch=kill,
             source_name=options.source.value,
             durable_orders=options.exchange is not ExchangeKind.PAPER,
+            recorded_bars=_lake_bars(settings, config) if options.source is Source.BYBIT else None,
+            trade_from_ns=trade_from_ns,
+            run_notes={"forecasts": plan.described, **sample},
         )
         if handle_signals:
             worker.install_signal_handlers()

@@ -13,9 +13,11 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 from cryptoarena.clock import Clock, SimClock
 from cryptoarena.data.bars import BarBuilder
 from cryptoarena.data.feed import MarketFeed
@@ -26,7 +28,7 @@ from cryptoarena.trading.deciding import WorkerDecisions
 from cryptoarena.trading.duties import WorkerDuties, WorkerResult
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
-from cryptoarena.trading.risk.killswitch import KillSwitch
+from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import StrategyRunner
@@ -48,6 +50,9 @@ class Worker(WorkerDecisions, WorkerDuties):
         kill_switch: KillSwitch | None = None,
         source_name: str = "replay",
         durable_orders: bool = False,
+        recorded_bars: Callable[[int, int], pd.DataFrame] | None = None,
+        trade_from_ns: int = 0,
+        run_notes: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -56,10 +61,20 @@ class Worker(WorkerDecisions, WorkerDuties):
         self.clock = clock
         self.run_id = run_id
         self.kill_switch = kill_switch
+        # The enforcing side: engage/release verified against the switch's (this worker's) token.
+        self.kill_guard = KillGuard(kill_switch) if kill_switch is not None else None
         self.source_name = source_name
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
         self.lockstep = isinstance(clock, SimClock)
         self.durable_orders = durable_orders
+        # Live: 1-second bars recorded by the collector (the lake), for predictions that came
+        # due while the worker was down. A replay re-reads its own bars instead.
+        self.recorded_bars = recorded_bars
+        # Out of sample by construction: bars before this only warm the strategies up (as a
+        # resumed replay's do); nobody trades on them.
+        self.trade_from_ns = trade_from_ns
+        # What the session knows about the run (forecast source, in/out of sample): journaled.
+        self.run_notes = dict(run_notes or {})
         self.symbol = config.arena.symbol
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
@@ -143,6 +158,13 @@ class Worker(WorkerDecisions, WorkerDuties):
         )
         try:
             await self._consume_feed()
+        except BaseException as exc:
+            # Recorded in the "stopped" record (the run is incomplete), then re-raised.
+            self.result.stopped_by = f"crashed: {type(exc).__name__}: {exc}"
+            self.result.ended_by, self.result.complete = "crash", False
+            self.result.error = f"{type(exc).__name__}: {exc}"
+            logger.error("worker crashed: %s", self.result.error)
+            raise
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -180,6 +202,11 @@ class Worker(WorkerDecisions, WorkerDuties):
             stop_wait.cancel()
         if self._stop.is_set():
             self.result.stopped_by = self._stop_reason
+            self.result.ended_by = (
+                "signal" if self._stop_reason.startswith("signal") else "stop requested"
+            )
+            # A replay stopped before its end did not cover its span; live runs end this way.
+            self.result.complete = not self.lockstep
 
     async def _live_ticker(self) -> None:
         # Live: close bars on time even when nobody trades (0.3 s grace for late prints).

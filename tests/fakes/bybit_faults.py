@@ -22,6 +22,7 @@ class FaultSwitches:
     rejected_topics: set[str]
     _site: web.TCPSite | None
     _down_handle: asyncio.TimerHandle | None
+    _recent_trade_gate: asyncio.Event | None
 
     def call(self, target: Awaitable[Any] | Callable[[], Any], timeout: float = 10.0) -> Any:
         raise NotImplementedError
@@ -92,3 +93,20 @@ class FaultSwitches:
     def reject_topic(self, topic: str) -> None:
         """Answer subscriptions to ``topic`` with ``success: false`` (like an unknown symbol)."""
         self.rejected_topics.add(topic)
+
+    def stall_recent_trades(self) -> None:
+        """GET /v5/market/recent-trade waits (a slow REST) until :meth:`answer_recent_trades`;
+        the answer then lists the trades as they are at that moment."""
+
+        def run() -> None:
+            self._recent_trade_gate = asyncio.Event()
+
+        self.call(run)
+
+    def answer_recent_trades(self) -> None:
+        def run() -> None:
+            gate, self._recent_trade_gate = self._recent_trade_gate, None
+            if gate is not None:
+                gate.set()
+
+        self.call(run)

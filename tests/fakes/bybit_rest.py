@@ -56,6 +56,7 @@ class FakeRest:
             ("GET", "/v5/market/kline"): self._kline,
             ("POST", "/v5/order/create"): self._create,
             ("POST", "/v5/order/cancel"): self._cancel,
+            ("POST", "/v5/order/amend"): self._amend,
             ("GET", "/v5/order/realtime"): self._realtime,
             ("GET", "/v5/order/history"): self._realtime,  # the fake keeps every order
             ("GET", "/v5/position/list"): self._positions,
@@ -193,6 +194,30 @@ class FakeRest:
         )
         self.matching.push("order", [self.matching.order_row(order)])
         self.matching.push("position", [self.matching.position_row(order.symbol, ws=True)])
+        return {"orderId": order.exchange_id, "orderLinkId": order.client_id}
+
+    async def _amend(self, request: web.Request, rec: Recorded) -> dict[str, Any]:
+        body = rec.json()
+        if not (body.get("orderId") or body.get("orderLinkId")):
+            raise ExchangeError("params error: OrderId or orderLinkId is required", code=10001)
+        try:
+            qty = Decimal(str(body["qty"])) if body.get("qty") is not None else None
+            price = Decimal(str(body["price"])) if body.get("price") is not None else None
+        except InvalidOperation as exc:
+            raise ExchangeError(f"params error: {exc}", code=10001) from None
+        sim = self.venue.find(client_id=body.get("orderLinkId"), exchange_id=body.get("orderId"))
+        inst = self.venue.instrument(sim.request.symbol)
+        if (qty is not None and inst.round_qty(qty) != qty) or (
+            price is not None and inst.round_price(price) != price
+        ):
+            raise ExchangeError("params error: qty or price is not on the step/tick", code=10001)
+        order = self.venue.amend(
+            self.matching.clock.now_ns(),
+            client_id=body.get("orderLinkId"),
+            exchange_id=body.get("orderId"),
+            qty=qty,
+            price=price,
+        )
         return {"orderId": order.exchange_id, "orderLinkId": order.client_id}
 
     async def _realtime(self, request: web.Request, rec: Recorded) -> dict[str, Any]:

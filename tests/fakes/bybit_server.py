@@ -10,7 +10,8 @@ Fault switches (in :class:`tests.fakes.bybit_faults.FaultSwitches`): :meth:`drop
 close or a graceful close frame), :meth:`down` (refuse connections for N seconds: the listening
 socket is really closed), :meth:`reject_topic` (subscription answered ``success: false``),
 ``answer_pings`` (stop answering protocol pings), ``mute`` (read frames, answer nothing) and
-:meth:`silence` (mute only the connections open now).
+:meth:`silence` (mute only the connections open now), :meth:`stall_recent_trades` (a slow REST
+backfill, answered on :meth:`answer_recent_trades`).
 
     with FakeBybit() as fake:
         ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
@@ -87,6 +88,7 @@ class FakeBybit(FaultSwitches):
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._down_handle: asyncio.TimerHandle | None = None
+        self._recent_trade_gate: asyncio.Event | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeBybit:
@@ -257,6 +259,9 @@ class FakeBybit(FaultSwitches):
 
     # ---- REST: recent trades (public) --------------------------------------------------------
     async def _recent_trade(self, request: web.Request) -> web.Response:
+        self.stats["recent_trade_asked"] += 1
+        if self._recent_trade_gate is not None:
+            await self._recent_trade_gate.wait()
         q = request.query
         category, symbol = q.get("category", ""), q.get("symbol", "")
         if category not in PUBLIC_CHANNELS or not symbol:

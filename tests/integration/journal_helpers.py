@@ -16,9 +16,10 @@ def embedded_settings(root: Path) -> Settings:
 
 @contextmanager
 def sqlite_locked(settings: Settings, collection: str) -> Iterator[None]:
-    """Hold an exclusive SQLite lock on one litemongo collection file: a real 'database is
-    locked' failure for every writer (litemongo gives up after SQLite's 5 s busy timeout)."""
-    path = settings.mongo.embedded_dir.absolute() / settings.mongo.database / collection
+    """Hold an exclusive SQLite lock on the embedded store's file: a real 'database is locked'
+    failure for every writer (it gives up after SQLite's 5 s busy timeout). ``collection`` is
+    kept for the callers' clarity: the embedded store is one file."""
+    path = settings.mongo.embedded_dir.absolute() / f"{settings.mongo.database}.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:

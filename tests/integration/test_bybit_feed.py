@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptoarena.config import load_settings
@@ -165,3 +165,112 @@ def test_config_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         False,
     )
     assert cfg.silence_s == 5
+
+
+async def wait_until(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def gap_with_stalled_backfill(
+    fake: FakeBybit, feed: BybitFeed, got: list[Trade], before: list[Trade], during: list[Trade]
+) -> int:
+    """Deliver ``before`` live, then drop the connection with the REST backfill stalled and push
+    ``during`` while nobody listens; returns how many of those reached no connection."""
+    await wait_subscribed(fake)
+    await push(fake, before)
+    await wait_until(lambda: len(got) == len(before), "the first trades")
+    fake.stall_recent_trades()
+    fake.drop()
+    unseen = await push(fake, during)
+    await wait_subscribed(fake)
+    await wait_until(lambda: fake.stats["recent_trade_asked"] >= 1, "the backfill request")
+    return unseen
+
+
+async def test_gap_counts_only_trades_the_backfill_brought(
+    fake: FakeBybit, real_trades: list[Trade]
+) -> None:
+    """Issue #9.7: live trades held during the backfill are not ``recovered`` (the old code
+    counted every trade it released with the backfill)."""
+    trades = real_trades[:300]
+    feed = BybitFeed(config(fake, backfill_wait_s=8.0))
+    got, consumer = collect(feed)
+    unseen = await gap_with_stalled_backfill(fake, feed, got, trades[:100], trades[100:200])
+    assert await push(fake, trades[200:]) == 0  # all live, on the new connection: held
+    await wait_until(lambda: feed.stats["held"] == 100, "the live trades held")
+    fake.answer_recent_trades()
+    await wait_until(lambda: len(got) == 300 and feed.gaps, "the backfill merged")
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
+    assert [t.trade_id for t in got] == [t.trade_id for t in trades]
+    gap = feed.gaps[0]
+    assert unseen > 0 and gap.recovered == unseen, feed.gaps
+    assert gap.complete and gap.missed == 0
+
+
+async def test_live_trades_do_not_wait_for_a_slow_backfill(
+    fake: FakeBybit, real_trades: list[Trade]
+) -> None:
+    """Issue #9.7: after a reconnect the live trades wait at most ``backfill_wait_s`` for REST
+    (the old code held them until the backfill returned: 10 s and more); a backfill that comes
+    back after them cannot be merged in time order, so the gap says what it missed."""
+    trades = real_trades[:300]
+    feed = BybitFeed(config(fake, backfill_wait_s=0.3))
+    got, consumer = collect(feed)
+    unseen = await gap_with_stalled_backfill(fake, feed, got, trades[:100], trades[100:200])
+    await wait_until(lambda: feed.stats["backfills_late"] == 1, "the wait given up")
+    assert await push(fake, trades[200:]) == 0
+    await wait_until(lambda: len(got) == 200, "live trades while REST stalls", timeout=8.0)
+    assert fake.stats["recent_trade"] == 0 and not feed.gaps  # REST has not answered yet
+    fake.answer_recent_trades()
+    await wait_until(lambda: feed.gaps, "the late backfill")
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
+    ids = [t.trade_id for t in got]
+    assert ids == [t.trade_id for t in trades[:100] + trades[200:]]  # order kept, no old trades
+    gap = feed.gaps[0]
+    assert (gap.recovered, gap.missed, gap.complete) == (0, unseen, False)
+
+
+async def test_a_late_backfill_is_merged_in_order(
+    fake: FakeBybit, real_trades: list[Trade]
+) -> None:
+    trades = real_trades[:200]
+    feed = BybitFeed(config(fake, backfill_wait_s=0.3))
+    got, consumer = collect(feed)
+    unseen = await gap_with_stalled_backfill(fake, feed, got, trades[:100], trades[100:])
+    await wait_until(lambda: feed.stats["backfills_late"] == 1, "the wait given up")
+    fake.answer_recent_trades()  # nothing live came meanwhile: the backfill still fits in order
+    await wait_until(lambda: feed.gaps and len(got) == 100 + unseen, "the late backfill")
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
+    assert [t.trade_id for t in got] == [t.trade_id for t in trades[: 100 + unseen]]
+    gap = feed.gaps[0]
+    assert (gap.recovered, gap.missed, gap.complete) == (unseen, 0, True)
+
+
+async def test_reconnects_back_off_under_the_retry_policy(fake: FakeBybit) -> None:
+    """While the exchange refuses connections the supervisor waits as cryptoarena.retry says:
+    doubling from backoff_initial_s, capped at backoff_max_s, jittered down by at most half."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0.05)  # the test does not wait the real backoff
+
+    feed = BybitFeed(config(fake, backoff_initial_s=0.2, backoff_max_s=0.8), sleep=sleep)
+    _, consumer = collect(feed)
+    await wait_subscribed(fake)
+    fake.down(3.0)
+    await wait_until(lambda: len(sleeps) >= 3, "three refused connects")
+    await wait_subscribed(fake, timeout=20)
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
+    for n, slept in enumerate(sleeps, start=1):
+        full = min(0.8, 0.2 * 2 ** (n - 1))
+        assert full / 2 <= slept <= full, sleeps
+    assert feed.stats["connect_failures"] == len(sleeps), sleeps

@@ -176,3 +176,73 @@ async def test_concurrent_orders_each_land_once() -> None:
         assert len(await ex.open_orders("BTCUSDT")) == 20
         await asyncio.gather(*(ex.cancel_order("BTCUSDT", r.client_id) for r in requests))
         assert await ex.open_orders("BTCUSDT") == []
+
+
+async def test_post_only_limit_amend_and_reduce_only_through_real_pybit() -> None:
+    from cryptoarena.data.records import BUY, SELL, Trade
+    from cryptoarena.trading.exchange.errors import OrderNotFoundError
+    from cryptoarena.trading.exchange.models import TimeInForce
+
+    t0 = 1_700_000_000 * 10**9
+    n = iter(range(1, 1000))
+
+    def trades(*rows: tuple[str, str, int]) -> list[Trade]:
+        out = []
+        for price, size, side in rows:
+            i = next(n)
+            out.append(
+                Trade(t0 + i * 1_000_000, float(price), float(size), side, f"h{i}", "BTCUSDT")
+            )
+        return out
+
+    async with bybit_on_fake(VenueConfig(latency_ms=0, initial_balance=D("100000"))) as (
+        ex,
+        account,
+        _fake,
+    ):
+        updates = Collector(ex.updates())
+        account.trade(trades(("100.0", "1", SELL)))
+        await wait_for(lambda: "BTCUSDT" in account.matching.venue.last_price)
+        post = OrderRequest(
+            "po-1", "BTCUSDT", Side.BUY, D("2"), OrderType.LIMIT, D("99.5"), TimeInForce.POST_ONLY
+        )
+        await ex.place_order(post)
+        crossing = OrderRequest(
+            "po-x", "BTCUSDT", Side.BUY, D("1"), OrderType.LIMIT, D("100.5"), TimeInForce.POST_ONLY
+        )
+        await ex.place_order(crossing)
+        amended = await ex.amend_order("BTCUSDT", "po-1", price=D("99.84"), qty=D("1.5"))
+        assert amended.client_id == "po-1"
+        assert [r.json() for r in account.rest.received("/v5/order/amend")] == [
+            {
+                "category": "linear",
+                "symbol": "BTCUSDT",
+                "orderLinkId": "po-1",
+                "qty": "1.5",
+                "price": "99.8",
+            }
+        ]
+        # 99.8 is a touch (no fill), 99.7 goes through: maker fill at 99.8 by the trade's size.
+        account.trade(trades(("99.8", "5", SELL), ("99.7", "1", SELL), ("99.6", "3", SELL)))
+        await wait_for(lambda: len(updates.fills) == 2)
+        assert [(f.price, f.qty, f.is_maker) for f in updates.fills] == [
+            (D("99.8"), D("1"), True),
+            (D("99.8"), D("0.5"), True),
+        ]
+        assert updates.fills[0].fee == D("99.8") * D("0.0002")
+        x = await ex.get_order("BTCUSDT", "po-x")
+        assert x is not None and x.status is OrderStatus.CANCELLED
+        assert x.reject_reason == "EC_PostOnlyWillTakeLiquidity"
+        with pytest.raises(OrderNotFoundError) as err:
+            await ex.amend_order("BTCUSDT", "po-1", price=D("99"))
+        assert err.value.code == 110001
+        # Close the long with a reduce-only PostOnly sell: reduceOnly reaches the wire.
+        close = OrderRequest("ro-1", "BTCUSDT", Side.SELL, D("1.5"), OrderType.LIMIT, D("99.9"),
+                             TimeInForce.POST_ONLY, reduce_only=True)  # fmt: skip
+        await ex.place_order(close)
+        body = account.rest.received("/v5/order/create")[-1].json()
+        assert body["reduceOnly"] is True and body["timeInForce"] == "PostOnly"
+        account.trade(trades(("100.0", "4", BUY)))
+        await wait_for(lambda: len(updates.fills) == 3)
+        assert (await ex.position("BTCUSDT")).qty == 0
+        await updates.stop()

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from cryptoarena.trading.exchange.bybit import BybitExchange
 from cryptoarena.trading.exchange.errors import (
+    AmbiguousOrderError,
     AuthenticationError,
     ExchangeError,
     InsufficientBalanceError,
@@ -40,6 +41,24 @@ async def test_create_that_times_out_after_accept_is_not_doubled() -> None:
         # A later retry by the caller with the same client id is also a no-op.
         assert await ex.place_order(OrderRequest("slow-1", "BTCUSDT", Side.BUY, D("5"))) == order
         assert account.orders_created() == 1
+
+
+@pytest.mark.parametrize("lookup_code", [10016, 10003])
+async def test_failing_lookup_after_an_ambiguous_create_is_ambiguous(lookup_code: int) -> None:
+    """Issue #9.7: the create timed out after Bybit accepted it and every lookup by orderLinkId
+    fails (temporarily: 10016, or for good: 10003). The order exists, so the adapter must say
+    "ambiguous", never raise a temporary error that the router would retry as a fresh order.
+    On the old code: TemporaryExchangeError (10016) or AuthenticationError (10003)."""
+    async with bybit_on_fake() as (ex, account, _fake):
+        account.trade(real_tape(5))
+        account.rest.timeout_after_accept(FAST.timeout_s + 0.5)
+        account.rest.fail_next(lookup_code, path="/v5/order/realtime", times=1000)
+        request = OrderRequest("amb-1", "BTCUSDT", Side.BUY, D("0.01"), OrderType.LIMIT, D("9000"))
+        with pytest.raises(AmbiguousOrderError, match="amb-1") as err:
+            await ex.place_order(request)
+        assert "may exist" in str(err.value) or "not found" in str(err.value)
+        assert account.orders_created() == 1  # never doubled
+        assert account.rest.received("/v5/order/realtime")  # it did ask
 
 
 async def test_rate_limit_is_retried_after_the_reset_time() -> None:

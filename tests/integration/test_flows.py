@@ -78,9 +78,13 @@ def test_retrain_then_drift(
     assert result["errors_from"] == "journal"
     assert result["mae_bp_current"] > 0
     assert result["should_retrain"] == bool(result["reasons"])
-    assert (tmp_path / "drift" / "feature_drift.html").stat().st_size > 10_000
+    assert (tmp_path / "drift" / "feature_drift.png").stat().st_size > 1_000
+    assert json.loads((tmp_path / "drift" / "drift.json").read_text())["features"]["scores"]
     with tracking_context(tracking_uri):
         run = mlflow.get_run(result["mlflow_run_id"])
     assert run.data.tags["kind"] == "drift"
     assert run.data.tags["model.version"] == version
     assert "drift.features.share" in run.data.metrics
+    with tracking_context(tracking_uri) as client:
+        logged = {a.path for a in client.list_artifacts(run.info.run_id, "drift")}
+    assert {"drift/feature_drift.png", "drift/drift.json"} <= logged

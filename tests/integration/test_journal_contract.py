@@ -20,6 +20,8 @@ from cryptoarena.trading.journal import (
     JournalConfig,
     JournalDocumentError,
     JournalLockedError,
+    StoreConfig,
+    store,
 )
 from pydantic import SecretStr
 
@@ -30,7 +32,7 @@ SECRET = "SUPERSECRET-7f3a9c"
 
 @pytest.fixture(
     params=[
-        "litemongo",
+        "embedded",
         pytest.param(
             "mongodb",
             marks=pytest.mark.skipif(not MONGO_URI, reason="ARENA_MONGO__URI not set"),
@@ -38,7 +40,7 @@ SECRET = "SUPERSECRET-7f3a9c"
     ]
 )
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "litemongo":
+    if request.param == "embedded":
         yield Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal"))
         return
     assert MONGO_URI
@@ -117,7 +119,7 @@ def test_restart_readers_and_duplicate_client_id(settings: Settings) -> None:
         assert journal.count("fills") == 1
         (order,) = journal.find("orders", {"client_id": "sma-2"})
         assert Decimal(order["qty"]) == Decimal("0.002")  # Decimals kept exact, as text
-        rejects = journal.spill_path.with_name(f"{settings.mongo.database}.rejects.jsonl")
+        rejects = journal.rejects_path
         assert "sma-1" in rejects.read_text()
     # Reopened with the same run id: the data is still there and ids do not collide.
     with Journal.open(settings, run_id="run-o") as journal:
@@ -131,17 +133,18 @@ def test_indexes_for_dashboard_queries(settings: Settings) -> None:
     with Journal.open(settings, run_id="run-i") as journal:
         journal.record("decisions", {"strategy": "sma"})
         assert journal.sync(30)
-    client = (
-        pymongo.MongoClient(settings.mongo.uri.get_secret_value())
-        if settings.mongo.uri
-        else __import__("litemongo").connect(str(settings.mongo.embedded_dir.absolute()))
-    )
+    client = store.connect(settings.mongo, StoreConfig(), readonly=True)
     try:
         db = client[settings.mongo.database]
         orders = db["orders"].index_information()
         assert orders["client_id_1"]["unique"] is True
         assert "run_id_1_ts_ns_1" in db["decisions"].index_information()
         assert "strategy_1_ts_ns_1" in db["equity"].index_information()
+        assert "run_id_1_strategy_1_ts_ns_1_seq_1" in db["equity"].index_information()
+        if settings.mongo.uri is None:  # real SQLite indexes: a window query is an index search
+            cursor = db["equity"].find({"run_id": "r", "ts_ns": {"$gt": 0}}).sort("ts_ns", -1)
+            plan = " | ".join(cursor.limit(1).explain()["queryPlanner"]["winningPlan"])
+            assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
     finally:
         client.close()
 
@@ -203,7 +206,7 @@ def test_unencodable_document_is_rejected_not_blocking(settings: Settings) -> No
         journal.record("decisions", {"strategy": "sma", "i": 2})
         assert journal.sync(30) and journal.healthy
         assert [d["i"] for d in journal.find("decisions", sort=[("seq", 1)])] == [0, 2]
-        rejects = journal.spill_path.with_name(f"{settings.mongo.database}.rejects.jsonl")
+        rejects = journal.rejects_path
         assert bad in rejects.read_text()
         with pytest.raises(JournalDocumentError, match="NUL"):
             journal.record("decisions", {"strategy": "sma", "a\x00b": 1})

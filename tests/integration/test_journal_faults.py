@@ -104,18 +104,22 @@ def test_sigkill_during_outage_replays_the_spill_at_open(tmp_path: Path) -> None
     settings = embedded_settings(tmp_path)
     with sqlite_locked(settings, "decisions"):
         last_ack = _run_child_until_acked(tmp_path, "crash-spill", 200)
-    spill = settings.mongo.embedded_dir / "spill" / f"{settings.mongo.database}.spill.jsonl"
-    assert spill.exists()  # the acknowledged events were only in the spill
+    spills = list((settings.mongo.embedded_dir / "spill").glob("*.spill.jsonl"))
+    assert len(spills) == 1  # the acknowledged events were only in the spill
+    spill = spills[0]
     with Journal.open(settings, run_id="crash-reopen") as journal:
         assert journal.sync(30)
         assert not spill.exists()
         _assert_prefix_once(journal, "crash-spill", last_ack)
 
 
-def test_mongodb_unreachable_spills_then_replays_elsewhere(tmp_path: Path) -> None:
+def test_mongodb_unreachable_spills_and_its_spill_is_never_replayed_elsewhere(
+    tmp_path: Path,
+) -> None:
     """pymongo against a port nobody listens on (connection refused): the journal opens in
-    spill mode, records stay durable, reads say the database is unavailable; the spill is
-    replayed by the next open once a database answers (here the embedded one)."""
+    spill mode, records stay durable, reads say the database is unavailable. The spill belongs
+    to that MongoDB store: an embedded journal sharing the spill directory (a reader or another
+    writer) leaves it alone, and only the same store replays it (issue #9 item 5)."""
     import socket
 
     from cryptoarena.config import MongoSettings, Settings
@@ -128,7 +132,7 @@ def test_mongodb_unreachable_spills_then_replays_elsewhere(tmp_path: Path) -> No
     spill_dir = tmp_path / "spill"
     down = Settings(
         mongo=MongoSettings(
-            uri=SecretStr(f"mongodb://127.0.0.1:{port}/?directConnection=true"),
+            uri=SecretStr(f"mongodb://user:pw@127.0.0.1:{port}/?directConnection=true"),
             spill_dir=spill_dir,
         )
     )
@@ -140,11 +144,29 @@ def test_mongodb_unreachable_spills_then_replays_elsewhere(tmp_path: Path) -> No
         assert not journal.healthy
         with pytest.raises(JournalUnavailableError):
             journal.find("decisions")
+        mongo_spill = journal.spill_path
         journal.close(timeout_s=1)
-    assert (spill_dir / "cryptoarena.spill.jsonl").exists()
+    assert mongo_spill.exists()
+    before = mongo_spill.read_bytes()
+    owner = mongo_spill.with_name(mongo_spill.name.replace(".spill.jsonl", ".store"))
+    assert f"127.0.0.1:{port}" in owner.read_text() and "pw" not in owner.read_text()
 
     up = Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal", spill_dir=spill_dir))
-    with Journal.open(up, run_id="mongo-back") as journal:
+    with Journal.open(up, run_id="embedded") as journal:
+        assert journal.spill_path != mongo_spill
         assert journal.sync(30) and journal.healthy
-        docs = journal.find("decisions", {"run_id": "mongo-down"}, sort=[("seq", 1)])
-        assert [d["i"] for d in docs] == list(range(20))
+        assert journal.find("decisions", {"run_id": "mongo-down"}) == []
+    with Journal.open(up, run_id="reader", readonly=True) as reader:
+        assert reader.find("decisions", {"run_id": "mongo-down"}) == []
+    assert mongo_spill.read_bytes() == before  # still waiting for its own store
+    # The same store (same hosts and database, other credentials) finds its spill again.
+    again = Settings(
+        mongo=MongoSettings(
+            uri=SecretStr(f"mongodb://127.0.0.1:{port}/?directConnection=true"),
+            spill_dir=spill_dir,
+        )
+    )
+    with Journal.open(again, run_id="mongo-again", config=config) as journal:
+        assert journal.spill_path == mongo_spill
+        journal.close(timeout_s=0.5)
+    assert mongo_spill.read_bytes() == before

@@ -21,9 +21,20 @@ def test_train_then_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert "version 1" in result.output
     assert (tmp_path / "artifacts").is_dir()  # artifacts next to the database
 
-    result = runner.invoke(app, ["evaluate", "1", "--max-bars", "5000", "--no-second-venue"])
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", "1", "--max-bars", "5000", "--no-second-venue", "--folds", "4",
+              "--out", str(out)],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "ewma_drift" in result.output
+    assert "walk_forward, 4 folds" in result.output and "pooled" in result.output
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["cv"]["folds"]) == 3 and "skill_ci95" in report["cv"]["pooled"]["ridge"]
+    bad_scheme = runner.invoke(app, ["evaluate", "1", "--max-bars", "5000", "--scheme", "x"])
+    assert bad_scheme.exit_code == 2 and "walk_forward or blocked" in bad_scheme.output
 
     missing = runner.invoke(
         app, ["evaluate", "champion", "--max-bars", "5000", "--no-second-venue"]
@@ -49,5 +60,12 @@ def test_quick_demo_step_registers_a_bootstrap_champion(
     line = demo_step(settings, console, True)
     assert line.startswith("model: LSTM btcusdt-15s v1")
     assert get_alias_version("btcusdt-15s", CHAMPION, tracking_uri=uri) == "1"
+    # The closing line says what the gate really did (a refused model served as bootstrap).
+    from cryptoarena.model.registry import load_forecaster
+
+    how = load_forecaster("models:/btcusdt-15s@champion", tracking_uri=uri).info.promotion
+    assert how in ("gate", "bootstrap")
+    assert ("bootstrap @champion" in line) == (how == "bootstrap")
+    assert "pooled out-of-sample" in line and "paired win over the champion" in line
     text = console.export_text()
     assert "persistence" in text and "skill" in text

@@ -17,7 +17,10 @@ from cryptoarena.model.registry import (
     get_alias_version,
     load_forecaster,
 )
+from cryptoarena.model.tracking import tracking_context
 from cryptoarena.model.train import TINY_CONFIG, train, train_tiny
+
+from tests.floats import assert_float32_close
 
 NAME = "btcusdt-15s"
 
@@ -52,7 +55,7 @@ def test_reloaded_model_gives_the_same_forecasts(store: str, trained, bars: pd.D
     mem = trained.forecaster.predict(windows)
     disk = loaded.predict(windows)
     assert disk.shape == (4, 15)
-    np.testing.assert_allclose(disk, mem, rtol=1e-5, atol=1e-10)
+    assert_float32_close(disk, mem)  # exported graph vs eager net: float32 rounding
     # Batch sizes other than the input example's (2) work: the batch dimension is dynamic.
     assert loaded.predict(windows[:1]).shape == (1, 15)
 
@@ -63,6 +66,16 @@ def test_registry_aliases_and_metadata(store: str, trained) -> None:  # type: ig
     assert get_alias_version(NAME, "nope", tracking_uri=store) is None
     assert get_alias_version("no-such-model", CHAMPION, tracking_uri=store) is None
     assert "skill" in trained.info.metrics and "dm_p" in trained.info.metrics
+    # The gate's evidence: cross-validated folds, pooled tests, verdict and numbers as tags.
+    cv = trained.report["cv"]
+    assert cv["folds"] and {"lstm", "persistence", "ridge"} <= set(cv["pooled"])
+    assert cv["pooled"]["lstm"]["n"] > 0 and "dm_p" in cv["pooled"]["lstm"]
+    with tracking_context(store) as client:
+        tags = client.get_model_version(NAME, trained.info.version).tags
+    assert tags["promotion"] == "forced" and tags["gate.verdict"] in ("promote", "refuse")
+    assert float(tags["gate.alpha"]) == 0.05 and "gate.candidate_dm_p" in tags
+    loaded = load_forecaster(f"models:/{NAME}@{CHAMPION}", tracking_uri=store)
+    assert loaded.info.promotion == "forced" and loaded.info.gate == tags["gate"]
     with pytest.raises(ModelNotFound):
         load_forecaster(f"models:/{NAME}/999", tracking_uri=store)
     with pytest.raises(ValueError):

@@ -110,6 +110,7 @@ async def _trade(settings: Settings, accounts: FakeAccounts, run_id: str) -> Wor
             if (
                 len(accounts["beta"].rest.received("/v5/order/create")) >= 2
                 and all(books[n].fills for n in ("hold", "paper_hold"))
+                and books["sma"].qty != 0  # a flip's close leaves it flat until the entry
                 and worker.router is not None
                 and not worker.router.in_flight
             ):

@@ -92,16 +92,20 @@ class TrailingMoveSource:
 
 
 class CallbackFeed:
-    """Calls ``on_batch(index)`` before handing out each batch (to inject events mid-run)."""
+    """Calls ``on_batch(index)`` (or ``on_batch(index, batch)`` with ``with_batch``) before
+    handing out each batch (to inject events mid-run)."""
 
-    def __init__(self, feed: Any, on_batch: Any) -> None:
-        self.feed, self.on_batch = feed, on_batch
+    def __init__(self, feed: Any, on_batch: Any, *, with_batch: bool = False) -> None:
+        self.feed, self.on_batch, self.with_batch = feed, on_batch, with_batch
         self.symbol, self.gaps = feed.symbol, feed.gaps
 
     async def _iterate(self) -> Any:
         i = 0
         async for batch in self.feed:
-            self.on_batch(i)
+            if self.with_batch:
+                self.on_batch(i, batch)
+            else:
+                self.on_batch(i)
             i += 1
             yield batch
 
@@ -122,6 +126,8 @@ async def run_worker(
     exchange: Any = None,
     kill_switch: Any = None,
     on_batch: Any = None,
+    on_trades: Any = None,
+    durable_orders: bool = False,
 ) -> tuple[Worker, Any]:
     clock = SimClock(int(trades["ts"].iloc[0]))
     n = len(config.strategies)
@@ -132,7 +138,10 @@ async def run_worker(
     feed: Any = ReplayFeed(trades, speed=None, batch_ms=100, max_batch=20)
     if on_batch is not None:
         feed = CallbackFeed(feed, on_batch)
+    if on_trades is not None:  # on_trades(index, batch): sees the trades about to be handed out
+        feed = CallbackFeed(feed, on_trades, with_batch=True)
     worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
-                    run_id=run_id, forecasts=source, kill_switch=kill_switch)  # fmt: skip
+                    run_id=run_id, forecasts=source, kill_switch=kill_switch,
+                    durable_orders=durable_orders)  # fmt: skip
     result = await worker.run()
     return worker, result

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from cryptoarena.data.bybit_ws import in_daemon_thread, parse_recent_trades, ws_base
+from cryptoarena.data.bybit_ws import in_daemon_thread, parse_recent_trades, public_http, ws_base
 
 # GET /v5/market/recent-trade result as documented (reference §3.9), newest first.
 RESULT = {
@@ -86,3 +86,16 @@ async def test_in_daemon_thread_result_error_timeout_and_late_result() -> None:
         await in_daemon_thread(slow, 0.05, "t", on_late=on_late)
     assert await asyncio.to_thread(got.wait, 5)
     assert late == ["socket"]
+
+
+def test_backfill_reads_the_venue_of_the_stream() -> None:
+    """Issue #9.7: a testnet stream was backfilled from mainnet's REST (testnet=False plus a
+    hard-coded mainnet endpoint), merging mainnet trades into a testnet stream."""
+    assert public_http(testnet=True, rest_url=None, timeout_s=1).endpoint == (
+        "https://api-testnet.bybit.com"
+    )
+    assert public_http(testnet=False, rest_url=None, timeout_s=1).endpoint == (
+        "https://api.bybit.com"
+    )
+    local = public_http(testnet=True, rest_url="http://127.0.0.1:9/", timeout_s=1)
+    assert local.endpoint == "http://127.0.0.1:9"

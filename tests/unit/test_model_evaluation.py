@@ -79,3 +79,43 @@ def test_fee_beating_signals() -> None:
     assert n == 3 and hit == pytest.approx(1 / 3)
     assert net == pytest.approx(((20 - 11) + (-5 - 11) + (0 - 11)) / 3)
     assert fee_beating_signals(actual, np.zeros(4))[0] == 0
+
+
+def test_dm_hac_matches_statsmodels() -> None:
+    """Oracle: statsmodels' HAC (Bartlett, maxlags h − 1) t-statistic of the mean differential."""
+    import statsmodels.api as sm
+    from cryptoarena.model.evaluation import dm_test
+
+    rng = np.random.default_rng(5)
+    h = 15
+    base = _ar_noise(4000, h, rng)
+    other = 0.9 * base + 0.4 * _ar_noise(4000, h, rng)
+    d = other**2 - base**2
+    fit = sm.OLS(d, np.ones_like(d)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": h - 1, "use_correction": False}
+    )
+    stat, p = dm_test(other, base, h, "hac")
+    assert stat == pytest.approx(float(fit.tvalues[0]), rel=1e-10)
+    assert p == pytest.approx(float(fit.pvalues[0]), rel=1e-8)
+
+
+def test_dm_default_is_textbook_variance_with_hln_correction() -> None:
+    """Pins the variance choice (docs/model.md): rectangular weights up to lag h − 1, the HLN
+    factor, t(n − 1); the old Bartlett + HLN mix gave a larger (less conservative) statistic."""
+    from scipy import stats
+
+    rng = np.random.default_rng(6)
+    h, n = 15, 3000
+    base = _ar_noise(n, h, rng)
+    other = base + 0.3 * _ar_noise(n, h, rng) - 0.05
+    d = other**2 - base**2
+    dc = d - d.mean()
+    gam = [float(dc[k:] @ dc[: n - k]) / n for k in range(h)]
+    hln = np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    textbook = d.mean() / np.sqrt((gam[0] + 2 * sum(gam[1:])) / n) * hln
+    stat, p = diebold_mariano(other, base, h)
+    assert stat == pytest.approx(textbook, rel=1e-10)
+    assert p == pytest.approx(2 * stats.t.sf(abs(textbook), n - 1), rel=1e-8)
+    bartlett = gam[0] + 2 * sum((1 - k / h) * g for k, g in enumerate(gam) if k)
+    old = d.mean() / np.sqrt(bartlett / n) * hln
+    assert abs(old) > 1.1 * abs(stat)  # the old mix overstated the evidence

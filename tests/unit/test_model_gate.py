@@ -1,45 +1,133 @@
-"""The promotion gate's decisions (a pure function): champion only when it beats both."""
+"""The evidence gate: champion only on significant pooled evidence from the same folds."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
-from cryptoarena.model.registry import parse_model_uri, promotion_gate
+from cryptoarena.model.baselines import Ridge
+from cryptoarena.model.cv import CVConfig, Fitter, cross_validate, persistence_fitter
+from cryptoarena.model.features import FeatureSpec, Scaler
+from cryptoarena.model.forecaster import Predictor
+from cryptoarena.model.judge import pair_entry
+from cryptoarena.model.registry import evidence_gate, parse_model_uri
+
+SIG = {"n": 5000, "skill": 0.02, "dm_stat": -3.0, "dm_p": 0.003}
+NOT_SIG = {"n": 5000, "skill": 0.004, "dm_stat": -0.9, "dm_p": 0.37}
 
 
-def test_promotes_when_better_than_persistence_and_no_champion() -> None:
-    d = promotion_gate(0.9, 1.0, None)
+def test_promotes_a_significant_candidate_when_there_is_no_champion() -> None:
+    d = evidence_gate(SIG, None, None)
     assert d.promote and "no champion" in d.reason
-
-
-def test_promotes_when_better_than_both() -> None:
-    d = promotion_gate(0.8, 1.0, 0.85)
-    assert d.promote and "champion" in d.reason
+    assert d.numbers["candidate_dm_p"] == 0.003 and d.numbers["alpha"] == 0.05
+    assert d.tags()["gate.verdict"] == "promote" and d.tags()["gate.candidate_dm_p"] == "0.003"
 
 
 @pytest.mark.parametrize(
-    ("cand", "pers", "champ", "why"),
+    ("cand", "why"),
     [
-        (1.0, 1.0, None, "persistence"),  # a tie is not a win
-        (1.1, 1.0, None, "persistence"),
-        (1.1, 1.0, 0.5, "persistence"),
-        (0.9, 1.0, 0.85, "champion"),
-        (0.9, 1.0, 0.9, "champion"),
-        (math.nan, 1.0, None, "non-finite"),
-        (0.9, math.inf, None, "non-finite"),
-        (0.9, 1.0, math.nan, "non-finite"),
-        (-0.1, 1.0, None, "non-finite or negative"),
+        (NOT_SIG, "not significantly better than persistence"),
+        ({**SIG, "dm_stat": 3.0}, "not significantly better than persistence"),  # worse
+        ({**SIG, "dm_stat": math.nan}, "not significantly better than persistence"),
+        ({"n": 0}, "no out-of-sample"),
     ],
 )
-def test_refuses(cand: float, pers: float, champ: float | None, why: str) -> None:
-    d = promotion_gate(cand, pers, champ)
-    assert not d.promote and why in d.reason
+def test_refuses_without_evidence_against_persistence(cand: dict, why: str) -> None:
+    d = evidence_gate(cand, None, None)
+    assert not d.promote and why in d.reason and d.tags()["gate.verdict"] == "refuse"
 
 
-def test_margin_requires_a_real_improvement() -> None:
-    assert not promotion_gate(0.995, 1.0, None, margin=0.01).promote
-    assert promotion_gate(0.98, 1.0, None, margin=0.01).promote
+def test_alpha_is_configurable() -> None:
+    assert not evidence_gate(SIG, None, None, alpha=0.001).promote
+    assert evidence_gate(NOT_SIG, None, None, alpha=0.5).promote
+    with pytest.raises(ValueError):
+        evidence_gate(SIG, None, None, alpha=0.0)
+
+
+def test_champion_rules() -> None:
+    better = {"n": 5000, "dm_stat": -2.5, "dm_p": 0.01}
+    tie = {"n": 5000, "dm_stat": -0.5, "dm_p": 0.6}
+    assert evidence_gate(SIG, SIG, better).promote
+    refused = evidence_gate(SIG, SIG, tie)
+    assert not refused.promote and "not significantly better than the champion" in refused.reason
+    assert not evidence_gate(SIG, SIG, None).promote
+    lapsed = evidence_gate(SIG, NOT_SIG, tie)  # the champion is no longer significant
+    assert lapsed.promote and "no longer significant" in lapsed.reason
+
+
+# A synthetic day with a planted predictable component: persistent order-flow imbalance s_t
+# (ofi_1 = s_t) pushes the next 1-second returns by 0.5 σ · s_t.
+def _planted_bars(n: int = 24_000, seed: int = 11) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    z = np.zeros(n)
+    for t in range(1, n):
+        z[t] = 0.97 * z[t - 1] + 0.25 * rng.normal()
+    s = np.tanh(z)
+    r = np.zeros(n)
+    r[1:] = 1e-4 * (0.5 * s[:-1] + rng.normal(size=n - 1))
+    close = 100.0 * np.exp(np.cumsum(r))
+    return pd.DataFrame(
+        {
+            "ts": np.arange(n, dtype=np.int64) * 1_000_000_000,
+            "open": close, "high": close, "low": close, "close": close, "vwap": close,
+            "volume": np.full(n, 2.0), "trades": np.ones(n),
+            "buy_volume": 1.0 + s, "sell_volume": 1.0 - s,
+        }
+    )  # fmt: skip
+
+
+class _Scaled:
+    def __init__(self, inner: Predictor, k: float) -> None:
+        self.inner, self.k = inner, k
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.k * np.asarray(self.inner(x))
+
+
+def _bagged_ridge(seed: int, shrink: float = 1.0) -> Fitter:
+    """Ridge on a bootstrap resample of the fold's training rows: a seed-dependent fit."""
+
+    def fit(feats: np.ndarray, targets: np.ndarray, train: np.ndarray) -> Predictor:
+        rows = np.random.default_rng(seed).choice(train, size=len(train))
+        x = feats[rows].astype(np.float64)
+        return _Scaled(Ridge(Scaler.fit(x)).fit(x, targets[rows]), shrink)
+
+    return fit
+
+
+@pytest.fixture(scope="module")
+def planted_cv() -> dict:
+    spec = FeatureSpec()
+    fitters = {"persistence": persistence_fitter(15), "champion": _bagged_ridge(1)}
+    fitters |= {f"seed{s}": _bagged_ridge(s) for s in range(2, 7)}
+    fitters["weak_champion"] = _bagged_ridge(1, shrink=0.25)
+    return cross_validate(
+        _planted_bars(), spec=spec, window=20, fitters=fitters, cfg=CVConfig(folds=5, n_boot=200)
+    )
+
+
+def test_refuses_a_copy_of_the_champion_with_another_seed(planted_cv: dict) -> None:
+    pooled = planted_cv["pooled"]
+    assert pooled["champion"]["significant"]  # the champion has a real edge
+    # The luckiest other seed: lower pooled MSE than the champion (the old point-estimate gate
+    # promoted exactly this), yet no better on a paired test.
+    seeds = [f"seed{s}" for s in range(2, 7)]
+    lucky = min(seeds, key=lambda m: pooled[m]["rmse_bp"])
+    assert pooled[lucky]["rmse_bp"] < pooled["champion"]["rmse_bp"]
+    d = evidence_gate(pooled[lucky], pooled["champion"], pair_entry(planted_cv, lucky, "champion"))
+    assert not d.promote, d.reason
+    assert "not significantly better than the champion" in d.reason
+
+
+def test_promotes_a_candidate_with_a_real_edge(planted_cv: dict) -> None:
+    pooled = planted_cv["pooled"]
+    assert pooled["weak_champion"]["significant"]  # a champion that is significant, but weaker
+    pair = pair_entry(planted_cv, "champion", "weak_champion")
+    d = evidence_gate(pooled["champion"], pooled["weak_champion"], pair)
+    assert d.promote and "paired DM p" in d.reason
+    assert d.numbers["vs_champion_dm_p"] < 0.05
 
 
 def test_model_uri_parsing() -> None:

@@ -67,14 +67,21 @@ def test_columns_must_agree_and_unknown_fields_are_refused() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(1, 10**18), min_size=2, max_size=40))
-def test_times_are_accepted_iff_strictly_increasing(ts: list[int]) -> None:
+@given(
+    st.integers(1, 10**18),
+    st.lists(st.sampled_from([NS_PER_S] * 4 + [0, -1, 1, NS_PER_S - 1, 2 * NS_PER_S]), min_size=1, max_size=40),
+)  # fmt: skip
+def test_times_are_accepted_iff_one_second_apart(start: int, gaps: list[int]) -> None:
+    ts = [start]
+    for gap in gaps:
+        ts.append(ts[-1] + gap)
     data = {"symbol": "BTCUSDT", "bars": bars(len(ts), ts=ts)}
-    increasing = all(b > a for a, b in pairwise(ts))
-    if increasing:
+    if all(b - a == NS_PER_S for a, b in pairwise(ts)):
         ForecastRequest.model_validate(data)
     else:
-        assert "strictly increasing" in errors(data)["bars.ts"]
+        first = next(i for i in range(1, len(ts)) if ts[i] - ts[i - 1] != NS_PER_S)
+        msg = errors(data)["bars.ts"]
+        assert "one second apart" in msg and f"ts[{first}]" in msg
 
 
 def test_422_entries_always_encode_as_json() -> None:

@@ -9,6 +9,7 @@ import sys
 import pytest
 from cryptoarena.trading.risk import (
     GlobalLimits,
+    KillGuard,
     KillSwitch,
     KillSwitchError,
     OrderIntent,
@@ -75,7 +76,7 @@ def test_stale_market_data_is_vetoed() -> None:
     assert reason is not None and "stale market data" in reason
 
 
-def test_order_rate_limit_and_repeated_vetoes_are_emitted_once_a_minute() -> None:
+def test_order_rate_limit_and_repeated_vetoes_are_emitted_once() -> None:
     rm, events = manager(max_orders_per_minute=3)
     for i in range(3):
         assert check(rm, intent(), now=T0 + i * S) is None
@@ -84,6 +85,22 @@ def test_order_rate_limit_and_repeated_vetoes_are_emitted_once_a_minute() -> Non
         assert "order rate" in (check(rm, intent(), now=T0 + (3 + i) * S) or "")
     assert rm.vetoes["a"] == 10 and len(events) == 1
     assert check(rm, intent(), now=T0 + 61 * S) is None  # the window moved on
+
+
+def test_a_veto_without_a_colon_is_journaled_once_per_state_change() -> None:
+    """Issue #9 item 16: "order notional 4,850 > 1,000" has no colon, and its numbers change
+    every bar; it was journaled on every bar. One event per distinct veto state now."""
+    rm, events = manager(max_order_notional=1000)
+    for i in range(180):  # three minutes of bars, the price moving
+        reason = check(rm, intent(price=9700.0 + i), now=T0 + i * S, last=9700.0 + i)
+        assert reason is not None and reason.startswith("order notional")
+    assert rm.vetoes["a"] == 180 and [e["type"] for e in events] == ["veto"]
+    # Another state (position notional) is a change; an order that passes ends the state.
+    check(rm, intent(qty=0.1, before=2.0), now=T0 + 200 * S)
+    assert len(events) == 2 and "position notional" in events[-1]["reason"]
+    assert check(rm, intent(qty=0.1), now=T0 + 201 * S) is None
+    check(rm, intent(), now=T0 + 202 * S)
+    assert len(events) == 3 and events[-1]["reason"].startswith("order notional")
 
 
 def test_drawdown_and_daily_loss_halt_but_still_allow_reducing() -> None:
@@ -139,14 +156,59 @@ def test_kill_switch_needs_the_token_and_works_across_processes(tmp_path) -> Non
     assert ks.status() is None
 
 
-def test_kill_switch_without_a_token_can_stop_but_not_release(tmp_path) -> None:
+def test_kill_switch_without_a_token_can_stop_and_release_locally(tmp_path) -> None:
     ks = KillSwitch(tmp_path / "k", None)
+    guard = KillGuard(ks)
     ks.engage(None, "panic")
     assert ks.status()["reason"] == "panic"  # type: ignore[index]
-    with pytest.raises(KillSwitchError, match="no kill token configured"):
-        ks.release(None)
+    event = guard.poll(killed=False)
+    assert event is not None and (event.type, event.verified) == ("kill", None)
+    ks.release(None)  # no token anywhere: the CLI on this machine releases
+    assert ks.status() is None
+    event = guard.poll(killed=True)
+    assert event is not None and event.type == "kill_released"
     (tmp_path / "k").write_text("garbage{")
     assert ks.status()["engaged"] is True  # type: ignore[index]
+
+
+def test_the_worker_verifies_release_against_its_own_token(tmp_path) -> None:
+    """Issue #9 item 2: a caller who sets the token it presents itself, or deletes the kill
+    file, released the kill switch. The worker (the enforcing side) checks its own token."""
+    path = tmp_path / "arena.kill"
+    worker_side = KillSwitch(path, SecretStr("s3cret"))
+    guard = KillGuard(worker_side)
+    worker_side.engage("s3cret", "operator", by="ops")
+    event = guard.poll(killed=False)
+    assert event is not None and (event.type, event.by, event.verified) == ("kill", "ops", True)
+    # Deleting the file does not release; the attempt is reported once.
+    path.unlink()
+    event = guard.poll(killed=True)
+    assert event is not None and event.type == "kill_release_refused"
+    assert "removed" in event.reason
+    assert guard.poll(killed=True) is None
+    # An attacker's CLI with ARENA_TRADING__KILL_TOKEN=X set by itself signs with X: refused.
+    KillSwitch(path, SecretStr("X")).release("X", by="mallory")
+    event = guard.poll(killed=True)
+    assert event is not None and (event.type, event.by) == ("kill_release_refused", "mallory")
+    # So is an unsigned release.
+    KillSwitch(path, None).release(None, by="nobody")
+    event = guard.poll(killed=True)
+    assert event is not None and event.type == "kill_release_refused"
+    # The real token releases; an old signed release copied back later does not.
+    worker_side.release("s3cret", by="ops")
+    old_release = path.read_text()
+    event = guard.poll(killed=True)
+    assert event is not None and (event.type, event.verified) == ("kill_released", True)
+    worker_side.engage("s3cret", "again", by="ops")
+    assert guard.poll(killed=False) is not None
+    path.write_text(old_release)
+    event = guard.poll(killed=True)
+    assert event is not None and event.type == "kill_release_refused" and "older" in event.reason
+    # An engage whose signature does not verify still stops trading (fail safe), marked so.
+    path.unlink()
+    KillSwitch(path, None).engage(None, "anyone", by="someone")
+    event = KillGuard(worker_side).poll(killed=False)
+    assert event is not None and (event.type, event.verified) == ("kill", False)
 
 
 def test_kill_blocks_new_risk_but_allows_flattening() -> None:
@@ -155,3 +217,80 @@ def test_kill_blocks_new_risk_but_allows_flattening() -> None:
     assert check(rm, intent()) == "kill switch: operator"
     assert check(rm, OrderIntent("a", "Sell", 0.5, 9700.0, 0.5, 0.0)) is None
     assert [e["type"] for e in events][:1] == ["kill"]
+
+
+def test_exits_pass_the_limits_that_guard_new_risk() -> None:
+    """Issue #9 item 1: a long of 2.065 BTC after a rise is worth more than the order limit;
+    its flatten was vetoed ("order notional 20,046 > 20,000") and the book never went flat.
+    Exits pass the notional, order-rate, stale-data and price-band limits."""
+    rm, _ = manager(max_order_notional=20_000, max_orders_per_minute=1, max_data_age_s=5,
+                         price_band_bps=10)  # fmt: skip
+    rm.kill("operator", T0)
+    rm.order_sent("a", T0)  # the rate limit is used up
+    flatten = OrderIntent("a", "Sell", 2.065, 9708.0, 2.065, 0.0)
+    assert flatten.notional > 20_000
+    # Stale data (60 s old) and a price 100 bps from the reference: still allowed.
+    assert (
+        rm.check(flatten, now_ns=T0 + S, last_trade_price=9611.0, last_trade_ns=T0 - 60 * S,
+                 gross_notional_after=0.0) is None
+    )  # fmt: skip
+    partial = OrderIntent("a", "Sell", 1.0, 9708.0, 2.065, 1.065)  # a partial exit too
+    assert check(rm, partial, now=T0 + 2 * S, last=9708.0) is None
+    # New risk is still checked: the same size the other way is vetoed.
+    assert "kill switch" in (check(rm, OrderIntent("a", "Sell", 2.065, 9708.0, 0.0, -2.065)) or "")
+
+
+async def test_the_forecast_backoff_is_capped_and_never_overflows() -> None:
+    """Issue #10 item 4: ``2.0 ** (consecutive - 3)`` raised OverflowError after ~1,000
+    consecutive failures (a full-day backtest without a model server crashed)."""
+    from cryptoarena.data.records import Bar
+    from cryptoarena.trading.forecasts import ForecastPump, backoff_s
+
+    class Down:
+        async def forecast(self, symbol: str, bars: object) -> object:
+            raise RuntimeError("connection refused")
+
+        async def health(self) -> bool:
+            return False
+
+    pump = ForecastPump(Down(), "BTCUSDT", window=16, max_age_s=2.5, record=lambda k, d: "x")
+    pump._consecutive = 5_000
+    pump.on_bar(Bar(T0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 0.5, 0.5), T0 + S)
+    await pump.settle()
+    assert pump.failures == 1 and pump._retry_at_ns == T0 + S + 30 * S
+    assert [backoff_s(n) for n in (3, 4, 5, 10**6)] == [1.0, 2.0, 4.0, 30.0]
+
+
+def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
+    """A live restart does not replay the past: predictions that came due while the worker was
+    down are resolved from the collector's recorded 1-second bars, as live bars would."""
+    import pandas as pd
+    from cryptoarena.trading.forecasts import ForecastPump, PendingPrediction
+
+    class Idle:
+        async def forecast(self, symbol: str, bars: object) -> object:
+            raise RuntimeError("unused")
+
+        async def health(self) -> bool:
+            return True
+
+    pump = ForecastPump(Idle(), "BTCUSDT", window=16, max_age_s=2.5, record=lambda k, d: "x")
+    pump.restore_pending([PendingPrediction("b", T0 + 5 * S), PendingPrediction("a", T0 + 3 * S),
+                          PendingPrediction("late", T0 + 60 * S)])  # fmt: skip
+    bars = pd.DataFrame(
+        {"ts": [T0 + i * S for i in range(10)], "close": [100.0 + i for i in range(10)]}
+    )
+    got: list[tuple[str, float, int]] = []
+    assert pump.resolve_recorded(bars, lambda *a: got.append(a)) == 2
+    # The bar that closes at the target (open ts = target - 1 s) gives the realised price.
+    assert got == [("a", 102.0, T0 + 3 * S), ("b", 104.0, T0 + 5 * S)]
+    assert [p.event_id for p in pump.pending] == ["late"]
+
+
+def test_halts_are_recorded_with_reason_and_time() -> None:
+    rm, _ = manager(max_daily_loss=0.02)
+    rm.on_equity("b", 10_000.0, T0)
+    rm.on_equity("b", 9_700.0, T0 + 7 * S)
+    state = rm.state()
+    assert state["halted"] == {"b": "daily loss 3.000% > 2.00%"}
+    assert state["halted_at"] == {"b": T0 + 7 * S}

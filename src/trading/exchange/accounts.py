@@ -93,6 +93,19 @@ class AccountsExchange:
             raise InvalidOrderError(f"client id {client_id!r} names no bound strategy")
         return await exchange.cancel_order(symbol, client_id)
 
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        exchange = self._for_client(client_id)
+        if exchange is None:
+            raise InvalidOrderError(f"client id {client_id!r} names no bound strategy")
+        return await exchange.amend_order(symbol, client_id, qty=qty, price=price)
+
     async def get_order(self, symbol: str, client_id: str) -> Order | None:
         exchange = self._for_client(client_id)
         return None if exchange is None else await exchange.get_order(symbol, client_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Protocol
 
 from cryptoarena.trading.exchange.models import (
@@ -31,6 +32,20 @@ class Exchange(Protocol):
         ...
 
     async def cancel_order(self, symbol: str, client_id: str) -> Order: ...
+
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """Cancel/replace a working limit order in place (new price and/or total qty).
+
+        Raises :class:`OrderNotFoundError` (110001) when it already filled or was cancelled:
+        the caller then knows the old order's fate from its updates, never from the amend."""
+        ...
 
     async def open_orders(self, symbol: str) -> list[Order]: ...
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.config import BybitSettings
+from cryptoarena.retry import RetryPolicy
 from cryptoarena.trading.exchange import bybit_codec as codec
 from cryptoarena.trading.exchange.bybit_config import BybitExchangeConfig
 from cryptoarena.trading.exchange.bybit_http import BybitHttp, make_http
@@ -26,6 +28,7 @@ from cryptoarena.trading.exchange.errors import (
     DuplicateOrderError,
     ExchangeError,
     InvalidOrderError,
+    OrderNotFoundError,
     TemporaryExchangeError,
 )
 from cryptoarena.trading.exchange.instruments import PARAMS_ERROR, prepare_order
@@ -69,9 +72,11 @@ class BybitExchange:
                 recv_window=settings.recv_window,
                 timeout_s=cfg.timeout_s,
             ),
-            max_attempts=cfg.max_attempts,
-            backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s,
+            policy=RetryPolicy(
+                max_attempts=cfg.max_attempts,
+                initial_s=cfg.backoff_base_s,
+                max_s=max(cfg.backoff_base_s, cfg.backoff_max_s),
+            ),
         )
         self.tracker = OrderTracker(self.config.category)
         self._orders = self.tracker.orders  # latest known state, by client id
@@ -145,50 +150,82 @@ class BybitExchange:
             raise self.stream.fatal
         req = prepare_order(await self.instrument(request.symbol), request, None)
         params = codec.order_params(req, self.config.category)
-        attempt = 0
-        while True:
-            attempt += 1
+        created: dict[str, Any] | Order = {}
+        try:
+            async for attempt in self.http.attempts(f"order create {req.client_id}"):
+                with attempt:
+                    created = await self._create(req, params)
+        except TemporaryExchangeError as err:
+            raise AmbiguousOrderError(
+                f"order {req.client_id}: {err}; not found by orderLinkId after "
+                f"{self.http.policy.max_attempts} attempts",
+                code=err.code,
+            ) from err
+        if isinstance(created, Order):
+            return created
+        result = created
+        now = self.clock.now_ns()
+        order = Order(
+            client_id=req.client_id,
+            exchange_id=str(result.get("orderId", "")),
+            symbol=req.symbol,
+            side=req.side,
+            order_type=req.order_type,
+            qty=req.qty,
+            price=req.price,
+            status=OrderStatus.NEW,
+            filled_qty=codec.dec(0),
+            avg_price=None,
+            reduce_only=req.reduce_only,
+            time_in_force=req.time_in_force,
+            created_ns=now,
+            updated_ns=now,
+        )
+        # The socket may already have told us more than the acknowledgement.
+        known = self._orders.get(req.client_id)
+        return known if known is not None else self.tracker.remember(order, exchange_time=False)
+
+    async def _create(self, req: OrderRequest, params: dict[str, Any]) -> dict[str, Any] | Order:
+        """One create: Bybit's ``result``, or the order when it turned out to exist already.
+
+        A temporary error is re-raised (the policy re-sends the SAME orderLinkId) only after a
+        lookup found nothing. A lookup that fails leaves the outcome unknown: that ends as
+        :class:`AmbiguousOrderError` (the order may exist), never as a temporary error that a
+        caller would retry as if nothing had been sent."""
+        try:
+            return await self.http.call_once("place_order", **params)
+        except DuplicateOrderError as err:
+            # The id was used before: the order exists (maybe from our own earlier attempt).
             try:
-                result = await self.http.call_once("place_order", **params)
-            except DuplicateOrderError:
                 found = await self.get_order(req.symbol, req.client_id)
-                if found is None:
-                    raise
+            except ExchangeError as exc:
+                raise self._ambiguous(req, err, exc) from exc
+            if found is None:
+                raise
+            return self.tracker.remember(found)
+        except TemporaryExchangeError as err:
+            # The order may or may not exist now: ask by orderLinkId before trying again.
+            try:
+                found = await self.get_order(req.symbol, req.client_id)
+            except TemporaryExchangeError as exc:
+                logger.warning("lookup of %s failed too (%s)", req.client_id, exc)
+                found = None  # re-sending the same orderLinkId is safe: Bybit rejects a double
+            except ExchangeError as exc:
+                raise self._ambiguous(req, err, exc) from exc
+            if found is not None:
+                logger.info("order %s exists after %s: not re-sent", req.client_id, err)
                 return self.tracker.remember(found)
-            except TemporaryExchangeError as err:
-                # The order may or may not exist now: ask by orderLinkId before trying again.
-                found = await self._lookup_after_failure(req.symbol, req.client_id)
-                if found is not None:
-                    logger.info("order %s exists after %s: not re-sent", req.client_id, err)
-                    return self.tracker.remember(found)
-                if attempt >= self.config.max_attempts:
-                    raise AmbiguousOrderError(
-                        f"order {req.client_id}: {err}; not found by orderLinkId after "
-                        f"{attempt} attempts",
-                        code=err.code,
-                    ) from err
-                await self.http.pause(err, attempt, f"order create {req.client_id}")
-                continue
-            now = self.clock.now_ns()
-            order = Order(
-                client_id=req.client_id,
-                exchange_id=str(result.get("orderId", "")),
-                symbol=req.symbol,
-                side=req.side,
-                order_type=req.order_type,
-                qty=req.qty,
-                price=req.price,
-                status=OrderStatus.NEW,
-                filled_qty=codec.dec(0),
-                avg_price=None,
-                reduce_only=req.reduce_only,
-                time_in_force=req.time_in_force,
-                created_ns=now,
-                updated_ns=now,
-            )
-            # The socket may already have told us more than the acknowledgement.
-            known = self._orders.get(req.client_id)
-            return known if known is not None else self.tracker.remember(order, exchange_time=False)
+            raise
+
+    @staticmethod
+    def _ambiguous(
+        req: OrderRequest, err: ExchangeError, lookup: ExchangeError
+    ) -> AmbiguousOrderError:
+        return AmbiguousOrderError(
+            f"order {req.client_id}: {err}; the lookup by orderLinkId failed ({lookup}): "
+            "it may exist",
+            code=err.code,
+        )
 
     async def _lookup_after_failure(self, symbol: str, client_id: str) -> Order | None:
         try:
@@ -198,28 +235,62 @@ class BybitExchange:
             return None
 
     async def cancel_order(self, symbol: str, client_id: str) -> Order:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.http.call_once(
-                    "cancel_order",
-                    category=self.config.category,
-                    symbol=symbol,
-                    orderLinkId=client_id,
-                )
-                break
-            except TemporaryExchangeError as err:
-                # The cancel may have landed: if the order is no longer open, we are done.
-                found = await self._lookup_after_failure(symbol, client_id)
-                if found is not None and not found.status.is_open:
-                    return self.tracker.remember(found)
-                if attempt >= self.config.max_attempts:
+        async for attempt in self.http.attempts(f"cancel {client_id}"):
+            with attempt:
+                try:
+                    await self.http.call_once(
+                        "cancel_order",
+                        category=self.config.category,
+                        symbol=symbol,
+                        orderLinkId=client_id,
+                    )
+                except TemporaryExchangeError:
+                    # The cancel may have landed: if the order is no longer open, we are done.
+                    found = await self._lookup_after_failure(symbol, client_id)
+                    if found is not None and not found.status.is_open:
+                        return self.tracker.remember(found)
                     raise
-                await self.http.pause(err, attempt, f"cancel {client_id}")
         order = await self.get_order(symbol, client_id)
         if order is None:
             raise ExchangeError(f"order {client_id} cancelled but not found afterwards")
+        return self.tracker.remember(order)
+
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """POST /v5/order/amend by orderLinkId (price/qty rounded to the instrument first).
+
+        An amend is idempotent (same target terms), so a temporary failure is retried after
+        checking the order is still open; 110001 (filled or cancelled meanwhile) is raised as
+        :class:`OrderNotFoundError`. Returns the order as Bybit reports it afterwards."""
+        inst = await self.instrument(symbol)
+        if price is not None:
+            price = inst.round_price(price)
+        if qty is not None:
+            qty = inst.round_qty(qty)
+        params = codec.amend_params(
+            symbol, client_id, qty=qty, price=price, category=self.config.category
+        )
+        async for attempt in self.http.attempts(f"amend {client_id}"):
+            with attempt:
+                try:
+                    await self.http.call_once("amend_order", **params)
+                except TemporaryExchangeError as err:
+                    found = await self._lookup_after_failure(symbol, client_id)
+                    if found is not None and not found.status.is_open:
+                        raise OrderNotFoundError(
+                            f"order {client_id} is {found.status.value}: too late to amend",
+                            code=110001,
+                        ) from err
+                    raise
+        order = await self.get_order(symbol, client_id)
+        if order is None:
+            raise ExchangeError(f"order {client_id} amended but not found afterwards")
         return self.tracker.remember(order)
 
     async def open_orders(self, symbol: str) -> list[Order]:

@@ -65,6 +65,23 @@ def order_params(request: OrderRequest, category: str = "linear") -> dict[str, A
     return params
 
 
+def amend_params(
+    symbol: str,
+    client_id: str,
+    *,
+    qty: Decimal | None = None,
+    price: Decimal | None = None,
+    category: str = "linear",
+) -> dict[str, Any]:
+    """Keyword arguments for pybit's ``amend_order`` (POST /v5/order/amend): only what changes."""
+    params: dict[str, Any] = {"category": category, "symbol": symbol, "orderLinkId": client_id}
+    if qty is not None:
+        params["qty"] = text(qty)
+    if price is not None:
+        params["price"] = text(price)
+    return params
+
+
 def parse_order(row: dict[str, Any]) -> Order:
     """One order from /v5/order/realtime or the ``order`` topic."""
     order_type = OrderType(row["orderType"])

@@ -2,7 +2,8 @@
 
 Every REST call goes through :meth:`BybitHttp.call`: pybit's own retries are switched off
 (``retry_codes={0}``, ``max_retries=1``), errors are translated once (:mod:`bybit_errors`), and
-only temporary ones are retried here, with exponential backoff that honours 10006's reset time.
+only temporary ones are retried here, under the project's one :class:`~cryptoarena.retry.RetryPolicy`
+(exponential backoff with jitter that honours 10006's reset time).
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+import tenacity
 from cryptoarena.config import BybitEnv
+from cryptoarena.retry import AsyncSleep, RetryPolicy, retry_async
 from cryptoarena.trading.exchange.bybit_errors import translate
-from cryptoarena.trading.exchange.errors import ExchangeError, TemporaryExchangeError
+from cryptoarena.trading.exchange.errors import TemporaryExchangeError
 from pybit.unified_trading import HTTP
 
 logger = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def make_http(
@@ -49,24 +50,16 @@ def make_http(
     return http
 
 
-def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    return float(min(max_s, base_s * 2 ** max(0, attempt - 1)))
-
-
 class BybitHttp:
     def __init__(
         self,
         factory: Callable[[], HTTP],
         *,
-        max_attempts: int = 4,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 8.0,
-        sleep: Sleep = asyncio.sleep,
+        policy: RetryPolicy | None = None,
+        sleep: AsyncSleep = asyncio.sleep,
     ) -> None:
         self.factory = factory
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.policy = policy or RetryPolicy(max_attempts=4, initial_s=0.5, max_s=8.0)
         self._sleep = sleep
         # requests.Session is not thread-safe: one pybit session per worker thread, so a slow
         # create does not hold up a cancel either.
@@ -96,19 +89,17 @@ class BybitHttp:
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Retry temporary failures (safe for reads and cancels, never for creates)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.call_once(method, **params)
-            except TemporaryExchangeError as err:
-                if attempt >= self.max_attempts:
-                    raise
-                await self.pause(err, attempt, method)
+        return await retry_async(
+            lambda: self.call_once(method, **params),
+            self.policy,
+            TemporaryExchangeError,
+            sleep=self._sleep,
+            what=f"bybit {method}",
+        )
 
-    async def pause(self, err: ExchangeError, attempt: int, what: str) -> None:
-        delay = backoff_s(attempt, self.backoff_base_s, self.backoff_max_s)
-        if isinstance(err, TemporaryExchangeError):
-            delay = max(delay, err.retry_after_s)
-        logger.warning("bybit %s failed (%s); retry %d in %.2fs", what, err, attempt, delay)
-        await self._sleep(delay)
+    def attempts(self, what: str) -> tenacity.AsyncRetrying:
+        """The policy's attempts for a call that acts between them (``async for ... with``):
+        only :class:`TemporaryExchangeError` is retried; the last one is re-raised."""
+        return self.policy.async_retrying(
+            TemporaryExchangeError, sleep=self._sleep, what=f"bybit {what}"
+        )

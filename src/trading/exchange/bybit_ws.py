@@ -4,7 +4,9 @@ pybit's socket dies silently in several ways (reference §6): an exception in a 
 failed auth, reconnect attempts exhausted in milliseconds. So: raw messages only
 (``callback_function``), callbacks that just hand the message to the event loop, pybit's own
 reconnect off, and a supervisor task that rebuilds the socket with exponential backoff and then
-calls ``on_gap`` so the exchange re-syncs over REST what it may have missed.
+calls ``on_gap`` so the exchange re-syncs over REST what it may have missed. Reconnects follow the
+project's retry policy (:mod:`cryptoarena.retry`: exponential backoff with jitter, until closed);
+a failed authentication is final.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from cryptoarena.config import BybitEnv
 from cryptoarena.data.bybit_ws import in_daemon_thread, ws_base
+from cryptoarena.retry import AsyncSleep, RetryPolicy, retry_async
 from cryptoarena.trading.exchange.errors import AuthenticationError, ExchangeError
 from pybit.unified_trading import WebSocket
 
@@ -57,6 +60,7 @@ class PrivateStream:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         ready_timeout_s: float = 10.0,
+        sleep: AsyncSleep = asyncio.sleep,
     ) -> None:
         self.env = env
         self._key = api_key
@@ -68,8 +72,10 @@ class PrivateStream:
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self.check_interval_s = check_interval_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.reconnect_policy = RetryPolicy(
+            max_attempts=None, initial_s=backoff_base_s, max_s=max(backoff_base_s, backoff_max_s)
+        )
+        self._sleep = sleep
         self.ready_timeout_s = ready_timeout_s
         self._ws: _PrivateWebSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -179,21 +185,21 @@ class PrivateStream:
                 "bybit private socket down (%s); reconnecting", self._problem or "closed"
             )
             await self._exit_async()
-            attempt = 0
-            while not self._closed:
-                attempt += 1
-                try:
-                    await self._connect_once()
-                    break
-                except AuthenticationError as exc:
-                    # Keys do not heal by retrying: stop and say so once.
-                    self.fatal = exc
-                    logger.error("%s; not reconnecting", exc)
-                    return
-                except ExchangeError as exc:
-                    delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-                    logger.warning("reconnect %d failed (%s); next in %.2fs", attempt, exc, delay)
-                    await asyncio.sleep(delay)
+            try:
+                await retry_async(
+                    self._connect_once,
+                    self.reconnect_policy,
+                    lambda exc: (
+                        isinstance(exc, ExchangeError) and not isinstance(exc, AuthenticationError)
+                    ),
+                    sleep=self._sleep,
+                    what="bybit private socket reconnect",
+                )
+            except AuthenticationError as exc:
+                # Keys do not heal by retrying: stop and say so once.
+                self.fatal = exc
+                logger.error("%s; not reconnecting", exc)
+                return
             if self._closed:
                 return
             self.reconnects += 1

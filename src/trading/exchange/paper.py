@@ -3,16 +3,22 @@
 The worker hands every batch of trades it gets from its feed to :meth:`PaperExchange.on_trades`
 (the same batches its strategies see), after the strategies have reacted to them; orders placed
 now arrive ``latency_ms`` later on the exchange clock and fill only against later trades.
+
+Each strategy trades its own *book* on the venue (own wallet, position and margin), found from
+the client id (``<run tag>-<strategy index>-<incarnation>-<seq>``, see :func:`book_of`); with
+the default ``Liquidity.ISOLATED`` it fills against the tape as if it were alone, so its fills
+never depend on which other strategies run or in what order (docs/exchange.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.records import Trade
+from cryptoarena.trading.exchange.account import ZERO
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -29,8 +35,15 @@ from pydantic import ConfigDict
 logger = logging.getLogger(__name__)
 
 
+def book_of(client_id: str) -> str:
+    """The book (strategy index) a worker client id belongs to; "" for any other id."""
+    parts = client_id.split("-")
+    return parts[1] if len(parts) == 4 and parts[1].isdigit() else ""
+
+
 class PaperExchangeConfig(VenueConfig):
-    """Fees (maker 0.02 %, taker 0.055 %), latency, starting balance, leverage, instruments."""
+    """Fees (maker 0.02 %, taker 0.055 %), latency, starting balance *per book*, leverage,
+    instruments, and how books share the tape (``liquidity``, default isolated)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -40,10 +53,17 @@ class PaperExchangeConfig(VenueConfig):
 class PaperExchange:
     """Fills against the tape it is fed; same calls, errors and codes as the Bybit adapter."""
 
-    def __init__(self, config: PaperExchangeConfig | None = None, *, clock: Clock | None = None):
+    def __init__(
+        self,
+        config: PaperExchangeConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        book_of: Callable[[str], str] = book_of,
+    ):
         self.config = config or PaperExchangeConfig()
         self.name = self.config.name
         self.clock: Clock = clock or LiveClock()
+        self.book_of = book_of
         self.venue = SimVenue(self.config, name=self.name)
         self._updates: UpdateStream[Order | Fill] = UpdateStream()
         self._closed = False
@@ -83,7 +103,8 @@ class PaperExchange:
 
     async def place_order(self, request: OrderRequest) -> Order:
         self._check_open()
-        order, created = self.venue.submit(request, self.clock.now_ns())
+        book = self.book_of(request.client_id)
+        order, created = self.venue.submit(request, self.clock.now_ns(), book)
         if created:
             logger.debug("paper order %s accepted: %s", order.client_id, order)
             self._updates.publish(order)
@@ -96,6 +117,19 @@ class PaperExchange:
         self._updates.publish(order)
         return order
 
+    async def amend_order(
+        self,
+        symbol: str,
+        client_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """Cancel/replace in place: new price and/or total qty, landing after the latency."""
+        self._check_open()
+        self.venue.instrument(symbol)
+        return self.venue.amend(self.clock.now_ns(), client_id=client_id, qty=qty, price=price)
+
     async def open_orders(self, symbol: str) -> list[Order]:
         return self.venue.open_orders(symbol)
 
@@ -104,13 +138,50 @@ class PaperExchange:
         return order.snapshot() if order and order.request.symbol == symbol else None
 
     async def position(self, symbol: str) -> Position:
+        """The net over every book (what the worker's books sum to); see :meth:`book_position`."""
         self.venue.instrument(symbol)
-        return self.venue.account.position(symbol)
+        accounts = self.venue.accounts or {"": self.venue.account}
+        if len(accounts) == 1:
+            return next(iter(accounts.values())).position(symbol)
+        qty = sum((a.position_state(symbol).qty for a in accounts.values()), ZERO)
+        upl = sum((a.position(symbol).unrealised_pnl for a in accounts.values()), ZERO)
+        return Position(symbol=symbol, qty=qty, avg_price=ZERO, unrealised_pnl=upl)
+
+    def book_position(self, book: str, symbol: str) -> Position:
+        return self.venue.book(book).position(symbol)
 
     async def balance(self, coin: str = "USDT") -> Balance:
+        """Summed over the books that exist (each starts with ``initial_balance``)."""
         if coin != self.config.coin:
             return Balance(coin=coin, wallet=Decimal(0), available=Decimal(0))
-        return self.venue.account.balance(self.venue.order_margin())
+        if not self.venue.accounts:
+            self.venue.book("")
+        wallet = available = ZERO
+        for book, account in self.venue.accounts.items():
+            b = account.balance(self.venue.order_margin(book))
+            wallet, available = wallet + b.wallet, available + b.available
+        return Balance(coin=coin, wallet=wallet, available=available)
+
+    def seed_book(
+        self,
+        book: str,
+        symbol: str,
+        *,
+        qty: Decimal,
+        avg_price: Decimal,
+        realised: Decimal,
+        fees: Decimal,
+    ) -> bool:
+        """After a restart: give one book its position and P&L back from the journal (the
+        paper venue's only persistence). False (nothing done) if the book already trades."""
+        account = self.venue.book(book)
+        state = account.position_state(symbol)
+        if state.qty != 0 or account.fees_paid != 0:
+            return False
+        state.qty, state.avg_price = qty, (avg_price if qty != 0 else ZERO)
+        account.wallet += realised - fees
+        account.fees_paid += fees
+        return True
 
     def updates(self) -> AsyncIterator[Order | Fill]:
         return self._updates.subscribe()

@@ -23,6 +23,10 @@ class SimOrder:
     cum_fee: Decimal = ZERO
     updated_ns: int = 0
     phase: str = ""  # "" until the first trade after arrival, then "taker" or "maker"
+    book: str = ""  # the account (strategy book) it belongs to; see SimVenue
+    # An amendment in flight: (arrival_ns, qty, price). The order keeps working on its old
+    # terms until the amendment arrives, as on a real venue.
+    pending: tuple[int, Decimal, Decimal | None] | None = None
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
 

@@ -3,32 +3,47 @@
 One engine for the paper exchange and the fake Bybit server (tests/fakes), so a scripted
 sequence of orders gets the same fills and fees on both. Rules (docs/exchange.md):
 
+- Each order belongs to a *book* (an account: one per strategy on the paper exchange, the only
+  one on the fake Bybit). Books have their own wallet, position and margin, and by default
+  (``Liquidity.ISOLATED``) each book sees the whole size of every trade, as if it were alone:
+  a book's fills never depend on another book's orders. Within a book, one trade's size is
+  shared by its orders in time priority, never used twice.
 - An order *arrives* ``latency_ms`` after it is placed; trades before that are not seen by it.
+  An amendment (new price and/or quantity) arrives the same way: until then the order works on
+  its old terms. Cancels take effect at once.
 - Market orders take liquidity: they walk the trades after arrival whose taker side is the
   order's side (a market buy lifts the ask, where the tape's buy-taker trades printed), at
   each trade's price, until filled.
-- A limit order that crosses the last price on arrival takes liquidity like a market order
-  capped at its price, then rests; a resting limit fills at its price (maker) when the tape
-  trades *through* it (strictly beyond: being at the level says nothing about queue position).
-- One trade's size is shared by our orders in time priority, never used twice.
-- IOC/FOK are resolved on the first trade after arrival; PostOnly that would take is cancelled.
+- On arrival a limit order *crosses* when it is beyond the last trade price, or at it when the
+  last trade was taken from the order's own side (a buy at a price where buyers just lifted
+  the ask). A crossing limit takes liquidity like a market order capped at its price, then
+  rests; PostOnly that would cross is cancelled (``EC_PostOnlyWillTakeLiquidity``).
+- A resting limit fills at its price (maker fee) only when a later trade prints *through* it
+  (strictly beyond: being at the level says nothing about queue position), by at most that
+  trade's size (partial fills).
+- IOC/FOK are resolved on the first trade after arrival.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from cryptoarena.data.records import BUY, SELL, Trade
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
 from cryptoarena.trading.exchange.errors import (
     InsufficientBalanceError,
+    InvalidOrderError,
     OrderNotFoundError,
     OrderRejectedError,
 )
-from cryptoarena.trading.exchange.instruments import find_instrument, prepare_order
+from cryptoarena.trading.exchange.instruments import (
+    PARAMS_ERROR,
+    find_instrument,
+    prepare_order,
+)
 from cryptoarena.trading.exchange.models import (
     Fill,
     Instrument,
@@ -40,9 +55,11 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.sim_order import SimOrder
-from cryptoarena.trading.exchange.venue_config import VenueConfig
+from cryptoarena.trading.exchange.venue_config import Liquidity, VenueConfig
 
-__all__ = ["Execution", "SimVenue", "VenueConfig", "to_decimal"]
+__all__ = ["Execution", "Liquidity", "SimVenue", "VenueConfig", "to_decimal"]
+
+ORDER_NOT_FOUND = 110001  # Bybit: "order not exists or too late to cancel/replace"
 
 _IDS = uuid.UUID("6d1c3b8e-6f53-4f0e-9a53-63a7f3c1a001")
 
@@ -70,18 +87,36 @@ class SimVenue:
         self.config = config
         self.name = name
         self.instruments = {i.symbol: i for i in config.instruments}
-        self.account = LinearAccount(config.coin, config.initial_balance, config.leverage)
+        self.accounts: dict[str, LinearAccount] = {}  # by book
+        self.marks: dict[str, Decimal] = {}  # one dict, shared by every book's account
         self.orders: dict[str, SimOrder] = {}  # by client id, every order ever accepted
         self._open: dict[str, SimOrder] = {}  # the ones still working: the hot loop's list
         self.by_exchange_id: dict[str, SimOrder] = {}
         self.last_price: dict[str, Decimal] = {}
-        self._seq = 0
+        self.last_side: dict[str, int] = {}  # taker side of the last trade, per symbol
+        self._seq: dict[str, int] = {}  # per book: ids never depend on other books
+
+    # -- books ------------------------------------------------------------------------------
+    def book(self, book: str = "") -> LinearAccount:
+        """The account of one book (created on first use with the configured balance)."""
+        account = self.accounts.get(book)
+        if account is None:
+            cfg = self.config
+            account = LinearAccount(cfg.coin, cfg.initial_balance, cfg.leverage)
+            account.marks = self.marks
+            self.accounts[book] = account
+        return account
+
+    @property
+    def account(self) -> LinearAccount:
+        """The default book's account (the only one on the fake Bybit)."""
+        return self.book("")
 
     # -- orders ---------------------------------------------------------------------------
     def instrument(self, symbol: str) -> Instrument:
         return find_instrument(self.instruments, symbol)
 
-    def submit(self, request: OrderRequest, now_ns: int) -> tuple[Order, bool]:
+    def submit(self, request: OrderRequest, now_ns: int, book: str = "") -> tuple[Order, bool]:
         """Accept an order (idempotent on client id): ``(order, created)``; raises refusals."""
         existing = self.orders.get(request.client_id)
         if existing is not None:
@@ -89,21 +124,26 @@ class SimVenue:
         instrument = self.instrument(request.symbol)
         last = self.last_price.get(request.symbol)
         req = prepare_order(instrument, request, last)
-        self._check_reduce_only(req)
+        self._check_reduce_only(req, book)
         if not req.reduce_only:
-            self._check_margin(req, last)
-        self._seq += 1
+            self._check_margin(req, last, book)
+        seq = self._seq.get(book, 0) + 1
+        self._seq[book] = seq
         order = SimOrder(
             request=req,
-            exchange_id=str(uuid.uuid5(_IDS, f"{self.name}/{self._seq}/{req.client_id}")),
-            seq=self._seq,
+            exchange_id=str(uuid.uuid5(_IDS, f"{self.name}/{book}/{seq}/{req.client_id}")),
+            seq=seq,
             created_ns=now_ns,
-            arrival_ns=now_ns + int(self.config.latency_ms * 1_000_000),
+            arrival_ns=now_ns + self._latency_ns(),
+            book=book,
         )
         self.orders[req.client_id] = order
         self._open[req.client_id] = order
         self.by_exchange_id[order.exchange_id] = order
         return order.snapshot(), True
+
+    def _latency_ns(self) -> int:
+        return int(self.config.latency_ms * 1_000_000)
 
     def find(self, *, client_id: str | None = None, exchange_id: str | None = None) -> SimOrder:
         order = None
@@ -112,7 +152,7 @@ class SimVenue:
         elif exchange_id:
             order = self.by_exchange_id.get(exchange_id)
         if order is None:
-            raise OrderNotFoundError("Order does not exist", code=110001)
+            raise OrderNotFoundError("Order does not exist", code=ORDER_NOT_FOUND)
         return order
 
     def cancel(
@@ -121,31 +161,79 @@ class SimVenue:
         order = self.find(client_id=client_id, exchange_id=exchange_id)
         if not order.status.is_open:
             # Bybit answers a cancel of a finished order with "does not exist".
-            raise OrderNotFoundError("Order does not exist", code=110001)
+            raise OrderNotFoundError("Order does not exist", code=ORDER_NOT_FOUND)
+        order.pending = None
         order.close(OrderStatus.CANCELLED, now_ns, cancel_type="CancelByUser")
         self._open.pop(order.request.client_id, None)
         return order.snapshot()
 
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
+    def amend(
+        self,
+        now_ns: int,
+        *,
+        client_id: str | None = None,
+        exchange_id: str | None = None,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+    ) -> Order:
+        """Change a working limit order's price and/or total quantity (Bybit ``amend``).
+
+        The amendment arrives ``latency_ms`` later; until then the order keeps working on its
+        old terms (a trade through the old price still fills it). It then re-arrives: its
+        price is checked against the tape again (a PostOnly that would now cross is
+        cancelled). Returns the order as it stands now; the change shows when it lands."""
+        order = self.find(client_id=client_id, exchange_id=exchange_id)
+        if not order.status.is_open:
+            raise OrderNotFoundError(
+                "order not exists or too late to replace", code=ORDER_NOT_FOUND
+            )
+        req = order.request
+        if req.order_type is not OrderType.LIMIT:
+            raise InvalidOrderError(
+                "params error: only limit orders can be amended", code=PARAMS_ERROR
+            )
+        if qty is None and price is None:
+            raise InvalidOrderError(
+                "params error: nothing to amend (qty or price)", code=PARAMS_ERROR
+            )
+        base_qty, base_price = order.pending[1:] if order.pending else (req.qty, req.price)
+        new = replace(
+            req,
+            qty=base_qty if qty is None else qty,
+            price=base_price if price is None else price,
+        )
+        new = prepare_order(self.instrument(req.symbol), new, self.last_price.get(req.symbol))
+        if new.qty <= order.filled_qty:
+            raise InvalidOrderError(
+                f"params error: qty {new.qty} must exceed the filled qty {order.filled_qty}",
+                code=PARAMS_ERROR,
+            )
+        order.pending = (now_ns + self._latency_ns(), new.qty, new.price)
+        return order.snapshot()
+
+    def open_orders(self, symbol: str | None = None, book: str | None = None) -> list[Order]:
         return [
             o.snapshot()
             for o in self._open.values()
-            if o.status.is_open and (symbol is None or o.request.symbol == symbol)
+            if o.status.is_open
+            and (symbol is None or o.request.symbol == symbol)
+            and (book is None or o.book == book)
         ]
 
-    def order_margin(self) -> Decimal:
+    def order_margin(self, book: str = "") -> Decimal:
         total = ZERO
+        account = self.book(book)
         for o in self._open.values():
-            if o.status.is_open and not o.request.reduce_only:
+            if o.status.is_open and not o.request.reduce_only and o.book == book:
                 price = o.request.price or self.last_price.get(o.request.symbol, ZERO)
-                opening = self.account.opening_qty(o.request.symbol, o.request.side, o.remaining)
+                opening = account.opening_qty(o.request.symbol, o.request.side, o.remaining)
                 total += opening * price / self.config.leverage
         return total
 
-    def _check_reduce_only(self, req: OrderRequest) -> None:
+    def _check_reduce_only(self, req: OrderRequest, book: str) -> None:
         if not req.reduce_only:
             return
-        pos = self.account.position_state(req.symbol).qty
+        pos = self.book(book).position_state(req.symbol).qty
         if pos == 0:
             raise OrderRejectedError(
                 "current position is zero, cannot fix reduce-only order qty", code=110017
@@ -153,15 +241,16 @@ class SimVenue:
         if (pos > 0) == (req.side is Side.BUY):
             raise OrderRejectedError("Reduce-only rule not satisfied", code=110017)
 
-    def _check_margin(self, req: OrderRequest, last: Decimal | None) -> None:
+    def _check_margin(self, req: OrderRequest, last: Decimal | None, book: str) -> None:
         price = req.price if req.price is not None else last
         if price is None:
             raise OrderRejectedError(
                 f"no trade seen yet for {req.symbol}: a market order cannot be priced"
             )
-        opening = self.account.opening_qty(req.symbol, req.side, req.qty)
+        account = self.book(book)
+        opening = account.opening_qty(req.symbol, req.side, req.qty)
         need = opening * price / self.config.leverage + req.qty * price * self.config.taker_fee
-        available = self.account.available(self.order_margin())
+        available = account.available(self.order_margin(book))
         if need > available:
             raise InsufficientBalanceError(
                 f"ab not enough for new order (needs {need:.4f}, available {available:.4f} "
@@ -173,25 +262,41 @@ class SimVenue:
     def on_trades(self, trades: Iterable[Trade]) -> list[Order | Execution]:
         """Match open orders against new tape trades; returns order updates and executions."""
         events: list[Order | Execution] = []
+        if not self._open:
+            # Nothing can fill: only the last price (and side) per symbol matters.
+            last: dict[str, Trade] = {}
+            for trade in trades:
+                last[trade.symbol] = trade
+            for trade in last.values():
+                self._mark(trade, to_decimal(trade.price))
+            return events
         for trade in trades:
-            self._on_trade(trade, events)
+            price = to_decimal(trade.price)
+            if self._open:
+                self._match_trade(trade, price, events)
+            self._mark(trade, price)
         return events
 
-    def _on_trade(self, trade: Trade, events: list[Order | Execution]) -> None:
-        price = to_decimal(trade.price)
-        if self._open:
-            self._match_trade(trade, price, events)
+    def _mark(self, trade: Trade, price: Decimal) -> None:
         self.last_price[trade.symbol] = price
-        self.account.marks[trade.symbol] = price
+        self.last_side[trade.symbol] = trade.side
+        self.marks[trade.symbol] = price
 
     def _match_trade(self, trade: Trade, price: Decimal, events: list[Order | Execution]) -> None:
-        available = to_decimal(trade.size)
+        size = to_decimal(trade.size)
+        shared = self.config.liquidity is Liquidity.SHARED
+        left: dict[str, Decimal] = {}  # the trade's size still free, per book (or "" shared)
         ref = self.last_price.get(trade.symbol, price)
+        ref_side = self.last_side.get(trade.symbol, 0)
         touched = False  # did any order get past the hot path (and maybe close)?
         for order in list(self._open.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
                 continue
+            if order.pending is not None and trade.ts >= order.pending[0]:
+                self._land_amendment(order)
+                req = order.request
+                events.append(order.snapshot())
             # Hot path: a resting limit the trade does not go through.
             if (
                 order.phase == "maker"
@@ -202,8 +307,9 @@ class SimVenue:
             touched = True
             first = not order.phase
             if first:
-                order.phase = self._phase(req, ref)
+                order.phase = self._phase(req, ref, ref_side)
                 if req.time_in_force is TimeInForce.POST_ONLY and order.phase == "taker":
+                    order.pending = None
                     order.close(
                         OrderStatus.CANCELLED,
                         trade.ts,
@@ -212,13 +318,17 @@ class SimVenue:
                     )
                     events.append(order.snapshot())
                     continue
+            key = "" if shared else order.book
+            available = left.get(key, size)
             qty, fill_price, maker = self._match(order, trade, price, available)
             if req.reduce_only:
-                qty = min(qty, self._reducible(req))
-                if self._reducible(req) == 0:
+                reducible = self._reducible(req, order.book)
+                if reducible == 0:
+                    order.pending = None
                     order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByReduceOnly")
                     events.append(order.snapshot())
                     continue
+                qty = min(qty, reducible)
             immediate = req.order_type is OrderType.LIMIT and req.time_in_force in (
                 TimeInForce.IOC,
                 TimeInForce.FOK,
@@ -226,7 +336,7 @@ class SimVenue:
             if immediate and req.time_in_force is TimeInForce.FOK and qty < order.remaining:
                 qty = ZERO
             if qty > 0:
-                available -= qty
+                left[key] = available - qty
                 events.append(self._execute(order, trade, qty, fill_price, maker))
             if immediate and first and order.status.is_open:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
@@ -236,12 +346,26 @@ class SimVenue:
                 del self._open[cid]
 
     @staticmethod
-    def _phase(req: OrderRequest, ref: Decimal) -> str:
+    def _land_amendment(order: SimOrder) -> None:
+        assert order.pending is not None
+        arrival, qty, price = order.pending
+        order.pending = None
+        order.request = replace(order.request, qty=qty, price=price)
+        order.arrival_ns = arrival
+        order.phase = ""  # re-arrives: crossing (and PostOnly) is judged again
+        order.updated_ns = max(order.updated_ns, arrival)
+
+    @staticmethod
+    def _phase(req: OrderRequest, ref: Decimal, ref_side: int) -> str:
         if req.order_type is OrderType.MARKET:
             return "taker"
         assert req.price is not None
-        crosses = req.price >= ref if req.side is Side.BUY else req.price <= ref
-        return "taker" if crosses else "maker"
+        buy = req.side is Side.BUY
+        beyond = req.price > ref if buy else req.price < ref
+        # At the last price: the touch on our side if the last taker came from the other
+        # side (a sell hit the bid there); otherwise (same side or unknown) it would take.
+        at = req.price == ref and ref_side != (SELL if buy else BUY)
+        return "taker" if beyond or at else "maker"
 
     @staticmethod
     def _match(
@@ -264,8 +388,8 @@ class SimVenue:
         through = price < limit if buy else price > limit
         return (room if through else ZERO), limit, True
 
-    def _reducible(self, req: OrderRequest) -> Decimal:
-        pos = self.account.position_state(req.symbol).qty
+    def _reducible(self, req: OrderRequest, book: str) -> Decimal:
+        pos = self.book(book).position_state(req.symbol).qty
         opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
         return abs(pos) if opposite else ZERO
 
@@ -275,8 +399,8 @@ class SimVenue:
         req = order.request
         rate = self.config.maker_fee if maker else self.config.taker_fee
         fee = qty * price * rate
-        closed = min(qty, self._reducible(req))
-        realised = self.account.apply_fill(req.symbol, req.side, qty, price, fee)
+        closed = min(qty, self._reducible(req, order.book))
+        realised = self.book(order.book).apply_fill(req.symbol, req.side, qty, price, fee)
         order.add_fill(qty, price, fee, trade.ts)
         fill = Fill(
             exec_id=str(uuid.uuid5(_IDS, f"{order.exchange_id}/{trade.trade_id}")),

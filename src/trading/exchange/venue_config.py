@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 
 from cryptoarena.trading.exchange.instruments import DEFAULT_INSTRUMENTS
 from cryptoarena.trading.exchange.models import Instrument
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class Liquidity(StrEnum):
+    """How the tape's size is shared between the books (accounts) of one venue.
+
+    ``isolated`` (default): every book fills against the whole tape as if it were alone, so a
+    strategy's fills never depend on which other strategies run or in what order.
+    ``shared``: one trade's size is shared by every book's orders in time priority (the books
+    stand for one firm whose orders would meet the same liquidity: use it to ask what the
+    arena as a whole could have traded, never to rank strategies)."""
+
+    ISOLATED = "isolated"
+    SHARED = "shared"
 
 
 class VenueConfig(BaseModel):
@@ -21,3 +35,4 @@ class VenueConfig(BaseModel):
     coin: str = "USDT"
     leverage: Decimal = Field(default=Decimal("10"), gt=0, le=100)
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
+    liquidity: Liquidity = Liquidity.ISOLATED

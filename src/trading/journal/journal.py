@@ -15,24 +15,35 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.config import Settings
-from cryptoarena.trading.journal import schema, store
+from cryptoarena.trading.journal import docstore, schema, store
 from cryptoarena.trading.journal.sanitize import JournalDocumentError, clean_document
 from cryptoarena.trading.journal.spill import Op, SpillLog, decode
-from cryptoarena.trading.journal.writer import Writer, WriterConfig
+from cryptoarena.trading.journal.writer import Reader, Writer, WriterConfig
 
 logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # Journals still open at interpreter exit are drained (the writer thread is a daemon).
 _OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
+_SCALARS = frozenset({str, int, float, type(None)})
+BULK_BATCH = 5_000  # writes per transaction on the bulk (backtest) path
+BULK_QUEUE = 1_024  # queued records or record_many chunks before a bulk producer waits
+# Event kinds whose newest ts_ns bounds a run's restart checkpoint.
+CHECKPOINT_KINDS = (
+    "equity",
+    "decisions",
+    "predictions",
+    "orders",
+    "fills",
+)  # writes per transaction on the bulk (backtest) path
 
 
 @atexit.register
@@ -64,15 +75,18 @@ class Journal:
 
     def __init__(
         self,
-        writer: Writer,
+        writer: Writer | Reader,
         *,
         run_id: str,
         clock: Clock,
         config: JournalConfig,
         readonly: bool = False,
+        bulk: bool = False,
     ):
         self.run_id = run_id
         self.readonly = readonly
+        self.bulk = bulk
+        self._op = "new" if bulk else "ins"
         self._writer = writer
         self._clock = clock
         self._config = config
@@ -89,26 +103,53 @@ class Journal:
         clock: Clock | None = None,
         config: JournalConfig | None = None,
         readonly: bool = False,
+        bulk: bool = False,
     ) -> Journal:
-        """Connect (litemongo under ``settings.mongo.embedded_dir`` unless ``settings.mongo.uri``),
-        take the single-writer lock, and replay any spill left by a crash before returning.
+        """Connect (the embedded store under ``settings.mongo.embedded_dir`` unless
+        ``settings.mongo.uri``), take the single-writer lock, and replay this store's leftover
+        spill before returning.
 
         ``readonly=True`` opens a reader beside the writing process (``arena report``, a
-        dashboard in another process): no lock, no spill replay, no index creation, and every
-        write raises :class:`JournalClosedError`."""
+        dashboard or a flow in another process): the embedded file is opened read-only, and
+        there is no lock, no writer thread, no spill replay, no index creation; every write
+        raises :class:`JournalClosedError`.
+
+        ``bulk=True`` (backtests) records events as plain inserts in large batches instead of
+        per-event upserts: the same documents, still exactly once (a replayed insert whose
+        ``_id`` is already there counts as written)."""
         if not _RUN_ID.match(run_id):
             raise ValueError(f"run_id must match {_RUN_ID.pattern}, got {run_id!r}")
         config = config or JournalConfig()
         mongo = settings.mongo
-        spill_dir = config.spill_dir or mongo.spill_dir or mongo.embedded_dir / "spill"
-        spill = SpillLog(Path(spill_dir), mongo.database)
-        if not readonly:
-            spill.lock()
+        spill_dir = Path(config.spill_dir or mongo.spill_dir or mongo.embedded_dir / "spill")
+        spill = SpillLog(
+            spill_dir, store.spill_name(mongo), owner=store.identity(mongo), create=not readonly
+        )
+        connect = partial(store.connect, mongo, config.store, readonly=readonly)
+        if readonly:
+            if mongo.uri is None and (mongo.embedded_dir / mongo.database).is_dir():
+                logger.warning(
+                    "journal: %s holds a litemongo journal not copied yet; the next writer "
+                    "(arena trade or backtest) copies it",
+                    mongo.embedded_dir / mongo.database,
+                )
+            reader = Reader(connect, mongo.database, spill)
+            return cls(reader, run_id=run_id, clock=clock or LiveClock(), config=config,
+                       readonly=True)  # fmt: skip
+        spill.lock()
         try:
-            if not readonly:
-                spill.recover()
-            connect = partial(store.connect, mongo, config.store)
-            writer = Writer(connect, mongo.database, spill, config.writer, readonly=readonly)
+            spill.recover()
+            spill.warn_foreign(mongo.database)
+            store.migrate_litemongo(mongo)
+            wcfg = config.writer
+            if bulk:
+                wcfg = replace(
+                    wcfg,
+                    batch_size=max(wcfg.batch_size, BULK_BATCH),
+                    queue_size=BULK_QUEUE,
+                    block_s=max(wcfg.block_s, 30.0),
+                )
+            writer = Writer(connect, mongo.database, spill, wcfg)
             writer.start()
         except BaseException:
             spill.unlock()
@@ -119,9 +160,7 @@ class Journal:
             )
         if writer.last_error:
             logger.warning("journal: opened without its database (%s); spilling", writer.last_error)
-        return cls(
-            writer, run_id=run_id, clock=clock or LiveClock(), config=config, readonly=readonly
-        )
+        return cls(writer, run_id=run_id, clock=clock or LiveClock(), config=config, bulk=bulk)
 
     def __enter__(self) -> Self:
         return self
@@ -134,6 +173,41 @@ class Journal:
         """Enqueue one event of ``kind`` (a collection in ``schema.KINDS``); returns its id."""
         if kind not in schema.KINDS:
             raise ValueError(f"unknown journal kind {kind!r}; expected one of {schema.KINDS}")
+        clean = self._event(kind, doc)
+        given = clean.get("_id")
+        op, run_id, session = self._op, self.run_id, self._session
+
+        def build(seq: int) -> Op:
+            eid = given or f"{run_id}:{session:016x}:{seq:010d}"  # schema.event_id
+            clean["_id"] = eid  # BSON puts _id first, as MongoDB stores it
+            clean["seq"] = seq
+            return {"s": session, "n": seq, "c": kind, "op": op, "id": eid, "d": clean}
+
+        return str(self._writer.submit(build)["id"])
+
+    def record_many(self, kind: str, docs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Enqueue many events of one ``kind`` at once (a backtest's batch): the same documents
+        and ids as that many :meth:`record` calls, for one lock and one queue slot. Nothing is
+        enqueued if any document is refused. Returns their ids."""
+        if kind not in schema.KINDS:
+            raise ValueError(f"unknown journal kind {kind!r}; expected one of {schema.KINDS}")
+        cleaned = [self._event(kind, doc) for doc in docs]
+        if not cleaned:
+            return []
+        op, run_id, session = self._op, self.run_id, self._session
+
+        def build(first: int) -> list[Op]:
+            ops = []
+            for seq, clean in enumerate(cleaned, first):
+                eid = clean.get("_id") or f"{run_id}:{session:016x}:{seq:010d}"
+                clean["_id"] = eid
+                clean["seq"] = seq
+                ops.append({"s": session, "n": seq, "c": kind, "op": op, "id": eid, "d": clean})
+            return ops
+
+        return [str(o["id"]) for o in self._writer.submit_many(build, len(cleaned))]
+
+    def _event(self, kind: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         clean = self._prepare(doc)
         for name in schema.REQUIRED_FIELDS.get(kind, ()):
             if clean.get(name) in (None, ""):
@@ -141,14 +215,7 @@ class Journal:
         given = clean.get("_id")
         if given is not None and not isinstance(given, str):
             raise JournalDocumentError("an explicit _id must be a string")
-
-        def build(seq: int) -> Op:
-            eid = given or schema.event_id(self.run_id, self._session, seq)
-            clean["_id"] = eid
-            clean["seq"] = seq
-            return {"s": self._session, "n": seq, "c": kind, "op": "ins", "id": eid, "d": clean}
-
-        return str(self._writer.submit(build)["id"])
+        return clean
 
     def set_prediction_outcome(
         self, event_id: str, realised_price: float, realised_ts_ns: int
@@ -171,6 +238,12 @@ class Journal:
         if clean.setdefault("run_id", self.run_id) != self.run_id:
             raise JournalDocumentError(f"run_id {clean['run_id']!r} is not this journal's run")
         clean.setdefault("ts_ns", self._clock.now_ns())
+        for name in docstore.INDEXABLE:  # indexed fields: scalars in both stores
+            value = clean.get(name)
+            if type(value) not in _SCALARS and (
+                isinstance(value, bool) or not isinstance(value, str | int | float)
+            ):
+                raise JournalDocumentError(f"{name!r} must be a string or a number")
         return clean
 
     def _check_writable(self) -> None:
@@ -211,6 +284,11 @@ class Journal:
     @property
     def spill_path(self) -> Path:
         return self._writer.spill.spill_path
+
+    @property
+    def rejects_path(self) -> Path:
+        """Writes the database refused for good (e.g. a duplicate client order id)."""
+        return self._writer.spill.rejects_path
 
     # -- reading (for restart, tests and the dashboard) -----------------------------------
     def find(
@@ -254,6 +332,65 @@ class Journal:
         docs = self.find(schema.EQUITY_LATEST, filt, sort=[("ts_ns", 1)])
         return {doc["strategy"]: doc for doc in docs}
 
+    def checkpoint_ns(self, run_id: str) -> int:
+        """For a restart: the newest event time journaled for ``run_id`` (0 if none), read as
+        one indexed document per kind (``run_id + ts_ns``, newest first): its cost does not
+        grow with the journal's size."""
+        newest = 0
+        for kind in CHECKPOINT_KINDS:
+            docs = self.find(
+                kind, {"run_id": run_id}, sort=[("ts_ns", -1)], limit=1, projection={"ts_ns": 1}
+            )
+            if docs:
+                newest = max(newest, int(docs[0]["ts_ns"]))
+        return newest
+
+    def equity_window(
+        self,
+        run_id: str,
+        strategy: str | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        per_minute: bool = False,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Equity snapshots of ``run_id`` (one strategy, or all) with ``start_ns <= ts_ns <
+        end_ns``, oldest first (ties in recording order), fetched through the
+        ``run_id + strategy + ts_ns`` index. ``per_minute=True`` reads the ``equity_minute``
+        read model instead: the last snapshot of each minute (a day is 1,440 documents per
+        strategy, whatever the snapshot interval)."""
+        filt: dict[str, Any] = {"run_id": run_id}
+        if strategy is not None:
+            filt["strategy"] = strategy
+        window: dict[str, int] = {}
+        if start_ns is not None:
+            window["$gte"] = int(start_ns)
+        if end_ns is not None:
+            window["$lt"] = int(end_ns)
+        if window:
+            filt["ts_ns"] = window
+        kind = schema.EQUITY_MINUTE if per_minute else "equity"
+        sort = [("ts_ns", 1)] if per_minute else [("ts_ns", 1), ("seq", 1)]
+        return self.find(kind, filt, sort=sort, projection=projection)
+
+    def equity_curves(
+        self, run_id: str, *, per_minute: bool = False, fields: tuple[str, ...] = ()
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Every strategy's equity curve in ``run_id``: ``{strategy: [snapshot, ...]}``, oldest
+        first, one indexed window per strategy (the strategies come from ``equity_latest``).
+        ``fields`` limits each snapshot to those fields (plus ``ts_ns``) for speed."""
+        projection = dict.fromkeys(("ts_ns", "strategy", *fields), 1) if fields else None
+        return {
+            name: self.equity_window(run_id, name, per_minute=per_minute, projection=projection)
+            for name in sorted(self.latest_equity(run_id))
+        }
+
+    def runs(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The ``runs`` events (started, stopped, ...) of one run or of all, oldest first."""
+        filt = {"run_id": run_id} if run_id else {}
+        return self.find("runs", filt, sort=[("ts_ns", 1), ("seq", 1)])
+
     def last_books(self, run_id: str) -> dict[str, dict[str, Any]]:
         """For a restart: each strategy's last equity snapshot (its book state) in ``run_id``."""
         return self.latest_equity(run_id)
@@ -274,7 +411,7 @@ class Journal:
     def _spilled_ops(self) -> list[Op]:
         spill = self._writer.spill
         ops: list[Op] = []
-        for path in (spill.spill_path, spill.overflow_path):
+        for path in (spill.spill_path, spill.merging_path, spill.overflow_path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:

@@ -30,6 +30,19 @@ SECRET_KEY = re.compile(
 _MAX_DEPTH = 32
 _INT64 = 2**63
 _warned: set[str] = set()
+_PLAIN = frozenset({str, float, bool, bytes, type(None)})
+# Field names already checked (True: kept, False: a secret, stripped); bounded.
+_NAMES: dict[str, bool] = {}
+_NAMES_MAX = 4096
+
+
+def _check_name(name: str, path: str) -> bool:
+    if name.startswith("$") or "\x00" in name:
+        raise JournalDocumentError(f"field names may not start with '$' or hold NUL: {path!r}")
+    verdict = SECRET_KEY.search(name) is None
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = verdict
+    return verdict
 
 
 class JournalDocumentError(ValueError):
@@ -54,27 +67,34 @@ def _strip(path: str) -> None:
 def _clean(value: Any, depth: int, path: str) -> Any:
     if depth > _MAX_DEPTH:
         raise JournalDocumentError(f"document nested deeper than {_MAX_DEPTH} at {path!r}")
+    if type(value) in _PLAIN:
+        return value
     if value is None or isinstance(value, bool | str | float | bytes):
         return value
     if isinstance(value, int):
         if not -_INT64 <= value < _INT64:
             raise JournalDocumentError(f"integer out of 64-bit range at {path!r}")
         return value
-    if isinstance(value, BaseSettings):
+    if type(value) is not dict and isinstance(value, BaseSettings):
         raise JournalDocumentError(f"settings are never journaled (found at {path or 'root'!r})")
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            name = str(key)
-            sub = f"{path}.{name}" if path else name
-            if name.startswith("$") or "\x00" in name:
-                raise JournalDocumentError(
-                    f"field names may not start with '$' or hold NUL: {sub!r}"
-                )
-            if SECRET_KEY.search(name) or isinstance(item, SecretStr | SecretBytes):
-                _strip(sub)
+            name = key if type(key) is str else str(key)
+            verdict = _NAMES.get(name)
+            if verdict is None:
+                verdict = _check_name(name, f"{path}.{name}" if path else name)
+            if not verdict:
+                _strip(f"{path}.{name}" if path else name)
                 continue
-            out[name] = _clean(item, depth + 1, sub)
+            kind = type(item)
+            # Plain values (most fields of most events) are kept as they are.
+            if kind in _PLAIN or (kind is int and -_INT64 <= item < _INT64):
+                out[name] = item
+            elif isinstance(item, SecretStr | SecretBytes):
+                _strip(f"{path}.{name}" if path else name)
+            else:
+                out[name] = _clean(item, depth + 1, f"{path}.{name}" if path else name)
         return out
     if isinstance(value, SecretStr | SecretBytes):
         _strip(path)

@@ -24,8 +24,12 @@ KINDS: Final = (
 # Read models, kept up to date by the journal so live views never aggregate the whole journal.
 SUMMARIES: Final = "summaries"  # one document per strategy (``_id`` = strategy), upserted
 EQUITY_LATEST: Final = "equity_latest"  # the latest equity snapshot per (run, strategy)
+# The last equity snapshot of each minute per (run, strategy): a day is 1,440 documents per
+# strategy, so a report reads the curve without touching the raw snapshots.
+EQUITY_MINUTE: Final = "equity_minute"
+MINUTE_NS: Final = 60_000_000_000
 
-COLLECTIONS: Final = (*KINDS, SUMMARIES, EQUITY_LATEST)
+COLLECTIONS: Final = (*KINDS, SUMMARIES, EQUITY_LATEST, EQUITY_MINUTE)
 
 # Kinds that must name their strategy (read models are keyed by it).
 REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
@@ -40,11 +44,16 @@ IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
 
 _RUN_TS: Final[IndexSpec] = ([("run_id", 1), ("ts_ns", 1)], {})
 _STRATEGY_TS: Final[IndexSpec] = ([("strategy", 1), ("ts_ns", 1)], {})
+# One strategy's window inside one run, in recording order (equity curves).
+_RUN_STRATEGY_TS: Final[IndexSpec] = (
+    [("run_id", 1), ("strategy", 1), ("ts_ns", 1), ("seq", 1)],
+    {},
+)
 
 # The dashboard's and the restart readers' queries: a time window per run or per strategy first
 # (litemongo aggregates in Python, so every query must start from an indexed window).
 INDEXES: Final[dict[str, list[IndexSpec]]] = {
-    "runs": [([("ts_ns", 1)], {})],
+    "runs": [([("ts_ns", 1)], {}), _RUN_TS],
     "predictions": [_RUN_TS, ([("model_version", 1), ("ts_ns", 1)], {}), ([("ts_ns", 1)], {})],
     "decisions": [_RUN_TS, _STRATEGY_TS],
     "orders": [
@@ -58,10 +67,11 @@ INDEXES: Final[dict[str, list[IndexSpec]]] = {
     ],
     "order_updates": [_RUN_TS, ([("client_id", 1), ("ts_ns", 1)], {})],
     "fills": [_RUN_TS, _STRATEGY_TS],
-    "equity": [_RUN_TS, _STRATEGY_TS],
+    "equity": [_RUN_TS, _STRATEGY_TS, _RUN_STRATEGY_TS],
     "risk_events": [_RUN_TS, _STRATEGY_TS],
     "model_events": [_RUN_TS],
     EQUITY_LATEST: [([("run_id", 1)], {})],
+    EQUITY_MINUTE: [([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})],
 }
 
 
@@ -72,3 +82,7 @@ def event_id(run_id: str, session: int, seq: int) -> str:
 
 def equity_latest_id(run_id: str, strategy: str) -> str:
     return f"{run_id}/{strategy}"
+
+
+def equity_minute_id(run_id: str, strategy: str, minute_ns: int) -> str:
+    return f"{run_id}/{strategy}/{minute_ns:020d}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from typing import Any
 
 from cryptoarena.trading.journal import store
 from cryptoarena.trading.journal.spill import Op, SpillLog
+from pymongo.errors import ConnectionFailure as PyMongoConnectionFailure
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ class WriterConfig:
     flush_interval_s: float = 0.05
     retry_initial_s: float = 0.25
     retry_max_s: float = 5.0
+    # A full queue: wait this long for room before spilling (0: never wait, the live default;
+    # the bulk path waits, bounding a backtest's memory instead of spilling to disk).
+    block_s: float = 0.0
 
 
 class Writer(threading.Thread):
@@ -41,11 +46,8 @@ class Writer(threading.Thread):
         database: str,
         spill: SpillLog,
         config: WriterConfig,
-        *,
-        readonly: bool = False,
     ) -> None:
         super().__init__(name="journal-writer", daemon=True)
-        self.readonly = readonly  # a reader beside the writing process: never writes
         self._connect_fn = connect
         self._database = database
         self.spill = spill
@@ -76,7 +78,10 @@ class Writer(threading.Thread):
             op = build(self.seq)
             if not self._overflow:
                 try:
-                    self._queue.put_nowait(op)
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(op, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(op)
                     return op
                 except queue.Full:
                     self._overflow = True
@@ -84,6 +89,28 @@ class Writer(threading.Thread):
             self.spill.append_overflow(op)
             self._overflow_last = op["n"]
             return op
+
+    def submit_many(self, build: Callable[[int], list[Op]], count: int) -> list[Op]:
+        """Like :meth:`submit` for ``count`` ops at once (seqs ``first..first+count-1``): one
+        lock and one queue item for the whole chunk."""
+        with self.lock:
+            first = self.seq + 1
+            self.seq += count
+            ops = build(first)
+            if not self._overflow:
+                try:
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(ops, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(ops)
+                    return ops
+                except queue.Full:
+                    self._overflow = True
+                    logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
+            for op in ops:
+                self.spill.append_overflow(op)
+            self._overflow_last = ops[-1]["n"] if ops else self._overflow_last
+            return ops
 
     def call(self, fn: Callable[[Any], Any], timeout_s: float) -> Any:
         fut: Future[Any] = Future()
@@ -141,14 +168,14 @@ class Writer(threading.Thread):
             first = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
         except queue.Empty:
             return []
-        batch = [] if first is _WAKE else [first]
+        batch: list[Op] = []
+        _add(batch, first)
         while len(batch) < self.cfg.batch_size:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _WAKE:
-                batch.append(item)
+            _add(batch, item)
         return batch
 
     def _write(self, batch: list[Op]) -> None:
@@ -178,15 +205,18 @@ class Writer(threading.Thread):
         with self.lock:
             if not self._queue.empty():
                 return  # older ops still queued: they go first
-            moved = self.spill.merge_overflow()
+            # Only the cheap part under the lock (callers wait for it): close and rename.
+            self.spill.detach_overflow()
             self._overflow = False
             last = self._overflow_last
+        # Newer records queue meanwhile; this thread writes them only after the merge.
+        moved = self.spill.merge_detached()
         logger.info("journal: merged %d overflowed events behind the spill", moved)
         self._advance(durable=last)
 
     def _replay(self) -> None:
         """Replay the spill into the database, oldest first, if it is time to try."""
-        if self.readonly or not self.spill.pending() or time.monotonic() < self._retry_at:
+        if not self.spill.pending() or time.monotonic() < self._retry_at:
             return
         if not self._ensure_db():
             return
@@ -228,8 +258,7 @@ class Writer(threading.Thread):
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch
-            if item is not _WAKE:
-                batch.append(item)
+            _add(batch, item)
 
     def _run_calls(self) -> None:
         while self._calls:
@@ -259,8 +288,7 @@ class Writer(threading.Thread):
         try:
             self._client = self._connect_fn()
             db = self._client[self._database]
-            if not self.readonly:
-                store.ensure_indexes(db)
+            store.ensure_indexes(db)
             self._db = db
             self.healthy = True
         except Exception as exc:
@@ -292,3 +320,58 @@ class Writer(threading.Thread):
                 client.close()
             except Exception as exc:
                 logger.debug("journal: closing the client failed: %s", exc)
+
+
+def _add(batch: list[Op], item: Any) -> None:
+    """Queue items are one op, a chunk of ops (``submit_many``) or the wake-up marker."""
+    if type(item) is list:
+        batch.extend(item)
+    elif item is not _WAKE:
+        batch.append(item)
+
+
+class Reader:
+    """A read-only journal's database side: no thread, no queue, no spill replay. Reads run in
+    the caller's thread, one at a time (the embedded store opens its file read-only)."""
+
+    seq = 0
+    healthy = True
+    last_error: str | None = None
+
+    def __init__(self, connect: Callable[[], Any], database: str, spill: SpillLog) -> None:
+        self._connect_fn = connect
+        self._database = database
+        self.spill = spill
+        self._client: Any = None
+        self._db: Any = None
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[[Any], Any], timeout_s: float) -> Any:
+        with self._lock:
+            try:
+                if self._db is None:
+                    self._client = self._connect_fn()
+                    self._db = self._client[self._database]
+                return fn(self._db)
+            except (PyMongoConnectionFailure, sqlite3.OperationalError) as exc:
+                self.close()
+                raise ConnectionError(f"journal database unavailable: {exc}") from exc
+
+    def submit(self, build: Callable[[int], Op]) -> Op:
+        raise RuntimeError("a read-only journal never writes")
+
+    def submit_many(self, build: Callable[[int], list[Op]], count: int) -> list[Op]:
+        raise RuntimeError("a read-only journal never writes")
+
+    def wait_for(self, attr: str, target: int, timeout_s: float) -> bool:
+        return True
+
+    def stop(self, timeout_s: float) -> None:
+        with self._lock:
+            self.close()
+
+    def close(self) -> None:
+        client, self._client, self._db = self._client, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -1,13 +1,16 @@
 """The RiskManager: every order intent passes here; vetoes and halts are emitted with reasons.
 
-Halts (daily loss, drawdown, a strategy that raised, the kill switch) stop new risk; orders
-that only reduce a position are still allowed so a halted book can be flattened. The same veto
-repeated every bar is emitted once per minute (all are counted) so the journal is not flooded.
+Halts (daily loss, drawdown, a strategy that raised, the kill switch) stop new risk. Orders
+that only reduce a position (flatten, kill switch, halt exits, stops, the close half of a flip)
+are exits: they pass every limit that guards NEW risk (notional, order rate, stale data, price
+band), or a large position could never be closed. Vetoes are emitted once per distinct veto
+state (the reason with its numbers masked), all are counted, so the journal is not flooded.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +25,13 @@ MINUTE_NS = 60 * NS_PER_S
 DAY_NS = 86_400 * NS_PER_S
 
 Emit = Callable[[dict[str, Any]], None]
+
+_NUMBERS = re.compile(r"[-+]?\d[\d.,]*")
+
+
+def veto_state(reason: str) -> str:
+    """What a veto says without its numbers: the same state on every bar has one key."""
+    return _NUMBERS.sub("#", reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,8 @@ class RiskManager:
         self.capitals = dict(capitals)
         self._emit = emit
         self.halted: dict[str, str] = {}
+        self.halted_at: dict[str, int] = {}  # when each halt happened (ns, the clock's time)
+        self.global_halt_at: int | None = None
         self.global_halt: str | None = None
         self.killed: str | None = None
         self.vetoes: dict[str, int] = dict.fromkeys(capitals, 0)
@@ -58,7 +70,7 @@ class RiskManager:
         self._sent_all: deque[int] = deque()
         self._peak: dict[str, float] = dict(capitals)
         self._day: dict[str, tuple[int, float]] = {}
-        self._last_veto: dict[str, tuple[str, int]] = {}
+        self._last_veto: dict[str, str] = {}
 
     # -- orders ---------------------------------------------------------------------------
     def check(
@@ -74,6 +86,8 @@ class RiskManager:
         reason = self._reason(intent, now_ns, last_trade_price, last_trade_ns, gross_notional_after)
         if reason is not None:
             self._veto(intent, reason, now_ns)
+        else:
+            self._last_veto.pop(intent.strategy, None)  # the veto state ended
         return reason
 
     def _reason(
@@ -89,6 +103,10 @@ class RiskManager:
         name = intent.strategy
         if intent.qty <= 0 or intent.price <= 0:
             return f"bad order: qty {intent.qty} price {intent.price}"
+        if intent.reduces:
+            # An exit: closing risk is never blocked (sizes above the venue's maximum are
+            # split by the router; it is sent reduce-only, so it can never open a position).
+            return None
         if self.killed is not None and not intent.reduces:
             return f"kill switch: {self.killed}"
         if self.global_halt is not None and not intent.reduces:
@@ -103,19 +121,18 @@ class RiskManager:
         band = abs(intent.price / last_price - 1.0) * 1e4
         if band > g.price_band_bps:
             return f"price {intent.price:.2f} is {band:.0f} bps from the reference {last_price:.2f} > {g.price_band_bps} bps"
-        if intent.uses_forecast and not intent.reduces:
+        if intent.uses_forecast:
             if intent.forecast_age_s is None:
                 return "no forecast"
             if intent.forecast_age_s > g.max_forecast_age_s:
                 return f"stale forecast: {intent.forecast_age_s:.1f} s > {g.max_forecast_age_s} s"
         if intent.notional > lim.max_order_notional:
             return f"order notional {intent.notional:,.0f} > {lim.max_order_notional:,.0f}"
-        if not intent.reduces:
-            pos_notional = abs(intent.position_after) * intent.price
-            if pos_notional > lim.max_position_notional * (1 + 1e-9):
-                return f"position notional {pos_notional:,.0f} > {lim.max_position_notional:,.0f}"
-            if gross_after > g.max_gross_notional:
-                return f"gross notional {gross_after:,.0f} > {g.max_gross_notional:,.0f}"
+        pos_notional = abs(intent.position_after) * intent.price
+        if pos_notional > lim.max_position_notional * (1 + 1e-9):
+            return f"position notional {pos_notional:,.0f} > {lim.max_position_notional:,.0f}"
+        if gross_after > g.max_gross_notional:
+            return f"gross notional {gross_after:,.0f} > {g.max_gross_notional:,.0f}"
         sent = self._sent.setdefault(name, deque())
         _trim(sent, now_ns)
         if len(sent) >= lim.max_orders_per_minute:
@@ -133,12 +150,12 @@ class RiskManager:
 
     def _veto(self, intent: OrderIntent, reason: str, now_ns: int) -> None:
         self.vetoes[intent.strategy] = self.vetoes.get(intent.strategy, 0) + 1
-        # Repeated reasons (same words before any number) are emitted once a minute.
-        key = reason.split(":")[0]
-        last = self._last_veto.get(intent.strategy)
-        if last is not None and last[0] == key and now_ns - last[1] < MINUTE_NS:
+        # One event per distinct veto state: the same reason (numbers masked) on every bar is
+        # the same state; it ends when an order of the strategy passes.
+        key = veto_state(reason)
+        if self._last_veto.get(intent.strategy) == key:
             return
-        self._last_veto[intent.strategy] = (key, now_ns)
+        self._last_veto[intent.strategy] = key
         self._emit(
             {
                 "type": "veto",
@@ -157,24 +174,63 @@ class RiskManager:
         if strategy in self.halted:
             return
         self.halted[strategy] = reason
+        self.halted_at[strategy] = now_ns
         logger.warning("strategy %s halted: %s", strategy, reason)
         self._emit({"type": "halt", "strategy": strategy, "reason": reason, "ts_ns": now_ns})
 
     def halt_all(self, reason: str, now_ns: int) -> None:
         if self.global_halt is None:
             self.global_halt = reason
+            self.global_halt_at = now_ns
             logger.warning("global halt: %s", reason)
             self._emit({"type": "global_halt", "strategy": None, "reason": reason, "ts_ns": now_ns})
 
-    def kill(self, reason: str, now_ns: int) -> None:
+    def kill(
+        self, reason: str, now_ns: int, *, by: str = "?", verified: bool | None = None
+    ) -> None:
+        """Engage (journaled with who engaged it and whether its signature verified)."""
         if self.killed is None:
             self.killed = reason
-            self._emit({"type": "kill", "strategy": None, "reason": reason, "ts_ns": now_ns})
+            self._emit(
+                {
+                    "type": "kill",
+                    "strategy": None,
+                    "reason": reason,
+                    "ts_ns": now_ns,
+                    "by": by,
+                    "verified": verified,
+                }
+            )
 
-    def unkill(self, now_ns: int) -> None:
+    def unkill(
+        self, now_ns: int, *, by: str = "?", verified: bool | None = None, reason: str = ""
+    ) -> None:
         if self.killed is not None:
             self.killed = None
-            self._emit({"type": "kill_released", "strategy": None, "reason": "", "ts_ns": now_ns})
+            self._emit(
+                {
+                    "type": "kill_released",
+                    "strategy": None,
+                    "reason": reason,
+                    "ts_ns": now_ns,
+                    "by": by,
+                    "verified": verified,
+                }
+            )
+
+    def release_refused(self, reason: str, now_ns: int, *, by: str = "?") -> None:
+        """A release the worker could not verify: ignored (still killed), and journaled."""
+        logger.warning("kill switch release refused (%s): %s", by, reason)
+        self._emit(
+            {
+                "type": "kill_release_refused",
+                "strategy": None,
+                "reason": reason,
+                "ts_ns": now_ns,
+                "by": by,
+                "verified": False,
+            }
+        )
 
     def on_equity(self, strategy: str, equity: float, now_ns: int) -> None:
         """Daily-loss and drawdown halts for one book (called on each equity snapshot)."""
@@ -217,7 +273,9 @@ class RiskManager:
     def state(self) -> dict[str, Any]:
         return {
             "halted": dict(self.halted),
+            "halted_at": dict(self.halted_at),
             "global_halt": self.global_halt,
+            "global_halt_at": self.global_halt_at,
             "killed": self.killed,
             "vetoes": dict(self.vetoes),
         }

@@ -13,6 +13,8 @@ from cryptoarena.serving.app import create_app
 from cryptoarena.serving.client import bars_payload
 from fastapi.testclient import TestClient
 
+from tests.floats import assert_float32_close, assert_prices_close
+
 TOKEN = "s3cret-admin"
 
 
@@ -42,9 +44,8 @@ def test_forecast_equals_the_in_process_model_on_real_bars(
         assert r.status_code == 200, r.text
         got = r.json()
         expected = champion.predict([window])[0]
-        np.testing.assert_allclose(got["log_returns"], expected, rtol=1e-9, atol=1e-15)
-        base = float(window["close"].iloc[-1])
-        np.testing.assert_allclose(got["prices"], base * np.exp(expected), rtol=1e-12)
+        assert_float32_close(got["log_returns"], expected)
+        assert_prices_close(got["prices"], float(window["close"].iloc[-1]), expected)
         assert got["bar_ts_ns"] == int(window["ts"].iloc[-1])
         assert got["horizons_s"] == list(range(1, 16))
         assert (got["model_name"], got["model_version"]) == ("btcusdt-15s", "1")
@@ -57,7 +58,7 @@ def test_longer_history_uses_only_the_last_bars(
     short = recent_bars.iloc[-champion.info.min_bars :]
     a = client.post("/v1/forecast", json=body(recent_bars)).json()["log_returns"]
     b = client.post("/v1/forecast", json=body(short)).json()["log_returns"]
-    assert a == b
+    assert_float32_close(a, b)
 
 
 def test_batch_equals_single_forecasts(
@@ -68,7 +69,7 @@ def test_batch_equals_single_forecasts(
     r = client.post("/v1/forecast/batch", json={"items": [body(w) for w in wins]})
     assert r.status_code == 200, r.text
     got = np.array([f["log_returns"] for f in r.json()["forecasts"]])
-    np.testing.assert_allclose(got, champion.predict(wins), rtol=1e-6, atol=1e-12)
+    assert_float32_close(got, champion.predict(wins))
     assert [f["bar_ts_ns"] for f in r.json()["forecasts"]] == [int(w["ts"].iloc[-1]) for w in wins]
 
 
@@ -79,6 +80,8 @@ def test_model_info_ready_health(client: TestClient, champion: Any) -> None:
     assert info["min_bars"] == champion.info.min_bars and info["horizon"] == 15
     assert info["metrics"] == pytest.approx(champion.info.metrics)
     assert info["loaded_at"]
+    # train_tiny(promote=True) forces the alias: /v1/model says so, with the gate's verdict.
+    assert info["promotion"] == "forced" and info["gate"].startswith(("promoted", "refused"))
     assert client.get("/ready").json() == {"ready": True, "model_version": "1", "reason": None}
     assert client.get("/health").json() == {"status": "ok"}
 
@@ -194,7 +197,7 @@ async def test_micro_batches_match_single_calls_and_isolate_a_bad_window(
         runner.close()
     assert isinstance(results[6], FeatureError)
     good = [r[0].log_returns for r in results if not isinstance(r, BaseException)]
-    np.testing.assert_allclose(np.array(good), champion.predict(wins), rtol=1e-6, atol=1e-12)
+    assert_float32_close(np.array(good), champion.predict(wins))
     assert max(sizes) > 1  # requests that queued while the model was busy ran together
 
 
@@ -220,9 +223,9 @@ def test_quantile_model_serves_its_quantile_paths(
         assert c.get("/v1/model").json()["quantiles"] == [0.1, 0.9]
     expected = served.predict_quantiles([window])[0]
     assert set(got["quantiles"]) == {"0.1", "0.9"}
-    np.testing.assert_allclose(got["quantiles"]["0.1"], expected[0], rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose(got["quantiles"]["0.9"], expected[1], rtol=1e-9, atol=1e-15)
-    np.testing.assert_allclose(got["log_returns"], served.predict([window])[0], rtol=1e-9)
+    assert_float32_close(got["quantiles"]["0.1"], expected[0])
+    assert_float32_close(got["quantiles"]["0.9"], expected[1])
+    assert_float32_close(got["log_returns"], served.predict([window])[0])
 
 
 def test_a_champion_that_fails_to_load_leaves_the_old_one_serving(

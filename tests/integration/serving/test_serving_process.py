@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 from cryptoarena.clock import SimClock
@@ -20,6 +19,8 @@ from cryptoarena.data.records import NS_PER_S
 from cryptoarena.model.registry import load_forecaster, set_alias
 from cryptoarena.serving.client import ForecastClient, ForecastUnavailable, bars_payload
 from cryptoarena.serving.testing import run_server_process
+
+from tests.floats import assert_float32_close, assert_prices_close
 
 pytestmark = pytest.mark.slow
 
@@ -54,14 +55,13 @@ async def test_forecasts_over_http_equal_the_in_process_model(
             "/v1/forecast", json={"symbol": "BTCUSDT", "bars": bars_payload(window)}
         )
     assert r.status_code == 200, r.text
-    np.testing.assert_allclose(r.json()["log_returns"], expected, rtol=1e-9, atol=1e-15)
+    assert_float32_close(r.json()["log_returns"], expected)
 
     async with ForecastClient(server, clock=clock_at(window)) as client:
         assert await client.health()
         forecast = await client.forecast("BTCUSDT", window)
-    np.testing.assert_allclose(forecast.log_returns, expected, rtol=1e-9, atol=1e-15)
-    base = float(window["close"].iloc[-1])
-    np.testing.assert_allclose(forecast.prices, base * np.exp(expected), rtol=1e-12)
+    assert_float32_close(forecast.log_returns, expected)
+    assert_prices_close(forecast.prices, float(window["close"].iloc[-1]), expected)
     assert forecast.bar_ts_ns == int(window["ts"].iloc[-1])
     assert (forecast.model_name, forecast.model_version) == (registry.name, "1")
 

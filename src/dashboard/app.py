@@ -1,0 +1,105 @@
+"""The dashboard app: ``create_app(settings)`` opens the journal read-only (beside a worker that
+owns it), starts the live stream, and serves the API under /api and the built UI at /."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from cryptoarena.config import Settings
+from cryptoarena.dashboard.live import LiveHub
+from cryptoarena.dashboard.reader import DashboardReader
+from cryptoarena.dashboard.registry_view import RegistryView
+from cryptoarena.dashboard.routes import router
+from cryptoarena.trading.risk.killswitch import kill_switch
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Everything comes from this server: no CDN, no inline script (Chart.js sets inline styles).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def open_reader(settings: Settings) -> tuple[DashboardReader, Any]:
+    """A read-only journal: no writer lock, no spill replay (the worker owns those)."""
+    from cryptoarena.trading.journal import Journal
+
+    journal = Journal.open(settings, run_id="dashboard", readonly=True)
+    return DashboardReader(journal, embedded=settings.mongo.uri is None), journal
+
+
+def create_app(
+    settings: Settings, *, reader: DashboardReader | None = None, static_dir: Path | None = None
+) -> FastAPI:
+    static = static_dir or STATIC_DIR
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        journal = None
+        if reader is None:
+            app.state.reader, journal = open_reader(settings)
+        else:
+            app.state.reader = reader
+        app.state.hub = LiveHub(app.state.reader, settings.dashboard.poll_interval_s)
+        app.state.registry.get()  # starts the first (slow) registry read in the background
+        await app.state.hub.start()
+        try:
+            yield
+        finally:
+            await app.state.hub.stop()
+            if journal is not None:
+                journal.close()
+
+    app = FastAPI(
+        title="cryptoarena dashboard",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.kill = kill_switch(settings)
+    app.state.registry = RegistryView(settings)
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    index = static / "index.html"
+    if (static / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=static / "assets"), name="assets")
+
+    @app.get("/", include_in_schema=False, response_model=None)
+    def home() -> Response:
+        if not index.is_file():
+            return PlainTextResponse(
+                "the web UI is not built: run `make web` (npm ci + vite build into "
+                "src/dashboard/static); the API is under /api/docs",
+                status_code=503,
+            )
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    for name in ("favicon.svg",):
+        if (static / name).is_file():
+            app.add_api_route(
+                f"/{name}",
+                lambda p=static / name: FileResponse(p),
+                include_in_schema=False,
+                response_model=None,
+            )
+    return app

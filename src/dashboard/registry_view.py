@@ -1,0 +1,110 @@
+"""Model versions (with the promotion gate's reason and metrics) and the latest drift check,
+read from the MLflow registry. MLflow is slow to import and may be away: the view is built in
+a worker thread, cached for ``TTL_S``, and says why when it cannot be read."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from cryptoarena.config import Settings
+from cryptoarena.dashboard import schemas as s
+
+logger = logging.getLogger(__name__)
+
+TTL_S = 30.0
+
+
+class RegistryView:
+    def __init__(self, settings: Settings) -> None:
+        self._uri = settings.mlflow.tracking_uri
+        self._experiment = settings.mlflow.experiment
+        self.name = settings.serving.model_name
+        self._lock = threading.Lock()
+        self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
+        self._value = (0.0, ([], None, None))
+        self._refreshing = False
+        self.read_once = False  # False until the first read finished (the page says "reading")
+
+    def get(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]:
+        """The cached view; starts a refresh in the background when it is older than TTL_S."""
+        with self._lock:
+            at, value = self._value
+            stale = time.monotonic() - at > TTL_S
+            if stale and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(
+                    target=self._refresh, name="dashboard-registry", daemon=True
+                ).start()
+        return value
+
+    def refresh_now(self) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            value: tuple[list[s.ModelVersion], s.DriftStatus | None, str | None] = (
+                *self._read(),
+                None,
+            )
+        except Exception as exc:  # the registry is optional for the dashboard
+            logger.warning("dashboard: MLflow registry unreadable: %s", exc)
+            value = ([], None, f"{type(exc).__name__}: {exc}"[:300])
+        with self._lock:
+            self._value = (time.monotonic(), value)
+            self._refreshing = False
+            self.read_once = True
+
+    def _read(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None]:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
+        versions: list[s.ModelVersion] = []
+        for mv in client.search_model_versions(f"name='{self.name}'"):
+            metrics: dict[str, float] = {}
+            if mv.run_id:
+                try:
+                    metrics = dict(client.get_run(mv.run_id).data.metrics)
+                except Exception:
+                    metrics = {}
+            tags: dict[str, Any] = dict(mv.tags or {})
+            versions.append(
+                s.ModelVersion(
+                    version=str(mv.version),
+                    aliases=list(getattr(mv, "aliases", []) or []),
+                    created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
+                    gate=tags.get("gate"),
+                    promotion=tags.get("promotion"),
+                    metrics={k: float(v) for k, v in metrics.items()},
+                    run_id=mv.run_id,
+                )
+            )
+        versions.sort(key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)
+        return versions, self._drift(client)
+
+    def _drift(self, client: Any) -> s.DriftStatus | None:
+        exp = client.get_experiment_by_name(self._experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.kind = 'drift'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return None
+        run = runs[0]
+        tags = run.data.tags
+        retrain = tags.get("drift.should_retrain")
+        return s.DriftStatus(
+            checked_ms=run.info.start_time,
+            model_version=tags.get("model.version"),
+            should_retrain=None if retrain is None else retrain == "True",
+            reasons=tags.get("drift.reasons"),
+            run_id=run.info.run_id,
+            # The MLflow UI's address for this run, when the UI serves this tracking store.
+            run_url=f"#/experiments/{exp.experiment_id}/runs/{run.info.run_id}",
+        )

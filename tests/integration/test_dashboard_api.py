@@ -1,0 +1,158 @@
+"""The dashboard API on a journal made by a real short backtest: numbers equal `arena report`'s,
+pagination, the live stream, Markdown pages read at request time, and the kill switch's token."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptoarena.config import Settings
+from cryptoarena.dashboard.app import create_app
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.report import build_report
+from cryptoarena.trading.risk.killswitch import KillSwitch
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from tests.integration.dashboard_kit import RUN_ID, backtest_journal
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    tmp = tmp_path_factory.mktemp("dash")
+    settings = backtest_journal(tmp)
+    site = tmp / "site"
+    site.mkdir()
+    (site / "about.md").write_text("# About the arena\n\nAI vs classical, after fees.\n")
+    return settings
+
+
+def _client(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings))
+
+
+def test_leaderboard_and_equity_match_the_report(made: Settings) -> None:
+    with Journal.open(made, run_id="check", readonly=True) as journal:
+        report = build_report(journal, RUN_ID, forecasts=False)
+    rows = report.strategies
+    with _client(made) as client:
+        board = client.get("/api/leaderboard").json()
+        assert board["run_id"] == RUN_ID
+        assert [r["strategy"] for r in board["rows"]] == [r.name for r in rows]
+        for got, want in zip(board["rows"], rows, strict=True):
+            assert got["pnl"] == pytest.approx(want.pnl, rel=1e-12, abs=1e-9)
+            assert got["fills"] == want.fills
+            assert got["max_drawdown_pct"] == pytest.approx(want.max_drawdown * 100)
+        assert any(r["is_ai"] for r in board["rows"])
+        # The same sentence and headline interval as `arena report`.
+        assert board["sentence"] == report.verdict.sentence
+        if report.verdict.ci is not None:
+            assert board["comparison"]["ci_low_bps"] == pytest.approx(report.verdict.ci[0])
+            assert board["comparison"]["ci_high_bps"] == pytest.approx(report.verdict.ci[1])
+        assert {i["rival"] for i in board["intervals"]} == {
+            c.versus for c in report.verdict.comparisons
+        }
+
+        curves = client.get("/api/equity", params={"points": 40}).json()
+        assert {c["strategy"] for c in curves["series"]} == {r.name for r in rows}
+        for c in curves["series"]:
+            assert 0 < len(c["points"]) <= 40
+            ts = [p["t"] for p in c["points"]]
+            assert ts == sorted(ts)
+        # The last point of each curve is the strategy's final equity.
+        final = {r.name: r.equity for r in rows}
+        full = client.get("/api/equity", params={"points": 2000}).json()
+        for c in full["series"]:
+            assert c["points"][-1]["y"] == pytest.approx(final[c["strategy"]])
+
+
+def test_lists_page_and_views_answer(made: Settings) -> None:
+    with _client(made) as client:
+        runs = client.get("/api/runs").json()
+        assert runs["total"] == 1 and runs["items"][0]["ended_by"]
+        assert runs["items"][0]["running"] is False
+        everything = client.get("/api/fills", params={"limit": 500}).json()
+        assert everything["total"] == len(everything["items"]) > 3
+        page = client.get("/api/fills", params={"limit": 2, "offset": 1}).json()
+        assert [f["id"] for f in page["items"]] == [f["id"] for f in everything["items"][1:3]]
+        assert client.get("/api/fills", params={"limit": 0}).status_code == 422
+        detail = client.get("/api/strategies/buy_hold").json()
+        assert detail["candles"] and detail["fills"] and detail["row"]["strategy"] == "buy_hold"
+        assert client.get("/api/strategies/nope").status_code == 404
+        fc = client.get("/api/forecasts").json()
+        assert fc["predictions"] and len(fc["predictions"][-1]["path"]) == 15
+        assert fc["accuracy"]["resolved"] > 0
+        status = client.get("/api/status").json()
+        assert {b["state"] for b in status["bots"]} == {"stopped"}
+        assert client.get("/api/risk").json()["limits"]["strategy"]["max_drawdown"] > 0
+        assert client.get("/api/runs", params={"run_id": "../x"}).status_code == 200
+        assert client.get("/api/leaderboard", params={"run_id": "../x"}).status_code == 422
+        assert client.get("/api/leaderboard", params={"run_id": "nope"}).status_code == 404
+
+
+def test_pages_are_read_at_request_time(made: Settings) -> None:
+    site = Path(made.dashboard.site_dir)
+    with _client(made) as client:
+        assert [p["name"] for p in client.get("/api/pages").json()] == ["about"]
+        (site / "updates.md").write_text("# Updates\n\n<script>alert(1)</script>\n")
+        assert [p["title"] for p in client.get("/api/pages").json()] == [
+            "About the arena",
+            "Updates",
+        ]
+        body = client.get("/api/pages/updates").json()["html"]
+        assert "<script>" not in body and "&lt;script&gt;" in body
+        assert client.get("/api/pages/..%2Fsecret").status_code == 404
+    (site / "updates.md").unlink()
+
+
+def test_kill_switch_needs_the_token(made: Settings) -> None:
+    with _client(made) as client:
+        refused = client.post("/api/kill", json={"action": "engage"})
+        assert refused.status_code == 403 and "no kill token" in refused.json()["detail"]
+    armed = made.model_copy(
+        update={"trading": made.trading.model_copy(update={"kill_token": SecretStr("s3cret")})}
+    )
+    with _client(armed) as client:
+        assert client.post("/api/kill", json={"action": "engage", "token": "x"}).status_code == 403
+        assert not Path(made.trading.kill_file).exists()
+        ok = client.post("/api/kill", json={"action": "engage", "token": "s3cret"})
+        assert ok.status_code == 200 and ok.json()["engaged"] is True
+        assert {b["state"] for b in client.get("/api/status").json()["bots"]} == {"killed"}
+        assert client.post("/api/kill", json={"action": "release"}).status_code == 403
+        released = client.post("/api/kill", json={"action": "release", "token": "s3cret"})
+        assert released.json()["engaged"] is False
+    # A release is a record signed with the token (the workers verify it), not a deleted file.
+    switch = KillSwitch(Path(made.trading.kill_file), SecretStr("s3cret"))
+    doc = switch.read()
+    assert doc is not None and doc["engaged"] is False and switch.verified(doc)
+
+
+def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
+    received: list[dict[str, object]] = []
+    with _client(made) as client:
+        last = client.get("/api/fills", params={"limit": 1}).json()["items"][0]
+
+        def write_fill() -> None:
+            time.sleep(0.5)
+            with Journal.open(made, run_id=RUN_ID) as journal:
+                journal.record("fills", {"strategy": "sma_cross", "side": "Sell",
+                                         "price": "9999.5", "qty": "0.001", "fee": "0.01",
+                                         "realised": "0", "ts_ns": last["ts_ns"] + 10**9})  # fmt: skip
+
+        threading.Thread(target=write_fill).start()
+        with client.stream("GET", "/api/stream") as response:
+            event = None
+            deadline = time.monotonic() + 20
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "fill":
+                    received.append(json.loads(line[6:]))
+                    break
+                assert time.monotonic() < deadline, "no fill event within 20 s"
+    assert received[0]["price"] == 9999.5 and received[0]["strategy"] == "sma_cross"

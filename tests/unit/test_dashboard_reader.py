@@ -1,0 +1,35 @@
+"""The dashboard's chart preparation on the server: min-max downsampling keeps extremes, OHLC
+buckets leave gaps as gaps, the hit-rate interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cryptoarena.dashboard.reader import candles, downsample_minmax, wilson
+
+
+def test_downsampling_keeps_the_trough_and_the_peak() -> None:
+    ts = np.arange(10_000, dtype=np.int64)
+    ys = np.sin(ts / 500.0) * 100 + 10_000
+    ys[7_321] = 9_000.0  # a one-point drawdown
+    ys[1_234] = 11_000.0
+    out = downsample_minmax(ts, ys, 200)
+    assert len(out) <= 200
+    assert (7_321, 9_000.0) in out and (1_234, 11_000.0) in out
+    assert [t for t, _ in out] == sorted(t for t, _ in out)
+    short = downsample_minmax(ts[:50], ys[:50], 200)
+    assert len(short) == 50
+
+
+def test_candles_bucket_ohlc_and_skip_empty_buckets() -> None:
+    ts = np.array([0, 1, 2, 3, 9, 10], dtype=np.int64)
+    price = np.array([5.0, 7.0, 4.0, 6.0, 8.0, 9.0])
+    out = candles(ts, price, 3)  # width 4 ms: [0..3], (empty), [8..11]
+    assert [(c.t, c.o, c.h, c.l, c.c) for c in out] == [(0, 5, 7, 4, 6), (8, 8, 9, 8, 9)]
+    assert candles(np.array([], dtype=np.int64), np.array([]), 10) == []
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(60, 100)
+    assert lo == pytest.approx(0.502, abs=1e-3) and hi == pytest.approx(0.691, abs=1e-3)
+    assert np.isnan(wilson(0, 0)[0])

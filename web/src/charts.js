@@ -1,0 +1,107 @@
+// Chart preparation: pure functions from API payloads to what Chart.js and D3 draw.
+import { quantile } from 'd3-array'
+
+// Colour-blind-safe palette (Okabe–Ito) plus dash patterns, so lines differ by more than hue.
+export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999', '#F0E442']
+export const DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [], [6, 3], [2, 2], [8, 3, 2, 3], []]
+
+/** One Chart.js dataset per strategy; the AI arm drawn thicker. ``{x: ms, y}``, parsing off. */
+export function equityDatasets(series) {
+  return series.map((s, i) => ({
+    label: s.family === 'ai' ? `${s.strategy} (AI)` : s.strategy,
+    strategy: s.strategy,
+    data: s.points.map((p) => ({ x: p.t, y: p.y })),
+    borderColor: PALETTE[i % PALETTE.length],
+    backgroundColor: PALETTE[i % PALETTE.length],
+    borderDash: DASHES[i % DASHES.length],
+    borderWidth: s.family === 'ai' ? 3 : 1.5,
+    pointRadius: 0,
+    tension: 0,
+  }))
+}
+
+/** Append a live point to the matching dataset (kept in time order, capped at ``max``). */
+export function appendPoint(datasets, strategy, point, max = 2000) {
+  const ds = datasets.find((d) => d.strategy === strategy)
+  if (!ds) return false
+  const last = ds.data[ds.data.length - 1]
+  if (last && point.x < last.x) return false
+  if (last && point.x === last.x) ds.data[ds.data.length - 1] = point
+  else ds.data.push(point)
+  if (ds.data.length > max) ds.data.splice(0, ds.data.length - max)
+  return true
+}
+
+/** x/y bounds of all datasets, padded so lines do not touch the frame. */
+export function bounds(datasets, pad = 0.05) {
+  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity
+  for (const ds of datasets) {
+    for (const p of ds.data) {
+      if (p.x < xmin) xmin = p.x
+      if (p.x > xmax) xmax = p.x
+      if (p.y < ymin) ymin = p.y
+      if (p.y > ymax) ymax = p.y
+    }
+  }
+  if (xmin === Infinity) return null
+  const span = ymax - ymin || Math.abs(ymax) * 0.001 || 1
+  return { xmin, xmax, ymin: ymin - span * pad, ymax: ymax + span * pad }
+}
+
+/** Fills as chart markers: buys ▲ below-to-up, sells ▼; shape tells the side, not colour. */
+export function fillMarkers(fills) {
+  const buys = [], sells = []
+  for (const f of fills) {
+    const p = { x: Math.floor(f.ts_ns / 1e6), y: f.price, qty: f.qty }
+    ;(String(f.side).toLowerCase() === 'buy' ? buys : sells).push(p)
+  }
+  return { buys, sells }
+}
+
+/**
+ * The forecast fan: for each horizon h (1..H s) the 10/50/90 % quantiles of the forecast
+ * price paths of the last ``n`` forecasts, each rebased to the newest base price (what the
+ * model has been saying lately, as a spread), plus the newest path itself.
+ */
+export function fanBands(predictions, n = 30) {
+  const recent = predictions.filter((p) => p.path && p.path.length).slice(-n)
+  if (!recent.length) return null
+  const newest = recent[recent.length - 1]
+  const base = newest.base_price
+  const t0 = Math.floor(newest.ts_ns / 1e6)
+  const H = newest.path.length
+  const bands = []
+  for (let h = 0; h < H; h++) {
+    const vals = recent.filter((p) => p.path.length > h).map((p) => (base * p.path[h]) / p.base_price).sort((a, b) => a - b)
+    bands.push({ t: t0 + (h + 1) * 1000, lo: quantile(vals, 0.1), mid: quantile(vals, 0.5), hi: quantile(vals, 0.9) })
+  }
+  return { t0, base, bands, path: newest.path.map((y, h) => ({ t: t0 + (h + 1) * 1000, y })) }
+}
+
+/** Realised prices to draw under the fan: each resolved forecast's realised price at its target. */
+export function realisedSeries(predictions) {
+  const out = []
+  for (const p of predictions) out.push({ t: Math.floor(p.ts_ns / 1e6), y: p.base_price })
+  out.sort((a, b) => a.t - b.t)
+  return out
+}
+
+/** AI-vs-rival intervals ready to draw: finite ones only, with the side each falls on. */
+export function intervalRows(intervals) {
+  return intervals
+    .filter((i) => Number.isFinite(i.ci_low_bps) && Number.isFinite(i.ci_high_bps) && Number.isFinite(i.mean_diff_bps))
+    .map((i) => ({
+      rival: i.rival,
+      lo: i.ci_low_bps,
+      hi: i.ci_high_bps,
+      mean: i.mean_diff_bps,
+      side: i.ci_low_bps > 0 ? 'ai' : i.ci_high_bps < 0 ? 'rival' : 'unclear',
+    }))
+}
+
+/** A symmetric domain around zero that holds every interval. */
+export function intervalDomain(rows) {
+  let m = 0
+  for (const r of rows) m = Math.max(m, Math.abs(r.lo), Math.abs(r.hi))
+  return [-(m || 1) * 1.1, (m || 1) * 1.1]
+}

@@ -1,0 +1,24 @@
+// Load a view from the API, and load it again when live events arrive (at most ~1/s).
+import { onMounted, ref, shallowRef, watch } from 'vue'
+import { live } from './api.js'
+
+export function useView(load, deps = () => null) {
+  const data = shallowRef(null)
+  const error = ref(null)
+  const loading = ref(false)
+  async function refresh() {
+    loading.value = true
+    try {
+      data.value = await load()
+      error.value = null
+    } catch (e) {
+      error.value = e.message || String(e)
+    } finally {
+      loading.value = false
+    }
+  }
+  onMounted(refresh)
+  watch(() => live.ticks, refresh)
+  watch(deps, refresh)
+  return { data, error, loading, refresh }
+}
