@@ -312,7 +312,7 @@ def test_bootstrap_memory_does_not_grow_with_resamples_on_a_30_day_run() -> None
     tracemalloc.start()
     try:
         curves = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, n + 1)) for _ in range(4)]
-        result = compare_ai_vs_classical(curves[0], curves[1:], resamples=100, period_s=5.0)
+        result = compare_ai_vs_classical(curves[0], curves[1:], resamples=100)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
