@@ -381,3 +381,31 @@ def test_engine_stop_record_crash_and_in_sample_are_reported(tmp_path: Path) -> 
     assert "crashed: OverflowError" in text
     body = render_markdown(report, tmp_path / "md").read_text()
     assert "INCOMPLETE" in body and "IN-SAMPLE" in body and "drawdown 5% > 4%" in body
+
+
+def test_report_command_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptoarena.cli import app
+    from cryptoarena.config import get_settings
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
+    monkeypatch.setenv("ARENA_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        empty = runner.invoke(app, ["report"])
+        assert empty.exit_code == 1 and "the journal has no runs yet" in empty.output
+        _record_run(_settings(tmp_path), "r1", T0, n=40)
+        missing = runner.invoke(app, ["report", "--run-id", "nope"])
+        assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+        unwritable = tmp_path / "file"
+        unwritable.write_text("")
+        bad = runner.invoke(app, ["report", "--format", "markdown", "--out", str(unwritable)])
+        assert bad.exit_code == 2 and "cannot write the report" in bad.output
+        assert "Traceback" not in bad.output
+        ok = runner.invoke(app, ["report", "--format", "markdown"])
+        assert ok.exit_code == 0 and (tmp_path / "reports" / "r1" / "report.md").exists()
+    finally:
+        get_settings.cache_clear()
