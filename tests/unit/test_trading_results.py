@@ -409,3 +409,15 @@ def test_report_command_errors_are_one_line(
         assert ok.exit_code == 0 and (tmp_path / "reports" / "r1" / "report.md").exists()
     finally:
         get_settings.cache_clear()
+
+
+def test_a_resumed_run_without_a_new_stop_record_is_incomplete(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _record_run(settings, "again", T0, n=40)  # first incarnation: stopped
+    time.sleep(0.01)
+    _record_run(settings, "again", T0 + 200 * NS, n=40, stop=False)  # resumed, no stop yet
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        report = collect(journal, "again", verdict=VerdictConfig(resamples=100)).report
+    assert report.incarnations == 2
+    assert report.complete is False and report.ended_by is None
+    assert any("no stop record after the last start" in n for n in report.notes)

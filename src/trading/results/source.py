@@ -173,8 +173,11 @@ def _halts(
     return halts
 
 
-def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[str], int]:
-    """(complete, ended_by, notes, incarnations) from the run's records in write order."""
+def _ending(
+    runs: list[dict[str, Any]],
+) -> tuple[bool | None, str | None, list[str], int, dict[str, Any] | None]:
+    """(complete, ended_by, notes, incarnations, the stop record of the last start) from the
+    run's records in write order."""
     notes: list[str] = []
     starts = [r for r in runs if r.get("event") == "started"]
     last_start = max((wall_ns(r) or 0 for r in starts), default=0)
@@ -184,7 +187,7 @@ def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[s
             "INCOMPLETE or still running: no stop record after the last start "
             "(the run is still going, or it crashed before recording how it ended)"
         )
-        return False if starts else None, None, notes, len(starts)
+        return False if starts else None, None, notes, len(starts), None
     stop = stops[-1]
     ended_by = stop.get("ended_by", stop.get("stopped_by"))
     complete = stop.get("complete")
@@ -196,7 +199,8 @@ def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[s
         )
     elif not complete:
         notes.append(f"INCOMPLETE run: ended by {ended_by or 'unknown cause'}")
-    return complete, (str(ended_by) if ended_by is not None else None), notes, len(starts)
+    ended = str(ended_by) if ended_by is not None else None
+    return complete, ended, notes, len(starts), stop
 
 
 @dataclass(frozen=True)
@@ -236,8 +240,7 @@ def collect(
     arena = start.get("arena") or {}
     run_capital = float(arena.get("capital", 0.0)) or None
     info = {s["name"]: s for s in start.get("strategies", [])}
-    complete, ended_by, notes, incarnations = _ending(runs)
-    stop = next((r for r in reversed(runs) if r.get("event") == "stopped"), None)
+    complete, ended_by, notes, incarnations, stop = _ending(runs)
 
     latest = {d["strategy"]: d for d in journal.find("equity_latest", {"run_id": run_id})}
     names = list(info) + [n for n in latest if n not in info]
