@@ -5,7 +5,8 @@ Reads, all through the journal's public ``find`` (its pymongo-like API):
 - ``runs`` of the run (``run_id``, indexed): capital, strategies and families from the
   ``started`` record; how the run ended from the last ``stopped`` record.
 - ``equity_latest`` (read model, one document per run and strategy): the book's final counters.
-- ``equity`` per strategy (``run_id`` + ``strategy``, both indexed), projected to
+- ``equity`` per strategy through ``Journal.equity_window`` (the ``run_id + strategy + ts_ns``
+  index; for long runs the per-minute ``equity_minute`` read model), projected to
   ``ts_ns``/``equity``/``qty``: the curves the ratios and the verdict need.
 - ``risk_events`` of the run, halts only: who was halted, why and when.
 - ``predictions`` of the run (``run_id``, indexed): forecast quality of the resolved ones.
@@ -39,6 +40,17 @@ class JournalReader(Protocol):
         *,
         sort: list[tuple[str, int]] | None = None,
         limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def equity_window(
+        self,
+        run_id: str,
+        strategy: str | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        per_minute: bool = False,
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
 
@@ -102,15 +114,14 @@ def load_curves(
     per strategy); ``per_minute`` reads the last snapshot of each minute instead."""
     out: dict[str, Curve] = {}
     projection = {"_id": 0, "ts_ns": 1, "equity": 1, "qty": 1}
-    kind = EQUITY_MINUTE if per_minute else "equity"
     for name in names:
-        docs = journal.find(kind, {"run_id": run_id, "strategy": name}, projection=projection)
+        docs = journal.equity_window(run_id, name, per_minute=per_minute, projection=projection)
         if not docs:
             continue
         ts = np.fromiter((d["ts_ns"] for d in docs), dtype=np.int64, count=len(docs))
         eq = np.fromiter((d["equity"] for d in docs), dtype=np.float64, count=len(docs))
         qty = np.fromiter((d.get("qty", 0.0) for d in docs), dtype=np.float64, count=len(docs))
-        order = np.argsort(ts, kind="stable")  # sorted here: cheaper than the store's sort
+        order = np.argsort(ts, kind="stable")  # already in order; cheap insurance
         # A restarted run may snapshot the same instant twice: keep the later record.
         ts, eq, qty = ts[order], eq[order], qty[order]
         last = np.append(ts[1:] != ts[:-1], True)
