@@ -5,7 +5,7 @@
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
 strategy every 5 s, one prediction per second with its realised price, a halt, ``stopped``)
-into litemongo through the real ``Journal`` (kept in ``--journal DIR`` to reuse), then times,
+into litemongo through the real ``Journal`` (kept in ``--journal DIR``, default /tmp/cryptoarena-bench-report, and reused by later runs), then times,
 in a fresh process each (the reader's first query pays litemongo's index build, as a user's
 ``arena report`` would): building the ``RunReport`` (table), JSON, and Markdown with plots,
 plus the ``arena report`` command end to end. Prints wall time and peak RSS.
