@@ -5,7 +5,7 @@
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
 strategy every 5 s, one prediction per second with its realised price, a halt, ``stopped``)
-into litemongo through the real ``Journal`` (kept in ``--journal DIR`` to reuse), then times,
+into litemongo through the real ``Journal`` (kept in ``--journal DIR``, default /tmp/cryptoarena-bench-report, and reused by later runs), then times,
 in a fresh process each (the reader's first query pays litemongo's index build, as a user's
 ``arena report`` would): building the ``RunReport`` (table), JSON, and Markdown with plots,
 plus the ``arena report`` command end to end. Prints wall time and peak RSS.
@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -96,7 +97,8 @@ buf = io.StringIO()
 with contextlib.redirect_stdout(buf):
     print_report(_settings(Path(sys.argv[1])), sys.argv[2], ReportFormat(sys.argv[3]),
                  Path(sys.argv[1]) / "reports")
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+u = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - t, u.ru_utime + u.ru_stime, u.ru_maxrss)
 """
 
 
@@ -105,21 +107,22 @@ def time_report(root: Path, run_id: str) -> None:
     for fmt in ("table", "json", "markdown"):
         out = subprocess.run([sys.executable, "-c", _CHILD_REPORT, str(root), run_id, fmt],
                              capture_output=True, text=True, check=True)  # fmt: skip
-        wall, rss = out.stdout.split()[-2:]
-        rows.append(
-            (f"report --format {fmt} (in-process, imports included)", float(wall), int(rss))
-        )
+        wall, cpu, rss = out.stdout.split()[-3:]
+        rows.append((f"`--format {fmt}` (imports included)", float(wall), float(cpu), int(rss)))
     env = {**os.environ, "ARENA_MONGO__EMBEDDED_DIR": str(root), "ARENA_HOME": str(root)}
     arena = str(Path(sys.executable).with_name("arena"))
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([arena, "report", "--run-id", run_id], env=env, capture_output=True, check=True)
-    rows.append(("`arena report` end to end (process start included)", time.perf_counter() - t, 0))
-    for name, wall, rss in rows:
-        print(
-            f"| {name} | {wall:.2f} s | {rss / 1024:.0f} MiB |"
-            if rss
-            else f"| {name} | {wall:.2f} s | — |"
-        )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    rows.append(("`arena report` (process start included)", time.perf_counter() - t, cpu, 0))
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    print("| what | wall | CPU (user+sys) | peak RSS |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, wall, cpu_s, rss in rows:
+        mem = f"{rss / 1024:.0f} MiB" if rss else "—"
+        print(f"| {name} | {wall:.2f} s | {cpu_s:.2f} s | {mem} |")
 
 
 # -- bootstrap memory ---------------------------------------------------------------------------
@@ -144,18 +147,18 @@ def old_bootstrap(ai: np.ndarray, classical: list[np.ndarray], resamples: int = 
 _CHILD_BOOT = """
 import resource, sys, time
 import numpy as np
+from bench.report import old_bootstrap
+from cryptoarena.trading.stats import compare_ai_vs_classical
 days, which = float(sys.argv[1]), sys.argv[2]
 n = int(days * 86400 / 5)
 rng = np.random.default_rng(0)
 curves = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, n + 1)) for _ in range(4)]
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # imports and inputs
 t = time.perf_counter()
 if which == "old":
-    from bench.report import old_bootstrap
     lo, hi = old_bootstrap(curves[0], curves[1:])
     block = 12
 else:
-    from cryptoarena.trading.stats import compare_ai_vs_classical
     c = compare_ai_vs_classical(curves[0], curves[1:], period_s=5.0)
     lo, hi, block = c.ci_low_bps, c.ci_high_bps, c.block
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base, block)
@@ -163,17 +166,17 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 
 
 def time_bootstrap(days: list[float], old_max_days: float) -> None:
-    print("| days | periods | bootstrap | block | wall | peak RSS |")
-    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    print("| days | periods | bootstrap | block | wall | peak RSS | of which the bootstrap |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for d in days:
         for which in ("old", "arch"):
             if which == "old" and d > old_max_days:
                 continue
             out = subprocess.run([sys.executable, "-c", _CHILD_BOOT, str(d), which],
                                  capture_output=True, text=True, check=True)  # fmt: skip
-            wall, rss, _base, block = out.stdout.split()[-4:]
+            wall, rss, base, block = out.stdout.split()[-4:]
             print(f"| {d:g} | {int(d * 86400 / 5):,} | {which} | {block} | {float(wall):.1f} s | "
-                  f"{int(rss) / 1024:.0f} MiB |")  # fmt: skip
+                  f"{int(rss) / 1024:.0f} MiB | {(int(rss) - int(base)) / 1024:.0f} MiB |")  # fmt: skip
 
 
 def main() -> None:

@@ -75,6 +75,8 @@ def _print_report(
         _fail(exc)
     except JournalUnavailableError as exc:
         _fail(RuntimeError(f"the journal did not answer: {exc or 'read timed out'}"))
+    except OSError as exc:  # the Markdown's folder cannot be written
+        _fail(RuntimeError(f"cannot write the report: {exc}"))
     if written is not None:
         typer.echo(f"report written to {written}")
 
