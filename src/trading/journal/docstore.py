@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import logging
 import sqlite3
 import threading
@@ -566,7 +567,6 @@ class Cursor:
 
     def _run(self) -> list[dict[str, Any]]:
         sql, params, residual, paged = self._sql()
-        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         coll = self._coll
         with coll.database.lock:
             if not coll.database.has_table(coll.name):
@@ -574,7 +574,13 @@ class Cursor:
             conn = coll.database.conn()
             assert conn is not None
             blobs = b"".join(blob for (blob,) in conn.execute(sql, params))
-        docs = bson.decode_all(blobs, codec_options=_CODEC)  # one C call for the lot
+        with _no_gc():  # many fresh acyclic dicts: the cycle collector would only slow this
+            return self._finish(bson.decode_all(blobs, codec_options=_CODEC), residual, paged)
+
+    def _finish(
+        self, docs: list[dict[str, Any]], residual: dict[str, Any], paged: bool
+    ) -> list[dict[str, Any]]:
+        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         if residual:
             docs = [d for d in docs if filter_applies(residual, d)]
         if self._sort and not sql_sort:
@@ -584,8 +590,23 @@ class Cursor:
             end = self._skip + self._limit if self._limit else None
             docs = docs[self._skip : end]
         if self._projection is not None:
-            docs = [_project(d, *self._projection) for d in docs]
+            include, fields, keep_id = self._projection
+            if include and not any("." in f for f in fields):  # top-level fields: one pass
+                keys = ["_id", *fields] if keep_id else fields
+                return [{k: d[k] for k in keys if k in d} for d in docs]
+            docs = [_project(d, include, fields, keep_id) for d in docs]
         return docs
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _kind(req: Any) -> str:
