@@ -312,8 +312,7 @@ class Collection:
     def insert_many(self, docs: Iterable[Mapping[str, Any]], ordered: bool = True) -> Any:
         """Plain inserts in one transaction; a duplicate ``_id`` raises ``BulkWriteError``
         (code 11000, ``keyPattern`` ``{"_id": 1}``) after the documents before it are in."""
-        rows = [self._row(d) for d in docs]
-        self._run_rows(rows, self._insert_sql(), 0, ordered=ordered)
+        self.bulk_write([InsertOne(d) for d in docs], ordered=ordered)
 
     def bulk_write(self, requests: list[Any], ordered: bool = True) -> None:
         """``InsertOne``; ``UpdateOne({_id}, {$setOnInsert: doc}, upsert=True)`` (insert if
