@@ -133,6 +133,7 @@ class Database:
         self._tables: set[str] = set()
         self._depth = 0
         self.lock = threading.RLock()  # one connection, used by one thread at a time
+        self.unique: dict[str, bool] = {}  # collection -> has a unique index besides _id
         self._collections: dict[str, Collection] = {}
 
     # -- connection -----------------------------------------------------------------------
@@ -367,6 +368,9 @@ class Collection:
             return
         with self.database.transaction():
             conn = self.database.ensure_table(self.name)
+            if " ON CONFLICT" in sql and not self._has_unique():
+                conn.executemany(sql, rows)  # nothing can refuse a row: no savepoint needed
+                return
             conn.execute("SAVEPOINT rows")
             try:
                 conn.executemany(sql, rows)
@@ -410,6 +414,14 @@ class Collection:
         else:
             conn.execute(f"UPDATE {self._t} SET {sets} WHERE id=?", [*new[1:], new[0]])
 
+    def _has_unique(self) -> bool:
+        """A unique index besides _id (cached per collection; create_index clears it)."""
+        cached = self.database.unique.get(self.name)
+        if cached is None:
+            cached = any(i.get("unique") for i in self.index_information().values())
+            self.database.unique[self.name] = cached
+        return cached
+
     def _unique_keys(self) -> list[list[tuple[str, int]]]:
         return [
             info["key"] for info in self.index_information().values() if info.get("unique")
@@ -421,6 +433,7 @@ class Collection:
             conn.execute(f"DROP TABLE IF EXISTS {self._t}")
             conn.execute("DELETE FROM _indexes WHERE coll=?", (self.name,))
             self.database._tables.discard(self.name)
+            self.database.unique.pop(self.name, None)
 
     # -- indexes --------------------------------------------------------------------------
     def create_index(
@@ -464,6 +477,7 @@ class Collection:
                 "INSERT OR REPLACE INTO _indexes VALUES (?, ?, ?)",
                 (self.name, name, bson.encode({"spec": spec})),
             )
+            self.database.unique.pop(self.name, None)
         return name
 
     def index_information(self) -> dict[str, dict[str, Any]]:
