@@ -1,7 +1,7 @@
 """The journal's database thread: batches queued writes, spills on outage, replays in order.
 
-All database work (writes and reads) happens on this one thread: litemongo's SQLite connections
-belong to the thread that opened them, and a single owner keeps writes in recording order.
+All of a writer's database work (writes and reads) happens on this one thread: a single owner
+keeps writes in recording order. Read-only journals use :class:`Reader` (no thread).
 """
 
 from __future__ import annotations
