@@ -152,19 +152,23 @@ class Database:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={int(self.client.busy_timeout_ms)}")
-        if not ro:
-            # WAL: readers beside the writer, a commit appends instead of rewriting pages.
-            # synchronous=NORMAL: durable against a process crash (a power cut may lose the last
-            # commits, never corrupt the file), like litemongo before.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS _indexes"
-                " (coll TEXT, name TEXT, spec BLOB, PRIMARY KEY (coll, name))"
-            )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self.client.busy_timeout_ms)}")
+            if not ro:
+                # WAL: readers beside the writer, a commit appends instead of rewriting pages.
+                # synchronous=NORMAL: durable against a process crash (a power cut may lose the
+                # last commits, never corrupt the file), as with litemongo before.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _indexes"
+                    " (coll TEXT, name TEXT, spec BLOB, PRIMARY KEY (coll, name))"
+                )
+            self._tables = self._list_tables(conn)
+        except BaseException:
+            conn.close()  # e.g. "database is locked": the caller retries with a new connection
+            raise
         self._conn = conn
-        self._tables = self._list_tables(conn)
         return conn
 
     @staticmethod
