@@ -178,13 +178,14 @@ def report_day(root: Path, strategies: int = 9, every_s: int = 5) -> None:
         written = journal.count("equity") + journal.count("decisions")
         print(f"day written: {written:,} events in {time.perf_counter() - start:.1f} s (bulk)")
 
-        def best(fn: Callable[[], object]) -> tuple[float, object]:
-            times, out = [], None
+        def best(fn: Callable[[], object]) -> tuple[float, float, object]:
+            times, cpus, out = [], [], None
             for _ in range(3):
-                begin = time.perf_counter()
+                begin, cpu = time.perf_counter(), time.process_time()
                 out = fn()
                 times.append(time.perf_counter() - begin)
-            return min(times), out
+                cpus.append(time.process_time() - cpu)
+            return min(times), min(cpus), out
 
         cases: list[tuple[str, Callable[[], object]]] = [
             ("equity_curves (every snapshot, all fields)", lambda: journal.equity_curves("day")),
@@ -200,9 +201,9 @@ def report_day(root: Path, strategies: int = 9, every_s: int = 5) -> None:
             ("checkpoint_ns (restart)", lambda: journal.checkpoint_ns("day")),
         ]
         for label, fn in cases:
-            took, out = best(fn)
+            took, cpu, out = best(fn)
             size = sum(len(v) for v in out.values()) if isinstance(out, dict) else out
-            print(f"  {label}: {took * 1000:,.1f} ms (→ {size:,})")
+            print(f"  {label}: {took * 1000:,.1f} ms, {cpu * 1000:,.1f} ms CPU (→ {size:,})")
 
 
 def main() -> None:

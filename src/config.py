@@ -45,7 +45,7 @@ class MlflowSettings(BaseModel):
 
 
 class MongoSettings(BaseModel):
-    # Empty means the embedded store (litemongo on SQLite) under ``embedded_dir``.
+    # Empty means the embedded store (one SQLite file, <embedded_dir>/<database>.sqlite3).
     uri: SecretStr | None = None
     database: str = "cryptoarena"
     embedded_dir: Path = Path("var/journal")

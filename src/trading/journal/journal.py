@@ -1,5 +1,5 @@
 """The trading journal: every run, prediction, decision, order, fill, equity snapshot, risk and
-model event, written to MongoDB (or litemongo, embedded) off the hot path.
+model event, written to MongoDB (or the embedded SQLite store) off the hot path.
 
 Durability: when :meth:`Journal.record` returns, the event is only in memory (or, if the queue
 was full, already fsync'd to the overflow file). When :meth:`Journal.flush` returns ``True``,
@@ -301,7 +301,7 @@ class Journal:
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Documents of a collection; start filters with an indexed window (run_id, strategy
-        + ts_ns): litemongo evaluates queries in Python."""
+        + ts_ns): the embedded store checks other fields in Python."""
         if kind not in schema.COLLECTIONS:
             raise ValueError(f"unknown journal collection {kind!r}")
         query = dict(filter or {})

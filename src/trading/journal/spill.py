@@ -29,7 +29,7 @@ JSON_OPTIONS = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=UTC
 
 
 class JournalLockedError(RuntimeError):
-    """Another process already writes this journal (litemongo allows one writer process)."""
+    """Another process already writes this journal (one writer process per store)."""
 
 
 def encode(op: Op) -> bytes:
