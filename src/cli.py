@@ -8,7 +8,7 @@ import importlib
 import logging
 
 import typer
-from cryptoarena.config import ConfigError, get_settings
+from cryptoarena.config import ConfigError, get_settings, unknown_env_names
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         level=logging.DEBUG if verbose else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for problem in unknown_env_names():
+        typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
@@ -62,4 +64,4 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    app(prog_name="arena")  # not the launcher's argv[0] in usage lines

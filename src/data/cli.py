@@ -44,6 +44,14 @@ def import_cmd(
 
     settings = get_settings()
     console = Console()
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        typer.secho(
+            f"error: {folders[0]} is a directory: give the files in it (e.g. {folders[0]}/*.gz)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     missing = [p for p in paths if not p.is_file()]
     if missing:
         typer.secho(f"error: no such file: {', '.join(map(str, missing))}", fg="red", err=True)
