@@ -114,6 +114,9 @@ class Settings(BaseSettings):
 
     home: Path = Path(".")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    # Everything logged, library chatter included (the console shows only the project's own
+    # records and warnings); rotated at 10 MB, 3 kept.
+    log_file: Path = Path("var/log/arena.log")
     data: DataSettings = DataSettings()
     mlflow: MlflowSettings = MlflowSettings()
     mongo: MongoSettings = MongoSettings()

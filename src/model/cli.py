@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.console import make_console
 from rich.console import Console
 from rich.table import Table
 
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
         from pytorch_lightning.callbacks import RichProgressBar
 
         settings = get_settings()
-        console = Console()
+        console = make_console()
         cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
                          max_epochs=epochs, num_threads=threads, seed=seed,
                          patience=patience)  # fmt: skip
@@ -126,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
         torch.set_num_threads(threads)
         settings = get_settings()
-        console = Console()
+        console = make_console()
         model = name or settings.serving.model_name
         uri = f"models:/{model}/{version}" if version.isdigit() else f"models:/{model}@{version}"
         try:
