@@ -64,11 +64,11 @@ def retrain_flow(
     return summary
 
 
-def main() -> None:
-    parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain", prog=prog)
     parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(
         retrain_flow(
             source=args.source,

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cryptoarena.serving.cli",
     "cryptoarena.trading.cli",
     "cryptoarena.trading.exchange.cli",
+    "cryptoarena.flow_commands",
 )
 
 app = typer.Typer(
