@@ -6,15 +6,25 @@ Heavy imports (torch, Lightning, MLflow) happen inside the commands so ``arena -
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.console import make_console
 from rich.console import Console
 from rich.table import Table
 
 logger = logging.getLogger(__name__)
+
+
+class Promote(StrEnum):
+    """When a newly trained version becomes @champion."""
+
+    GATE = "gate"  # only when it beats the champion and persistence on the same window
+    FORCE = "force"
+    NEVER = "never"
 
 
 def comparison_table(title: str, results: dict[str, dict[str, Any]]) -> Table:
@@ -95,7 +105,7 @@ def register(app: typer.Typer) -> None:
             1, min=1, help="torch threads (1 is fastest on a shared 2-core machine)."
         ),
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
-        promote: str = typer.Option("gate", help="gate | force | never (champion alias policy)."),
+        promote: Promote = typer.Option(Promote.GATE, help="Champion alias policy."),
         seed: int = typer.Option(7, help="Random seed."),
         patience: int = typer.Option(3, min=1, help="Early-stopping patience (epochs)."),
         book: bool = typer.Option(
@@ -116,10 +126,8 @@ def register(app: typer.Typer) -> None:
         from cryptoarena.model.train import train as run_train
         from pytorch_lightning.callbacks import RichProgressBar
 
-        if promote not in ("gate", "force", "never"):
-            raise typer.BadParameter("promote must be gate, force or never")
         settings = get_settings()
-        console = Console()
+        console = make_console()
         try:
             qs = tuple(float(q) for q in quantiles.split(",") if q.strip())
             cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
@@ -132,7 +140,7 @@ def register(app: typer.Typer) -> None:
         try:
             bars = _bars(data, max_bars, settings.data.sample_dir, book)
         except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]error: {exc}")
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped
             raise typer.Exit(2) from None
         venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
         console.print(f"training on {len(bars):,} bars from {data or 'the shipped real day'}")
@@ -141,7 +149,7 @@ def register(app: typer.Typer) -> None:
             tracking_uri=settings.mlflow.tracking_uri,
             name=name or settings.serving.model_name,
             cfg=cfg,
-            promote=promote,  # type: ignore[arg-type]
+            promote=promote.value,
             second_venue=venue2,
             data_label=str(data or "binance_usdm_BTCUSDT_2020-02-22"),
             progress_bar=True,
@@ -189,9 +197,13 @@ def register(app: typer.Typer) -> None:
 
         torch.set_num_threads(threads)
         settings = get_settings()
-        console = Console()
+        console = make_console()
         if scheme not in ("walk_forward", "blocked"):
-            console.print(f"[red]error: --scheme must be walk_forward or blocked, got {scheme!r}")
+            typer.secho(
+                f"error: --scheme must be walk_forward or blocked, got {scheme!r}",
+                fg=typer.colors.RED,
+                err=True,
+            )
             raise typer.Exit(2)
         model = name or settings.serving.model_name
         uri = f"models:/{model}/{version}" if version.isdigit() else f"models:/{model}@{version}"
@@ -210,7 +222,7 @@ def register(app: typer.Typer) -> None:
                 cv=cv,
             )
         except (ModelNotFound, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error: {exc}")
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped
             raise typer.Exit(1) from None
         if out is not None:
             import json

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -87,6 +88,7 @@ class WorkerDuties:
     _next_progress_ns: int
     _checkpoint_ns: int
     _flat_logged: bool = False
+    _progress_mark: tuple[int, float] | None = None  # (market ns, wall s) at the last progress
     run_id: str
     runners: list[StrategyRunner]
     source_name: str
@@ -238,8 +240,9 @@ class WorkerDuties:
             self._next_progress_ns = now_ns + 600 * NS_PER_S
             r = self.result
             logger.info(
-                "progress: t=%d trades=%d bars=%d orders=%d fills=%d",
-                now_ns // NS_PER_S,
+                "progress: market time %s%s; trades=%d bars=%d orders=%d fills=%d",
+                datetime.fromtimestamp(now_ns / NS_PER_S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                self._progress_rate(now_ns),
                 r.trades,
                 r.bars,
                 r.orders,
@@ -248,6 +251,14 @@ class WorkerDuties:
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
+
+    def _progress_rate(self, now_ns: int) -> str:
+        """Market time per wall time since the last progress line: the replay's speed."""
+        wall = time.monotonic()
+        mark, self._progress_mark = self._progress_mark, (now_ns, wall)
+        if mark is None or wall <= mark[1]:
+            return ""
+        return f" ({(now_ns - mark[0]) / NS_PER_S / (wall - mark[1]):,.0f}× real time)"
 
     def snapshot(self, now_ns: int, *, final: bool = False) -> None:
         """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
