@@ -22,6 +22,7 @@ from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.order_tracking import OrderLedger
 from cryptoarena.trading.orders import incarnation_tag
 from cryptoarena.trading.restore import (
     pending_predictions,
@@ -112,15 +113,20 @@ class WorkerDuties:
         await self.exchange.start()
         instrument = await self.exchange.instrument(self.symbol)
         incarnation = incarnation_tag(time.time_ns())
-        self.router = router = OrderRouter(
-            exchange=self.exchange,
-            instrument=instrument,
+        ledger = OrderLedger(
             books=self.books,
-            risk=self.risk,
             record=self._record,
             clock=self.clock,
             run_id=self.run_id,
             incarnation=incarnation,
+        )
+        self.router = router = OrderRouter(
+            exchange=self.exchange,
+            instrument=instrument,
+            ledger=ledger,
+            risk=self.risk,
+            record=self._record,
+            clock=self.clock,
             min_trade_fraction=self.config.arena.min_trade_fraction,
             order_timeout_s=self.config.arena.order_timeout_s,
             inline=self.lockstep,
@@ -199,7 +205,7 @@ class WorkerDuties:
                 logger.warning("kill switch released by %s: trading resumes", event.by)
             else:
                 self.risk.release_refused(event.reason, now_ns, by=event.by)
-        all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.in_flight
+        all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.ledger.in_flight
         if self.risk.killed is not None and not self._flat_logged and all_flat:
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")

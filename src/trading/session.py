@@ -135,24 +135,23 @@ def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr
 
 def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:
     """The market feed and the clock that goes with it (replays run on exchange time)."""
-    feed, clock, _ = make_feed_with_span(settings, options, symbol)
+    feed, clock, _ = make_feed_with_trades(settings, options, symbol)
     return feed, clock
 
 
-def make_feed_with_span(
+def make_feed_with_trades(
     settings: Settings, options: SessionOptions, symbol: str
-) -> tuple[Any, Clock, tuple[int, int] | None]:
-    """:func:`make_feed`, plus a replay's first and last trade time (None for a live feed)."""
+) -> tuple[Any, Clock, pd.DataFrame | None]:
+    """:func:`make_feed`, plus a replay's trades (None for a live feed)."""
     if options.source is Source.REPLAY:
         from cryptoarena.data.replay_feed import ReplayFeed
 
         trades = replay_trades(settings, options)
-        span = int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1])
-        clock = SimClock(span[0])
+        clock = SimClock(int(trades["ts"].iloc[0]))
         # The worker moves the simulated clock itself, tick by tick, as the bars close (the
         # feed would jump it to the end of each batch, ahead of the bars still to close).
         feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=None)
-        return feed, clock, span
+        return feed, clock, trades
     if options.speed is not None:
         raise SessionError("--speed only applies to --source replay")
     from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
@@ -266,6 +265,32 @@ def out_of_sample(
     return until, {"in_sample": False, "model_valid_until_ns": until, "trade_from_ns": until}
 
 
+def batch_forecasts(
+    plan: ForecastPlan, trades: pd.DataFrame, config: ArenaConfig, clock: Clock
+) -> ForecastPlan:
+    """A backtest with an in-process model: every forecast of the replay computed up front in
+    large batches (they depend only on past bars), instead of one inference per bar."""
+    from cryptoarena.trading.local_forecasts import (
+        LocalForecasts,
+        PrecomputedForecasts,
+        replay_bars,
+    )
+
+    if not isinstance(plan.source, LocalForecasts):
+        return plan
+    started = time.perf_counter()
+    bars = replay_bars(trades, config.arena.symbol)
+    batched = PrecomputedForecasts(
+        plan.source.forecaster, bars, window=config.arena.forecast_window, clock=clock
+    )
+    logger.info(
+        "AI arm: %d forecasts computed in batches in %.1f s before the replay",
+        batched.computed,
+        time.perf_counter() - started,
+    )
+    return ForecastPlan(batched, f"{plan.described}, batched", plan.valid_until_ns)
+
+
 def _utc(ts_ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts_ns / NS_PER_S))
 
@@ -285,10 +310,13 @@ async def run_session(
     from cryptoarena.trading.journal import Journal
 
     run_id = options.run_id or default_run_id(options)
-    feed, clock, span = make_feed_with_span(settings, options, config.arena.symbol)
+    feed, clock, trades = make_feed_with_trades(settings, options, config.arena.symbol)
+    span = None if trades is None else (int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1]))
     exchange = make_exchange(settings, config, options.exchange, clock, options.allow_mainnet)
     plan = await make_forecasts(settings, options, config, clock)
     trade_from_ns, sample = out_of_sample(options, plan, span)
+    if trades is not None and is_backtest(options):
+        plan = batch_forecasts(plan, trades, config, clock)
     kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     journal = Journal.open(settings, run_id=run_id, clock=clock)
     # Halts, the kill switch, model and journal trouble of a live run also go to the operator.

@@ -174,7 +174,7 @@ class Worker(WorkerDecisions, WorkerDuties):
     async def _consume_updates(self) -> None:
         assert self.router is not None
         async for update in self.exchange.updates():
-            self.router.on_update(update)
+            self.router.ledger.on_update(update)
 
     async def _consume_feed(self) -> None:
         stop_wait = asyncio.get_running_loop().create_task(self._stop.wait())
@@ -253,7 +253,7 @@ class Worker(WorkerDecisions, WorkerDuties):
         if on_trades is not None and self.router is not None:
             # Book the paper fills now (the update stream repeats them; exec ids dedupe).
             for fill in on_trades(trades):
-                self.router.on_fill(fill)
+                self.router.ledger.on_fill(fill)
 
     async def _tick_to(self, now_ns: int) -> None:
         """Close every bar that ended by ``now_ns``, one second at a time, as live would."""

@@ -108,3 +108,46 @@ async def test_no_server_and_no_champion_says_so_once_loudly(
     assert len(loud) == 1 and "@champion" in loud[0].getMessage()
     started, _, preds = _runs(settings, "blind")
     assert started["forecasts"].startswith("no model") and preds == 0
+
+
+async def test_batched_forecasts_equal_the_lock_step_ones(
+    tmp_path: Path, tiny_registry: str
+) -> None:
+    """Issue #12 item 1: a backtest's AI forecasts computed for the whole replay in large
+    batches before it starts equal the lock-step ones (one in-process inference per bar), and
+    the AI arm decides the same."""
+    import numpy as np
+    from cryptoarena.model.registry import load_forecaster
+    from cryptoarena.trading.local_forecasts import (
+        LocalForecasts,
+        PrecomputedForecasts,
+        replay_bars,
+    )
+
+    from tests.integration.trading_kit import journal_settings, run_worker, tape_slice
+
+    forecaster = load_forecaster(f"models:/{MODEL}@champion", tracking_uri=tiny_registry)
+    trades = tape_slice(7800, 8)
+    config = parse_arena_config(
+        {"arena": {"fee_rate": 0.0},
+         "strategy": [{"name": "ai", "kind": "ai_forecast", "params": {"margin_bps": 0}}]}
+    )  # fmt: skip
+    batched = PrecomputedForecasts(forecaster, replay_bars(trades), window=256, batch=100)
+    got: dict[str, list[dict[str, Any]]] = {}
+    for name, source in (("lockstep", LocalForecasts(forecaster)), ("batched", batched)):
+        with Journal.open(journal_settings(tmp_path / name), run_id=name) as journal:
+            await run_worker(config, trades, journal, run_id=name, source=source)
+            journal.sync(30)
+            got[name] = journal.find("predictions", {"run_id": name}, sort=[("bar_ts_ns", 1)])
+            got[name + "/orders"] = journal.find("orders", {"run_id": name}, sort=[("seq", 1)])
+    lock, batch = got["lockstep"], got["batched"]
+    assert len(lock) > 200 and [p["bar_ts_ns"] for p in lock] == [p["bar_ts_ns"] for p in batch]
+    np.testing.assert_allclose(
+        np.array([p["log_returns"] for p in batch]),
+        np.array([p["log_returns"] for p in lock]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    assert [(o["side"], o["qty"], o["ts_ns"]) for o in got["batched/orders"]] == [
+        (o["side"], o["qty"], o["ts_ns"]) for o in got["lockstep/orders"]
+    ]
