@@ -174,6 +174,9 @@ def register(app: typer.Typer) -> None:
         ),
         alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="Significance level shown."),
         out: Path | None = typer.Option(None, help="Also write report.json and report.md here."),
+        refit_lstm: bool = typer.Option(
+            False, help="Also retrain the model's configuration on every fold's past (slow)."
+        ),
         book: bool = typer.Option(
             False, help="Load the order book too (Bitstamp log or raw Binance feed in --data)."
         ),
@@ -208,6 +211,7 @@ def register(app: typer.Typer) -> None:
                 bars=bars,
                 second_venue=venue2,
                 cv=cv,
+                refit_lstm=refit_lstm,
             )
         except (ModelNotFound, ValueError, FileNotFoundError) as exc:
             console.print(f"[red]error: {exc}")
