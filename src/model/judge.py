@@ -137,6 +137,14 @@ def evaluate_version(
         report["second_venue"] = evaluate_forecasters(second_venue, anchors, everyone)[0]
     span = training_span(model.info.run_id, tracking_uri)
     fitters = default_fitters(model.spec)
+    if model.spec.book:  # what the book adds: the same ridge on the trade features only
+        from cryptoarena.model.cv import ridge_fitter
+        from cryptoarena.model.features import BOOK_FEATURES
+
+        names = model.spec.names
+        fitters["ridge_trades"] = ridge_fitter(
+            columns=[i for i, n in enumerate(names) if n not in BOOK_FEATURES]
+        )
     if refit_lstm:  # the model's configuration retrained on every fold's past (slow)
         from cryptoarena.model.fit import lstm_fitter
         from cryptoarena.model.lstm import LSTMConfig

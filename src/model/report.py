@@ -51,7 +51,7 @@ HEADER = [
 
 
 CV_HEADER = ["model", "n", "MAE bp", "RMSE bp", "skill", "skill 95% CI", "DM p (HLN)",
-             "DM p (HAC)", "sig."]  # fmt: skip
+             "DM p (HAC)", "sig. better"]  # fmt: skip
 CV_SECTIONS = (("cv", "cross-validated"), ("second_venue_cv", "cross-validated, second venue"))
 
 
