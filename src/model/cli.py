@@ -41,12 +41,20 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
 
 
 def print_cv(console: Console, cv: dict[str, Any], title: str) -> None:
-    from cryptoarena.model.report import CV_HEADER, cv_fold_rows, cv_pair_rows, cv_pooled_rows
+    from cryptoarena.model.report import (
+        CV_HEADER,
+        coverage_lines,
+        cv_fold_rows,
+        cv_pair_rows,
+        cv_pooled_rows,
+    )
 
     head = f"{title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars"
     header, rows = cv_fold_rows(cv)
     console.print(_rich_table(f"{head}, per fold (skill)", header, rows))
     console.print(_rich_table(f"{head}, pooled", CV_HEADER, cv_pooled_rows(cv)))
+    for line in coverage_lines(cv):
+        console.print(f"quantile coverage: {line}")
     if cv.get("pairwise"):
         pair_header = ["pair", "n", "DM stat", "DM p (HLN)", "DM p (HAC)"]
         console.print(_rich_table(f"{head}, pairwise", pair_header, cv_pair_rows(cv)))
