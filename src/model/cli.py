@@ -51,12 +51,20 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
 
 
 def print_cv(console: Console, cv: dict[str, Any], title: str) -> None:
-    from cryptoarena.model.report import CV_HEADER, cv_fold_rows, cv_pair_rows, cv_pooled_rows
+    from cryptoarena.model.report import (
+        CV_HEADER,
+        coverage_lines,
+        cv_fold_rows,
+        cv_pair_rows,
+        cv_pooled_rows,
+    )
 
     head = f"{title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars"
     header, rows = cv_fold_rows(cv)
     console.print(_rich_table(f"{head}, per fold (skill)", header, rows))
     console.print(_rich_table(f"{head}, pooled", CV_HEADER, cv_pooled_rows(cv)))
+    for line in coverage_lines(cv):
+        console.print(f"quantile coverage: {line}")
     if cv.get("pairwise"):
         pair_header = ["pair", "n", "DM stat", "DM p (HLN)", "DM p (HAC)"]
         console.print(_rich_table(f"{head}, pairwise", pair_header, cv_pair_rows(cv)))
@@ -182,6 +190,9 @@ def register(app: typer.Typer) -> None:
         ),
         alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="Significance level shown."),
         out: Path | None = typer.Option(None, help="Also write report.json and report.md here."),
+        refit_lstm: bool = typer.Option(
+            False, help="Also retrain the model's configuration on every fold's past (slow)."
+        ),
         book: bool = typer.Option(
             False, help="Load the order book too (Bitstamp log or raw Binance feed in --data)."
         ),
@@ -220,6 +231,7 @@ def register(app: typer.Typer) -> None:
                 bars=bars,
                 second_venue=venue2,
                 cv=cv,
+                refit_lstm=refit_lstm,
             )
         except (ModelNotFound, ValueError, FileNotFoundError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped

@@ -227,3 +227,30 @@ def fit_model(
         info["shrink_mean"] = float(factor.mean())
     net.eval()
     return net, info
+
+
+def lstm_fitter(cfg: LSTMConfig, spec: FeatureSpec) -> Any:
+    """A cross-validation fitter (:data:`cryptoarena.model.cv.Fitter`) that trains the network
+    of ``cfg`` on each fold's training anchors: the last 15 % of them (after a gap) serve for
+    early stopping, the scaler sees only the rest."""
+    from cryptoarena.model.forecaster import TorchPredictor
+    from cryptoarena.model.windows import split_gap
+
+    gap = split_gap(window=cfg.window, lookback=spec.lookback, horizon=spec.horizon)
+
+    def fit(features: np.ndarray, targets: np.ndarray, train: np.ndarray) -> TorchPredictor:
+        n_val = max(int(0.15 * len(train)), 1)
+        val, fit_on = train[-n_val:], train[: max(len(train) - n_val - gap, 0)]
+        if len(fit_on) < cfg.batch_size:
+            raise ValueError(f"{len(fit_on)} training windows are too few for the LSTM")
+        split = Split(train=fit_on, val=val, test=np.empty(0, np.int64), gap=gap)
+        rows = features[fit_on].astype(np.float64)
+        prepared = Prepared(
+            bars=pd.DataFrame(), features=features.astype(np.float32),
+            targets=targets.astype(np.float32), split=split, scaler=Scaler.fit(rows), spec=spec,
+            window=cfg.window, data_hash="",
+        )  # fmt: skip
+        net, _ = fit_model(prepared, cfg)
+        return TorchPredictor(net)
+
+    return fit
