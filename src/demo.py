@@ -59,14 +59,27 @@ def next_steps(settings: Settings) -> list[str]:
         else f"{settings.mongo.embedded_dir} (embedded litemongo)"
     )
     serving = settings.serving
+    todo = [
+        ("arena report", "the demo run's leaderboard again, from the journal"),
+        ("arena serve", f"the forecast server: http://{serving.host}:{serving.port}/docs"),
+        ("arena backtest", "every strategy on the shipped real day (add --minutes 60)"),
+        ("arena flows run retrain --tiny", "a Prefect flow run: train, judge, register"),
+        (
+            f"mlflow ui --backend-store-uri {tracking} --port 5000",
+            "the MLflow UI (runs, drift reports, the model registry) at http://127.0.0.1:5000",
+        ),
+        (
+            "prefect server start",
+            "the Prefect UI at http://127.0.0.1:4200 (then arena flows serve)",
+        ),
+    ]
+    width = max(len(cmd) for cmd, _ in todo[:4]) + 3
+    lines = [
+        f"  {cmd:<{width}}{what}" if len(cmd) < width else f"  {cmd}\n  {'':<{width}}{what}"
+        for cmd, what in todo
+    ]
     return [
-        "  arena report                 the demo run's leaderboard again, from the journal",
-        f"  arena serve                  the forecast server: http://{serving.host}:{serving.port}/docs",
-        "  arena backtest               every strategy on the shipped real day (add --minutes 60)",
-        "  arena flows run retrain --tiny   a Prefect flow run: train, judge, register (arena flows --help)",
-        f"  mlflow ui --backend-store-uri {tracking} --port 5000",
-        "                               the MLflow UI: training runs, drift reports, the model registry",
-        "  prefect server start         the Prefect UI at http://127.0.0.1:4200 (then arena flows serve)",
+        *lines,
         f"journal: {journal}; registry: {tracking} (artifacts in {settings.mlflow.artifact_root});",
         f"lake: {settings.data.lake_dir}; full log of this run: {settings.log_file}",
     ]

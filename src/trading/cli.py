@@ -52,10 +52,13 @@ def _session_options(
 
 
 def _check_venue(options: SessionOptions, config: ArenaConfig) -> None:
-    """A Bybit exchange with no strategy bound to a keyed account would trade paper under a
-    Bybit run name: refuse before anything starts."""
+    """Refuse before anything starts: a directory as the replay file, or a Bybit exchange with
+    no strategy bound to a keyed account (it would trade paper under a Bybit run name)."""
     from cryptoarena.trading.session import ExchangeKind, SessionError, account_keys
 
+    replay = options.replay_file
+    if replay is not None and replay.is_dir():
+        _fail(ValueError(f"--replay-file {replay} is a directory: give one recorded trade file"))
     if options.exchange is ExchangeKind.PAPER:
         return
     bound = sorted({a for a in config.accounts().values() if a})

@@ -62,7 +62,7 @@ def test_a_truncated_gz_is_named_on_import_backtest_and_train(truncated: Path) -
 
 
 def test_a_kline_file_or_a_directory_as_replay_file_is_one_line(tmp_path: Path) -> None:
-    for replay, says in ((sample_path(KLINES), "klines"), (tmp_path, "directory")):
+    for replay, says in ((sample_path(KLINES), "klines"), (tmp_path, "is a directory: give")):
         args = ["backtest", "--config", CONFIG, "--replay-file", str(replay), "--minutes", "1"]
         line = one_error_line(runner.invoke(app, args), code=2)
         assert says in line.lower(), line
