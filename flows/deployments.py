@@ -63,7 +63,11 @@ def deployments() -> list[Any]:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO)
+    from cryptoarena.config import get_settings
+    from cryptoarena.console import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_file)
     serve(*deployments())
 
 

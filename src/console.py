@@ -78,6 +78,12 @@ def setup_logging(level: str, log_file: Path | None, *, verbose: bool = False) -
     ``verbose`` shows everything at DEBUG on the console, libraries included. Returns the log
     file, or None when it cannot be written (the console still works)."""
     quiet_libraries()
+    # MLflow imported before MLFLOW_CONFIGURE_LOGGING was set has its own stderr handler (and
+    # does not propagate): route its records through ours instead.
+    mlflow_logger = logging.getLogger("mlflow")
+    for handler in list(mlflow_logger.handlers):
+        mlflow_logger.removeHandler(handler)
+    mlflow_logger.propagate = True
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "arena", False)]:
         root.removeHandler(handler)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from cryptoarena.config import Settings, load_settings, unknown_env_names
+from cryptoarena.console import setup_logging
 from cryptoarena.serving.deps import ServingState
 from cryptoarena.serving.docs import add_offline_docs
 from cryptoarena.serving.guard import BodyGuard
@@ -135,9 +136,9 @@ def _json_problem(error: Any) -> str:
 def app_from_env() -> FastAPI:
     """Factory for uvicorn (``--factory``): settings from the environment."""
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The same console/log-file split as the CLI (a bare basicConfig handler would also bind
+    # the stderr of the moment and print every library's chatter).
+    setup_logging(settings.log_level, settings.log_file)
     for problem in unknown_env_names():
         logger.warning("%s", problem)
     return create_app(settings)
