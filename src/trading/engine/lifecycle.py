@@ -193,7 +193,7 @@ class Lifecycle:
             await asyncio.sleep(0 if self.lockstep else 0.5)
             self.duties.snapshot(now, final=True)
         if self.pump is not None:
-            unresolved = len(self.pump.pending)
+            unresolved = len(self.pump.pending) + self.pump.unresolvable
             await self.pump.close()
         else:
             unresolved = 0
