@@ -193,6 +193,10 @@ class Lifecycle:
             await asyncio.sleep(0 if self.lockstep else 0.5)
             self.duties.snapshot(now, final=True)
         if self.pump is not None:
+            if self.lockstep:
+                # A backtest is deterministic to its end: the last forecast in flight is
+                # recorded (cancelling it would depend on how fast the machine is).
+                await self.pump.settle()
             unresolved = len(self.pump.pending) + self.pump.unresolvable
             await self.pump.close()
         else:
