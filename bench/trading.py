@@ -38,8 +38,8 @@ from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
 from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
-from cryptoarena.trading.worker import Worker
 
 
 class InstantForecasts:

@@ -247,7 +247,7 @@ def kill(
     try:
         if release:
             switch.release(token)
-            typer.echo("kill switch released")
+            typer.echo("kill switch release written: each worker verifies it against its own token")
         else:
             switch.engage(token, reason, by="cli")
             typer.echo(f"kill switch engaged ({settings.trading.kill_file}): {reason}")

@@ -71,6 +71,9 @@ class BarWindow:
 
 
 MAX_BACKOFF_S = 30.0
+# A prediction's outcome is the close of the bar ending at its target time; a bar closing later
+# than this after it (a gap in the bars) gives no outcome.
+MAX_OUTCOME_LAG_NS = 2 * NS_PER_S
 
 
 def backoff_s(consecutive: int) -> float:
@@ -110,6 +113,7 @@ class ForecastPump:
         self._next_health_ns = 0
         self._model_version: str | None = None
         self.pending: deque[PendingPrediction] = deque()
+        self.unresolvable = 0  # due during a gap in the bars: no honest outcome
         self.requests = 0
         self.failures = 0
         # Circuit breaker: after repeated failures, try again only after a growing pause.
@@ -258,6 +262,9 @@ class ForecastPump:
         while self.pending and self.pending[0].target_ns <= close_ns[-1]:
             pending = self.pending.popleft()
             i = int(np.searchsorted(close_ns, pending.target_ns, side="left"))
+            if close_ns[i] - pending.target_ns > MAX_OUTCOME_LAG_NS:
+                self.unresolvable += 1  # no recorded bar at its time: a gap, not a price
+                continue
             set_outcome(pending.event_id, float(closes[i]), int(close_ns[i]))
             done += 1
         return done
@@ -268,6 +275,11 @@ class ForecastPump:
         done = 0
         while self.pending and self.pending[0].target_ns <= close_ns:
             pending = self.pending.popleft()
+            if close_ns - pending.target_ns > MAX_OUTCOME_LAG_NS:
+                # Taken over from a crashed incarnation and due while nobody watched: a later
+                # bar's price would be a wrong outcome. Left unresolved (counted).
+                self.unresolvable += 1
+                continue
             set_outcome(pending.event_id, bar.close, close_ns)
             done += 1
         return done

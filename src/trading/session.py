@@ -18,8 +18,8 @@ from cryptoarena.clock import Clock, LiveClock, SimClock
 from cryptoarena.config import ENV_PREFIX, BybitEnv, Settings
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.engine import Worker, WorkerResult
 from cryptoarena.trading.risk.killswitch import KillSwitch
-from cryptoarena.trading.worker import Worker, WorkerResult
 from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)

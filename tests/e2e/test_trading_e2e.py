@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from cryptoarena.config import Settings
 from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
-from cryptoarena.trading.worker import Worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -66,7 +66,7 @@ async def test_replay_through_a_real_model_server_into_the_journal(tmp_path, mon
         preds = journal.find("predictions", {"run_id": "e2e"}, sort=[("ts_ns", 1)])
         assert len(preds) > 300
         assert {p["model_version"] for p in preds} == {info.version}
-        last_trade_ns = worker.last_trade_ns
+        last_trade_ns = worker.state.last_trade_ns
         assert last_trade_ns is not None
         due = [p for p in preds if p["target_ts_ns"] <= last_trade_ns]
         assert len(due) >= len(preds) - 16
@@ -76,7 +76,7 @@ async def test_replay_through_a_real_model_server_into_the_journal(tmp_path, mon
         assert any("model v" in d["reason"] for d in ai_decisions)
 
         # Books: equity = cash + position value − fees; fills rebuild them; the venue agrees.
-        mark = Decimal(str(worker.last_price))
+        mark = Decimal(str(worker.state.last_price))
         for name, book in worker.books.items():
             assert book.equity(mark) == book.cash + book.qty * mark - book.fees
             assert book.fills == sum(1 for f in fills if f["strategy"] == name)

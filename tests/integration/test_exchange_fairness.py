@@ -11,9 +11,9 @@ import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.trading.arena_config import ArenaConfig, load_arena_config
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.session import ExchangeKind, make_exchange
-from cryptoarena.trading.worker import Worker
 
 from tests.integration.trading_kit import (
     ROOT,

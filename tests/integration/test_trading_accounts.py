@@ -18,6 +18,7 @@ import pytest
 from cryptoarena.config import Settings
 from cryptoarena.data.records import Trade
 from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.accounts import AccountsExchange
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.exchange.venue import VenueConfig
@@ -29,7 +30,6 @@ from cryptoarena.trading.session import (
     make_exchange,
     make_feed,
 )
-from cryptoarena.trading.worker import Worker
 
 from tests.fakes.bybit_account import FakeAccounts
 from tests.fakes.bybit_server import FakeBybit

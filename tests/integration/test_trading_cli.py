@@ -90,7 +90,7 @@ def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_p
         assert Decimal(runs[1]["books_qty"]) == 0 == Decimal(runs[1]["exchange_qty"])
         latest = journal.latest_equity("live1")
         assert {d["qty"] for d in latest.values()} == {0.0}
-        # $gte: the flattening order goes out in the very tick the kill is noticed.
+        # The flatten goes out on the very tick that saw the kill (same ts_ns).
         after = journal.find("orders", {"run_id": "live1", "ts_ns": {"$gte": kills[0]["ts_ns"]}})
         assert after and all(float(o["position_before"]) != 0 for o in after)
 

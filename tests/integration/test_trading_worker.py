@@ -39,7 +39,7 @@ async def test_all_strategies_trade_the_real_tape_into_the_journal(tmp_path) -> 
         assert {f["client_id"] for f in fills} <= set(ids)
         assert result.orders == len(orders)
         # Each book: the identity, and the journal's fills rebuild it exactly.
-        mark = Decimal(str(worker.last_price))
+        mark = Decimal(str(worker.state.last_price))
         for name, book in worker.books.items():
             assert book.equity(mark) == book.cash + book.qty * mark - book.fees
             assert book.fills == sum(1 for f in fills if f["strategy"] == name)

@@ -21,9 +21,9 @@ from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
 from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 ARENA = str(Path(sys.executable).with_name("arena"))

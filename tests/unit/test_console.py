@@ -41,7 +41,7 @@ def test_library_chatter_goes_to_the_log_file_not_the_console(
     assert setup_logging("INFO", log_file) == log_file
     logging.getLogger("httpx").info('HTTP Request: GET http://x/health "HTTP/1.1 200 OK"')
     logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
-    logging.getLogger("cryptoarena.trading.duties").info("progress: market time …")
+    logging.getLogger("cryptoarena.trading.engine.duties").info("progress: market time …")
     logging.getLogger("prefect.flow_runs").info("Beginning flow run 'x' for flow 'retrain'")
     logging.getLogger("httpx").warning("connection pool is full")
     logging.getLogger("cryptoarena.x").debug("not at INFO")

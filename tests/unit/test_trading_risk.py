@@ -276,7 +276,8 @@ def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
 
     pump = ForecastPump(Idle(), "BTCUSDT", window=16, max_age_s=2.5, record=lambda k, d: "x")
     pump.restore_pending([PendingPrediction("b", T0 + 5 * S), PendingPrediction("a", T0 + 3 * S),
-                          PendingPrediction("late", T0 + 60 * S)])  # fmt: skip
+                          PendingPrediction("late", T0 + 60 * S),
+                          PendingPrediction("gap", T0 - 30 * S)])  # fmt: skip
     bars = pd.DataFrame(
         {"ts": [T0 + i * S for i in range(10)], "close": [100.0 + i for i in range(10)]}
     )
@@ -285,6 +286,8 @@ def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
     # The bar that closes at the target (open ts = target - 1 s) gives the realised price.
     assert got == [("a", 102.0, T0 + 3 * S), ("b", 104.0, T0 + 5 * S)]
     assert [p.event_id for p in pump.pending] == ["late"]
+    # Due before the first recorded bar (a gap): no outcome rather than a later bar's price.
+    assert pump.unresolvable == 1
 
 
 def test_halts_are_recorded_with_reason_and_time() -> None:

@@ -1,5 +1,7 @@
-"""The trading worker: feed → bar builders → strategies → risk → orders → fills → books → journal.
+"""The trading worker: the engine's composition root and its clock driver.
 
+feed → one-second ticks → :class:`BarPipeline` → :class:`Decider` (strategies, risk, router) →
+fills → books → journal, then :class:`Duties`; :class:`Lifecycle` starts and stops the run.
 One code path for live trading, paper trading, replay and backtest. Time comes from the injected
 clock; bars close on one-second ticks (driven by the feed's own timestamps in a replay, and by a
 timer in live trading), so a backtest sees exactly what live trading would, as fast as the
@@ -19,13 +21,16 @@ from typing import Any
 
 import pandas as pd
 from cryptoarena.clock import Clock, SimClock
-from cryptoarena.data.bars import BarBuilder
 from cryptoarena.data.feed import MarketFeed
 from cryptoarena.data.records import NS_PER_S, Trade
 from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.book import Book
-from cryptoarena.trading.deciding import WorkerDecisions
-from cryptoarena.trading.duties import WorkerDuties, WorkerResult
+from cryptoarena.trading.engine.bars import BarPipeline
+from cryptoarena.trading.engine.decide import Decider
+from cryptoarena.trading.engine.duties import Duties
+from cryptoarena.trading.engine.lifecycle import Lifecycle
+from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
 from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
@@ -36,7 +41,7 @@ from cryptoarena.trading.runner import StrategyRunner
 logger = logging.getLogger(__name__)
 
 
-class Worker(WorkerDecisions, WorkerDuties):
+class Worker:
     def __init__(
         self,
         config: ArenaConfig,
@@ -60,83 +65,80 @@ class Worker(WorkerDecisions, WorkerDuties):
         self.journal = journal
         self.clock = clock
         self.run_id = run_id
-        self.kill_switch = kill_switch
-        # The enforcing side: engage/release verified against the switch's (this worker's) token.
-        self.kill_guard = KillGuard(kill_switch) if kill_switch is not None else None
-        self.source_name = source_name
+        self.symbol = config.arena.symbol
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
         self.lockstep = isinstance(clock, SimClock)
-        self.durable_orders = durable_orders
-        # Live: 1-second bars recorded by the collector (the lake), for predictions that came
-        # due while the worker was down. A replay re-reads its own bars instead.
-        self.recorded_bars = recorded_bars
-        # Out of sample by construction: bars before this only warm the strategies up (as a
-        # resumed replay's do); nobody trades on them.
-        self.trade_from_ns = trade_from_ns
-        # What the session knows about the run (forecast source, in/out of sample): journaled.
-        self.run_notes = dict(run_notes or {})
-        self.symbol = config.arena.symbol
+        self.result = WorkerResult(run_id)
+        self.state = RunState()
+        self.record = Recorder(journal, self.result)
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
-        self.kinds = {s.name: s.kind for s in strategies}
         capital = Decimal(str(config.arena.capital))
         self.books = {s.name: Book(s.name, capital=capital) for s in strategies}
         self.risk = RiskManager(
-            config.risk, {s.name: config.arena.capital for s in strategies}, self._risk_event
+            config.risk, {s.name: config.arena.capital for s in strategies}, self.record.risk_event
         )
-        self.builders: dict[int, BarBuilder] = {}
-        self.groups: dict[int, list[StrategyRunner]] = {}
-        for runner in self.runners:
-            self.builders.setdefault(runner.bar_ns, BarBuilder(runner.bar_ns))
-            self.groups.setdefault(runner.bar_ns, []).append(runner)
-        # The 1-second builder also feeds the forecast pump and prediction outcomes.
-        self.builders.setdefault(NS_PER_S, BarBuilder(NS_PER_S))
-        self.groups.setdefault(NS_PER_S, [])
-        needs_forecast = any(r.strategy.uses_forecast for r in self.runners)
+        self.bars = BarPipeline(self.runners)
         self.pump: ForecastPump | None = None
-        if forecasts is not None and needs_forecast:
+        if forecasts is not None and any(r.strategy.uses_forecast for r in self.runners):
             self.pump = ForecastPump(
                 forecasts,
                 self.symbol,
                 window=config.arena.forecast_window,
                 max_age_s=config.arena.forecast_max_age_s,
-                record=self._record,
+                record=self.record,
             )
-        self.router: OrderRouter | None = None
-        self.result = WorkerResult(run_id)
-        self.last_price: float | None = None
-        self.last_trade_ns: int | None = None
+        self.decider = Decider(config, groups=self.bars.groups, risk=self.risk, pump=self.pump,
+                               record=self.record, state=self.state, result=self.result)  # fmt: skip
+        # The enforcing side of the kill switch: engage/release verified against its own token.
+        self.kill_switch = kill_switch
+        guard = KillGuard(kill_switch) if kill_switch is not None else None
+        self.duties = Duties(
+            config,
+            books=self.books,
+            kinds={s.name: s.kind for s in strategies},
+            risk=self.risk,
+            journal=journal,
+            record=self.record,
+            state=self.state,
+            result=self.result,
+            pump=self.pump,
+            kill_guard=guard,
+        )
+        self.lifecycle = Lifecycle(
+            config,
+            exchange=exchange,
+            journal=journal,
+            clock=clock,
+            books=self.books,
+            runners=self.runners,
+            risk=self.risk,
+            record=self.record,
+            state=self.state,
+            result=self.result,
+            pump=self.pump,
+            duties=self.duties,
+            run_id=run_id,
+            source_name=source_name,
+            lockstep=self.lockstep,
+            durable_orders=durable_orders,
+            # Live: the collector's recorded 1 s bars, for predictions that came due while the
+            # worker was down (a replay re-reads its own bars instead).
+            recorded_bars=recorded_bars,
+            # Out of sample by construction: bars before this only warm the strategies up.
+            trade_from_ns=trade_from_ns,
+            run_notes=dict(run_notes or {}),
+        )
         self._next_tick_s: int | None = None
-        self._next_equity_ns = 0
-        self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
-        self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
-        self._next_summary_ns = 0
-        self._next_progress_ns = 0
-        self._last_journaled: dict[str, tuple[Any, str]] = {}
-        self._last_decision: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._lock = asyncio.Lock()
-        self._checkpoint_ns = 0
         # Benchmarks set a list here to collect tick-to-decision latencies (ns).
         self.tick_latencies: list[int] | None = None
 
-    # -- journal helpers ------------------------------------------------------------------
-    def _record(self, kind: str, doc: dict[str, Any]) -> str:
-        self.result.journaled[kind] += 1
-        return str(self.journal.record(kind, doc))
-
-    def _risk_event(self, doc: dict[str, Any]) -> None:
-        self._record("risk_events", doc)
-
-    def _must_flatten(self, name: str) -> bool:
-        """Halted (loss, drawdown, crash), globally halted, or killed with flatten_on_kill."""
-        risk = self.risk
-        return (
-            name in risk.halted
-            or risk.global_halt is not None
-            or (risk.killed is not None and self.config.arena.flatten_on_kill)
-        )
+    @property
+    def router(self) -> OrderRouter | None:
+        return self.state.router
 
     # -- control ----------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -152,7 +154,7 @@ class Worker(WorkerDecisions, WorkerDuties):
 
     # -- the run ----------------------------------------------------------------------------
     async def run(self) -> WorkerResult:
-        updates = await self._start_up()
+        updates = await self.lifecycle.start()
         ticker = (
             None if self.lockstep else asyncio.get_running_loop().create_task(self._live_ticker())
         )
@@ -168,13 +170,8 @@ class Worker(WorkerDecisions, WorkerDuties):
         finally:
             if ticker is not None:
                 ticker.cancel()
-            await self._shutdown(updates)
+            await self.lifecycle.stop(updates)
         return self.result
-
-    async def _consume_updates(self) -> None:
-        assert self.router is not None
-        async for update in self.exchange.updates():
-            self.router.ledger.on_update(update)
 
     async def _consume_feed(self) -> None:
         stop_wait = asyncio.get_running_loop().create_task(self._stop.wait())
@@ -197,7 +194,7 @@ class Worker(WorkerDecisions, WorkerDuties):
                 # Let fills and forecasts land before the next batch.
                 await asyncio.sleep(0)
                 if self.lockstep:
-                    await self._journal_backpressure()
+                    await self.duties.backpressure()
         finally:
             stop_wait.cancel()
         if self._stop.is_set():
@@ -238,29 +235,25 @@ class Worker(WorkerDecisions, WorkerDuties):
         last = trades[-1]
         if isinstance(self.clock, SimClock):
             self.clock.advance_to(last.ts)
-        ts = [t.ts for t in trades]
-        px = [t.price for t in trades]
-        qty = [t.size for t in trades]
-        side = [t.side for t in trades]
-        for builder in self.builders.values():
-            builder.add_many(ts, px, qty, side)
-        self.last_price = last.price
-        self.last_trade_ns = last.ts
+        self.bars.add(trades)
+        self.state.last_price = last.price
+        self.state.last_trade_ns = last.ts
         self.result.trades += len(trades)
         # A paper venue fills against the same tape, after the strategies saw it (also while
         # fast-forwarding a resumed replay: it then only learns the last price).
         on_trades = getattr(self.exchange, "on_trades", None)
-        if on_trades is not None and self.router is not None:
+        router = self.state.router
+        if on_trades is not None and router is not None:
             # Book the paper fills now (the update stream repeats them; exec ids dedupe).
             for fill in on_trades(trades):
-                self.router.ledger.on_fill(fill)
+                router.ledger.on_fill(fill)
 
     async def _tick_to(self, now_ns: int) -> None:
         """Close every bar that ended by ``now_ns``, one second at a time, as live would."""
         target_s = now_ns // NS_PER_S
         if self._next_tick_s is None:
             self._next_tick_s = target_s
-            self._next_equity_ns = target_s * NS_PER_S + self._equity_every_ns
+            self.duties.start_timers(target_s * NS_PER_S)
             return
         while self._next_tick_s <= target_s:
             tick_ns = self._next_tick_s * NS_PER_S
@@ -272,35 +265,33 @@ class Worker(WorkerDecisions, WorkerDuties):
             await self._on_tick(tick_ns)
 
     async def _on_tick(self, tick_ns: int) -> None:
-        live = tick_ns > self._checkpoint_ns
+        live = tick_ns > self.state.checkpoint_ns
         started = time.perf_counter_ns()
         waited = 0
         closed = False
-        for bar_ns, builder in self.builders.items():
-            bars = builder.advance(tick_ns)
-            if not bars:
-                continue
+        router, pump = self.state.router, self.pump
+        for bar_ns, bars in self.bars.close(tick_ns):
             closed = True
             self.result.bars += len(bars)
-            if bar_ns == NS_PER_S and self.router is not None:
-                self.router.band_ref = bars[-1].vwap
-            if bar_ns == NS_PER_S and self.pump is not None:
+            if bar_ns == NS_PER_S and router is not None:
+                router.band_ref = bars[-1].vwap
+            if bar_ns == NS_PER_S and pump is not None:
                 for bar in bars:
-                    self.pump.resolve(bar, self.journal.set_prediction_outcome)
+                    pump.resolve(bar, self.journal.set_prediction_outcome)
                 if self.lockstep and live:
                     # Waiting for the model is network/inference time, not the worker's own.
                     t_wait = time.perf_counter_ns()
-                    await self.pump.settle()
+                    await pump.settle()
                     waited += time.perf_counter_ns() - t_wait
             for bar in bars:
-                await self._step_group(bar_ns, bar, tick_ns, live)
-            if bar_ns == NS_PER_S and self.pump is not None and live:
-                self.pump.on_bar(bars[-1], tick_ns)
-            elif bar_ns == NS_PER_S and self.pump is not None:
-                self.pump.window.append(bars[-1])
+                await self.decider.step(bar_ns, bar, tick_ns, live)
+            if bar_ns == NS_PER_S and pump is not None and live:
+                pump.on_bar(bars[-1], tick_ns)
+            elif bar_ns == NS_PER_S and pump is not None:
+                pump.window.append(bars[-1])
         if self.tick_latencies is not None and closed and live:
             # Tick to decision: bars closed, every strategy decided, risk checked, orders sent.
             self.tick_latencies.append(time.perf_counter_ns() - started - waited)
         if not live:
             return
-        await self._housekeeping(tick_ns)
+        await self.duties.housekeeping(tick_ns)

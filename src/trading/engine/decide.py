@@ -1,6 +1,6 @@
-"""Bars to decisions to orders: each strategy's guarded step, the decision journal (only when
-a target or the kind of reason changes), crashes, and the hand-over to the order router.
-A mixin of :class:`cryptoarena.trading.worker.Worker` (kept apart for size)."""
+"""The decision step: each strategy's guarded step on a closed bar, the decision journal (only
+when a target or the kind of reason changes), crashes (halt that strategy alone), and the
+hand-over of targets to the order router."""
 
 from __future__ import annotations
 
@@ -9,38 +9,41 @@ from typing import Any
 
 from cryptoarena.data.records import Bar
 from cryptoarena.trading.arena_config import ArenaConfig
-from cryptoarena.trading.duties import WorkerResult
+from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.state import Recorder, RunState, must_flatten
 from cryptoarena.trading.forecasts import ForecastPump
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import Decision, StrategyCrash, StrategyRunner
 from cryptoarena.trading.strategies.base import StrategyContext
 
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*")
 
 
-class WorkerDecisions:
-    # Set by Worker.__init__ / Worker.run.
-    config: ArenaConfig
-    groups: dict[int, list[StrategyRunner]]
-    pump: ForecastPump | None
-    risk: RiskManager
-    router: OrderRouter | None
-    result: WorkerResult
-    last_price: float | None
-    last_trade_ns: int | None
-    _last_journaled: dict[str, tuple[Any, str]]
-    _last_decision: dict[str, str]
+class Decider:
+    def __init__(
+        self,
+        config: ArenaConfig,
+        *,
+        groups: dict[int, list[StrategyRunner]],
+        risk: RiskManager,
+        pump: ForecastPump | None,
+        record: Recorder,
+        state: RunState,
+        result: WorkerResult,
+    ) -> None:
+        self.fee = config.arena.fee_rate
+        self.flatten_on_kill = config.arena.flatten_on_kill
+        self.groups = groups
+        self.risk = risk
+        self.pump = pump
+        self.record = record
+        self.state = state
+        self.result = result
+        self._last_journaled: dict[str, tuple[Any, str]] = {}
 
-    def _record(self, kind: str, doc: dict[str, Any]) -> str:
-        raise NotImplementedError
-
-    def _must_flatten(self, name: str) -> bool:
-        raise NotImplementedError
-
-    async def _step_group(self, bar_ns: int, bar: Bar, now_ns: int, live: bool) -> None:
-        fee = self.config.arena.fee_rate
-        plain = StrategyContext(now_ns=now_ns, fee_rate=fee)
+    async def step(self, bar_ns: int, bar: Bar, now_ns: int, live: bool) -> None:
+        """Every strategy on ``bar_ns`` bars sees ``bar``; live ticks decide and route."""
+        plain = StrategyContext(now_ns=now_ns, fee_rate=self.fee)
         ai_ctx: StrategyContext | None = None
         age: float | None = None
         for runner in self.groups.get(bar_ns, ()):
@@ -54,7 +57,7 @@ class WorkerDecisions:
                         if self.pump is not None
                         else (None, "no forecast source", None)
                     )
-                    ai_ctx = StrategyContext(now_ns, fee, forecast, problem)
+                    ai_ctx = StrategyContext(now_ns, self.fee, forecast, problem)
                 ctx = ai_ctx
             outcome = runner.step(bar, ctx)
             if not live:
@@ -67,7 +70,7 @@ class WorkerDecisions:
             )
 
     def _on_crash(self, crash: StrategyCrash, now_ns: int) -> None:
-        self._record(
+        self.record(
             "risk_events",
             {
                 "type": "strategy_error",
@@ -84,11 +87,12 @@ class WorkerDecisions:
         self, runner: StrategyRunner, d: Decision, now_ns: int, age: float | None
     ) -> None:
         self.result.decisions += 1
+        state = self.state
         key = (d.target, _NUMBERS.sub("#", d.reason))
         decision_id = None
         if self._last_journaled.get(d.strategy) != key:
             self._last_journaled[d.strategy] = key
-            decision_id = self._record(
+            decision_id = self.record(
                 "decisions",
                 {
                     "strategy": d.strategy,
@@ -96,20 +100,23 @@ class WorkerDecisions:
                     "target": d.target,
                     "reason": d.reason,
                     "warming_up": d.warming_up,
-                    "price": self.last_price,
+                    "price": state.last_price,
                     "ts_ns": now_ns,
                 },
             )
-        self._last_decision[d.strategy] = d.reason
-        if d.target is None or self._must_flatten(d.strategy) or self.last_price is None:
+        state.last_decision[d.strategy] = d.reason
+        if (
+            d.target is None
+            or must_flatten(self.risk, d.strategy, flatten_on_kill=self.flatten_on_kill)
+            or state.last_price is None
+        ):
             return
-        assert self.router is not None
-        cid = await self.router.rebalance(
+        cid = await state.need_router().rebalance(
             d.strategy,
             d.target,
-            price=self.last_price,
+            price=state.last_price,
             now_ns=now_ns,
-            last_trade_ns=self.last_trade_ns,
+            last_trade_ns=state.last_trade_ns,
             uses_forecast=runner.strategy.uses_forecast,
             forecast_age_s=age,
             decision_id=decision_id,

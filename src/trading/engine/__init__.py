@@ -1,0 +1,18 @@
+"""The trading engine, as composed parts with explicit interfaces (no mixins):
+
+- ``worker.py``  the composition root and the clock driver: feed batches → one-second ticks
+- ``bars.py``    the bar pipeline: one builder per bar size, the strategies each feeds
+- ``decide.py``  the decision step: guarded strategy steps, decision journal, targets → router
+- ``duties.py``  periodic duties: kill switch, forced flattening, follow-ups, expiry, snapshots
+- ``lifecycle.py`` start-up (restore, reconcile, "started") and shutdown (drain, "stopped")
+- ``state.py``   what the parts share while a run goes (market, checkpoint, router), and the
+  journal recorder; ``result.py`` the run's result
+
+The order router (``trading/router.py``) and its ledger (``trading/order_tracking.py``), the
+risk manager and the strategies are the parts these drive.
+"""
+
+from cryptoarena.trading.engine.result import WorkerResult, family
+from cryptoarena.trading.engine.worker import Worker
+
+__all__ = ["Worker", "WorkerResult", "family"]

@@ -1,0 +1,203 @@
+"""The engine's periodic duties, once per live tick after the decisions: the kill switch (through
+its guard), forced flattening, the rest of split orders (follow-ups), order expiry, progress, the
+equity snapshots with their loss checks and the summary read models; and a backtest's journal
+back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.book import Book
+from cryptoarena.trading.engine.result import WorkerResult, family
+from cryptoarena.trading.engine.state import Recorder, RunState, must_flatten
+from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.risk.killswitch import KillGuard
+from cryptoarena.trading.risk.manager import RiskManager
+
+logger = logging.getLogger(__name__)
+
+
+class Duties:
+    def __init__(
+        self,
+        config: ArenaConfig,
+        *,
+        books: dict[str, Book],
+        kinds: dict[str, str],
+        risk: RiskManager,
+        journal: Any,
+        record: Recorder,
+        state: RunState,
+        result: WorkerResult,
+        pump: ForecastPump | None,
+        kill_guard: KillGuard | None,
+    ) -> None:
+        self.books = books
+        self.kinds = kinds
+        self.risk = risk
+        self.journal = journal
+        self.record = record
+        self.state = state
+        self.result = result
+        self.pump = pump
+        self.kill_guard = kill_guard
+        self.flatten_on_kill = config.arena.flatten_on_kill
+        self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
+        self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
+        self._next_equity_ns = 0
+        self._next_summary_ns = 0
+        self._next_progress_ns = 0
+        self._flat_logged = False
+        self._progress_mark: tuple[int, float] | None = None  # (market ns, wall s) last shown
+
+    def start_timers(self, first_tick_ns: int) -> None:
+        """The first tick of the run: the first equity snapshot is one interval later."""
+        self._next_equity_ns = first_tick_ns + self._equity_every_ns
+
+    async def housekeeping(self, now_ns: int) -> None:
+        """Once per live tick, after the decisions."""
+        router = self.state.need_router()
+        if self.kill_guard is not None:
+            event = self.kill_guard.poll(self.risk.killed is not None)
+            if event is None:
+                pass
+            elif event.type == "kill":
+                self.risk.kill(event.reason, now_ns, by=event.by, verified=event.verified)
+                logger.warning("kill switch engaged by %s: %s", event.by, self.risk.killed)
+                self._flat_logged = False
+            elif event.type == "kill_released":
+                # Released: strategies trade again from their next bar.
+                self.risk.unkill(now_ns, by=event.by, verified=event.verified, reason=event.reason)
+                logger.warning("kill switch released by %s: trading resumes", event.by)
+            else:
+                self.risk.release_refused(event.reason, now_ns, by=event.by)
+        all_flat = all(b.qty == 0 for b in self.books.values()) and not router.ledger.in_flight
+        if self.risk.killed is not None and not self._flat_logged and all_flat:
+            self._flat_logged = True
+            logger.warning("kill switch: every book is flat, no order in flight")
+        if self.state.last_price is not None:
+            for name in self.books:
+                if self.books[name].qty != 0 and must_flatten(
+                    self.risk, name, flatten_on_kill=self.flatten_on_kill
+                ):
+                    await router.flatten(
+                        name,
+                        price=self.state.last_price,
+                        now_ns=now_ns,
+                        last_trade_ns=self.state.last_trade_ns,
+                    )
+            # The rest of a target an exit could not reach alone: the entry of a flip (checked
+            # on its own now the close is done) or the next slice of a large exit.
+            for name, follow in router.follow_ups().items():
+                if (
+                    must_flatten(self.risk, name, flatten_on_kill=self.flatten_on_kill)
+                    and follow.target != 0.0
+                ):
+                    router.follow.pop(name, None)
+                    continue
+                age = None
+                if follow.uses_forecast:
+                    forecast, _, age = (
+                        self.pump.view(now_ns) if self.pump is not None else (None, None, None)
+                    )
+                    if forecast is None:  # the forecast behind the target is gone: stand aside
+                        router.follow.pop(name, None)
+                        continue
+                cid = await router.rebalance(
+                    name,
+                    follow.target,
+                    price=self.state.last_price,
+                    now_ns=now_ns,
+                    last_trade_ns=self.state.last_trade_ns,
+                    uses_forecast=follow.uses_forecast,
+                    forecast_age_s=age,
+                    decision_id=follow.decision_id,
+                )
+                if cid is not None:
+                    self.result.orders += 1
+        await router.expire(now_ns)
+        if now_ns >= self._next_progress_ns:
+            self._next_progress_ns = now_ns + 600 * NS_PER_S
+            r = self.result
+            logger.info(
+                "progress: market time %s%s; trades=%d bars=%d orders=%d fills=%d",
+                datetime.fromtimestamp(now_ns / NS_PER_S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                self._progress_rate(now_ns),
+                r.trades,
+                r.bars,
+                r.orders,
+                sum(b.fills for b in self.books.values()),
+            )
+        if now_ns >= self._next_equity_ns:
+            self._next_equity_ns = now_ns + self._equity_every_ns
+            self.snapshot(now_ns)
+
+    def _progress_rate(self, now_ns: int) -> str:
+        """Market time per wall time since the last progress line: the replay's speed."""
+        wall = time.monotonic()
+        mark, self._progress_mark = self._progress_mark, (now_ns, wall)
+        if mark is None or wall <= mark[1]:
+            return ""
+        return f" ({(now_ns - mark[0]) / NS_PER_S / (wall - mark[1]):,.0f}× real time)"
+
+    def snapshot(self, now_ns: int, *, final: bool = False) -> None:
+        """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
+        router = self.state.router
+        if self.state.last_price is None or router is None:
+            return
+        summaries = final or now_ns >= self._next_summary_ns
+        if summaries:
+            self._next_summary_ns = now_ns + self._summary_every_ns
+        mark = Decimal(str(self.state.last_price))
+        total = 0.0
+        for name, book in self.books.items():
+            doc = book.snapshot(mark, now_ns)
+            self.record("equity", doc)
+            total += doc["equity"]
+            self.risk.on_equity(name, doc["equity"], now_ns)
+            self.result.equity[name] = doc["equity"]
+            if not summaries:
+                continue
+            kind = self.kinds[name]
+            self.journal.upsert_summary(
+                name,
+                {
+                    "kind": kind,
+                    "family": family(kind),
+                    "equity": doc["equity"],
+                    "pnl": doc["equity"] - float(book.capital),
+                    "realised": doc["realised"],
+                    "unrealised": doc["unrealised"],
+                    "fees": doc["fees"],
+                    "qty": doc["qty"],
+                    "fills": book.fills,
+                    "orders": router.orders_sent.get(name, 0),
+                    "round_trips": book.round_trips,
+                    "wins": book.wins,
+                    "win_rate": book.wins / book.round_trips if book.round_trips else None,
+                    "vetoes": self.risk.vetoes.get(name, 0),
+                    "halted": self.risk.halted.get(name),
+                    "halted_at": self.risk.halted_at.get(name),
+                    "exposure": doc["exposure"],
+                    "last_decision": self.state.last_decision.get(name, ""),
+                    "ts_ns": now_ns,
+                },
+            )
+        self.risk.on_total_equity(total, now_ns)
+
+    async def backpressure(self) -> None:
+        # A backtest can outrun the database: wait for the journal's queue rather than make it
+        # overflow to its (fsync-per-event) spill file on the hot path.
+        writer = getattr(self.journal, "_writer", None)
+        queue = getattr(writer, "_queue", None)
+        if queue is None or queue.qsize() < 4000:
+            return
+        while queue.qsize() > 1000:
+            await asyncio.sleep(0.005)
