@@ -80,6 +80,7 @@ class FakeBybit(FaultSwitches):
         self.history: dict[tuple[str, str], collections.deque[dict[str, Any]]] = {}
         self.books: dict[tuple[str, str], ExchangeBook] = {}  # (channel, symbol) → book
         self.lose_book_deltas = 0
+        self.book_log: list[dict[str, Any]] = []  # every book message sent, in order (a recording)
         self._seq = 0
         self._last: dict[tuple[str, str], tuple[float, str]] = {}
         self.app = web.Application()
@@ -210,8 +211,9 @@ class FakeBybit(FaultSwitches):
                 for topic in topics:
                     if topic.startswith("orderbook."):
                         _, depth, symbol = topic.split(".", 2)
-                        book = self.book(symbol, conn.channel)
-                        await self._send(conn, book.snapshot(int(depth)))
+                        snapshot = self.book(symbol, conn.channel).snapshot(int(depth))
+                        self.book_log.append(snapshot)
+                        await self._send(conn, snapshot)
 
     async def _send(self, conn: PublicConn, message: dict[str, Any]) -> bool:
         try:
@@ -292,6 +294,7 @@ class FakeBybit(FaultSwitches):
                 self.lose_book_deltas -= 1
                 self.stats["book_deltas_lost"] += 1
                 return None
+            self.book_log.append(message)
             return message
 
         message = self.call(change())
@@ -303,8 +306,9 @@ class FakeBybit(FaultSwitches):
         """Send the whole book again as a snapshot (Bybit does so at times, and after a restart)."""
 
         async def snap() -> dict[str, Any]:
-            book = self.book(symbol, channel)
-            return book.snapshot(depth, ts_ms)
+            message = self.book(symbol, channel).snapshot(depth, ts_ms)
+            self.book_log.append(message)
+            return message
 
         message: dict[str, Any] = self.call(snap())
         return self.publish(channel, message)
