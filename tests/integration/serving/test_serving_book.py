@@ -13,8 +13,8 @@ import pytest
 from cryptoarena.config import ServingSettings, Settings
 from cryptoarena.data.book import BOOK_COLUMNS
 from cryptoarena.data.records import BAR_COLUMNS
-from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo
 from cryptoarena.model.features import FeatureSpec, min_bars
+from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo
 from cryptoarena.serving.app import create_app
 from fastapi.testclient import TestClient
 
@@ -132,7 +132,7 @@ def test_book_model_refuses_bars_without_book_fields_naming_them(
     assert reply.status_code == 422
     text = reply.text
     assert "bid" in text and "ask_sz5" in text and "book" in text
-    partial = body(bars, BAR_COLUMNS + ("bid", "ask"))
+    partial = body(bars, (*BAR_COLUMNS, "bid", "ask"))
     reply = client.post("/v1/forecast", json=partial)
     assert reply.status_code == 422 and "bid_sz1" in reply.text and "'bid'" not in reply.text
 
