@@ -94,9 +94,12 @@ def random_book_changes(
             side, book = (bids, "b") if rng.random() < 0.5 else (asks, "a")
             best = max(side) if book == "b" else min(side)
             roll = rng.random()
-            if roll < 0.3 and len(side) > 5:  # the best level is taken out
+            if roll < 0.3 and len(side) > 5:  # the best level is taken out; one joins far away
                 del side[best]
-                change = [(best, 0.0)]
+                worst = min(side) if book == "b" else max(side)
+                far = round(worst - 0.1 if book == "b" else worst + 0.1, 1)
+                side[far] = round(rng.uniform(0.001, 5), 3)
+                change = [(best, 0.0), (far, side[far])]
             elif roll < 0.5:  # a new best level inside the spread, if there is room
                 step = 0.1 if book == "b" else -0.1
                 price = round(best + step, 1)
@@ -105,6 +108,10 @@ def random_book_changes(
                     price = best
                 side[price] = round(rng.uniform(0.001, 3), 3)
                 change = [(price, side[price])]
+                if len(side) > levels:  # the book keeps its depth: the farthest level leaves
+                    worst = min(side) if book == "b" else max(side)
+                    del side[worst]
+                    change.append((worst, 0.0))
             else:  # resize one of the best ten levels
                 price = sorted(side, reverse=book == "b")[rng.randrange(min(10, len(side)))]
                 side[price] = round(rng.uniform(0.001, 5), 3)
