@@ -79,6 +79,7 @@ def collect_flow(
     ``orderbook.<book_depth>`` stream as per-second top-``book_levels`` snapshots), compact,
     check. Fails when a check fails."""
     settings = get_settings()
+    BybitFeedConfig(book_depth=book_depth, book_levels=book_levels)  # bad values fail here, once
     lake = str(lake_dir or settings.data.lake_dir)
     summary: dict[str, Any] = {"lake": lake}
     summary["backfill"] = backfill_files(lake, sources or [str(settings.data.sample_dir)], symbol)
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     )
     parser.add_argument("--book-levels", type=int, default=20, help="levels kept per snapshot")
     args = parser.parse_args(argv)
+    try:
+        BybitFeedConfig(book_depth=args.book_depth, book_levels=args.book_levels)
+    except ValueError as exc:
+        parser.error(str(exc))
     result = collect_flow(
         sources=args.source,
         symbol=args.symbol,

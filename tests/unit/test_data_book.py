@@ -170,3 +170,22 @@ def test_live_bar_join_forward_fills_and_uses_the_mid() -> None:
     )
     later = Bar(s0 + 2_000_000_000, 100.0, 100.0, 100.0, 100.0, 0.0, 100.0, 0, 0.0, 0.0)
     assert join.bar(later)["ask_sz5"] == 3.0  # forward-filled
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--book-depth", "7"], "book_depth must be 0 (off) or a Bybit depth"),
+        (["--book-depth", "50", "--book-levels", "60"], "book_levels must be between"),
+    ],
+)
+def test_collect_flow_refuses_a_bad_book_config_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.collect import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
