@@ -53,9 +53,14 @@ class ExchangeBook:
         self.seq += 3
         return self._message("delta", depth, bids, asks, self._stamp(ts_ms))
 
-    def restart(self) -> None:
-        """The book service restarts: the next snapshot carries ``u == 1``."""
-        self.u = 0
+    def restart(self, depth: int, ts_ms: int | None = None) -> dict[str, Any]:
+        """The book service restarts: the whole book is sent again with ``u == 1`` — as a
+        ``delta``, so only the client's ``u == 1`` rule (not the message type) resets it."""
+        self.u = 1
+        self.seq += 3
+        bids = sorted(self.bids.items(), key=lambda lv: -lv[0])[:depth]
+        asks = sorted(self.asks.items())[:depth]
+        return self._message("delta", depth, bids, asks, self._stamp(ts_ms))
 
     def _message(
         self, kind: str, depth: int, bids: list[Level], asks: list[Level], ms: int

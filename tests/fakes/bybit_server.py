@@ -14,7 +14,7 @@ socket is really closed), :meth:`reject_topic` (subscription answered ``success:
 :meth:`silence` (mute only the connections open now), :meth:`stall_recent_trades` (a slow REST
 backfill, answered on :meth:`answer_recent_trades`), ``lose_book_deltas`` (the next N book deltas
 are applied on the exchange but never sent: the client sees a ``u`` gap), :meth:`restart_book`
-(the next snapshot carries ``u == 1``).
+(the whole book pushed again with ``u == 1``).
 
     with FakeBybit() as fake:
         ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
@@ -313,8 +313,18 @@ class FakeBybit(FaultSwitches):
         message: dict[str, Any] = self.call(snap())
         return self.publish(channel, message)
 
-    def restart_book(self, symbol: str, channel: str = "linear") -> None:
-        self.book(symbol, channel).restart()
+    def restart_book(
+        self, symbol: str, *, ts_ms: int | None = None, depth: int = 50, channel: str = "linear"
+    ) -> int:
+        """The book service restarts: the whole book is pushed with ``u == 1``."""
+
+        async def restart() -> dict[str, Any]:
+            message = self.book(symbol, channel).restart(depth, ts_ms)
+            self.book_log.append(message)
+            return message
+
+        message: dict[str, Any] = self.call(restart())
+        return self.publish(channel, message)
 
     # ---- REST: recent trades (public) --------------------------------------------------------
     async def _recent_trade(self, request: web.Request) -> web.Response:

@@ -110,6 +110,40 @@ async def test_lost_delta_resyncs_and_no_state_of_a_broken_book_is_published(
     assert [s.ts for s in got] == sorted(s.ts for s in got)
 
 
+async def test_service_restart_u1_resets_the_book_without_a_resync(fake: FakeBybit) -> None:
+    changes = list(random_book_changes(13, 30, T0))
+    fake.push_book("BTCUSDT", *changes[0][1:], ts_ms=changes[0][0])
+    got: list[BookSnapshot] = []
+    feed = BybitFeed(config(fake, book_levels=50), on_book=got.append)
+
+    async def consume() -> None:
+        async for _ in feed:
+            pass
+
+    task = asyncio.create_task(consume())
+    truth: dict[int, tuple[object, ...]] = {}
+    try:
+        await asyncio.to_thread(fake.wait_subscribed, BOOK_TOPIC)
+        for i, (ts, bids, asks) in enumerate(changes[1:]):
+            if i == 30:  # the service restarts: the whole book again, u == 1, as a delta
+                await asyncio.to_thread(fake.restart_book, "BTCUSDT", ts_ms=ts - 1)
+            await asyncio.to_thread(fake.push_book, "BTCUSDT", bids, asks, ts_ms=ts)
+            truth[fake.book("BTCUSDT").u] = top(fake, 50)
+        last_u = fake.book("BTCUSDT").u
+        await until(lambda: feed.book is not None and feed.book.book.u == last_u)
+    finally:
+        await feed.close()
+        await asyncio.gather(task, return_exceptions=True)
+    assert feed.book is not None
+    feed.book.sampler.flush()
+    assert feed.stats["book_gaps"] == 0 and feed.stats["book_resyncs"] == 0
+    assert feed.stats["book_snapshots"] == 2  # the subscription's and the restart's
+    assert got[-1].u == last_u < 100  # counting from 1 again
+    for snap in got[1:]:
+        if snap.u in truth:
+            assert (snap.bids, snap.asks) == truth[snap.u]
+
+
 async def test_trade_only_feed_does_not_subscribe_the_book(fake: FakeBybit) -> None:
     feed = BybitFeed(config(fake, book_depth=0))
     await feed.start()
