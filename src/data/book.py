@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cryptoarena.data.lake import Lake
 from cryptoarena.data.records import NS_PER_S, Bar
 
 logger = logging.getLogger(__name__)
@@ -277,6 +278,32 @@ def book_states(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             for col in sizes.T
         ]
     return frame["ts"].to_numpy(np.int64) // NS_PER_MS, rows
+
+
+def lake_book_bars(
+    lake: Lake, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+) -> pd.DataFrame:
+    """The offline path: the lake's 1 s bars with the book columns of its ``book`` dataset (last
+    state of each second, forward-filled; close = mid where quoted), through the same
+    ``model.book.per_second``/``attach_book`` the recorded-day loaders use for training."""
+    from cryptoarena.model.book import attach_book, per_second  # model builds on data
+
+    bars = lake.read_bars(symbol, start_ns, end_ns)
+    if bars.empty:
+        return bars
+    book = lake.read_book(symbol, None, end_ns)  # earlier states forward-fill into the window
+    first_s = int(bars["ts"].iloc[0]) // NS_PER_S
+    if book.empty or "bid_px_1" not in book:
+        ts_ms, rows = np.empty(0, np.int64), np.empty((0, len(BOOK_COLUMNS)))
+    else:
+        ts_ms, rows = book_states(book)
+    # States before the window: the last one stands for the window's first second.
+    before = ts_ms < first_s * 1000
+    if before.any():
+        last = int(np.flatnonzero(before)[-1])
+        ts_ms = np.concatenate([[first_s * 1000], ts_ms[~before]])
+        rows = np.concatenate([rows[last : last + 1], rows[~before]])
+    return attach_book(bars, per_second(ts_ms, rows, first_s, len(bars)))
 
 
 # ---- live: 1 s bars with the book columns --------------------------------------------------

@@ -20,6 +20,7 @@ from cryptoarena.data.book import (
     LiveBookBars,
     book_frame,
     book_states,
+    lake_book_bars,
     replay_book_messages,
 )
 from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
@@ -239,6 +240,10 @@ async def test_book_features_are_identical_live_and_offline(
     first_s = int(offline_bars["ts"].iloc[0]) // 10**9
     per_second = model_book.per_second(ts_ms, rows, first_s, len(offline_bars))
     offline = model_book.attach_book(offline_bars, per_second)
+    pd.testing.assert_frame_equal(lake_book_bars(lake, "BTCUSDT"), offline)
+    mid = int(offline["ts"].iloc[70])  # a window: states before it forward-fill into it
+    window = lake_book_bars(lake, "BTCUSDT", mid, None)
+    pd.testing.assert_frame_equal(window, offline.iloc[70:].reset_index(drop=True))
 
     assert live["ts"].tolist() == offline["ts"].tolist()
     assert len(live) >= seconds - 5
