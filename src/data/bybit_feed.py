@@ -71,6 +71,8 @@ class BybitFeedConfig:
     # published as top-``book_levels`` snapshots once per exchange second.
     book_depth: int = 0
     book_levels: int = 20
+    # No valid book for this long (a resync or a new subscription brought no snapshot): ask again.
+    book_resync_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.backfill_wait_s <= self.backfill_timeout_s:
@@ -129,6 +131,7 @@ class BybitFeed:
                 self.symbol, self.config.book_levels, self._publish_book, self.stats
             )
         self._book_gen = 0  # connection whose book messages are current
+        self._book_waiting: float | None = None  # monotonic time the book became invalid
         self._closing = False
         self._gen = 0  # connection generation
         self._backfills: set[asyncio.Task[None]] = set()
@@ -298,6 +301,7 @@ class BybitFeed:
             silent = (time.time_ns() - ws.last_message_ns) / 1e9
             if silent > cfg.silence_s:
                 return f"silent for {silent:.1f} s"
+            self._book_watchdog()
 
     async def _teardown(self) -> None:
         ws, self._ws = self._ws, None
@@ -375,6 +379,7 @@ class BybitFeed:
         if kind == "book_restart":
             book.restart()
             self._book_gen = gen
+            self._book_waiting = time.monotonic()
             return
         if gen != self._book_gen:  # a late message of a closed connection
             return
@@ -385,10 +390,26 @@ class BybitFeed:
             self.stats["bad_messages"] += 1
             logger.warning("bybit feed: bad orderbook message: %s", exc)
             book.restart()
+            self._book_waiting = time.monotonic()
             self._resync_book(gen)
             return
         if self.stats["book_gaps"] > gaps:
             self._resync_book(gen)
+        if book.book.valid:
+            self._book_waiting = None
+        elif self._book_waiting is None:
+            self._book_waiting = time.monotonic()
+
+    def _book_watchdog(self) -> None:
+        """A book without a snapshot for ``book_resync_s`` (the answer to a resync was lost, or
+        the exchange kept the old subscription): subscribe again."""
+        since = self._book_waiting
+        if since is not None and time.monotonic() - since > self.config.book_resync_s:
+            self._book_waiting = time.monotonic()
+            logger.warning(
+                "bybit feed: no book snapshot for %.1f s; resync", time.monotonic() - since
+            )
+            self._resync_book(self._gen)
 
     def _resync_book(self, gen: int) -> None:
         """Subscribe the book topic again on the live connection: the server answers with a

@@ -13,7 +13,8 @@ socket is really closed), :meth:`reject_topic` (subscription answered ``success:
 ``answer_pings`` (stop answering protocol pings), ``mute`` (read frames, answer nothing) and
 :meth:`silence` (mute only the connections open now), :meth:`stall_recent_trades` (a slow REST
 backfill, answered on :meth:`answer_recent_trades`), ``lose_book_deltas`` (the next N book deltas
-are applied on the exchange but never sent: the client sees a ``u`` gap), :meth:`restart_book`
+are applied on the exchange but never sent: the client sees a ``u`` gap), ``withhold_book_snapshots``
+(the next N orderbook subscriptions get no snapshot), :meth:`restart_book`
 (the whole book pushed again with ``u == 1``).
 
     with FakeBybit() as fake:
@@ -80,6 +81,7 @@ class FakeBybit(FaultSwitches):
         self.history: dict[tuple[str, str], collections.deque[dict[str, Any]]] = {}
         self.books: dict[tuple[str, str], ExchangeBook] = {}  # (channel, symbol) → book
         self.lose_book_deltas = 0
+        self.withhold_book_snapshots = 0  # the next N subscriptions get no snapshot
         self.book_log: list[dict[str, Any]] = []  # every book message sent, in order (a recording)
         self._seq = 0
         self._last: dict[tuple[str, str], tuple[float, str]] = {}
@@ -210,6 +212,9 @@ class FakeBybit(FaultSwitches):
             if op == "subscribe":  # an orderbook subscription starts with a snapshot
                 for topic in topics:
                     if topic.startswith("orderbook."):
+                        if self.withhold_book_snapshots > 0:
+                            self.withhold_book_snapshots -= 1
+                            continue
                         _, depth, symbol = topic.split(".", 2)
                         snapshot = self.book(symbol, conn.channel).snapshot(int(depth))
                         self.book_log.append(snapshot)

@@ -111,6 +111,37 @@ async def test_lost_delta_resyncs_and_no_state_of_a_broken_book_is_published(
     assert [s.ts for s in got] == sorted(s.ts for s in got)
 
 
+async def test_a_resync_without_an_answer_is_asked_again(fake: FakeBybit) -> None:
+    changes = list(random_book_changes(17, 20, T0))
+    fake.push_book("BTCUSDT", *changes[0][1:], ts_ms=changes[0][0])
+    feed = BybitFeed(config(fake, book_levels=50, book_resync_s=0.5))
+
+    async def consume() -> None:
+        async for _ in feed:
+            pass
+
+    task = asyncio.create_task(consume())
+    try:
+        await asyncio.to_thread(fake.wait_subscribed, BOOK_TOPIC)
+        await until(lambda: feed.stats["book_snapshots"] == 1)
+        fake.lose_book_deltas = 1
+        fake.withhold_book_snapshots = 1  # the first resync brings nothing
+        for ts, bids, asks in changes[1:4]:
+            await asyncio.to_thread(fake.push_book, "BTCUSDT", bids, asks, ts_ms=ts)
+        await until(lambda: feed.stats["book_snapshots"] == 2)
+        for ts, bids, asks in changes[4:]:
+            await asyncio.to_thread(fake.push_book, "BTCUSDT", bids, asks, ts_ms=ts)
+        last_u = fake.book("BTCUSDT").u
+        await until(lambda: feed.book is not None and feed.book.book.u == last_u)
+    finally:
+        await feed.close()
+        await asyncio.gather(task, return_exceptions=True)
+    assert feed.stats["book_gaps"] == 1 and feed.stats["book_resyncs"] == 2
+    assert feed.book is not None
+    snap = feed.book.book.snapshot(50)
+    assert (snap.bids, snap.asks) == top(fake, 50)
+
+
 async def test_service_restart_u1_resets_the_book_without_a_resync(fake: FakeBybit) -> None:
     changes = list(random_book_changes(13, 30, T0))
     fake.push_book("BTCUSDT", *changes[0][1:], ts_ms=changes[0][0])
