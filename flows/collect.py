@@ -4,6 +4,7 @@ only the network task (live recording) retries.
 
     python -m flows.collect                       # backfill the shipped samples (ephemeral API)
     python -m flows.collect --source DIR --record-s 60
+    python -m flows.collect --record-s 3600 --book-depth 50   # trades + per-second book snapshots
 """
 
 from __future__ import annotations
@@ -35,11 +36,22 @@ def backfill_files(lake_dir: str, sources: list[str], symbol: str | None) -> dic
 
 
 @task(retries=3, retry_delay_seconds=10, cache_policy=NO_CACHE)
-def record_live(lake_dir: str, seconds: float) -> dict[str, Any]:
-    config = BybitFeedConfig.from_settings(get_settings())
+def record_live(
+    lake_dir: str, seconds: float, book_depth: int = 0, book_levels: int = 20
+) -> dict[str, Any]:
+    config = BybitFeedConfig.from_settings(
+        get_settings(), book_depth=book_depth, book_levels=book_levels
+    )
     result = asyncio.run(collect.record_live(Lake(lake_dir), config, seconds))
     gaps = [(g.start_ns, g.end_ns, g.reason, g.complete) for g in result.gaps]
-    return {"trades": result.trades, "parts": result.parts, "gaps": gaps}
+    out: dict[str, Any] = {"trades": result.trades, "parts": result.parts, "gaps": gaps}
+    if book_depth:
+        out["book"] = {
+            "snapshots": result.book_snapshots,
+            "parts": result.book_parts,
+            "gaps": result.book_gaps,
+        }
+    return out
 
 
 @task(cache_policy=NO_CACHE)
@@ -59,15 +71,20 @@ def collect_flow(
     record_s: float = 0.0,
     lake_dir: str | None = None,
     fail_on_quality: bool = True,
+    book_depth: int = 0,
+    book_levels: int = 20,
 ) -> dict[str, Any]:
     """Backfill ``sources`` (files or folders; default: the shipped samples) into the lake,
-    record ``record_s`` seconds of the live stream, compact, check. Fails when a check fails."""
+    record ``record_s`` seconds of the live stream (with ``book_depth`` > 0 also the
+    ``orderbook.<book_depth>`` stream as per-second top-``book_levels`` snapshots), compact,
+    check. Fails when a check fails."""
     settings = get_settings()
+    BybitFeedConfig(book_depth=book_depth, book_levels=book_levels)  # bad values fail here, once
     lake = str(lake_dir or settings.data.lake_dir)
     summary: dict[str, Any] = {"lake": lake}
     summary["backfill"] = backfill_files(lake, sources or [str(settings.data.sample_dir)], symbol)
     if record_s > 0:
-        summary["record"] = record_live(lake, record_s)
+        summary["record"] = record_live(lake, record_s, book_depth, book_levels)
     summary["compacted"] = compact(lake)
     summary["quality"] = quality = quality_checks(lake)
     log = get_run_logger()
@@ -83,8 +100,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--source", action="append", help="file or folder (repeatable)")
     parser.add_argument("--symbol", default=None)
     parser.add_argument("--record-s", type=float, default=0.0)
+    parser.add_argument(
+        "--book-depth", type=int, default=0, help="also record orderbook.<N> (0: trades only)"
+    )
+    parser.add_argument("--book-levels", type=int, default=20, help="levels kept per snapshot")
     args = parser.parse_args(argv)
-    result = collect_flow(sources=args.source, symbol=args.symbol, record_s=args.record_s)
+    try:
+        BybitFeedConfig(book_depth=args.book_depth, book_levels=args.book_levels)
+    except ValueError as exc:
+        parser.error(str(exc))
+    result = collect_flow(
+        sources=args.source,
+        symbol=args.symbol,
+        record_s=args.record_s,
+        book_depth=args.book_depth,
+        book_levels=args.book_levels,
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "quality"}, indent=2, default=str))
 
 

@@ -11,6 +11,13 @@ and the rest reported. Trades are deduplicated by id across reconnects; every re
 reported as a :class:`FeedGap` (``complete`` when the backfill reached back to trades seen before
 the gap and nothing had to be dropped).
 
+Opt-in order book (``book_depth`` > 0): ``orderbook.<depth>.<symbol>`` is subscribed on the same
+connection and supervisor; its snapshot + delta messages update a local book with sequence checks
+(:mod:`cryptoarena.data.book`), and once per exchange second the top ``book_levels`` levels go to
+the ``on_book`` callback as a :class:`~cryptoarena.data.book.BookSnapshot`. On a sequence gap the
+book is dropped and the topic subscribed again (a fresh snapshot); after a reconnect the book
+waits for the new connection's snapshot. Trade-only users see no change.
+
 pybit callbacks only enqueue (``loop.call_soon_threadsafe``); all processing is on the event loop.
 """
 
@@ -21,11 +28,12 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptoarena.config import BybitEnv, Settings
+from cryptoarena.data.book import BookMessageError, BookSnapshot, BybitBookTracker
 from cryptoarena.data.bybit_ws import FeedWebSocket, fetch_recent_trades, in_daemon_thread
 from cryptoarena.data.feed import FeedGap
 from cryptoarena.data.loaders import parse_bybit_public_trade
@@ -59,10 +67,20 @@ class BybitFeedConfig:
     backfill_wait_s: float = 2.0
     backfill_timeout_s: float = 10.0  # the REST call itself
     remember_ids: int = 200_000
+    # Order book: 0 = trades only; else the orderbook.<depth> stream (linear: 1, 50, 200, 1000),
+    # published as top-``book_levels`` snapshots once per exchange second.
+    book_depth: int = 0
+    book_levels: int = 20
+    # No valid book for this long (a resync or a new subscription brought no snapshot): ask again.
+    book_resync_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.backfill_wait_s <= self.backfill_timeout_s:
             raise ValueError("backfill_wait_s must be between 0 and backfill_timeout_s")
+        if self.book_depth not in (0, 1, 25, 50, 100, 200, 1000):
+            raise ValueError(f"book_depth must be 0 (off) or a Bybit depth, not {self.book_depth}")
+        if self.book_depth and not 1 <= self.book_levels <= self.book_depth:
+            raise ValueError("book_levels must be between 1 and book_depth")
 
     @property
     def reconnect_policy(self) -> RetryPolicy:
@@ -89,7 +107,11 @@ class BybitFeed:
     """``async for batch in BybitFeed(config)``: lists of trades in exchange-time order."""
 
     def __init__(
-        self, config: BybitFeedConfig | None = None, *, sleep: AsyncSleep = asyncio.sleep
+        self,
+        config: BybitFeedConfig | None = None,
+        *,
+        sleep: AsyncSleep = asyncio.sleep,
+        on_book: Callable[[BookSnapshot], None] | None = None,
     ) -> None:
         self.config = config or BybitFeedConfig()
         self._sleep = sleep
@@ -101,7 +123,15 @@ class BybitFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._ws: FeedWebSocket | None = None
-        self._acks: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._acks: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._on_book = on_book
+        self.book: BybitBookTracker | None = None
+        if self.config.book_depth:
+            self.book = BybitBookTracker(
+                self.symbol, self.config.book_levels, self._publish_book, self.stats
+            )
+        self._book_gen = 0  # connection whose book messages are current
+        self._book_waiting: float | None = None  # monotonic time the book became invalid
         self._closing = False
         self._gen = 0  # connection generation
         self._backfills: set[asyncio.Task[None]] = set()
@@ -109,6 +139,10 @@ class BybitFeed:
     @property
     def topic(self) -> str:
         return f"publicTrade.{self.symbol}"
+
+    @property
+    def book_topic(self) -> str | None:
+        return f"orderbook.{self.config.book_depth}.{self.symbol}" if self.book else None
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -157,9 +191,9 @@ class BybitFeed:
 
     def _on_ack(self, gen: int, message: dict[str, Any]) -> None:
         def settle() -> None:
-            future = self._acks.get(gen)
-            if future is not None and not future.done():
-                future.set_result(message)
+            queue = self._acks.get(gen)
+            if queue is not None:  # acks of later resubscriptions are not waited for
+                queue.put_nowait(message)
 
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):
@@ -228,25 +262,34 @@ class BybitFeed:
         self._ws = ws
         if recovering:  # hold this connection's trades until the backfill is merged in
             self._queue.put_nowait(("hold", gen))
-        ack = self._acks[gen] = asyncio.get_running_loop().create_future()
+        acks = self._acks[gen] = asyncio.Queue()
+        if self.book is not None:  # a new connection starts from its own snapshot
+            self._queue.put_nowait(("book_restart", gen))
 
         def on_trades(message: dict[str, Any]) -> None:
             self._post(("trades", gen, message))
+
+        def on_book(message: dict[str, Any]) -> None:
+            self._post(("book", gen, message))
 
         def subscribe() -> None:
             if ws.dead:  # pybit's subscribe() would wait forever on a dead socket (§6.4)
                 raise ConnectionError("socket closed before subscribing")
             ws.trade_stream(symbol=self.symbol, callback=on_trades)
+            if cfg.book_depth:
+                ws.orderbook_stream(depth=cfg.book_depth, symbol=self.symbol, callback=on_book)
 
+        topics = [self.topic] + ([self.book_topic] if self.book_topic else [])
         try:
             await in_daemon_thread(subscribe, cfg.connect_timeout_s, "bybit-subscribe")
-            reply = await asyncio.wait_for(ack, cfg.connect_timeout_s)
+            for _ in topics:  # one ack per subscribe frame
+                reply = await asyncio.wait_for(acks.get(), cfg.connect_timeout_s)
+                if not reply.get("success"):
+                    raise FeedError(f"Bybit refused {' + '.join(topics)}: {reply.get('ret_msg')}")
         finally:
             self._acks.pop(gen, None)
-        if not reply.get("success"):
-            raise FeedError(f"Bybit refused {self.topic}: {reply.get('ret_msg')}")
         self.stats["connections"] += 1
-        logger.info("bybit feed: subscribed %s (connection %d)", self.topic, gen)
+        logger.info("bybit feed: subscribed %s (connection %d)", ", ".join(topics), gen)
 
     async def _watch(self) -> str:
         cfg = self.config
@@ -258,6 +301,7 @@ class BybitFeed:
             silent = (time.time_ns() - ws.last_message_ns) / 1e9
             if silent > cfg.silence_s:
                 return f"silent for {silent:.1f} s"
+            self._book_watchdog()
 
     async def _teardown(self) -> None:
         ws, self._ws = self._ws, None
@@ -308,6 +352,9 @@ class BybitFeed:
     # ---- event-loop side: parse, then dedupe, order and gaps (TradeSequencer) ---------------
     def _handle(self, item: tuple[Any, ...]) -> list[Trade]:
         kind, gen = item[0], item[1]
+        if kind in ("book", "book_restart"):
+            self._handle_book(kind, gen, item)
+            return []
         if kind == "hold":
             self._sequencer.hold(gen)
             return []
@@ -325,6 +372,70 @@ class BybitFeed:
         out = self._sequencer.backfill(gen, recovered or [], start_ns, end_ns, reason)
         self._gap_reported(self.gaps[-1])
         return out
+
+    def _handle_book(self, kind: str, gen: int, item: tuple[Any, ...]) -> None:
+        book = self.book
+        assert book is not None
+        if kind == "book_restart":
+            book.restart()
+            self._book_gen = gen
+            self._book_waiting = time.monotonic()
+            return
+        if gen != self._book_gen:  # a late message of a closed connection
+            return
+        gaps = self.stats["book_gaps"]
+        try:
+            book.on_message(item[2])
+        except BookMessageError as exc:  # the book may be wrong from here on: start again
+            self.stats["bad_messages"] += 1
+            logger.warning("bybit feed: bad orderbook message: %s", exc)
+            book.restart()
+            self._book_waiting = time.monotonic()
+            self._resync_book(gen)
+            return
+        if self.stats["book_gaps"] > gaps:
+            self._resync_book(gen)
+        if book.book.valid:
+            self._book_waiting = None
+        elif self._book_waiting is None:
+            self._book_waiting = time.monotonic()
+
+    def _book_watchdog(self) -> None:
+        """A book without a snapshot for ``book_resync_s`` (the answer to a resync was lost, or
+        the exchange kept the old subscription): subscribe again."""
+        since = self._book_waiting
+        if since is not None and time.monotonic() - since > self.config.book_resync_s:
+            self._book_waiting = time.monotonic()
+            logger.warning(
+                "bybit feed: no book snapshot for %.1f s; resync", time.monotonic() - since
+            )
+            self._resync_book(self._gen)
+
+    def _resync_book(self, gen: int) -> None:
+        """Subscribe the book topic again on the live connection: the server answers with a
+        snapshot. If the socket is gone, the reconnect brings a snapshot anyway."""
+        ws, topic = self._ws, self.book_topic
+        if ws is None or topic is None or gen != self._gen:
+            return
+        self.stats["book_resyncs"] += 1
+        task = asyncio.create_task(
+            in_daemon_thread(lambda: ws.resubscribe(topic), 5.0, "bybit-book-resync")
+        )
+        self._backfills.add(task)
+        task.add_done_callback(self._resync_done)
+
+    def _resync_done(self, task: asyncio.Task[None]) -> None:
+        self._backfills.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("bybit feed: book resync failed: %s", task.exception())
+
+    def _publish_book(self, snapshot: BookSnapshot) -> None:
+        self.stats["book_snapshots_out"] += 1
+        if self._on_book is not None:
+            try:
+                self._on_book(snapshot)
+            except Exception:  # a consumer's bug must not stop the trade feed
+                logger.exception("bybit feed: on_book callback failed")
 
     def _gap_reported(self, gap: FeedGap) -> None:
         """Tell the operator (alerts are queued off the event loop; never raises)."""

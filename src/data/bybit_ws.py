@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import threading
@@ -73,6 +74,23 @@ class FeedWebSocket(WebSocket):
     def _process_subscription_message(self, message: dict[str, Any]) -> None:
         if self._on_ack is not None:
             self._on_ack(message)
+
+    def _process_normal_message(self, message: dict[str, Any]) -> None:
+        # pybit keeps its own orderbook copy (no sequence check, unsorted inserts, a deep copy per
+        # message, deltas relabelled as snapshots): orderbook messages go to the callback raw.
+        topic = message.get("topic", "")
+        if topic.startswith("orderbook."):
+            self._get_callback(topic)(message)
+            return
+        super()._process_normal_message(message)
+
+    def resubscribe(self, topic: str) -> None:
+        """Unsubscribe and subscribe ``topic`` again on this socket (a fresh orderbook snapshot).
+        Raw frames without ``req_id``: pybit's bookkeeping and callbacks stay as they are."""
+        if self.dead:
+            raise ConnectionError("socket closed")
+        self.ws.send(json.dumps({"op": "unsubscribe", "args": [topic]}))
+        self.ws.send(json.dumps({"op": "subscribe", "args": [topic]}))
 
     @property
     def dead(self) -> bool:

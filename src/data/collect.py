@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptoarena.data.book import BookSnapshot, book_frame
 from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
 from cryptoarena.data.feed import FeedGap
 from cryptoarena.data.ingest import check_lake, import_file
@@ -84,14 +85,41 @@ class RecordResult:
     trades: int
     parts: int
     gaps: list[FeedGap]
+    book_snapshots: int = 0  # per-second book snapshots recorded (config.book_depth > 0)
+    book_parts: int = 0
+    book_gaps: int = 0  # sequence gaps the book resynced after
 
 
 async def record_live(
-    lake: Lake, config: BybitFeedConfig, seconds: float, *, part_trades: int = 5000
+    lake: Lake,
+    config: BybitFeedConfig,
+    seconds: float,
+    *,
+    part_trades: int = 5000,
+    part_books: int = 600,
 ) -> RecordResult:
     """Record the public trade stream into the lake for ``seconds`` (appended part files;
-    :meth:`Lake.compact` merges them). Gaps the feed reports are returned."""
-    feed = BybitFeed(config)
+    :meth:`Lake.compact` merges them). Gaps the feed reports are returned. With
+    ``config.book_depth`` the per-second book snapshots (top ``config.book_levels`` levels) go
+    to the lake's ``book`` dataset too, ``part_books`` snapshots per file."""
+    books: list[BookSnapshot] = []
+    book_total = book_parts = 0
+
+    def on_book(snapshot: BookSnapshot) -> None:
+        nonlocal book_total
+        books.append(snapshot)
+        book_total += 1
+        if len(books) >= part_books:
+            spill_books()
+
+    def spill_books() -> None:
+        nonlocal book_parts
+        if books:
+            frame = book_frame(books, config.book_levels)
+            book_parts += len(lake.append_book(config.symbol, frame))
+            books.clear()
+
+    feed = BybitFeed(config, on_book=on_book if config.book_depth else None)
     buffer: list[Trade] = []
     total = parts = 0
 
@@ -119,9 +147,16 @@ async def record_live(
     finally:
         await feed.close()
         await asyncio.gather(task, return_exceptions=True)
+        if feed.book is not None:  # the last, unfinished second is a real state too
+            feed.book.sampler.flush()
         spill()
+        spill_books()
     logger.info("recorded %d trades in %d parts, %d gaps", total, parts, len(feed.gaps))
-    return RecordResult(total, parts, list(feed.gaps))
+    if config.book_depth:
+        logger.info("recorded %d book snapshots in %d parts", book_total, book_parts)
+    return RecordResult(
+        total, parts, list(feed.gaps), book_total, book_parts, feed.stats["book_gaps"]
+    )
 
 
 def quality_summary(reports: list[QualityReport]) -> dict[str, object]:

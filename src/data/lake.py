@@ -5,6 +5,7 @@ Layout under the lake root::
     trades/symbol=BTCUSDT/date=2020-02-22/trades.parquet       compacted trades of the day
     trades/symbol=BTCUSDT/date=2020-02-22/part-<ns>-<id>.parquet  appended by live recording
     bars_1s/symbol=BTCUSDT/date=2020-02-22/bars.parquet        1 s bars built from that day's trades
+    book/symbol=BTCUSDT/date=2020-02-22/part-<ns>-<id>.parquet  top-N order-book snapshots (live)
 
 Every file is written to a temporary name in its folder and renamed into place, so a reader or a
 crash never sees half a file. Files are sorted by time and written in row groups that start at every
@@ -42,11 +43,11 @@ logger = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * NS_PER_S
 HOUR_NS = 3_600 * NS_PER_S
-TRADES, BARS = "trades", "bars_1s"
+TRADES, BARS, BOOK = "trades", "bars_1s", "book"
 _MAIN = {TRADES: "trades.parquet", BARS: "bars.parquet"}
 # Row groups start at every UTC hour and hold at most this many rows, so a 1-hour window skips
 # the rest of the day (a busy hour of trades is split further).
-ROW_GROUP_ROWS = {TRADES: 65_536, BARS: 3_600}
+ROW_GROUP_ROWS = {TRADES: 65_536, BARS: 3_600, BOOK: 3_600}
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,39 @@ class Lake:
             _atomic_write(part, path, ROW_GROUP_ROWS[TRADES])
             paths.append(path)
         return paths
+
+    def append_book(self, symbol: str, book: pd.DataFrame) -> list[Path]:
+        """Order-book snapshots (``cryptoarena.data.book.book_frame``): a new part file per day.
+        Book parts are never rewritten (no compaction), so reads need no lock."""
+        paths: list[Path] = []
+        if book.empty:
+            return paths
+        days = book["ts"].to_numpy(np.int64) // NS_PER_DAY
+        for d in np.unique(days):
+            part = book[days == d].reset_index(drop=True)
+            name = f"part-{int(part['ts'].iloc[0])}-{uuid.uuid4().hex[:8]}.parquet"
+            path = self.partition(BOOK, symbol, day_of(int(d) * NS_PER_DAY)) / name
+            _atomic_write(part, path, ROW_GROUP_ROWS[BOOK])
+            paths.append(path)
+        return paths
+
+    def read_book(
+        self, symbol: str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> pd.DataFrame:
+        """Book snapshots with ``start_ns <= ts < end_ns``, by time (one row per ``ts``)."""
+        expr = _ts_filter(start_ns, end_ns)
+        tables = []
+        for path in self._files(BOOK, symbol, start_ns, end_ns):
+            fragments = _fragments(path, expr)
+            for fragment in fragments:
+                table = fragment.to_table(filter=expr) if expr is not None else fragment.to_table()
+                if table.num_rows:
+                    tables.append(table)
+        if not tables:
+            return pd.DataFrame({"ts": pd.Series(dtype=np.int64)})
+        frame = pd.concat([t.to_pandas() for t in tables], ignore_index=True)
+        frame = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
+        return frame.reset_index(drop=True)
 
     def compact(self, symbol: str | None = None) -> list[PartitionWrite]:
         """Merge appended part files into each day's file and rebuild its bars."""

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from cryptoarena.data.records import BAR_COLUMNS
 from cryptoarena.model.features import FeatureError
-from cryptoarena.serving.schemas import BarsIn
+from cryptoarena.serving.schemas import BOOK_FIELDS, BarsIn
 from cryptoarena.serving.slot import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -46,12 +46,20 @@ def bars_arrays(bars: BarsIn) -> dict[str, np.ndarray]:
     data = {name: np.asarray(getattr(bars, name), dtype=np.float64) for name in BAR_COLUMNS}
     data["ts"] = np.asarray(bars.ts, dtype=np.int64)
     data["trades"] = np.asarray(bars.trades, dtype=np.int64)
+    for name in bars.book_fields:
+        data[name] = np.asarray(getattr(bars, name), dtype=np.float64)
     return data
 
 
 def bars_frame(window: Window) -> pd.DataFrame:
     # Dict order is BAR_COLUMNS order; passing ``columns=`` would cost a reindex (~3× slower).
-    return pd.DataFrame({c: np.asarray(window[c]) for c in BAR_COLUMNS}, copy=False)
+    cols = BAR_COLUMNS + tuple(f for f in BOOK_FIELDS if f in window)
+    return pd.DataFrame({c: np.asarray(window[c]) for c in cols}, copy=False)
+
+
+def uses_book(model: LoadedModel) -> bool:
+    spec = getattr(model.forecaster, "spec", None)
+    return bool(getattr(spec, "book", False))
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,14 @@ def _paths(model: LoadedModel, windows: Sequence[Window]) -> np.ndarray:
 def predict_windows(model: LoadedModel, windows: Sequence[Window]) -> list[Prediction]:
     """Forecast every window with one model call (features by the model's own pipeline)."""
     need = int(model.info.min_bars)
+    book = uses_book(model)
     for i, w in enumerate(windows):
+        missing = [f for f in BOOK_FIELDS if f not in w] if book else []
+        if missing:
+            raise FeatureError(
+                f"window {i}: bars lack the order-book field(s) {', '.join(missing)}; this model "
+                "uses book features (send bid, ask, bid_sz1, ask_sz1, bid_sz5, ask_sz5 per bar)"
+            )
         if len(w["ts"]) < need:
             raise FeatureError(
                 f"window {i} has {len(w['ts'])} bars; the model needs at least {need}"

@@ -3,6 +3,9 @@
 Bars travel column-wise (``{"ts": [...], "close": [...], ...}``, the columns of
 ``records.BAR_COLUMNS``): it is the shape the model consumes, it is compact, and pydantic checks
 each number in Rust. A 422 then names the column and the index (``body.bars.close.17``).
+A model with order-book features also needs the six book columns (``BOOK_FIELDS``: the last book
+state of each second, as :class:`cryptoarena.data.book.LiveBookBars` makes them); they are
+optional for every other model.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ Count = Annotated[int, Field(ge=0, lt=2**53, strict=True)]
 BAR_NS = 1_000_000_000  # the model reads consecutive one-second bars
 MAX_BAR_ERRORS = 10  # a 422 names the first problems, not thousands
 BAR_VALUES = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume")
+# Order-book columns (same names as cryptoarena.model.features.BOOK_COLUMNS; a test checks).
+BOOK_FIELDS = ("bid", "ask", "bid_sz1", "ask_sz1", "bid_sz5", "ask_sz5")
 # Sums of the same trades added in another order may differ in the last bits: tolerate that,
 # and nothing a real bar could show.
 SUM_RTOL = 1e-9
@@ -74,12 +79,23 @@ class BarsIn(BaseModel):
     trades: list[Count]
     buy_volume: list[Volume]
     sell_volume: list[Volume]
+    # Order book (only for a model with book features): best prices, best-level sizes, and
+    # sizes summed over the best five levels, per bar.
+    bid: list[Price] | None = None
+    ask: list[Price] | None = None
+    bid_sz1: list[Volume] | None = None
+    ask_sz1: list[Volume] | None = None
+    bid_sz5: list[Volume] | None = None
+    ask_sz5: list[Volume] | None = None
 
     @model_validator(mode="after")
     def _same_length(self) -> BarsIn:
         n = len(self.ts)
         for name in type(self).model_fields:
-            got = len(getattr(self, name))
+            values = getattr(self, name)
+            if values is None:  # an optional book column not sent
+                continue
+            got = len(values)
             if got != n:
                 raise PydanticCustomError(
                     "length_mismatch",
@@ -90,6 +106,11 @@ class BarsIn(BaseModel):
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    @property
+    def book_fields(self) -> tuple[str, ...]:
+        """The book columns this request carries."""
+        return tuple(f for f in BOOK_FIELDS if getattr(self, f) is not None)
 
 
 class ForecastRequest(BaseModel):

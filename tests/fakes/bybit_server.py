@@ -2,7 +2,8 @@
 
 ``FakeBybit`` runs an aiohttp app in a background thread with its own event loop. The base serves
 the public WebSocket (/v5/public/linear and /v5/public/spot: subscribe/unsubscribe acks echoing
-``req_id``, ``{"op":"ping"}`` pongs, protocol ping/pong, publicTrade pushes) and
+``req_id``, ``{"op":"ping"}`` pongs, protocol ping/pong, publicTrade pushes, orderbook.{depth}
+snapshot on subscription then deltas: :meth:`push_book`) and
 GET /v5/market/recent-trade from the trades it pushed. Other modules add REST routes, the private
 WebSocket or a matching engine as plugins: callables ``(app, fake) -> None`` run before start.
 
@@ -11,7 +12,10 @@ close or a graceful close frame), :meth:`down` (refuse connections for N seconds
 socket is really closed), :meth:`reject_topic` (subscription answered ``success: false``),
 ``answer_pings`` (stop answering protocol pings), ``mute`` (read frames, answer nothing) and
 :meth:`silence` (mute only the connections open now), :meth:`stall_recent_trades` (a slow REST
-backfill, answered on :meth:`answer_recent_trades`).
+backfill, answered on :meth:`answer_recent_trades`), ``lose_book_deltas`` (the next N book deltas
+are applied on the exchange but never sent: the client sees a ``u`` gap), ``withhold_book_snapshots``
+(the next N orderbook subscriptions get no snapshot), :meth:`restart_book`
+(the whole book pushed again with ``u == 1``).
 
     with FakeBybit() as fake:
         ws = FeedWebSocket("linear", base_url=fake.http_url, testnet=False)  # cryptoarena.data.bybit_ws
@@ -37,6 +41,7 @@ from aiohttp import WSMsgType, web
 from cryptoarena.data.records import Trade
 
 from tests.fakes import bybit_wire as wire
+from tests.fakes.bybit_book import ExchangeBook, Level
 from tests.fakes.bybit_faults import FaultSwitches
 
 logger = logging.getLogger(__name__)
@@ -74,6 +79,10 @@ class FakeBybit(FaultSwitches):
         self.conns: set[PublicConn] = set()
         self.stats: collections.Counter[str] = collections.Counter()
         self.history: dict[tuple[str, str], collections.deque[dict[str, Any]]] = {}
+        self.books: dict[tuple[str, str], ExchangeBook] = {}  # (channel, symbol) → book
+        self.lose_book_deltas = 0
+        self.withhold_book_snapshots = 0  # the next N subscriptions get no snapshot
+        self.book_log: list[dict[str, Any]] = []  # every book message sent, in order (a recording)
         self._seq = 0
         self._last: dict[tuple[str, str], tuple[float, str]] = {}
         self.app = web.Application()
@@ -200,6 +209,16 @@ class FakeBybit(FaultSwitches):
                 conn.topics.difference_update(topics)
             self.stats[op] += 1
             await self._send(conn, wire.ack(conn.channel, op, req_id, conn.conn_id))
+            if op == "subscribe":  # an orderbook subscription starts with a snapshot
+                for topic in topics:
+                    if topic.startswith("orderbook."):
+                        if self.withhold_book_snapshots > 0:
+                            self.withhold_book_snapshots -= 1
+                            continue
+                        _, depth, symbol = topic.split(".", 2)
+                        snapshot = self.book(symbol, conn.channel).snapshot(int(depth))
+                        self.book_log.append(snapshot)
+                        await self._send(conn, snapshot)
 
     async def _send(self, conn: PublicConn, message: dict[str, Any]) -> bool:
         try:
@@ -256,6 +275,61 @@ class FakeBybit(FaultSwitches):
         self.history.setdefault(key, collections.deque(maxlen=HISTORY_LIMIT)).extend(items)
         self.stats["trades_pushed"] += len(items)
         return self.publish(channel, wire.public_trade_message(symbol, items))
+
+    # ---- order book ------------------------------------------------------------------------
+    def book(self, symbol: str, channel: str = "linear") -> ExchangeBook:
+        return self.books.setdefault((channel, symbol), ExchangeBook(symbol))
+
+    def push_book(
+        self,
+        symbol: str,
+        bids: list[Level],
+        asks: list[Level],
+        *,
+        ts_ms: int | None = None,
+        depth: int = 50,
+        channel: str = "linear",
+    ) -> int:
+        """A book change on the exchange, pushed as a delta to ``orderbook.<depth>`` subscribers
+        (unless ``lose_book_deltas`` swallows it). Returns how many connections got it."""
+
+        async def change() -> dict[str, Any] | None:
+            message = self.book(symbol, channel).change(depth, bids, asks, ts_ms)
+            if self.lose_book_deltas > 0:
+                self.lose_book_deltas -= 1
+                self.stats["book_deltas_lost"] += 1
+                return None
+            self.book_log.append(message)
+            return message
+
+        message = self.call(change())
+        return 0 if message is None else self.publish(channel, message)
+
+    def push_book_snapshot(
+        self, symbol: str, *, ts_ms: int | None = None, depth: int = 50, channel: str = "linear"
+    ) -> int:
+        """Send the whole book again as a snapshot (Bybit does so at times, and after a restart)."""
+
+        async def snap() -> dict[str, Any]:
+            message = self.book(symbol, channel).snapshot(depth, ts_ms)
+            self.book_log.append(message)
+            return message
+
+        message: dict[str, Any] = self.call(snap())
+        return self.publish(channel, message)
+
+    def restart_book(
+        self, symbol: str, *, ts_ms: int | None = None, depth: int = 50, channel: str = "linear"
+    ) -> int:
+        """The book service restarts: the whole book is pushed with ``u == 1``."""
+
+        async def restart() -> dict[str, Any]:
+            message = self.book(symbol, channel).restart(depth, ts_ms)
+            self.book_log.append(message)
+            return message
+
+        message: dict[str, Any] = self.call(restart())
+        return self.publish(channel, message)
 
     # ---- REST: recent trades (public) --------------------------------------------------------
     async def _recent_trade(self, request: web.Request) -> web.Response:

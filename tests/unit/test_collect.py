@@ -58,4 +58,12 @@ def test_collect_flow_is_a_prefect_flow_with_the_documented_parameters() -> None
 
     assert collect_flow.name == "collect"
     params = set(inspect.signature(collect_flow.fn).parameters)
-    assert params == {"sources", "symbol", "record_s", "lake_dir", "fail_on_quality"}
+    assert params == {
+        "sources",
+        "symbol",
+        "record_s",
+        "lake_dir",
+        "fail_on_quality",
+        "book_depth",
+        "book_levels",
+    }
