@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
+from cryptoarena.retry import RetryPolicy, retry_async
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.exchange.errors import (
@@ -44,6 +45,8 @@ from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 logger = logging.getLogger(__name__)
 
 SEND_RETRIES = 3
+# Creates retried under the project's one policy (exponential, jittered, retry-after honoured).
+SEND_POLICY = RetryPolicy(max_attempts=SEND_RETRIES + 1, initial_s=0.05, max_s=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class OrderRouter:
         # and is vetoed (journaled) after ``durable_wait_s``.
         self.before_send: Callable[[float], Awaitable[bool]] | None = None
         self.durable_wait_s = 10.0
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # injectable for tests
         self.follow: dict[str, FollowUp] = {}
         # Books that share one venue position (one paper venue, one Bybit account): reduce-only
         # is only true of an exit when it also reduces that shared position.
@@ -218,27 +222,29 @@ class OrderRouter:
         cid = request.client_id
         if self.before_send is not None and not await self._durable(cid):
             return
-        for attempt in range(SEND_RETRIES + 1):
-            try:
-                order = await self.exchange.place_order(request)
-            except TemporaryExchangeError as exc:
-                if attempt < SEND_RETRIES:
-                    await asyncio.sleep(max(exc.retry_after_s, 0.05 * (attempt + 1)))
-                    continue
-                self.ledger._failed(cid, f"temporary error, gave up: {exc}")
-                return
-            except AmbiguousOrderError as exc:
-                known = await self._ask(request.symbol, cid)
-                if known is None:
-                    self.ledger._failed(cid, f"ambiguous and not found: {exc}")
-                else:
-                    self.ledger.on_order(known)
-                return
-            except ExchangeError as exc:
-                self.ledger._failed(cid, f"{type(exc).__name__}: {exc}")
-                return
-            self.ledger.on_order(order)
+        try:
+            # The same client id on every attempt: the venue answers a repeat with the same order.
+            order = await retry_async(
+                lambda: self.exchange.place_order(request),
+                SEND_POLICY,
+                TemporaryExchangeError,
+                sleep=self.sleep,
+                what=f"order {cid}",
+            )
+        except TemporaryExchangeError as exc:
+            self.ledger._failed(cid, f"temporary error, gave up: {exc}")
             return
+        except AmbiguousOrderError as exc:
+            known = await self._ask(request.symbol, cid)
+            if known is None:
+                self.ledger._failed(cid, f"ambiguous and not found: {exc}")
+            else:
+                self.ledger.on_order(known)
+            return
+        except ExchangeError as exc:
+            self.ledger._failed(cid, f"{type(exc).__name__}: {exc}")
+            return
+        self.ledger.on_order(order)
 
     async def _durable(self, cid: str) -> bool:
         """Wait (bounded) until the order's journal record is durable; veto it if it never is."""

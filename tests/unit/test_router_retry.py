@@ -1,0 +1,84 @@
+"""The order router retries a temporary create error under the project's one retry policy:
+the same client id on every attempt, exponential jittered delays honouring the venue's
+retry-after, and a journaled rejection once the attempts run out (it backed off linearly)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from cryptoarena.clock import SimClock
+from cryptoarena.trading.book import Book
+from cryptoarena.trading.exchange.errors import TemporaryExchangeError
+from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR
+from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side
+from cryptoarena.trading.order_tracking import OrderLedger
+from cryptoarena.trading.risk.limits import RiskConfig
+from cryptoarena.trading.risk.manager import RiskManager
+from cryptoarena.trading.router import SEND_POLICY, OrderRouter
+
+
+class FlakyVenue:
+    """place_order fails with the given errors, then raises them all again (never succeeds)."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.seen: list[str] = []
+
+    async def place_order(self, request: OrderRequest) -> Any:
+        self.seen.append(request.client_id)
+        raise self.errors[min(len(self.seen), len(self.errors)) - 1]
+
+
+def _router(venue: FlakyVenue, records: list[tuple[str, dict[str, Any]]]) -> OrderRouter:
+    clock = SimClock(0)
+    books = {"sma": Book("sma", capital=Decimal(10_000))}
+
+    def record(kind: str, doc: dict[str, Any]) -> None:
+        records.append((kind, doc))
+
+    ledger = OrderLedger(books=books, record=record, clock=clock, run_id="r", incarnation="i")
+    risk = RiskManager(RiskConfig(), {"sma": 10_000.0}, lambda *a, **k: None)
+    return OrderRouter(
+        exchange=venue,  # type: ignore[arg-type]
+        instrument=BTCUSDT_LINEAR,
+        ledger=ledger,
+        risk=risk,
+        record=record,
+        clock=clock,
+        min_trade_fraction=0.01,
+        order_timeout_s=10.0,
+        inline=True,
+    )
+
+
+def test_temporary_create_errors_are_retried_under_the_policy_then_rejected() -> None:
+    venue = FlakyVenue(
+        TemporaryExchangeError("busy", code=10016),
+        TemporaryExchangeError("rate limit", code=10006, retry_after_s=0.75),
+        TemporaryExchangeError("busy", code=10016),
+        TemporaryExchangeError("busy", code=10016),
+    )
+    records: list[tuple[str, dict[str, Any]]] = []
+    router = _router(venue, records)
+    delays: list[float] = []
+
+    async def sleep(s: float) -> None:
+        delays.append(s)
+
+    router.sleep = sleep
+    request = OrderRequest(
+        symbol="BTCUSDT", side=Side.BUY, qty=Decimal("0.01"), order_type=OrderType.MARKET,
+        client_id="r-00-i-1",
+    )  # fmt: skip
+    asyncio.run(router._send(request))
+    assert venue.seen == ["r-00-i-1"] * SEND_POLICY.max_attempts  # type: ignore[operator]
+    assert len(delays) == SEND_POLICY.max_attempts - 1  # type: ignore[operator]
+    assert delays[1] >= 0.75  # the venue's retry-after is honoured
+    assert all(0 <= d <= max(SEND_POLICY.max_s, 0.75) for d in delays)
+    # Exponential, not linear: the cap of the third delay is 4× the first one's.
+    assert SEND_POLICY.backoff_s(3) == 4 * SEND_POLICY.backoff_s(1)
+    rejected = [d for kind, d in records if kind == "order_updates"]
+    assert rejected and rejected[-1]["status"] == "Rejected"
+    assert "gave up" in rejected[-1]["reason"]
