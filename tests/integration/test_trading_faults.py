@@ -58,8 +58,10 @@ async def test_journal_outage_mid_run_every_event_exactly_once(tmp_path: Path) -
 
     with Journal.open(settings, run_id="outage", config=small) as journal:
         task = asyncio.create_task(outage(journal))
+        # 25 market minutes at 200× last 7.5 s of wall time however fast the machine: the
+        # outage (after 1 s) always falls inside the run.
         worker, result = await run_worker(config, tape_slice(3600, 25), journal, run_id="outage",
-                                          source=TrailingMoveSource())  # fmt: skip
+                                          source=TrailingMoveSource(), speed=200)  # fmt: skip
         await task
         assert seen_outage.is_set(), "the database never became unreachable during the run"
         assert journal.sync(120) and journal.healthy

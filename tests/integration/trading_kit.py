@@ -128,14 +128,16 @@ async def run_worker(
     on_batch: Any = None,
     on_trades: Any = None,
     durable_orders: bool = False,
+    speed: float | None = None,
 ) -> tuple[Worker, Any]:
     clock = SimClock(int(trades["ts"].iloc[0]))
     n = len(config.strategies)
     exchange = exchange or PaperExchange(
         PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
     )
-    # The data side's replay feed, as fast as possible; the worker moves the clock itself.
-    feed: Any = ReplayFeed(trades, speed=None, batch_ms=100, max_batch=20)
+    # The data side's replay feed, as fast as possible (or ``speed``× real time); the worker
+    # moves the clock itself.
+    feed: Any = ReplayFeed(trades, speed=speed, batch_ms=100, max_batch=20)
     if on_batch is not None:
         feed = CallbackFeed(feed, on_batch)
     if on_trades is not None:  # on_trades(index, batch): sees the trades about to be handed out
