@@ -56,6 +56,7 @@ def _row(r: PointResult) -> dict[str, Any]:
         "sharpe": r.sharpe,
         "max_drawdown": r.max_drawdown,
         "psr": r.psr,
+        "wall_s": round(r.wall_s, 3),
         "run_id": r.run_id,
         "error": r.error,
     }
@@ -150,7 +151,7 @@ def render_markdown(summary: SweepSummary) -> str:
 
 
 _FIXED = {"point", "start_minute", "minutes", "pnl", "fees", "fills", "sharpe", "max_drawdown",
-          "psr", "run_id", "error"}  # fmt: skip
+          "psr", "wall_s", "run_id", "error"}  # fmt: skip
 
 
 def _footer(summary: SweepSummary) -> str:
