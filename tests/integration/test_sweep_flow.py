@@ -102,3 +102,22 @@ def test_sweep_on_a_dask_cluster_with_nested_mlflow_runs(cluster: str, tmp_path:
         assert child.data.metrics["fills"] == row["fills"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
     assert {"sweep/sweep.md", "sweep/sweep.csv", "sweep/sweep.json"} <= artifacts
+
+
+def test_arena_sweep_on_a_local_cluster(prefect_harness: None, tmp_path: Path) -> None:
+    """The command's default: a temporary local Dask cluster of worker processes."""
+    from cryptoarena.cli import app
+    from typer.testing import CliRunner
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["sweep", "--kind", "sma_cross", "-p", "fast=3", "-p", "slow=10,20"]
+    args += ["--fixed", "bar_size=5s", "--span", "0:3", "--workers", "2", "--name", "cli"]
+    args += ["--out", str(tmp_path / "out"), "--tracking-uri", uri]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 points on the local Dask cluster, 2 worker processes" in result.output
+    assert "Best point p00" in result.output
+    (folder,) = (tmp_path / "out").iterdir()
+    assert folder.name.startswith("cli-")
+    assert sorted(p.name for p in (folder / "points").iterdir()) == ["p000", "p001"]
+    assert "| p000 |" in (folder / "sweep.md").read_text()

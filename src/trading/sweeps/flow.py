@@ -57,13 +57,14 @@ def write_table(directory: Path, summary: SweepSummary) -> Path:
 @flow(name="sweep", validate_parameters=False)
 def sweep_flow(plan: SweepPlan, tracking_uri: str) -> SweepSummary:
     log = get_run_logger()
+    # Submitted first: the workers start (and import) while the MLflow parent run is created.
+    futures: dict[PrefectFuture[PointResult], PointJob] = {
+        backtest_point.submit(job): job for job in plan.jobs
+    }
     experiment, parent = start_sweep_run(
         tracking_uri, plan.spec.experiment, plan.sweep_id, plan.mlflow_params()
     )
     try:
-        futures: dict[PrefectFuture[PointResult], PointJob] = {
-            backtest_point.submit(job): job for job in plan.jobs
-        }
         results: list[PointResult] = []
         for future in as_completed(list(futures)):
             job = futures[future]
