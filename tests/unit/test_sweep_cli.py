@@ -23,6 +23,7 @@ runner = CliRunner()
         (["--kind", "sma_cross", "--span", "5000:10"], None, "after the replay ends"),
         (["--kind", "sma_cross", "--replay-file", "/no/such.csv"], None, "replay file not found"),
         ([], "kind = [", "not valid TOML"),
+        (["--kind", "macd", "--dask-address", "tcp://127.0.0.1:9"], None, "no Dask scheduler"),
         ([], 'kind = "macd"\n[grid]\nfast = 12\n', "grid.fast"),
     ],
 )

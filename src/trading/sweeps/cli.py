@@ -96,7 +96,7 @@ def sweep(
     run nested under the sweep's; prints the table and the best point's deflated Sharpe ratio."""
     from cryptoarena.trading.arena_config import ArenaConfigError
     from cryptoarena.trading.sweeps.grid import SweepError
-    from cryptoarena.trading.sweeps.plan import Cluster
+    from cryptoarena.trading.sweeps.plan import Cluster, check_address
 
     settings = get_settings()
     try:
@@ -114,6 +114,8 @@ def sweep(
         )
         from cryptoarena.trading.sweeps.flow import plan_sweep
 
+        if dask_address:
+            check_address(dask_address)
         plan = plan_sweep(settings, data, out or settings.home / "sweeps")
     except (SweepError, ArenaConfigError) as exc:
         _fail(str(exc))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from cryptoarena.config import Settings
 from cryptoarena.trading.sweeps.backtest import PointJob
@@ -111,6 +113,20 @@ class Cluster:
     def local_workers(self, points: int | None = None) -> int:
         n = self.workers or os.cpu_count() or 1
         return max(1, min(n, points)) if points else max(1, n)
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when a ``tcp://host:port`` Dask scheduler does not answer
+    (Dask itself would retry for 30 s and fail inside the flow run)."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme not in ("tcp", "tls") or parsed.hostname is None:
+        return  # other transports (inproc, ucx): left to Dask
+    port = parsed.port or 8786
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise SweepError(f"no Dask scheduler answers at {address}: {exc}") from None
 
 
 def task_runner(cluster: Cluster, points: int | None = None) -> Any:
