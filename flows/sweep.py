@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptoarena.config import get_settings
 from cryptoarena.trading.sweeps.flow import plan_sweep, run_sweep, sweep_flow
-from cryptoarena.trading.sweeps.grid import load_spec
+from cryptoarena.trading.sweeps.grid import SweepError, load_spec
 from cryptoarena.trading.sweeps.plan import Cluster
 
 __all__ = ["main", "sweep_flow"]
@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None, help="default: settings.mlflow")
     args = parser.parse_args()
     settings = get_settings()
-    plan = plan_sweep(settings, load_spec(args.grid), args.out or settings.home / "sweeps")
+    try:
+        plan = plan_sweep(settings, load_spec(args.grid), args.out or settings.home / "sweeps")
+    except SweepError as exc:
+        parser.error(str(exc))  # one line, exit 2
     summary = run_sweep(plan, Cluster(args.dask_address, args.workers), args.tracking_uri)
     print(summary.sentence)
     print(f"table: {plan.directory / 'sweep.md'}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,20 +62,34 @@ def _dsr_by_hand(returns: dict[str, np.ndarray]) -> tuple[str, float]:
 def test_sweep_on_a_dask_cluster_with_nested_mlflow_runs(cluster: str, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     plan = plan_sweep(get_settings(), dict(GRID), tmp_path / "sweeps")
+    # A fifth point whose backtest fails in its worker (its trade file is gone): recorded as a
+    # failed point and a FAILED nested run; the other four go on.
+    good = list(plan.jobs)
+    lost = good[0].point.model_copy(update={"point_id": "p004"})
+    plan.jobs.append(
+        replace(
+            good[0],
+            point=lost,
+            replay_file=tmp_path / "gone.csv",
+            run_id="lost",
+            directory=good[0].directory.parent / "p004",
+        )
+    )
     summary = run_sweep(plan, Cluster(address=cluster), uri)
 
-    assert (summary.points, summary.failed, summary.trials) == (4, 0, 4)
+    assert (summary.points, summary.failed, summary.trials) == (5, 1, 4)
+    rows = {r["point"]: r for r in summary.rows}
+    assert "gone.csv" in rows["p004"]["error"]
     # Every point journaled into its own store; read each back independently.
     returns: dict[str, np.ndarray] = {}
-    rows = {r["point"]: r for r in summary.rows}
-    for job in plan.jobs:
+    for job in good:
         assert (job.directory / "journal").is_dir()
         data = load(point_settings(get_settings(), job.directory), job.run_id)
         (row,) = data.report.strategies
         assert rows[job.point.point_id]["pnl"] == pytest.approx(row.pnl, abs=1e-9)
         assert rows[job.point.point_id]["fills"] == row.fills
         returns[job.point.point_id] = period_returns(data.curves[row.name].equity)
-    assert sum(r["fills"] for r in summary.rows) > 0
+    assert sum(rows[j.point.point_id]["fills"] for j in good) > 0
     best, dsr = _dsr_by_hand(returns)
     assert summary.best == best
     assert summary.dsr == pytest.approx(dsr, rel=1e-9, abs=1e-12)
@@ -87,11 +102,14 @@ def test_sweep_on_a_dask_cluster_with_nested_mlflow_runs(cluster: str, tmp_path:
     runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FAILED"  # a point failed: the sweep is not clean
     assert parent.data.tags["best.point"] == best
     assert parent.data.metrics["dsr"] == pytest.approx(dsr, rel=1e-9, abs=1e-12)
     assert parent.data.metrics["trials"] == 4
-    assert len(children) == 4
+    assert len(children) == 5
+    (broken,) = [c for c in children if c.data.tags["sweep.point"] == "p004"]
+    assert broken.info.status == "FAILED" and "gone.csv" in broken.data.tags["error"]
+    children = [c for c in children if c is not broken]
     swept = {(c.data.params["fast"], c.data.params["slow"]) for c in children}
     assert swept == {("3", "10"), ("3", "20"), ("5", "10"), ("5", "20")}
     for child in children:
