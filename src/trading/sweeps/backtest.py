@@ -114,8 +114,9 @@ def run_point(job: PointJob, settings: Settings | None = None) -> PointResult:
     job.directory.mkdir(parents=True, exist_ok=True)
     local = point_settings(settings or get_settings(), job.directory)
     result = backtest(local, job)
-    if not result.complete:
-        raise RuntimeError(f"backtest {job.run_id} did not complete: {result.ended_by}")
+    if getattr(result, "complete", True) is False:  # a replay that did not run to its end
+        ended = getattr(result, "ended_by", "unknown cause")
+        raise RuntimeError(f"backtest {job.run_id} did not complete: {ended}")
     data = load(local, job.run_id)
     name = job.config.strategies[0].name
     row = next((r for r in data.report.strategies if r.name == name), None)
