@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "cryptoarena.model.cli",
     "cryptoarena.serving.cli",
     "cryptoarena.trading.cli",
+    "cryptoarena.trading.sweeps.cli",
     "cryptoarena.trading.exchange.cli",
     "cryptoarena.dashboard.cli",
     "cryptoarena.flow_commands",
