@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
 WHEELHOUSE = ROOT / "docker" / "wheelhouse"
 BASE_IMAGE = "localhost/debian:bookworm-min"
+DEBIAN_PYTHON = "3.11.2"  # bookworm's python3.11: the offline images' interpreter
 # podman's default runtime (crun) refuses this machine's hybrid cgroups, and its default limits
 # exceed the machine's hard limits (docs/operations.md "podman").
 PODMAN_GLOBAL = ["--runtime", "runc"]
@@ -161,26 +162,44 @@ def runtime_requirements() -> list[str]:
     return deps
 
 
+def _wheelhouse_missing(reqs: str) -> str | None:
+    """The first requirement the wheelhouse cannot satisfy for Debian's Python (an offline dry
+    run in seconds); None when complete. The host's Python may be newer than the image's, and
+    some pins differ by version (``async-timeout; python_full_version < "3.11.3"``)."""
+    with tempfile.TemporaryDirectory() as target:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
+             "--no-index", "--find-links", str(WHEELHOUSE), "--python-version", DEBIAN_PYTHON,
+             "--only-binary=:all:", "--target", target, "-c", str(ROOT / "requirements.lock"),
+             "-r", reqs, "setuptools>=77", "wheel"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    if proc.returncode == 0:
+        return None
+    match = re.search(r"No matching distribution found for ([^;\s]+)", proc.stderr)
+    if not match:
+        raise ImagesTestError(f"wheelhouse check failed:\n{proc.stderr[-2000:]}")
+    return match.group(1)
+
+
 def fill_wheelhouse() -> None:
     """Wheels for the runtime dependencies (pinned by requirements.lock) and the build backend,
     made with the host's pip and package index; the build then installs with --no-index."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqs:
         reqs.write("\n".join(runtime_requirements()) + "\n")
-    lock = str(ROOT / "requirements.lock")
+    pip = [sys.executable, "-m", "pip"]
     try:
-        # Already complete? (an offline dry run resolves in seconds; the index takes minutes)
-        complete = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
-             "--no-index", "--find-links", str(WHEELHOUSE), "-c", lock, "-r", reqs.name,
-             "setuptools>=77", "wheel"],
-            capture_output=True,
-        )  # fmt: skip
-        if complete.returncode == 0:
+        if _wheelhouse_missing(reqs.name) is None:
             logger.info("wheelhouse complete: %s", WHEELHOUSE)
             return
-        sh([sys.executable, "-m", "pip", "wheel", "-q", "-c", lock,
-            "-r", reqs.name, "setuptools>=77", "wheel", "-w", str(WHEELHOUSE)],
-           timeout=1800)  # fmt: skip
+        sh([*pip, "wheel", "-q", "-c", str(ROOT / "requirements.lock"), "-r", reqs.name,
+            "setuptools>=77", "wheel", "-w", str(WHEELHOUSE)], timeout=1800)  # fmt: skip
+        for _ in range(20):  # what only Debian's (older) Python needs
+            need = _wheelhouse_missing(reqs.name)
+            if need is None:
+                return
+            sh([*pip, "download", "-q", "--no-deps", need, "-d", str(WHEELHOUSE)], timeout=600)
+        raise ImagesTestError("the wheelhouse is still incomplete after 20 additions")
     finally:
         os.unlink(reqs.name)
 
@@ -356,6 +375,9 @@ def build(engine: Engine, images: dict[str, str], offline: bool, report: Report)
     for target in TARGETS:
         argv = engine.cmd("build", "-f", "docker/Dockerfile", "--target", target, "-t")
         argv += [images[target], "--build-arg", f"VERSION={version}"]
+        if engine.name == "podman":
+            # OCI, podman's default format, has no HEALTHCHECK: the Docker format keeps it
+            argv += ["--format", "docker"]
         if offline:
             argv += ["--network", "host", *ULIMITS]
             for arg in (f"BASE={BASE_IMAGE}", "OFFLINE=1", f"NODE_BASE={BASE_IMAGE}",
