@@ -1,7 +1,11 @@
 """Exchange benchmarks: paper matching throughput over one real day of trades, and the Bybit
 adapter's round trips (real pybit → fake Bybit on 127.0.0.1).
 
-Run: ``.venv/bin/python -m bench.exchange [--resting 0 10 100] [--round-trips 200]``
+Also: nine strategy books on one paper venue (isolated vs shared liquidity), the kline loader
+over every Binance 1 m file, and the bar-level venue over a year of 1 m bars.
+
+Run: ``.venv/bin/python -m bench.exchange [--resting 0 10 100] [--round-trips 200]
+[--books 9] [--klines DIR]``
 Prints a JSON summary. Never part of pytest.
 """
 
@@ -24,6 +28,7 @@ from cryptoarena.data.records import Trade
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.exchange.venue import Liquidity
 
 D = Decimal
 
@@ -74,6 +79,86 @@ async def paper_throughput(batches: list[list[Trade]], resting: int) -> dict[str
     }
 
 
+async def books_throughput(
+    batches: list[list[Trade]], books: int, liquidity: Liquidity
+) -> dict[str, object]:
+    """``books`` strategies on one venue: each a market order a minute and one resting limit
+    re-priced (amended) every minute 5 bp below the market, as a maker arm would."""
+    clock = SimClock(batches[0][0].ts)
+    cfg = PaperExchangeConfig(initial_balance=D("10000000"), liquidity=liquidity)
+    ex = PaperExchange(cfg, clock=clock)
+    stream = ex.updates()
+    maker: dict[int, str] = {}  # book -> its working maker bid
+    trades = fills = 0
+    t0 = time.perf_counter()
+    for i, batch in enumerate(batches):
+        clock.advance_to(batch[-1].ts)
+        fills += len(ex.on_trades(batch))
+        trades += len(batch)
+        if i % 60 == 0:
+            last = D(str(batch[-1].price))
+            price = (last * D("0.9995")).quantize(D("0.1"))
+            for b in range(books):
+                side = Side.BUY if (i // 60 + b) % 2 == 0 else Side.SELL
+                await ex.place_order(
+                    OrderRequest(f"r-{b:02d}-a-m{i:x}", "BTCUSDT", side, D("0.05"))
+                )
+                bid = maker.get(b)
+                if bid is not None and (await ex.get_order("BTCUSDT", bid)).status.is_open:  # type: ignore[union-attr]
+                    await ex.amend_order("BTCUSDT", bid, price=price)
+                else:
+                    maker[b] = f"r-{b:02d}-a-l{i:x}"
+                    await ex.place_order(
+                        OrderRequest(
+                            maker[b], "BTCUSDT", Side.BUY, D("0.05"), OrderType.LIMIT, price
+                        )
+                    )
+    elapsed = time.perf_counter() - t0
+    await ex.close()
+    async for _ in stream:
+        pass
+    return {
+        "books": books,
+        "liquidity": liquidity.value,
+        "trades": trades,
+        "fills": fills,
+        "seconds": elapsed,
+        "trades_per_s": trades / elapsed,
+    }
+
+
+def klines_and_bar_venue(folder: Path) -> dict[str, object]:
+    """Load every kline file, then run a market order every 60 bars over 2024's bars."""
+    from cryptoarena.data.loaders import load_binance_klines_many
+    from cryptoarena.data.records import bars_to_records
+    from cryptoarena.trading.exchange.bar_fills import BarFillConfig, BarVenue
+
+    files = sorted(folder.glob("*.csv.gz"))
+    t0 = time.perf_counter()
+    frame, report = load_binance_klines_many(files)
+    load_s = time.perf_counter() - t0
+    year = frame[frame["ts"] < 1_735_689_600 * 10**9]  # 2024
+    bars = bars_to_records(year)
+    venue = BarVenue(BarFillConfig(initial_balance=D("10000000")))
+    fills = 0
+    t0 = time.perf_counter()
+    for i, bar in enumerate(bars):
+        fills += len(venue.on_bar(bar))
+        if i % 60 == 0:
+            side = Side.BUY if (i // 60) % 2 == 0 else Side.SELL
+            venue.submit(OrderRequest(f"m{i}", "BTCUSDT", side, D("0.05")), bar.ts + 60 * 10**9)
+    bar_s = time.perf_counter() - t0
+    return {
+        "files": len(files),
+        "bars_loaded": report.rows,
+        "load_seconds": load_s,
+        "year_bars": len(bars),
+        "bar_venue_seconds": bar_s,
+        "bars_per_s": len(bars) / bar_s,
+        "fill_events": fills,
+    }
+
+
 async def bybit_round_trips(count: int) -> dict[str, float]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.fakes.tape import real_tape
@@ -121,16 +206,24 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--resting", type=int, nargs="*", default=[0, 10, 100])
     parser.add_argument("--round-trips", type=int, default=200)
+    parser.add_argument("--books", type=int, default=9)
+    parser.add_argument(
+        "--klines", type=Path, default=Path("../shared/data/binance_spot_BTCUSDT_1m")
+    )
     args = parser.parse_args()
     batches = day_batches()
     paper = [await paper_throughput(batches, r) for r in args.resting]
-    bybit = await bybit_round_trips(args.round_trips)
+    books = [await books_throughput(batches, args.books, mode) for mode in Liquidity]
+    bars = klines_and_bar_venue(args.klines) if args.klines.is_dir() else None
+    bybit = await bybit_round_trips(args.round_trips) if args.round_trips else None
     print(
         json.dumps(
             {
                 "machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
                 f"{platform.python_version()}",
                 "paper": paper,
+                "books": books,
+                "klines": bars,
                 "bybit_fake": bybit,
             },
             indent=2,

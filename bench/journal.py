@@ -23,6 +23,7 @@ import platform
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +144,75 @@ def outage_and_replay(root: Path, n: int) -> tuple[float, float]:
     return spill_rate, replay_rate
 
 
+def _equity_doc(name: str, ts: int, t: int) -> dict[str, object]:
+    return {
+        "strategy": name,
+        "ts_ns": ts,
+        "equity": 10_000.0 + t / 1e4,
+        "cash": "5000.1",
+        "qty": 0.01,
+        "avg_price": "9700.5",
+        "realised": "1.5",
+        "fees": "0.2",
+        "fills": t // 600,
+        "mark": 9_700.5,
+    }
+
+
+def report_day(root: Path, strategies: int = 9, every_s: int = 5) -> None:
+    """A full day of ``strategies`` equity curves (a snapshot every ``every_s`` s, the example
+    config's cadence) plus a decision per strategy per 10 s, written through the bulk path; then
+    the reads a report and a restart make, timed (best of 3)."""
+    day_s, t0 = 86_400, 1_582_329_600 * 10**9
+    names = [f"strategy_{k}" for k in range(strategies)]
+    with Journal.open(_settings(root), run_id="day", bulk=True) as journal:
+        start = time.perf_counter()
+        for t in range(0, day_s, every_s):
+            ts = t0 + t * 10**9
+            journal.record_many("equity", [_equity_doc(n, ts, t) for n in names])
+            if t % 10 == 0:
+                journal.record_many(
+                    "decisions", [{"strategy": n, "ts_ns": ts, "target": 0.5} for n in names]
+                )
+        assert journal.sync(600)
+        written = journal.count("equity") + journal.count("decisions")
+        print(f"day written: {written:,} events in {time.perf_counter() - start:.1f} s (bulk)")
+
+        def best(fn: Callable[[], object]) -> tuple[float, float, object]:
+            times, cpus, out = [], [], None
+            for _ in range(3):
+                begin, cpu = time.perf_counter(), time.process_time()
+                out = fn()
+                times.append(time.perf_counter() - begin)
+                cpus.append(time.process_time() - cpu)
+            return min(times), min(cpus), out
+
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("equity_curves (every snapshot, all fields)", lambda: journal.equity_curves("day")),
+            (
+                "equity_curves(fields=('equity',))",
+                lambda: journal.equity_curves("day", fields=("equity",)),
+            ),
+            (
+                "equity_curves(per_minute=True)",
+                lambda: journal.equity_curves("day", per_minute=True),
+            ),
+            ("latest_equity (restart books)", lambda: len(journal.latest_equity("day"))),
+            ("checkpoint_ns (restart)", lambda: journal.checkpoint_ns("day")),
+        ]
+        for label, fn in cases:
+            took, cpu, out = best(fn)
+            size = sum(len(v) for v in out.values()) if isinstance(out, dict) else out
+            print(f"  {label}: {took * 1000:,.1f} ms, {cpu * 1000:,.1f} ms CPU (→ {size:,})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--store", choices=("embedded", "litemongo"), default="embedded")
+    parser.add_argument(
+        "--report-day", action="store_true", help="only the full-day report/restart reads"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -155,6 +221,9 @@ def main() -> None:
     n = args.events
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.report_day:
+            report_day(root / "day")
+            return
         if args.store == "litemongo":
             rate, cpu = litemongo_sustained(root / "lite", n)
             print(f"litemongo live upserts: {rate:,.0f} events/s, {cpu:.1f} CPU µs/event ({n:,})")

@@ -8,7 +8,7 @@ naive forecaster, and the AI arm fed by an instant in-process forecaster so no n
 time is counted), on the paper exchange. Two runs:
 
 1. worker only: a journal that keeps nothing (the worker's own cost),
-2. the full pipeline with the real embedded journal (litemongo on SQLite, in a temp dir).
+2. the full pipeline with the real embedded journal (SQLite, in a temp dir).
 
 Reports trades/s, bars/s (1-second bars replayed) and the tick-to-decision latency: from a
 bar-closing tick to every strategy decided, risk-checked and its order handed to the exchange
@@ -80,6 +80,9 @@ class NullJournal:
     def sent_client_ids(self, run_id: str) -> set[str]:
         return set()
 
+    def checkpoint_ns(self, run_id: str) -> int:
+        return 0
+
     def flush(self, *args: Any) -> bool:
         return True
 
@@ -146,7 +149,7 @@ def main() -> None:
             t = time.perf_counter()
             journal.sync(600)
             result["elapsed"] += time.perf_counter() - t  # until everything is in the database
-        report("full pipeline (litemongo journal)", result)
+        report("full pipeline (embedded journal)", result)
 
 
 if __name__ == "__main__":

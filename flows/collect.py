@@ -8,7 +8,6 @@ only the network task (live recording) retries.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -20,6 +19,8 @@ from cryptoarena.data.bybit_feed import BybitFeedConfig
 from cryptoarena.data.lake import Lake
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+
+from flows.args import flow_parser
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,14 +78,12 @@ def collect_flow(
     return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = flow_parser(__doc__, prog)
     parser.add_argument("--source", action="append", help="file or folder (repeatable)")
     parser.add_argument("--symbol", default=None)
     parser.add_argument("--record-s", type=float, default=0.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = collect_flow(sources=args.source, symbol=args.symbol, record_s=args.record_s)
     print(json.dumps({k: v for k, v in result.items() if k != "quality"}, indent=2, default=str))
 

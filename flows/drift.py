@@ -85,12 +85,12 @@ def drift_flow(
     return summary
 
 
-def main() -> None:
-    parser = bars_flow_parser(__doc__, source="lake", report_dir="reports/drift")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = bars_flow_parser(__doc__, source="lake", report_dir="reports/drift", prog=prog)
     parser.add_argument("--last-s", type=int, default=1800)
     parser.add_argument("--trigger-retrain", action="store_true")
     parser.add_argument("--use-journal", action="store_true", help="errors of live predictions")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(
         drift_flow(
             source=args.source,

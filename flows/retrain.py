@@ -69,14 +69,14 @@ def retrain_flow(
     return summary
 
 
-def main() -> None:
-    parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain")
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = bars_flow_parser(__doc__, source="sample", report_dir="reports/retrain", prog=prog)
     parser.add_argument("--tiny", action="store_true", help="seconds-fast tiny LSTM")
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses")
     parser.add_argument(
         "--gate-alpha", type=float, default=0.05, help="significance level of the gate's DM tests"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(
         retrain_flow(
             source=args.source,

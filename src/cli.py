@@ -8,7 +8,8 @@ import importlib
 import logging
 
 import typer
-from cryptoarena.config import ConfigError, get_settings
+from cryptoarena.config import ConfigError, get_settings, unknown_env_names
+from cryptoarena.console import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ COMMAND_MODULES = (
     "cryptoarena.trading.cli",
     "cryptoarena.trading.exchange.cli",
     "cryptoarena.dashboard.cli",
+    "cryptoarena.flow_commands",
 )
 
 app = typer.Typer(
@@ -30,16 +32,19 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Debug logging on the console, libraries included."
+    ),
+) -> None:
     try:
         settings = get_settings()
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(settings.log_level, settings.log_file, verbose=verbose)
+    for problem in unknown_env_names():
+        typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
@@ -63,4 +68,4 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    app(prog_name="arena")  # not the launcher's argv[0] in usage lines

@@ -8,11 +8,14 @@ environment first. Secrets are ``SecretStr`` and never printed.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,7 +48,7 @@ class MlflowSettings(BaseModel):
 
 
 class MongoSettings(BaseModel):
-    # Empty means the embedded store (litemongo on SQLite) under ``embedded_dir``.
+    # Empty means the embedded store (one SQLite file, <embedded_dir>/<database>.sqlite3).
     uri: SecretStr | None = None
     database: str = "cryptoarena"
     embedded_dir: Path = Path("var/journal")
@@ -149,6 +152,9 @@ class Settings(BaseSettings):
 
     home: Path = Path(".")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    # Everything logged, library chatter included (the console shows only the project's own
+    # records and warnings); rotated at 10 MB, 3 kept.
+    log_file: Path = Path("var/log/arena.log")
     data: DataSettings = DataSettings()
     mlflow: MlflowSettings = MlflowSettings()
     mongo: MongoSettings = MongoSettings()
@@ -161,6 +167,61 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
 
 
+def _check_mongo_uri(settings: Settings) -> None:
+    # pymongo reads "notauri" as a host name and fails 2 s later, deep in the journal. The value
+    # may carry a password: the message never echoes it.
+    uri = settings.mongo.uri.get_secret_value() if settings.mongo.uri else ""
+    if uri and not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(
+            f"invalid settings: {ENV_PREFIX}MONGO__URI must start with mongodb:// or "
+            "mongodb+srv:// (e.g. mongodb://localhost:27017); unset it for the embedded journal"
+        )
+
+
+def _setting_known(model: type[BaseModel], path: list[str]) -> bool:
+    """Whether ``path`` (lower-case parts of an ARENA_ name split at ``__``) names a setting."""
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    rest, kind = path[1:], field.annotation
+    if not rest:
+        return True  # a leaf, or a whole group given as JSON
+    if get_origin(kind) is dict:  # named entries: ACCOUNTS__<NAME>__API_KEY
+        kind, rest = get_args(kind)[1], rest[1:]
+        if not rest:
+            return True
+    return isinstance(kind, type) and issubclass(kind, BaseModel) and _setting_known(kind, rest)
+
+
+def _setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names += _setting_names(kind, f"{prefix}{name.upper()}__")
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``ARENA_*`` variable that names no setting (with the closest name):
+    pydantic-settings ignores them silently, so a typo (``ARENA_MONGO__URL``) would quietly
+    run on the default."""
+    env = os.environ if environ is None else environ
+    known = _setting_names(Settings)
+    problems = []
+    for key in sorted(env):
+        if not key.upper().startswith(ENV_PREFIX):
+            continue
+        if _setting_known(Settings, key[len(ENV_PREFIX) :].lower().split("__")):
+            continue
+        close = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"{key} is not a setting and is ignored{hint}")
+    return problems
+
+
 def _env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part).upper() for part in loc)
 
@@ -168,12 +229,14 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
 def load_settings() -> Settings:
     """Read the settings now; a wrong value raises ConfigError naming the variable(s)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
             f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
         )
         raise ConfigError(f"invalid settings: {problems}") from None
+    _check_mongo_uri(settings)
+    return settings
 
 
 @lru_cache(maxsize=1)

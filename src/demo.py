@@ -11,6 +11,7 @@ import logging
 import time
 
 from cryptoarena.config import Settings
+from cryptoarena.console import make_console
 from rich.console import Console
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ DEMO_STEPS = (
 def run_demo(
     settings: Settings, *, quick: bool = False, console: Console | None = None
 ) -> list[str]:
-    console = console or Console()
+    console = console or make_console()
     done: list[str] = []
     started = time.perf_counter()
     for name in DEMO_STEPS:
@@ -43,4 +44,42 @@ def run_demo(
     for line in done:
         console.print(f"• {line}")
     console.print(f"[green]demo finished in {time.perf_counter() - started:.1f} s")
+    console.rule("[bold]what next")
+    for line in next_steps(settings):
+        console.print(line, soft_wrap=True, highlight=False)
     return done
+
+
+def next_steps(settings: Settings) -> list[str]:
+    """What to open or run after the demo, with this machine's paths."""
+    tracking = settings.mlflow.tracking_uri
+    journal = (
+        "MongoDB at ARENA_MONGO__URI"
+        if settings.mongo.uri
+        else f"{settings.mongo.embedded_dir} (embedded litemongo)"
+    )
+    serving = settings.serving
+    todo = [
+        ("arena report", "the demo run's leaderboard again, from the journal"),
+        ("arena serve", f"the forecast server: http://{serving.host}:{serving.port}/docs"),
+        ("arena backtest", "every strategy on the shipped real day (add --minutes 60)"),
+        ("arena flows run retrain --tiny", "a Prefect flow run: train, judge, register"),
+        (
+            f"mlflow ui --backend-store-uri {tracking} --port 5000",
+            "the MLflow UI (runs, drift reports, the model registry) at http://127.0.0.1:5000",
+        ),
+        (
+            "prefect server start",
+            "the Prefect UI at http://127.0.0.1:4200 (then arena flows serve)",
+        ),
+    ]
+    width = max(len(cmd) for cmd, _ in todo[:4]) + 3
+    lines = [
+        f"  {cmd:<{width}}{what}" if len(cmd) < width else f"  {cmd}\n  {'':<{width}}{what}"
+        for cmd, what in todo
+    ]
+    return [
+        *lines,
+        f"journal: {journal}; registry: {tracking} (artifacts in {settings.mlflow.artifact_root});",
+        f"lake: {settings.data.lake_dir}; full log of this run: {settings.log_file}",
+    ]

@@ -59,12 +59,12 @@ class RetryPolicy(BaseModel):
     # (reconnect supervisors).
     max_attempts: int | None = Field(default=4, ge=1)
     initial_s: float = Field(default=0.5, ge=0)
-    max_s: float = Field(default=30.0, ge=0)
+    max_s: float = Field(default=30.0, ge=0, le=86_400)
     multiplier: float = Field(default=2.0, ge=1)
     # Each delay is scaled by a random factor in [1 - jitter, 1]: bounded, never above max_s.
     jitter: float = Field(default=0.5, ge=0, le=1)
     # A venue's retry-after is honoured up to this (a broken header must not park us for days).
-    retry_after_max_s: float = Field(default=60.0, ge=0)
+    retry_after_max_s: float = Field(default=60.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _ordered(self) -> RetryPolicy:
@@ -81,10 +81,14 @@ class RetryPolicy(BaseModel):
         elif self.multiplier == 1:
             base = min(self.max_s, self.initial_s)
         else:
-            # Cap the exponent first: multiplier ** n must never be computed for a huge n.
-            cap = math.log(max(self.max_s, self.initial_s) / self.initial_s, self.multiplier)
-            if n <= cap:
-                base = min(self.max_s, self.initial_s * self.multiplier**n)
+            # In log space, compared before anything is raised to a power: neither a huge
+            # attempt number nor a tiny initial_s can overflow.
+            log_delay = math.log(self.initial_s) + n * math.log(self.multiplier)
+            if log_delay < math.log(self.max_s):
+                try:
+                    base = min(self.max_s, self.initial_s * self.multiplier**n)
+                except OverflowError:  # a denormal initial_s: the power alone can overflow
+                    base = self.max_s
         return base * (1.0 - self.jitter * min(1.0, max(0.0, rand)))
 
     def delay_s(

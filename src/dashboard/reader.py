@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 from cryptoarena.dashboard import schemas as s
-from cryptoarena.trading import report
-from cryptoarena.trading.stats import Comparison, StrategyStats, compare_ai_vs_classical
+from cryptoarena.trading.results.model import Comparison as ReportComparison
+from cryptoarena.trading.results.model import StrategyRow as ReportRow
+from cryptoarena.trading.results.source import build_report, latest_run_id
 
 logger = logging.getLogger(__name__)
 
@@ -84,27 +85,16 @@ def candles(ts_ms: np.ndarray, price: np.ndarray, buckets: int) -> list[s.Candle
     return out
 
 
-def interval(c: Comparison, rival: str) -> s.Interval:
+def interval(c: ReportComparison, periods: int, confidence: float) -> s.Interval:
+    """One comparison of the run report (AI minus a rival), as the dashboard draws it."""
     return s.Interval(
-        rival=rival,
-        periods=c.periods,
+        rival=c.versus,
+        periods=periods,
         mean_diff_bps=_finite(c.mean_diff_bps),
-        ci_low_bps=_finite(c.ci_low_bps),
-        ci_high_bps=_finite(c.ci_high_bps),
-        confidence=c.confidence,
-        verdict=c.verdict,
-    )
-
-
-def verdict_sentence(c: Comparison) -> str:
-    """The line ``arena report`` prints under its table (same format, same numbers)."""
-    fmt = report._fmt
-    return (
-        f"AI ({c.ai}) − classical mean, per snapshot: "
-        f"{fmt(c.mean_diff_bps, '.3f')} bps "
-        f"[{fmt(c.ci_low_bps, '.3f')}, {fmt(c.ci_high_bps, '.3f')}] "
-        f"{c.confidence:.0%} bootstrap CI over {c.periods} periods "
-        f"→ {c.verdict}"
+        ci_low_bps=_finite(c.ci[0]),
+        ci_high_bps=_finite(c.ci[1]),
+        confidence=confidence,
+        verdict="significant" if c.significant else "not significant",
     )
 
 
@@ -150,7 +140,7 @@ class DashboardReader:
 
     # -- runs -----------------------------------------------------------------------------
     def latest_run_id(self) -> str | None:
-        return report.latest_run_id(self.journal)
+        return latest_run_id(self.journal)
 
     def run_count(self) -> int:
         return len({d["run_id"] for d in self.journal.find("runs", {}, projection={"run_id": 1})})
@@ -236,43 +226,28 @@ class DashboardReader:
         return curves
 
     def _leaderboard(self, run_id: str) -> s.Leaderboard:
-        rows, comparison = report.leaderboard(self.journal, run_id)
-        halted = {
-            name: str(doc.get("halted"))
-            for name, doc in self.journal.summaries().items()
-            if doc.get("run_id") == run_id and doc.get("halted")
-        }
-        out_rows = [self._row(i, r, halted.get(r.strategy)) for i, r in enumerate(rows, start=1)]
-        intervals: list[s.Interval] = []
-        families = self.families(run_id)
-        ai = [n for n, f in families.items() if f == "ai"]
-        if ai:
-            curves = self._curves(run_id)
-            ai_eq = np.array([d["equity"] for d in curves.get(ai[0], [])], dtype=np.float64)
-            rivals = [
-                n
-                for n, f in families.items()
-                if (f == "classical" or n == "buy_hold") and curves.get(n)
-            ]
-            for name in rivals:
-                if len(ai_eq) < 2:
-                    break
-                other = np.array([d["equity"] for d in curves[name]], dtype=np.float64)
-                c = compare_ai_vs_classical(ai_eq, [other], ai_name=ai[0], resamples=500)
-                intervals.append(interval(c, name))
+        # The same report (rows, verdict sentence and intervals) as `arena report`.
+        rep = build_report(self.journal, run_id, forecasts=False)
+        out_rows = [self._row(i, r) for i, r in enumerate(rep.strategies, start=1)]
+        v = rep.verdict
+        headline = next((c for c in v.comparisons if c.versus == v.benchmark), None)
+        intervals = [interval(c, v.periods, v.confidence) for c in v.comparisons]
         return s.Leaderboard(
             run_id=run_id,
             rows=out_rows,
-            comparison=interval(comparison, "classical mean") if comparison else None,
-            sentence=verdict_sentence(comparison) if comparison else None,
+            comparison=interval(headline, v.periods, v.confidence) if headline else None,
+            sentence=v.sentence,
             intervals=intervals,
         )
 
     @staticmethod
-    def _row(rank: int, r: StrategyStats, halted: str | None) -> s.StrategyRow:
+    def _row(rank: int, r: ReportRow) -> s.StrategyRow:
+        halted = None
+        if r.halted is not None:
+            halted = r.halted.reason
         return s.StrategyRow(
             rank=rank,
-            strategy=r.strategy,
+            strategy=r.name,
             family=r.family,
             is_ai=r.family == "ai",
             equity=r.equity,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from cryptoarena.config import get_settings
-from rich.console import Console
+from cryptoarena.console import make_console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,7 +43,15 @@ def import_cmd(
     from cryptoarena.data.loaders import UnknownFormatError
 
     settings = get_settings()
-    console = Console()
+    console = make_console()
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        typer.secho(
+            f"error: {folders[0]} is a directory: give the files in it (e.g. {folders[0]}/*.gz)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     missing = [p for p in paths if not p.is_file()]
     if missing:
         typer.secho(f"error: no such file: {', '.join(map(str, missing))}", fg="red", err=True)
@@ -98,7 +106,7 @@ def info_cmd(
 
     lake = Lake(lake_dir or get_settings().data.lake_dir)
     parts = lake.info()
-    console = Console()
+    console = make_console()
     if not parts:
         console.print(f"the lake at {lake.root} is empty (import files with `arena data import`)")
         return

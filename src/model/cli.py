@@ -6,15 +6,25 @@ Heavy imports (torch, Lightning, MLflow) happen inside the commands so ``arena -
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.console import make_console
 from rich.console import Console
 from rich.table import Table
 
 logger = logging.getLogger(__name__)
+
+
+class Promote(StrEnum):
+    """When a newly trained version becomes @champion."""
+
+    GATE = "gate"  # only when it beats the champion and persistence on the same window
+    FORCE = "force"
+    NEVER = "never"
 
 
 def comparison_table(title: str, results: dict[str, dict[str, Any]]) -> Table:
@@ -41,12 +51,20 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
 
 
 def print_cv(console: Console, cv: dict[str, Any], title: str) -> None:
-    from cryptoarena.model.report import CV_HEADER, cv_fold_rows, cv_pair_rows, cv_pooled_rows
+    from cryptoarena.model.report import (
+        CV_HEADER,
+        coverage_lines,
+        cv_fold_rows,
+        cv_pair_rows,
+        cv_pooled_rows,
+    )
 
     head = f"{title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars"
     header, rows = cv_fold_rows(cv)
     console.print(_rich_table(f"{head}, per fold (skill)", header, rows))
     console.print(_rich_table(f"{head}, pooled", CV_HEADER, cv_pooled_rows(cv)))
+    for line in coverage_lines(cv):
+        console.print(f"quantile coverage: {line}")
     if cv.get("pairwise"):
         pair_header = ["pair", "n", "DM stat", "DM p (HLN)", "DM p (HAC)"]
         console.print(_rich_table(f"{head}, pairwise", pair_header, cv_pair_rows(cv)))
@@ -61,6 +79,19 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     for key, title in CV_SECTIONS:
         if key in report:
             print_cv(console, report[key], f"15 s forecasts, {title}")
+
+
+def _bars(data: Path | None, max_bars: int | None, sample_dir: Path, book: bool) -> Any:
+    """Bars of ``data`` (default: the shipped day); with ``book``, with its order book."""
+    from cryptoarena.model.datasets import load_bars
+
+    if not book:
+        return load_bars(data, max_bars=max_bars, sample_dir=sample_dir)
+    from cryptoarena.data.samples import BITSTAMP_DAY, sample_path
+    from cryptoarena.model.book import load_book_bars
+
+    bars = load_book_bars(data or sample_path(BITSTAMP_DAY, sample_dir))
+    return bars.iloc[:max_bars].reset_index(drop=True) if max_bars else bars
 
 
 def register(app: typer.Typer) -> None:
@@ -82,27 +113,42 @@ def register(app: typer.Typer) -> None:
             1, min=1, help="torch threads (1 is fastest on a shared 2-core machine)."
         ),
         second_venue: bool = typer.Option(True, help="Also judge on the Bitstamp 2015 day."),
-        promote: str = typer.Option("gate", help="gate | force | never (champion alias policy)."),
+        promote: Promote = typer.Option(Promote.GATE, help="Champion alias policy."),
         seed: int = typer.Option(7, help="Random seed."),
         patience: int = typer.Option(3, min=1, help="Early-stopping patience (epochs)."),
+        book: bool = typer.Option(
+            False, help="Load the order book too (Bitstamp log or raw Binance feed in --data)."
+        ),
+        members: int = typer.Option(1, min=1, max=32, help="Seed ensemble size (one model)."),
+        shrink: bool = typer.Option(False, help="Validation-fitted shrink of the point path."),
+        quantiles: str = typer.Option(
+            "", help="Quantile heads, e.g. 0.1,0.5,0.9 (pinball loss; bands served)."
+        ),
+        gate_alpha: float = typer.Option(
+            0.05, min=1e-6, max=0.5, help="Significance level the promotion gate demands."
+        ),
     ) -> None:
         """Train the LSTM on real 1 s bars, judge it against the baselines, register it."""
-        from cryptoarena.model.datasets import load_bars, second_venue_bars
+        from cryptoarena.model.datasets import second_venue_bars
         from cryptoarena.model.lstm import LSTMConfig
         from cryptoarena.model.train import train as run_train
         from pytorch_lightning.callbacks import RichProgressBar
 
-        if promote not in ("gate", "force", "never"):
-            raise typer.BadParameter("promote must be gate, force or never")
         settings = get_settings()
-        console = Console()
-        cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
-                         max_epochs=epochs, num_threads=threads, seed=seed,
-                         patience=patience)  # fmt: skip
+        console = make_console()
         try:
-            bars = load_bars(data, max_bars=max_bars, sample_dir=settings.data.sample_dir)
+            qs = tuple(float(q) for q in quantiles.split(",") if q.strip())
+            cfg = LSTMConfig(window=window, hidden=hidden, layers=layers, dropout=dropout,
+                             max_epochs=epochs, num_threads=threads, seed=seed,
+                             patience=patience, members=members, shrink=shrink,
+                             quantiles=qs)  # fmt: skip
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            console.print(f"[red]error: bad --quantiles {quantiles!r}: {exc}".splitlines()[0])
+            raise typer.Exit(2) from None
+        try:
+            bars = _bars(data, max_bars, settings.data.sample_dir, book)
         except (FileNotFoundError, ValueError) as exc:
-            console.print(f"[red]error: {exc}")
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped
             raise typer.Exit(2) from None
         venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
         console.print(f"training on {len(bars):,} bars from {data or 'the shipped real day'}")
@@ -111,11 +157,12 @@ def register(app: typer.Typer) -> None:
             tracking_uri=settings.mlflow.tracking_uri,
             name=name or settings.serving.model_name,
             cfg=cfg,
-            promote=promote,  # type: ignore[arg-type]
+            promote=promote.value,
             second_venue=venue2,
             data_label=str(data or "binance_usdm_BTCUSDT_2020-02-22"),
             progress_bar=True,
             callbacks=[RichProgressBar()],
+            gate_alpha=gate_alpha,
         )
         print_report(console, result.report)
         info = result.info
@@ -143,21 +190,31 @@ def register(app: typer.Typer) -> None:
         ),
         alpha: float = typer.Option(0.05, min=1e-6, max=0.5, help="Significance level shown."),
         out: Path | None = typer.Option(None, help="Also write report.json and report.md here."),
+        refit_lstm: bool = typer.Option(
+            False, help="Also retrain the model's configuration on every fold's past (slow)."
+        ),
+        book: bool = typer.Option(
+            False, help="Load the order book too (Bitstamp log or raw Binance feed in --data)."
+        ),
     ) -> None:
         """Judge a registered version against the baselines: the held-out test split, and purged
         walk-forward cross-validation (per fold and pooled, with CIs and DM tests)."""
         import torch
         from cryptoarena.model import mlops
         from cryptoarena.model.cv import CVConfig
-        from cryptoarena.model.datasets import load_bars, second_venue_bars
+        from cryptoarena.model.datasets import second_venue_bars
         from cryptoarena.model.judge import evaluate_version
         from cryptoarena.model.registry import ModelNotFound
 
         torch.set_num_threads(threads)
         settings = get_settings()
-        console = Console()
+        console = make_console()
         if scheme not in ("walk_forward", "blocked"):
-            console.print(f"[red]error: --scheme must be walk_forward or blocked, got {scheme!r}")
+            typer.secho(
+                f"error: --scheme must be walk_forward or blocked, got {scheme!r}",
+                fg=typer.colors.RED,
+                err=True,
+            )
             raise typer.Exit(2)
         model = name or settings.serving.model_name
         uri = f"models:/{model}/{version}" if version.isdigit() else f"models:/{model}@{version}"
@@ -165,7 +222,7 @@ def register(app: typer.Typer) -> None:
             if lake:
                 bars = mlops.load_source_bars(settings, "lake", max_bars=max_bars)
             else:
-                bars = load_bars(data, max_bars=max_bars, sample_dir=settings.data.sample_dir)
+                bars = _bars(data, max_bars, settings.data.sample_dir, book)
             venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
             cv = CVConfig(folds=folds, scheme=scheme, alpha=alpha)  # type: ignore[arg-type]
             report = evaluate_version(
@@ -174,9 +231,10 @@ def register(app: typer.Typer) -> None:
                 bars=bars,
                 second_venue=venue2,
                 cv=cv,
+                refit_lstm=refit_lstm,
             )
         except (ModelNotFound, ValueError, FileNotFoundError) as exc:
-            console.print(f"[red]error: {exc}")
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped
             raise typer.Exit(1) from None
         if out is not None:
             import json

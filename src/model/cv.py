@@ -103,12 +103,24 @@ def ewma_fitter(spec: FeatureSpec, horizon: int) -> Fitter:
     return lambda feats, targets, train: EwmaDrift(spec, horizon)
 
 
-def ridge_fitter(alpha: float = 10.0) -> Fitter:
-    """Ridge on the fold's training anchors, its scaler fitted on those rows only."""
+class _Columns:
+    """A predictor that sees only some feature columns (e.g. trades-only inside a book spec)."""
+
+    def __init__(self, inner: Predictor, columns: np.ndarray) -> None:
+        self.inner, self.columns = inner, columns
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.inner(x[:, :, self.columns]))
+
+
+def ridge_fitter(alpha: float = 10.0, columns: Sequence[int] | None = None) -> Fitter:
+    """Ridge on the fold's training anchors, its scaler fitted on those rows only (optionally
+    on a subset of the feature columns)."""
 
     def fit(feats: np.ndarray, targets: np.ndarray, train: np.ndarray) -> Predictor:
-        rows = feats[train].astype(np.float64)
-        return Ridge(Scaler.fit(rows), alpha=alpha).fit(rows, targets[train])
+        cols = np.arange(feats.shape[1]) if columns is None else np.asarray(columns)
+        rows = feats[train][:, cols].astype(np.float64)
+        return _Columns(Ridge(Scaler.fit(rows), alpha=alpha).fit(rows, targets[train]), cols)
 
     return fit
 
@@ -198,9 +210,12 @@ def cross_validate(
     gap = split_gap(window=win, lookback=lookback, horizon=horizon)
     ts = bars["ts"].to_numpy(np.int64)
     anchors = contiguous_anchors(ts, window=win, lookback=lookback, horizon=horizon)
-    folds = make_folds(anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme)
     feats = compute_features(bars, spec).astype(np.float32)
     targets = compute_targets(bars, horizon)
+    # Only windows whose every feature row is finite (book data may start late or pause).
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(feats).all(axis=1))])
+    anchors = anchors[bad[anchors + 1] == bad[anchors + 1 - win]]
+    folds = make_folds(anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme)
     fixed_feats = {
         name: feats if f.spec == spec else compute_features(bars, f.spec).astype(np.float32)
         for name, f in fixed.items()
@@ -208,6 +223,7 @@ def cross_validate(
     names = list(fitters) + list(fixed)
     errors: dict[str, list[np.ndarray]] = {m: [] for m in names}
     scored: dict[str, list[np.ndarray]] = {m: [] for m in names}
+    below: dict[str, list[np.ndarray]] = {m: [] for m in fixed}
     fold_rows = []
     for fold in folds:
         actual = targets[fold.test, -1]
@@ -232,7 +248,10 @@ def cross_validate(
                 continue
             a = fold.test[ok]
             xf = gather(fixed_feats[name], a, model.info.window)
-            err = model.predict_features(xf)[:, -1] - targets[a, -1]
+            paths = model.predict_feature_paths(xf)
+            err = paths[:, 0, -1] - targets[a, -1]
+            if model.info.quantiles:  # share of outcomes at or below each quantile forecast
+                below[name].append(targets[a, -1][:, None] <= paths[:, 1:, -1])
             errors[name].append(err)
             scored[name].append(a)
             row["models"][name] = _metrics(err, targets[a, -1])
@@ -253,6 +272,15 @@ def cross_validate(
             entry |= _tests(err, actual, horizon)
             entry["skill_ci95"] = list(skill_interval(err**2, actual**2, cfg))
             entry["significant"] = bool(entry["dm_p"] < cfg.alpha and entry["dm_stat"] < 0)
+        if below.get(name):
+            hits = np.concatenate(below[name])
+            qs = fixed[name].info.quantiles
+            entry["quantile_coverage"] = {
+                f"{q:g}": float(hits[:, j].mean()) for j, q in enumerate(qs)
+            }
+            # Outcomes inside the outer band (lowest to highest quantile forecast).
+            entry["band_coverage"] = float(np.mean(~hits[:, 0] & hits[:, -1]))
+            entry["band"] = [qs[0], qs[-1]]
         pooled[name] = entry
     pairwise = []
     models = [m for m in names if m != PERSISTENCE and m in by_anchor]

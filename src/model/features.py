@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 BP = 1e4  # basis points per unit of log return
 REQUIRED_COLUMNS = ("close", "high", "low", "volume", "vwap", "trades", "buy_volume", "sell_volume")
+# Per-second order-book state (cryptoarena.model.book), needed only when ``spec.book``.
+BOOK_COLUMNS = ("bid", "ask", "bid_sz1", "ask_sz1", "bid_sz5", "ask_sz5")
+BOOK_FEATURES = ("book_imb_1", "book_imb_5", "micro_dist", "spread", "depth_chg_15")
+DEPTH_LAG = 15
 
 
 class FeatureError(ValueError):
@@ -45,6 +49,7 @@ class FeatureSpec(BaseModel):
     vwap_windows: tuple[int, ...] = (1, 60)
     activity_windows: tuple[int, ...] = (1, 15)
     horizon: int = Field(default=15, ge=1, le=300)
+    book: bool = False  # order-book features (needs BOOK_COLUMNS in the bars)
 
     _check = field_validator(
         "return_lags", "vol_windows", "flow_windows", "vwap_windows", "activity_windows"
@@ -59,7 +64,14 @@ class FeatureSpec(BaseModel):
         for w in self.activity_windows:
             names += [f"log_volume_{w}", f"log_trades_{w}"]
         names.append("range_1")
+        if self.book:
+            names += BOOK_FEATURES
         return tuple(names)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Bar columns the features read."""
+        return REQUIRED_COLUMNS + (BOOK_COLUMNS if self.book else ())
 
     @property
     def n_features(self) -> int:
@@ -74,6 +86,7 @@ class FeatureSpec(BaseModel):
             max(self.flow_windows) - 1,
             max(self.vwap_windows) - 1,
             max(self.activity_windows) - 1,
+            DEPTH_LAG if self.book else 0,
         )
 
 
@@ -102,8 +115,8 @@ def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.log(num / den)
 
 
-def validate_bars(bars: BarWindow) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in bars]
+def validate_bars(bars: BarWindow, columns: Sequence[str] = REQUIRED_COLUMNS) -> None:
+    missing = [c for c in columns if c not in bars]
     if missing:
         raise FeatureError(f"bars lack columns {missing}; expected records.BAR_COLUMNS")
     close = np.asarray(bars["close"], dtype=np.float64)
@@ -133,6 +146,7 @@ def _feature_rows_unchecked(
     # spec.n_features without building the names on every call.
     n_rolled = len(spec.vol_windows) + len(spec.flow_windows) + len(spec.vwap_windows)
     n_features = len(lags) + n_rolled + 2 * len(spec.activity_windows) + 1
+    n_features += len(BOOK_FEATURES) if spec.book else 0
     out = np.empty((close.shape[0], n - first, n_features))
     # All return lags in one division and one log (elementwise: the same numbers as one by one).
     lagged = np.stack([close[:, first - k : n - k] for k in lags], axis=2)
@@ -187,13 +201,35 @@ def _feature_rows_unchecked(
         out[:, :, f + 1] = np.log1p(sums[(w, "trades")])
         f += 2
     out[:, :, f] = np.log(cols["high"][:, first:] / cols["low"][:, first:])
+    if spec.book:
+        _book_rows(cols, first, out[:, :, f + 1 :])
     return out
 
 
-def _columns(windows: Sequence[BarWindow], last: int) -> dict[str, np.ndarray]:
+def _book_rows(cols: Mapping[str, np.ndarray], first: int, out: np.ndarray) -> None:
+    """Order-book features of rows ``first..n-1`` into ``out`` (B, n - first, 5): imbalance of
+    the best level and of the best five, microprice distance from the mid, relative spread, and
+    the change of five-level depth (bid minus ask, log) over DEPTH_LAG seconds."""
+    bid, ask = cols["bid"][:, first:], cols["ask"][:, first:]
+    b1, a1 = cols["bid_sz1"][:, first:], cols["ask_sz1"][:, first:]
+    b5, a5 = cols["bid_sz5"], cols["ask_sz5"]
+    n = b5.shape[1]
+    out[:, :, 0] = (b1 - a1) / (b1 + a1)
+    out[:, :, 1] = (b5[:, first:] - a5[:, first:]) / (b5[:, first:] + a5[:, first:])
+    mid = (bid + ask) / 2
+    micro = (bid * a1 + ask * b1) / (b1 + a1)
+    out[:, :, 2] = np.log(micro / mid)
+    out[:, :, 3] = np.log(ask / bid)
+    lag = slice(first - DEPTH_LAG, n - DEPTH_LAG)
+    out[:, :, 4] = np.log(b5[:, first:] / b5[:, lag]) - np.log(a5[:, first:] / a5[:, lag])
+
+
+def _columns(
+    windows: Sequence[BarWindow], last: int, columns: Sequence[str] = REQUIRED_COLUMNS
+) -> dict[str, np.ndarray]:
     """The last ``last`` rows of each window's feature inputs, as (B, last) float64 arrays."""
     out = {}
-    for c in REQUIRED_COLUMNS:
+    for c in columns:
         out[c] = np.empty((len(windows), last))
         for i, bars in enumerate(windows):
             out[c][i] = np.asarray(bars[c], dtype=np.float64)[len(bars[c]) - last :]
@@ -202,11 +238,12 @@ def _columns(windows: Sequence[BarWindow], last: int) -> dict[str, np.ndarray]:
 
 def compute_features(bars: BarWindow, spec: FeatureSpec) -> np.ndarray:
     """Features for every bar, shape (n, spec.n_features), float64; rows < lookback are NaN."""
-    validate_bars(bars)
+    validate_bars(bars, spec.columns)
     n = len(bars["close"])
     out = np.full((n, spec.n_features), np.nan)
     if n > spec.lookback:
-        out[spec.lookback :] = _feature_rows(_columns([bars], n), spec, spec.lookback)[0]
+        cols = _columns([bars], n, spec.columns)
+        out[spec.lookback :] = _feature_rows(cols, spec, spec.lookback)[0]
     return out
 
 
@@ -254,7 +291,7 @@ def last_window_features(
     """
     need = min_bars(spec, window)
     for i, bars in enumerate(windows):
-        missing = [c for c in REQUIRED_COLUMNS if c not in bars]
+        missing = [c for c in spec.columns if c not in bars]
         if missing:
             raise FeatureError(f"bars lack columns {missing}; expected records.BAR_COLUMNS")
         if len(bars["close"]) < need:
@@ -263,7 +300,7 @@ def last_window_features(
             )
     if not windows:
         return np.empty((0, window, spec.n_features), dtype=np.float32)
-    cols = _columns(windows, need)
+    cols = _columns(windows, need, spec.columns)
     close = cols["close"]
     bad = ~(np.isfinite(close) & (close > 0)).all(axis=1)
     if bad.any():

@@ -17,8 +17,8 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from cryptoarena.model.features import FeatureSpec, Scaler, compute_features, compute_targets
-from cryptoarena.model.lstm import LSTMConfig, LSTMModule
-from cryptoarena.model.windows import Split, WindowDataset, identity_collate, time_split
+from cryptoarena.model.lstm import EnsembleNet, LSTMConfig, LSTMModule
+from cryptoarena.model.windows import Split, WindowDataset, gather, identity_collate, time_split
 from pytorch_lightning.callbacks import EarlyStopping
 from torch.utils.data import DataLoader
 
@@ -182,3 +182,75 @@ def fit_lstm(
         "best_val_loss": best.best,
         "epochs_run": trainer.current_epoch,
     }
+
+
+def fit_shrink(net: torch.nn.Module, prepared: Prepared, window: int) -> np.ndarray:
+    """Per-horizon factor k minimising Σ(k·forecast − actual)² on the validation split, in [0, 1]."""
+    x = gather(prepared.features, prepared.split.val, window).astype(np.float32)
+    with torch.inference_mode():
+        pred = net(torch.from_numpy(np.ascontiguousarray(x))).numpy()[:, 0, :].astype(np.float64)
+    y = prepared.targets[prepared.split.val].astype(np.float64)
+    denom = np.sum(pred * pred, axis=0)
+    k = np.where(denom > 0, np.sum(pred * y, axis=0) / np.where(denom > 0, denom, 1.0), 0.0)
+    return np.clip(k, 0.0, 1.0)
+
+
+def fit_model(
+    prepared: Prepared,
+    cfg: LSTMConfig,
+    *,
+    callbacks: list[pl.Callback] | None = None,
+    progress_bar: bool = False,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network to register: one LSTM, or a seed ensemble of ``cfg.members``, optionally with
+    a validation-fitted shrink (``cfg.shrink``). Returns (net, fit info)."""
+    if cfg.members == 1 and not cfg.shrink:
+        single, single_info = fit_lstm(
+            prepared, cfg, callbacks=callbacks, progress_bar=progress_bar
+        )
+        return single.net, single_info
+    nets = []
+    info: dict[str, Any] = {}
+    for i in range(cfg.members):
+        member_cfg = cfg.model_copy(update={"seed": cfg.seed + i})
+        # Epoch metrics (MLflow) from the first member only: one history per run.
+        module, member = fit_lstm(
+            prepared, member_cfg, callbacks=callbacks if i == 0 else None, progress_bar=progress_bar
+        )
+        nets.append(module.net)
+        info |= {f"member{i}.{k}": v for k, v in member.items()}
+    net = EnsembleNet(nets)
+    if cfg.shrink:
+        factor = fit_shrink(net, prepared, cfg.window)
+        net.shrink.copy_(torch.as_tensor(factor, dtype=torch.float32))
+        info["shrink_h_last"] = float(factor[-1])
+        info["shrink_mean"] = float(factor.mean())
+    net.eval()
+    return net, info
+
+
+def lstm_fitter(cfg: LSTMConfig, spec: FeatureSpec) -> Any:
+    """A cross-validation fitter (:data:`cryptoarena.model.cv.Fitter`) that trains the network
+    of ``cfg`` on each fold's training anchors: the last 15 % of them (after a gap) serve for
+    early stopping, the scaler sees only the rest."""
+    from cryptoarena.model.forecaster import TorchPredictor
+    from cryptoarena.model.windows import split_gap
+
+    gap = split_gap(window=cfg.window, lookback=spec.lookback, horizon=spec.horizon)
+
+    def fit(features: np.ndarray, targets: np.ndarray, train: np.ndarray) -> TorchPredictor:
+        n_val = max(int(0.15 * len(train)), 1)
+        val, fit_on = train[-n_val:], train[: max(len(train) - n_val - gap, 0)]
+        if len(fit_on) < cfg.batch_size:
+            raise ValueError(f"{len(fit_on)} training windows are too few for the LSTM")
+        split = Split(train=fit_on, val=val, test=np.empty(0, np.int64), gap=gap)
+        rows = features[fit_on].astype(np.float64)
+        prepared = Prepared(
+            bars=pd.DataFrame(), features=features.astype(np.float32),
+            targets=targets.astype(np.float32), split=split, scaler=Scaler.fit(rows), spec=spec,
+            window=cfg.window, data_hash="",
+        )  # fmt: skip
+        net, _ = fit_model(prepared, cfg)
+        return TorchPredictor(net)
+
+    return fit

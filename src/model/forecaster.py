@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,8 @@ class ForecastModelInfo(BaseModel):
     # never champion) and the gate's verdict with its numbers.
     promotion: str = ""
     gate: str = ""
+    # The training configuration (LSTMConfig fields) saved with a registered model.
+    train_config: dict[str, Any] = Field(default_factory=dict)
 
 
 @runtime_checkable
@@ -91,6 +93,10 @@ class Forecaster:
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """Raw feature windows (N, window, F) → (N, horizon) log returns."""
         return self._run(x)[:, 0, :]
+
+    def predict_feature_paths(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature windows → point and quantile paths (N, 1 + len(quantiles), horizon)."""
+        return self._run(x)
 
     def predict(self, windows: Sequence[BarWindow]) -> np.ndarray:
         """One forecast path per bar window: shape (len(windows), horizon), log returns.

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
-from cryptoarena.model.cv import CVConfig, cross_validate
+from cryptoarena.model.book import has_book
+from cryptoarena.model.cv import CVConfig, cross_validate, default_fitters
 from cryptoarena.model.evaluation import PERSISTENCE, evaluate
 from cryptoarena.model.features import FeatureSpec
 from cryptoarena.model.fit import Prepared, prepare
@@ -108,10 +109,14 @@ def evaluate_version(
     bars: pd.DataFrame,
     second_venue: pd.DataFrame | None = None,
     cv: CVConfig | None = None,
+    refit_lstm: bool = False,
 ) -> dict[str, Any]:
     """A registered forecaster vs the baselines on the test split of ``bars`` (and venue 2),
     and cross-validated (``cv``; ``second_venue_cv``)."""
     model = load_forecaster(model_uri, tracking_uri=tracking_uri)
+    if second_venue is not None and model.spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, model.spec, model.info.window)
     everyone = {LSTM: model} | {
         k: wrap(p, model.info, model.spec, k) for k, p in baselines(prepared).items()
@@ -131,8 +136,23 @@ def evaluate_version(
         )
         report["second_venue"] = evaluate_forecasters(second_venue, anchors, everyone)[0]
     span = training_span(model.info.run_id, tracking_uri)
+    fitters = default_fitters(model.spec)
+    if model.spec.book:  # what the book adds: the same ridge on the trade features only
+        from cryptoarena.model.cv import ridge_fitter
+        from cryptoarena.model.features import BOOK_FEATURES
+
+        names = model.spec.names
+        fitters["ridge_trades"] = ridge_fitter(
+            columns=[i for i, n in enumerate(names) if n not in BOOK_FEATURES]
+        )
+    if refit_lstm:  # the model's configuration retrained on every fold's past (slow)
+        from cryptoarena.model.fit import lstm_fitter
+        from cryptoarena.model.lstm import LSTMConfig
+
+        config = LSTMConfig.model_validate(model.info.train_config or {"window": model.info.window})
+        fitters[f"{LSTM}_refit"] = lstm_fitter(config, model.spec)
     report["cv"] = cross_validate(
-        bars, spec=model.spec, window=model.info.window, fixed={LSTM: model},
+        bars, spec=model.spec, window=model.info.window, fitters=fitters, fixed={LSTM: model},
         exclude={LSTM: span}, cfg=cv,
     )  # fmt: skip
     if second_venue is not None:

@@ -39,6 +39,11 @@ class LSTMConfig(BaseModel):
     seed: int = 7
     num_threads: int = Field(default=1, ge=1, le=64)
     limit_train_batches: int | float = 1.0
+    # Seed ensemble: members trained with seeds seed, seed + 1, …; the forecast is their mean.
+    members: int = Field(default=1, ge=1, le=32)
+    # Scale the point forecast per horizon by the least-squares factor fitted on validation
+    # (clipped to [0, 1]): corrects over-confident forecasts.
+    shrink: bool = False
 
     @model_validator(mode="after")
     def _check_quantiles(self) -> LSTMConfig:
@@ -88,6 +93,27 @@ class ForecastNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_bp(x) / BP
+
+
+class EnsembleNet(nn.Module):
+    """The mean of member networks' outputs, the point path scaled by ``shrink`` (per horizon).
+
+    Same interface as :class:`ForecastNet` (raw features in, log returns out), so it exports and
+    serves the same way: one registered model.
+    """
+
+    shrink: torch.Tensor
+
+    def __init__(self, members: list[ForecastNet], shrink: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        horizon = members[0].horizon
+        factor = np.ones(horizon) if shrink is None else np.asarray(shrink, dtype=np.float64)
+        self.register_buffer("shrink", torch.as_tensor(factor, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.stack([m(x) for m in self.members]).mean(dim=0)
+        return torch.cat([out[:, :1, :] * self.shrink, out[:, 1:, :]], dim=1)
 
 
 def pinball(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:

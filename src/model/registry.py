@@ -223,6 +223,7 @@ def _info_fields(meta: dict[str, Any]) -> dict[str, Any]:
         "quantiles": tuple(float(q) for q in meta.get("quantiles", ())),
         "metrics": {k: float(v) for k, v in meta.get("metrics", {}).items()},
         "feature_names": tuple(meta["feature_spec_names"]),
+        "train_config": dict(meta.get("config") or {}),
     }
 
 

@@ -51,7 +51,7 @@ HEADER = [
 
 
 CV_HEADER = ["model", "n", "MAE bp", "RMSE bp", "skill", "skill 95% CI", "DM p (HLN)",
-             "DM p (HAC)", "sig."]  # fmt: skip
+             "DM p (HAC)", "sig. better"]  # fmt: skip
 CV_SECTIONS = (("cv", "cross-validated"), ("second_venue_cv", "cross-validated, second venue"))
 
 
@@ -116,6 +116,20 @@ def cv_pair_rows(cv: dict[str, Any]) -> list[list[str]]:
     ]
 
 
+def coverage_lines(cv: dict[str, Any]) -> list[str]:
+    """One line per model with quantile heads: how often outcomes fell below each quantile."""
+    out = []
+    for name, r in cv["pooled"].items():
+        if "band_coverage" in r:
+            lo, hi = r["band"]
+            each = ", ".join(f"q{q}: {v:.3f}" for q, v in r["quantile_coverage"].items())
+            out.append(
+                f"{name}: the {lo:g}–{hi:g} band holds {r['band_coverage']:.3f} of outcomes "
+                f"(nominal {hi - lo:.2f}); share at or below each quantile: {each}"
+            )
+    return out
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -131,6 +145,9 @@ def cv_markdown(cv: dict[str, Any], title: str) -> list[str]:
         *_table(CV_HEADER, cv_pooled_rows(cv)),
         "",
     ]
+    coverage = coverage_lines(cv)
+    if coverage:
+        lines += ["Quantile coverage (pooled):", "", *[f"- {c}" for c in coverage], ""]
     header, rows = cv_fold_rows(cv)
     lines += ["Per fold:", "", *_table(header, rows), ""]
     if cv.get("pairwise"):

@@ -21,10 +21,11 @@ import pandas as pd
 import pytorch_lightning as pl
 from cryptoarena import alerts
 from cryptoarena.config import get_settings
+from cryptoarena.model.book import has_book
 from cryptoarena.model.cv import CVConfig, cross_validate
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
-from cryptoarena.model.fit import Prepared, fit_lstm, prepare
+from cryptoarena.model.fit import Prepared, fit_model, prepare
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.judge import (
     LSTM,
@@ -106,8 +107,13 @@ def train(
     gate_alpha: float = 0.05,
 ) -> TrainResult:
     cfg = cfg or LSTMConfig()
-    spec = spec or FeatureSpec(horizon=cfg.horizon)
+    # Book features whenever the bars carry a book (cryptoarena.model.book): a model uses them
+    # when its inputs have them.
+    spec = spec or FeatureSpec(horizon=cfg.horizon, book=has_book(bars))
     experiment = experiment or get_settings().mlflow.experiment
+    if second_venue is not None and spec.book and not has_book(second_venue):
+        logger.warning("the second venue has no order book: a book model is not judged there")
+        second_venue = None
     prepared = prepare(bars, spec, cfg.window)
     test = prepared.split.test
     with tracking_context(tracking_uri) as client:
@@ -124,12 +130,12 @@ def train(
                 }
             )
             epochs = MlflowEpochMetrics()
-            module, fit_info = fit_lstm(
+            net, fit_info = fit_model(
                 prepared, cfg, callbacks=[epochs, *(callbacks or [])], progress_bar=progress_bar
             )
             mlflow.log_metrics({k: float(v) for k, v in fit_info.items()})
             draft = _info(name, "", run_id, cfg, spec, {})
-            lstm = Forecaster(draft, spec, TorchPredictor(module.net))
+            lstm = Forecaster(draft, spec, TorchPredictor(net))
             everyone = {LSTM: lstm} | {
                 k: wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
             }
@@ -178,7 +184,7 @@ def train(
                 mlflow.log_artifacts(str(out / "report"), artifact_path="report")
                 extra = _extra_files(prepared, out)
                 mlflow.log_artifact(str(extra[0]), artifact_path="reference")
-                version = _log_model(module.net, prepared, cfg, spec, name, run_id, metrics, extra)
+                version = _log_model(net, prepared, cfg, spec, name, run_id, metrics, extra)
             promoted = promote == "force" or (promote == "gate" and decision.promote)
             client.set_registered_model_alias(name, CHALLENGER, version)
             for key, value in decision.tags().items():
@@ -190,7 +196,7 @@ def train(
                 alerts.new_champion(name, version, decision.reason)
             mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
     info = _info(name, version, run_id, cfg, spec, metrics)
-    forecaster = Forecaster(info, spec, TorchPredictor(module.net))
+    forecaster = Forecaster(info, spec, TorchPredictor(net))
     logger.info("%s v%s: %s (skill %+.4f)", name, version, decision.reason, metrics.get("skill", 0))
     return TrainResult(info, forecaster, report, decision, promoted, prepared)
 

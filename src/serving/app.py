@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cryptoarena.config import Settings, load_settings
+from cryptoarena.config import Settings, load_settings, unknown_env_names
 from cryptoarena.serving.deps import ServingState
 from cryptoarena.serving.docs import add_offline_docs
 from cryptoarena.serving.guard import BodyGuard
@@ -138,4 +138,6 @@ def app_from_env() -> FastAPI:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for problem in unknown_env_names():
+        logger.warning("%s", problem)
     return create_app(settings)

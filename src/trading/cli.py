@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,20 +20,62 @@ logger = logging.getLogger(__name__)
 CONFIG_HELP = "Arena TOML (strategies, limits); default: settings.trading.config."
 
 
+# The closed choices as Enums, so --help lists them and a typo gets them in the error. They
+# mirror trading.session's Source and ExchangeKind (a test keeps them equal) without importing
+# the session machinery for `arena --help`.
+class SourceChoice(StrEnum):
+    REPLAY = "replay"
+    BYBIT = "bybit"
+
+
+class ExchangeChoice(StrEnum):
+    PAPER = "paper"
+    BYBIT_DEMO = "bybit-demo"
+    BYBIT_TESTNET = "bybit-testnet"
+    BYBIT_MAINNET = "bybit-mainnet"
+
+
 def _fail(exc: Exception) -> NoReturn:
     """A user error: one red line, exit code 2, no traceback."""
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2) from None
 
 
-def _session_options(source: str, exchange: str, **fields: Any) -> SessionOptions:
-    """The command's options, or a clear error for an unknown source or exchange."""
+def _session_options(
+    source: SourceChoice, exchange: ExchangeChoice, **fields: Any
+) -> SessionOptions:
     from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source
 
-    try:
-        return SessionOptions(source=Source(source), exchange=ExchangeKind(exchange), **fields)
-    except ValueError as exc:
-        _fail(exc)
+    return SessionOptions(
+        source=Source(source.value), exchange=ExchangeKind(exchange.value), **fields
+    )
+
+
+def _check_venue(options: SessionOptions, config: ArenaConfig) -> None:
+    """Refuse before anything starts: a directory as the replay file, or a Bybit exchange with
+    no strategy bound to a keyed account (it would trade paper under a Bybit run name)."""
+    from cryptoarena.trading.session import ExchangeKind, SessionError, account_keys
+
+    replay = options.replay_file
+    if replay is not None and replay.is_dir():
+        _fail(ValueError(f"--replay-file {replay} is a directory: give one recorded trade file"))
+    if options.exchange is ExchangeKind.PAPER:
+        return
+    bound = sorted({a for a in config.accounts().values() if a})
+    if not bound:
+        _fail(
+            SessionError(
+                f"--exchange {options.exchange.value}: no strategy is bound to a Bybit account, "
+                'so nothing would trade on Bybit; set account = "<name>" on strategies (or '
+                "default_account under [arena]) and ARENA_ACCOUNTS__<NAME>__API_KEY / "
+                "__API_SECRET, or use --exchange paper"
+            )
+        )
+    for account in bound:
+        try:
+            account_keys(get_settings(), account)
+        except SessionError as exc:
+            _fail(exc)
 
 
 def _load_config(path: Path | None) -> ArenaConfig:
@@ -45,15 +88,27 @@ def _load_config(path: Path | None) -> ArenaConfig:
 
 
 def _run(options: SessionOptions, config_path: Path | None, report: bool) -> None:
+    from cryptoarena.data.loaders import DamagedFileError, UnknownFormatError
     from cryptoarena.trading.exchange.errors import ExchangeError
+    from cryptoarena.trading.journal.journal import JournalUnavailableError
     from cryptoarena.trading.journal.spill import JournalLockedError
     from cryptoarena.trading.session import SessionError, run_session_sync, summary_line
 
     settings = get_settings()
     config = _load_config(config_path)
+    _check_venue(options, config)
     try:
         result = run_session_sync(settings, config, options)
-    except (SessionError, ExchangeError, JournalLockedError, FileNotFoundError) as exc:
+    except (
+        SessionError,
+        ExchangeError,
+        JournalLockedError,
+        JournalUnavailableError,
+        FileNotFoundError,
+        IsADirectoryError,
+        UnknownFormatError,  # e.g. a kline (bar) file given as --replay-file
+        DamagedFileError,  # a truncated .gz
+    ) as exc:
         _fail(exc)
     typer.echo(f"run {result.run_id}: {summary_line(result)} ({result.stopped_by})")
     if report:
@@ -71,17 +126,21 @@ def _print_report(
     except NoRunsError as exc:
         typer.secho(str(exc), fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(1) from None
-    except (LookupError, JournalUnavailableError) as exc:
+    except LookupError as exc:
         _fail(exc)
+    except JournalUnavailableError as exc:
+        _fail(RuntimeError(f"the journal did not answer: {exc or 'read timed out'}"))
+    except OSError as exc:  # the Markdown's folder cannot be written
+        _fail(RuntimeError(f"cannot write the report: {exc}"))
     if written is not None:
         typer.echo(f"report written to {written}")
 
 
 def trade(
     config: Path | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    source: str = typer.Option("replay", help="Market data: replay | bybit."),
-    exchange: str = typer.Option(
-        "paper", help="paper | bybit-demo | bybit-testnet | bybit-mainnet."
+    source: SourceChoice = typer.Option(SourceChoice.REPLAY, help="Market data."),
+    exchange: ExchangeChoice = typer.Option(
+        ExchangeChoice.PAPER, help="Where orders go (Bybit needs accounts bound in the TOML)."
     ),
     run_id: str | None = typer.Option(
         None, help="Resume this run (books restored) or name a new one."
@@ -124,14 +183,17 @@ def backtest(
     ),
     start_minute: float = typer.Option(0.0, help="Start this many minutes into the file."),
     minutes: float | None = typer.Option(None, help="Only this many minutes."),
-    exchange: str = typer.Option("paper", help="paper (default) or a Bybit venue."),
+    exchange: ExchangeChoice = typer.Option(ExchangeChoice.PAPER, help="Where orders go."),
     forecast_url: str | None = typer.Option(
-        None, help="Model server (default: settings.serving.url)."
+        None, help="Model server (default: settings.serving.url, else the champion in-process)."
+    ),
+    allow_in_sample: bool = typer.Option(
+        False, help="Also trade bars the AI model trained or validated on (run marked in-sample)."
     ),
 ) -> None:
     """Replay recorded trades as fast as possible through the same worker, then the leaderboard."""
     opts = _session_options(
-        source="replay",
+        source=SourceChoice.REPLAY,
         exchange=exchange,
         run_id=run_id,
         replay_file=replay_file,
@@ -139,6 +201,7 @@ def backtest(
         minutes=minutes,
         speed=None,
         forecast_url=forecast_url,
+        allow_in_sample=allow_in_sample,
     )
     _run(opts, config, report=True)
 

@@ -2,7 +2,8 @@
 
 The AI arm uses the model SERVED at ``settings.serving.url`` when a server answers /ready there;
 otherwise the registered ``@champion`` loaded in-process (the same Forecaster the server runs);
-with neither, it stands aside (journaled) and the others still trade. Quick mode replays 8
+with neither, it stands aside (journaled) and the others still trade. The replay starts after
+the model's validation end: every strategy trades bars the model never saw. Quick mode replays 8
 minutes with classical strategies on 5-second bars; the full demo replays 6 hours on 1-minute bars.
 """
 
@@ -14,40 +15,47 @@ import time
 from typing import Any
 
 from cryptoarena.config import Settings
+from cryptoarena.data.records import NS_PER_S
 from rich.console import Console
 
 logger = logging.getLogger(__name__)
 
 QUICK_MINUTES, FULL_MINUTES = 8.0, 360.0
+DAY_MINUTES = 1440.0
 
 
-async def _served(url: str) -> bool:
-    from cryptoarena.serving.client import ForecastClient
+def _forecast_source(settings: Settings) -> tuple[Any, str, int | None]:
+    """(source, description, the model's validation end): the server if it is up, else the
+    champion in-process, else None."""
+    from cryptoarena.trading.local_forecasts import load_champion, valid_until_ns
+    from cryptoarena.trading.session import _served_model
 
-    async with ForecastClient(url, timeout_s=0.5) as client:
-        return await client.health()
-
-
-def _forecast_source(settings: Settings, console: Console) -> tuple[Any, str]:
-    """(source, description): the server if it is up, else the champion in-process, else None."""
     url = settings.serving.url
-    if asyncio.run(_served(url)):
+    served = asyncio.run(_served_model(url))
+    uri = settings.mlflow.tracking_uri
+    if served is not None:
         from cryptoarena.serving.client import ForecastClient
 
-        return ForecastClient(url, timeout_s=1.0, max_age_s=2.5), f"the model served at {url}"
-    try:
-        from cryptoarena.model.registry import CHAMPION, get_alias_version, load_forecaster
-        from cryptoarena.trading.local_forecasts import LocalForecasts
+        until = valid_until_ns(uri, str(served.get("run_id") or ""))
+        client = ForecastClient(url, timeout_s=1.0, max_age_s=2.5)
+        return client, f"the model served at {url}", until
+    champion = load_champion(settings)
+    if champion.source is None:
+        return None, f"{champion.described}: the AI arm stands aside", None
+    return champion.source, champion.described, valid_until_ns(uri, champion.run_id)
 
-        name, uri = settings.serving.model_name, settings.mlflow.tracking_uri
-        version = get_alias_version(name, CHAMPION, tracking_uri=uri)
-        if version is None:
-            return None, "no @champion registered: the AI arm stands aside"
-        forecaster = load_forecaster(f"models:/{name}@{CHAMPION}", tracking_uri=uri)
-        return LocalForecasts(forecaster), f"models:/{name}@{CHAMPION} (v{version}), in-process"
-    except Exception as exc:  # the demo goes on without the AI arm, and says why
-        logger.warning("no forecaster for the demo: %s", exc)
-        return None, f"no forecaster ({type(exc).__name__}): the AI arm stands aside"
+
+def _start_minute(settings: Settings, until: int | None, default: float) -> float:
+    """Where the replay starts: ``default``, or 20 minutes (the strategies' warm-up) before the
+    model's validation end; the session trades only after that end (bars the model never saw)."""
+    if until is None:
+        return default
+    from cryptoarena.data.loaders import load_trades
+    from cryptoarena.data.samples import TARDIS_DAY, sample_path
+
+    trades, _ = load_trades(sample_path(TARDIS_DAY, settings.data.sample_dir))
+    first = int(trades["ts"].iloc[0])
+    return max(default, (until - first) / (60 * NS_PER_S) - 20.0)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
@@ -57,8 +65,10 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.trading.results.render import render_table
     from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
-    source, described = _forecast_source(settings, console)
+    source, described, until = _forecast_source(settings)
     minutes = QUICK_MINUTES if quick else FULL_MINUTES
+    start = _start_minute(settings, until, 60.0)
+    minutes = min(minutes, max(DAY_MINUTES - start, QUICK_MINUTES))
     config = all_strategies_config(
         bar_size="5s" if quick else "1m", equity_every_s=5.0 if quick else 15.0
     )
@@ -66,13 +76,14 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         source=Source.REPLAY,
         exchange=ExchangeKind.PAPER,
         run_id=f"demo-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}",
-        start_minute=60.0,
+        start_minute=start,
         minutes=minutes,
         speed=None,
         forecast_source=source,
     )
     console.print(
-        f"replaying {minutes:.0f} min of the shipped real BTCUSDT day through the worker: "
+        f"replaying {minutes:.0f} min of the shipped real BTCUSDT day from minute {start:.0f} "
+        "(trading only after the model's validation end: bars it never saw) through the worker: "
         f"{len(config.strategies)} strategies, paper exchange; AI arm: {described}"
     )
     if source is None:

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.order_tracking import OrderLedger
 from cryptoarena.trading.orders import incarnation_tag
 from cryptoarena.trading.restore import (
     pending_predictions,
@@ -51,6 +53,11 @@ class WorkerResult:
     fills: int = 0
     late_trades: int = 0
     stopped_by: str = "feed ended"
+    # Why the run ended: "feed ended", "signal", "stop requested", "crash", "kill switch"; and
+    # whether it covered what it was asked to (a replay to its end, live until told to stop).
+    ended_by: str = "feed ended"
+    complete: bool = True
+    error: str | None = None
     restored: dict[str, Any] = field(default_factory=dict)
     equity: dict[str, float] = field(default_factory=dict)
     # Events handed to the journal, by kind (what "every event exactly once" is checked against).
@@ -82,11 +89,14 @@ class WorkerDuties:
     _next_progress_ns: int
     _checkpoint_ns: int
     _flat_logged: bool = False
+    _progress_mark: tuple[int, float] | None = None  # (market ns, wall s) at the last progress
     run_id: str
     runners: list[StrategyRunner]
     source_name: str
     durable_orders: bool
     recorded_bars: Callable[[int, int], pd.DataFrame] | None
+    trade_from_ns: int
+    run_notes: dict[str, Any]
 
     def _record(self, kind: str, doc: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -103,15 +113,20 @@ class WorkerDuties:
         await self.exchange.start()
         instrument = await self.exchange.instrument(self.symbol)
         incarnation = incarnation_tag(time.time_ns())
-        self.router = router = OrderRouter(
-            exchange=self.exchange,
-            instrument=instrument,
+        ledger = OrderLedger(
             books=self.books,
-            risk=self.risk,
             record=self._record,
             clock=self.clock,
             run_id=self.run_id,
             incarnation=incarnation,
+        )
+        self.router = router = OrderRouter(
+            exchange=self.exchange,
+            instrument=instrument,
+            ledger=ledger,
+            risk=self.risk,
+            record=self._record,
+            clock=self.clock,
             min_trade_fraction=self.config.arena.min_trade_fraction,
             order_timeout_s=self.config.arena.order_timeout_s,
             inline=self.lockstep,
@@ -142,7 +157,7 @@ class WorkerDuties:
         report = await reconcile(
             self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
         )
-        self._checkpoint_ns = report.checkpoint_ns
+        self._checkpoint_ns = max(report.checkpoint_ns, self.trade_from_ns)
         self.result.restored = report.doc()
         if report.mismatch:
             self.risk.halt_all(f"reconcile: {report.mismatch}", self.clock.now_ns())
@@ -169,6 +184,7 @@ class WorkerDuties:
                 "arena": self.config.arena.model_dump(),
                 "risk": self.config.risk.model_dump(by_alias=True),
                 "restored": report.doc(),
+                **self.run_notes,
             },
         )
         return updates
@@ -189,7 +205,7 @@ class WorkerDuties:
                 logger.warning("kill switch released by %s: trading resumes", event.by)
             else:
                 self.risk.release_refused(event.reason, now_ns, by=event.by)
-        all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.in_flight
+        all_flat = all(b.qty == 0 for b in self.books.values()) and not self.router.ledger.in_flight
         if self.risk.killed is not None and not self._flat_logged and all_flat:
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")
@@ -230,8 +246,9 @@ class WorkerDuties:
             self._next_progress_ns = now_ns + 600 * NS_PER_S
             r = self.result
             logger.info(
-                "progress: t=%d trades=%d bars=%d orders=%d fills=%d",
-                now_ns // NS_PER_S,
+                "progress: market time %s%s; trades=%d bars=%d orders=%d fills=%d",
+                datetime.fromtimestamp(now_ns / NS_PER_S, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                self._progress_rate(now_ns),
                 r.trades,
                 r.bars,
                 r.orders,
@@ -240,6 +257,14 @@ class WorkerDuties:
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
+
+    def _progress_rate(self, now_ns: int) -> str:
+        """Market time per wall time since the last progress line: the replay's speed."""
+        wall = time.monotonic()
+        mark, self._progress_mark = self._progress_mark, (now_ns, wall)
+        if mark is None or wall <= mark[1]:
+            return ""
+        return f" ({(now_ns - mark[0]) / NS_PER_S / (wall - mark[1]):,.0f}× real time)"
 
     def snapshot(self, now_ns: int, *, final: bool = False) -> None:
         """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
@@ -277,6 +302,7 @@ class WorkerDuties:
                     "win_rate": book.wins / book.round_trips if book.round_trips else None,
                     "vetoes": self.risk.vetoes.get(name, 0),
                     "halted": self.risk.halted.get(name),
+                    "halted_at": self.risk.halted_at.get(name),
                     "exposure": doc["exposure"],
                     "last_decision": self._last_decision.get(name, ""),
                     "ts_ns": now_ns,
@@ -333,11 +359,23 @@ class WorkerDuties:
         if not updates.done():
             updates.cancel()
         self.result.fills = sum(b.fills for b in self.books.values())
+        result = self.result
+        if result.error is None and self.risk.killed is not None:
+            # Trading stopped at the kill, not where the run was meant to end.
+            result.ended_by, result.complete = "kill switch", False
         self._record(
             "runs",
             {
                 "event": "stopped",
                 "stopped_by": self.result.stopped_by,
+                "ended_by": result.ended_by,
+                "complete": result.complete,
+                "error": result.error,
+                "killed": self.risk.killed,
+                "halted": {
+                    name: {"reason": why, "ts_ns": self.risk.halted_at.get(name)}
+                    for name, why in self.risk.halted.items()
+                },
                 "trades": self.result.trades,
                 "bars": self.result.bars,
                 "orders": self.result.orders,

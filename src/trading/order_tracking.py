@@ -1,6 +1,7 @@
-"""What the router knows about its orders: client ids, which strategy owns which id, the order
-in flight per strategy, and the exchange's order updates and fills booked into the books
-(each fill exactly once). The base of :class:`cryptoarena.trading.router.OrderRouter`."""
+"""The order ledger: what is known about the run's orders (client ids, which strategy owns which
+id, the order in flight per strategy) and the exchange's order updates and fills booked into the
+books (each fill exactly once). :class:`cryptoarena.trading.router.OrderRouter` sends through
+it; the worker hands it the exchange's updates; a restart (``restore.py``) rebuilds it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 Record = Callable[[str, dict[str, Any]], str]
 
 
-class OrderTracker:
+class OrderLedger:
     def __init__(
         self,
         *,

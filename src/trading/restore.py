@@ -67,9 +67,9 @@ def restore_books(
     report = RestoreReport()
     fills = journal.find("fills", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
     for doc in fills:
-        if doc["exec_id"] in router.seen_exec or doc["strategy"] not in books:
+        if doc["exec_id"] in router.ledger.seen_exec or doc["strategy"] not in books:
             continue
-        router.seen_exec.add(doc["exec_id"])
+        router.ledger.seen_exec.add(doc["exec_id"])
         books[doc["strategy"]].apply_fill(
             Side(doc["side"]),
             Decimal(doc["qty"]),
@@ -79,12 +79,12 @@ def restore_books(
         )
         report.fills_replayed += 1
     sent = journal.sent_client_ids(run_id)
-    router.sent |= sent
+    router.ledger.sent |= sent
     report.orders_known = len(sent)
     for doc in journal.find(
         "orders", {"run_id": run_id}, projection={"client_id": 1, "strategy": 1}
     ):
-        router.owner[doc["client_id"]] = doc["strategy"]
+        router.ledger.owner[doc["client_id"]] = doc["strategy"]
     # Resume a replay after the newest event the journal kept: nothing is decided twice.
     # One indexed document per kind (run_id + ts_ns, newest first): no scan of the journal.
     report.checkpoint_ns = journal.checkpoint_ns(run_id)
@@ -122,17 +122,17 @@ async def reconcile(
         )
         if doc.get("status") in ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
     }
-    router.applied.update(filled)
-    candidates = [cid for cid in router.sent if cid not in finished]
+    router.ledger.applied.update(filled)
+    candidates = [cid for cid in router.ledger.sent if cid not in finished]
     for cid in candidates:
         await _settle_order(router, cid, report, now_ns, known=True, finished=finished)
     # Lost ids: incarnations that never stopped cleanly may have sent orders whose journal
     # records died with them. Ids are sequential per strategy: probe after the highest known
     # one until a few consecutive misses.
     highest: dict[tuple[str, str], int] = {}
-    for cid in router.sent:
+    for cid in router.ledger.sent:
         parts = cid.split("-")
-        if len(parts) == 4 and parts[0] == router.tag:
+        if len(parts) == 4 and parts[0] == router.ledger.tag:
             highest[(parts[1], parts[2])] = max(
                 highest.get((parts[1], parts[2]), 0), int(parts[3], 16)
             )
@@ -141,9 +141,9 @@ async def reconcile(
             seq, misses = highest.get((f"{idx:02d}", inc), 0), 0
             while misses < PROBE_MISSES:
                 seq += 1
-                cid = f"{router.tag}-{idx:02d}-{inc}-{seq:x}"
+                cid = f"{router.ledger.tag}-{idx:02d}-{inc}-{seq:x}"
                 found = await _settle_order(
-                    router, cid, report, now_ns, known=cid in router.sent, finished=finished
+                    router, cid, report, now_ns, known=cid in router.ledger.sent, finished=finished
                 )
                 misses = 0 if found else misses + 1
     try:
@@ -204,20 +204,20 @@ async def _settle_order(
         if known and cid not in finished:
             report.notes.append(f"{cid}: unknown to the exchange (never arrived)")
         return False
-    if cid not in router.sent:
+    if cid not in router.ledger.sent:
         report.orders_recovered += 1
-        router.sent.add(cid)
-        router.owner.setdefault(cid, router.strategy_of(cid) or "")
-    if router.recover_fill(order, now_ns):
+        router.ledger.sent.add(cid)
+        router.ledger.owner.setdefault(cid, router.ledger.strategy_of(cid) or "")
+    if router.ledger.recover_fill(order, now_ns):
         report.fills_recovered += 1
     if order.status.is_open:
         # Left over from the previous incarnation: cancel it, a fresh decision will follow.
         try:
-            router.on_order(await exchange.cancel_order(symbol, cid))
+            router.ledger.on_order(await exchange.cancel_order(symbol, cid))
         except ExchangeError as exc:
             report.notes.append(f"cancel {cid}: {exc}")
     else:
-        router.on_order(order)
+        router.ledger.on_order(order)
     return True
 
 

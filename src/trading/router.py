@@ -37,7 +37,7 @@ from cryptoarena.trading.exchange.models import (
     OrderRequest,
     Side,
 )
-from cryptoarena.trading.order_tracking import OrderTracker, Record
+from cryptoarena.trading.order_tracking import OrderLedger, Record
 from cryptoarena.trading.orders import InFlight, order_doc, size_order
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 
@@ -55,28 +55,28 @@ class FollowUp:
     decision_id: str | None
 
 
-class OrderRouter(OrderTracker):
-    """Targets to orders on top of the tracker: size, check risk, journal, send (retrying a
-    temporary error with the same id), cancel what is late."""
+class OrderRouter:
+    """Targets to orders: size, check risk, journal, send (retrying a temporary error with the
+    same id), cancel what is late. What is known about the orders (ids, owners, in flight,
+    fills booked) lives in its :class:`OrderLedger`, which also takes the exchange's updates."""
 
     def __init__(
         self,
         *,
         exchange: Exchange,
         instrument: Instrument,
-        books: dict[str, Book],
+        ledger: OrderLedger,
         risk: RiskManager,
         record: Record,
         clock: Clock,
-        run_id: str,
-        incarnation: str,
         min_trade_fraction: float,
         order_timeout_s: float,
         inline: bool,
     ) -> None:
-        super().__init__(
-            books=books, record=record, clock=clock, run_id=run_id, incarnation=incarnation
-        )
+        self.ledger = ledger
+        self.books: dict[str, Book] = ledger.books
+        self._record = record
+        self.clock = clock
         self.exchange = exchange
         self.instrument = instrument
         self.risk = risk
@@ -84,7 +84,7 @@ class OrderRouter(OrderTracker):
         self.order_timeout_ns = int(order_timeout_s * NS_PER_S)
         self.inline = inline
         self.band_ref: float | None = None  # the last closed 1 s bar's VWAP (set by the worker)
-        self.orders_sent = dict.fromkeys(books, 0)
+        self.orders_sent = dict.fromkeys(self.books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         # Live exchanges: make the journaled order durable before it leaves the process; True
         # when it is (database or fsync'd spill). An order whose record is not durable waits,
@@ -97,12 +97,12 @@ class OrderRouter(OrderTracker):
         bindings = getattr(exchange, "bindings", None)
         self.venue_of: dict[str, str] = {
             name: str(bindings.get(name, "")) if isinstance(bindings, dict) else ""
-            for name in books
+            for name in self.books
         }
 
     def follow_ups(self) -> dict[str, FollowUp]:
         """Strategies with the rest of a target to send, and no order in flight now."""
-        return {n: f for n, f in self.follow.items() if n not in self.in_flight}
+        return {n: f for n, f in self.follow.items() if n not in self.ledger.in_flight}
 
     def _venue_reduces(self, strategy: str, side: Side, qty: Decimal) -> bool:
         venue = self.venue_of[strategy]
@@ -125,7 +125,7 @@ class OrderRouter(OrderTracker):
         decision_id: str | None,
     ) -> str | None:
         """Move the book toward ``target`` (fraction of equity); returns the client id sent."""
-        if strategy in self.in_flight or price <= 0:
+        if strategy in self.ledger.in_flight or price <= 0:
             if strategy in self.follow:  # a newer target replaces the rest of the older one
                 self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
             return None
@@ -177,19 +177,19 @@ class OrderRouter(OrderTracker):
         )
         if veto is not None:
             return None
-        cid = self.next_client_id(strategy)
+        cid = self.ledger.next_client_id(strategy)
         request = OrderRequest(
             client_id=cid, symbol=inst.symbol, side=side, qty=qty, reduce_only=reduce_only
         )
-        self.sent.add(cid)
-        self.owner[cid] = strategy
-        self.in_flight[strategy] = InFlight(cid, strategy, side, qty, now_ns)
+        self.ledger.sent.add(cid)
+        self.ledger.owner[cid] = strategy
+        self.ledger.in_flight[strategy] = InFlight(cid, strategy, side, qty, now_ns)
         self.orders_sent[strategy] += 1
         self.risk.order_sent(strategy, now_ns)
         self._record(
             "orders",
             order_doc(request, strategy, price, target, book.qty, decision_id, now_ns)
-            | {"incarnation": self.incarnation, "seq": self.seq[strategy]},
+            | {"incarnation": self.ledger.incarnation, "seq": self.ledger.seq[strategy]},
         )
         if self.inline:
             await self._send(request)
@@ -225,19 +225,19 @@ class OrderRouter(OrderTracker):
                 if attempt < SEND_RETRIES:
                     await asyncio.sleep(max(exc.retry_after_s, 0.05 * (attempt + 1)))
                     continue
-                self._failed(cid, f"temporary error, gave up: {exc}")
+                self.ledger._failed(cid, f"temporary error, gave up: {exc}")
                 return
             except AmbiguousOrderError as exc:
                 known = await self._ask(request.symbol, cid)
                 if known is None:
-                    self._failed(cid, f"ambiguous and not found: {exc}")
+                    self.ledger._failed(cid, f"ambiguous and not found: {exc}")
                 else:
-                    self.on_order(known)
+                    self.ledger.on_order(known)
                 return
             except ExchangeError as exc:
-                self._failed(cid, f"{type(exc).__name__}: {exc}")
+                self.ledger._failed(cid, f"{type(exc).__name__}: {exc}")
                 return
-            self.on_order(order)
+            self.ledger.on_order(order)
             return
 
     async def _durable(self, cid: str) -> bool:
@@ -251,7 +251,7 @@ class OrderRouter(OrderTracker):
             if loop.time() >= deadline:
                 break
             logger.warning("order %s waits: its journal record is not durable yet", cid)
-        strategy = self.owner.get(cid)
+        strategy = self.ledger.owner.get(cid)
         reason = f"journal not durable after {self.durable_wait_s:g} s: order not sent"
         self._record(
             "risk_events",
@@ -265,7 +265,7 @@ class OrderRouter(OrderTracker):
         )
         if strategy is not None:
             self.risk.vetoes[strategy] = self.risk.vetoes.get(strategy, 0) + 1
-        self._failed(cid, reason)
+        self.ledger._failed(cid, reason)
         return False
 
     async def _ask(self, symbol: str, cid: str) -> Order | None:
@@ -276,15 +276,15 @@ class OrderRouter(OrderTracker):
 
     async def expire(self, now_ns: int) -> None:
         """Cancel orders in flight for longer than the timeout (a market that stopped trading)."""
-        for flight in list(self.in_flight.values()):
+        for flight in list(self.ledger.in_flight.values()):
             if flight.final is not None:
                 # Done at the exchange, fills still missing after three timeouts: recover them.
                 if now_ns - flight.sent_ns >= 3 * self.order_timeout_ns:
                     logger.warning(
                         "fills of %s never arrived; booking them from the order", flight.client_id
                     )
-                    self.recover_fill(flight.final, now_ns)
-                    self.in_flight.pop(flight.strategy, None)
+                    self.ledger.recover_fill(flight.final, now_ns)
+                    self.ledger.in_flight.pop(flight.strategy, None)
                 continue
             if flight.cancel_requested or now_ns - flight.sent_ns < self.order_timeout_ns:
                 continue
@@ -293,7 +293,7 @@ class OrderRouter(OrderTracker):
 
     async def cancel_all(self) -> None:
         """Stopping: cancel every order still in flight (it must not fill behind our back)."""
-        for flight in list(self.in_flight.values()):
+        for flight in list(self.ledger.in_flight.values()):
             await self._cancel(flight, " at stop")
 
     async def _cancel(self, flight: InFlight, when: str) -> None:
@@ -307,7 +307,7 @@ class OrderRouter(OrderTracker):
                 logger.warning("cancel of %s%s failed: %s", flight.client_id, when, exc)
                 return
             order = known
-        self.on_order(order)
+        self.ledger.on_order(order)
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         if self._tasks:

@@ -56,6 +56,9 @@ class SessionOptions:
     forecast_url: str | None = None
     forecast_source: Any = None
     allow_mainnet: bool = False
+    # Backtests with the AI arm trade only after the model's validation end unless this is set
+    # (the run is then marked in-sample).
+    allow_in_sample: bool = False
 
 
 def default_run_id(options: SessionOptions) -> str:
@@ -132,6 +135,14 @@ def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr
 
 def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:
     """The market feed and the clock that goes with it (replays run on exchange time)."""
+    feed, clock, _ = make_feed_with_trades(settings, options, symbol)
+    return feed, clock
+
+
+def make_feed_with_trades(
+    settings: Settings, options: SessionOptions, symbol: str
+) -> tuple[Any, Clock, pd.DataFrame | None]:
+    """:func:`make_feed`, plus a replay's trades (None for a live feed)."""
     if options.source is Source.REPLAY:
         from cryptoarena.data.replay_feed import ReplayFeed
 
@@ -140,29 +151,148 @@ def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple
         # The worker moves the simulated clock itself, tick by tick, as the bars close (the
         # feed would jump it to the end of each batch, ahead of the bars still to close).
         feed = ReplayFeed(trades, symbol=symbol, speed=options.speed, clock=None)
-        return feed, clock
+        return feed, clock, trades
     if options.speed is not None:
         raise SessionError("--speed only applies to --source replay")
     from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
 
-    return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock()
+    return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock(), None
 
 
-def make_forecasts(
-    settings: Settings, options: SessionOptions, config: ArenaConfig, clock: Clock
-) -> Any:
-    if options.forecast_source is not None:
-        return options.forecast_source
-    if not any(s.kind == "ai_forecast" for s in config.strategies):
+@dataclass(frozen=True)
+class ForecastPlan:
+    """A session's forecasts: the source (None: the AI arm stands aside), what it is, and the
+    end of the data its model was trained and validated on (None: unknown)."""
+
+    source: Any
+    described: str
+    valid_until_ns: int | None = None
+
+
+def is_backtest(options: SessionOptions) -> bool:
+    return options.source is Source.REPLAY and options.speed is None
+
+
+async def _served_model(url: str) -> dict[str, Any] | None:
+    """The served model's info (``/v1/model``) when a server with a model answers at ``url``."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=1.0) as http:
+            if (await http.get("/ready")).status_code != 200:
+                return None
+            response = await http.get("/v1/model")
+            info: dict[str, Any] = response.json() if response.status_code == 200 else {}
+            return info
+    except (httpx.HTTPError, ValueError):
         return None
+
+
+async def make_forecasts(
+    settings: Settings, options: SessionOptions, config: ArenaConfig, clock: Clock
+) -> ForecastPlan:
+    """The AI arm's forecasts. A backtest without an explicit ``--forecast-url`` uses the model
+    server if one answers, else loads the ``@champion`` in-process (the same Forecaster);
+    with neither it says so once, loudly, at the start, and the AI arm stands aside."""
+    from cryptoarena.trading.local_forecasts import load_champion, valid_until_ns
+
+    uri = settings.mlflow.tracking_uri
+    if options.forecast_source is not None:
+        info = getattr(options.forecast_source, "info", None)
+        run = getattr(info, "run_id", None)
+        return ForecastPlan(options.forecast_source, "in-process source", valid_until_ns(uri, run))
+    if not any(s.kind == "ai_forecast" for s in config.strategies):
+        return ForecastPlan(None, "no AI arm")
     from cryptoarena.serving.client import ForecastClient
 
-    return ForecastClient(
-        options.forecast_url or settings.serving.url,
+    url = options.forecast_url or settings.serving.url
+    served = await _served_model(url)
+    if served is None and options.forecast_url is None and is_backtest(options):
+        champion = load_champion(settings, clock)
+        if champion.source is None:
+            logger.warning(
+                "NO MODEL for the AI arm: no model server at %s and %s; the AI arm stands aside "
+                "for the whole backtest (train one: arena demo, or arena train)",
+                url,
+                champion.described,
+            )
+            return ForecastPlan(None, f"no model: {champion.described}")
+        logger.info("AI arm: no model server at %s; %s", url, champion.described)
+        return ForecastPlan(
+            champion.source, champion.described, valid_until_ns(uri, champion.run_id)
+        )
+    client = ForecastClient(
+        url,
         timeout_s=config.arena.forecast_timeout_s,
         max_age_s=config.arena.forecast_max_age_s,
         clock=clock,
     )
+    run = str(served.get("run_id") or "") if served else None
+    described = f"the model served at {url}" if served else f"model server at {url} (not ready)"
+    return ForecastPlan(client, described, valid_until_ns(uri, run))
+
+
+def out_of_sample(
+    options: SessionOptions, plan: ForecastPlan, span: tuple[int, int] | None
+) -> tuple[int, dict[str, Any]]:
+    """(trade from, run notes): a backtest with the AI arm trades, for every strategy (a fair
+    comparison), only on bars after the model's validation end; the bars before only warm the
+    strategies up. ``allow_in_sample`` trades them too, and the run is marked in-sample."""
+    until = plan.valid_until_ns
+    if until is None or not is_backtest(options) or plan.source is None or span is None:
+        return 0, {"in_sample": None}
+    first, last = span
+    if first >= until:
+        return 0, {"in_sample": False, "model_valid_until_ns": until}
+    if options.allow_in_sample:
+        logger.warning(
+            "IN-SAMPLE backtest: the replay starts before the model's validation end (%s); "
+            "the run is marked in-sample",
+            _utc(until),
+        )
+        return 0, {"in_sample": True, "model_valid_until_ns": until}
+    if last < until:
+        raise SessionError(
+            f"the replay ends ({_utc(last)}) before the model's validation end ({_utc(until)}): "
+            "nothing out of sample to trade (pass --allow-in-sample to score it in-sample, "
+            "marked so)"
+        )
+    logger.warning(
+        "out of sample: trading starts at %s, after the model's validation end (earlier bars "
+        "only warm the strategies up; --allow-in-sample to trade them)",
+        _utc(until),
+    )
+    return until, {"in_sample": False, "model_valid_until_ns": until, "trade_from_ns": until}
+
+
+def batch_forecasts(
+    plan: ForecastPlan, trades: pd.DataFrame, config: ArenaConfig, clock: Clock
+) -> ForecastPlan:
+    """A backtest with an in-process model: every forecast of the replay computed up front in
+    large batches (they depend only on past bars), instead of one inference per bar."""
+    from cryptoarena.trading.local_forecasts import (
+        LocalForecasts,
+        PrecomputedForecasts,
+        replay_bars,
+    )
+
+    if not isinstance(plan.source, LocalForecasts):
+        return plan
+    started = time.perf_counter()
+    bars = replay_bars(trades, config.arena.symbol)
+    batched = PrecomputedForecasts(
+        plan.source.forecaster, bars, window=config.arena.forecast_window, clock=clock
+    )
+    logger.info(
+        "AI arm: %d forecasts computed in batches in %.1f s before the replay",
+        batched.computed,
+        time.perf_counter() - started,
+    )
+    return ForecastPlan(batched, f"{plan.described}, batched", plan.valid_until_ns)
+
+
+def _utc(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts_ns / NS_PER_S))
 
 
 def _lake_bars(settings: Settings, config: ArenaConfig) -> Any:
@@ -180,9 +310,13 @@ async def run_session(
     from cryptoarena.trading.journal import Journal
 
     run_id = options.run_id or default_run_id(options)
-    feed, clock = make_feed(settings, options, config.arena.symbol)
+    feed, clock, trades = make_feed_with_trades(settings, options, config.arena.symbol)
+    span = None if trades is None else (int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1]))
     exchange = make_exchange(settings, config, options.exchange, clock, options.allow_mainnet)
-    forecasts = make_forecasts(settings, options, config, clock)
+    plan = await make_forecasts(settings, options, config, clock)
+    trade_from_ns, sample = out_of_sample(options, plan, span)
+    if trades is not None and is_backtest(options):
+        plan = batch_forecasts(plan, trades, config, clock)
     kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     journal = Journal.open(settings, run_id=run_id, clock=clock)
     # Halts, the kill switch, model and journal trouble of a live run also go to the operator.
@@ -195,11 +329,13 @@ async def run_session(
             journal=journal,
             clock=clock,
             run_id=run_id,
-            forecasts=forecasts,
+            forecasts=plan.source,
             kill_switch=kill,
             source_name=options.source.value,
             durable_orders=options.exchange is not ExchangeKind.PAPER,
             recorded_bars=_lake_bars(settings, config) if options.source is Source.BYBIT else None,
+            trade_from_ns=trade_from_ns,
+            run_notes={"forecasts": plan.described, **sample},
         )
         if handle_signals:
             worker.install_signal_handlers()

@@ -51,6 +51,8 @@ class Worker(WorkerDecisions, WorkerDuties):
         source_name: str = "replay",
         durable_orders: bool = False,
         recorded_bars: Callable[[int, int], pd.DataFrame] | None = None,
+        trade_from_ns: int = 0,
+        run_notes: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -68,6 +70,11 @@ class Worker(WorkerDecisions, WorkerDuties):
         # Live: 1-second bars recorded by the collector (the lake), for predictions that came
         # due while the worker was down. A replay re-reads its own bars instead.
         self.recorded_bars = recorded_bars
+        # Out of sample by construction: bars before this only warm the strategies up (as a
+        # resumed replay's do); nobody trades on them.
+        self.trade_from_ns = trade_from_ns
+        # What the session knows about the run (forecast source, in/out of sample): journaled.
+        self.run_notes = dict(run_notes or {})
         self.symbol = config.arena.symbol
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
@@ -151,6 +158,13 @@ class Worker(WorkerDecisions, WorkerDuties):
         )
         try:
             await self._consume_feed()
+        except BaseException as exc:
+            # Recorded in the "stopped" record (the run is incomplete), then re-raised.
+            self.result.stopped_by = f"crashed: {type(exc).__name__}: {exc}"
+            self.result.ended_by, self.result.complete = "crash", False
+            self.result.error = f"{type(exc).__name__}: {exc}"
+            logger.error("worker crashed: %s", self.result.error)
+            raise
         finally:
             if ticker is not None:
                 ticker.cancel()
@@ -160,7 +174,7 @@ class Worker(WorkerDecisions, WorkerDuties):
     async def _consume_updates(self) -> None:
         assert self.router is not None
         async for update in self.exchange.updates():
-            self.router.on_update(update)
+            self.router.ledger.on_update(update)
 
     async def _consume_feed(self) -> None:
         stop_wait = asyncio.get_running_loop().create_task(self._stop.wait())
@@ -188,6 +202,11 @@ class Worker(WorkerDecisions, WorkerDuties):
             stop_wait.cancel()
         if self._stop.is_set():
             self.result.stopped_by = self._stop_reason
+            self.result.ended_by = (
+                "signal" if self._stop_reason.startswith("signal") else "stop requested"
+            )
+            # A replay stopped before its end did not cover its span; live runs end this way.
+            self.result.complete = not self.lockstep
 
     async def _live_ticker(self) -> None:
         # Live: close bars on time even when nobody trades (0.3 s grace for late prints).
@@ -234,7 +253,7 @@ class Worker(WorkerDecisions, WorkerDuties):
         if on_trades is not None and self.router is not None:
             # Book the paper fills now (the update stream repeats them; exec ids dedupe).
             for fill in on_trades(trades):
-                self.router.on_fill(fill)
+                self.router.ledger.on_fill(fill)
 
     async def _tick_to(self, now_ns: int) -> None:
         """Close every bar that ended by ``now_ns``, one second at a time, as live would."""

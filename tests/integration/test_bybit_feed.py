@@ -251,3 +251,26 @@ async def test_a_late_backfill_is_merged_in_order(
     assert [t.trade_id for t in got] == [t.trade_id for t in trades[: 100 + unseen]]
     gap = feed.gaps[0]
     assert (gap.recovered, gap.missed, gap.complete) == (unseen, 0, True)
+
+
+async def test_reconnects_back_off_under_the_retry_policy(fake: FakeBybit) -> None:
+    """While the exchange refuses connections the supervisor waits as cryptoarena.retry says:
+    doubling from backoff_initial_s, capped at backoff_max_s, jittered down by at most half."""
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0.05)  # the test does not wait the real backoff
+
+    feed = BybitFeed(config(fake, backoff_initial_s=0.2, backoff_max_s=0.8), sleep=sleep)
+    _, consumer = collect(feed)
+    await wait_subscribed(fake)
+    fake.down(3.0)
+    await wait_until(lambda: len(sleeps) >= 3, "three refused connects")
+    await wait_subscribed(fake, timeout=20)
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
+    for n, slept in enumerate(sleeps, start=1):
+        full = min(0.8, 0.2 * 2 ** (n - 1))
+        assert full / 2 <= slept <= full, sleeps
+    assert feed.stats["connect_failures"] == len(sleeps), sleeps

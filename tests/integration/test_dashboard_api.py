@@ -12,7 +12,8 @@ import pytest
 from cryptoarena.config import Settings
 from cryptoarena.dashboard.app import create_app
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.report import leaderboard
+from cryptoarena.trading.report import build_report
+from cryptoarena.trading.risk.killswitch import KillSwitch
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -37,28 +38,34 @@ def _client(settings: Settings) -> TestClient:
 
 def test_leaderboard_and_equity_match_the_report(made: Settings) -> None:
     with Journal.open(made, run_id="check", readonly=True) as journal:
-        rows, comparison = leaderboard(journal, RUN_ID)
+        report = build_report(journal, RUN_ID, forecasts=False)
+    rows = report.strategies
     with _client(made) as client:
         board = client.get("/api/leaderboard").json()
         assert board["run_id"] == RUN_ID
-        assert [r["strategy"] for r in board["rows"]] == [r.strategy for r in rows]
+        assert [r["strategy"] for r in board["rows"]] == [r.name for r in rows]
         for got, want in zip(board["rows"], rows, strict=True):
             assert got["pnl"] == pytest.approx(want.pnl, rel=1e-12, abs=1e-9)
             assert got["fills"] == want.fills
             assert got["max_drawdown_pct"] == pytest.approx(want.max_drawdown * 100)
         assert any(r["is_ai"] for r in board["rows"])
-        assert comparison is not None and board["comparison"]["verdict"] == comparison.verdict
-        assert board["sentence"].startswith("AI (ai) − classical mean, per snapshot:")
-        assert {i["rival"] for i in board["intervals"]} >= {"buy_hold", "sma_cross"}
+        # The same sentence and headline interval as `arena report`.
+        assert board["sentence"] == report.verdict.sentence
+        if report.verdict.ci is not None:
+            assert board["comparison"]["ci_low_bps"] == pytest.approx(report.verdict.ci[0])
+            assert board["comparison"]["ci_high_bps"] == pytest.approx(report.verdict.ci[1])
+        assert {i["rival"] for i in board["intervals"]} == {
+            c.versus for c in report.verdict.comparisons
+        }
 
         curves = client.get("/api/equity", params={"points": 40}).json()
-        assert {c["strategy"] for c in curves["series"]} == {r.strategy for r in rows}
+        assert {c["strategy"] for c in curves["series"]} == {r.name for r in rows}
         for c in curves["series"]:
             assert 0 < len(c["points"]) <= 40
             ts = [p["t"] for p in c["points"]]
             assert ts == sorted(ts)
         # The last point of each curve is the strategy's final equity.
-        final = {r.strategy: r.equity for r in rows}
+        final = {r.name: r.equity for r in rows}
         full = client.get("/api/equity", params={"points": 2000}).json()
         for c in full["series"]:
             assert c["points"][-1]["y"] == pytest.approx(final[c["strategy"]])
@@ -119,7 +126,10 @@ def test_kill_switch_needs_the_token(made: Settings) -> None:
         assert client.post("/api/kill", json={"action": "release"}).status_code == 403
         released = client.post("/api/kill", json={"action": "release", "token": "s3cret"})
         assert released.json()["engaged"] is False
-    assert not Path(made.trading.kill_file).exists()
+    # A release is a record signed with the token (the workers verify it), not a deleted file.
+    switch = KillSwitch(Path(made.trading.kill_file), SecretStr("s3cret"))
+    doc = switch.read()
+    assert doc is not None and doc["engaged"] is False and switch.verified(doc)
 
 
 def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:

@@ -174,3 +174,22 @@ def test_restart_and_report_readers_use_indexes(tmp_path: Path) -> None:
             assert "TEMP B-TREE" not in lines and not plan["residual"], plan
     finally:
         client.close()
+
+
+def test_a_litemongo_journal_is_copied_at_the_first_writer_open(tmp_path: Path) -> None:
+    """Journals written before the embedded store changed (litemongo's folder of SQLite files)
+    are copied over once, so a run can still be resumed and reported."""
+    import litemongo
+
+    settings = embedded_settings(tmp_path)
+    root = settings.mongo.embedded_dir
+    client = litemongo.connect(str(root.absolute()), tz_aware=True)
+    db = client[settings.mongo.database]
+    db["fills"].insert_one({"_id": "old:1", "run_id": "old", "strategy": "sma", "ts_ns": 5})
+    db["runs"].insert_one({"_id": "old:0", "run_id": "old", "event": "started", "ts_ns": 1})
+    client.close()
+    with Journal.open(settings, run_id="old") as journal:
+        assert [d["_id"] for d in journal.find("fills", {"run_id": "old"})] == ["old:1"]
+        assert journal.runs("old")[0]["event"] == "started"
+    assert not (root / settings.mongo.database).exists()
+    assert (root / f"{settings.mongo.database}.litemongo-migrated").is_dir()

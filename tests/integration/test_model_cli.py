@@ -69,3 +69,30 @@ def test_quick_demo_step_registers_a_bootstrap_champion(
     assert "pooled out-of-sample" in line and "paired win over the champion" in line
     text = console.export_text()
     assert "persistence" in text and "skill" in text
+
+
+@pytest.mark.slow
+def test_book_model_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--book: the LSTM trains on book features, evaluate compares with trades-only ridge."""
+    from cryptoarena.data.samples import BITSTAMP_DAY, sample_path
+    from cryptoarena.model.registry import load_forecaster
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", uri)
+    runner = CliRunner()
+    day = str(sample_path(BITSTAMP_DAY))
+    args = ["train", "--book", "--data", day, "--max-bars", "6000", "--epochs", "1", "--window",
+            "20", "--hidden", "8", "--no-second-venue", "--promote", "never"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = load_forecaster("models:/btcusdt-15s/1", tracking_uri=uri)
+    assert model.spec.book and "book_imb_1" in model.info.feature_names
+    result = runner.invoke(
+        app, ["evaluate", "1", "--book", "--data", day, "--max-bars", "6000",
+              "--no-second-venue", "--folds", "3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "ridge_trades" in result.output
+    no_book = runner.invoke(app, ["evaluate", "1", "--data", day, "--max-bars", "6000",
+                                  "--no-second-venue"])  # fmt: skip
+    assert no_book.exit_code == 1 and "bid" in no_book.output

@@ -90,7 +90,8 @@ def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_p
         assert Decimal(runs[1]["books_qty"]) == 0 == Decimal(runs[1]["exchange_qty"])
         latest = journal.latest_equity("live1")
         assert {d["qty"] for d in latest.values()} == {0.0}
-        after = journal.find("orders", {"run_id": "live1", "ts_ns": {"$gt": kills[0]["ts_ns"]}})
+        # $gte: the flattening order goes out in the very tick the kill is noticed.
+        after = journal.find("orders", {"run_id": "live1", "ts_ns": {"$gte": kills[0]["ts_ns"]}})
         assert after and all(float(o["position_before"]) != 0 for o in after)
 
     report = subprocess.run(
@@ -128,7 +129,7 @@ def test_demo_step_without_a_model_still_trades_and_says_why(tmp_path: Path) -> 
     console = Console(record=True, width=160)
     line = demo_step(settings, console, quick=True)
     text = " ".join(console.export_text().split())
-    assert "no @champion registered: the AI arm stands aside" in text
+    assert "@champion in the registry at" in text and "the AI arm stands aside" in text
     assert "leaderboard" in text and "sma_cross" in text
     assert line.startswith("trading: 9 strategies traded 8 min of real tape")
     assert "AI vs classical: The AI arm did not trade: standing aside" in line

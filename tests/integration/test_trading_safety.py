@@ -210,3 +210,44 @@ async def test_predictions_pending_at_a_stop_are_resolved_on_restart(tmp_path) -
     assert len(again) == len(left) and all(d["realised_price"] is not None for d in again)
     for d in again:
         assert d["realised_ts_ns"] >= d["target_ts_ns"]
+
+
+async def test_a_crash_mid_run_is_recorded_incomplete_with_its_cause(tmp_path) -> None:
+    """Issue #10 item 4: a run that crashed was journaled as ``stopped_by: "feed ended"``."""
+
+    def boom(i: int) -> None:
+        if i == 40:
+            raise RuntimeError("feed exploded")
+
+    with Journal.open(journal_settings(tmp_path), run_id="c1") as journal:
+        with pytest.raises(RuntimeError, match="feed exploded"):
+            await run_worker(_hold(10_000.0), tape_slice(0, 5), journal, run_id="c1",
+                             on_batch=boom)  # fmt: skip
+        journal.sync(30)
+        stopped = journal.find("runs", {"run_id": "c1", "event": "stopped"})
+    assert len(stopped) == 1
+    doc = stopped[0]
+    assert doc["ended_by"] == "crash" and doc["complete"] is False
+    assert doc["error"] == "RuntimeError: feed exploded"
+    assert doc["stopped_by"] == "crashed: RuntimeError: feed exploded"
+
+
+async def test_how_runs_end_feed_kill_and_halts_are_recorded(tmp_path) -> None:
+    switch = KillSwitch(tmp_path / "arena.kill", SecretStr("tok"))
+
+    def drill(i: int) -> None:
+        if i == 30:
+            switch.engage("tok", "drill", by="ops")
+
+    settings = journal_settings(tmp_path)
+    with Journal.open(settings, run_id="e1") as journal:
+        _, whole = await run_worker(_hold(10_000.0), tape_slice(0, 2), journal, run_id="e1")
+    with Journal.open(settings, run_id="e2") as journal:
+        _, killed = await run_worker(_hold(10_000.0), tape_slice(0, 3), journal, run_id="e2",
+                                     kill_switch=switch, on_batch=drill)  # fmt: skip
+        journal.sync(30)
+        ends = {r: journal.find("runs", {"run_id": r, "event": "stopped"})[0] for r in ("e1", "e2")}
+    assert (whole.ended_by, whole.complete) == ("feed ended", True)
+    assert (ends["e1"]["ended_by"], ends["e1"]["complete"]) == ("feed ended", True)
+    assert (killed.ended_by, killed.complete) == ("kill switch", False)
+    assert ends["e2"]["ended_by"] == "kill switch" and ends["e2"]["killed"] == "drill"

@@ -30,7 +30,7 @@ def test_import_then_info(lake_dir: Path) -> None:
 
     again = runner.invoke(app, ["data", "import", files[0]])
     assert again.exit_code == 0
-    row = next(line for line in again.output.splitlines() if NAUTILUS_TRADES in line)
+    row = next(r for r in again.output.splitlines() if NAUTILUS_TRADES in r and "│" in r)
     assert "│ 0 " in row and "2,001" in row  # nothing new, all duplicates
 
     info = runner.invoke(app, ["data", "info"])

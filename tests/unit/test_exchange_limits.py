@@ -247,3 +247,71 @@ async def test_same_tape_same_orders_same_fills() -> None:
 
     first = await run()
     assert first and first == await run()
+
+
+async def test_joining_the_tape_touch_never_crosses_on_the_paper_venue() -> None:
+    """PostOnly bids and asks placed at TapeTouch's prices rest (never cancelled as crossing)
+    at every point of a real stretch of tape."""
+    from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR
+    from cryptoarena.trading.exchange.touch import TapeTouch
+
+    from tests.fakes.tape import real_tape
+
+    ex, tape = make()
+    touch = TapeTouch()
+    assert touch.join(Side.BUY, BTCUSDT_LINEAR) is None
+    trades = real_tape(600, start=3000)
+    clock = tape.clock
+    placed = []
+    for i, t in enumerate(trades):
+        clock.advance_to(t.ts)
+        ex.on_trades([t])
+        touch.update([t])
+        if i % 20 == 0:
+            for side in Side:
+                price = touch.join(side, BTCUSDT_LINEAR)
+                assert price is not None and price % BTCUSDT_LINEAR.tick_size == 0
+                cid = f"j{i}{side.value}"
+                await ex.place_order(limit(cid, side, "0.001", str(price), TimeInForce.POST_ONLY))
+                placed.append(cid)
+    orders = [await ex.get_order("BTCUSDT", cid) for cid in placed]
+    assert len(orders) == 60
+    assert not [o for o in orders if o and o.reject_reason == "EC_PostOnlyWillTakeLiquidity"]
+    assert touch.bid is not None and touch.ask is not None and touch.bid <= touch.ask
+
+
+async def test_a_restart_seeds_each_book_on_its_own_account() -> None:
+    """Fails on the old seeding: both books were netted into one account (flat here), so the
+    short book's reduce-only buy was refused."""
+    from cryptoarena.trading.book import Book
+    from cryptoarena.trading.restore import seed_paper_exchange
+
+    long, short = Book("a", capital=D("10000")), Book("b", capital=D("10000"))
+    long.apply_fill(Side.BUY, D("1"), D("100"), D("0.05"))
+    short.apply_fill(Side.SELL, D("1"), D("101"), D("0.05"))
+    ex, tape = make()
+    tape.trade("100.5")
+    assert seed_paper_exchange(ex, "BTCUSDT", {"a": long, "b": short})
+    assert ex.book_position("00", "BTCUSDT").qty == D("1")
+    assert ex.book_position("01", "BTCUSDT").qty == D("-1")
+    assert (await ex.position("BTCUSDT")).qty == 0  # what the books net to
+    cover = OrderRequest(_cid(1, 9), "BTCUSDT", Side.BUY, D("1"), reduce_only=True)
+    assert (await ex.place_order(cover)).status is OrderStatus.NEW
+    assert not seed_paper_exchange(ex, "BTCUSDT", {"a": long, "b": short})  # only once
+
+
+async def test_accounts_exchange_routes_amend_to_the_strategy_s_member() -> None:
+    from cryptoarena.trading.exchange.accounts import AccountsExchange
+
+    ex_a, tape_a = make()
+    ex_b, tape_b = make()
+    accounts = AccountsExchange({"paper": ex_a, "b": ex_b}, {"s0": "paper", "s1": "b"}, "mixed")
+    for tape in (tape_a, tape_b):
+        tape.trade("100.5")
+    await accounts.place_order(limit(_cid(1, 1), Side.BUY, "1", "100.0"))
+    await accounts.amend_order("BTCUSDT", _cid(1, 1), price=D("99.0"))
+    tape_b.trade("100.4")  # the amendment lands on member b
+    assert (await ex_b.get_order("BTCUSDT", _cid(1, 1))).price == D("99.0")  # type: ignore[union-attr]
+    assert await ex_a.get_order("BTCUSDT", _cid(1, 1)) is None
+    with pytest.raises(InvalidOrderError):
+        await accounts.amend_order("BTCUSDT", "not-ours", price=D("1"))

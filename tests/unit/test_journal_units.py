@@ -108,3 +108,30 @@ def test_spill_lock_is_exclusive(tmp_path: Path) -> None:
         first.unlock()
     second.lock()
     second.unlock()
+
+
+def test_a_detached_overflow_and_a_newer_one_merge_in_order(tmp_path: Path) -> None:
+    """The writer renames the overflow aside under its lock and merges it without the lock
+    (callers never wait for the copy); a crash may leave both files: both merge, in order."""
+    spill = SpillLog(tmp_path, "db")
+    spill.append([_op(1)])
+    spill.append_overflow(_op(2))
+    spill.detach_overflow()  # then a crash before merge_detached
+    assert spill.merging_path.exists() and not spill.overflow_path.exists()
+    spill.append_overflow(_op(3))  # callers went on overflowing
+    spill.recover()
+    assert not spill.merging_path.exists() and not spill.overflow_path.exists()
+    ops, _ = spill.read_next(100)
+    assert [op["n"] for op in ops] == [1, 2, 3]
+
+
+def test_checked_field_names_stay_checked() -> None:
+    """The cache of checked names never lets a secret through, and secret values are stripped
+    under any name."""
+    for _ in range(2):
+        assert clean_document({"api_key": "k", "note": "n"}) == {"note": "n"}
+        assert clean_document({"note": SecretStr("s"), "deep": {"token": "t", "x": 1}}) == {
+            "deep": {"x": 1}
+        }
+    with pytest.raises(JournalDocumentError, match="64-bit"):
+        clean_document({"nested": {"big": -(2**63) - 1}})

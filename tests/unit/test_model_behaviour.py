@@ -161,3 +161,25 @@ def test_training_reproduces_in_a_fresh_process(
         torch.testing.assert_close(child["state"][key], value, rtol=0, atol=0)
     _, info = fit_lstm(prepared, CFG)
     assert child["val"] == info["best_val_loss"]
+
+
+def test_seed_ensemble_with_shrink_is_one_exportable_network(prepared: Prepared) -> None:
+    from cryptoarena.model.fit import fit_model
+    from cryptoarena.model.lstm import EnsembleNet
+
+    cfg = CFG.model_copy(update={"members": 2, "shrink": True, "max_epochs": 1})
+    net, info = fit_model(prepared, cfg)
+    assert isinstance(net, EnsembleNet) and len(net.members) == 2
+    assert 0.0 <= info["shrink_mean"] <= 1.0 and "member1.best_val_loss" in info
+    x = torch.from_numpy(
+        prepared.features[prepared.split.test[:8, None] - np.arange(CFG.window)[::-1]]
+    )
+    with torch.inference_mode():
+        out = net(x)
+        mean = torch.stack([m(x) for m in net.members]).mean(dim=0)
+    torch.testing.assert_close(out[:, 0, :], mean[:, 0, :] * net.shrink)
+    # Seeds differ, so the members differ.
+    w0, w1 = (m.state_dict()["lstm.weight_ih_l0"] for m in net.members)
+    assert not torch.equal(w0, w1)
+    exported = torch.export.export(net, (x,))
+    torch.testing.assert_close(exported.module()(x), out)

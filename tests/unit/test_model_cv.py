@@ -130,3 +130,20 @@ def test_ridge_and_scaler_match_scikit_learn(bars: pd.DataFrame) -> None:
     np.testing.assert_allclose(ours.coef, sk.coef_.T, rtol=1e-7, atol=1e-14)
     pred = ours(feats[:, None, :])[:, 0, :]
     np.testing.assert_allclose(pred, sk.predict(sk_scaler.transform(feats)), rtol=1e-7, atol=1e-13)
+
+
+def test_walk_forward_lstm_is_retrained_on_each_folds_past(bars: pd.DataFrame) -> None:
+    import torch
+    from cryptoarena.model.cv import default_fitters
+    from cryptoarena.model.fit import lstm_fitter
+    from cryptoarena.model.lstm import LSTMConfig
+
+    torch.set_num_threads(1)
+    cfg = LSTMConfig(window=20, hidden=4, max_epochs=1, batch_size=128, limit_train_batches=5)
+    fitters = default_fitters(SPEC) | {"lstm_refit": lstm_fitter(cfg, SPEC)}
+    cv = cross_validate(bars, spec=SPEC, window=20, fitters=fitters,
+                        cfg=CVConfig(folds=3, n_boot=200))  # fmt: skip
+    pooled = cv["pooled"]
+    assert pooled["lstm_refit"]["n"] == pooled["ridge"]["n"] > 0  # every fold scored
+    assert np.isfinite(pooled["lstm_refit"]["skill"])
+    assert any(r["b"] == "lstm_refit" and r["a"] == "ridge" for r in cv["pairwise"])

@@ -65,6 +65,8 @@ def test_no_overflow_in_an_endless_reconnect_loop() -> None:
     for attempt in (10**3, 10**6, 10**18):
         assert endless.backoff_s(attempt, 0.0) == 30.0
     assert RetryPolicy(initial_s=0.0, max_s=0.0).backoff_s(10**9, 0.5) == 0.0
+    tiny = RetryPolicy(initial_s=1e-300, max_s=86_400, multiplier=1e300, max_attempts=None)
+    assert tiny.backoff_s(1, 0.0) == 1e-300 and tiny.backoff_s(10**18, 0.0) == 86_400
     assert RetryPolicy(multiplier=1.0, initial_s=1.0, max_s=5.0).backoff_s(10**9, 0.0) == 1.0
 
 

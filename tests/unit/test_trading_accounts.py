@@ -91,8 +91,8 @@ def test_one_exchange_per_account_and_paper_for_the_unbound() -> None:
     assert alpha.settings.api_key is not None and alpha.settings.api_key.get_secret_value() == "ka"
     assert beta.settings.api_key is not None and beta.settings.api_key.get_secret_value() == "kb"
     assert alpha.name == "bybit-testnet"
-    # The paper venue holds the unbound books' capital only.
-    assert isinstance(paper, PaperExchange) and paper.config.initial_balance == 20_000
+    # The paper venue gives each unbound book its own account with the arena's capital.
+    assert isinstance(paper, PaperExchange) and paper.config.initial_balance == 10_000
     # Orders route by the strategy index in the client id.
     assert exchange._for_client("abcd1234-02-inc-1") is beta
     assert exchange._for_client("abcd1234-03-inc-1") is paper

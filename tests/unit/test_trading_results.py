@@ -173,7 +173,15 @@ STRATEGIES = [("ai", "ai_forecaster", "ai"), ("sma", "sma_cross", "classical"),
 
 
 def _record_run(
-    settings: Settings, run_id: str, t0: int, *, n: int = 400, stop: bool = True
+    settings: Settings,
+    run_id: str,
+    t0: int,
+    *,
+    n: int = 400,
+    stop: bool = True,
+    started: dict[str, object] | None = None,
+    stopped: dict[str, object] | None = None,
+    halt_event: bool = True,
 ) -> None:
     """A small run journaled the way the worker journals one (started, equity snapshots every
     5 s, a halt, predictions, stopped), on a simulated clock at market time ``t0``."""
@@ -182,7 +190,7 @@ def _record_run(
     with Journal.open(settings, run_id=run_id, clock=clock) as j:
         j.record("runs", {"event": "started", "incarnation": "i1",
                           "strategies": [{"name": s, "kind": k, "family": f} for s, k, f in STRATEGIES],
-                          "arena": {"capital": 10_000.0}})  # fmt: skip
+                          "arena": {"capital": 10_000.0}, **(started or {})})  # fmt: skip
         equity = {s: 10_000.0 for s, _, _ in STRATEGIES}
         for i in range(n):
             ts = t0 + i * 5 * NS
@@ -196,9 +204,7 @@ def _record_run(
                                     "fills": 0 if name == "ai" else 4, "round_trips": 2,
                                     "wins": 1, "exact": {"capital": "10000",
                                                          "gross_profit": "3", "gross_loss": "1"}})  # fmt: skip
-            if name == "hold" and i == n // 2:
-                pass
-            if i == n // 2:
+            if i == n // 2 and halt_event:
                 j.record("risk_events", {"type": "halt", "strategy": "sma",
                                          "reason": "daily loss 2.1% > 2%", "ts_ns": ts})  # fmt: skip
             if i % 3 == 0:
@@ -208,7 +214,7 @@ def _record_run(
                                          "realised_price": base * (1 + (2e-4 if i % 2 else -1e-4)),
                                          "model_version": "3", "horizon_s": 15})  # fmt: skip
         if stop:
-            j.record("runs", {"event": "stopped", "stopped_by": "feed ended",
+            j.record("runs", stopped or {"event": "stopped", "stopped_by": "feed ended",
                               "risk": {"halted": {"sma": "daily loss 2.1% > 2%"}}})  # fmt: skip
         assert j.sync(60)
 
@@ -306,7 +312,7 @@ def test_bootstrap_memory_does_not_grow_with_resamples_on_a_30_day_run() -> None
     tracemalloc.start()
     try:
         curves = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, n + 1)) for _ in range(4)]
-        result = compare_ai_vs_classical(curves[0], curves[1:], resamples=100, period_s=5.0)
+        result = compare_ai_vs_classical(curves[0], curves[1:], resamples=100)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -324,3 +330,94 @@ def test_bootstrap_means_equal_arch_resampled_means() -> None:
     bs = MovingBlockBootstrap(7, x, seed=np.random.default_rng(9))
     theirs = bs.apply(lambda a: a.mean(axis=0), reps=50)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:
+    """When the journal keeps the ``equity_minute`` read model, a run longer than the raw limit
+    is reported from it: one point per minute, and the report says so."""
+    from cryptoarena.trading.results import source
+
+    if not source.minute_model_available():
+        pytest.skip("this journal keeps no per-minute equity read model")
+    settings = _settings(tmp_path)
+    _record_run(settings, "long", T0, n=400)  # 400 snapshots of 5 s: 34 minutes
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        raw = collect(journal, "long", verdict=VerdictConfig(resamples=100), per_minute=False)
+        minute = collect(journal, "long", verdict=VerdictConfig(resamples=100), per_minute=True)
+    assert len(raw.curves["rsi"].ts_ns) == 400
+    assert len(minute.curves["rsi"].ts_ns) == 34
+    assert np.all(np.diff(minute.curves["rsi"].ts_ns)[:-1] == 60 * NS)  # the last minute: partial
+    assert any("equity_minute" in n for n in minute.report.notes)
+    # Final figures come from the latest snapshot either way.
+    assert {r.name: r.pnl for r in raw.report.strategies} == {
+        r.name: r.pnl for r in minute.report.strategies
+    }
+
+
+def test_engine_stop_record_crash_and_in_sample_are_reported(tmp_path: Path) -> None:
+    """The engine's newer records: ``ended_by``/``complete``/``error`` and ``halted`` with its
+    time in the stop record (no risk event needed), ``in_sample`` in the start record."""
+    settings = _settings(tmp_path)
+    halted_at = T0 + 100 * 5 * NS
+    _record_run(
+        settings, "newer", T0, n=200, halt_event=False,
+        started={"in_sample": True, "model_valid_until_ns": T0 + 3600 * NS},
+        stopped={"event": "stopped", "stopped_by": "crash", "ended_by": "crash",
+                 "complete": False, "error": "OverflowError: (34, 'Result too large')",
+                 "halted": {"sma": {"reason": "drawdown 5% > 4%", "ts_ns": halted_at}}},
+    )  # fmt: skip
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        data = collect(journal, "newer", verdict=VerdictConfig(resamples=100))
+    report = data.report
+    assert report.complete is False and report.ended_by == "crash"
+    assert report.error == "OverflowError: (34, 'Result too large')"
+    assert report.in_sample is True and report.notes[0].startswith("IN-SAMPLE")
+    sma = next(r for r in report.strategies if r.name == "sma")
+    assert sma.halted is not None and sma.halted.ts_ns == halted_at
+    console = Console(record=True, width=200)
+    render_table(console, report)
+    text = console.export_text()
+    assert "INCOMPLETE (ended by: crash)" in text and "IN-SAMPLE" in text
+    assert "crashed: OverflowError" in text
+    body = render_markdown(report, tmp_path / "md").read_text()
+    assert "INCOMPLETE" in body and "IN-SAMPLE" in body and "drawdown 5% > 4%" in body
+
+
+def test_report_command_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptoarena.cli import app
+    from cryptoarena.config import get_settings
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
+    monkeypatch.setenv("ARENA_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        empty = runner.invoke(app, ["report"])
+        assert empty.exit_code == 1 and "the journal has no runs yet" in empty.output
+        _record_run(_settings(tmp_path), "r1", T0, n=40)
+        missing = runner.invoke(app, ["report", "--run-id", "nope"])
+        assert missing.exit_code == 2 and "no run 'nope'" in missing.output
+        unwritable = tmp_path / "file"
+        unwritable.write_text("")
+        bad = runner.invoke(app, ["report", "--format", "markdown", "--out", str(unwritable)])
+        assert bad.exit_code == 2 and "cannot write the report" in bad.output
+        assert "Traceback" not in bad.output
+        ok = runner.invoke(app, ["report", "--format", "markdown"])
+        assert ok.exit_code == 0 and (tmp_path / "reports" / "r1" / "report.md").exists()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_resumed_run_without_a_new_stop_record_is_incomplete(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    _record_run(settings, "again", T0, n=40)  # first incarnation: stopped
+    time.sleep(0.01)
+    _record_run(settings, "again", T0 + 200 * NS, n=40, stop=False)  # resumed, no stop yet
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        report = collect(journal, "again", verdict=VerdictConfig(resamples=100)).report
+    assert report.incarnations == 2
+    assert report.complete is False and report.ended_by is None
+    assert any("no stop record after the last start" in n for n in report.notes)

@@ -285,3 +285,12 @@ def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
     # The bar that closes at the target (open ts = target - 1 s) gives the realised price.
     assert got == [("a", 102.0, T0 + 3 * S), ("b", 104.0, T0 + 5 * S)]
     assert [p.event_id for p in pump.pending] == ["late"]
+
+
+def test_halts_are_recorded_with_reason_and_time() -> None:
+    rm, _ = manager(max_daily_loss=0.02)
+    rm.on_equity("b", 10_000.0, T0)
+    rm.on_equity("b", 9_700.0, T0 + 7 * S)
+    state = rm.state()
+    assert state["halted"] == {"b": "daily loss 3.000% > 2.00%"}
+    assert state["halted_at"] == {"b": T0 + 7 * S}

@@ -280,6 +280,8 @@ class BarExchange:
     see it (orders placed at the previous close fill on it), books the returned fills, then
     lets the strategies decide at the bar's close (``clock`` = the close time)."""
 
+    books_are_accounts = True  # as on the paper exchange: one account per book
+
     def __init__(
         self,
         config: BarFillConfig | None = None,

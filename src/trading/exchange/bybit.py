@@ -276,22 +276,18 @@ class BybitExchange:
         params = codec.amend_params(
             symbol, client_id, qty=qty, price=price, category=self.config.category
         )
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self.http.call_once("amend_order", **params)
-                break
-            except TemporaryExchangeError as err:
-                found = await self._lookup_after_failure(symbol, client_id)
-                if found is not None and not found.status.is_open:
-                    raise OrderNotFoundError(
-                        f"order {client_id} is {found.status.value}: too late to amend",
-                        code=110001,
-                    ) from err
-                if attempt >= self.config.max_attempts:
+        async for attempt in self.http.attempts(f"amend {client_id}"):
+            with attempt:
+                try:
+                    await self.http.call_once("amend_order", **params)
+                except TemporaryExchangeError as err:
+                    found = await self._lookup_after_failure(symbol, client_id)
+                    if found is not None and not found.status.is_open:
+                        raise OrderNotFoundError(
+                            f"order {client_id} is {found.status.value}: too late to amend",
+                            code=110001,
+                        ) from err
                     raise
-                await self.http.pause(err, attempt, f"amend {client_id}")
         order = await self.get_order(symbol, client_id)
         if order is None:
             raise ExchangeError(f"order {client_id} amended but not found afterwards")

@@ -53,6 +53,10 @@ class PaperExchangeConfig(VenueConfig):
 class PaperExchange:
     """Fills against the tape it is fed; same calls, errors and codes as the Bybit adapter."""
 
+    # Each book (strategy) has its own account here: its reduce-only orders are judged
+    # against its own position, never the net of the other books (see the router).
+    books_are_accounts = True
+
     def __init__(
         self,
         config: PaperExchangeConfig | None = None,

@@ -1,4 +1,4 @@
-"""The trading journal (MongoDB or embedded litemongo): see docs/journal.md."""
+"""The trading journal (MongoDB or the embedded SQLite store): see docs/journal.md."""
 
 from cryptoarena.trading.journal.journal import (
     Journal,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import logging
 import sqlite3
 import threading
@@ -132,6 +133,7 @@ class Database:
         self._tables: set[str] = set()
         self._depth = 0
         self.lock = threading.RLock()  # one connection, used by one thread at a time
+        self.unique: dict[str, bool] = {}  # collection -> has a unique index besides _id
         self._collections: dict[str, Collection] = {}
 
     # -- connection -----------------------------------------------------------------------
@@ -150,19 +152,23 @@ class Database:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={int(self.client.busy_timeout_ms)}")
-        if not ro:
-            # WAL: readers beside the writer, a commit appends instead of rewriting pages.
-            # synchronous=NORMAL: durable against a process crash (a power cut may lose the last
-            # commits, never corrupt the file), like litemongo before.
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS _indexes"
-                " (coll TEXT, name TEXT, spec BLOB, PRIMARY KEY (coll, name))"
-            )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self.client.busy_timeout_ms)}")
+            if not ro:
+                # WAL: readers beside the writer, a commit appends instead of rewriting pages.
+                # synchronous=NORMAL: durable against a process crash (a power cut may lose the
+                # last commits, never corrupt the file), as with litemongo before.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS _indexes"
+                    " (coll TEXT, name TEXT, spec BLOB, PRIMARY KEY (coll, name))"
+                )
+            self._tables = self._list_tables(conn)
+        except BaseException:
+            conn.close()  # e.g. "database is locked": the caller retries with a new connection
+            raise
         self._conn = conn
-        self._tables = self._list_tables(conn)
         return conn
 
     @staticmethod
@@ -311,8 +317,7 @@ class Collection:
     def insert_many(self, docs: Iterable[Mapping[str, Any]], ordered: bool = True) -> Any:
         """Plain inserts in one transaction; a duplicate ``_id`` raises ``BulkWriteError``
         (code 11000, ``keyPattern`` ``{"_id": 1}``) after the documents before it are in."""
-        rows = [self._row(d) for d in docs]
-        self._run_rows(rows, self._insert_sql(), 0, ordered=ordered)
+        self.bulk_write([InsertOne(d) for d in docs], ordered=ordered)
 
     def bulk_write(self, requests: list[Any], ordered: bool = True) -> None:
         """``InsertOne``; ``UpdateOne({_id}, {$setOnInsert: doc}, upsert=True)`` (insert if
@@ -367,6 +372,9 @@ class Collection:
             return
         with self.database.transaction():
             conn = self.database.ensure_table(self.name)
+            if " ON CONFLICT" in sql and not self._has_unique():
+                conn.executemany(sql, rows)  # nothing can refuse a row: no savepoint needed
+                return
             conn.execute("SAVEPOINT rows")
             try:
                 conn.executemany(sql, rows)
@@ -410,6 +418,14 @@ class Collection:
         else:
             conn.execute(f"UPDATE {self._t} SET {sets} WHERE id=?", [*new[1:], new[0]])
 
+    def _has_unique(self) -> bool:
+        """A unique index besides _id (cached per collection; create_index clears it)."""
+        cached = self.database.unique.get(self.name)
+        if cached is None:
+            cached = any(i.get("unique") for i in self.index_information().values())
+            self.database.unique[self.name] = cached
+        return cached
+
     def _unique_keys(self) -> list[list[tuple[str, int]]]:
         return [
             info["key"] for info in self.index_information().values() if info.get("unique")
@@ -421,6 +437,7 @@ class Collection:
             conn.execute(f"DROP TABLE IF EXISTS {self._t}")
             conn.execute("DELETE FROM _indexes WHERE coll=?", (self.name,))
             self.database._tables.discard(self.name)
+            self.database.unique.pop(self.name, None)
 
     # -- indexes --------------------------------------------------------------------------
     def create_index(
@@ -464,6 +481,7 @@ class Collection:
                 "INSERT OR REPLACE INTO _indexes VALUES (?, ?, ?)",
                 (self.name, name, bson.encode({"spec": spec})),
             )
+            self.database.unique.pop(self.name, None)
         return name
 
     def index_information(self) -> dict[str, dict[str, Any]]:
@@ -566,14 +584,20 @@ class Cursor:
 
     def _run(self) -> list[dict[str, Any]]:
         sql, params, residual, paged = self._sql()
-        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         coll = self._coll
         with coll.database.lock:
             if not coll.database.has_table(coll.name):
                 return []
             conn = coll.database.conn()
             assert conn is not None
-            docs = [_decode(blob) for (blob,) in conn.execute(sql, params)]
+            blobs = b"".join(blob for (blob,) in conn.execute(sql, params))
+        with _no_gc():  # many fresh acyclic dicts: the cycle collector would only slow this
+            return self._finish(bson.decode_all(blobs, codec_options=_CODEC), residual, paged)
+
+    def _finish(
+        self, docs: list[dict[str, Any]], residual: dict[str, Any], paged: bool
+    ) -> list[dict[str, Any]]:
+        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         if residual:
             docs = [d for d in docs if filter_applies(residual, d)]
         if self._sort and not sql_sort:
@@ -583,8 +607,23 @@ class Cursor:
             end = self._skip + self._limit if self._limit else None
             docs = docs[self._skip : end]
         if self._projection is not None:
-            docs = [_project(d, *self._projection) for d in docs]
+            include, fields, keep_id = self._projection
+            if include and not any("." in f for f in fields):  # top-level fields: one pass
+                keys = ["_id", *fields] if keep_id else fields
+                return [{k: d[k] for k in keys if k in d} for d in docs]
+            docs = [_project(d, include, fields, keep_id) for d in docs]
         return docs
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _kind(req: Any) -> str:

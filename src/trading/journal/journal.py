@@ -1,5 +1,5 @@
 """The trading journal: every run, prediction, decision, order, fill, equity snapshot, risk and
-model event, written to MongoDB (or litemongo, embedded) off the hot path.
+model event, written to MongoDB (or the embedded SQLite store) off the hot path.
 
 Durability: when :meth:`Journal.record` returns, the event is only in memory (or, if the queue
 was full, already fsync'd to the overflow file). When :meth:`Journal.flush` returns ``True``,
@@ -34,7 +34,8 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # Journals still open at interpreter exit are drained (the writer thread is a daemon).
 _OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
 _SCALARS = frozenset({str, int, float, type(None)})
-BULK_BATCH = 5_000
+BULK_BATCH = 5_000  # writes per transaction on the bulk (backtest) path
+BULK_QUEUE = 1_024  # queued records or record_many chunks before a bulk producer waits
 # Event kinds whose newest ts_ns bounds a run's restart checkpoint.
 CHECKPOINT_KINDS = (
     "equity",
@@ -126,6 +127,12 @@ class Journal:
         )
         connect = partial(store.connect, mongo, config.store, readonly=readonly)
         if readonly:
+            if mongo.uri is None and (mongo.embedded_dir / mongo.database).is_dir():
+                logger.warning(
+                    "journal: %s holds a litemongo journal not copied yet; the next writer "
+                    "(arena trade or backtest) copies it",
+                    mongo.embedded_dir / mongo.database,
+                )
             reader = Reader(connect, mongo.database, spill)
             return cls(reader, run_id=run_id, clock=clock or LiveClock(), config=config,
                        readonly=True)  # fmt: skip
@@ -133,12 +140,14 @@ class Journal:
         try:
             spill.recover()
             spill.warn_foreign(mongo.database)
+            store.migrate_litemongo(mongo)
             wcfg = config.writer
             if bulk:
                 wcfg = replace(
                     wcfg,
                     batch_size=max(wcfg.batch_size, BULK_BATCH),
-                    queue_size=max(wcfg.queue_size, 4 * BULK_BATCH),
+                    queue_size=BULK_QUEUE,
+                    block_s=max(wcfg.block_s, 30.0),
                 )
             writer = Writer(connect, mongo.database, spill, wcfg)
             writer.start()
@@ -292,7 +301,7 @@ class Journal:
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Documents of a collection; start filters with an indexed window (run_id, strategy
-        + ts_ns): litemongo evaluates queries in Python."""
+        + ts_ns): the embedded store checks other fields in Python."""
         if kind not in schema.COLLECTIONS:
             raise ValueError(f"unknown journal collection {kind!r}")
         query = dict(filter or {})
@@ -402,7 +411,7 @@ class Journal:
     def _spilled_ops(self) -> list[Op]:
         spill = self._writer.spill
         ops: list[Op] = []
-        for path in (spill.spill_path, spill.overflow_path):
+        for path in (spill.spill_path, spill.merging_path, spill.overflow_path):
             try:
                 data = path.read_bytes()
             except FileNotFoundError:

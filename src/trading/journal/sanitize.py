@@ -67,17 +67,21 @@ def _strip(path: str) -> None:
 def _clean(value: Any, depth: int, path: str) -> Any:
     if depth > _MAX_DEPTH:
         raise JournalDocumentError(f"document nested deeper than {_MAX_DEPTH} at {path!r}")
-    if type(value) in _PLAIN:
+    kind = type(value)
+    if kind in _PLAIN:
         return value
-    if value is None or isinstance(value, bool | str | float | bytes):
-        return value
-    if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise JournalDocumentError(f"integer out of 64-bit range at {path!r}")
-        return value
-    if type(value) is not dict and isinstance(value, BaseSettings):
-        raise JournalDocumentError(f"settings are never journaled (found at {path or 'root'!r})")
-    if type(value) is dict or isinstance(value, Mapping):
+    if kind is not dict:  # plain dicts (most documents) go straight to the mapping branch
+        if value is None or isinstance(value, bool | str | float | bytes):
+            return value
+        if isinstance(value, int):
+            if not -_INT64 <= value < _INT64:
+                raise JournalDocumentError(f"integer out of 64-bit range at {path!r}")
+            return value
+        if isinstance(value, BaseSettings):
+            raise JournalDocumentError(
+                f"settings are never journaled (found at {path or 'root'!r})"
+            )
+    if kind is dict or isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = key if type(key) is str else str(key)

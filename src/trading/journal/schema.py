@@ -51,7 +51,7 @@ _RUN_STRATEGY_TS: Final[IndexSpec] = (
 )
 
 # The dashboard's and the restart readers' queries: a time window per run or per strategy first
-# (litemongo aggregates in Python, so every query must start from an indexed window).
+# (filters beyond the indexed fields are checked in Python: start from an indexed window).
 INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "runs": [([("ts_ns", 1)], {}), _RUN_TS],
     "predictions": [_RUN_TS, ([("model_version", 1), ("ts_ns", 1)], {}), ([("ts_ns", 1)], {})],

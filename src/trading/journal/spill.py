@@ -29,7 +29,7 @@ JSON_OPTIONS = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=UTC
 
 
 class JournalLockedError(RuntimeError):
-    """Another process already writes this journal (litemongo allows one writer process)."""
+    """Another process already writes this journal (one writer process per store)."""
 
 
 def encode(op: Op) -> bytes:
@@ -81,6 +81,7 @@ class SpillLog:
                     owner_path.write_text(owner + "\n")
         self.spill_path = directory / f"{name}.spill.jsonl"
         self.overflow_path = directory / f"{name}.overflow.jsonl"
+        self.merging_path = directory / f"{name}.overflow-merging.jsonl"
         self.rejects_path = directory / f"{name}.rejects.jsonl"
         self._lock_path = directory / f"{name}.lock"
         self._lock_fh: BinaryIO | None = None
@@ -148,18 +149,34 @@ class SpillLog:
         logger.error("journal: database refused %s %s: %s", op.get("c"), op.get("id"), reason)
         _append(self.rejects_path, [encode({**op, "reason": reason})])
 
-    def merge_overflow(self) -> int:
-        """Move the overflow file behind the spill; skip ops already there (crash window)."""
+    def detach_overflow(self) -> None:
+        """Close the overflow file and rename it aside (cheap: callers wait for this, under the
+        writer's lock); later records start a new overflow file. :meth:`merge_detached` then
+        moves the detached file behind the spill without holding up callers."""
         self._close_overflow()
-        if not self.overflow_path.exists():
+        if self.overflow_path.exists() and not self.merging_path.exists():
+            os.replace(self.overflow_path, self.merging_path)
+            _fsync_dir(self.dir)
+
+    def merge_detached(self) -> int:
+        """Writer thread: move the detached overflow behind the spill, skipping ops already
+        there (a crash between the copy and the delete). Never touches the live overflow file
+        (callers may be writing it)."""
+        if not self.merging_path.exists():
             return 0
         seen = {op_key(op) for op in self._read_all(self.spill_path)}
-        extra = [op for op in self._read_all(self.overflow_path) if op_key(op) not in seen]
+        extra = [op for op in self._read_all(self.merging_path) if op_key(op) not in seen]
         if extra:
             self.append(extra)
-        self.overflow_path.unlink()
+        self.merging_path.unlink()
         _fsync_dir(self.dir)
         return len(extra)
+
+    def merge_overflow(self) -> int:
+        """At open (no callers yet): a detached overflow, then the overflow, behind the spill."""
+        moved = self.merge_detached()
+        self.detach_overflow()
+        return moved + self.merge_detached()
 
     # -- reading --------------------------------------------------------------------------
     def pending(self) -> bool:
@@ -196,7 +213,7 @@ class SpillLog:
 
     def recover(self) -> None:
         """At open: trim a torn last line (never acknowledged) and merge a leftover overflow."""
-        for path in (self.spill_path, self.overflow_path):
+        for path in (self.spill_path, self.merging_path, self.overflow_path):
             if not path.exists():
                 continue
             data = path.read_bytes()

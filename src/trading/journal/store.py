@@ -81,6 +81,43 @@ def spill_name(mongo: MongoSettings) -> str:
     return f"{mongo.database}.{kind}-{digest}"
 
 
+def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
+    """Copy a journal kept by litemongo (the embedded store before this one: a folder of SQLite
+    files, ``<embedded_dir>/<database>/``) into the embedded store, then rename that folder to
+    ``<database>.litemongo-migrated``. Idempotent (documents are upserted by ``_id``), so an
+    interrupted copy simply runs again at the next writer's open. Returns documents copied."""
+    old = mongo.embedded_dir / mongo.database
+    if mongo.uri is not None or not old.is_dir():
+        return 0
+    from litemongo.client import connect as litemongo_connect  # only for this one-time copy
+
+    logger.warning("journal: copying the litemongo journal %s into the embedded store", old)
+    source = litemongo_connect(str(mongo.embedded_dir.absolute()), tz_aware=True)
+    target = docstore.Client(mongo.embedded_dir)
+    copied = 0
+    try:
+        db = target[mongo.database]
+        ensure_indexes(db)
+        for name in source[mongo.database].list_collection_names():
+            if name not in schema.COLLECTIONS:
+                continue
+            docs: list[tuple[str, Any, dict[str, Any]]] = []
+            for doc in source[mongo.database][name].find():
+                docs.append(("put", doc["_id"], doc))
+                if len(docs) >= chunk:
+                    db[name].write_events(docs)
+                    copied, docs = copied + len(docs), []
+            if docs:
+                db[name].write_events(docs)
+                copied += len(docs)
+    finally:
+        source.close()
+        target.close()
+    old.rename(old.with_name(f"{mongo.database}.litemongo-migrated"))
+    logger.warning("journal: copied %d documents from litemongo; the old folder is kept", copied)
+    return copied
+
+
 @contextlib.contextmanager
 def batch(db: Any) -> Iterator[None]:
     """One transaction (one commit) per batch on the embedded store; MongoDB commits per
@@ -114,22 +151,26 @@ def _to_request(op: Op) -> UpdateOne | ReplaceOne | InsertOne:
     raise ValueError(f"unknown journal op {kind!r}")
 
 
-def _derived(op: Op) -> list[Op]:
-    """Read-model writes that follow from an equity event: the latest snapshot per run and
-    strategy, and the last snapshot of each minute (the report's per-minute curve)."""
-    if op["op"] in ("ins", "new") and op["c"] == "equity":
+def _derived(equity: list[Op]) -> list[Op]:
+    """Read-model writes that follow from a batch's equity events: the latest snapshot per run
+    and strategy, and the last snapshot of each minute (the report's per-minute curve). Only
+    the last event per key is written (last write wins anyway)."""
+    latest: dict[str, Op] = {}
+    minutes: dict[str, tuple[Op, int]] = {}
+    for op in equity:
         doc = op["d"]
         run_id, strategy = doc["run_id"], doc["strategy"]
-        latest_key = schema.equity_latest_id(run_id, strategy)
-        latest = {**doc, "_id": latest_key, "event_id": op["id"]}
+        latest[schema.equity_latest_id(run_id, strategy)] = op
         minute = int(doc["ts_ns"]) // schema.MINUTE_NS * schema.MINUTE_NS
-        minute_key = schema.equity_minute_id(run_id, strategy, minute)
-        per_minute = {**doc, "_id": minute_key, "event_id": op["id"], "minute_ns": minute}
-        return [
-            {**op, "c": schema.EQUITY_LATEST, "op": "put", "id": latest_key, "d": latest},
-            {**op, "c": schema.EQUITY_MINUTE, "op": "put", "id": minute_key, "d": per_minute},
-        ]
-    return []
+        minutes[schema.equity_minute_id(run_id, strategy, minute)] = (op, minute)
+    out: list[Op] = []
+    for key, op in latest.items():
+        doc = {**op["d"], "_id": key, "event_id": op["id"]}
+        out.append({**op, "c": schema.EQUITY_LATEST, "op": "put", "id": key, "d": doc})
+    for key, (op, minute) in minutes.items():
+        doc = {**op["d"], "_id": key, "event_id": op["id"], "minute_ns": minute}
+        out.append({**op, "c": schema.EQUITY_MINUTE, "op": "put", "id": key, "d": doc})
+    return out
 
 
 def apply(db: Any, ops: list[Op], spill: SpillLog) -> None:
@@ -137,14 +178,11 @@ def apply(db: Any, ops: list[Op], spill: SpillLog) -> None:
     on an outage (nothing is lost: the caller spills and replays the same ops later, which is
     idempotent)."""
     groups: dict[str, list[Op]] = {}
-    puts: dict[tuple[str, str], Op] = {}  # read-model puts: only the last per key counts
     for op in ops:
         groups.setdefault(op["c"], []).append(op)
-        for extra in _derived(op):
-            puts.pop((extra["c"], extra["id"]), None)
-            puts[(extra["c"], extra["id"])] = extra
-    for (coll, _), extra in puts.items():
-        groups.setdefault(coll, []).append(extra)
+    equity = [op for op in groups.get("equity", ()) if op["op"] in ("ins", "new")]
+    for extra in _derived(equity):
+        groups.setdefault(extra["c"], []).append(extra)
     with batch(db):
         for coll, group in groups.items():
             _apply_group(db[coll], group, spill)

@@ -1,7 +1,7 @@
 """The journal's database thread: batches queued writes, spills on outage, replays in order.
 
-All database work (writes and reads) happens on this one thread: litemongo's SQLite connections
-belong to the thread that opened them, and a single owner keeps writes in recording order.
+All of a writer's database work (writes and reads) happens on this one thread: a single owner
+keeps writes in recording order. Read-only journals use :class:`Reader` (no thread).
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ class WriterConfig:
     flush_interval_s: float = 0.05
     retry_initial_s: float = 0.25
     retry_max_s: float = 5.0
+    # Gather writes this long after the first one before committing them together, unless
+    # a flush/sync/read waits (then at once): fewer, larger transactions at a trickle.
+    linger_s: float = 0.02
+    # A full queue: wait this long for room before spilling (0: never wait, the live default;
+    # the bulk path waits, bounding a backtest's memory instead of spilling to disk).
+    block_s: float = 0.0
 
 
 class Writer(threading.Thread):
@@ -65,6 +71,8 @@ class Writer(threading.Thread):
         self._retry_at = 0.0
         self._backoff = config.retry_initial_s
         self._stop_deadline: float | None = None
+        self._waiters = 0  # threads in wait_for (flush/sync): no gathering while > 0
+        self._kick = threading.Event()  # ends a gathering wait early (waiters, reads, stop)
         self.ready = threading.Event()
 
     # -- caller side ----------------------------------------------------------------------
@@ -75,7 +83,10 @@ class Writer(threading.Thread):
             op = build(self.seq)
             if not self._overflow:
                 try:
-                    self._queue.put_nowait(op)
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(op, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(op)
                     return op
                 except queue.Full:
                     self._overflow = True
@@ -93,7 +104,10 @@ class Writer(threading.Thread):
             ops = build(first)
             if not self._overflow:
                 try:
-                    self._queue.put_nowait(ops)
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(ops, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(ops)
                     return ops
                 except queue.Full:
                     self._overflow = True
@@ -112,11 +126,18 @@ class Writer(threading.Thread):
     def wait_for(self, attr: str, target: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._progress:
-            while getattr(self, attr) < target:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.is_alive():
-                    return getattr(self, attr) >= target
-                self._progress.wait(min(left, 0.5))
+            if getattr(self, attr) >= target:
+                return True
+            self._waiters += 1  # the writer stops gathering a batch and writes at once
+            try:
+                self._wake()
+                while getattr(self, attr) < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self.is_alive():
+                        return getattr(self, attr) >= target
+                    self._progress.wait(min(left, 0.5))
+            finally:
+                self._waiters -= 1
         return True
 
     def stop(self, timeout_s: float) -> None:
@@ -125,6 +146,7 @@ class Writer(threading.Thread):
         self.join(timeout_s + 5.0)
 
     def _wake(self) -> None:
+        self._kick.set()
         # When full, the writer is busy and looks at its calls after this batch anyway.
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(_WAKE)
@@ -161,13 +183,25 @@ class Writer(threading.Thread):
             return []
         batch: list[Op] = []
         _add(batch, first)
+        self._drain(batch)
+        # A trickle: gather for linger_s more (one commit for many events) unless someone
+        # waits (flush, sync, a read, stop). The wait is on _kick, which producers never set:
+        # waking this thread for every queued event would hand it the GIL every time.
+        self._kick.clear()
+        if len(batch) < self.cfg.batch_size and not self._busy():
+            self._kick.wait(self.cfg.linger_s)
+            self._drain(batch)
+        return batch
+
+    def _drain(self, batch: list[Op]) -> None:
         while len(batch) < self.cfg.batch_size:
             try:
-                item = self._queue.get_nowait()
+                _add(batch, self._queue.get_nowait())
             except queue.Empty:
-                break
-            _add(batch, item)
-        return batch
+                return
+
+    def _busy(self) -> bool:
+        return bool(self._waiters or self._calls or self._stop_deadline is not None)
 
     def _write(self, batch: list[Op]) -> None:
         if not self.spill.pending() and self._ensure_db():
@@ -196,9 +230,12 @@ class Writer(threading.Thread):
         with self.lock:
             if not self._queue.empty():
                 return  # older ops still queued: they go first
-            moved = self.spill.merge_overflow()
+            # Only the cheap part under the lock (callers wait for it): close and rename.
+            self.spill.detach_overflow()
             self._overflow = False
             last = self._overflow_last
+        # Newer records queue meanwhile; this thread writes them only after the merge.
+        moved = self.spill.merge_detached()
         logger.info("journal: merged %d overflowed events behind the spill", moved)
         self._advance(durable=last)
 

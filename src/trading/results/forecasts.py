@@ -9,7 +9,6 @@ move counts as wrong there (persistence, which never names a direction, would sc
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,39 +19,33 @@ BP = 1e4
 
 
 def forecast_quality(predictions: Iterable[Mapping[str, Any]]) -> list[ForecastQuality]:
-    """One row per model version, from prediction documents with a realised price."""
-    groups: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    horizons: dict[str, int] = {}
-    for doc in predictions:
-        base, pred, real = (
-            doc.get("base_price"),
-            doc.get("predicted_price"),
-            doc.get("realised_price"),
-        )
-        if not base or not pred or not real:
-            continue
-        version = str(doc.get("model_version", "?"))
-        groups[version].append((float(base), float(pred), float(real)))
-        if doc.get("horizon_s") is not None:
-            horizons.setdefault(version, int(doc["horizon_s"]))
+    """One row per model version, from prediction documents (unresolved ones are skipped)."""
+    docs = list(predictions)
+    if not docs:
+        return []
+    # Column-wise: a day is 86,400 predictions; numpy does the arithmetic.
+    base = np.array([_num(d.get("base_price")) for d in docs])
+    pred = np.array([_num(d.get("predicted_price")) for d in docs])
+    real = np.array([_num(d.get("realised_price")) for d in docs])
+    versions = np.array([str(d.get("model_version", "?")) for d in docs])
+    ok = (base > 0) & (pred > 0) & (real > 0)  # NaN (missing) compares False
     rows = []
-    for version in sorted(groups, key=_version_key):
-        arr = np.asarray(groups[version], dtype=np.float64)
-        if not np.all(arr > 0):
-            arr = arr[np.all(arr > 0, axis=1)]
-        if len(arr) == 0:
-            continue
-        predicted = np.log(arr[:, 1] / arr[:, 0]) * BP
-        realised = np.log(arr[:, 2] / arr[:, 0]) * BP
+    for version in sorted(set(versions[ok].tolist()), key=_version_key):
+        sel = ok & (versions == version)
+        predicted = np.log(pred[sel] / base[sel]) * BP
+        realised = np.log(real[sel] / base[sel]) * BP
         mae = float(np.mean(np.abs(predicted - realised)))
         persistence = float(np.mean(np.abs(realised)))
         moved = realised != 0.0
         hits = np.sign(predicted[moved]) == np.sign(realised[moved])
+        horizon = next(
+            (d.get("horizon_s") for d in docs if str(d.get("model_version", "?")) == version), None
+        )
         rows.append(
             ForecastQuality(
                 model_version=version,
-                predictions=len(arr),
-                horizon_s=horizons.get(version),
+                predictions=int(sel.sum()),
+                horizon_s=int(horizon) if horizon is not None else None,
                 mae_bps=mae,
                 persistence_mae_bps=persistence,
                 skill=1.0 - mae / persistence if persistence > 0 else None,
@@ -61,6 +54,10 @@ def forecast_quality(predictions: Iterable[Mapping[str, Any]]) -> list[ForecastQ
             )
         )
     return rows
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def _version_key(version: str) -> tuple[int, str]:

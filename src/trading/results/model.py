@@ -133,6 +133,12 @@ class RunReport(_Frozen):
     end_ns: int | None = None
     complete: bool | None = None  # None: unknown (the run did not record it)
     ended_by: str | None = None  # None: no stop record (still running, or it crashed)
+    error: str | None = None  # the exception a crashed run recorded
+    # Out of sample: None = unknown / no AI model involved; True = scored on the model's own
+    # training or validation data (``--allow-in-sample``); False = only after its validation end.
+    in_sample: bool | None = None
+    model_valid_until_ns: int | None = None
+    trade_from_ns: int | None = None
     incarnations: int = 1
     capital: float | None = None
     strategies: list[StrategyRow]

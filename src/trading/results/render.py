@@ -63,6 +63,18 @@ def status_line(report: RunReport) -> str:
     return f"run {report.run_id}: {state} (ended by: {ended}){span}"
 
 
+def sample_line(report: RunReport) -> str | None:
+    """Whether the AI was scored on data its model never saw."""
+    if report.in_sample is True:
+        until = when(report.model_valid_until_ns) if report.model_valid_until_ns else "unknown"
+        return f"IN-SAMPLE: the model was trained/validated on data up to {until}"
+    if report.in_sample is False:
+        since = report.trade_from_ns or report.model_valid_until_ns
+        start = when(since) if since else "the start"
+        return f"out of sample: scored from {start} (after the model's validation end)"
+    return None
+
+
 def _columns() -> dict[str, object]:
     return {
         "#": lambda i, r: str(i),
@@ -97,12 +109,15 @@ def render_table(console: Console, report: RunReport) -> None:
         table.add_row(*(columns[c](i, r) for c in shown))  # type: ignore[operator]
     style = "green" if report.complete else "bold red" if report.complete is False else "yellow"
     console.print(status_line(report), style=style)
+    sample = sample_line(report)
+    if sample is not None:
+        console.print(sample, style="bold red" if report.in_sample else "green")
     console.print(table)
     for r in report.strategies:
         if r.halted is not None:
             console.print(f"[red]HALTED[/red] {r.name}: {halted_text(r)}")
     for note in report.notes:
-        if "HALTED" not in note:
+        if "HALTED" not in note and not note.startswith("IN-SAMPLE"):
             console.print(f"note: {note}", style="yellow")
     v = report.verdict
     for c in v.comparisons:
@@ -155,6 +170,10 @@ def render_markdown(
     lines = [f"# Run {report.run_id}", ""]
     status = status_line(report)
     lines += [f"**{status}**" if report.complete is not True else status, ""]
+    sample = sample_line(report)
+    if sample is not None:
+        red = '<span style="color:red">**' + sample + "**</span>"
+        lines += [red if report.in_sample else sample, ""]
     for note in report.notes:
         lines.append(f"- {note}")
     if report.notes:

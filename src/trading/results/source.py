@@ -5,10 +5,11 @@ Reads, all through the journal's public ``find`` (its pymongo-like API):
 - ``runs`` of the run (``run_id``, indexed): capital, strategies and families from the
   ``started`` record; how the run ended from the last ``stopped`` record.
 - ``equity_latest`` (read model, one document per run and strategy): the book's final counters.
-- ``equity`` per strategy (``run_id`` + ``strategy``, both indexed), projected to
+- ``equity`` per strategy through ``Journal.equity_window`` (the ``run_id + strategy + ts_ns``
+  index; for long runs the per-minute ``equity_minute`` read model), projected to
   ``ts_ns``/``equity``/``qty``: the curves the ratios and the verdict need.
 - ``risk_events`` of the run, halts only: who was halted, why and when.
-- ``predictions`` of the run with a realised price, projected to four prices: forecast quality.
+- ``predictions`` of the run (``run_id``, indexed): forecast quality of the resolved ones.
 
 No aggregation runs over the whole journal. ``complete`` and ``ended_by`` are read defensively:
 a run journaled before runs recorded them gets ``None`` ("unknown"), and the notes say so.
@@ -39,6 +40,17 @@ class JournalReader(Protocol):
         *,
         sort: list[tuple[str, int]] | None = None,
         limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def equity_window(
+        self,
+        run_id: str,
+        strategy: str | None = None,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        per_minute: bool = False,
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
 
@@ -83,23 +95,49 @@ def latest_run_id(journal: JournalReader) -> str | None:
     return str(best["run_id"])
 
 
-def load_curves(journal: JournalReader, run_id: str, names: Sequence[str]) -> dict[str, Curve]:
-    """Each strategy's equity snapshots in time order (one indexed query per strategy)."""
+# Longer runs read their curves from the journal's per-minute read model (when it keeps one):
+# a day of 5 s snapshots is 17,280 documents per strategy, 1,440 per-minute ones.
+RAW_SNAPSHOT_LIMIT = 4_000
+EQUITY_MINUTE = "equity_minute"
+
+
+def minute_model_available() -> bool:
+    from cryptoarena.trading.journal import COLLECTIONS
+
+    return EQUITY_MINUTE in COLLECTIONS
+
+
+def load_curves(
+    journal: JournalReader, run_id: str, names: Sequence[str], *, per_minute: bool = False
+) -> dict[str, Curve]:
+    """Each strategy's equity snapshots in time order (one indexed ``run_id + strategy`` query
+    per strategy); ``per_minute`` reads the last snapshot of each minute instead."""
     out: dict[str, Curve] = {}
     projection = {"_id": 0, "ts_ns": 1, "equity": 1, "qty": 1}
     for name in names:
-        docs = journal.find("equity", {"run_id": run_id, "strategy": name}, projection=projection)
+        docs = journal.equity_window(run_id, name, per_minute=per_minute, projection=projection)
         if not docs:
             continue
         ts = np.fromiter((d["ts_ns"] for d in docs), dtype=np.int64, count=len(docs))
         eq = np.fromiter((d["equity"] for d in docs), dtype=np.float64, count=len(docs))
         qty = np.fromiter((d.get("qty", 0.0) for d in docs), dtype=np.float64, count=len(docs))
-        order = np.argsort(ts, kind="stable")  # sorted here: cheaper than the store's sort
+        order = np.argsort(ts, kind="stable")  # already in order; cheap insurance
         # A restarted run may snapshot the same instant twice: keep the later record.
         ts, eq, qty = ts[order], eq[order], qty[order]
         last = np.append(ts[1:] != ts[:-1], True)
         out[name] = Curve(ts[last], eq[last], qty[last])
     return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> float:
+    every = float((start.get("arena") or {}).get("equity_every_s") or 5.0)
+    end = max((int(d.get("ts_ns", 0)) for d in latest.values()), default=0)
+    begin = int(start.get("ts_ns", end))
+    return max(0.0, (end - begin) / 1e9 / every)
 
 
 def _halts(
@@ -126,17 +164,31 @@ def _halts(
             kill = None
     if kill is not None and "*" not in halts:
         halts["*"] = kill
-    # A run whose risk events were lost still has its final risk state in the stop record.
-    risk = (stopped or {}).get("risk") or {}
-    for name, reason in (risk.get("halted") or {}).items():
-        halts.setdefault(str(name), Halt(reason=str(reason), scope="strategy"))
+    # A run whose risk events were lost still has its final state in the stop record: newer
+    # engines write ``halted: {name: {reason, ts_ns}}``, older ones ``risk.halted: {name: reason}``.
+    stop = stopped or {}
+    risk = stop.get("risk") or {}
+    for source in (stop.get("halted") or {}, risk.get("halted") or {}):
+        for name, value in source.items():
+            if isinstance(value, Mapping):
+                ts = value.get("ts_ns")
+                halt = Halt(
+                    reason=str(value.get("reason", "")),
+                    ts_ns=int(ts) if isinstance(ts, int) else None,
+                )
+            else:
+                halt = Halt(reason=str(value))
+            halts.setdefault(str(name), halt)
     if risk.get("global_halt") and "*" not in halts:
         halts["*"] = Halt(reason=str(risk["global_halt"]), scope="global")
     return halts
 
 
-def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[str], int]:
-    """(complete, ended_by, notes, incarnations) from the run's records in write order."""
+def _ending(
+    runs: list[dict[str, Any]],
+) -> tuple[bool | None, str | None, list[str], int, dict[str, Any] | None]:
+    """(complete, ended_by, notes, incarnations, the stop record of the last start) from the
+    run's records in write order."""
     notes: list[str] = []
     starts = [r for r in runs if r.get("event") == "started"]
     last_start = max((wall_ns(r) or 0 for r in starts), default=0)
@@ -146,7 +198,7 @@ def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[s
             "INCOMPLETE or still running: no stop record after the last start "
             "(the run is still going, or it crashed before recording how it ended)"
         )
-        return False if starts else None, None, notes, len(starts)
+        return False if starts else None, None, notes, len(starts), None
     stop = stops[-1]
     ended_by = stop.get("ended_by", stop.get("stopped_by"))
     complete = stop.get("complete")
@@ -158,7 +210,8 @@ def _ending(runs: list[dict[str, Any]]) -> tuple[bool | None, str | None, list[s
         )
     elif not complete:
         notes.append(f"INCOMPLETE run: ended by {ended_by or 'unknown cause'}")
-    return complete, (str(ended_by) if ended_by is not None else None), notes, len(starts)
+    ended = str(ended_by) if ended_by is not None else None
+    return complete, ended, notes, len(starts), stop
 
 
 @dataclass(frozen=True)
@@ -184,7 +237,11 @@ def collect(
     *,
     verdict: VerdictConfig | None = None,
     forecasts: bool = True,
+    per_minute: bool | None = None,
 ) -> ReportData:
+    """Everything the report says, and the curves for its plots. ``per_minute=None`` chooses:
+    runs longer than ``RAW_SNAPSHOT_LIMIT`` snapshots per strategy read the per-minute read
+    model when the journal keeps one; shorter runs read every snapshot."""
     runs = journal.find("runs", {"run_id": run_id})
     runs.sort(key=lambda d: (wall_ns(d) or 0, int(d.get("seq", 0))))
     starts = [r for r in runs if r.get("event") == "started"]
@@ -194,12 +251,23 @@ def collect(
     arena = start.get("arena") or {}
     run_capital = float(arena.get("capital", 0.0)) or None
     info = {s["name"]: s for s in start.get("strategies", [])}
-    complete, ended_by, notes, incarnations = _ending(runs)
-    stop = next((r for r in reversed(runs) if r.get("event") == "stopped"), None)
+    complete, ended_by, notes, incarnations, stop = _ending(runs)
 
     latest = {d["strategy"]: d for d in journal.find("equity_latest", {"run_id": run_id})}
     names = list(info) + [n for n in latest if n not in info]
-    curves = load_curves(journal, run_id, names)
+    if per_minute is None:
+        per_minute = minute_model_available() and _expected_snapshots(start, latest) > (
+            RAW_SNAPSHOT_LIMIT
+        )
+    curves = load_curves(journal, run_id, names, per_minute=per_minute)
+    if per_minute and not curves:  # a journal written before the read model existed
+        per_minute = False
+        curves = load_curves(journal, run_id, names)
+    if per_minute:
+        notes.append(
+            "curves, ratios and the verdict use the last equity snapshot of each minute "
+            "(the journal's equity_minute read model); final P&L, fees and fills are exact"
+        )
     halts = _halts(journal, run_id, stop)
 
     returns = aligned_returns({n: (c.ts_ns, c.equity) for n, c in curves.items()})
@@ -252,22 +320,23 @@ def collect(
             notes.append(f"{row.name} HALTED: {row.halted.reason}")
     quality = []
     if forecasts:
-        preds = journal.find(
-            "predictions",
-            {"run_id": run_id, "realised_price": {"$ne": None}},
-            projection={
-                "_id": 0,
-                "model_version": 1,
-                "base_price": 1,
-                "predicted_price": 1,
-                "realised_price": 1,
-                "horizon_s": 1,
-            },
-        )
+        # The run's predictions through the run_id index, whole: on the embedded store a
+        # residual filter or a projection is evaluated in Python and costs more than it saves.
+        preds = journal.find("predictions", {"run_id": run_id})
         quality = forecast_quality(preds)
     ts_all = [c.ts_ns for c in curves.values() if len(c.ts_ns)]
+    in_sample = start.get("in_sample")
+    if in_sample is True:
+        notes.insert(0, "IN-SAMPLE: scored on bars the model was trained or validated on")
+    error = stop.get("error") if stop else None
+    if error:
+        notes.append(f"crashed: {error}")
     report = RunReport(
         run_id=run_id,
+        error=str(error) if error else None,
+        in_sample=in_sample if isinstance(in_sample, bool) else None,
+        model_valid_until_ns=_int_or_none(start.get("model_valid_until_ns")),
+        trade_from_ns=_int_or_none(start.get("trade_from_ns")),
         started_wall_ns=wall_ns(start),
         start_ns=int(min(t[0] for t in ts_all)) if ts_all else None,
         end_ns=int(max(t[-1] for t in ts_all)) if ts_all else None,

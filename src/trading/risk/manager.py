@@ -61,6 +61,8 @@ class RiskManager:
         self.capitals = dict(capitals)
         self._emit = emit
         self.halted: dict[str, str] = {}
+        self.halted_at: dict[str, int] = {}  # when each halt happened (ns, the clock's time)
+        self.global_halt_at: int | None = None
         self.global_halt: str | None = None
         self.killed: str | None = None
         self.vetoes: dict[str, int] = dict.fromkeys(capitals, 0)
@@ -172,12 +174,14 @@ class RiskManager:
         if strategy in self.halted:
             return
         self.halted[strategy] = reason
+        self.halted_at[strategy] = now_ns
         logger.warning("strategy %s halted: %s", strategy, reason)
         self._emit({"type": "halt", "strategy": strategy, "reason": reason, "ts_ns": now_ns})
 
     def halt_all(self, reason: str, now_ns: int) -> None:
         if self.global_halt is None:
             self.global_halt = reason
+            self.global_halt_at = now_ns
             logger.warning("global halt: %s", reason)
             self._emit({"type": "global_halt", "strategy": None, "reason": reason, "ts_ns": now_ns})
 
@@ -269,7 +273,9 @@ class RiskManager:
     def state(self) -> dict[str, Any]:
         return {
             "halted": dict(self.halted),
+            "halted_at": dict(self.halted_at),
             "global_halt": self.global_halt,
+            "global_halt_at": self.global_halt_at,
             "killed": self.killed,
             "vetoes": dict(self.vetoes),
         }

@@ -1,0 +1,153 @@
+"""The AI arm in a backtest: the champion in-process when no model server runs (issue #9 item
+11), and out of sample by construction (issue #10 item 3)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptoarena.config import Settings
+from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.session import (
+    ExchangeKind,
+    SessionError,
+    SessionOptions,
+    Source,
+    run_session,
+)
+
+pytestmark = pytest.mark.slow
+
+MODEL = "btcusdt-15s"
+CONFIG = parse_arena_config(
+    {
+        "arena": {"fee_rate": 0.0},
+        "strategy": [
+            {"name": "ai", "kind": "ai_forecast", "params": {"margin_bps": 0}},
+            {"name": "hold", "kind": "buy_and_hold"},
+        ],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real MLflow registry with a tiny LSTM @champion trained on 00:00-02:00 of the day."""
+    import torch
+    from cryptoarena.model.datasets import load_bars
+    from cryptoarena.model.train import train_tiny
+
+    torch.set_num_threads(1)
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    train_tiny(uri, MODEL, load_bars(max_bars=7200), promote=True)
+    return uri
+
+
+def _settings(tmp: Path, uri: str) -> Settings:
+    return Settings(
+        mongo={"embedded_dir": tmp / "journal"},  # type: ignore[arg-type]
+        mlflow={"tracking_uri": uri},  # type: ignore[arg-type]
+        serving={"url": "http://127.0.0.1:9", "model_name": MODEL},  # type: ignore[arg-type]
+    )
+
+
+def _options(run_id: str, start: float, minutes: float, **kw: Any) -> SessionOptions:
+    return SessionOptions(source=Source.REPLAY, exchange=ExchangeKind.PAPER, run_id=run_id,
+                          start_minute=start, minutes=minutes, speed=None, **kw)  # fmt: skip
+
+
+def _runs(settings: Settings, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    with Journal.open(settings, run_id=run_id) as journal:
+        started = journal.find("runs", {"run_id": run_id, "event": "started"})[0]
+        orders = journal.find("orders", {"run_id": run_id})
+        preds = journal.count("predictions", {"run_id": run_id})
+    return started, orders, preds
+
+
+async def test_backtest_without_a_server_trades_the_champion_out_of_sample(
+    tmp_path: Path, tiny_registry: str
+) -> None:
+    """No model server: the AI arm used to stand aside silently (0 predictions). Now the
+    champion runs in-process, and every strategy trades only after its validation end."""
+    settings = _settings(tmp_path, tiny_registry)
+    result = await run_session(settings, CONFIG, _options("oos", 60, 60), handle_signals=False)
+    started, orders, preds = _runs(settings, "oos")
+    assert "in-process" in started["forecasts"] and preds > 0
+    until = started["model_valid_until_ns"]
+    assert started["in_sample"] is False and started["trade_from_ns"] == until
+    t0 = int(started["ts_ns"])  # the replay starts before the validation end
+    assert t0 < until
+    assert orders and all(o["ts_ns"] > until for o in orders)
+    assert {o["strategy"] for o in orders} == {"ai", "hold"} and result.fills > 0
+
+
+async def test_allow_in_sample_trades_from_the_start_and_marks_the_run(
+    tmp_path: Path, tiny_registry: str
+) -> None:
+    settings = _settings(tmp_path, tiny_registry)
+    options = _options("ins", 60, 20, allow_in_sample=True)
+    await run_session(settings, CONFIG, options, handle_signals=False)
+    started, orders, _ = _runs(settings, "ins")
+    assert started["in_sample"] is True
+    assert min(o["ts_ns"] for o in orders) < started["model_valid_until_ns"]
+    # Without the flag, a replay that ends before the validation end is refused, clearly.
+    with pytest.raises(SessionError, match="before the model's validation end"):
+        await run_session(settings, CONFIG, _options("ins2", 60, 20), handle_signals=False)
+
+
+async def test_no_server_and_no_champion_says_so_once_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    with caplog.at_level(logging.WARNING):
+        await run_session(settings, CONFIG, _options("blind", 60, 3), handle_signals=False)
+    loud = [r for r in caplog.records if "NO MODEL for the AI arm" in r.getMessage()]
+    assert len(loud) == 1 and "@champion" in loud[0].getMessage()
+    started, _, preds = _runs(settings, "blind")
+    assert started["forecasts"].startswith("no model") and preds == 0
+
+
+async def test_batched_forecasts_equal_the_lock_step_ones(
+    tmp_path: Path, tiny_registry: str
+) -> None:
+    """Issue #12 item 1: a backtest's AI forecasts computed for the whole replay in large
+    batches before it starts equal the lock-step ones (one in-process inference per bar), and
+    the AI arm decides the same."""
+    import numpy as np
+    from cryptoarena.model.registry import load_forecaster
+    from cryptoarena.trading.local_forecasts import (
+        LocalForecasts,
+        PrecomputedForecasts,
+        replay_bars,
+    )
+
+    from tests.integration.trading_kit import journal_settings, run_worker, tape_slice
+
+    forecaster = load_forecaster(f"models:/{MODEL}@champion", tracking_uri=tiny_registry)
+    trades = tape_slice(7800, 8)
+    config = parse_arena_config(
+        {"arena": {"fee_rate": 0.0},
+         "strategy": [{"name": "ai", "kind": "ai_forecast", "params": {"margin_bps": 0}}]}
+    )  # fmt: skip
+    batched = PrecomputedForecasts(forecaster, replay_bars(trades), window=256, batch=100)
+    got: dict[str, list[dict[str, Any]]] = {}
+    for name, source in (("lockstep", LocalForecasts(forecaster)), ("batched", batched)):
+        with Journal.open(journal_settings(tmp_path / name), run_id=name) as journal:
+            await run_worker(config, trades, journal, run_id=name, source=source)
+            journal.sync(30)
+            got[name] = journal.find("predictions", {"run_id": name}, sort=[("bar_ts_ns", 1)])
+            got[name + "/orders"] = journal.find("orders", {"run_id": name}, sort=[("seq", 1)])
+    lock, batch = got["lockstep"], got["batched"]
+    assert len(lock) > 200 and [p["bar_ts_ns"] for p in lock] == [p["bar_ts_ns"] for p in batch]
+    np.testing.assert_allclose(
+        np.array([p["log_returns"] for p in batch]),
+        np.array([p["log_returns"] for p in lock]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    assert [(o["side"], o["qty"], o["ts_ns"]) for o in got["batched/orders"]] == [
+        (o["side"], o["qty"], o["ts_ns"]) for o in got["lockstep/orders"]
+    ]

@@ -1,0 +1,130 @@
+"""The embedded store's pymongo subset agrees with MongoDB's query semantics (mongomock's matcher
+as the oracle) whether a filter runs as SQL on the indexed columns or in Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptoarena.trading.journal import docstore
+from litemongo._vendor.mongomock.filtering import filter_applies
+from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure
+
+DOCS: list[dict[str, Any]] = [
+    {"_id": "a", "run_id": "r1", "strategy": "sma", "ts_ns": 5, "seq": 1, "x": 1},
+    {"_id": "b", "run_id": "r1", "strategy": "rsi", "ts_ns": 7.5, "seq": 2, "x": [1, 2]},
+    {"_id": "c", "run_id": "r2", "strategy": "sma", "ts_ns": "7", "seq": 3, "x": None},
+    {"_id": "d", "run_id": "r2", "ts_ns": None, "seq": 4, "nested": {"k": 3}},
+    {"_id": "e", "strategy": "5", "ts_ns": 10, "seq": 5, "event": "started"},
+    {"_id": "f", "run_id": "r1", "strategy": "sma", "ts_ns": 10, "seq": 6, "x": 2},
+]
+
+FILTERS: list[dict[str, Any]] = [
+    {},
+    {"run_id": "r1"},
+    {"run_id": None},
+    {"run_id": {"$in": ["r1", "r2"]}},
+    {"strategy": 5},
+    {"strategy": "5"},
+    {"ts_ns": {"$gte": 5, "$lt": 10}},
+    {"ts_ns": {"$gt": "6"}},
+    {"ts_ns": {"$lte": 10}},
+    {"ts_ns": 7.5},
+    {"ts_ns": None},
+    {"ts_ns": {"$exists": False}},
+    {"run_id": "r1", "x": 2},
+    {"run_id": "r1", "x": 1},
+    {"x": None},
+    {"nested.k": 3},
+    {"$or": [{"run_id": "r2"}, {"strategy": "rsi"}]},
+    {"_id": "c"},
+    {"_id": {"$in": ["a", "f", "zz"]}},
+    {"strategy": {"$ne": "sma"}},
+    {"event": "started", "ts_ns": {"$gte": 0}},
+]
+
+
+@pytest.fixture()
+def coll(tmp_path: Path) -> docstore.Collection:
+    db = docstore.Client(tmp_path)["test"]
+    c = db["events"]
+    c.create_index([("run_id", 1), ("ts_ns", 1)])
+    c.insert_many(DOCS)
+    return c
+
+
+@pytest.mark.parametrize("filt", FILTERS, ids=[str(f) for f in FILTERS])
+def test_find_and_count_match_mongodb_semantics(coll: docstore.Collection, filt: dict) -> None:
+    expected = [d["_id"] for d in DOCS if filter_applies(filt, d)]
+    assert [d["_id"] for d in coll.find(filt)] == expected
+    assert coll.count_documents(filt) == len(expected)
+
+
+def test_sort_follows_mongodb_type_order_and_limits(coll: docstore.Collection) -> None:
+    # null/missing < numbers < strings, ties in insertion order.
+    got = [d["_id"] for d in coll.find({}).sort([("ts_ns", 1)])]
+    assert got == ["d", "a", "b", "e", "f", "c"]
+    assert [d["_id"] for d in coll.find({}).sort("ts_ns", -1).limit(2)] == ["c", "f"]
+    assert [d["_id"] for d in coll.find({}).sort([("x", 1)]).skip(1).limit(2)] == ["d", "e"]
+    assert coll.find_one({"run_id": "r2"}, {"seq": 1}) == {"_id": "c", "seq": 3}
+    assert coll.find_one({"_id": "d"}, {"nested": 0, "_id": 0}) == {
+        "run_id": "r2",
+        "ts_ns": None,
+        "seq": 4,
+    }
+
+
+def test_writes_follow_pymongo(coll: docstore.Collection) -> None:
+    coll.bulk_write(
+        [
+            UpdateOne({"_id": "a"}, {"$setOnInsert": {"x": 99}}, upsert=True),  # exists: no-op
+            UpdateOne({"_id": "g"}, {"$setOnInsert": {"x": 7, "ts_ns": 1}}, upsert=True),
+            UpdateOne({"_id": "g"}, {"$set": {"y": 1, "nested.k": 2}}),
+            ReplaceOne({"_id": "b"}, {"run_id": "r9"}, upsert=True),
+        ]
+    )
+    assert coll.find_one({"_id": "a"})["x"] == 1  # type: ignore[index]
+    assert coll.find_one({"_id": "g"}) == {
+        "_id": "g",
+        "x": 7,
+        "ts_ns": 1,
+        "y": 1,
+        "nested": {"k": 2},
+    }
+    assert coll.find_one({"_id": "b"}) == {"_id": "b", "run_id": "r9"}
+    assert coll.count_documents({"run_id": "r9"}) == 1  # the column follows the document
+    with pytest.raises(BulkWriteError) as err:
+        coll.bulk_write([InsertOne({"_id": "h"}), InsertOne({"_id": "a"}), InsertOne({"_id": "i"})])
+    error = err.value.details["writeErrors"][0]
+    assert error["index"] == 1 and error["code"] == 11000 and error["keyPattern"] == {"_id": 1}
+    assert coll.find_one({"_id": "h"}) is not None and coll.find_one({"_id": "i"}) is None
+    with pytest.raises(BulkWriteError) as err:  # indexed fields hold scalars only
+        coll.insert_many([{"_id": "j", "run_id": ["r1"]}])
+    assert err.value.details["writeErrors"][0]["code"] == 2
+    with pytest.raises(OperationFailure):
+        coll.create_index([("x", 1)])
+
+
+def test_unique_partial_index_and_read_only_client(tmp_path: Path) -> None:
+    db = docstore.Client(tmp_path)["test"]
+    orders = db["orders"]
+    orders.create_index(
+        [("client_id", 1)], unique=True, partialFilterExpression={"client_id": {"$exists": True}}
+    )
+    orders.insert_many([{"_id": 1, "client_id": "c1"}, {"_id": 2}, {"_id": 3}])
+    with pytest.raises(BulkWriteError) as err:
+        orders.bulk_write(
+            [UpdateOne({"_id": 4}, {"$setOnInsert": {"client_id": "c1"}}, upsert=True)]
+        )
+    assert err.value.details["writeErrors"][0]["keyPattern"] == {"client_id": 1}
+    assert orders.index_information()["client_id_1"]["unique"] is True
+
+    reader = docstore.Client(tmp_path, readonly=True)["test"]
+    assert reader["orders"].count_documents({}) == 3
+    assert reader["nothing"].find_one({}) is None
+    with pytest.raises(OperationFailure, match="read-only"):
+        reader["orders"].insert_one({"_id": 9})
+    assert docstore.Client(tmp_path / "absent", readonly=True)["test"]["x"].count_documents({}) == 0
+    assert not (tmp_path / "absent").exists()
