@@ -334,8 +334,11 @@ class Stack:
 
 
 def get_json(url: str, timeout: float = 10) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.load(response)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        raise ImagesTestError(f"GET {url}: HTTP {exc.code} {exc.read()[:300]!r}") from None
 
 
 def post_json(url: str, body: dict[str, Any], timeout: float = 30) -> Any:
