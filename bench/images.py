@@ -390,8 +390,15 @@ def build(engine: Engine, images: dict[str, str], offline: bool, report: Report)
         os.chdir(ROOT)
         sh(["nice", "-n", "19", *argv, "."], timeout=3600)
         report.builds[target] = time.monotonic() - started
-        size = sh(engine.cmd("image", "inspect", "-f", "{{.Size}}", images[target]), quiet=True)
-        report.sizes[target] = int(size.strip())
+        fmt = "{{.Size}}|{{.Config.User}}|{{json .Config.Healthcheck}}|{{json .Config.Labels}}"
+        info = sh(engine.cmd("image", "inspect", "-f", fmt, images[target]), quiet=True)
+        size, user, health, labels = info.strip().split("|", 3)
+        report.sizes[target] = int(size)
+        label = json.loads(labels or "{}").get("org.opencontainers.image.version")
+        if user != "arena" or health in ("", "null") or label != version:
+            raise ImagesTestError(
+                f"{images[target]}: user {user!r}, healthcheck {health}, version label {label!r}"
+            )
         logger.info("built %s in %.0f s (%d MB)", images[target], report.builds[target],
                     report.sizes[target] // 10**6)  # fmt: skip
 
