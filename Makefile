@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck fmt install bench clean web web-test
+.PHONY: demo test lint typecheck fmt install bench clean web web-test images-test
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found (cryptoarena needs Python 3.11)"; exit 1; }
@@ -75,6 +75,14 @@ test: install web lint typecheck web-test
 BENCHES := bars exchange journal model trading serving
 bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
+
+# Every image of docker/compose.yaml built and run (minutes; never part of `make test`): podman on
+# this machine's offline path (Debian base + wheelhouse), or ENGINE=docker on the default path.
+# Builds, starts MLflow, Prefect, serving, a worker replay and the dashboard, checks them, removes
+# the containers. Sizes and times: docs/benchmarks.md. See bench/images.py.
+ENGINE ?= podman
+images-test: install web
+	ENGINE=$(ENGINE) $(BIN)/python -m bench.images $(IMAGES_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache src/dashboard/static web/node_modules
