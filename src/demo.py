@@ -56,7 +56,7 @@ def next_steps(settings: Settings) -> list[str]:
     journal = (
         "MongoDB at ARENA_MONGO__URI"
         if settings.mongo.uri
-        else f"{settings.mongo.embedded_dir} (embedded litemongo)"
+        else f"{settings.mongo.embedded_dir} (embedded store, one SQLite file)"
     )
     serving = settings.serving
     todo = [
