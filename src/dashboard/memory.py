@@ -1,0 +1,149 @@
+"""The dashboard's in-memory read model of the journal, fed by a :mod:`tail`: runs, equity
+curves, fills, recent forecasts and risk events per run. Views read from here, so no API call
+scans the journal; the statistics still come from ``cryptoarena.trading.report`` through
+:class:`MemoryJournal`, a read-only stand-in that answers the two queries the report makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+FORECASTS_KEPT = 3_600  # per run: the newest hour at one forecast a second
+EQUITY_FIELDS = ("strategy", "ts_ns", "seq", "equity", "qty", "mark")
+
+
+@dataclass
+class RunData:
+    run_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)  # runs docs, in time order
+    curves: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # light equity docs
+    last_equity: dict[str, dict[str, Any]] = field(default_factory=dict)  # full, per strategy
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id, insertion order
+    risk: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 0  # bumped on every new equity snapshot
+
+    @property
+    def started(self) -> dict[str, Any] | None:
+        return next((e for e in self.events if e.get("event") == "started"), None)
+
+    def curve(self, strategy: str) -> list[dict[str, Any]]:
+        """The strategy's equity docs in time order, the last one complete (the report reads
+        the book's counters from it)."""
+        light = self.curves.get(strategy, [])
+        if not light:
+            return []
+        return [*light[:-1], self.last_equity.get(strategy, light[-1])]
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[int, int]:
+    return (int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
+
+
+def _insort(items: list[dict[str, Any]], doc: dict[str, Any]) -> None:
+    """Append in time order (journal order is nearly always time order: insert from the end)."""
+    k = _key(doc)
+    i = len(items)
+    while i > 0 and _key(items[i - 1]) > k:
+        i -= 1
+    items.insert(i, doc)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.runs: dict[str, RunData] = {}
+        self._seen: set[str] = set()
+        self.latest: str | None = None  # the run whose last event is newest (as `arena report`)
+        self._latest_ts = -1
+
+    def run(self, run_id: str) -> RunData:
+        data = self.runs.get(run_id)
+        if data is None:
+            data = self.runs[run_id] = RunData(run_id)
+        return data
+
+    def get(self, run_id: str) -> RunData | None:
+        return self.runs.get(run_id)
+
+    def apply(self, batch: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+        """Take new documents; returns the (collection, doc) pairs that were new."""
+        new: list[tuple[str, dict[str, Any]]] = []
+        with self.lock:
+            for coll in ("runs", "equity", "fills", "predictions", "risk_events"):
+                for doc in batch.get(coll, ()):
+                    eid = str(doc.get("_id"))
+                    run_id = doc.get("run_id")
+                    if not run_id:
+                        continue
+                    data = self.run(str(run_id))
+                    if coll == "predictions":
+                        fresh = eid not in data.predictions
+                        data.predictions[eid] = _prediction(doc)
+                        if len(data.predictions) > FORECASTS_KEPT:
+                            data.predictions.pop(next(iter(data.predictions)))
+                        if fresh:
+                            new.append((coll, doc))
+                        continue
+                    if eid in self._seen:
+                        continue
+                    self._seen.add(eid)
+                    new.append((coll, doc))
+                    if coll == "runs":
+                        _insort(data.events, doc)
+                        ts = int(doc.get("ts_ns") or 0)
+                        if ts >= self._latest_ts:
+                            self._latest_ts, self.latest = ts, str(run_id)
+                    elif coll == "equity":
+                        name = str(doc["strategy"])
+                        light = {k: doc.get(k) for k in EQUITY_FIELDS}
+                        curve = data.curves.setdefault(name, [])
+                        _insort(curve, light)
+                        if curve[-1] is light:
+                            data.last_equity[name] = doc
+                        data.version += 1
+                    elif coll == "fills":
+                        _insort(data.fills, doc)
+                    else:
+                        _insort(data.risk, doc)
+        return new
+
+
+def _prediction(doc: Mapping[str, Any]) -> dict[str, Any]:
+    keep = ("ts_ns", "seq", "base_price", "predicted_price", "log_returns", "target_ts_ns",
+            "realised_price", "model_version")  # fmt: skip
+    return {k: doc.get(k) for k in keep}
+
+
+class MemoryJournal:
+    """The two reads ``report.leaderboard`` makes, answered from memory (read-only)."""
+
+    def __init__(self, data: RunData) -> None:
+        self._data = data
+
+    def find(
+        self,
+        kind: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 0,
+        projection: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        filt = dict(filter or {})
+        if filt.get("run_id") not in (None, self._data.run_id):
+            return []
+        if kind == "runs":
+            docs = [d for d in self._data.events if all(d.get(k) == v for k, v in filt.items())]
+        elif kind == "equity":
+            docs = [d for name in self._data.curves for d in self._data.curve(name)]
+            docs.sort(key=_key)
+        else:
+            raise NotImplementedError(f"MemoryJournal has no {kind!r}")
+        return docs[:limit] if limit else docs
