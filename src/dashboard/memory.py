@@ -28,6 +28,7 @@ class RunData:
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id, insertion order
     risk: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0  # bumped on every new equity snapshot
+    pred_version: int = 0  # bumped on every new or updated forecast
 
     @property
     def started(self) -> dict[str, Any] | None:
@@ -46,13 +47,12 @@ def _key(doc: Mapping[str, Any]) -> tuple[int, int]:
     return (int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
 
 
-def _insort(items: list[dict[str, Any]], doc: dict[str, Any]) -> None:
-    """Append in time order (journal order is nearly always time order: insert from the end)."""
-    k = _key(doc)
-    i = len(items)
-    while i > 0 and _key(items[i - 1]) > k:
-        i -= 1
-    items.insert(i, doc)
+def _append(items: list[dict[str, Any]], doc: dict[str, Any], dirty: list[list[Any]]) -> None:
+    """Append; a list that went out of time order is sorted once after the batch (journal
+    order is nearly always time order, and timsort is linear on nearly sorted lists)."""
+    if items and _key(items[-1]) > _key(doc) and not any(d is items for d in dirty):
+        dirty.append(items)
+    items.append(doc)
 
 
 class MemoryStore:
@@ -75,6 +75,7 @@ class MemoryStore:
     def apply(self, batch: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
         """Take new documents; returns the (collection, doc) pairs that were new."""
         new: list[tuple[str, dict[str, Any]]] = []
+        dirty: list[list[Any]] = []
         with self.lock:
             for coll in ("runs", "equity", "fills", "predictions", "risk_events"):
                 for doc in batch.get(coll, ()):
@@ -86,6 +87,7 @@ class MemoryStore:
                     if coll == "predictions":
                         fresh = eid not in data.predictions
                         data.predictions[eid] = _prediction(doc)
+                        data.pred_version += 1
                         if len(data.predictions) > FORECASTS_KEPT:
                             data.predictions.pop(next(iter(data.predictions)))
                         if fresh:
@@ -96,22 +98,24 @@ class MemoryStore:
                     self._seen.add(eid)
                     new.append((coll, doc))
                     if coll == "runs":
-                        _insort(data.events, doc)
+                        _append(data.events, doc, dirty)
                         ts = int(doc.get("ts_ns") or 0)
                         if ts >= self._latest_ts:
                             self._latest_ts, self.latest = ts, str(run_id)
                     elif coll == "equity":
                         name = str(doc["strategy"])
                         light = {k: doc.get(k) for k in EQUITY_FIELDS}
-                        curve = data.curves.setdefault(name, [])
-                        _insort(curve, light)
-                        if curve[-1] is light:
+                        _append(data.curves.setdefault(name, []), light, dirty)
+                        last = data.last_equity.get(name)
+                        if last is None or _key(doc) >= _key(last):
                             data.last_equity[name] = doc
                         data.version += 1
                     elif coll == "fills":
-                        _insort(data.fills, doc)
+                        _append(data.fills, doc, dirty)
                     else:
-                        _insort(data.risk, doc)
+                        _append(data.risk, doc, dirty)
+            for items in dirty:
+                items.sort(key=_key)
         return new
 
 

@@ -182,6 +182,18 @@ class DashboardReader:
     def close(self) -> None:
         self.tail.close()
 
+    def cached_json(self, name: str, run_id: str, *args: Any) -> bytes:
+        """The JSON of a heavy view, serialised once per change of the run's data (these answers
+        are up to a few hundred KB: serialising them per request would dominate)."""
+        data = self._data(run_id)
+        version = (data.version, data.pred_version) if name == "forecasts" else data.version
+        build = getattr(self, name)
+        return self._cache.get(
+            ("json", name, run_id, *args),
+            version,
+            lambda: build(run_id, *args).model_dump_json().encode(),
+        )
+
     # -- runs -----------------------------------------------------------------------------
     def latest_run_id(self) -> str | None:
         return self.store.latest

@@ -14,7 +14,8 @@ from cryptoarena.dashboard import schemas as s
 
 logger = logging.getLogger(__name__)
 
-TTL_S = 30.0
+# Reading the registry costs ~1 s of CPU (MLflow): promotions are rare, so not often.
+TTL_S = 120.0
 
 
 class RegistryView:
