@@ -116,7 +116,7 @@ PAGES = [
     ("overview", "#/", "[data-strategy]"),
     ("strategy", "#/strategy/buy_hold", "#h-price"),
     ("model", "#/model", "figure.fan svg"),
-    ("risk", "#/risk", "#h-limits"),
+    ("risk", "#/risk", "[data-limit]"),
     ("about", "#/page/about", "article h1"),
     ("rules", "#/page/rules", "article h1"),
     ("updates", "#/page/updates", "article h1"),
