@@ -180,3 +180,25 @@ def test_the_tail_follows_inserts_and_in_place_updates(tmp_path: Path) -> None:
     data = store.runs["t1"]
     assert [f["ts_ns"] for f in data.fills] == [7, 9]  # kept in time order
     assert next(iter(data.predictions.values()))["realised_price"] == 101.5
+
+
+def test_the_query_tail_for_mongodb_follows_the_latest_run(made: Settings) -> None:
+    """The MongoDB path (time windows through the journal's queries), here on litemongo."""
+    from cryptoarena.dashboard.reader import DashboardReader
+    from cryptoarena.dashboard.tail import QueryTail
+
+    with Journal.open(made, run_id="reader", readonly=True) as journal:
+        reader = DashboardReader(journal, QueryTail(journal), embedded=False)
+        first = reader.poll()
+        assert reader.latest_run_id() == RUN_ID
+        fills = journal.count("fills", {"run_id": RUN_ID})
+        assert sum(1 for coll, _ in first if coll == "fills") == fills
+        assert reader.poll() == []  # nothing new
+        with Journal.open(made, run_id=RUN_ID) as writer:
+            last = reader.fills(RUN_ID, None, 1, 0).items[0]
+            fid = writer.record("fills", {"strategy": "macd", "price": "1", "qty": "1",
+                                          "ts_ns": last.ts_ns})  # fmt: skip
+        new = reader.poll()
+        assert [(c, d["_id"]) for c, d in new] == [("fills", fid)]
+        rows, _ = leaderboard(journal, RUN_ID)
+        assert [r.strategy for r in reader.leaderboard(RUN_ID).rows] == [r.strategy for r in rows]
