@@ -14,7 +14,8 @@ from cryptoarena.dashboard import schemas as s
 
 logger = logging.getLogger(__name__)
 
-TTL_S = 30.0
+# Reading the registry costs ~1 s of CPU (MLflow): promotions are rare, so not often.
+TTL_S = 120.0
 
 
 class RegistryView:
@@ -22,6 +23,7 @@ class RegistryView:
         self._uri = settings.mlflow.tracking_uri
         self._experiment = settings.mlflow.experiment
         self.name = settings.serving.model_name
+        self._ui = (settings.dashboard.mlflow_ui_url or "").rstrip("/")
         self._lock = threading.Lock()
         self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
         self._value = (0.0, ([], None, None))
@@ -62,6 +64,14 @@ class RegistryView:
 
         client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
         versions: list[s.ModelVersion] = []
+        # search_model_versions leaves the aliases out: take them from the registered model.
+        try:
+            alias_map: dict[str, str] = dict(client.get_registered_model(self.name).aliases or {})
+        except Exception:  # no such model yet
+            alias_map = {}
+        aliases: dict[str, list[str]] = {}
+        for alias, ver in sorted(alias_map.items()):
+            aliases.setdefault(str(ver), []).append(alias)
         for mv in client.search_model_versions(f"name='{self.name}'"):
             metrics: dict[str, float] = {}
             if mv.run_id:
@@ -73,7 +83,7 @@ class RegistryView:
             versions.append(
                 s.ModelVersion(
                     version=str(mv.version),
-                    aliases=list(getattr(mv, "aliases", []) or []),
+                    aliases=aliases.get(str(mv.version), []),
                     created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
                     gate=tags.get("gate"),
                     promotion=tags.get("promotion"),
@@ -105,6 +115,10 @@ class RegistryView:
             should_retrain=None if retrain is None else retrain == "True",
             reasons=tags.get("drift.reasons"),
             run_id=run.info.run_id,
-            # The MLflow UI's address for this run, when the UI serves this tracking store.
-            run_url=f"#/experiments/{exp.experiment_id}/runs/{run.info.run_id}",
+            # The MLflow UI's page for this run (ARENA_DASHBOARD__MLFLOW_UI_URL), if one is set.
+            run_url=(
+                f"{self._ui}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+                if self._ui
+                else None
+            ),
         )

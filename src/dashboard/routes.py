@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from cryptoarena.dashboard import pages
 from cryptoarena.dashboard import schemas as s
@@ -20,9 +21,10 @@ from cryptoarena.dashboard.deps import (
     SettingsDep,
     resolve_run,
 )
+from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +47,22 @@ def runs(reader: ReaderDep, limit: Limit = 20, offset: Offset = 0) -> s.Page[s.R
     return reader.runs(limit, offset)
 
 
-@router.get("/leaderboard", response_model=s.Leaderboard)
-def leaderboard(reader: ReaderDep, run_id: RunQuery = None) -> s.Leaderboard:
+def _cached(reader: DashboardReader, name: str, run_id: str | None, *args: Any) -> Response:
     try:
-        return reader.leaderboard(resolve_run(reader, run_id))
+        body = reader.cached_json(name, resolve_run(reader, run_id), *args)
     except LookupError as exc:
         raise _missing(exc) from None
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/leaderboard", response_model=s.Leaderboard)
+def leaderboard(reader: ReaderDep, run_id: RunQuery = None) -> Response:
+    return _cached(reader, "leaderboard", run_id)
 
 
 @router.get("/equity", response_model=s.EquityCurves)
-def equity(reader: ReaderDep, run_id: RunQuery = None, points: Points = 600) -> s.EquityCurves:
-    try:
-        return reader.equity(resolve_run(reader, run_id), points)
-    except LookupError as exc:
-        raise _missing(exc) from None
+def equity(reader: ReaderDep, run_id: RunQuery = None, points: Points = 600) -> Response:
+    return _cached(reader, "equity", run_id, points)
 
 
 @router.get("/fills", response_model=s.Page[s.Fill])
@@ -86,18 +90,15 @@ def strategy(
     name: str = Path(max_length=64),
     run_id: RunQuery = None,
     points: Points = 400,
-) -> s.StrategyDetail:
-    try:
-        return reader.strategy(resolve_run(reader, run_id), name, points)
-    except LookupError as exc:
-        raise _missing(exc) from None
+) -> Response:
+    return _cached(reader, "strategy", run_id, name, points)
 
 
 @router.get("/forecasts", response_model=s.Forecasts)
 def forecasts(
     reader: ReaderDep, run_id: RunQuery = None, last: int = Query(300, ge=1, le=2000)
-) -> s.Forecasts:
-    return reader.forecasts(resolve_run(reader, run_id), last)
+) -> Response:
+    return _cached(reader, "forecasts", run_id, last)
 
 
 @router.get("/models", response_model=s.Models)
