@@ -91,7 +91,7 @@ def build_journal(root: Path) -> None:
     ]
     risk = {"strategy": {"max_position_notional": 20000.0, "max_drawdown": 0.1},
             "global": {"max_gross_notional": 250000.0, "max_data_age_s": 30.0}}  # fmt: skip
-    db.runs.insert_one(doc(event="started", source="replay", exchange="paper", symbol="BTCUSDT",
+    db["runs"].insert_one(doc(event="started", source="replay", exchange="paper", symbol="BTCUSDT",
                            strategies=strategies, arena={"capital": 10000.0}, risk=risk,
                            ts_ns=T0))  # fmt: skip
     equity, fills, latest, minutes = [], [], [], {}
@@ -118,7 +118,7 @@ def build_journal(root: Path) -> None:
             key = schema.equity_minute_id(RUN, name, minute)
             minutes[key] = {**snap, "_id": key, "event_id": snap["_id"], "minute_ns": minute}
         latest.append({**snap, "_id": f"{RUN}/{name}", "event_id": snap["_id"]})
-        db.summaries.insert_one({"_id": name, "strategy": name, "run_id": RUN, "halted": None,
+        db["summaries"].insert_one({"_id": name, "strategy": name, "run_id": RUN, "halted": None,
                                  "vetoes": 3, "equity": eq})  # fmt: skip
     preds = []
     for t in range(60, DAY_S):
@@ -140,7 +140,7 @@ def build_journal(root: Path) -> None:
         for i in range(0, len(docs), 5000):
             db[coll].insert_many(docs[i : i + 5000])
         print(f"  {coll}: {len(docs):,}", flush=True)
-    db.runs.insert_one(doc(event="stopped", stopped_by="feed ended", ts_ns=T0 + DAY_S * 10**9))
+    db["runs"].insert_one(doc(event="stopped", stopped_by="feed ended", ts_ns=T0 + DAY_S * 10**9))
     client.close()
 
 
