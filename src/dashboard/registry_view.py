@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptoarena.config import Settings
@@ -45,6 +46,24 @@ class RegistryView:
     def refresh_now(self) -> None:
         self._refresh()
 
+    def sample(self, version: str | None, first_ns: int | None, last_ns: int | None) -> str | None:
+        """In or out of sample: the run's data span against the training split of ``version``."""
+        versions, _, _ = self.get()
+        mv = next((v for v in versions if v.version == version), None)
+        if mv is None or not mv.train_first or not mv.train_last or first_ns is None:
+            return None
+        try:
+            lo = datetime.fromisoformat(mv.train_first).replace(tzinfo=UTC)
+            hi = datetime.fromisoformat(mv.train_last).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        first = datetime.fromtimestamp(first_ns / 1e9, UTC)
+        last = datetime.fromtimestamp((last_ns or first_ns) / 1e9, UTC)
+        trained = f"v{version} trained on {mv.train_first} – {mv.train_last} UTC"
+        if first > hi or last < lo:
+            return f"out of sample ({trained})"
+        return f"IN SAMPLE: the run trades data {trained}"
+
     def _refresh(self) -> None:
         try:
             value: tuple[list[s.ModelVersion], s.DriftStatus | None, str | None] = (
@@ -74,9 +93,11 @@ class RegistryView:
             aliases.setdefault(str(ver), []).append(alias)
         for mv in client.search_model_versions(f"name='{self.name}'"):
             metrics: dict[str, float] = {}
+            run_tags: dict[str, str] = {}
             if mv.run_id:
                 try:
-                    metrics = dict(client.get_run(mv.run_id).data.metrics)
+                    data = client.get_run(mv.run_id).data
+                    metrics, run_tags = dict(data.metrics), dict(data.tags)
                 except Exception:
                     metrics = {}
             tags: dict[str, Any] = dict(mv.tags or {})
@@ -89,6 +110,8 @@ class RegistryView:
                     promotion=tags.get("promotion"),
                     metrics={k: float(v) for k, v in metrics.items()},
                     run_id=mv.run_id,
+                    train_first=run_tags.get("data.train_first"),
+                    train_last=run_tags.get("data.train_last"),
                 )
             )
         versions.sort(key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)

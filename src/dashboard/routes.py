@@ -187,7 +187,9 @@ def kill_switch(
 
 
 @router.get("/status", response_model=s.Status)
-def status(reader: ReaderDep, kill: KillDep, settings: SettingsDep) -> s.Status:
+def status(
+    reader: ReaderDep, kill: KillDep, settings: SettingsDep, registry: RegistryDep
+) -> s.Status:
     ks = kill_state(kill, settings.trading.kill_token is not None)
     run_id = reader.latest_run_id()
     if run_id is None:
@@ -211,13 +213,16 @@ def status(reader: ReaderDep, kill: KillDep, settings: SettingsDep) -> s.Status:
                                 halted=str(halted) if halted else None))  # fmt: skip
     data_ns = reader.data_time(run_id)
     pred = reader.newest_prediction(run_id)
+    version = pred.get("model_version") if pred else None
+    first_ns = info.first_data_ns if info else None
     return s.Status(
         run=info,
         bots=bots,
         data_time_ns=data_ns,
         lag_s=(time.time_ns() - data_ns) / 1e9 if data_ns else None,
         forecast_age_s=(data_ns - int(pred["ts_ns"])) / 1e9 if pred and data_ns else None,
-        model_version=pred.get("model_version") if pred else None,
+        model_version=version,
+        sample=registry.sample(version, first_ns, data_ns),
         kill=ks,
     )
 

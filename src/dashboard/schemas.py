@@ -185,6 +185,8 @@ class ModelVersion(BaseModel):
     promotion: str | None
     metrics: dict[str, float]
     run_id: str | None
+    train_first: str | None = None  # the training split's first and last bar (UTC, ISO)
+    train_last: str | None = None
 
 
 class DriftStatus(BaseModel):
@@ -250,6 +252,8 @@ class Status(BaseModel):
     lag_s: float | None  # wall clock minus data time (meaningful for live runs)
     forecast_age_s: float | None  # data time minus the newest forecast
     model_version: str | None
+    # Whether the run traded data the model in use was trained on (from the registry).
+    sample: str | None = None
     kill: KillState
 
 

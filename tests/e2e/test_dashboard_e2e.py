@@ -170,7 +170,7 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
     points = int(w.page.get_attribute(".equity", "data-points") or 0)
     assert points > 9 * 10
     assert w.page.is_visible(".equity canvas")
-    assert w.page.inner_text(".live").strip().endswith("live")
+    w.page.wait_for_selector(".live .dot.on", timeout=10_000)  # the event stream is connected
 
     # A fill journaled now (by another writer: the dashboard only reads) shows up, no reload.
     last = _get(f"{base}/api/fills?limit=1")["items"][0]

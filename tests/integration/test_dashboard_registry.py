@@ -28,6 +28,8 @@ def test_versions_gate_reasons_and_the_latest_drift_check(tmp_path) -> None:
     ):
         run = client.create_run(exp)
         client.log_metric(run.info.run_id, "skill", skill)
+        client.set_tag(run.info.run_id, "data.train_first", "2020-02-22T00:00:00")
+        client.set_tag(run.info.run_id, "data.train_last", "2020-02-22T01:30:00")
         client.set_terminated(run.info.run_id)
         mv = client.create_model_version("btcusdt-15s", f"{tmp_path}/m{i}", run.info.run_id)
         client.set_model_version_tag("btcusdt-15s", mv.version, "gate", gate)
@@ -51,6 +53,12 @@ def test_versions_gate_reasons_and_the_latest_drift_check(tmp_path) -> None:
     assert status is not None and status.should_retrain is True
     assert status.reasons == "feature drift: vol_30" and status.run_id == drift.info.run_id
     assert status.run_url == f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{drift.info.run_id}"
+    # In or out of sample: a run on hour 3 of the day is out of v1's training split; hour 1 is in.
+    t0 = 1_582_329_600 * 10**9  # 2020-02-22 00:00 UTC
+    hour = 3600 * 10**9
+    assert view.sample("1", t0 + 3 * hour, t0 + 4 * hour).startswith("out of sample (v1 trained")
+    assert view.sample("1", t0 + hour, t0 + 2 * hour).startswith("IN SAMPLE")
+    assert view.sample("9", t0, t0) is None
 
 
 def test_an_unreadable_registry_is_reported_not_raised(tmp_path) -> None:
