@@ -24,6 +24,7 @@ from cryptoarena.dashboard.memory import MemoryStore, RunData
 from cryptoarena.dashboard.tail import Tail
 from cryptoarena.trading.results.model import Comparison as ReportComparison
 from cryptoarena.trading.results.model import StrategyRow as ReportRow
+from cryptoarena.trading.results.render import sample_line
 from cryptoarena.trading.results.source import build_report
 
 logger = logging.getLogger(__name__)
@@ -274,6 +275,7 @@ class DashboardReader:
             comparison=interval(headline, v.periods, v.confidence) if headline else None,
             sentence=v.sentence,
             intervals=intervals,
+            sample=sample_line(rep),
         )
 
     @staticmethod

@@ -222,7 +222,9 @@ def status(
         lag_s=(time.time_ns() - data_ns) / 1e9 if data_ns else None,
         forecast_age_s=(data_ns - int(pred["ts_ns"])) / 1e9 if pred and data_ns else None,
         model_version=version,
-        sample=registry.sample(version, first_ns, data_ns),
+        # What the run recorded at its start (as `arena report` says it) wins; the registry's
+        # training span is the fallback for runs that did not record it.
+        sample=reader.leaderboard(run_id).sample or registry.sample(version, first_ns, data_ns),
         kill=ks,
     )
 

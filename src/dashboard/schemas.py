@@ -78,6 +78,8 @@ class Leaderboard(BaseModel):
     comparison: Interval | None
     sentence: str | None  # the same sentence `arena report` prints
     intervals: list[Interval]  # AI vs each classical strategy and buy-and-hold
+    # `arena report`'s in/out-of-sample line, from the run's own start record (None: unknown).
+    sample: str | None = None
 
 
 class SeriesPoint(BaseModel):

@@ -213,3 +213,30 @@ def test_the_query_tail_for_mongodb_follows_the_latest_run(made: Settings) -> No
         assert [(c, d["_id"]) for c, d in new] == [("fills", fid)]
         rows = build_report(journal, RUN_ID, forecasts=False).strategies
         assert [r.strategy for r in reader.leaderboard(RUN_ID).rows] == [r.name for r in rows]
+
+
+def test_in_or_out_of_sample_is_what_the_run_recorded(tmp_path: Path) -> None:
+    """The overview's sample line is `arena report`'s, from the run's start record (the
+    registry's training span is only the fallback for runs that did not record it)."""
+    from cryptoarena.dashboard.reader import DashboardReader
+    from cryptoarena.dashboard.tail import EmbeddedTail
+    from cryptoarena.trading.results.render import sample_line
+
+    settings = Settings(mongo={"embedded_dir": tmp_path / "journal"})  # type: ignore[arg-type]
+    until = 1_582_333_200_000_000_000
+    with Journal.open(settings, run_id="s1") as journal:
+        journal.record("runs", {"event": "started", "ts_ns": until - 10**12, "in_sample": True,
+                                "model_valid_until_ns": until, "arena": {"capital": 1000.0},
+                                "strategies": [{"name": "ai", "family": "ai"}]})  # fmt: skip
+        for i in range(5):
+            journal.record("equity", {"strategy": "ai", "ts_ns": until - 10**12 + i * 5 * 10**9,
+                                      "equity": 1000.0 + i, "qty": 0.0})  # fmt: skip
+        assert journal.sync(10)
+    with Journal.open(settings, run_id="check", readonly=True) as journal:
+        want = sample_line(build_report(journal, "s1", forecasts=False))
+        reader = DashboardReader(journal, EmbeddedTail(settings.mongo.embedded_dir, "cryptoarena"))
+        reader.poll()
+        got = reader.leaderboard("s1").sample
+        reader.close()
+    assert want is not None and want.startswith("IN-SAMPLE")
+    assert got == want
