@@ -72,7 +72,7 @@ test: install web lint typecheck web-test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # Every benchmark (minutes; never part of the tests). Results go in docs/benchmarks.md by hand.
-BENCHES := bars exchange journal model trading serving
+BENCHES := bars exchange journal model trading serving dashboard
 bench: install
 	@for b in $(BENCHES); do echo "== bench.$$b"; $(BIN)/python -m bench.$$b || exit 1; done
 

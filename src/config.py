@@ -138,6 +138,8 @@ class DashboardSettings(BaseModel):
     site_dir: Path = Path("docs/site")
     # How often the live stream looks for new journal events (seconds).
     poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    # The MLflow UI people can open (e.g. http://127.0.0.1:5000), for links to drift runs.
+    mlflow_ui_url: str | None = None
 
 
 class Settings(BaseSettings):

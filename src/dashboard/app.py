@@ -4,6 +4,7 @@ owns it), starts the live stream, and serves the API under /api and the built UI
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from cryptoarena.dashboard.live import LiveHub
 from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.dashboard.registry_view import RegistryView
 from cryptoarena.dashboard.routes import router
+from cryptoarena.dashboard.tail import EmbeddedTail, QueryTail, Tail
 from cryptoarena.trading.risk.killswitch import kill_switch
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
@@ -30,11 +32,29 @@ CSP = (
 
 
 def open_reader(settings: Settings) -> tuple[DashboardReader, Any]:
-    """A read-only journal: no writer lock, no spill replay (the worker owns those)."""
+    """A read-only journal (no writer lock, no spill replay: the worker owns those) and a tail
+    of it: the SQLite files read-only on the embedded store, time-window queries on MongoDB."""
     from cryptoarena.trading.journal import Journal
 
     journal = Journal.open(settings, run_id="dashboard", readonly=True)
-    return DashboardReader(journal, embedded=settings.mongo.uri is None), journal
+    embedded = settings.mongo.uri is None
+    tail: Tail
+    if embedded:
+        tail = EmbeddedTail(settings.mongo.embedded_dir, settings.mongo.database)
+    else:
+        tail = QueryTail(journal)
+    return DashboardReader(journal, tail, embedded=embedded), journal
+
+
+def _warm(reader: DashboardReader) -> None:
+    run = reader.latest_run_id()
+    if run is None:
+        return
+    try:
+        reader.leaderboard(run)
+        reader.equity(run, 600)
+    except Exception as exc:  # only a head start: the request computes it otherwise
+        logger.info("dashboard: warm-up skipped: %s", exc)
 
 
 def create_app(
@@ -52,11 +72,14 @@ def create_app(
         app.state.hub = LiveHub(app.state.reader, settings.dashboard.poll_interval_s)
         app.state.registry.get()  # starts the first (slow) registry read in the background
         await app.state.hub.start()
+        # The first leaderboard of a long run takes seconds: compute it before a page asks.
+        threading.Thread(target=_warm, args=(app.state.reader,), daemon=True).start()
         try:
             yield
         finally:
             await app.state.hub.stop()
             if journal is not None:
+                app.state.reader.close()
                 journal.close()
 
     app = FastAPI(

@@ -1,9 +1,9 @@
 """The live stream: one poller follows the journal and pushes new fills, equity points,
 forecasts, risk events and run status to every open page (Server-Sent Events).
 
-The journal has no change feed on litemongo, so the poller asks each collection for documents
-newer than the last it saw (an indexed run_id + ts_ns window); events carry a sequence number so
-a page can tell when it missed some and reload from the REST routes.
+The poller follows the journal through the reader's tail (new rows only, see tail.py), feeds the
+in-memory read model, and turns the latest run's new documents into events; events carry a
+sequence number so a page can tell when it missed some and reload from the REST routes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptoarena.dashboard.reader import DashboardReader, risk_event
@@ -31,21 +30,12 @@ QUEUE_SIZE = 1000
 PING_S = 15.0
 
 
-@dataclass
-class _Cursor:
-    ts_ns: int = -1
-    ids_at_ts: set[str] = field(default_factory=set)
-
-
 class LiveHub:
     def __init__(self, reader: DashboardReader, poll_interval_s: float) -> None:
         self.reader = reader
         self.poll_interval_s = poll_interval_s
         self.seq = 0
         self._subscribers: set[asyncio.Queue[tuple[int, str, dict[str, Any]]]] = set()
-        self._run_id: str | None = None
-        self._run_state: tuple[Any, ...] | None = None
-        self._cursors: dict[str, _Cursor] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -82,53 +72,29 @@ class LiveHub:
 
     # -- polling (in a worker thread) ---------------------------------------------------------
     def _poll(self, prime: bool) -> list[tuple[str, dict[str, Any]]]:
-        events: list[tuple[str, dict[str, Any]]] = []
-        run_id = self.reader.latest_run_id()
-        if run_id is None:
-            return events
-        if run_id != self._run_id:
-            self._run_id = run_id
-            self._cursors = {kind: _Cursor() for kind in WATCHED}
-            self._run_state = None
-            if prime:
-                for kind in WATCHED:
-                    self._advance(kind, run_id, record=False)
-        info = self.reader.run_info(run_id)
-        state = None if info is None else (info.run_id, info.running, info.ended_by)
-        if state != self._run_state and info is not None:
-            self._run_state = state
-            if not prime:
-                events.append(("run", info.model_dump()))
+        new = self.reader.poll()
         if prime:
-            return events
-        for kind in WATCHED:
-            events.extend(self._advance(kind, run_id, record=True))
+            return []  # the backlog: pages load history from the REST routes
+        latest = self.reader.latest_run_id()
+        events: list[tuple[str, dict[str, Any]]] = []
+        runs_changed = False
+        for coll, doc in new:
+            if coll == "runs":
+                runs_changed = True
+            elif doc.get("run_id") == latest:
+                events.append((WATCHED[coll], _event(coll, doc)))
+        if runs_changed and latest is not None:
+            info = self.reader.run_info(latest)
+            if info is not None:
+                events.insert(0, ("run", info.model_dump()))
         return events
-
-    def _advance(self, kind: str, run_id: str, *, record: bool) -> list[tuple[str, dict[str, Any]]]:
-        cur = self._cursors[kind]
-        filt: dict[str, Any] = {"run_id": run_id}
-        if cur.ts_ns >= 0:
-            filt["ts_ns"] = {"$gte": cur.ts_ns}
-        docs = self.reader.journal.find(kind, filt, sort=[("ts_ns", 1), ("seq", 1)], limit=2000)
-        out: list[tuple[str, dict[str, Any]]] = []
-        for doc in docs:
-            ts, eid = int(doc["ts_ns"]), str(doc["_id"])
-            if ts == cur.ts_ns and eid in cur.ids_at_ts:
-                continue
-            if ts > cur.ts_ns:
-                cur.ts_ns, cur.ids_at_ts = ts, set()
-            cur.ids_at_ts.add(eid)
-            if record:
-                out.append((WATCHED[kind], _event(kind, doc)))
-        return out
 
     # -- subscribers ----------------------------------------------------------------------------
     async def stream(self, is_disconnected: Any) -> AsyncIterator[str]:
         queue: asyncio.Queue[tuple[int, str, dict[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
         try:
-            yield f"retry: 2000\nevent: hello\ndata: {json.dumps({'seq': self.seq, 'run_id': self._run_id})}\n\n"
+            yield f"retry: 2000\nevent: hello\ndata: {json.dumps({'seq': self.seq, 'run_id': self.reader.latest_run_id()})}\n\n"
             while True:
                 try:
                     seq, name, data = await asyncio.wait_for(queue.get(), PING_S)

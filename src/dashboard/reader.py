@@ -1,9 +1,11 @@
-"""Read models for the dashboard, computed from the journal (opened read-only) through the same
-functions ``arena report`` uses (``cryptoarena.trading.report`` / ``stats``).
+"""Views for the dashboard API. Curves, fills, forecasts and risk events come from the
+in-memory read model of the journal (:mod:`~cryptoarena.dashboard.memory`); the leaderboard and
+the verdict are ``arena report``'s own :class:`RunReport`
+(:func:`cryptoarena.trading.results.source.build_report` on the read-only journal), so the page
+shows the same sentence and numbers.
 
-Every query starts from an indexed window (run_id + ts_ns, or a read model), since litemongo
-evaluates queries in Python. Figures that need a whole run (leaderboard, equity curves) are
-cached per run and recomputed only when the run's latest equity snapshots change.
+Figures that need a whole run (leaderboard, equity curves, a strategy's detail) are cached per
+run and recomputed in the background when the run journals new equity snapshots.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 from cryptoarena.dashboard import schemas as s
+from cryptoarena.dashboard.memory import MemoryStore, RunData
+from cryptoarena.dashboard.tail import Tail
 from cryptoarena.trading.results.model import Comparison as ReportComparison
 from cryptoarena.trading.results.model import StrategyRow as ReportRow
-from cryptoarena.trading.results.source import build_report, latest_run_id
+from cryptoarena.trading.results.render import sample_line
+from cryptoarena.trading.results.source import build_report
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ T = TypeVar("T")
 MAX_POINTS = 2000
 # A run whose figures changed is recomputed at most this often (a live run snapshots every few
 # seconds; the stream tells the page when to ask again).
-RECOMPUTE_S = 2.0
+RECOMPUTE_S = 3.0
 
 
 def _f(value: Any) -> float:
@@ -109,64 +114,106 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 class _Cache:
-    """Per-key memo that recomputes when the key's version changes (at most every
-    ``RECOMPUTE_S``; meanwhile the previous value is served)."""
+    """Per-key memo, stale-while-revalidate: when the key's version changed, the previous value
+    is served while one background thread recomputes (at most every ``RECOMPUTE_S``); only a
+    key never computed is computed in the request."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: dict[Any, tuple[Any, float, Any]] = {}
+        self._busy: set[Any] = set()
 
     def get(self, key: Any, version: Any, compute: Callable[[], T]) -> T:
         with self._lock:
             hit = self._items.get(key)
-        now = time.monotonic()
-        if hit is not None and (hit[0] == version or now - hit[1] < RECOMPUTE_S):
+            stale = hit is not None and hit[0] != version and key not in self._busy
+            if stale and hit is not None and time.monotonic() - hit[1] >= RECOMPUTE_S:
+                self._busy.add(key)
+                threading.Thread(
+                    target=self._recompute, args=(key, version, compute), daemon=True
+                ).start()
+        if hit is not None:
             return hit[2]
         value = compute()
+        self._put(key, version, value)
+        return value
+
+    def _recompute(self, key: Any, version: Any, compute: Callable[[], Any]) -> None:
+        try:
+            self._put(key, version, compute())
+        except Exception as exc:  # keep serving the previous value
+            logger.warning("dashboard: recomputing %s failed: %s", key, exc)
+        finally:
+            with self._lock:
+                self._busy.discard(key)
+
+    def _put(self, key: Any, version: Any, value: Any) -> None:
         with self._lock:
-            self._items[key] = (version, now, value)
+            self._items[key] = (version, time.monotonic(), value)
             if len(self._items) > 256:
                 self._items.pop(next(iter(self._items)))
-        return value
 
 
 class DashboardReader:
-    """Queries behind the API routes; ``journal`` is a read-only :class:`Journal`."""
+    """Queries behind the API routes. Run data comes from the in-memory read model (fed by a
+    :mod:`~cryptoarena.dashboard.tail` of the journal); the small read models (summaries,
+    model events) from ``journal``, a read-only :class:`Journal`."""
 
-    def __init__(self, journal: Any, *, embedded: bool = True) -> None:
+    def __init__(self, journal: Any, tail: Tail, *, embedded: bool = True) -> None:
         self.journal = journal
+        self.tail = tail
         self.embedded = embedded
+        self.store = MemoryStore()
         self._cache = _Cache()
+        self._poll_lock = threading.Lock()
+
+    def poll(self) -> list[tuple[str, dict[str, Any]]]:
+        """Read what the journal gained since the last poll into memory; returns the new docs."""
+        with self._poll_lock:
+            return self.store.apply(self.tail.poll())
+
+    def close(self) -> None:
+        self.tail.close()
+
+    def cached_json(self, name: str, run_id: str, *args: Any) -> bytes:
+        """The JSON of a heavy view, serialised once per change of the run's data (these answers
+        are up to a few hundred KB: serialising them per request would dominate)."""
+        data = self._data(run_id)
+        version = (data.version, data.pred_version) if name == "forecasts" else data.version
+        build = getattr(self, name)
+        return self._cache.get(
+            ("json", name, run_id, *args),
+            version,
+            lambda: build(run_id, *args).model_dump_json().encode(),
+        )
 
     # -- runs -----------------------------------------------------------------------------
     def latest_run_id(self) -> str | None:
-        return latest_run_id(self.journal)
+        # The most recently started run, by the wall clock of its start (as `arena report`).
+        return self.store.latest
+
+    def _data(self, run_id: str) -> RunData:
+        data = self.store.get(run_id)
+        if data is None or data.started is None:
+            raise LookupError(f"no run {run_id!r} in the journal")
+        return data
 
     def run_count(self) -> int:
-        return len({d["run_id"] for d in self.journal.find("runs", {}, projection={"run_id": 1})})
-
-    def _run_docs(self, run_id: str) -> list[dict[str, Any]]:
-        return self.journal.find(
-            "runs", {"run_id": run_id}, sort=[("ts_ns", 1)], projection={"strategies.config": 0}
-        )
+        return sum(1 for d in self.store.runs.values() if d.started is not None)
 
     def run_info(self, run_id: str) -> s.RunInfo | None:
-        docs = self._run_docs(run_id)
-        started = [d for d in docs if d.get("event") == "started"]
-        if not started:
+        data = self.store.get(run_id)
+        if data is None or data.started is None:
             return None
-        first = started[0]
-        ends = [d for d in docs if d.get("event") == "stopped"]
-        # A resumed run starts again after a stop: it runs while the last event is a start.
-        last = docs[-1]
+        first = data.started
+        with self.store.lock:
+            last = data.events[-1]
+            ends = [d for d in data.events if d.get("event") == "stopped"]
+            firsts = [c[0]["ts_ns"] for c in data.curves.values() if c]
+            lasts = [c[-1]["ts_ns"] for c in data.curves.values() if c]
+        # A resumed run starts again after a stop: it runs while its last event is a start.
         running = last.get("event") == "started"
         end = None if running or not ends else ends[-1]
-        span = self.journal.find(
-            "equity_latest", {"run_id": run_id}, projection={"ts_ns": 1, "_id": 0}
-        )
-        first_eq = self.journal.find(
-            "equity", {"run_id": run_id}, sort=[("ts_ns", 1)], limit=1, projection={"ts_ns": 1}
-        )
         return s.RunInfo(
             run_id=run_id,
             source=first.get("source"),
@@ -177,56 +224,46 @@ class DashboardReader:
             # ``ended_by`` is the engine's newer name; ``stopped_by`` what older runs journaled.
             ended_by=(end.get("ended_by") or end.get("stopped_by")) if end else None,
             running=running,
-            first_data_ns=int(first_eq[0]["ts_ns"]) if first_eq else None,
-            last_data_ns=max((int(d["ts_ns"]) for d in span), default=None),
+            first_data_ns=int(min(firsts)) if firsts else None,
+            last_data_ns=int(max(lasts)) if lasts else None,
             strategies=[st["name"] for st in first.get("strategies", [])],
             capital=_f(first.get("arena", {}).get("capital")),
         )
 
     def runs(self, limit: int, offset: int) -> s.Page[s.RunInfo]:
-        starts = self.journal.find(
-            "runs", {"event": "started"}, sort=[("ts_ns", -1)], projection={"run_id": 1}
-        )
-        ids = list(dict.fromkeys(d["run_id"] for d in starts))
-        items = [r for rid in ids[offset : offset + limit] if (r := self.run_info(rid))]
-        return s.Page[s.RunInfo](items=items, total=len(ids), limit=limit, offset=offset)
-
-    def _started(self, run_id: str) -> dict[str, Any]:
-        docs = self.journal.find(
-            "runs", {"run_id": run_id, "event": "started"}, sort=[("ts_ns", 1)], limit=1
-        )
-        if not docs:
-            raise LookupError(f"no run {run_id!r} in the journal")
-        return docs[0]
+        started = [d for d in self.store.runs.values() if d.started is not None]
+        started.sort(key=lambda d: int(d.started["ts_ns"]) if d.started else 0, reverse=True)
+        items = [r for d in started[offset : offset + limit] if (r := self.run_info(d.run_id))]
+        return s.Page[s.RunInfo](items=items, total=len(started), limit=limit, offset=offset)
 
     def families(self, run_id: str) -> dict[str, str]:
-        return {st["name"]: st["family"] for st in self._started(run_id).get("strategies", [])}
+        started = self._data(run_id).started or {}
+        return {st["name"]: st["family"] for st in started.get("strategies", [])}
 
-    def _version(self, run_id: str) -> tuple[Any, ...]:
-        """Changes whenever any strategy of the run journals a new equity snapshot."""
-        docs = self.journal.find(
-            "equity_latest", {"run_id": run_id}, projection={"strategy": 1, "seq": 1, "ts_ns": 1}
-        )
-        return tuple(sorted((d["strategy"], d.get("ts_ns"), d.get("seq")) for d in docs))
+    def _capital(self, run_id: str) -> float:
+        started = self._data(run_id).started or {}
+        return _f(started.get("arena", {}).get("capital"))
+
+    def _version(self, run_id: str) -> int:
+        return self._data(run_id).version
 
     # -- leaderboard and verdict ----------------------------------------------------------
     def leaderboard(self, run_id: str) -> s.Leaderboard:
-        return self._cache.get(
-            ("board", run_id), self._version(run_id), lambda: self._leaderboard(run_id)
-        )
+        data = self._data(run_id)
+        # Halts and the stop record change the report too, not only new snapshots.
+        version = (data.version, len(data.risk), len(data.events))
+        return self._cache.get(("board", run_id), version, lambda: self._leaderboard(run_id))
 
     def _curves(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
-        curves: dict[str, list[dict[str, Any]]] = {}
-        proj = {"strategy": 1, "ts_ns": 1, "equity": 1, "qty": 1, "_id": 0}
-        docs = self.journal.find(
-            "equity", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)], projection=proj
-        )
-        for doc in docs:
-            curves.setdefault(doc["strategy"], []).append(doc)
-        return curves
+        data = self._data(run_id)
+        with self.store.lock:
+            return {name: data.curve(name) for name in data.curves}
 
     def _leaderboard(self, run_id: str) -> s.Leaderboard:
-        # The same report (rows, verdict sentence and intervals) as `arena report`.
+        # The same report (rows, verdict sentence and intervals) as `arena report`: built by
+        # the same function on the journal itself (it reads indexed windows and, for long
+        # runs, the per-minute read model), off the request path (the cache recomputes it in
+        # the background).
         rep = build_report(self.journal, run_id, forecasts=False)
         out_rows = [self._row(i, r) for i, r in enumerate(rep.strategies, start=1)]
         v = rep.verdict
@@ -238,6 +275,7 @@ class DashboardReader:
             comparison=interval(headline, v.periods, v.confidence) if headline else None,
             sentence=v.sentence,
             intervals=intervals,
+            sample=sample_line(rep),
         )
 
     @staticmethod
@@ -274,16 +312,14 @@ class DashboardReader:
         )
 
     def _equity(self, run_id: str, points: int) -> s.EquityCurves:
-        started = self._started(run_id)
-        families = {st["name"]: st["family"] for st in started.get("strategies", [])}
+        families = self.families(run_id)
         series = []
         for name, curve in self._curves(run_id).items():
             ts = np.array([d["ts_ns"] // 1_000_000 for d in curve], dtype=np.int64)
             ys = np.array([d["equity"] for d in curve], dtype=np.float64)
             pts = [s.SeriesPoint(t=t, y=y) for t, y in downsample_minmax(ts, ys, points)]
             series.append(s.EquitySeries(strategy=name, family=families.get(name, "?"), points=pts))
-        capital = _f(started.get("arena", {}).get("capital"))
-        return s.EquityCurves(run_id=run_id, capital=capital, series=series)
+        return s.EquityCurves(run_id=run_id, capital=self._capital(run_id), series=series)
 
     # -- fills, positions, strategy detail -------------------------------------------------
     @staticmethod
@@ -301,20 +337,19 @@ class DashboardReader:
         )
 
     def fills(self, run_id: str, strategy: str | None, limit: int, offset: int) -> s.Page[s.Fill]:
-        filt: dict[str, Any] = {"run_id": run_id}
-        if strategy:
-            filt["strategy"] = strategy
-        docs = self.journal.find(
-            "fills", filt, sort=[("ts_ns", -1), ("seq", -1)], limit=offset + limit
-        )[offset:]
-        total = self.journal.count("fills", filt)
+        data = self._data(run_id)
+        with self.store.lock:
+            docs = [d for d in data.fills if not strategy or d.get("strategy") == strategy]
+        page = docs[::-1][offset : offset + limit]
         return s.Page[s.Fill](
-            items=[self.fill(d) for d in docs], total=total, limit=limit, offset=offset
+            items=[self.fill(d) for d in page], total=len(docs), limit=limit, offset=offset
         )
 
     def positions(self, run_id: str) -> list[s.Position]:
         families = self.families(run_id)
-        docs = self.journal.find("equity_latest", {"run_id": run_id})
+        data = self._data(run_id)
+        with self.store.lock:
+            docs = list(data.last_equity.values())
         return [
             s.Position(
                 strategy=d["strategy"],
@@ -342,11 +377,11 @@ class DashboardReader:
         families = self.families(run_id)
         if name not in families:
             raise LookupError(f"no strategy {name!r} in run {run_id!r}")
-        proj = {"ts_ns": 1, "mark": 1, "qty": 1, "equity": 1, "_id": 0}
-        curve = self.journal.find(
-            "equity", {"run_id": run_id, "strategy": name}, sort=[("ts_ns", 1)], projection=proj
-        )
-        capital = _f(self._started(run_id).get("arena", {}).get("capital"))
+        data = self._data(run_id)
+        with self.store.lock:
+            curve = list(data.curves.get(name, []))
+            fills = [d for d in data.fills if d.get("strategy") == name][-500:]
+        capital = self._capital(run_id)
         ts = np.array([d["ts_ns"] // 1_000_000 for d in curve], dtype=np.int64)
         mark = np.array([_f(d.get("mark")) for d in curve], dtype=np.float64)
         step = max(1, len(curve) // max(1, points))
@@ -358,9 +393,6 @@ class DashboardReader:
             )
             for d in curve[::step]
         ]
-        fills = self.journal.find(
-            "fills", {"run_id": run_id, "strategy": name}, sort=[("ts_ns", -1)], limit=500
-        )
         board = self.leaderboard(run_id)
         row = next((r for r in board.rows if r.strategy == name), None)
         events = self.risk_events(run_id, name, 50, 0).items
@@ -369,7 +401,7 @@ class DashboardReader:
             strategy=name,
             family=families[name],
             candles=candles(ts, mark, min(points, 240)),
-            fills=[self.fill(d) for d in reversed(fills)],
+            fills=[self.fill(d) for d in fills],
             position=position,
             row=row,
             risk_events=events,
@@ -377,10 +409,9 @@ class DashboardReader:
 
     # -- forecasts -------------------------------------------------------------------------
     def forecasts(self, run_id: str, last: int) -> s.Forecasts:
-        docs = self.journal.find(
-            "predictions", {"run_id": run_id}, sort=[("ts_ns", -1)], limit=last
-        )
-        docs.reverse()
+        data = self._data(run_id)
+        with self.store.lock:
+            docs = sorted(data.predictions.values(), key=_ts_seq)[-last:]
         preds = []
         for d in docs:
             base = _f(d.get("base_price"))
@@ -409,45 +440,44 @@ class DashboardReader:
     def risk_events(
         self, run_id: str, strategy: str | None, limit: int, offset: int
     ) -> s.Page[s.RiskEvent]:
-        filt: dict[str, Any] = {"run_id": run_id}
-        if strategy:
-            filt["strategy"] = strategy
-        docs = self.journal.find(
-            "risk_events", filt, sort=[("ts_ns", -1), ("seq", -1)], limit=offset + limit
-        )[offset:]
-        items = [risk_event(d) for d in docs]
-        total = self.journal.count("risk_events", filt)
-        return s.Page[s.RiskEvent](items=items, total=total, limit=limit, offset=offset)
+        data = self._data(run_id)
+        with self.store.lock:
+            docs = [d for d in data.risk if not strategy or d.get("strategy") == strategy]
+        page = docs[::-1][offset : offset + limit]
+        return s.Page[s.RiskEvent](
+            items=[risk_event(d) for d in page], total=len(docs), limit=limit, offset=offset
+        )
 
     def risk_state(self, run_id: str) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
-        started = self._started(run_id)
-        summaries = {n: d for n, d in self.journal.summaries().items() if d.get("run_id") == run_id}
+        started = self._data(run_id).started or {}
+        summaries = self.summaries(run_id)
         halted = {n: str(d["halted"]) for n, d in summaries.items() if d.get("halted")}
         vetoes = {n: int(d.get("vetoes") or 0) for n, d in summaries.items()}
         return dict(started.get("risk") or {}), halted, vetoes
 
     def model_events(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        docs = self.journal.find(
-            "model_events", {"run_id": run_id}, sort=[("ts_ns", -1)], limit=limit
-        )
-        return [{k: v for k, v in d.items() if k not in ("_id", "seq")} for d in docs]
+        docs = self.journal.find("model_events", {"run_id": run_id})
+        docs.sort(key=_ts_seq, reverse=True)
+        return [{k: v for k, v in d.items() if k not in ("_id", "seq")} for d in docs[:limit]]
 
     def newest_prediction(self, run_id: str) -> dict[str, Any] | None:
-        docs = self.journal.find(
-            "predictions",
-            {"run_id": run_id},
-            sort=[("ts_ns", -1)],
-            limit=1,
-            projection={"ts_ns": 1, "model_version": 1},
-        )
-        return docs[0] if docs else None
+        data = self._data(run_id)
+        with self.store.lock:
+            return max(data.predictions.values(), key=_ts_seq, default=None)
 
     def data_time(self, run_id: str) -> int | None:
-        docs = self.journal.find("equity_latest", {"run_id": run_id}, projection={"ts_ns": 1})
-        return max((int(d["ts_ns"]) for d in docs), default=None)
+        data = self._data(run_id)
+        with self.store.lock:
+            lasts = [int(c[-1]["ts_ns"]) for c in data.curves.values() if c]
+        return max(lasts, default=None)
 
     def summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
+        # A small read model (one document per strategy): cheap to read whole.
         return {n: d for n, d in self.journal.summaries().items() if d.get("run_id") == run_id}
+
+
+def _ts_seq(doc: Mapping[str, Any]) -> tuple[int, int]:
+    return (int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
 
 
 def risk_event(d: dict[str, Any]) -> s.RiskEvent:

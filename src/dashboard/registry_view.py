@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptoarena.config import Settings
@@ -14,7 +15,8 @@ from cryptoarena.dashboard import schemas as s
 
 logger = logging.getLogger(__name__)
 
-TTL_S = 30.0
+# Reading the registry costs ~1 s of CPU (MLflow): promotions are rare, so not often.
+TTL_S = 120.0
 
 
 class RegistryView:
@@ -22,6 +24,7 @@ class RegistryView:
         self._uri = settings.mlflow.tracking_uri
         self._experiment = settings.mlflow.experiment
         self.name = settings.serving.model_name
+        self._ui = (settings.dashboard.mlflow_ui_url or "").rstrip("/")
         self._lock = threading.Lock()
         self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
         self._value = (0.0, ([], None, None))
@@ -43,6 +46,24 @@ class RegistryView:
     def refresh_now(self) -> None:
         self._refresh()
 
+    def sample(self, version: str | None, first_ns: int | None, last_ns: int | None) -> str | None:
+        """In or out of sample: the run's data span against the training split of ``version``."""
+        versions, _, _ = self.get()
+        mv = next((v for v in versions if v.version == version), None)
+        if mv is None or not mv.train_first or not mv.train_last or first_ns is None:
+            return None
+        try:
+            lo = datetime.fromisoformat(mv.train_first).replace(tzinfo=UTC)
+            hi = datetime.fromisoformat(mv.train_last).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        first = datetime.fromtimestamp(first_ns / 1e9, UTC)
+        last = datetime.fromtimestamp((last_ns or first_ns) / 1e9, UTC)
+        trained = f"v{version} trained on {mv.train_first} – {mv.train_last} UTC"
+        if first > hi or last < lo:
+            return f"out of sample ({trained})"
+        return f"IN SAMPLE: the run trades data {trained}"
+
     def _refresh(self) -> None:
         try:
             value: tuple[list[s.ModelVersion], s.DriftStatus | None, str | None] = (
@@ -62,23 +83,35 @@ class RegistryView:
 
         client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
         versions: list[s.ModelVersion] = []
+        # search_model_versions leaves the aliases out: take them from the registered model.
+        try:
+            alias_map: dict[str, str] = dict(client.get_registered_model(self.name).aliases or {})
+        except Exception:  # no such model yet
+            alias_map = {}
+        aliases: dict[str, list[str]] = {}
+        for alias, ver in sorted(alias_map.items()):
+            aliases.setdefault(str(ver), []).append(alias)
         for mv in client.search_model_versions(f"name='{self.name}'"):
             metrics: dict[str, float] = {}
+            run_tags: dict[str, str] = {}
             if mv.run_id:
                 try:
-                    metrics = dict(client.get_run(mv.run_id).data.metrics)
+                    data = client.get_run(mv.run_id).data
+                    metrics, run_tags = dict(data.metrics), dict(data.tags)
                 except Exception:
                     metrics = {}
             tags: dict[str, Any] = dict(mv.tags or {})
             versions.append(
                 s.ModelVersion(
                     version=str(mv.version),
-                    aliases=list(getattr(mv, "aliases", []) or []),
+                    aliases=aliases.get(str(mv.version), []),
                     created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
                     gate=tags.get("gate"),
                     promotion=tags.get("promotion"),
                     metrics={k: float(v) for k, v in metrics.items()},
                     run_id=mv.run_id,
+                    train_first=run_tags.get("data.train_first"),
+                    train_last=run_tags.get("data.train_last"),
                 )
             )
         versions.sort(key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)
@@ -105,6 +138,10 @@ class RegistryView:
             should_retrain=None if retrain is None else retrain == "True",
             reasons=tags.get("drift.reasons"),
             run_id=run.info.run_id,
-            # The MLflow UI's address for this run, when the UI serves this tracking store.
-            run_url=f"#/experiments/{exp.experiment_id}/runs/{run.info.run_id}",
+            # The MLflow UI's page for this run (ARENA_DASHBOARD__MLFLOW_UI_URL), if one is set.
+            run_url=(
+                f"{self._ui}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+                if self._ui
+                else None
+            ),
         )

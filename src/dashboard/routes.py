@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from cryptoarena.dashboard import pages
 from cryptoarena.dashboard import schemas as s
@@ -20,9 +21,10 @@ from cryptoarena.dashboard.deps import (
     SettingsDep,
     resolve_run,
 )
+from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +47,22 @@ def runs(reader: ReaderDep, limit: Limit = 20, offset: Offset = 0) -> s.Page[s.R
     return reader.runs(limit, offset)
 
 
-@router.get("/leaderboard", response_model=s.Leaderboard)
-def leaderboard(reader: ReaderDep, run_id: RunQuery = None) -> s.Leaderboard:
+def _cached(reader: DashboardReader, name: str, run_id: str | None, *args: Any) -> Response:
     try:
-        return reader.leaderboard(resolve_run(reader, run_id))
+        body = reader.cached_json(name, resolve_run(reader, run_id), *args)
     except LookupError as exc:
         raise _missing(exc) from None
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/leaderboard", response_model=s.Leaderboard)
+def leaderboard(reader: ReaderDep, run_id: RunQuery = None) -> Response:
+    return _cached(reader, "leaderboard", run_id)
 
 
 @router.get("/equity", response_model=s.EquityCurves)
-def equity(reader: ReaderDep, run_id: RunQuery = None, points: Points = 600) -> s.EquityCurves:
-    try:
-        return reader.equity(resolve_run(reader, run_id), points)
-    except LookupError as exc:
-        raise _missing(exc) from None
+def equity(reader: ReaderDep, run_id: RunQuery = None, points: Points = 600) -> Response:
+    return _cached(reader, "equity", run_id, points)
 
 
 @router.get("/fills", response_model=s.Page[s.Fill])
@@ -86,18 +90,15 @@ def strategy(
     name: str = Path(max_length=64),
     run_id: RunQuery = None,
     points: Points = 400,
-) -> s.StrategyDetail:
-    try:
-        return reader.strategy(resolve_run(reader, run_id), name, points)
-    except LookupError as exc:
-        raise _missing(exc) from None
+) -> Response:
+    return _cached(reader, "strategy", run_id, name, points)
 
 
 @router.get("/forecasts", response_model=s.Forecasts)
 def forecasts(
     reader: ReaderDep, run_id: RunQuery = None, last: int = Query(300, ge=1, le=2000)
-) -> s.Forecasts:
-    return reader.forecasts(resolve_run(reader, run_id), last)
+) -> Response:
+    return _cached(reader, "forecasts", run_id, last)
 
 
 @router.get("/models", response_model=s.Models)
@@ -186,7 +187,9 @@ def kill_switch(
 
 
 @router.get("/status", response_model=s.Status)
-def status(reader: ReaderDep, kill: KillDep, settings: SettingsDep) -> s.Status:
+def status(
+    reader: ReaderDep, kill: KillDep, settings: SettingsDep, registry: RegistryDep
+) -> s.Status:
     ks = kill_state(kill, settings.trading.kill_token is not None)
     run_id = reader.latest_run_id()
     if run_id is None:
@@ -210,13 +213,18 @@ def status(reader: ReaderDep, kill: KillDep, settings: SettingsDep) -> s.Status:
                                 halted=str(halted) if halted else None))  # fmt: skip
     data_ns = reader.data_time(run_id)
     pred = reader.newest_prediction(run_id)
+    version = pred.get("model_version") if pred else None
+    first_ns = info.first_data_ns if info else None
     return s.Status(
         run=info,
         bots=bots,
         data_time_ns=data_ns,
         lag_s=(time.time_ns() - data_ns) / 1e9 if data_ns else None,
         forecast_age_s=(data_ns - int(pred["ts_ns"])) / 1e9 if pred and data_ns else None,
-        model_version=pred.get("model_version") if pred else None,
+        model_version=version,
+        # What the run recorded at its start (as `arena report` says it) wins; the registry's
+        # training span is the fallback for runs that did not record it.
+        sample=reader.leaderboard(run_id).sample or registry.sample(version, first_ns, data_ns),
         kill=ks,
     )
 

@@ -78,6 +78,8 @@ class Leaderboard(BaseModel):
     comparison: Interval | None
     sentence: str | None  # the same sentence `arena report` prints
     intervals: list[Interval]  # AI vs each classical strategy and buy-and-hold
+    # `arena report`'s in/out-of-sample line, from the run's own start record (None: unknown).
+    sample: str | None = None
 
 
 class SeriesPoint(BaseModel):
@@ -185,6 +187,8 @@ class ModelVersion(BaseModel):
     promotion: str | None
     metrics: dict[str, float]
     run_id: str | None
+    train_first: str | None = None  # the training split's first and last bar (UTC, ISO)
+    train_last: str | None = None
 
 
 class DriftStatus(BaseModel):
@@ -250,6 +254,8 @@ class Status(BaseModel):
     lag_s: float | None  # wall clock minus data time (meaningful for live runs)
     forecast_age_s: float | None  # data time minus the newest forecast
     model_version: str | None
+    # Whether the run traded data the model in use was trained on (from the registry).
+    sample: str | None = None
     kill: KillState
 
 

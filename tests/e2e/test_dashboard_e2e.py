@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from cryptoarena.config import Settings
 from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.risk.killswitch import KillSwitch
 
 from tests.integration.dashboard_kit import RUN_ID, backtest_journal
 from tests.integration.trading_kit import ROOT, arena_env, start_arena
@@ -116,7 +117,7 @@ PAGES = [
     ("overview", "#/", "[data-strategy]"),
     ("strategy", "#/strategy/buy_hold", "#h-price"),
     ("model", "#/model", "figure.fan svg"),
-    ("risk", "#/risk", "#h-limits"),
+    ("risk", "#/risk", "[data-limit]"),
     ("about", "#/page/about", "article h1"),
     ("rules", "#/page/rules", "article h1"),
     ("updates", "#/page/updates", "article h1"),
@@ -147,6 +148,11 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
     w = Watched(browser, viewport={"width": 1280, "height": 900})
     w.page.goto(f"{base}/#/")
     w.page.wait_for_selector("[data-strategy]")
+    # How long the first render took (from navigation start to the leaderboard's rows): written
+    # down for docs/benchmarks.md, never asserted (timing depends on the machine's load).
+    first_ms = w.page.evaluate("performance.now()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({"first_render_ms": first_ms}))
     shown = w.page.eval_on_selector_all(
         "tr[data-strategy]",
         """rows => rows.map(r => ({strategy: r.dataset.strategy,
@@ -164,7 +170,7 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
     points = int(w.page.get_attribute(".equity", "data-points") or 0)
     assert points > 9 * 10
     assert w.page.is_visible(".equity canvas")
-    assert w.page.inner_text(".live").strip().endswith("live")
+    w.page.wait_for_selector(".live .dot.on", timeout=10_000)  # the event stream is connected
 
     # A fill journaled now (by another writer: the dashboard only reads) shows up, no reload.
     last = _get(f"{base}/api/fills?limit=1")["items"][0]
@@ -180,7 +186,9 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
     w.shot("overview-live-fill")
     assert not w.errors, w.errors
     w.context.close()
-    print(f"live fill shown after {took:.2f} s")
+    timings = json.loads((ARTIFACTS / "dashboard-timings.json").read_text())
+    timings["live_fill_s"] = took
+    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps(timings))
 
 
 def test_phone_layout(dashboard, browser) -> None:
@@ -213,7 +221,7 @@ def test_kill_switch_without_the_token_is_refused(dashboard, browser) -> None:
     w.page.keyboard.press("Enter")
     status = w.page.wait_for_selector("#kill-status:has-text('Refused')", timeout=5_000)
     assert "403" in status.inner_text() and "wrong kill token" in status.inner_text()
-    assert not Path(settings.trading.kill_file).exists()
+    assert KillSwitch(Path(settings.trading.kill_file), None).status() is None
     request = urllib.request.Request(
         f"{base}/api/kill",
         data=b'{"action": "engage"}',
@@ -222,7 +230,7 @@ def test_kill_switch_without_the_token_is_refused(dashboard, browser) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403
-    assert not Path(settings.trading.kill_file).exists()
+    assert KillSwitch(Path(settings.trading.kill_file), None).status() is None
     w.shot("risk-refused")
     # The browser reports the refused request itself as a failed resource load; nothing else.
     assert [e for e in w.errors if "403" not in e] == []

@@ -119,7 +119,7 @@ def test_kill_switch_needs_the_token(made: Settings) -> None:
     )
     with _client(armed) as client:
         assert client.post("/api/kill", json={"action": "engage", "token": "x"}).status_code == 403
-        assert not Path(made.trading.kill_file).exists()
+        assert KillSwitch(Path(made.trading.kill_file), None).status() is None
         ok = client.post("/api/kill", json={"action": "engage", "token": "s3cret"})
         assert ok.status_code == 200 and ok.json()["engaged"] is True
         assert {b["state"] for b in client.get("/api/status").json()["bots"]} == {"killed"}
@@ -156,3 +156,87 @@ def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
                     break
                 assert time.monotonic() < deadline, "no fill event within 20 s"
     assert received[0]["price"] == 9999.5 and received[0]["strategy"] == "sma_cross"
+
+
+def test_the_tail_follows_inserts_and_in_place_updates(tmp_path: Path) -> None:
+    """A forecast's realised price is written later, in place: the read model picks it up."""
+    from cryptoarena.dashboard.tail import EmbeddedTail
+
+    settings = Settings(mongo={"embedded_dir": tmp_path / "journal"})  # type: ignore[arg-type]
+    tail = EmbeddedTail(settings.mongo.embedded_dir, settings.mongo.database)
+    assert tail.poll() == {c: [] for c in ("runs", "equity", "fills", "predictions", "risk_events")}
+    with Journal.open(settings, run_id="t1") as journal:
+        pid = journal.record("predictions", {"ts_ns": 5, "base_price": 100.0,
+                                             "log_returns": [0.001], "realised_price": None})  # fmt: skip
+        journal.record("fills", {"strategy": "a", "price": "1", "qty": "1", "ts_ns": 9})
+        journal.record("fills", {"strategy": "a", "price": "2", "qty": "1", "ts_ns": 7})
+        assert journal.sync(10)
+        first = tail.poll()
+        assert [p["realised_price"] for p in first["predictions"]] == [None]
+        assert [f["ts_ns"] for f in first["fills"]] == [9, 7]
+        journal.set_prediction_outcome(pid, 101.5, 20)
+        assert journal.sync(10)
+        second = tail.poll()
+    assert [p["realised_price"] for p in second["predictions"]] == [101.5]
+    assert second["fills"] == []
+    tail.close()
+
+    from cryptoarena.dashboard.memory import MemoryStore
+
+    store = MemoryStore()
+    store.apply(first)
+    new = store.apply(second)
+    assert new == []  # an update is not a new forecast
+    data = store.runs["t1"]
+    assert [f["ts_ns"] for f in data.fills] == [7, 9]  # kept in time order
+    assert next(iter(data.predictions.values()))["realised_price"] == 101.5
+
+
+def test_the_query_tail_for_mongodb_follows_the_latest_run(made: Settings) -> None:
+    """The MongoDB path (time windows through the journal's queries), here on the embedded
+    store."""
+    from cryptoarena.dashboard.reader import DashboardReader
+    from cryptoarena.dashboard.tail import QueryTail
+
+    with Journal.open(made, run_id="reader", readonly=True) as journal:
+        reader = DashboardReader(journal, QueryTail(journal), embedded=False)
+        first = reader.poll()
+        assert reader.latest_run_id() == RUN_ID
+        fills = journal.count("fills", {"run_id": RUN_ID})
+        assert sum(1 for coll, _ in first if coll == "fills") == fills
+        assert reader.poll() == []  # nothing new
+        with Journal.open(made, run_id=RUN_ID) as writer:
+            last = reader.fills(RUN_ID, None, 1, 0).items[0]
+            fid = writer.record("fills", {"strategy": "macd", "price": "1", "qty": "1",
+                                          "ts_ns": last.ts_ns})  # fmt: skip
+        new = reader.poll()
+        assert [(c, d["_id"]) for c, d in new] == [("fills", fid)]
+        rows = build_report(journal, RUN_ID, forecasts=False).strategies
+        assert [r.strategy for r in reader.leaderboard(RUN_ID).rows] == [r.name for r in rows]
+
+
+def test_in_or_out_of_sample_is_what_the_run_recorded(tmp_path: Path) -> None:
+    """The overview's sample line is `arena report`'s, from the run's start record (the
+    registry's training span is only the fallback for runs that did not record it)."""
+    from cryptoarena.dashboard.reader import DashboardReader
+    from cryptoarena.dashboard.tail import EmbeddedTail
+    from cryptoarena.trading.results.render import sample_line
+
+    settings = Settings(mongo={"embedded_dir": tmp_path / "journal"})  # type: ignore[arg-type]
+    until = 1_582_333_200_000_000_000
+    with Journal.open(settings, run_id="s1") as journal:
+        journal.record("runs", {"event": "started", "ts_ns": until - 10**12, "in_sample": True,
+                                "model_valid_until_ns": until, "arena": {"capital": 1000.0},
+                                "strategies": [{"name": "ai", "family": "ai"}]})  # fmt: skip
+        for i in range(5):
+            journal.record("equity", {"strategy": "ai", "ts_ns": until - 10**12 + i * 5 * 10**9,
+                                      "equity": 1000.0 + i, "qty": 0.0})  # fmt: skip
+        assert journal.sync(10)
+    with Journal.open(settings, run_id="check", readonly=True) as journal:
+        want = sample_line(build_report(journal, "s1", forecasts=False))
+        reader = DashboardReader(journal, EmbeddedTail(settings.mongo.embedded_dir, "cryptoarena"))
+        reader.poll()
+        got = reader.leaderboard("s1").sample
+        reader.close()
+    assert want is not None and want.startswith("IN-SAMPLE")
+    assert got == want

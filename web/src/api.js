@@ -47,7 +47,13 @@ export function onLive(fn) {
 
 let source = null
 let tickTimer = null
+let trailingTimer = null
+// Pages refetch at most about once a second while events arrive, and once more a few seconds
+// after the last one: the server recomputes whole-run figures in the background and answers
+// with the previous ones meanwhile, so the trailing refetch picks up the final figures.
 function bump() {
+  clearTimeout(trailingTimer)
+  trailingTimer = setTimeout(() => live.ticks++, 4000)
   if (tickTimer) return
   tickTimer = setTimeout(() => {
     tickTimer = null

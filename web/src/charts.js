@@ -2,7 +2,9 @@
 import { quantile } from 'd3-array'
 
 // Colour-blind-safe palette (Okabe–Ito) plus dash patterns, so lines differ by more than hue.
-export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999', '#F0E442']
+export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999', '#8C6D00']
+// The AI arm: one colour of its own, and a thicker line.
+export const AI_COLOUR = '#6A3D9A'
 export const DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [], [6, 3], [2, 2], [8, 3, 2, 3], []]
 
 /** One Chart.js dataset per strategy; the AI arm drawn thicker. ``{x: ms, y}``, parsing off. */
@@ -11,8 +13,8 @@ export function equityDatasets(series) {
     label: s.family === 'ai' ? `${s.strategy} (AI)` : s.strategy,
     strategy: s.strategy,
     data: s.points.map((p) => ({ x: p.t, y: p.y })),
-    borderColor: PALETTE[i % PALETTE.length],
-    backgroundColor: PALETTE[i % PALETTE.length],
+    borderColor: s.family === 'ai' ? AI_COLOUR : PALETTE[i % PALETTE.length],
+    backgroundColor: s.family === 'ai' ? AI_COLOUR : PALETTE[i % PALETTE.length],
     borderDash: DASHES[i % DASHES.length],
     borderWidth: s.family === 'ai' ? 3 : 1.5,
     pointRadius: 0,

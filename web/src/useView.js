@@ -5,14 +5,17 @@ import { live } from './api.js'
 export function useView(load, deps = () => null) {
   const data = shallowRef(null)
   const error = ref(null)
+  const status = ref(null)
   const loading = ref(false)
   async function refresh() {
     loading.value = true
     try {
       data.value = await load()
       error.value = null
+      status.value = 200
     } catch (e) {
       error.value = e.message || String(e)
+      status.value = e.status ?? null
     } finally {
       loading.value = false
     }
@@ -20,5 +23,5 @@ export function useView(load, deps = () => null) {
   onMounted(refresh)
   watch(() => live.ticks, refresh)
   watch(deps, refresh)
-  return { data, error, loading, refresh }
+  return { data, error, status, loading, refresh }
 }

@@ -1,0 +1,70 @@
+"""The Model page's registry view against a real MLflow registry (SQLite): versions with their
+aliases, gate reason and metrics, and the latest drift check with its link."""
+
+from __future__ import annotations
+
+import pytest
+from cryptoarena.config import Settings
+from cryptoarena.dashboard.registry_view import RegistryView
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def test_versions_gate_reasons_and_the_latest_drift_check(tmp_path) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = Settings(
+        mlflow={"tracking_uri": uri, "experiment": "arena-test"},  # type: ignore[arg-type]
+        serving={"model_name": "btcusdt-15s"},  # type: ignore[arg-type]
+        dashboard={"mlflow_ui_url": "http://127.0.0.1:5000/"},  # type: ignore[arg-type]
+    )
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("arena-test", artifact_location=str(tmp_path / "art"))
+    client.create_registered_model("btcusdt-15s")
+    for i, (skill, gate) in enumerate(
+        [(0.01, "beats persistence"), (-0.02, "worse than champion")]
+    ):
+        run = client.create_run(exp)
+        client.log_metric(run.info.run_id, "skill", skill)
+        client.set_tag(run.info.run_id, "data.train_first", "2020-02-22T00:00:00")
+        client.set_tag(run.info.run_id, "data.train_last", "2020-02-22T01:30:00")
+        client.set_terminated(run.info.run_id)
+        mv = client.create_model_version("btcusdt-15s", f"{tmp_path}/m{i}", run.info.run_id)
+        client.set_model_version_tag("btcusdt-15s", mv.version, "gate", gate)
+    client.set_registered_model_alias("btcusdt-15s", "champion", "1")
+    client.set_registered_model_alias("btcusdt-15s", "challenger", "2")
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=exp) as drift:
+        mlflow.set_tags({"kind": "drift", "model.version": "1", "drift.should_retrain": "True",
+                         "drift.reasons": "feature drift: vol_30"})  # fmt: skip
+
+    view = RegistryView(settings)
+    assert view.get() == ([], None, None) and not view.read_once
+    view.refresh_now()
+    versions, status, error = view.get()
+    assert error is None and view.read_once
+    assert [(v.version, v.aliases, v.gate) for v in versions] == [
+        ("2", ["challenger"], "worse than champion"),
+        ("1", ["champion"], "beats persistence"),
+    ]
+    assert versions[1].metrics["skill"] == pytest.approx(0.01)
+    assert status is not None and status.should_retrain is True
+    assert status.reasons == "feature drift: vol_30" and status.run_id == drift.info.run_id
+    assert status.run_url == f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{drift.info.run_id}"
+    # In or out of sample: a run on hour 3 of the day is out of v1's training split; hour 1 is in.
+    t0 = 1_582_329_600 * 10**9  # 2020-02-22 00:00 UTC
+    hour = 3600 * 10**9
+    assert view.sample("1", t0 + 3 * hour, t0 + 4 * hour).startswith("out of sample (v1 trained")
+    assert view.sample("1", t0 + hour, t0 + 2 * hour).startswith("IN SAMPLE")
+    assert view.sample("9", t0, t0) is None
+
+
+def test_an_unreadable_registry_is_reported_not_raised(tmp_path) -> None:
+    (tmp_path / "not-a-db").mkdir()
+    settings = Settings(mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'not-a-db'}"})  # type: ignore[arg-type]
+    view = RegistryView(settings)
+    view.refresh_now()
+    versions, status, error = view.get()
+    assert versions == [] and status is None and error
