@@ -59,7 +59,7 @@ from cryptoarena.trading.exchange.models import (
 from cryptoarena.trading.exchange.paper import book_of
 from cryptoarena.trading.exchange.sim_order import SimOrder
 from cryptoarena.trading.exchange.updates import UpdateStream
-from cryptoarena.trading.exchange.venue import Execution, to_decimal
+from cryptoarena.trading.exchange.venue import Execution, execute, reducible, to_decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BarExchange", "BarFillConfig", "BarVenue"]
@@ -246,32 +246,14 @@ class BarVenue:
         return min(order.remaining, instrument.round_qty(to_decimal(bar.volume) * cap))
 
     def _reducible(self, req: OrderRequest, book: str) -> Decimal:
-        pos = self.book(book).position_state(req.symbol).qty
-        opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
-        return abs(pos) if opposite else ZERO
+        return reducible(self.book(book), req)
 
     def _execute(
         self, order: SimOrder, bar: Bar, qty: Decimal, price: Decimal, maker: bool
     ) -> Execution:
-        req = order.request
+        exec_id = str(uuid.uuid5(_IDS, f"{order.exchange_id}/{bar.ts}"))
         rate = self.config.maker_fee if maker else self.config.taker_fee
-        fee = qty * price * rate
-        closed = min(qty, self._reducible(req, order.book))
-        realised = self.book(order.book).apply_fill(req.symbol, req.side, qty, price, fee)
-        order.add_fill(qty, price, fee, bar.ts)
-        fill = Fill(
-            exec_id=str(uuid.uuid5(_IDS, f"{order.exchange_id}/{bar.ts}")),
-            client_id=req.client_id,
-            exchange_id=order.exchange_id,
-            symbol=req.symbol,
-            side=req.side,
-            price=price,
-            qty=qty,
-            fee=fee,
-            is_maker=maker,
-            ts_ns=bar.ts,
-        )
-        return Execution(fill, order.snapshot(), rate, realised, closed)
+        return execute(self.book(order.book), order, qty, price, rate, maker, bar.ts, exec_id)
 
 
 class BarExchange:

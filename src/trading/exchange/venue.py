@@ -389,29 +389,50 @@ class SimVenue:
         return (room if through else ZERO), limit, True
 
     def _reducible(self, req: OrderRequest, book: str) -> Decimal:
-        pos = self.book(book).position_state(req.symbol).qty
-        opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
-        return abs(pos) if opposite else ZERO
+        return reducible(self.book(book), req)
 
     def _execute(
         self, order: SimOrder, trade: Trade, qty: Decimal, price: Decimal, maker: bool
     ) -> Execution:
-        req = order.request
+        exec_id = str(uuid.uuid5(_IDS, f"{order.exchange_id}/{trade.trade_id}"))
         rate = self.config.maker_fee if maker else self.config.taker_fee
-        fee = qty * price * rate
-        closed = min(qty, self._reducible(req, order.book))
-        realised = self.book(order.book).apply_fill(req.symbol, req.side, qty, price, fee)
-        order.add_fill(qty, price, fee, trade.ts)
-        fill = Fill(
-            exec_id=str(uuid.uuid5(_IDS, f"{order.exchange_id}/{trade.trade_id}")),
-            client_id=req.client_id,
-            exchange_id=order.exchange_id,
-            symbol=req.symbol,
-            side=req.side,
-            price=price,
-            qty=qty,
-            fee=fee,
-            is_maker=maker,
-            ts_ns=trade.ts,
-        )
-        return Execution(fill, order.snapshot(), rate, realised, closed)
+        return execute(self.book(order.book), order, qty, price, rate, maker, trade.ts, exec_id)
+
+
+def reducible(account: LinearAccount, req: OrderRequest) -> Decimal:
+    """How much of ``req`` would close the book's position (the rest opens or adds)."""
+    pos = account.position_state(req.symbol).qty
+    opposite = (pos > 0 and req.side is Side.SELL) or (pos < 0 and req.side is Side.BUY)
+    return abs(pos) if opposite else ZERO
+
+
+def execute(
+    account: LinearAccount,
+    order: SimOrder,
+    qty: Decimal,
+    price: Decimal,
+    rate: Decimal,
+    maker: bool,
+    ts_ns: int,
+    exec_id: str,
+) -> Execution:
+    """Fill ``qty`` of ``order`` at ``price`` into its book's account (the tape and the bar
+    venues share this: fee, realised P&L, the closed part and the fill record)."""
+    req = order.request
+    fee = qty * price * rate
+    closed = min(qty, reducible(account, req))
+    realised = account.apply_fill(req.symbol, req.side, qty, price, fee)
+    order.add_fill(qty, price, fee, ts_ns)
+    fill = Fill(
+        exec_id=exec_id,
+        client_id=req.client_id,
+        exchange_id=order.exchange_id,
+        symbol=req.symbol,
+        side=req.side,
+        price=price,
+        qty=qty,
+        fee=fee,
+        is_maker=maker,
+        ts_ns=ts_ns,
+    )
+    return Execution(fill, order.snapshot(), rate, realised, closed)
