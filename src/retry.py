@@ -26,7 +26,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -120,12 +120,7 @@ class RetryPolicy(BaseModel):
         log_level: int = logging.WARNING,
     ) -> tenacity.AsyncRetrying:
         return tenacity.AsyncRetrying(
-            sleep=sleep,
-            stop=self.stop(),
-            wait=self.wait(rand),
-            retry=_predicate(retry_on),
-            before_sleep=_log(what, on_retry, log_level),
-            reraise=True,
+            sleep=sleep, **self._options(retry_on, what, rand, on_retry, log_level)
         )
 
     def retrying(
@@ -139,13 +134,25 @@ class RetryPolicy(BaseModel):
         log_level: int = logging.WARNING,
     ) -> tenacity.Retrying:
         return tenacity.Retrying(
-            sleep=sleep,
-            stop=self.stop(),
-            wait=self.wait(rand),
-            retry=_predicate(retry_on),
-            before_sleep=_log(what, on_retry, log_level),
-            reraise=True,
+            sleep=sleep, **self._options(retry_on, what, rand, on_retry, log_level)
         )
+
+    def _options(
+        self,
+        retry_on: RetryOn,
+        what: str,
+        rand: Callable[[], float],
+        on_retry: Callable[[BaseException, int, float], None] | None,
+        log_level: int,
+    ) -> dict[str, Any]:
+        """What the sync and async retrying objects share (all but the sleep)."""
+        return {
+            "stop": self.stop(),
+            "wait": self.wait(rand),
+            "retry": _predicate(retry_on),
+            "before_sleep": _log(what, on_retry, log_level),
+            "reraise": True,
+        }
 
 
 class _PolicyWait(tenacity.wait.wait_base):
@@ -185,7 +192,9 @@ def _log(
         delay = state.upcoming_sleep
         if exc is None:
             return
-        logger.warning("%s failed (%s); retry %d in %.2f s", what, exc, state.attempt_number, delay)
+        logger.log(
+            level, "%s failed (%s); retry %d in %.2f s", what, exc, state.attempt_number, delay
+        )
         if on_retry is not None:
             on_retry(exc, state.attempt_number, delay)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import pytest
 from cryptoarena.retry import RetryPolicy, retry_after_of, retry_async, retry_sync
@@ -95,6 +96,16 @@ def test_sync_retries_temporary_errors_on_a_fake_clock() -> None:
     assert got == "ok" and fn.calls == 3
     assert clock.sleeps == [0.5, 3.0]  # backoff, then the venue's retry-after (longer)
     assert seen == [(1, 0.5), (2, 3.0)]
+
+
+def test_retries_are_logged_at_the_level_asked(caplog: pytest.LogCaptureFixture) -> None:
+    """A caller that retries routinely (the forecast client) logs at DEBUG, not WARNING."""
+    clock = FakeClock()
+    fn = Flaky(TemporaryExchangeError("busy"))
+    with caplog.at_level(logging.DEBUG, logger="cryptoarena.retry"):
+        retry_sync(fn, POLICY, TemporaryExchangeError, sleep=clock.sleep, log_level=logging.DEBUG)
+    records = [r for r in caplog.records if "retry 1" in r.getMessage()]
+    assert records and {r.levelno for r in records} == {logging.DEBUG}
 
 
 def test_gives_up_with_the_last_error_itself() -> None:
