@@ -27,6 +27,23 @@ from cryptoarena.serving.client import Forecast, ForecastUnavailable
 logger = logging.getLogger(__name__)
 
 
+def make_forecast(
+    symbol: str, bar_ts_ns: int, close: float, path: Any, info: Any, received_ns: int
+) -> Forecast:
+    """A model's log-return path from the bar at ``bar_ts_ns`` (closing at ``close``) as the
+    Forecast the server would have answered."""
+    returns = tuple(float(x) for x in path)
+    return Forecast(
+        symbol=symbol,
+        bar_ts_ns=bar_ts_ns,
+        log_returns=returns,
+        prices=tuple(close * math.exp(r) for r in returns),
+        model_name=str(info.name),
+        model_version=str(info.version),
+        received_ns=received_ns,
+    )
+
+
 class LocalForecasts:
     def __init__(self, forecaster: Any, *, symbol: str = "BTCUSDT", clock: Clock | None = None):
         self.forecaster = forecaster
@@ -43,16 +60,9 @@ class LocalForecasts:
             raise ForecastUnavailable(f"need {need} bars, have {len(bars)}")
         window = bars.iloc[-need:]
         path = await asyncio.to_thread(self.forecaster.predict, [window])
-        returns = tuple(float(x) for x in path[0])
         close = float(window["close"].iloc[-1])
-        return Forecast(
-            symbol=symbol,
-            bar_ts_ns=int(window["ts"].iloc[-1]),
-            log_returns=returns,
-            prices=tuple(close * math.exp(r) for r in returns),
-            model_name=str(self.info.name),
-            model_version=str(self.info.version),
-            received_ns=self.clock.now_ns(),
+        return make_forecast(
+            symbol, int(window["ts"].iloc[-1]), close, path[0], self.info, self.clock.now_ns()
         )
 
     async def aclose(self) -> None:
@@ -179,17 +189,8 @@ class PrecomputedForecasts:
         i = self._index.get(last)
         if i is None:
             raise ForecastUnavailable(f"no precomputed forecast for bar {last}")
-        returns = tuple(float(x) for x in self._paths[i])
         close = float(self._close[i])
-        return Forecast(
-            symbol=symbol,
-            bar_ts_ns=last,
-            log_returns=returns,
-            prices=tuple(close * math.exp(r) for r in returns),
-            model_name=str(self.info.name),
-            model_version=str(self.info.version),
-            received_ns=self.clock.now_ns(),
-        )
+        return make_forecast(symbol, last, close, self._paths[i], self.info, self.clock.now_ns())
 
     async def aclose(self) -> None:
         return None
