@@ -59,7 +59,7 @@ from cryptoarena.trading.exchange.models import (
 from cryptoarena.trading.exchange.paper import book_of
 from cryptoarena.trading.exchange.sim_order import SimOrder
 from cryptoarena.trading.exchange.updates import UpdateStream
-from cryptoarena.trading.exchange.venue import Execution, execute, reducible, to_decimal
+from cryptoarena.trading.exchange.venue import Execution, execute, publish, reducible, to_decimal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BarExchange", "BarFillConfig", "BarVenue"]
@@ -285,13 +285,7 @@ class BarExchange:
     def on_bars(self, bars: Iterable[Bar]) -> list[Fill]:
         fills: list[Fill] = []
         for bar in bars:
-            for event in self.venue.on_bar(bar, self.symbol):
-                if isinstance(event, Execution):
-                    fills.append(event.fill)
-                    self._updates.publish(event.order)
-                    self._updates.publish(event.fill)
-                else:
-                    self._updates.publish(event)
+            fills += publish(self.venue.on_bar(bar, self.symbol), self._updates)
         return fills
 
     async def start(self) -> None:

@@ -29,7 +29,7 @@ from cryptoarena.trading.exchange.models import (
     Position,
 )
 from cryptoarena.trading.exchange.updates import UpdateStream
-from cryptoarena.trading.exchange.venue import Execution, SimVenue, VenueConfig
+from cryptoarena.trading.exchange.venue import SimVenue, VenueConfig, publish
 from pydantic import ConfigDict
 
 logger = logging.getLogger(__name__)
@@ -75,15 +75,7 @@ class PaperExchange:
     # -- the tape ---------------------------------------------------------------------------
     def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
         """Feed one batch of tape trades; returns the fills it caused (also in updates())."""
-        fills: list[Fill] = []
-        for event in self.venue.on_trades(trades):
-            if isinstance(event, Execution):
-                fills.append(event.fill)
-                self._updates.publish(event.order)
-                self._updates.publish(event.fill)
-            else:
-                self._updates.publish(event)
-        return fills
+        return publish(self.venue.on_trades(trades), self._updates)
 
     # -- the protocol -----------------------------------------------------------------------
     async def start(self) -> None:

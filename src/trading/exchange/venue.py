@@ -55,6 +55,7 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.sim_order import SimOrder
+from cryptoarena.trading.exchange.updates import UpdateStream
 from cryptoarena.trading.exchange.venue_config import Liquidity, VenueConfig
 
 __all__ = ["Execution", "Liquidity", "SimVenue", "VenueConfig", "to_decimal"]
@@ -73,6 +74,20 @@ class Execution:
     fee_rate: Decimal
     realised_pnl: Decimal
     closed_qty: Decimal
+
+
+def publish(events: Iterable[Execution | Order], updates: UpdateStream[Order | Fill]) -> list[Fill]:
+    """Hand a venue's events to the exchange's update stream (an execution as the order, then
+    its fill); returns the fills, for a driver that books them at once."""
+    fills: list[Fill] = []
+    for event in events:
+        if isinstance(event, Execution):
+            fills.append(event.fill)
+            updates.publish(event.order)
+            updates.publish(event.fill)
+        else:
+            updates.publish(event)
+    return fills
 
 
 def to_decimal(value: float) -> Decimal:
