@@ -235,3 +235,29 @@ def test_kill_switch_without_the_token_is_refused(dashboard, browser) -> None:
     # The browser reports the refused request itself as a failed resource load; nothing else.
     assert [e for e in w.errors if "403" not in e] == []
     w.context.close()
+
+
+def test_model_page_claims_nothing_while_the_registry_is_being_read(dashboard, browser) -> None:
+    base, _ = dashboard
+    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    pending = {"pending": True, "available": True, "error": None, "name": "btc-lstm",
+               "versions": [], "drift": None, "events": []}  # fmt: skip
+    # The server's first registry read held open: the page must say it is reading, and must
+    # not claim "none registered" beside it (it did, which read as a broken registry).
+    w.page.route(
+        "**/api/models*",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(pending)
+        ),
+    )
+    w.page.goto(f"{base}/#/model")
+    w.page.wait_for_selector("[role=status]:has-text('Reading the MLflow registry')")
+    text = w.page.inner_text("main")
+    assert "none registered" not in text and "No versions registered" not in text
+    # Once the read is done (the real API, an empty registry), the page says so plainly.
+    w.page.unroute("**/api/models*")
+    w.page.reload()
+    w.page.wait_for_selector("text=none registered", timeout=15_000)
+    assert "Reading the MLflow registry" not in w.page.inner_text("main")
+    assert not w.errors, w.errors
+    w.context.close()
