@@ -8,9 +8,12 @@ says so, on purged walk-forward folds where candidate and champion are scored on
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -271,7 +274,7 @@ def _log_model(
         {"data_hash": prepared.data_hash, "config": cfg.model_dump(mode="json")},
     )
     torch_version = torch.__version__.split("+")[0]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _mlflow_prints_muted():
         # torch.export notes that nn.LSTM re-assigns its flat weights; harmless for inference.
         warnings.filterwarnings("ignore", message=".*_flat_weights.*")
         logged = mlflow.pytorch.log_model(
@@ -288,7 +291,23 @@ def _log_model(
     version = logged.registered_model_version
     if version is None:
         raise RuntimeError("model logged but not registered")
+    logger.info("registered model %s version %s (run %s)", name, version, run_id)
     return str(version)
+
+
+@contextlib.contextmanager
+def _mlflow_prints_muted() -> Iterator[None]:
+    """MLflow prints "Successfully registered model …" / "Created version …" to whatever
+    ``sys.stderr`` is at the time (not through logging), which tore through the quiet console:
+    what it prints during registration goes to our log instead."""
+    caught = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(caught):
+            yield
+    finally:
+        for line in caught.getvalue().splitlines():
+            if line.strip():
+                logger.info("mlflow: %s", line.strip())
 
 
 def train_tiny(

@@ -89,9 +89,14 @@ def test_reference_sample_travels_with_the_model(store: str, trained, tmp_path: 
     assert len(ref) > 100 and np.isfinite(ref.to_numpy()).all()
 
 
-def test_train_tiny_contract(store: str, bars: pd.DataFrame) -> None:
+def test_train_tiny_contract(
+    store: str, bars: pd.DataFrame, capfd: pytest.CaptureFixture[str]
+) -> None:
     before = get_alias_version(NAME, CHAMPION, tracking_uri=store)
     info = train_tiny(store, NAME, bars=bars.iloc[:4000], promote=False)
+    # Registration is logged by us, not printed by MLflow over the quiet console.
+    err = capfd.readouterr().err
+    assert "Registered model" not in err and "Created version" not in err, err
     assert get_alias_version(NAME, CHALLENGER, tracking_uri=store) == info.version
     assert get_alias_version(NAME, CHAMPION, tracking_uri=store) == before
     assert info.horizon == 15 and info.window == TINY_CONFIG.window
