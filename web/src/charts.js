@@ -34,7 +34,11 @@ export function appendPoint(datasets, strategy, point, max = 2000) {
   return true
 }
 
-/** x/y bounds of all datasets, padded so lines do not touch the frame. */
+/**
+ * x/y bounds of all datasets, padded so lines do not touch the frame. x is exact unless a
+ * dataset draws markers (fills): then it is padded too, so a marker at the first or last
+ * instant is not drawn over the axis.
+ */
 export function bounds(datasets, pad = 0.05) {
   let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity
   for (const ds of datasets) {
@@ -47,7 +51,9 @@ export function bounds(datasets, pad = 0.05) {
   }
   if (xmin === Infinity) return null
   const span = ymax - ymin || Math.abs(ymax) * 0.001 || 1
-  return { xmin, xmax, ymin: ymin - span * pad, ymax: ymax + span * pad }
+  const marked = datasets.some((ds) => ds.type === 'scatter' && ds.data.length)
+  const xpad = marked ? (xmax - xmin || 1000) * 0.02 : 0
+  return { xmin: xmin - xpad, xmax: xmax + xpad, ymin: ymin - span * pad, ymax: ymax + span * pad }
 }
 
 /** Fills as chart markers: buys ▲ below-to-up, sells ▼; shape tells the side, not colour. */

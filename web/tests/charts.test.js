@@ -32,6 +32,14 @@ describe('equity chart preparation', () => {
     expect(b.ymax).toBeGreaterThan(103)
     expect(bounds([])).toBeNull()
   })
+  it('pads x only when fill markers are drawn, so a marker at the edge clears the axis', () => {
+    const line = { data: [{ x: 1000, y: 1 }, { x: 2000, y: 2 }] }
+    const marks = { type: 'scatter', data: [{ x: 1000, y: 1 }] }
+    const b = bounds([line, marks])
+    expect(b.xmin).toBeLessThan(1000)
+    expect(b.xmax).toBeGreaterThan(2000)
+    expect(bounds([line, { type: 'scatter', data: [] }]).xmin).toBe(1000)
+  })
 })
 
 describe('fills and forecasts', () => {
