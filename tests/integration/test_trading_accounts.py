@@ -107,7 +107,9 @@ async def _trade(settings: Settings, accounts: FakeAccounts, run_id: str) -> Wor
         worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
                         run_id=run_id, source_name="bybit", durable_orders=True)  # fmt: skip
         task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 60
+        # Live time on a fake venue: generous, because a loaded 2-core machine (CI beside other
+        # work) can take a minute to see the flip's close and entry both land.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline and not task.done():
             books = worker.books
             if (
