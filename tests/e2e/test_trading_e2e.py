@@ -37,7 +37,8 @@ async def test_replay_through_a_real_model_server_into_the_journal(tmp_path, mon
 
     monkeypatch.setattr(Worker, "run", spy)
     env = {"ARENA_MLFLOW__TRACKING_URI": uri, "ARENA_SERVING__MODEL_NAME": MODEL}
-    with run_server_process(env, ready=True) as base_url:
+    # A loaded machine can take over a minute to import torch + MLflow and load the model.
+    with run_server_process(env, ready=True, startup_timeout_s=150.0) as base_url:
         options = SessionOptions(
             source=Source.REPLAY,
             exchange=ExchangeKind.PAPER,
