@@ -64,6 +64,7 @@ class Interval(BaseModel):
     """AI minus one rival (or the classical mean): mean per-snapshot return difference, bps."""
 
     rival: str
+    ai: str = ""  # which AI arm (a run may have several: a taker and a maker)
     periods: int
     mean_diff_bps: float | None
     ci_low_bps: float | None

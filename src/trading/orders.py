@@ -126,14 +126,18 @@ def order_doc(
     decision_id: str | None,
     now_ns: int,
 ) -> dict[str, Any]:
-    """The ``orders`` journal document, written before the order is sent."""
+    """The ``orders`` journal document, written before the order is sent: a market order
+    (taker) or a PostOnly limit with its price (maker)."""
     return {
         "client_id": request.client_id,
         "strategy": strategy,
         "symbol": request.symbol,
         "side": request.side.value,
         "qty": str(request.qty),
+        # Maker quotes are PostOnly limits at ``price``; taker orders are market orders.
         "order_type": request.order_type.value,
+        "price": str(request.price) if request.price is not None else None,
+        "time_in_force": request.time_in_force.value,
         "reduce_only": request.reduce_only,
         "ref_price": ref_price,
         "target": target,

@@ -119,6 +119,7 @@ class Duties:
                     uses_forecast=follow.uses_forecast,
                     forecast_age_s=age,
                     decision_id=follow.decision_id,
+                    market=follow.market,
                 )
                 if cid is not None:
                     self.result.orders += 1
