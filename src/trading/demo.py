@@ -75,9 +75,9 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
     source, described, until = _forecast_source(settings)
-    warmup = QUICK_WARMUP_MINUTES if quick else FULL_WARMUP_MINUTES
+    # With a model: its warm-up before the validation end, then the minutes traded.
+    warmup = 0.0 if until is None else QUICK_WARMUP_MINUTES if quick else FULL_WARMUP_MINUTES
     start = _start_minute(settings, until, 60.0, warmup)
-    # Warm-up plus the minutes traded, within the day.
     minutes = warmup + (QUICK_MINUTES if quick else FULL_MINUTES)
     minutes = min(minutes, max(DAY_MINUTES - start, QUICK_MINUTES))
     config = all_strategies_config(
@@ -114,7 +114,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     ai = ", ".join(
         f"{r.name} {r.fills} fills ({r.pnl:+.2f} USDT)" for r in rows if r.family == "ai"
     )
-    span = sample_line(report) or "in-sample status unknown (no model)"
+    span = sample_line(report) or "no model, so no out-of-sample span"
     return (
         f"trading: {len(rows)} strategies replayed {minutes:.0f} min of real tape in "
         f"{elapsed:.0f} s ({result.orders} orders, {result.fills} fills, {preds} forecasts); "

@@ -167,9 +167,14 @@ def test_the_demo_trades_both_ai_arms_out_of_sample(tmp_path: Path, tiny_registr
     settings = _settings(tmp_path, tiny_registry)
     out = io.StringIO()
     line = demo_step(settings, Console(file=out, width=200), quick=True)
+    from cryptoarena.trading.report import build_report
+
     with Journal.open(settings, run_id="demo", readonly=True) as journal:
         started = journal.find("runs", {"event": "started"})[-1]
         fills = journal.find("fills", {"run_id": started["run_id"]})
+        report = build_report(journal, started["run_id"])
+    execution = {r.name: r.execution for r in report.strategies if r.family == "ai"}
+    assert execution == {"ai_taker": "taker", "ai_maker": "maker"}
     until = started["model_valid_until_ns"]
     assert started["in_sample"] is False and started["trade_from_ns"] == until
     assert all(f["ts_ns"] > until for f in fills)
@@ -177,6 +182,7 @@ def test_the_demo_trades_both_ai_arms_out_of_sample(tmp_path: Path, tiny_registr
     assert by_arm["ai_taker"] and not any(f["is_maker"] for f in by_arm["ai_taker"])
     assert by_arm["ai_maker"] and all(f["is_maker"] for f in by_arm["ai_maker"])
     assert "out of sample: scored from" in out.getvalue()
+    assert "ai · maker" in out.getvalue()  # the leaderboard tells the maker arm apart
     assert "out of sample: scored from" in line
     for arm, got in by_arm.items():
         assert f"{arm} {len(got)} fills" in line
