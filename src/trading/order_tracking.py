@@ -135,8 +135,9 @@ class OrderLedger:
 
     def recover_fill(self, order: Order, now_ns: int) -> bool:
         """Book fills the exchange reports for ``order`` but that never reached us (a crash, a
-        lost message): at the order's average price with the taker fee. Journaled as a fill
-        with an ``exec_id`` of ``recovered-…``. Returns True if something was missing."""
+        lost message): at the order's average price with its fee (maker for a PostOnly quote,
+        else taker). Journaled as a fill with an ``exec_id`` of ``recovered-…``. Returns True if
+        something was missing."""
         missing = order.filled_qty - self.applied.get(order.client_id, Decimal(0))
         strategy = self.strategy_of(order.client_id)
         if missing <= 0 or strategy is None or order.avg_price is None:
