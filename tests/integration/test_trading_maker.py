@@ -259,3 +259,21 @@ async def test_the_kill_switch_flattens_a_maker_by_market_order(tmp_path: Path) 
     assert exit_["price"] is None and exit_["reduce_only"] is True and at(exit_) >= 40
     assert got["fills"][-1]["is_maker"] is False
     assert got["worker"].books["ai_maker"].qty == 0
+
+
+async def test_the_kill_switch_withdraws_a_resting_entry_quote(tmp_path: Path) -> None:
+    # Flat with a bid resting when the kill switch is engaged at 30 s: the quote is cancelled at
+    # once, so the print through it at 45 s opens nothing (the engine keeps no new risk working).
+    rows = [*quiet(0, 60), (45.3, BID - 0.1, 2.0, -1)]
+    switch = KillSwitch(tmp_path / "arena.kill", SecretStr("tok"))
+
+    def kill(i: int, batch: Any) -> None:
+        if batch[0].ts >= T0 + 30 * S and switch.read() is None:
+            switch.engage("tok", "drill", by="test")
+
+    got = await run(tmp_path, ai(), rows, Script(lambda s: LONG if s >= 20 else 0.0),
+                    kill_switch=switch, on_trades=kill)  # fmt: skip
+    (order,) = got["orders"]
+    (cancel,) = updates_of(got, order["client_id"], "Cancelled")
+    assert 30 <= at(cancel) < 32
+    assert not got["fills"] and got["worker"].books["ai_maker"].qty == 0
