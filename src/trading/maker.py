@@ -31,6 +31,7 @@ class Quote:
     side: Side
     price: Decimal
     wanted_ns: int  # the last time a target asked for this side (placed, amended, confirmed)
+    cancel_ns: int | None = None  # when its cancel was sent (retried if it never takes)
 
 
 class MakerQuotes:

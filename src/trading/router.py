@@ -147,8 +147,9 @@ class OrderRouter:
         """Move the book toward ``target`` (fraction of equity); returns the client id sent.
         ``market``: a forced exit, a market order even for a maker strategy."""
         maker = self.quotes.is_maker(strategy) and not market
-        quote = self.quotes.active(strategy, self.ledger.in_flight.get(strategy))
-        if quote is not None and price > 0:
+        flight = self.ledger.in_flight.get(strategy)
+        quote = self.quotes.active(strategy, flight)
+        if quote is not None and price > 0 and not (flight and flight.cancel_requested):
             if maker and await self._requote(strategy, quote, target, price, now_ns):
                 return None  # still resting (re-priced if the touch moved)
             if strategy in self.ledger.in_flight:
@@ -299,6 +300,7 @@ class OrderRouter:
         if flight is None or flight.client_id != quote.client_id or flight.cancel_requested:
             return
         flight.cancel_requested = True
+        quote.cancel_ns = self.clock.now_ns()
         await self._cancel(flight, f" ({why})" if why else "")
 
     async def _send(self, request: OrderRequest) -> None:
@@ -369,7 +371,12 @@ class OrderRouter:
         for flight in list(self.ledger.in_flight.values()):
             quote = self.quotes.active(flight.strategy, flight)
             if quote is not None and flight.final is None:
-                if self.quotes.unwanted(flight.strategy, quote, now_ns):
+                if flight.cancel_requested:
+                    sent = quote.cancel_ns if quote.cancel_ns is not None else now_ns
+                    if now_ns - sent >= self.order_timeout_ns:  # it never took: once more
+                        flight.cancel_requested = False
+                        await self._cancel_quote(flight.strategy, quote, "cancel retried")
+                elif self.quotes.unwanted(flight.strategy, quote, now_ns):
                     await self._cancel_quote(flight.strategy, quote, "unwanted for its TTL")
                 continue
             if flight.final is not None:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
 from cryptoarena.trading.arena_config import ArenaConfig, parse_arena_config
+from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.risk import KillSwitch
 from pydantic import SecretStr
@@ -277,3 +279,41 @@ async def test_the_kill_switch_withdraws_a_resting_entry_quote(tmp_path: Path) -
     (cancel,) = updates_of(got, order["client_id"], "Cancelled")
     assert 30 <= at(cancel) < 32
     assert not got["fills"] and got["worker"].books["ai_maker"].qty == 0
+
+
+async def test_a_quote_whose_cancel_failed_is_cancelled_again(tmp_path: Path) -> None:
+    """The venue refuses the first cancel (a temporary outage): the quote still rests, nothing
+    else is sent for it, and the cancel is tried again after ``order_timeout_s``."""
+    from cryptoarena.clock import SimClock
+    from cryptoarena.trading.exchange.errors import TemporaryExchangeError
+    from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+
+    class FirstCancelFails(PaperExchange):
+        refused = 0
+
+        async def cancel_order(self, symbol: str, client_id: str) -> Any:
+            if not self.refused:
+                self.refused += 1
+                raise TemporaryExchangeError("service busy", code=10016)
+            return await super().cancel_order(symbol, client_id)
+
+    rows = quiet(0, 70)
+    frame = tape(rows)
+    # The venue runs on the worker's clock (the kit's run_worker builds the same one).
+    clock = SimClock(int(frame["ts"].iloc[0]))
+    venue = FirstCancelFails(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
+    script = Script(lambda s: LONG if 20 <= s < 35 else SHORT if s >= 35 else 0)
+    with Journal.open(journal_settings(tmp_path), run_id="m") as journal:
+        feed = ReplayFeed(frame, batch_ms=100, max_batch=20)
+        worker = Worker(ai(), feed=feed, exchange=venue, journal=journal, clock=clock,
+                        run_id="m", forecasts=script)  # fmt: skip
+        await worker.run()
+        journal.sync(30)
+        got = {
+            k: journal.find(k, {"run_id": "m"}, sort=[("seq", 1)])
+            for k in ("orders", "order_updates")
+        }
+    assert venue.refused == 1
+    buy, sell = got["orders"]
+    (cancel,) = updates_of(got, buy["client_id"], "Cancelled")
+    assert 45 <= at(cancel) < 49 and at(sell) >= at(cancel)  # 10 s after the refused cancel
