@@ -153,7 +153,8 @@ class OrderRouter:
             if maker and await self._requote(strategy, quote, target, price, now_ns):
                 return None  # still resting (re-priced if the touch moved)
             if strategy in self.ledger.in_flight:
-                await self._cancel_quote(strategy, quote, "forced exit" if market else "")
+                why = "forced exit" if market else "the target no longer wants it"
+                await self._cancel_quote(strategy, quote, why)
         if strategy in self.ledger.in_flight or price <= 0:
             if strategy in self.follow:  # a newer target replaces the rest of the older one
                 self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
