@@ -292,6 +292,7 @@ class DashboardReader:
             strategy=r.name,
             family=r.family,
             is_ai=r.family == "ai",
+            execution=r.execution,
             equity=r.equity,
             pnl=r.pnl,
             return_pct=r.return_pct,

@@ -45,6 +45,7 @@ class StrategyRow(BaseModel):
     strategy: str
     family: str
     is_ai: bool
+    execution: str | None = None  # "taker" or "maker" (how its targets become orders)
     equity: float
     pnl: float
     return_pct: float
