@@ -1,6 +1,7 @@
 """``arena report`` on a full day, and the verdict's bootstrap memory (issues #10.5, #15.2).
 
     .venv/bin/python -m bench.report [--hours 24] [--strategies 10] [--journal DIR]
+    .venv/bin/python -m bench.report --journal DIR --run-id RUN   # a real run already journaled
     .venv/bin/python -m bench.report --bootstrap [--days 1 7 30]
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
@@ -8,7 +9,9 @@ strategy every 5 s, one prediction per second with its realised price, a halt, `
 into litemongo through the real ``Journal`` (kept in ``--journal DIR``, default /tmp/cryptoarena-bench-report, and reused by later runs), then times,
 in a fresh process each (the reader's first query pays litemongo's index build, as a user's
 ``arena report`` would): building the ``RunReport`` (table), JSON, and Markdown with plots,
-plus the ``arena report`` command end to end. Prints wall time and peak RSS.
+plus the ``arena report`` command end to end. Prints wall time and peak RSS. With ``--run-id``
+it times the report of a run already in ``--journal DIR`` (e.g. a full-day ``arena backtest``
+of configs/arena.example.toml) instead of writing a synthetic one.
 
 Bootstrap: the verdict on 4 synthetic equity curves of 5-second snapshots over N days, 2,000
 resamples, in a fresh process per case (peak RSS = ``ru_maxrss`` of that child): the current
@@ -187,6 +190,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", action="store_true")
     parser.add_argument("--days", type=float, nargs="*", default=[1, 7, 30])
     parser.add_argument("--old-max-days", type=float, default=2.0)
+    parser.add_argument("--run-id", help="time this run of --journal instead of a synthetic one")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -194,7 +198,9 @@ def main() -> None:
         time_bootstrap(args.days, args.old_max_days)
         return
     marker = args.journal / "bench-run.json"
-    if marker.exists():
+    if args.run_id:
+        run_id = args.run_id
+    elif marker.exists():
         run_id = json.loads(marker.read_text())["run_id"]
     else:
         run_id = write_journal(args.journal, args.hours, args.strategies)

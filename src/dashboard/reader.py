@@ -94,6 +94,7 @@ def interval(c: ReportComparison, periods: int, confidence: float) -> s.Interval
     """One comparison of the run report (AI minus a rival), as the dashboard draws it."""
     return s.Interval(
         rival=c.versus,
+        ai=c.ai,
         periods=periods,
         mean_diff_bps=_finite(c.mean_diff_bps),
         ci_low_bps=_finite(c.ci[0]),
@@ -267,7 +268,10 @@ class DashboardReader:
         rep = build_report(self.journal, run_id, forecasts=False)
         out_rows = [self._row(i, r) for i, r in enumerate(rep.strategies, start=1)]
         v = rep.verdict
-        headline = next((c for c in v.comparisons if c.versus == v.benchmark), None)
+        # The headline is the verdict's own AI arm against the benchmark (not the first arm's).
+        headline = next(
+            (c for c in v.comparisons if c.versus == v.benchmark and c.ai == v.ai), None
+        )
         intervals = [interval(c, v.periods, v.confidence) for c in v.comparisons]
         return s.Leaderboard(
             run_id=run_id,
@@ -288,6 +292,7 @@ class DashboardReader:
             strategy=r.name,
             family=r.family,
             is_ai=r.family == "ai",
+            execution=r.execution,
             equity=r.equity,
             pnl=r.pnl,
             return_pct=r.return_pct,

@@ -45,6 +45,7 @@ class StrategyRow(BaseModel):
     strategy: str
     family: str
     is_ai: bool
+    execution: str | None = None  # "taker" or "maker" (how its targets become orders)
     equity: float
     pnl: float
     return_pct: float
@@ -64,6 +65,7 @@ class Interval(BaseModel):
     """AI minus one rival (or the classical mean): mean per-snapshot return difference, bps."""
 
     rival: str
+    ai: str = ""  # which AI arm (a run may have several: a taker and a maker)
     periods: int
     mean_diff_bps: float | None
     ci_low_bps: float | None

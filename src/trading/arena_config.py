@@ -42,7 +42,17 @@ class StrategySpec(BaseModel):
 
     @model_validator(mode="after")
     def _params_valid(self) -> StrategySpec:
-        STRATEGY_TYPES[self.kind].config_type.model_validate(self.params)
+        try:
+            STRATEGY_TYPES[self.kind].config_type.model_validate(self.params)
+        except ValidationError as exc:  # named by the key under params, one line per problem
+            raise ValueError(
+                "; ".join(
+                    ".".join(["params", *(str(p) for p in err["loc"])])
+                    + ": "
+                    + str(err["msg"]).removeprefix("Value error, ")
+                    for err in exc.errors(include_url=False)
+                )
+            ) from None
         return self
 
     def build(self) -> Strategy[Any]:
@@ -57,6 +67,8 @@ class ArenaSettings(BaseModel):
     capital: float = Field(default=10_000.0, gt=0.0)
     # Fee the strategies assume per side (the exchange charges its own; 0.055 % is Bybit taker).
     fee_rate: float = Field(default=0.00055, ge=0.0, lt=0.01)
+    # The maker fee per side maker strategies assume (Bybit linear: 0.02 %).
+    maker_fee_rate: float = Field(default=0.0002, ge=-0.01, lt=0.01)
     # Ignore target changes smaller than this fraction of equity (no churn on rounding).
     min_trade_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     equity_every_s: float = Field(default=5.0, gt=0.0)
@@ -120,9 +132,14 @@ def parse_arena_config(data: dict[str, Any], source: str = "<config>") -> ArenaC
     try:
         return ArenaConfig.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        # A bad strategy also leaves the tuple "too short" (pydantic drops it): say it once.
+        bad_strategy = any(len(e["loc"]) > 1 and e["loc"][0] == "strategy" for e in errors)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
+            + str(err["msg"]).removeprefix("Value error, ")
+            for err in errors
+            if not (bad_strategy and err["loc"] == ("strategy",) and err["type"] == "too_short")
         )
         raise ArenaConfigError(f"{source}: {problems}") from None
 
@@ -138,10 +155,25 @@ def load_arena_config(path: Path) -> ArenaConfig:
     return parse_arena_config(data, str(path))
 
 
-def all_strategies_config(bar_size: str = "1m", **arena: Any) -> ArenaConfig:
-    """Every strategy family with its defaults (tests, demo, benchmark); classical strategies
-    on ``bar_size`` bars (short bars make a few minutes of replay enough to see them trade)."""
+# The AI arms' own hurdles (bps of forecast move over 15 s), as in configs/arena.example.toml: the
+# demo's champion forecasts moves of a fraction of a basis point (median 0.18, 95th percentile
+# 0.46 bps on the shipped day's last hours), so the fee hurdle (12 bps taker, 5 bps maker round
+# trip) would keep both arms flat all day.
+AI_THRESHOLDS_BPS = {"taker": 0.4, "maker": 0.25}
+
+
+def all_strategies_config(
+    bar_size: str = "1m",
+    *,
+    ai_thresholds_bps: dict[str, float] | None = None,
+    **arena: Any,
+) -> ArenaConfig:
+    """Every strategy family with its defaults (tests, demo, benchmark), and the AI arm twice:
+    ``ai_taker`` (market orders) and ``ai_maker`` (PostOnly quotes at the touch), each with its
+    ``threshold_bps``; classical strategies on ``bar_size`` bars (short bars make a few
+    minutes of replay enough to see them trade)."""
     b = bar_size
+    thresholds = AI_THRESHOLDS_BPS | (ai_thresholds_bps or {})
     specs = [
         {
             "name": "sma_cross",
@@ -155,6 +187,13 @@ def all_strategies_config(bar_size: str = "1m", **arena: Any) -> ArenaConfig:
         {"name": "vwap", "kind": "vwap_reversion", "params": {"bar_size": b, "period": 30}},
         {"name": "buy_hold", "kind": "buy_and_hold"},
         {"name": "naive", "kind": "naive_forecaster"},
-        {"name": "ai", "kind": "ai_forecast"},
+        *(
+            {
+                "name": f"ai_{style}",
+                "kind": "ai_forecast",
+                "params": {"execution": style, "threshold_bps": thresholds[style]},
+            }
+            for style in ("taker", "maker")
+        ),
     ]
     return parse_arena_config({"arena": arena, "strategy": specs}, "<all strategies>")

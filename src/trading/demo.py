@@ -3,8 +3,10 @@
 The AI arm uses the model SERVED at ``settings.serving.url`` when a server answers /ready there;
 otherwise the registered ``@champion`` loaded in-process (the same Forecaster the server runs);
 with neither, it stands aside (journaled) and the others still trade. The replay starts after
-the model's validation end: every strategy trades bars the model never saw. Quick mode replays 8
-minutes with classical strategies on 5-second bars; the full demo replays 6 hours on 1-minute bars.
+the model's validation end: every strategy trades bars the model never saw (the bars before
+only warm them up). Quick mode trades 8 minutes with classical strategies on 5-second bars; the
+full demo trades up to 6 hours on 1-minute bars. The AI arm runs twice, as a taker and as a maker
+(``ai_taker``, ``ai_maker``), each with a threshold the demo's model actually reaches.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from rich.console import Console
 logger = logging.getLogger(__name__)
 
 QUICK_MINUTES, FULL_MINUTES = 8.0, 360.0
+# Replayed before the first traded bar: the strategies' warm-up (the longest classical one, and
+# the forecast window of 256 one-second bars).
+QUICK_WARMUP_MINUTES, FULL_WARMUP_MINUTES = 5.0, 20.0
 DAY_MINUTES = 1440.0
+# The quick demo's tiny model forecasts smaller moves (at most ~0.3 bps) than the full demo's
+# champion (median 0.18, 95th percentile 0.46 bps): its AI arms get lower thresholds than the
+# example config's (arena_config.AI_THRESHOLDS_BPS).
+QUICK_AI_THRESHOLDS_BPS = {"taker": 0.15, "maker": 0.08}
 
 
 def _forecast_source(settings: Settings) -> tuple[Any, str, int | None]:
@@ -45,9 +54,9 @@ def _forecast_source(settings: Settings) -> tuple[Any, str, int | None]:
     return champion.source, champion.described, valid_until_ns(uri, champion.run_id)
 
 
-def _start_minute(settings: Settings, until: int | None, default: float) -> float:
-    """Where the replay starts: ``default``, or 20 minutes (the strategies' warm-up) before the
-    model's validation end; the session trades only after that end (bars the model never saw)."""
+def _start_minute(settings: Settings, until: int | None, default: float, warmup: float) -> float:
+    """Where the replay starts: ``default``, or ``warmup`` minutes before the model's validation
+    end; the session trades only after that end (bars the model never saw)."""
     if until is None:
         return default
     from cryptoarena.data.loaders import load_trades
@@ -55,22 +64,26 @@ def _start_minute(settings: Settings, until: int | None, default: float) -> floa
 
     trades, _ = load_trades(sample_path(TARDIS_DAY, settings.data.sample_dir))
     first = int(trades["ts"].iloc[0])
-    return max(default, (until - first) / (60 * NS_PER_S) - 20.0)
+    return max(default, (until - first) / (60 * NS_PER_S) - warmup)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.trading.arena_config import all_strategies_config
     from cryptoarena.trading.journal import Journal
     from cryptoarena.trading.report import build_report
-    from cryptoarena.trading.results.render import render_table
+    from cryptoarena.trading.results.render import render_table, sample_line
     from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
     source, described, until = _forecast_source(settings)
-    minutes = QUICK_MINUTES if quick else FULL_MINUTES
-    start = _start_minute(settings, until, 60.0)
+    # With a model: its warm-up before the validation end, then the minutes traded.
+    warmup = 0.0 if until is None else QUICK_WARMUP_MINUTES if quick else FULL_WARMUP_MINUTES
+    start = _start_minute(settings, until, 60.0, warmup)
+    minutes = warmup + (QUICK_MINUTES if quick else FULL_MINUTES)
     minutes = min(minutes, max(DAY_MINUTES - start, QUICK_MINUTES))
     config = all_strategies_config(
-        bar_size="5s" if quick else "1m", equity_every_s=5.0 if quick else 15.0
+        bar_size="5s" if quick else "1m",
+        ai_thresholds_bps=QUICK_AI_THRESHOLDS_BPS if quick else None,
+        equity_every_s=5.0 if quick else 15.0,
     )
     options = SessionOptions(
         source=Source.REPLAY,
@@ -98,9 +111,14 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     render_table(console, report)
     rows = report.strategies
     best = rows[0] if rows else None
+    ai = ", ".join(
+        f"{r.name} {r.fills} fills ({r.pnl:+.2f} USDT)" for r in rows if r.family == "ai"
+    )
+    span = sample_line(report) or "no model, so no out-of-sample span"
     return (
-        f"trading: {len(rows)} strategies traded {minutes:.0f} min of real tape in {elapsed:.0f} s "
-        f"({result.orders} orders, {result.fills} fills, {preds} forecasts); "
+        f"trading: {len(rows)} strategies replayed {minutes:.0f} min of real tape in "
+        f"{elapsed:.0f} s ({result.orders} orders, {result.fills} fills, {preds} forecasts); "
+        f"{span}; AI arms: {ai or 'none'}; "
         f"best {best.name if best else '—'} {best.pnl if best else 0:+.2f} USDT; "
         f"AI vs classical: {report.verdict.sentence}"
     )

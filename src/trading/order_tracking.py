@@ -49,6 +49,9 @@ class OrderLedger:
         self.sent: set[str] = set()
         self.seen_exec: set[str] = set()
         self.applied: dict[str, Decimal] = {}  # filled quantity booked, per client id
+        # The last state journaled per client id: a venue that answers a cancel AND streams
+        # the same update is journaled once.
+        self._journaled: dict[str, tuple[str, Decimal, int]] = {}
 
     # -- ids ------------------------------------------------------------------------------
     def next_client_id(self, strategy: str) -> str:
@@ -96,7 +99,10 @@ class OrderLedger:
         strategy = self.strategy_of(order.client_id)
         if strategy is None:
             return  # not ours (another process or manual trading on the account)
-        self._record("order_updates", order_update_doc(order, strategy, self.clock.now_ns()))
+        state = (order.status.value, order.filled_qty, order.updated_ns)
+        if self._journaled.get(order.client_id) != state:
+            self._journaled[order.client_id] = state
+            self._record("order_updates", order_update_doc(order, strategy, self.clock.now_ns()))
         if not order.status.is_open:
             current = self.in_flight.get(strategy)
             if current is not None and current.client_id == order.client_id:
@@ -129,8 +135,9 @@ class OrderLedger:
 
     def recover_fill(self, order: Order, now_ns: int) -> bool:
         """Book fills the exchange reports for ``order`` but that never reached us (a crash, a
-        lost message): at the order's average price with the taker fee. Journaled as a fill
-        with an ``exec_id`` of ``recovered-…``. Returns True if something was missing."""
+        lost message): at the order's average price with its fee (maker for a PostOnly quote,
+        else taker). Journaled as a fill with an ``exec_id`` of ``recovered-…``. Returns True if
+        something was missing."""
         missing = order.filled_qty - self.applied.get(order.client_id, Decimal(0))
         strategy = self.strategy_of(order.client_id)
         if missing <= 0 or strategy is None or order.avg_price is None:

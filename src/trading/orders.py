@@ -9,10 +9,19 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.trading.book import Book
-from cryptoarena.trading.exchange.models import Fill, Instrument, Order, OrderRequest, Side
+from cryptoarena.trading.exchange.models import (
+    Fill,
+    Instrument,
+    Order,
+    OrderRequest,
+    Side,
+    TimeInForce,
+)
 
-# Bybit's linear taker fee (and the paper venue's): used only to book fills we had to recover.
+# Bybit's linear taker and maker fees (and the paper venue's): used only to book fills we had
+# to recover.
 TAKER_FEE = Decimal("0.00055")
+MAKER_FEE = Decimal("0.0002")
 
 
 def run_tag(run_id: str) -> str:
@@ -100,9 +109,13 @@ def order_update_doc(order: Order, strategy: str, now_ns: int) -> dict[str, Any]
 
 def recovered_fill(order: Order, missing: Decimal, now_ns: int) -> Fill:
     """A fill the exchange reports (in ``order.filled_qty``) that never reached us: at the
-    order's average price with the taker fee, ``exec_id`` ``recovered-…``."""
+    order's average price with the taker fee (the maker fee for a PostOnly quote, which can
+    only fill as a maker), ``exec_id`` ``recovered-…``."""
     assert order.avg_price is not None
-    fee = (missing * order.avg_price * TAKER_FEE).quantize(Decimal("0.00000001"))
+    maker = order.time_in_force is TimeInForce.POST_ONLY
+    fee = (missing * order.avg_price * (MAKER_FEE if maker else TAKER_FEE)).quantize(
+        Decimal("0.00000001")
+    )
     return Fill(
         exec_id=f"recovered-{order.client_id}-{order.filled_qty}",
         client_id=order.client_id,
@@ -112,7 +125,7 @@ def recovered_fill(order: Order, missing: Decimal, now_ns: int) -> Fill:
         price=order.avg_price,
         qty=missing,
         fee=fee,
-        is_maker=False,
+        is_maker=maker,
         ts_ns=order.updated_ns or now_ns,
     )
 
@@ -126,14 +139,18 @@ def order_doc(
     decision_id: str | None,
     now_ns: int,
 ) -> dict[str, Any]:
-    """The ``orders`` journal document, written before the order is sent."""
+    """The ``orders`` journal document, written before the order is sent: a market order
+    (taker) or a PostOnly limit with its price (maker)."""
     return {
         "client_id": request.client_id,
         "strategy": strategy,
         "symbol": request.symbol,
         "side": request.side.value,
         "qty": str(request.qty),
+        # Maker quotes are PostOnly limits at ``price``; taker orders are market orders.
         "order_type": request.order_type.value,
+        "price": str(request.price) if request.price is not None else None,
+        "time_in_force": request.time_in_force.value,
         "reduce_only": request.reduce_only,
         "ref_price": ref_price,
         "target": target,

@@ -12,6 +12,16 @@ order size (a larger exit continues in the next orders), flagged ``reduce_only``
 position they act on is the book's own direction, and exempt from the limits that guard new
 risk. A long→short flip is a reduce-only close now and the new entry, checked on its own, once
 the close is done (:meth:`OrderRouter.follow_ups`).
+
+Execution styles (docs/trading.md): a *taker* strategy's orders are market orders. A *maker*
+strategy's are PostOnly limits joining the touch (:mod:`cryptoarena.trading.maker`): while one
+rests, a new target on its side re-prices it when the touch moved (amend), a target on the
+other side or one the position already meets cancels it (the other side then joins), and a
+forecast that went stale (:meth:`OrderRouter.withdraw`) or a quote no target wanted for the
+strategy's maker TTL cancels it; the taker timeout does not apply to it. A PostOnly that would
+have taken comes back cancelled (``EC_PostOnlyWillTakeLiquidity``); the slot is then free and
+the next decision joins again. Exits that must happen (flatten: kill switch, halts, stop) are
+market orders whatever the style: a resting quote is cancelled first.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.exchange.errors import (
     AmbiguousOrderError,
     ExchangeError,
+    OrderNotFoundError,
     TemporaryExchangeError,
 )
 from cryptoarena.trading.exchange.models import (
@@ -38,6 +49,7 @@ from cryptoarena.trading.exchange.models import (
     OrderRequest,
     Side,
 )
+from cryptoarena.trading.maker import MakerQuotes, Quote
 from cryptoarena.trading.order_tracking import OrderLedger, Record
 from cryptoarena.trading.orders import InFlight, order_doc, size_order
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
@@ -56,6 +68,7 @@ class FollowUp:
     target: float
     uses_forecast: bool
     decision_id: str | None
+    market: bool = False  # the rest of a forced exit stays a market order
 
 
 class OrderRouter:
@@ -75,6 +88,7 @@ class OrderRouter:
         min_trade_fraction: float,
         order_timeout_s: float,
         inline: bool,
+        quotes: MakerQuotes | None = None,
     ) -> None:
         self.ledger = ledger
         self.books: dict[str, Book] = ledger.books
@@ -86,6 +100,7 @@ class OrderRouter:
         self.min_trade_fraction = Decimal(str(min_trade_fraction))
         self.order_timeout_ns = int(order_timeout_s * NS_PER_S)
         self.inline = inline
+        self.quotes = quotes or MakerQuotes({}, None)
         self.band_ref: float | None = None  # the last closed 1 s bar's VWAP (set by the worker)
         self.orders_sent = dict.fromkeys(self.books, 0)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,11 +142,22 @@ class OrderRouter:
         uses_forecast: bool,
         forecast_age_s: float | None,
         decision_id: str | None,
+        market: bool = False,
     ) -> str | None:
-        """Move the book toward ``target`` (fraction of equity); returns the client id sent."""
+        """Move the book toward ``target`` (fraction of equity); returns the client id sent.
+        ``market``: a forced exit, a market order even for a maker strategy."""
+        maker = self.quotes.is_maker(strategy) and not market
+        flight = self.ledger.in_flight.get(strategy)
+        quote = self.quotes.active(strategy, flight)
+        if quote is not None and price > 0 and not (flight and flight.cancel_requested):
+            if maker and await self._requote(strategy, quote, target, price, now_ns):
+                return None  # still resting (re-priced if the touch moved)
+            if strategy in self.ledger.in_flight:
+                why = "forced exit" if market else "the target no longer wants it"
+                await self._cancel_quote(strategy, quote, why)
         if strategy in self.ledger.in_flight or price <= 0:
             if strategy in self.follow:  # a newer target replaces the rest of the older one
-                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
+                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
             return None
         self.follow.pop(strategy, None)
         book = self.books[strategy]
@@ -140,6 +166,9 @@ class OrderRouter:
         if sized is None:
             return None
         side, qty = sized
+        join = self.quotes.join(side, inst) if maker else None
+        if maker and join is None:
+            return None  # no touch yet (no trade seen): nothing to join
         before = book.qty
         reduce_only = False
         if before != 0 and (side == Side.SELL) == (before > 0):
@@ -147,12 +176,12 @@ class OrderRouter:
             # of the target (a flip's entry, the next slice) follows once this one is done.
             exit_qty = min(qty, abs(before), inst.max_qty)
             if exit_qty < qty:
-                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
+                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
             qty = exit_qty
             reduce_only = self._venue_reduces(strategy, side, qty)
         elif qty > inst.max_qty:
             # An entry above the venue's maximum: in slices, each checked on its own.
-            self.follow[strategy] = FollowUp(target, uses_forecast, decision_id)
+            self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
             qty = inst.max_qty
         signed = qty if side == Side.BUY else -qty
         after = before + signed
@@ -182,9 +211,15 @@ class OrderRouter:
         if veto is not None:
             return None
         cid = self.ledger.next_client_id(strategy)
-        request = OrderRequest(
-            client_id=cid, symbol=inst.symbol, side=side, qty=qty, reduce_only=reduce_only
-        )
+        if join is not None:
+            request = self.quotes.request(
+                cid, inst.symbol, side, qty, join, reduce_only=reduce_only
+            )
+            self.quotes.rest(strategy, cid, side, join, now_ns)
+        else:
+            request = OrderRequest(
+                client_id=cid, symbol=inst.symbol, side=side, qty=qty, reduce_only=reduce_only
+            )
         self.ledger.sent.add(cid)
         self.ledger.owner[cid] = strategy
         self.ledger.in_flight[strategy] = InFlight(cid, strategy, side, qty, now_ns)
@@ -216,7 +251,58 @@ class OrderRouter:
             uses_forecast=False,
             forecast_age_s=None,
             decision_id=None,
+            market=True,
         )
+
+    async def withdraw(self, strategy: str, why: str) -> None:
+        """Cancel the strategy's resting maker quote, if any (its forecast went stale)."""
+        quote = self.quotes.active(strategy, self.ledger.in_flight.get(strategy))
+        if quote is not None:
+            await self._cancel_quote(strategy, quote, why)
+
+    # -- maker quotes -----------------------------------------------------------------------
+    async def _requote(
+        self, strategy: str, quote: Quote, target: float, price: float, now_ns: int
+    ) -> bool:
+        """A new target while ``quote`` rests: True if the quote stays (re-priced to the touch
+        when it moved), False if the target no longer wants it (cancel it)."""
+        inst = self.instrument
+        sized = size_order(self.books[strategy], target, price, inst, self.min_trade_fraction)
+        if sized is None or sized[0] is not quote.side:
+            return False
+        quote.wanted_ns = now_ns
+        join = self.quotes.join(quote.side, inst)
+        if join is None or join == quote.price:
+            return True
+        try:
+            order = await self.exchange.amend_order(inst.symbol, quote.client_id, price=join)
+        except OrderNotFoundError:
+            return True  # it just filled or was cancelled: its updates say which
+        except ExchangeError as exc:
+            logger.warning("amend of %s failed (%s): cancelling it", quote.client_id, exc)
+            return False
+        self._record(
+            "order_updates",
+            {
+                "client_id": quote.client_id,
+                "exchange_id": order.exchange_id,
+                "strategy": strategy,
+                "status": "Amend",
+                "price": str(join),
+                "previous_price": str(quote.price),
+                "ts_ns": now_ns,
+            },
+        )
+        quote.price = join
+        return True
+
+    async def _cancel_quote(self, strategy: str, quote: Quote, why: str) -> None:
+        flight = self.ledger.in_flight.get(strategy)
+        if flight is None or flight.client_id != quote.client_id or flight.cancel_requested:
+            return
+        flight.cancel_requested = True
+        quote.cancel_ns = self.clock.now_ns()
+        await self._cancel(flight, f" ({why})" if why else "")
 
     async def _send(self, request: OrderRequest) -> None:
         cid = request.client_id
@@ -281,8 +367,19 @@ class OrderRouter:
             return None
 
     async def expire(self, now_ns: int) -> None:
-        """Cancel orders in flight for longer than the timeout (a market that stopped trading)."""
+        """Cancel orders in flight for longer than the timeout (a market that stopped trading),
+        and maker quotes no target wanted for their strategy's maker TTL."""
         for flight in list(self.ledger.in_flight.values()):
+            quote = self.quotes.active(flight.strategy, flight)
+            if quote is not None and flight.final is None:
+                if flight.cancel_requested:
+                    sent = quote.cancel_ns if quote.cancel_ns is not None else now_ns
+                    if now_ns - sent >= self.order_timeout_ns:  # it never took: once more
+                        flight.cancel_requested = False
+                        await self._cancel_quote(flight.strategy, quote, "cancel retried")
+                elif self.quotes.unwanted(flight.strategy, quote, now_ns):
+                    await self._cancel_quote(flight.strategy, quote, "unwanted for its TTL")
+                continue
             if flight.final is not None:
                 # Done at the exchange, fills still missing after three timeouts: recover them.
                 if now_ns - flight.sent_ns >= 3 * self.order_timeout_ns:

@@ -160,7 +160,7 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
              fills: Number(r.querySelector('[data-field=fills]').dataset.value)}))""",
     )
     assert [r["strategy"] for r in shown] == [r["strategy"] for r in board["rows"]]
-    assert len(shown) == 9
+    assert len(shown) == 10  # every family, the AI arm twice (taker and maker)
     for got, want in zip(shown, board["rows"], strict=True):
         assert got["pnl"] == pytest.approx(want["pnl"], rel=1e-12, abs=1e-9)
         assert got["fills"] == want["fills"]

@@ -73,7 +73,9 @@ async def test_replay_through_a_real_model_server_into_the_journal(tmp_path, mon
         assert len(due) >= len(preds) - 16
         for p in due:
             assert p["realised_price"] is not None and p["realised_ts_ns"] == p["target_ts_ns"]
-        ai_decisions = [d for d in decisions if d["strategy"] == "ai" and not d["warming_up"]]
+        ai_decisions = [
+            d for d in decisions if d["strategy"].startswith("ai_") and not d["warming_up"]
+        ]
         assert any("model v" in d["reason"] for d in ai_decisions)
 
         # Books: equity = cash + position value − fees; fills rebuild them; the venue agrees.

@@ -200,3 +200,69 @@ def test_arena_trade_names_the_missing_key_variable_and_touches_nothing(tmp_path
     assert done.returncode == 2
     assert "ARENA_ACCOUNTS__SMA__API_KEY is not set" in done.stderr
     assert not (tmp_path / "journal").exists()  # refused before anything was opened
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_maker_strategy_quotes_post_only_on_its_account_through_pybit(tmp_path: Path) -> None:
+    """A maker strategy bound to a (fake) Bybit account: its targets go out through the real
+    pybit client as PostOnly limits at the touch, re-priced with /v5/order/amend and withdrawn
+    with /v5/order/cancel by orderLinkId; what filled filled as a maker; the account's position
+    is the book's."""
+    config = parse_arena_config({
+        "arena": {"min_trade_fraction": 0.02, "equity_every_s": 1.0},
+        "risk": {"strategy": {"max_orders_per_minute": 60}},
+        "strategy": [{"name": "quote", "kind": "sma_cross", "account": "alpha",
+                      "params": {"fast": 2, "slow": 4, "bar_size": "1s", "execution": "maker",
+                                 "maker_ttl_s": 2.0}}],
+    })  # fmt: skip
+    accounts = FakeAccounts(KEYS, VenueConfig(initial_balance=Decimal(10_000), latency_ms=20))
+    with FakeBybit(plugins=accounts.plugins) as fake:
+        market = Market(accounts)
+        market.start()
+        try:
+            settings = _settings(tmp_path, fake)
+            rest = accounts["alpha"].rest
+
+            async def trade() -> Worker:
+                options = SessionOptions(source=Source.BYBIT, exchange=ExchangeKind.BYBIT_DEMO)
+                feed, clock = make_feed(settings, options, "BTCUSDT")
+                exchange = make_exchange(settings, config, ExchangeKind.BYBIT_DEMO, clock, False)
+                with Journal.open(settings, run_id="maker", clock=clock) as journal:
+                    worker = Worker(config, feed=feed, exchange=exchange, journal=journal,
+                                    clock=clock, run_id="maker", source_name="bybit")  # fmt: skip
+                    task = asyncio.create_task(worker.run())
+                    # Live time: generous for a loaded machine (usually ~15 s here).
+                    deadline = time.monotonic() + 180
+                    while time.monotonic() < deadline and not task.done():
+                        if (
+                            len(rest.received("/v5/order/create")) >= 3
+                            and rest.received("/v5/order/amend")
+                            and rest.received("/v5/order/cancel")
+                        ):
+                            break
+                        await asyncio.sleep(0.1)
+                    worker.request_stop("test done")
+                    await asyncio.wait_for(task, 30)
+                    await feed.close()
+                return worker
+
+            worker = asyncio.run(trade())
+        finally:
+            market.stop.set()
+            market.join(5)
+    creates = [r.json() for r in rest.received("/v5/order/create")]
+    assert len(creates) >= 3
+    assert all(c["orderType"] == "Limit" and c["timeInForce"] == "PostOnly" for c in creates)
+    assert all(Decimal(c["price"]) > 0 for c in creates)
+    ids = {c["orderLinkId"] for c in creates}
+    amends = [r.json() for r in rest.received("/v5/order/amend")]
+    cancels = [r.json() for r in rest.received("/v5/order/cancel")]
+    assert amends and cancels
+    assert {a["orderLinkId"] for a in amends} <= ids and {c["orderLinkId"] for c in cancels} <= ids
+    assert all("price" in a for a in amends)
+    with Journal.open(settings, run_id="maker") as journal:
+        fills = journal.find("fills", {"run_id": "maker"})
+    assert all(f["is_maker"] for f in fills)
+    venue = accounts["alpha"].matching.venue
+    assert venue.account.position("BTCUSDT").qty == worker.books["quote"].qty

@@ -131,5 +131,5 @@ def test_demo_step_without_a_model_still_trades_and_says_why(tmp_path: Path) -> 
     text = " ".join(console.export_text().split())
     assert "@champion in the registry at" in text and "the AI arm stands aside" in text
     assert "leaderboard" in text and "sma_cross" in text
-    assert line.startswith("trading: 9 strategies traded 8 min of real tape")
-    assert "AI vs classical: The AI arm did not trade: standing aside" in line
+    assert line.startswith("trading: 10 strategies replayed 8 min of real tape")
+    assert "AI vs classical: None of the 2 AI arms traded: standing aside" in line

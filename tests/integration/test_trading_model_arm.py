@@ -151,3 +151,38 @@ async def test_batched_forecasts_equal_the_lock_step_ones(
     assert [(o["side"], o["qty"], o["ts_ns"]) for o in got["batched/orders"]] == [
         (o["side"], o["qty"], o["ts_ns"]) for o in got["lockstep/orders"]
     ]
+
+
+def test_the_demo_trades_both_ai_arms_out_of_sample(tmp_path: Path, tiny_registry: str) -> None:
+    """Issue #10: the quick demo's trading step, with the quick demo's tiny champion, ends with
+    both AI arms (taker and maker) filled on bars after the model's validation end, and says
+    so: the out-of-sample span in the report and the AI arms' fills in the closing line. (It
+    used to stop with "the replay ends before the model's validation end", and before that its
+    single AI arm made thousands of forecasts and no fill.)"""
+    import io
+
+    from cryptoarena.trading.demo import demo_step
+    from rich.console import Console
+
+    settings = _settings(tmp_path, tiny_registry)
+    out = io.StringIO()
+    line = demo_step(settings, Console(file=out, width=200), quick=True)
+    from cryptoarena.trading.report import build_report
+
+    with Journal.open(settings, run_id="demo", readonly=True) as journal:
+        started = journal.find("runs", {"event": "started"})[-1]
+        fills = journal.find("fills", {"run_id": started["run_id"]})
+        report = build_report(journal, started["run_id"])
+    execution = {r.name: r.execution for r in report.strategies if r.family == "ai"}
+    assert execution == {"ai_taker": "taker", "ai_maker": "maker"}
+    until = started["model_valid_until_ns"]
+    assert started["in_sample"] is False and started["trade_from_ns"] == until
+    assert all(f["ts_ns"] > until for f in fills)
+    by_arm = {arm: [f for f in fills if f["strategy"] == arm] for arm in ("ai_taker", "ai_maker")}
+    assert by_arm["ai_taker"] and not any(f["is_maker"] for f in by_arm["ai_taker"])
+    assert by_arm["ai_maker"] and all(f["is_maker"] for f in by_arm["ai_maker"])
+    assert "out of sample: scored from" in out.getvalue()
+    assert "ai · maker" in out.getvalue()  # the leaderboard tells the maker arm apart
+    assert "out of sample: scored from" in line
+    for arm, got in by_arm.items():
+        assert f"{arm} {len(got)} fills" in line

@@ -82,3 +82,22 @@ def test_temporary_create_errors_are_retried_under_the_policy_then_rejected() ->
     rejected = [d for kind, d in records if kind == "order_updates"]
     assert rejected and rejected[-1]["status"] == "Rejected"
     assert "gave up" in rejected[-1]["reason"]
+
+
+def test_a_recovered_fill_of_a_post_only_quote_pays_the_maker_fee() -> None:
+    """Fills the exchange reports but that never reached us are booked from the order: a
+    PostOnly quote can only have filled as a maker (0.02 %), a market order as a taker."""
+    from cryptoarena.trading.exchange.models import Order, OrderStatus, TimeInForce
+    from cryptoarena.trading.orders import recovered_fill
+
+    def order(order_type: OrderType, tif: TimeInForce) -> Order:
+        return Order(client_id="r-00-i-1", exchange_id="x", symbol="BTCUSDT", side=Side.BUY,
+                     order_type=order_type, qty=Decimal("0.5"), price=Decimal("10000"),
+                     status=OrderStatus.FILLED, filled_qty=Decimal("0.5"),
+                     avg_price=Decimal("10000"), reduce_only=False, time_in_force=tif,
+                     created_ns=1, updated_ns=2)  # fmt: skip
+
+    maker = recovered_fill(order(OrderType.LIMIT, TimeInForce.POST_ONLY), Decimal("0.5"), 3)
+    assert maker.is_maker and maker.fee == Decimal("1.00000000")  # 5,000 × 0.02 %
+    taker = recovered_fill(order(OrderType.MARKET, TimeInForce.GTC), Decimal("0.5"), 3)
+    assert not taker.is_maker and taker.fee == Decimal("2.75000000")  # 5,000 × 0.055 %

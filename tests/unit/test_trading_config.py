@@ -16,7 +16,11 @@ def test_the_example_config_loads_every_family() -> None:
     kinds = {s.kind for s in config.strategies}
     assert kinds == {"sma_cross", "macd", "rsi_reversion", "bollinger", "donchian",
                      "vwap_reversion", "buy_and_hold", "naive_forecaster", "ai_forecast"}  # fmt: skip
-    assert len(config.build_strategies()) == 9
+    assert len(config.build_strategies()) == 10
+    # The AI arm twice: a taker and a maker, each with its own threshold.
+    ai = {s.name: s.build().config for s in config.strategies if s.kind == "ai_forecast"}
+    assert {n: c.execution for n, c in ai.items()} == {"ai_taker": "taker", "ai_maker": "maker"}
+    assert all(c.threshold_bps is not None for c in ai.values())
     assert config.risk.global_.price_band_bps == 50.0
 
 
@@ -33,12 +37,20 @@ def test_the_example_config_loads_every_family() -> None:
          "arena.capital"),
         ({"risk": {"overrides": {"ghost": {}}}, "strategy": [{"name": "a", "kind": "buy_and_hold"}]},
          "unknown strategies: ['ghost']"),
+        ({"strategy": [{"name": "a", "kind": "ai_forecast", "params": {"execution": "limit"}}]},
+         "strategy.0: params.execution: Input should be 'taker' or 'maker'"),
+        ({"strategy": [{"name": "a", "kind": "sma_cross", "params": {"execution": "maker",
+                                                                    "maker_ttl_s": 0}}]},
+         "strategy.0: params.maker_ttl_s: Input should be greater than 0"),
+        ({"strategy": [{"name": "a", "kind": "ai_forecast", "params": {"threshold_bps": -1}}]},
+         "params.threshold_bps"),
     ],
 )  # fmt: skip
 def test_bad_config_gets_one_clear_error(data: dict, words: str) -> None:
     with pytest.raises(ArenaConfigError) as err:
         parse_arena_config(data, "arena.toml")
     assert words in str(err.value) and str(err.value).startswith("arena.toml: ")
+    assert "Value error" not in str(err.value) and "\n" not in str(err.value)
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:

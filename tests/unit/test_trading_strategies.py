@@ -124,3 +124,30 @@ def test_ai_stands_aside_without_a_forecast_and_follows_a_strong_one() -> None:
     F.log_returns = tuple([0.0] * 14 + [0.0011])  # +11 bps < 12 bps hurdle
     assert ai.on_bar(bar, StrategyContext(0, 0.00055, F())) == 0.0
     assert "within hurdle" in ai.reason
+
+
+def test_threshold_bps_replaces_the_fee_hurdle_and_a_maker_assumes_the_maker_fee() -> None:
+    bar = _bars("1s")[0]
+
+    class F:
+        bar_ts_ns = bar.ts
+        model_version = "3"
+        log_returns = tuple([0.0] * 14 + [0.00005])  # +0.5 bps
+
+    ctx = StrategyContext(0, 0.00055, F())
+    default = build_strategy("ai", "ai_forecast", {"margin_bps": 1.0})
+    assert default.on_bar(bar, ctx) == 0.0 and "hurdle 12.00" in default.reason
+    low = build_strategy("ai", "ai_forecast", {"threshold_bps": 0.4})
+    assert low.on_bar(bar, ctx) == 1.0 and "hurdle 0.40" in low.reason
+    high = build_strategy("ai", "ai_forecast", {"threshold_bps": 0.6})
+    assert high.on_bar(bar, ctx) == 0.0
+    F.log_returns = tuple([0.0] * 14 + [-0.00005])
+    assert low.on_bar(bar, ctx) == -1.0
+    # No threshold: a maker's hurdle is the maker round trip (2 × 2 bps) plus the margin.
+    F.log_returns = tuple([0.0] * 14 + [0.00045])  # +4.5 bps: < 12 taker, > 4 + 0.25 maker
+    maker = build_strategy("ai", "ai_forecast", {"execution": "maker", "margin_bps": 0.25})
+    taker = build_strategy("ai", "ai_forecast", {"margin_bps": 0.25})
+    assert maker.on_bar(bar, ctx) == 1.0 and "hurdle 4.25" in maker.reason
+    assert taker.on_bar(bar, ctx) == 0.0 and "hurdle 11.25" in taker.reason
+    naive = build_strategy("n", "naive_forecaster", {"threshold_bps": 0.0})
+    assert naive.config.hurdle_bps(ctx) == 0.0

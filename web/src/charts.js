@@ -96,10 +96,13 @@ export function realisedSeries(predictions) {
 
 /** AI-vs-rival intervals ready to draw: finite ones only, with the side each falls on. */
 export function intervalRows(intervals) {
+  // Several AI arms (a taker and a maker): each row names its arm as well as the rival.
+  const arms = new Set(intervals.map((i) => i.ai || ''))
   return intervals
     .filter((i) => Number.isFinite(i.ci_low_bps) && Number.isFinite(i.ci_high_bps) && Number.isFinite(i.mean_diff_bps))
     .map((i) => ({
-      rival: i.rival,
+      key: `${i.ai || ''}/${i.rival}`,
+      rival: arms.size > 1 ? `${i.ai} − ${i.rival}` : i.rival,
       lo: i.ci_low_bps,
       hi: i.ci_high_bps,
       mean: i.mean_diff_bps,

@@ -80,4 +80,14 @@ describe('AI vs classical intervals', () => {
     expect(intervalDomain(rows)).toEqual([-3.3000000000000003, 3.3000000000000003])
     expect(intervalDomain([])).toEqual([-1.1, 1.1])
   })
+  it('names the AI arm of each row when there are several (a taker and a maker)', () => {
+    const one = { mean_diff_bps: 1, ci_low_bps: 0.5, ci_high_bps: 2 }
+    const rows = intervalRows([
+      { ai: 'ai_taker', rival: 'sma', ...one },
+      { ai: 'ai_maker', rival: 'sma', ...one },
+    ])
+    expect(rows.map((r) => r.rival)).toEqual(['ai_taker − sma', 'ai_maker − sma'])
+    expect(new Set(rows.map((r) => r.key)).size).toBe(2)
+    expect(intervalRows([{ ai: 'ai', rival: 'sma', ...one }])[0].rival).toBe('sma')
+  })
 })

@@ -32,6 +32,7 @@ class Decider:
         result: WorkerResult,
     ) -> None:
         self.fee = config.arena.fee_rate
+        self.maker_fee = config.arena.maker_fee_rate
         self.flatten_on_kill = config.arena.flatten_on_kill
         self.groups = groups
         self.risk = risk
@@ -43,7 +44,7 @@ class Decider:
 
     async def step(self, bar_ns: int, bar: Bar, now_ns: int, live: bool) -> None:
         """Every strategy on ``bar_ns`` bars sees ``bar``; live ticks decide and route."""
-        plain = StrategyContext(now_ns=now_ns, fee_rate=self.fee)
+        plain = StrategyContext(now_ns=now_ns, fee_rate=self.fee, maker_fee_rate=self.maker_fee)
         ai_ctx: StrategyContext | None = None
         age: float | None = None
         for runner in self.groups.get(bar_ns, ()):
@@ -57,7 +58,13 @@ class Decider:
                         if self.pump is not None
                         else (None, "no forecast source", None)
                     )
-                    ai_ctx = StrategyContext(now_ns, self.fee, forecast, problem)
+                    ai_ctx = StrategyContext(
+                        now_ns,
+                        self.fee,
+                        forecast,
+                        problem,
+                        maker_fee_rate=self.maker_fee,
+                    )
                 ctx = ai_ctx
             outcome = runner.step(bar, ctx)
             if not live:
@@ -105,6 +112,9 @@ class Decider:
                 },
             )
         state.last_decision[d.strategy] = d.reason
+        if d.target is None and runner.strategy.uses_forecast:
+            # Standing aside (stale or missing forecast): a maker quote must not outlive it.
+            await state.need_router().withdraw(d.strategy, "forecast gone: standing aside")
         if (
             d.target is None
             or must_flatten(self.risk, d.strategy, flatten_on_kill=self.flatten_on_kill)

@@ -82,6 +82,13 @@ class Duties:
         if self.risk.killed is not None and not self._flat_logged and all_flat:
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")
+        for name in list(router.quotes.resting):
+            # A resting maker quote may fill long after it was placed: a halted or killed
+            # strategy must not keep one working.
+            if self.risk.killed is not None or must_flatten(
+                self.risk, name, flatten_on_kill=self.flatten_on_kill
+            ):
+                await router.withdraw(name, "halted or kill switch")
         if self.state.last_price is not None:
             for name in self.books:
                 if self.books[name].qty != 0 and must_flatten(
@@ -119,6 +126,7 @@ class Duties:
                     uses_forecast=follow.uses_forecast,
                     forecast_age_s=age,
                     decision_id=follow.decision_id,
+                    market=follow.market,
                 )
                 if cid is not None:
                     self.result.orders += 1

@@ -25,6 +25,7 @@ from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.maker import MakerQuotes
 from cryptoarena.trading.order_tracking import OrderLedger
 from cryptoarena.trading.orders import incarnation_tag
 from cryptoarena.trading.restore import (
@@ -108,6 +109,14 @@ class Lifecycle:
             min_trade_fraction=self.config.arena.min_trade_fraction,
             order_timeout_s=self.config.arena.order_timeout_s,
             inline=self.lockstep,
+            quotes=MakerQuotes(
+                {
+                    r.name: r.strategy.config.maker_ttl_ns
+                    for r in self.runners
+                    if r.strategy.config.execution == "maker"
+                },
+                self.state.touch,
+            ),
         )
         if self.durable_orders:
             router.before_send = self._flush_journal

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.exchange.touch import TapeTouch
 from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.router import OrderRouter
 
@@ -20,6 +21,8 @@ class RunState:
     checkpoint_ns: int = 0
     last_decision: dict[str, str] = field(default_factory=dict)
     router: OrderRouter | None = None
+    # The touch estimated from the tape the strategies see: where maker quotes join.
+    touch: TapeTouch = field(default_factory=TapeTouch)
 
     def need_router(self) -> OrderRouter:
         if self.router is None:

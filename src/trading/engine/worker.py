@@ -236,6 +236,7 @@ class Worker:
         if isinstance(self.clock, SimClock):
             self.clock.advance_to(last.ts)
         self.bars.add(trades)
+        self.state.touch.update(trades)
         self.state.last_price = last.price
         self.state.last_trade_ns = last.ts
         self.result.trades += len(trades)

@@ -52,6 +52,8 @@ class StrategyRow(_Frozen):
     name: str
     family: Family
     kind: str | None = None
+    # "taker" (market orders) or "maker" (PostOnly quotes at the touch); None in older runs.
+    execution: str | None = None
     capital: float
     equity: float
     pnl: float  # after fees, marked to the last price

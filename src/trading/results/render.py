@@ -75,11 +75,16 @@ def sample_line(report: RunReport) -> str | None:
     return None
 
 
+def family_label(row: StrategyRow) -> str:
+    """The family, with the execution style when it is not the default (taker)."""
+    return f"{row.family} · maker" if row.execution == "maker" else row.family
+
+
 def _columns() -> dict[str, object]:
     return {
         "#": lambda i, r: str(i),
         "strategy": lambda i, r: r.name,
-        "family": lambda i, r: r.family,
+        "family": lambda i, r: family_label(r),
         "P&L": lambda i, r: fmt(r.pnl),
         "return %": lambda i, r: fmt(r.return_pct, ".3f"),
         "fees": lambda i, r: fmt(r.fees),
@@ -210,7 +215,7 @@ def render_markdown(
     for r in report.strategies:
         cells = [
             r.name,
-            r.family,
+            family_label(r),
             fmt(r.pnl),
             fmt(r.return_pct, ".3f"),
             fmt(r.fees),

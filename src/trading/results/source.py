@@ -291,6 +291,7 @@ def collect(
                 name=name,
                 family=family,
                 kind=info.get(name, {}).get("kind"),
+                execution=(info.get(name, {}).get("config") or {}).get("execution"),
                 capital=capital,
                 equity=s.equity,
                 pnl=s.pnl,

@@ -1,4 +1,5 @@
-"""The AI arm: trades the served 15-second forecast when its expected move beats the fees.
+"""The AI arm: trades the served 15-second forecast when its expected move beats the hurdle
+(round-trip fees of its execution style plus a margin, or the user's ``threshold_bps``).
 
 The forecast is fetched ahead of need by the worker's forecast pump (a background task, one
 request per second); the hook only reads the latest one from the context. When it is stale,
@@ -36,7 +37,6 @@ class AiForecast(Strategy[AiForecastConfig]):
         return forecast_target(
             self,
             forecast.log_returns[horizon - 1],
-            ctx.fee_rate,
-            self.config.margin_bps,
+            self.config.hurdle_bps(ctx),
             f"model v{forecast.model_version}",
         )

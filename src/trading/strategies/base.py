@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from cryptoarena.data.bars import parse_bar_size
-from cryptoarena.data.records import Bar
+from cryptoarena.data.records import NS_PER_S, Bar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -31,6 +31,13 @@ class ForecastView(Protocol):
     def model_version(self) -> str: ...
 
 
+# How a strategy's targets become orders (docs/trading.md "Execution styles"): ``taker`` sends
+# market orders; ``maker`` rests a PostOnly limit at the touch in the target's direction.
+Execution = Literal["taker", "maker"]
+# Bybit linear maker fee per side (the paper venue's too): what a maker strategy assumes by default.
+MAKER_FEE_RATE = 0.0002
+
+
 @dataclass(frozen=True, slots=True)
 class StrategyContext:
     """What the framework tells a strategy besides the bar."""
@@ -40,6 +47,11 @@ class StrategyContext:
     forecast: ForecastView | None = None
     # Why there is no usable forecast (stale, missing, model unhealthy), when there is none.
     forecast_problem: str | None = None
+    maker_fee_rate: float = MAKER_FEE_RATE  # maker fee per side (0.0002 = 2 bps)
+
+    def fee_for(self, execution: Execution) -> float:
+        """The fee per side a strategy with this execution style pays."""
+        return self.maker_fee_rate if execution == "maker" else self.fee_rate
 
 
 class StrategyConfig(BaseModel):
@@ -51,6 +63,12 @@ class StrategyConfig(BaseModel):
     # Position at full conviction, as a fraction of the book's equity.
     size: float = Field(default=1.0, gt=0.0, le=1.0)
     allow_short: bool = True
+    # Market orders (taker) or PostOnly limits joining the touch (maker); exits that must
+    # happen (kill switch, halts, stop) are market orders whatever this says.
+    execution: Execution = "taker"
+    # Maker: a resting quote no target has confirmed for this long is cancelled (default: one
+    # bar; forecast strategies: the forecast horizon).
+    maker_ttl_s: float | None = Field(default=None, gt=0.0, le=3600.0)
 
     @field_validator("bar_size")
     @classmethod
@@ -61,6 +79,13 @@ class StrategyConfig(BaseModel):
     @property
     def bar_ns(self) -> int:
         return parse_bar_size(self.bar_size)
+
+    @property
+    def maker_ttl_ns(self) -> int:
+        """How long a maker quote rests without a target that still wants it."""
+        if self.maker_ttl_s is not None:
+            return int(self.maker_ttl_s * NS_PER_S)
+        return self.bar_ns
 
     @property
     def warmup_bars(self) -> int:

@@ -11,7 +11,7 @@ import math
 from collections import deque
 from typing import Any
 
-from cryptoarena.data.records import Bar
+from cryptoarena.data.records import NS_PER_S, Bar
 from cryptoarena.trading.strategies.base import Strategy, StrategyConfig, StrategyContext
 from pydantic import Field, field_validator
 
@@ -33,8 +33,25 @@ class ForecastRuleConfig(StrategyConfig):
 
     bar_size: str = "1s"
     horizon_s: int = Field(default=15, ge=1, le=15)
-    # Extra edge over the round-trip taker fees before a position is worth taking.
+    # Extra edge over the round-trip fees (taker or maker, as ``execution`` says) before a
+    # position is worth taking.
     margin_bps: float = Field(default=1.0, ge=0.0)
+    # The user's own hurdle: when set, a position needs a forecast move beyond this many bps
+    # (it replaces 2 × fee + margin_bps).
+    threshold_bps: float | None = Field(default=None, ge=0.0, le=1000.0)
+
+    def hurdle_bps(self, ctx: StrategyContext) -> float:
+        """The forecast move (bps) a position must beat."""
+        if self.threshold_bps is not None:
+            return self.threshold_bps
+        return 2.0 * ctx.fee_for(self.execution) * 1e4 + self.margin_bps
+
+    @property
+    def maker_ttl_ns(self) -> int:
+        # A quote lives as long as the forecast behind it: the horizon, unless set.
+        if self.maker_ttl_s is not None:
+            return int(self.maker_ttl_s * NS_PER_S)
+        return self.horizon_s * NS_PER_S
 
     @field_validator("bar_size")
     @classmethod
@@ -45,11 +62,11 @@ class ForecastRuleConfig(StrategyConfig):
 
 
 def forecast_target(
-    strategy: Strategy[Any], log_return: float, fee_rate: float, margin_bps: float, source: str
+    strategy: Strategy[Any], log_return: float, hurdle_bps: float, source: str
 ) -> float:
-    """Long/short when the expected move beats round-trip fees plus the margin, else flat."""
+    """Long/short when the expected move beats the hurdle (round-trip fees plus the margin, or
+    the user's ``threshold_bps``), else flat."""
     move_bps = log_return * 1e4
-    hurdle_bps = 2.0 * fee_rate * 1e4 + margin_bps
     if move_bps > hurdle_bps:
         return strategy.long(f"{source} +{move_bps:.2f} bps > hurdle {hurdle_bps:.2f}")
     if move_bps < -hurdle_bps:
@@ -70,4 +87,4 @@ class NaiveForecaster(Strategy[ForecastRuleConfig]):
         if len(self._closes) <= self.config.horizon_s:
             return None
         last_move = math.log(self._closes[-1] / self._closes[0])
-        return forecast_target(self, last_move, ctx.fee_rate, self.config.margin_bps, "persistence")
+        return forecast_target(self, last_move, self.config.hurdle_bps(ctx), "persistence")
