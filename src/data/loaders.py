@@ -261,6 +261,16 @@ def _kline_bars(num: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
     return bars.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
+def looks_like_klines(path: Path) -> bool:
+    """The first line is a Binance kline row (12 numeric fields), as ``load_trades`` tells."""
+    with _open_text(Path(path)) as stream:
+        first = stream.readline().strip()
+    fields = first.split(",")
+    return len(fields) == len(KLINE_COLUMNS) and all(
+        f.replace(".", "", 1).isdigit() for f in fields
+    )
+
+
 @_damage_named
 def load_binance_klines(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """Binance kline CSV (no header; ms times in 2024 files, µs from 2025) → 1-minute bar frame."""
