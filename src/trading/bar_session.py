@@ -27,6 +27,8 @@ from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.arena_config import ArenaConfig
 from cryptoarena.trading.engine import WorkerResult
+from cryptoarena.trading.exchange.bar_fills import BarFillConfig
+from cryptoarena.trading.risk.killswitch import KillSwitch
 from cryptoarena.trading.session import SessionError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class BarRunOptions:
     slippage_bps: float = 1.0
     equity_every_s: float = 3600.0
     progress: bool = True
+    # The venue's fees, instruments, cap (default: Bybit's; slippage and capital from above).
+    fill: BarFillConfig | None = None
 
 
 def kline_files(paths: Sequence[Path]) -> list[Path]:
@@ -137,14 +141,32 @@ def bar_config(config: ArenaConfig, kept: list[str], equity_every_s: float) -> A
     return config.model_copy(update={"strategies": specs, "risk": risk, "arena": arena})
 
 
+class PacedKillSwitch(KillSwitch):
+    """The kill file read at most every ``every_s`` of wall time, as a live worker polls it
+    (a bar backtest runs its duties thousands of times a second)."""
+
+    def __init__(self, *args: Any, every_s: float = 0.25, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._every_s = every_s
+        self._next = 0.0
+        self._last: dict[str, Any] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._every_s
+            self._last = super().read()
+        return self._last
+
+
 def run_bar_backtest(
     settings: Settings, config: ArenaConfig, options: BarRunOptions
 ) -> WorkerResult:
     from cryptoarena.trading.engine import Worker
     from cryptoarena.trading.engine.bar_drive import NoFeed, PulledUpdates, drive
-    from cryptoarena.trading.exchange.bar_fills import BarExchange, BarFillConfig
+    from cryptoarena.trading.exchange.bar_fills import BarExchange
     from cryptoarena.trading.journal import Journal
-    from cryptoarena.trading.risk.killswitch import KillSwitch
+    from cryptoarena.trading.journal.batched import BatchedJournal
 
     files = kline_files(options.files)
     kept, skipped = fit_for_bars(config)
@@ -169,9 +191,11 @@ def run_bar_backtest(
     clock = SimClock(int(bars["ts"].iloc[0]))
     stream = PulledUpdates()
     exchange = BarExchange(
-        BarFillConfig(
-            slippage_bps=Decimal(str(options.slippage_bps)),
-            initial_balance=Decimal(str(cfg.arena.capital)),
+        (options.fill or BarFillConfig()).model_copy(
+            update={
+                "slippage_bps": Decimal(str(options.slippage_bps)),
+                "initial_balance": Decimal(str(cfg.arena.capital)),
+            }
         ),
         clock=clock,
         symbol=symbol,
@@ -191,8 +215,8 @@ def run_bar_backtest(
         },
         "skipped": skipped,
     }
-    kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
-    journal = Journal.open(settings, run_id=run_id, clock=clock, bulk=True)
+    kill = PacedKillSwitch(settings.trading.kill_file, settings.trading.kill_token)
+    journal = BatchedJournal(Journal.open(settings, run_id=run_id, clock=clock, bulk=True), clock)
     try:
         worker = Worker(
             cfg,

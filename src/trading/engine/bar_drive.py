@@ -453,7 +453,16 @@ async def drive(
     drive = None
     try:
         drive = BarDrive(worker, exchange, stream, bars, progress=progress)
+        started = time.perf_counter()
         drive.run()
+        elapsed = time.perf_counter() - started
+        logger.info(
+            "bar backtest: %d bars in %.2f s (%s bars/s), %d orders",
+            drive.n,
+            elapsed,
+            f"{drive.n / elapsed:,.0f}" if elapsed > 0 else "-",
+            worker.result.orders,
+        )
         await drive.finish()
         worker.result.stopped_by = "klines ended"
     except BaseException as exc:

@@ -295,9 +295,14 @@ class RiskManager:
         new = np.empty(n, dtype=bool)
         new[0] = before is None or before[0] != int(day[0])
         new[1:] = day[1:] != day[:-1]
-        first = np.maximum.accumulate(np.where(new, np.arange(n), -1))
+        days = np.cumsum(new) - 1  # which of the span's new days each mark is in (-1: none)
         carried = before[1] if before is not None else float(equity[0])
-        start = np.where(first >= 0, equity[np.maximum(first, 0)], carried)
+        firsts = equity[new]
+        start = (
+            np.where(days >= 0, firsts[np.maximum(days, 0)], carried)
+            if firsts.size
+            else np.full(n, carried)
+        )
         peak = np.maximum(np.maximum.accumulate(equity), self._peak.get(key, float(equity[0])))
         with np.errstate(divide="ignore", invalid="ignore"):
             daily = (start - equity) / capital if capital > 0 else np.zeros(n)
