@@ -19,6 +19,7 @@ Two ways to get them, with the same result:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -112,12 +113,12 @@ def generic_signals(runner: StrategyRunner, bars: pd.DataFrame, fee_rate: float)
             key[j] = last_key
         if crash is not None:
             break
-    starts = np.array(sorted(reasons), dtype=np.int64)
-    texts = [reasons[int(s)] for s in starts]
+    starts = sorted(reasons)
+    texts = [reasons[s] for s in starts]
 
     def reason_at(j: int) -> str:
         # The reason as of its last change (numbers included) at or before bar j.
-        k = int(np.searchsorted(starts, j, side="right")) - 1
+        k = bisect_right(starts, j) - 1
         return texts[k] if k >= 0 else ""
 
     return Signals(runner, ts, target, key, reason_at, runner.warmup_bars, crash_at, crash, classes)
