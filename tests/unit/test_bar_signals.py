@@ -12,7 +12,12 @@ import pytest
 from cryptoarena.data.loaders import load_binance_klines_many
 from cryptoarena.data.records import bars_to_records
 from cryptoarena.data.samples import sample_path
-from cryptoarena.trading.engine.bar_signals import VECTORISED, compute_signals, generic_signals
+from cryptoarena.trading.engine.bar_signals import (
+    VECTORISED,
+    Signals,
+    compute_signals,
+    generic_signals,
+)
 from cryptoarena.trading.risk.limits import RiskConfig, StrategyLimits
 from cryptoarena.trading.risk.manager import DAY_NS, RiskManager
 from cryptoarena.trading.runner import StrategyRunner
@@ -25,10 +30,14 @@ KINDS = [
     ("sma_cross", {"fast": 20, "slow": 60}),
     ("sma_cross", {"fast": 5, "slow": 20, "allow_short": False}),
     ("macd", {}),
+    ("macd", {"fast": 5, "slow": 13, "signal": 4, "size": 0.5}),
     ("rsi_reversion", {}),
+    ("rsi_reversion", {"period": 5, "lower": 40, "upper": 60, "allow_short": False}),
     ("bollinger", {}),
+    ("bollinger", {"period": 10, "k": 1.0, "allow_short": False}),
     ("donchian", {}),
     ("vwap_reversion", {"period": 30}),
+    ("vwap_reversion", {"period": 10, "threshold_bps": 3, "exit_bps": 1}),
 ]
 
 
@@ -52,13 +61,19 @@ def test_span_decisions_equal_the_strategy_stepped_bar_by_bar(
     kind: str, params: dict[str, object], bars: pd.DataFrame
 ) -> None:
     stepped = _stepped(kind, params, bars)
-    runner = StrategyRunner(build_strategy("s", kind, {**params, "bar_size": "1m"}))
-    sig = compute_signals(runner, bars, 0.00055)
+    for way in (compute_signals, generic_signals):
+        runner = StrategyRunner(build_strategy("s", kind, {**params, "bar_size": "1m"}))
+        _check(way(runner, bars, 0.00055), stepped, exact=way is compute_signals)
+
+
+def _check(sig: Signals, stepped: list[tuple[object, ...]], *, exact: bool) -> None:
+    kind = sig.runner.strategy.kind
+    assert kind in VECTORISED or not exact
     assert sig.crash is None
     for j, (target, reason, warming) in enumerate(stepped):
         d = sig.decision(j)
         assert d.target == target and d.warming_up == warming, j
-        if kind in VECTORISED:  # the exact reason, numbers included, on every bar
+        if exact:  # vectorised: the exact reason, numbers included, on every bar
             assert d.reason == reason, j
     # Decision classes (what the journal deduplicates on) change exactly where the stepped
     # (target, masked reason) pairs change.
