@@ -144,3 +144,38 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
         runner.invoke(app, ["backtest", "-c", _config(tmp_path, ai_only), "--bars", *files])
     )
     assert "no strategy" in line and "ai" in line
+
+
+def test_a_daily_loss_halts_at_the_bar_whose_close_breaks_it(tmp_path: Path) -> None:
+    # Long 100 BTC from 100 (bar 1's open); a 5 % daily loss of 10,000 is 500: with the entry
+    # fee (5.5) the close of 95 (bar 6) breaks it, no equity snapshot is due in these minutes,
+    # so only a check at every close halts there; the flatten fills at bar 7's open.
+    t0 = 1_717_243_200_000  # 2024-06-01 12:00 UTC: no new day inside the run
+    closes = [100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 95.0, 94.0, 93.0]
+    opens = [100.0, 100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 94.5, 94.0]
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    config = """
+[arena]
+capital = 10000.0
+[risk.strategy]
+max_daily_loss = 0.05
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+params = { bar_size = "1m" }
+"""
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "halt1", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+    with Journal.open(get_settings(), run_id="halt1", readonly=True) as journal:
+        halts = journal.find("risk_events", {"run_id": "halt1", "type": "halt"})
+    assert len(halts) == 1 and "daily loss" in halts[0]["reason"]
+    assert halts[0]["ts_ns"] == (t0 + 7 * MIN_MS) * 10**6  # bar 6's close
+    fills = _fills("halt1")
+    assert [(f["side"], f["ts_ns"]) for f in fills] == [
+        ("Buy", (t0 + 1 * MIN_MS) * 10**6),
+        ("Sell", (t0 + 7 * MIN_MS) * 10**6),  # bar 7's open
+    ]
+    assert Decimal(str(fills[1]["price"])) == Decimal("94.5")

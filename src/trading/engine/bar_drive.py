@@ -39,6 +39,7 @@ from cryptoarena.data.records import NS_PER_S, Bar, Trade
 from cryptoarena.trading.book import Book
 from cryptoarena.trading.engine.bar_signals import Signals, compute_signals
 from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.state import must_flatten
 from cryptoarena.trading.engine.sync import run_now
 from cryptoarena.trading.engine.worker import Worker
 from cryptoarena.trading.exchange.bar_fills import BarExchange
@@ -112,6 +113,7 @@ class _Lane:
     cash: float = 0.0  # cash − fees, float: the pre-check of the sizing rule
     qty: float = 0.0
     decisions: int = 0
+    blocked: bool = False  # halted (or killed with flatten_on_kill): no order from a target
 
 
 class BarDrive:
@@ -142,6 +144,7 @@ class BarDrive:
         self.breach_at = -1
         self.block = _FIRST_BLOCK
         self.halting = False
+        self.flatten_due = False
         arena = worker.config.arena
         self.min_fraction = float(arena.min_trade_fraction)
         self.instrument_min_qty = 0.0
@@ -219,28 +222,23 @@ class BarDrive:
                     changed = True
                 c = closes[i]
                 now = close_ns[i]
-                acted = False
                 for lane in lanes:
                     k = lane.keys[i]
                     if k == _NO_CLASS:
                         continue
                     if k != lane.last_key or (
-                        not self.halting and self._wants(lane, lane.targets[i], c)
+                        not lane.blocked and self._wants(lane, lane.targets[i], c)
                     ):
                         self._decide(lane, i, k, c, now)
-                        acted = True
+                if changed:
+                    self._refresh_halting()  # a halted book may be flat now
                 if changed or i >= self.path_end:
                     self._new_paths(i)
                 if i == self.breach_at:
                     self._halt_at(i, c, now)
-                    acted = True
-                if (
-                    acted
-                    or ledger_in_flight
-                    or follow
-                    or now >= w.duties.next_equity_ns
-                    or (self.halting and any(b.qty != 0 for b in w.books.values()))
-                ):
+                # A decision alone needs no duty: an order it sent is in flight, a crash or a
+                # breach halts (flatten_due then).
+                if ledger_in_flight or follow or now >= w.duties.next_equity_ns or self.flatten_due:
                     self._housekeeping(i, c, now)
                 if i & 4095 == 0:
                     shown.update(i)
@@ -373,6 +371,11 @@ class BarDrive:
             or risk.global_halt is not None
             or (risk.killed is not None and self.w.config.arena.flatten_on_kill)
         )
+        flatten_on_kill = self.w.config.arena.flatten_on_kill
+        for lane in self.lanes:  # its decisions are journaled, not routed
+            lane.blocked = must_flatten(risk, lane.name, flatten_on_kill=flatten_on_kill)
+        # Housekeeping flattens halted books: due while one of them is not flat.
+        self.flatten_due = self.halting and any(b.qty != 0 for b in self.w.books.values())
 
     def _housekeeping(self, i: int, c: float, now: int) -> None:
         self._commit(i)
@@ -385,8 +388,8 @@ class BarDrive:
         run_now(w.duties.housekeeping(now))
         self._drain()
         if (len(w.risk.halted), w.risk.global_halt, w.risk.killed) != halts:
-            self._refresh_halting()
             self.path_end = i + 1
+        self._refresh_halting()
 
     async def finish(self) -> None:
         """Before the engine's stop: cancel what still works, its updates booked."""
