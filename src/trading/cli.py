@@ -123,7 +123,7 @@ def _run_bars(
     slippage_bps: float,
     equity_every: float,
 ) -> None:
-    from cryptoarena.data.loaders import DamagedFileError
+    from cryptoarena.data.loaders import DamagedFileError, UnknownFormatError
     from cryptoarena.trading.bar_session import BarRunOptions, run_bar_backtest
     from cryptoarena.trading.journal.journal import JournalUnavailableError
     from cryptoarena.trading.journal.spill import JournalLockedError
@@ -143,8 +143,9 @@ def _run_bars(
         SessionError,
         JournalLockedError,
         JournalUnavailableError,
-        DamagedFileError,
-        ValueError,
+        DamagedFileError,  # a truncated .gz
+        UnknownFormatError,
+        FileNotFoundError,
     ) as exc:
         _fail(exc)
     typer.echo(f"run {result.run_id}: {summary_line(result)} ({result.stopped_by})")

@@ -139,6 +139,12 @@ def test_mistakes_are_one_line(tmp_path: Path) -> None:
     assert "need --bars" in line
     line = one_error_line(runner.invoke(app, [*base, "--bars"]))
     assert "needs kline files" in line
+    whole = sample_path("BTCUSDT-1m-2024-03-11.csv.gz").read_bytes()
+    cut = tmp_path / "cut" / "BTCUSDT-1m-2024-03-11.csv.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(whole[: len(whole) // 3])  # an interrupted download
+    line = one_error_line(runner.invoke(app, [*base, "--bars", str(cut)]))
+    assert "damaged or truncated" in line and cut.name in line
     ai_only = '[[strategy]]\nname = "ai"\nkind = "ai_forecast"\n'
     line = one_error_line(
         runner.invoke(app, ["backtest", "-c", _config(tmp_path, ai_only), "--bars", *files])
