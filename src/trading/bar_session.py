@@ -218,6 +218,9 @@ def run_bar_backtest(
     kill = PacedKillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     journal = BatchedJournal(Journal.open(settings, run_id=run_id, clock=clock, bulk=True), clock)
     try:
+        if journal.runs(run_id):
+            # A bar run is minutes long and deterministic: run it again under a new id.
+            raise SessionError(f"run {run_id} already exists; bar backtests are not resumed")
         worker = Worker(
             cfg,
             feed=NoFeed(symbol),

@@ -99,6 +99,8 @@ def test_a_bar_run_is_in_the_json_report_with_its_strategies(tmp_path: Path) -> 
     result = runner.invoke(app, [*args, *map(str, files)])
     assert result.exit_code == 0, result.output
     assert "left out" in result.output and "hold" in result.output  # 1 s bars: not 1 m klines
+    again = runner.invoke(app, [*args, *map(str, files)])
+    assert "already exists" in one_error_line(again)
     report = runner.invoke(app, ["report", "--run-id", "bars2", "--format", "json"])
     assert report.exit_code == 0, report.output
     doc = json.loads(report.output)
