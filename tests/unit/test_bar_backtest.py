@@ -187,3 +187,26 @@ params = { bar_size = "1m" }
         ("Sell", (t0 + 7 * MIN_MS) * 10**6),  # bar 7's open
     ]
     assert Decimal(str(fills[1]["price"])) == Decimal("94.5")
+
+
+def test_a_5m_strategy_decides_at_the_close_of_its_fifth_minute(tmp_path: Path) -> None:
+    # 1 m klines aggregated into 5 m bars: the third 5 m bar (minutes 10-14) closes up, so the
+    # strategy goes long at minute 14's close and fills at minute 15's open.
+    t0 = 1_717_243_200_000  # 12:00 UTC, on a 5 m boundary
+    closes = [100.0] * 10 + [101.0] * 5 + [101.5, 102.0]
+    opens = [100.0] * 15 + [100.5, 101.5]
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    config = CONFIG.replace('bar_size = "1m"', 'bar_size = "5m"')
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "five", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+    fills = _fills("five")
+    assert [(f["side"], f["ts_ns"]) for f in fills] == [("Buy", (t0 + 15 * MIN_MS) * 10**6)]
+    assert Decimal(str(fills[0]["price"])) == Decimal("100.5")
+    with Journal.open(get_settings(), run_id="five", readonly=True) as journal:
+        decisions = journal.find("decisions", {"run_id": "five"}, sort=[("ts_ns", 1)])
+    assert decisions[-1]["target"] == 1.0
+    assert decisions[-1]["bar_ts_ns"] == (t0 + 10 * MIN_MS) * 10**6  # the 5 m bar's open
+    assert decisions[-1]["ts_ns"] == (t0 + 15 * MIN_MS) * 10**6  # decided at its close
