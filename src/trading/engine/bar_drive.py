@@ -112,7 +112,6 @@ class _Lane:
     fills_seen: int = -1
     cash: float = 0.0  # cash − fees, float: the pre-check of the sizing rule
     qty: float = 0.0
-    decisions: int = 0
     blocked: bool = False  # halted (or killed with flatten_on_kill): no order from a target
 
 
