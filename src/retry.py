@@ -214,11 +214,20 @@ async def retry_async(
 ) -> T:
     """``await fn()`` until it succeeds, raises something not retried, or attempts run out
     (then the last error is raised as itself)."""
+    # Most calls succeed at once: the first attempt runs without the retry machinery (building
+    # it costs more than a simulated venue's answer). A failed first attempt is handed to it
+    # as its own first attempt, so logging, waits and counting are the same as before.
+    try:
+        return await fn()
+    except Exception as exc:
+        failed: list[Exception] = [exc]
     retrying = policy.async_retrying(
         retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry, log_level=log_level
     )
 
     async def attempt() -> T:  # tenacity awaits only coroutine functions (a lambda is not one)
+        if failed:
+            raise failed.pop()
         return await fn()
 
     result: T = await retrying(attempt)

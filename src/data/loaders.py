@@ -262,6 +262,21 @@ def _kline_bars(num: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
 
 
 @_damage_named
+def _read_checked(path: Path) -> bytes:
+    return _read_bytes(path)
+
+
+def looks_like_klines(path: Path) -> bool:
+    """The first line is a Binance kline row (12 numeric fields), as ``load_trades`` tells."""
+    with _open_text(Path(path)) as stream:
+        first = stream.readline().strip()
+    fields = first.split(",")
+    return len(fields) == len(KLINE_COLUMNS) and all(
+        f.replace(".", "", 1).isdigit() for f in fields
+    )
+
+
+@_damage_named
 def load_binance_klines(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """Binance kline CSV (no header; ms times in 2024 files, µs from 2025) → 1-minute bar frame."""
     report = LoadReport(str(path))
@@ -282,7 +297,7 @@ def load_binance_klines_many(paths: Sequence[Path]) -> tuple[pd.DataFrame, LoadR
     if not paths:
         raise ValueError("no kline files given")
     report = LoadReport(str(paths[0]) if len(paths) == 1 else f"{len(paths)} kline files")
-    chunks = [_read_bytes(p) for p in paths]
+    chunks = [_read_checked(p) for p in paths]
     num = _klines_fast(b"".join(c if c.endswith(b"\n") else c + b"\n" for c in chunks if c))
     if num is not None:
         bars = _kline_bars(num, report)

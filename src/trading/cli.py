@@ -115,6 +115,43 @@ def _run(options: SessionOptions, config_path: Path | None, report: bool) -> Non
         _print_report(result.run_id)
 
 
+def _run_bars(
+    flag: bool,
+    files: list[Path],
+    config_path: Path | None,
+    run_id: str | None,
+    slippage_bps: float,
+    equity_every: float,
+) -> None:
+    from cryptoarena.data.loaders import DamagedFileError, UnknownFormatError
+    from cryptoarena.trading.bar_session import BarRunOptions, run_bar_backtest
+    from cryptoarena.trading.journal.journal import JournalUnavailableError
+    from cryptoarena.trading.journal.spill import JournalLockedError
+    from cryptoarena.trading.session import SessionError, summary_line
+
+    if not flag:
+        _fail(ValueError(f"unexpected argument {files[0]}: kline files need --bars"))
+    if not files:
+        _fail(ValueError("--bars needs kline files: arena backtest --bars FILE..."))
+    config = _load_config(config_path)
+    options = BarRunOptions(
+        files=tuple(files), run_id=run_id, slippage_bps=slippage_bps, equity_every_s=equity_every
+    )
+    try:
+        result = run_bar_backtest(get_settings(), config, options)
+    except (
+        SessionError,
+        JournalLockedError,
+        JournalUnavailableError,
+        DamagedFileError,  # a truncated .gz
+        UnknownFormatError,
+        FileNotFoundError,
+    ) as exc:
+        _fail(exc)
+    typer.echo(f"run {result.run_id}: {summary_line(result)} ({result.stopped_by})")
+    _print_report(result.run_id)
+
+
 def _print_report(
     run_id: str | None, fmt: ReportFormat = ReportFormat.table, out_dir: Path | None = None
 ) -> None:
@@ -190,8 +227,24 @@ def backtest(
     allow_in_sample: bool = typer.Option(
         False, help="Also trade bars the AI model trained or validated on (run marked in-sample)."
     ),
+    bars: bool = typer.Option(
+        False, "--bars", help="Backtest on the 1 m kline FILES given (Binance daily CSVs)."
+    ),
+    files: list[Path] | None = typer.Argument(
+        None, help="With --bars: kline files (or folders of them).", show_default=False
+    ),
+    slippage_bps: float = typer.Option(
+        1.0, min=0.0, max=1000.0, help="--bars: market orders fill this far beyond the open."
+    ),
+    equity_every: float = typer.Option(
+        3600.0, min=1.0, help="--bars: seconds of market time between equity snapshots."
+    ),
 ) -> None:
-    """Replay recorded trades as fast as possible through the same worker, then the leaderboard."""
+    """Replay recorded trades as fast as possible through the same worker, then the leaderboard.
+    With --bars: the same strategies on recorded 1 m klines (fills at the next bar's open)."""
+    if bars or files:
+        _run_bars(bars, files or [], config, run_id, slippage_bps, equity_every)
+        return
     opts = _session_options(
         source=SourceChoice.REPLAY,
         exchange=exchange,

@@ -76,6 +76,16 @@ class Decider:
                 runner, outcome, now_ns, age if runner.strategy.uses_forecast else None
             )
 
+    async def decided(
+        self, runner: StrategyRunner, outcome: Decision | StrategyCrash, now_ns: int
+    ) -> None:
+        """A live decision computed ahead of time (a bar backtest computes each strategy's
+        decisions over its whole span first): journaled, routed, or a crash, as in :meth:`step`."""
+        if isinstance(outcome, StrategyCrash):
+            self._on_crash(outcome, now_ns)
+            return
+        await self._on_decision(runner, outcome, now_ns, None)
+
     def _on_crash(self, crash: StrategyCrash, now_ns: int) -> None:
         self.record(
             "risk_events",

@@ -56,6 +56,13 @@ class Duties:
         self._next_progress_ns = 0
         self._flat_logged = False
         self._progress_mark: tuple[int, float] | None = None  # (market ns, wall s) last shown
+        # Market time between progress log lines (None: a bar backtest shows a progress bar).
+        self.progress_every_ns: int | None = 600 * NS_PER_S
+
+    @property
+    def next_equity_ns(self) -> int:
+        """When :meth:`housekeeping` takes the next equity snapshot."""
+        return self._next_equity_ns
 
     def start_timers(self, first_tick_ns: int) -> None:
         """The first tick of the run: the first equity snapshot is one interval later."""
@@ -131,8 +138,8 @@ class Duties:
                 if cid is not None:
                     self.result.orders += 1
         await router.expire(now_ns)
-        if now_ns >= self._next_progress_ns:
-            self._next_progress_ns = now_ns + 600 * NS_PER_S
+        if self.progress_every_ns is not None and now_ns >= self._next_progress_ns:
+            self._next_progress_ns = now_ns + self.progress_every_ns
             r = self.result
             logger.info(
                 "progress: market time %s%s; trades=%d bars=%d orders=%d fills=%d",

@@ -173,6 +173,11 @@ class BarVenue:
         order.updated_ns = max(order.updated_ns, now_ns)
         return order.snapshot()
 
+    @property
+    def has_open(self) -> bool:
+        """Any order still working (the driver skips matching bars when there is none)."""
+        return bool(self._open)
+
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         return [o.snapshot() for o in self._open.values() if symbol in (None, o.request.symbol)]
 
@@ -272,6 +277,7 @@ class BarExchange:
         symbol: str = "BTCUSDT",
         name: str = "bars",
         book_of: Callable[[str], str] = book_of,
+        updates: UpdateStream[Order | Fill] | None = None,
     ) -> None:
         self.config = config or BarFillConfig()
         self.name = name
@@ -279,7 +285,8 @@ class BarExchange:
         self.clock: Clock = clock or LiveClock()
         self.venue = BarVenue(self.config, name=name)
         self.book_of = book_of
-        self._updates: UpdateStream[Order | Fill] = UpdateStream()
+        # A bar backtest's driver passes a stream it empties itself, synchronously.
+        self._updates: UpdateStream[Order | Fill] = updates or UpdateStream()
         self._closed = False
 
     def on_bars(self, bars: Iterable[Bar]) -> list[Fill]:

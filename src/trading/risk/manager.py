@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.risk.limits import RiskConfig
 
@@ -270,6 +271,46 @@ class RiskManager:
             else:
                 self.halt(key, reason, now_ns)
 
+    def equity_path(
+        self, strategy: str | None, ts_ns: np.ndarray, equity: np.ndarray
+    ) -> EquityPath:
+        """The daily-loss and drawdown checks at many marks at once (a bar backtest marks every
+        bar between its events): the same arithmetic as :meth:`on_equity` (``None``: the
+        total, :meth:`on_total_equity`) called at each mark in turn, without changing any
+        state until :meth:`EquityPath.commit`. ``breach`` is the first mark that would halt."""
+        if strategy is None:
+            key, g = "*", self.config.global_
+            capital, daily_max, dd_max = (
+                sum(self.capitals.values()),
+                g.max_daily_loss,
+                g.max_drawdown,
+            )
+        else:
+            key, lim = strategy, self.config.for_strategy(strategy)
+            capital = self.capitals.get(strategy, float(equity[0]))
+            daily_max, dd_max = lim.max_daily_loss, lim.max_drawdown
+        n = len(equity)
+        day = ts_ns // DAY_NS
+        before = self._day.get(key)
+        new = np.empty(n, dtype=bool)
+        new[0] = before is None or before[0] != int(day[0])
+        new[1:] = day[1:] != day[:-1]
+        days = np.cumsum(new) - 1  # which of the span's new days each mark is in (-1: none)
+        carried = before[1] if before is not None else float(equity[0])
+        firsts = equity[new]
+        start = (
+            np.where(days >= 0, firsts[np.maximum(days, 0)], carried)
+            if firsts.size
+            else np.full(n, carried)
+        )
+        peak = np.maximum(np.maximum.accumulate(equity), self._peak.get(key, float(equity[0])))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            daily = (start - equity) / capital if capital > 0 else np.zeros(n)
+            drawdown = np.where(peak > 0, (peak - equity) / peak, 0.0)
+        bad = (daily > daily_max) | (drawdown > dd_max)
+        breach = int(np.argmax(bad)) if bool(bad.any()) else n
+        return EquityPath(self, key, day, start, peak, breach)
+
     def state(self) -> dict[str, Any]:
         return {
             "halted": dict(self.halted),
@@ -279,6 +320,23 @@ class RiskManager:
             "killed": self.killed,
             "vetoes": dict(self.vetoes),
         }
+
+
+@dataclass
+class EquityPath:
+    """Loss-check state along a run of marks (see :meth:`RiskManager.equity_path`)."""
+
+    risk: RiskManager
+    key: str
+    day: np.ndarray
+    start: np.ndarray
+    peak: np.ndarray
+    breach: int
+
+    def commit(self, k: int) -> None:
+        """The state :meth:`RiskManager.on_equity` would leave after marks ``0..k``."""
+        self.risk._day[self.key] = (int(self.day[k]), float(self.start[k]))
+        self.risk._peak[self.key] = float(self.peak[k])
 
 
 def _trim(sent: deque[int], now_ns: int) -> None:

@@ -7,25 +7,28 @@ from collections import deque
 
 
 class Sma:
-    """Simple moving average over the last ``period`` values (a running sum, not a re-sum)."""
+    """Simple moving average over the last ``period`` values (a running sum, not a re-sum).
 
-    __slots__ = ("_sum", "_window", "period")
+    The sum is updated in TA-Lib's order (add the new value, read, then drop the oldest), so
+    the values equal ``talib.SMA`` bit for bit: a bar backtest computes the series with TA-Lib
+    and must take the same decisions (engine/bar_signals.py)."""
+
+    __slots__ = ("_sum", "_window", "period", "value")
 
     def __init__(self, period: int) -> None:
         self.period = period
         self._window: deque[float] = deque()
         self._sum = 0.0
+        self.value: float | None = None
 
     def update(self, x: float) -> float | None:
         self._window.append(x)
         self._sum += x
-        if len(self._window) > self.period:
-            self._sum -= self._window.popleft()
+        if len(self._window) < self.period:
+            return None
+        self.value = self._sum / self.period
+        self._sum -= self._window.popleft()
         return self.value
-
-    @property
-    def value(self) -> float | None:
-        return self._sum / self.period if len(self._window) == self.period else None
 
 
 class Ema:

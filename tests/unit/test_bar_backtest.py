@@ -1,0 +1,212 @@
+"""``arena backtest --bars``: hand-made klines with known fills, both timestamp units, the
+report of a bar run, strategies left out, and every user mistake in one line."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptoarena.cli import app
+from cryptoarena.config import get_settings
+from cryptoarena.data.samples import sample_path
+from cryptoarena.trading.journal import Journal
+from typer.testing import CliRunner
+
+runner = CliRunner()
+MIN_MS = 60_000
+# 2024-12-31 23:55 UTC (ms): the last minutes of a 2024 file (ms), then 2025 (µs).
+T0_MS = 1_735_689_300_000
+CLOSES = [100.0, 100.0, 102.0, 104.0, 100.0, 99.0, 98.0]
+OPENS = [100.0, 100.0, 100.0, 103.0, 104.0, 101.0, 99.0]
+
+CONFIG = """
+[arena]
+capital = 10000.0
+[[strategy]]
+name = "sma"
+kind = "sma_cross"
+params = { fast = 1, slow = 2, bar_size = "1m" }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARENA_DATA__LAKE_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
+    monkeypatch.setenv("ARENA_TRADING__KILL_FILE", str(tmp_path / "kill"))
+    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def _row(open_time: int, o: float, c: float, unit: int) -> str:
+    high, low = max(o, c) + 0.5, min(o, c) - 0.5
+    close_time = open_time + 59_999 * unit
+    return f"{open_time},{o},{high},{low},{c},1.5,{close_time},{1.5 * c},10,0.7,{0.7 * c},0"
+
+
+def write_klines(folder: Path, symbol: str = "BTCUSDT") -> list[Path]:
+    """Seven 1 m bars across new year: five in a ms file (2024), two in a µs file (2025)."""
+    day1 = folder / f"{symbol}-1m-2024-12-31.csv"
+    day2 = folder / f"{symbol}-1m-2025-01-01.csv"
+    rows1 = [_row(T0_MS + i * MIN_MS, OPENS[i], CLOSES[i], 1) for i in range(5)]
+    rows2 = [_row((T0_MS + i * MIN_MS) * 1000, OPENS[i], CLOSES[i], 1000) for i in range(5, 7)]
+    day1.write_text("\n".join(rows1) + "\n")
+    day2.write_text("\n".join(rows2) + "\n")
+    return [day1, day2]
+
+
+def _config(tmp_path: Path, text: str = CONFIG) -> str:
+    path = tmp_path / "arena.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _fills(run_id: str) -> list[dict[str, object]]:
+    with Journal.open(get_settings(), run_id=run_id, readonly=True) as journal:
+        return journal.find("fills", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
+
+
+def test_fills_at_the_next_open_plus_slippage_with_taker_fees(tmp_path: Path) -> None:
+    files = write_klines(tmp_path)
+    args = ["backtest", "-c", _config(tmp_path), "--run-id", "bars1", "--slippage-bps", "2"]
+    result = runner.invoke(app, [*args, "--bars", *map(str, files)])
+    assert result.exit_code == 0, result.output
+    fills = _fills("bars1")
+    # Bar 2 closes up (sma1 102 > sma2 101): long, filled at bar 3's open 103 + 2 bp.
+    # Bar 4 closes down (100 < 102): the flip, a close and a new entry, both at bar 5's open
+    # 101 - 2 bp (bar 5 is in the µs file). Bars 5 and 6 keep it short.
+    ts = [f["ts_ns"] for f in fills]
+    assert ts == [(T0_MS + 3 * MIN_MS) * 10**6] + [(T0_MS + 5 * MIN_MS) * 10**6] * 2
+    assert [f["side"] for f in fills] == ["Buy", "Sell", "Sell"]
+    buy = Decimal("103") * Decimal("1.0002")
+    sell = Decimal("101") * Decimal("0.9998")
+    assert [Decimal(str(f["price"])) for f in fills] == [buy, sell, sell]
+    qty = Decimal(str(fills[0]["qty"]))
+    assert qty == (Decimal(10000) / Decimal(102)).quantize(Decimal("0.001"), "ROUND_DOWN")
+    assert Decimal(str(fills[1]["qty"])) == qty  # the close is the whole position
+    for f in fills:
+        fee = Decimal(str(f["qty"])) * Decimal(str(f["price"])) * Decimal("0.00055")
+        assert abs(Decimal(str(f["fee"])) - fee) < Decimal("1e-8")
+        assert f["is_maker"] is False
+
+
+def test_a_bar_run_is_in_the_json_report_with_its_strategies(tmp_path: Path) -> None:
+    files = write_klines(tmp_path)
+    text = CONFIG + '\n[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    args = ["backtest", "-c", _config(tmp_path, text), "--run-id", "bars2", "--bars"]
+    result = runner.invoke(app, [*args, *map(str, files)])
+    assert result.exit_code == 0, result.output
+    assert "left out" in result.output and "hold" in result.output  # 1 s bars: not 1 m klines
+    again = runner.invoke(app, [*args, *map(str, files)])
+    assert "already exists" in one_error_line(again)
+    report = runner.invoke(app, ["report", "--run-id", "bars2", "--format", "json"])
+    assert report.exit_code == 0, report.output
+    doc = json.loads(report.output)
+    text_doc = json.dumps(doc)
+    assert "sma" in text_doc and '"hold"' not in text_doc
+    with Journal.open(get_settings(), run_id="bars2", readonly=True) as journal:
+        runs = journal.runs("bars2")
+    started = next(r for r in runs if r["event"] == "started")
+    stopped = next(r for r in runs if r["event"] == "stopped")
+    assert started["source"] == "bars" and "hold" in started["skipped"]
+    assert [s["name"] for s in started["strategies"]] == ["sma"]
+    assert stopped["complete"] is True and stopped["bars"] == 7
+
+
+def one_error_line(result: object) -> str:
+    output = result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2, output  # type: ignore[attr-defined]
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+def test_mistakes_are_one_line(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    files = [str(p) for p in write_klines(tmp_path)]
+    base = ["backtest", "-c", config]
+    line = one_error_line(runner.invoke(app, [*base, "--bars", str(tmp_path / "nope.csv")]))
+    assert "no such file" in line
+    trades = str(sample_path("binance_usdm_BTCUSDT_trades_2020-02-22.csv.gz"))
+    line = one_error_line(runner.invoke(app, [*base, "--bars", trades]))
+    assert "not a Binance kline file" in line
+    (tmp_path / "eth").mkdir()
+    eth = write_klines(tmp_path / "eth", "ETHUSDT")
+    line = one_error_line(runner.invoke(app, [*base, "--bars", files[0], str(eth[0])]))
+    assert "mixes symbols" in line and "ETHUSDT" in line and "BTCUSDT" in line
+    line = one_error_line(runner.invoke(app, [*base, files[0]]))
+    assert "need --bars" in line
+    line = one_error_line(runner.invoke(app, [*base, "--bars"]))
+    assert "needs kline files" in line
+    whole = sample_path("BTCUSDT-1m-2024-03-11.csv.gz").read_bytes()
+    cut = tmp_path / "cut" / "BTCUSDT-1m-2024-03-11.csv.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(whole[: len(whole) // 3])  # an interrupted download
+    line = one_error_line(runner.invoke(app, [*base, "--bars", str(cut)]))
+    assert "damaged or truncated" in line and cut.name in line
+    ai_only = '[[strategy]]\nname = "ai"\nkind = "ai_forecast"\n'
+    line = one_error_line(
+        runner.invoke(app, ["backtest", "-c", _config(tmp_path, ai_only), "--bars", *files])
+    )
+    assert "no strategy" in line and "ai" in line
+
+
+def test_a_daily_loss_halts_at_the_bar_whose_close_breaks_it(tmp_path: Path) -> None:
+    # Long 100 BTC from 100 (bar 1's open); a 5 % daily loss of 10,000 is 500: with the entry
+    # fee (5.5) the close of 95 (bar 6) breaks it, no equity snapshot is due in these minutes,
+    # so only a check at every close halts there; the flatten fills at bar 7's open.
+    t0 = 1_717_243_200_000  # 2024-06-01 12:00 UTC: no new day inside the run
+    closes = [100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 95.0, 94.0, 93.0]
+    opens = [100.0, 100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 94.5, 94.0]
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    config = """
+[arena]
+capital = 10000.0
+[risk.strategy]
+max_daily_loss = 0.05
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+params = { bar_size = "1m" }
+"""
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "halt1", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+    with Journal.open(get_settings(), run_id="halt1", readonly=True) as journal:
+        halts = journal.find("risk_events", {"run_id": "halt1", "type": "halt"})
+    assert len(halts) == 1 and "daily loss" in halts[0]["reason"]
+    assert halts[0]["ts_ns"] == (t0 + 7 * MIN_MS) * 10**6  # bar 6's close
+    fills = _fills("halt1")
+    assert [(f["side"], f["ts_ns"]) for f in fills] == [
+        ("Buy", (t0 + 1 * MIN_MS) * 10**6),
+        ("Sell", (t0 + 7 * MIN_MS) * 10**6),  # bar 7's open
+    ]
+    assert Decimal(str(fills[1]["price"])) == Decimal("94.5")
+
+
+def test_a_5m_strategy_decides_at_the_close_of_its_fifth_minute(tmp_path: Path) -> None:
+    # 1 m klines aggregated into 5 m bars: the third 5 m bar (minutes 10-14) closes up, so the
+    # strategy goes long at minute 14's close and fills at minute 15's open.
+    t0 = 1_717_243_200_000  # 12:00 UTC, on a 5 m boundary
+    closes = [100.0] * 10 + [101.0] * 5 + [101.5, 102.0]
+    opens = [100.0] * 15 + [100.5, 101.5]
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    config = CONFIG.replace('bar_size = "1m"', 'bar_size = "5m"')
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "five", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+    fills = _fills("five")
+    assert [(f["side"], f["ts_ns"]) for f in fills] == [("Buy", (t0 + 15 * MIN_MS) * 10**6)]
+    assert Decimal(str(fills[0]["price"])) == Decimal("100.5")
+    with Journal.open(get_settings(), run_id="five", readonly=True) as journal:
+        decisions = journal.find("decisions", {"run_id": "five"}, sort=[("ts_ns", 1)])
+    assert decisions[-1]["target"] == 1.0
+    assert decisions[-1]["bar_ts_ns"] == (t0 + 10 * MIN_MS) * 10**6  # the 5 m bar's open
+    assert decisions[-1]["ts_ns"] == (t0 + 15 * MIN_MS) * 10**6  # decided at its close
