@@ -98,13 +98,17 @@ class ForecastPump:
         max_age_s: float,
         record: Record,
         health_every_s: float = 10.0,
+        tasks: Any = None,
     ) -> None:
         self.source = source
+        # Where requests run: None, tasks on the running loop; a backtest's synchronous drive
+        # passes its ready queue (engine.sync.Soon): the same requests, in the same order.
+        self.tasks = tasks
         self.symbol = symbol
         self.max_age_s = max_age_s
         self._record = record
         self.window = BarWindow(window)
-        self._task: asyncio.Task[None] | None = None
+        self._task: Any = None  # the request in flight (an asyncio.Task, or a SoonTask)
         self._waiting = False
         self.latest: ForecastLike | None = None
         self.problem: str | None = "no forecast yet"
@@ -138,7 +142,12 @@ class ForecastPump:
 
     def _start(self) -> None:
         self._waiting = False
-        self._task = asyncio.get_running_loop().create_task(self._fetch())
+        self._task = self._spawn(self._fetch())
+
+    def _spawn(self, coro: Any) -> Any:
+        if self.tasks is not None:
+            return self.tasks.spawn(coro)
+        return asyncio.get_running_loop().create_task(coro)
 
     async def _fetch(self) -> None:
         # The frame is built here, in the task, not on the tick that closed the bar: it sees
@@ -178,18 +187,18 @@ class ForecastPump:
                     {"type": "health", "healthy": ok, "model_version": self._model_version},
                 )
 
-        asyncio.get_running_loop().create_task(check())
+        self._spawn(check())
 
     async def settle(self) -> None:
         """Lock-step mode: wait for the request in flight (and a queued one) to finish."""
         while self._task is not None and not self._task.done():
-            await self._task
+            await (self.tasks.join(self._task) if self.tasks is not None else self._task)
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await (self.tasks.join(self._task) if self.tasks is not None else self._task)
         aclose = getattr(self.source, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -45,6 +45,8 @@ def make_forecast(
 
 
 class LocalForecasts:
+    waits = True  # inference in a worker thread
+
     def __init__(self, forecaster: Any, *, symbol: str = "BTCUSDT", clock: Clock | None = None):
         self.forecaster = forecaster
         self.symbol = symbol
@@ -150,6 +152,9 @@ class PrecomputedForecasts:
     (features once over the whole bar series, the network on thousands of windows per call),
     served by bar time. Forecasts depend only on past bars, so these equal the lock-step ones
     (:class:`LocalForecasts` per bar) up to float32 rounding of batched inference."""
+
+    # A lookup: a request never waits, so the backtest can be driven synchronously.
+    waits = False
 
     def __init__(
         self,

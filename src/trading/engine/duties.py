@@ -38,6 +38,7 @@ class Duties:
         result: WorkerResult,
         pump: ForecastPump | None,
         kill_guard: KillGuard | None,
+        journal_equity_every_s: float | None = None,
     ) -> None:
         self.books = books
         self.kinds = kinds
@@ -49,7 +50,12 @@ class Duties:
         self.pump = pump
         self.kill_guard = kill_guard
         self.flatten_on_kill = config.arena.flatten_on_kill
+        # Equity is checked (loss and drawdown limits) every equity_every_s; a backtest
+        # journals a snapshot only every journal_equity_every_s (coarser: fewer documents).
         self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
+        every = journal_equity_every_s or config.arena.equity_every_s
+        self._journal_every_ns = int(every * NS_PER_S)
+        self._next_journal_ns = 0
         self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
         self._next_equity_ns = 0
         self._next_summary_ns = 0
@@ -60,6 +66,7 @@ class Duties:
     def start_timers(self, first_tick_ns: int) -> None:
         """The first tick of the run: the first equity snapshot is one interval later."""
         self._next_equity_ns = first_tick_ns + self._equity_every_ns
+        self._next_journal_ns = first_tick_ns + self._journal_every_ns
 
     async def housekeeping(self, now_ns: int) -> None:
         """Once per live tick, after the decisions."""
@@ -155,18 +162,22 @@ class Duties:
         summaries = final or now_ns >= self._next_summary_ns
         if summaries:
             self._next_summary_ns = now_ns + self._summary_every_ns
+        journaled = final or now_ns >= self._next_journal_ns
+        if journaled:
+            self._next_journal_ns = now_ns + self._journal_every_ns
         mark = Decimal(str(self.state.last_price))
         total = 0.0
         for name, book in self.books.items():
             doc = book.snapshot(mark, now_ns)
-            self.record("equity", doc)
+            if journaled:
+                self.record("equity", doc)
             total += doc["equity"]
             self.risk.on_equity(name, doc["equity"], now_ns)
             self.result.equity[name] = doc["equity"]
             if not summaries:
                 continue
             kind = self.kinds[name]
-            self.journal.upsert_summary(
+            self.record.upsert_summary(
                 name,
                 {
                     "kind": kind,
@@ -191,13 +202,28 @@ class Duties:
                 },
             )
         self.risk.on_total_equity(total, now_ns)
+        if journaled:
+            # A checkpoint (a restart resumes from the last snapshot): the buffer goes out.
+            self.record.flush_buffer()
+
+    def _journal_queue(self) -> Any:
+        writer = getattr(self.journal, "_writer", None)
+        return getattr(writer, "_queue", None)
 
     async def backpressure(self) -> None:
         # A backtest can outrun the database: wait for the journal's queue rather than make it
         # overflow to its (fsync-per-event) spill file on the hot path.
-        writer = getattr(self.journal, "_writer", None)
-        queue = getattr(writer, "_queue", None)
+        queue = self._journal_queue()
         if queue is None or queue.qsize() < 4000:
             return
         while queue.qsize() > 1000:
             await asyncio.sleep(0.005)
+
+    def backpressure_now(self) -> None:
+        """:meth:`backpressure` for the synchronous drive (no event loop to hand back to; a
+        bulk journal blocks its producer by itself when its queue is full)."""
+        queue = self._journal_queue()
+        if queue is None or queue.qsize() < 4000:
+            return
+        while queue.qsize() > 1000:
+            time.sleep(0.005)

@@ -28,18 +28,62 @@ class RunState:
 
 
 class Recorder:
-    """Journal events through one door, counted by kind (the exactly-once checks use it)."""
+    """Journal events through one door, counted by kind (the exactly-once checks use it).
+
+    With a bulk journal (a backtest: ``Journal.open(..., bulk=True)``) it buffers: each event
+    gets its id and seq at once (the same document as live), and the buffer goes to the
+    journal as one large batch of plain inserts when it is full, at each equity checkpoint,
+    at the end and on a crash (:meth:`flush_buffer`). Prediction outcomes and summaries take
+    the same door, so every write keeps its place in the recording order."""
+
+    BUFFER = 20_000  # events held before they go to the journal in one batch
 
     def __init__(self, journal: Any, result: WorkerResult) -> None:
         self.journal = journal
         self.result = result
+        self.buffered = bool(getattr(journal, "bulk", False)) and hasattr(journal, "prepare")
+        self._ops: list[Any] = []
 
     def __call__(self, kind: str, doc: dict[str, Any]) -> str:
         self.result.journaled[kind] += 1
-        return str(self.journal.record(kind, doc))
+        if not self.buffered:
+            return str(self.journal.record(kind, doc))
+        op = self.journal.prepare(kind, doc)
+        self._hold(op)
+        return str(op["id"])
 
     def risk_event(self, doc: dict[str, Any]) -> None:
         self("risk_events", doc)
+
+    def set_prediction_outcome(
+        self, event_id: str, realised_price: float, realised_ts_ns: int
+    ) -> None:
+        if self.buffered:
+            self._hold(self.journal.prepare_outcome(event_id, realised_price, realised_ts_ns))
+        else:
+            self.journal.set_prediction_outcome(event_id, realised_price, realised_ts_ns)
+
+    def upsert_summary(self, strategy: str, doc: dict[str, Any]) -> None:
+        if self.buffered:
+            self._hold(self.journal.prepare_summary(strategy, doc))
+        else:
+            self.journal.upsert_summary(strategy, doc)
+
+    def _hold(self, op: Any) -> None:
+        self._ops.append(op)
+        if len(self._ops) >= self.BUFFER:
+            self.flush_buffer()
+
+    def flush_buffer(self) -> None:
+        """Hand what is buffered to the journal (one batch); nothing to do when unbuffered."""
+        if self._ops:
+            ops, self._ops = self._ops, []
+            self.journal.write_prepared(ops)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Everything recorded so far durable (see ``Journal.flush``)."""
+        self.flush_buffer()
+        return bool(self.journal.flush(timeout_s))
 
 
 def must_flatten(risk: RiskManager, name: str, *, flatten_on_kill: bool) -> bool:

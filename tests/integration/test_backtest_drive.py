@@ -1,0 +1,160 @@
+"""The backtest's synchronous drive and bulk journal against the async (live-mode) route.
+
+The same 10 minutes of the shipped real day, every strategy (the AI arm fed by an in-process
+forecaster that never waits), the paper venue and the real embedded journal, twice: once as a
+backtest (synchronous drive, ``Journal.open(bulk=True)``, the Recorder buffering) and once
+through the async route live trading takes (a task consuming the venue's updates, per-event
+journal upserts). Every collection must hold the same documents, in the same recording order.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cryptoarena.clock import SimClock
+from cryptoarena.data.replay_feed import ReplayFeed
+from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.engine import Worker
+from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.journal.schema import COLLECTIONS
+
+from tests.integration.trading_kit import TrailingMoveSource, journal_settings, tape_slice
+
+RUN = "drive"
+# Fields that legitimately differ between two runs of the same replay (nothing else may):
+# - the journal session, part of every event id (``<run>:<session>:<seq>``) and of the ids
+#   that point at events (decision_id, event_id): the wall-clock time the journal opened;
+# - the incarnation (wall-clock time the worker started) and the ids derived from it: client
+#   order ids carry it, and the paper venue's order and execution ids are hashed from those.
+VOLATILE = ("incarnation", "exchange_id", "order_id", "exec_id")
+
+
+class InstantSource(TrailingMoveSource):
+    waits = False  # in-process and instant: the backtest is driven synchronously
+
+
+async def _run(tmp, *, sync: bool, bulk: bool, minutes: float = 10) -> tuple[Worker, dict]:
+    config = all_strategies_config(bar_size="10s", fee_rate=0.0001)
+    trades = tape_slice(3600, minutes)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    n = len(config.strategies)
+    exchange = PaperExchange(
+        PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
+    )
+    with Journal.open(journal_settings(tmp), run_id=RUN, clock=clock, bulk=bulk) as journal:
+        worker = Worker(config, feed=ReplayFeed(trades), exchange=exchange, journal=journal,
+                        clock=clock, run_id=RUN, forecasts=InstantSource(), sync=sync)  # fmt: skip
+        await worker.run()
+        assert journal.sync(30)
+        docs = {coll: journal.find(coll, sort=[("seq", 1), ("_id", 1)]) for coll in COLLECTIONS}
+    return worker, docs
+
+
+def _normalise(docs: dict[str, list[dict[str, Any]]], session_of: str) -> dict[str, Any]:
+    session = re.compile(re.escape(f"{RUN}:{session_of}:"))
+    incarnation = re.compile(r"^([0-9a-f]+-\d\d)-[0-9a-z]+-")
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return incarnation.sub(r"\1-I-", session.sub(f"{RUN}:S:", value))
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in VOLATILE}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return {coll: [clean(d) for d in rows] for coll, rows in docs.items()}
+
+
+def _session(docs: dict[str, list[dict[str, Any]]]) -> str:
+    return str(docs["runs"][0]["_id"]).split(":")[1]
+
+
+@pytest.mark.slow
+async def test_backtest_journals_the_documents_of_the_live_route(tmp_path) -> None:
+    live_worker, live = await _run(tmp_path / "live", sync=False, bulk=False)
+    back_worker, back = await _run(tmp_path / "back", sync=True, bulk=True)
+    assert not live_worker.sync and back_worker.sync
+    assert back_worker.record.buffered and not live_worker.record.buffered
+    # A run that trades: every kind of event is there to compare.
+    counts = {coll: len(rows) for coll, rows in back.items()}
+    for coll in ("decisions", "orders", "order_updates", "fills", "predictions", "equity"):
+        assert counts[coll] > 0, counts
+    assert counts["summaries"] == len(back_worker.books)
+    assert dict(back_worker.result.journaled) == dict(live_worker.result.journaled)
+    a, b = _normalise(live, _session(live)), _normalise(back, _session(back))
+    for coll in COLLECTIONS:
+        assert len(a[coll]) == len(b[coll]), coll
+        for x, y in zip(a[coll], b[coll], strict=True):
+            assert x == y, coll
+    # Same fills booked, same books.
+    for name, book in back_worker.books.items():
+        other = live_worker.books[name]
+        assert (book.qty, book.cash, book.fees, book.fills) == (
+            other.qty,
+            other.cash,
+            other.fees,
+            other.fills,
+        )
+
+
+def test_the_drive_is_chosen_by_capability() -> None:
+    config = all_strategies_config(bar_size="10s")
+    trades = tape_slice(3600, 1)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+
+    def worker(feed: Any, source: Any, sync: bool | None = None) -> Worker:
+        exchange = PaperExchange(clock=clock)
+        return Worker(config, feed=feed, exchange=exchange, journal=None, clock=clock,
+                      run_id=RUN, forecasts=source, sync=sync)  # fmt: skip
+
+    assert worker(ReplayFeed(trades), InstantSource()).sync
+    assert worker(ReplayFeed(trades), None).sync
+    # A forecast source that may wait (a model server, inference in a thread), a replay at a
+    # speed: the async route.
+    assert not worker(ReplayFeed(trades), TrailingMoveSource()).sync
+    assert not worker(ReplayFeed(trades, speed=50.0), None).sync
+    with pytest.raises(ValueError, match="may wait"):
+        worker(ReplayFeed(trades), TrailingMoveSource(), sync=True)
+
+
+class CrashingFeed:
+    """A replay whose batches break off with an error after ``after`` batches."""
+
+    def __init__(self, feed: ReplayFeed, after: int) -> None:
+        self.feed, self.after = feed, after
+        self.symbol, self.gaps, self.speed = feed.symbol, feed.gaps, None
+
+    def batches(self) -> Any:
+        for i, batch in enumerate(self.feed.batches()):
+            if i == self.after:
+                raise OSError("disk gone")
+            yield batch
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+
+async def test_a_crashed_backtest_loses_no_buffered_event(tmp_path) -> None:
+    config = all_strategies_config(bar_size="10s", fee_rate=0.0001)
+    trades = tape_slice(3600, 5)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    exchange = PaperExchange(
+        PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * 9))), clock=clock
+    )
+    feed = CrashingFeed(ReplayFeed(trades), after=100)
+    with Journal.open(journal_settings(tmp_path), run_id=RUN, clock=clock, bulk=True) as journal:
+        worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
+                        run_id=RUN, forecasts=InstantSource())  # fmt: skip
+        assert worker.sync and worker.record.buffered
+        with pytest.raises(OSError, match="disk gone"):
+            await worker.run()
+        assert journal.sync(30)
+        for kind, n in worker.result.journaled.items():
+            assert journal.count(kind, {"run_id": RUN}) == n, kind
+        stopped = journal.runs(RUN)[-1]
+        assert stopped["event"] == "stopped" and stopped["ended_by"] == "crash"
