@@ -214,11 +214,21 @@ async def retry_async(
 ) -> T:
     """``await fn()`` until it succeeds, raises something not retried, or attempts run out
     (then the last error is raised as itself)."""
+    # The first attempt outside tenacity: most calls succeed at once, and building the retrying
+    # machinery costs more than a simulated venue's whole order (a backtest sends thousands).
+    # A failure is handed to tenacity as its first attempt's outcome: the same decisions.
+    failed: list[BaseException] = []
+    try:
+        return await fn()
+    except BaseException as exc:  # replayed below, where tenacity decides (and re-raises)
+        failed.append(exc)
     retrying = policy.async_retrying(
         retry_on, sleep=sleep, what=what, rand=rand, on_retry=on_retry, log_level=log_level
     )
 
     async def attempt() -> T:  # tenacity awaits only coroutine functions (a lambda is not one)
+        if failed:
+            raise failed.pop()
         return await fn()
 
     result: T = await retrying(attempt)
