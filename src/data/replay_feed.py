@@ -123,6 +123,11 @@ class ReplayFeed:
     ) -> ReplayFeed:
         return cls(lake.read_trades(symbol, start_ns, end_ns), symbol=symbol, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def span_ns(self) -> int:
+        """Market time from the first trade to the last."""
+        return int(self._ts[-1] - self._ts[0]) if len(self._ts) else 0
+
     def __len__(self) -> int:
         """Number of batches."""
         return len(self._starts)

@@ -21,6 +21,7 @@ from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.journal.schema import COLLECTIONS
+from cryptoarena.trading.results.source import build_report
 
 from tests.integration.trading_kit import TrailingMoveSource, journal_settings, tape_slice
 
@@ -51,6 +52,7 @@ async def _run(tmp, *, sync: bool, bulk: bool, minutes: float = 10) -> tuple[Wor
         await worker.run()
         assert journal.sync(30)
         docs = {coll: journal.find(coll, sort=[("seq", 1), ("_id", 1)]) for coll in COLLECTIONS}
+        docs["report"] = [build_report(journal, RUN).model_dump()]
     return worker, docs
 
 
@@ -91,6 +93,7 @@ async def test_backtest_journals_the_documents_of_the_live_route(tmp_path) -> No
         assert len(a[coll]) == len(b[coll]), coll
         for x, y in zip(a[coll], b[coll], strict=True):
             assert x == y, coll
+    assert a["report"][0]["strategies"] == b["report"][0]["strategies"]
     # Same fills booked, same books.
     for name, book in back_worker.books.items():
         other = live_worker.books[name]
@@ -158,3 +161,19 @@ async def test_a_crashed_backtest_loses_no_buffered_event(tmp_path) -> None:
             assert journal.count(kind, {"run_id": RUN}) == n, kind
         stopped = journal.runs(RUN)[-1]
         assert stopped["event"] == "stopped" and stopped["ended_by"] == "crash"
+
+
+@pytest.mark.slow
+async def test_the_report_reads_a_backtest_journaled_at_its_coarser_interval(tmp_path) -> None:
+    worker, docs = await _run(tmp_path, sync=True, bulk=True, minutes=360)
+    report = docs["report"][0]
+    # 6 hours: about 1,440 snapshots a strategy, every 15 s (limits still checked every 5 s).
+    assert worker.duties.journal_every_s == pytest.approx(15.0, rel=0.01)
+    assert docs["runs"][0]["equity_journal_every_s"] == worker.duties.journal_every_s
+    rows = {r["name"]: r for r in report["strategies"]}
+    assert set(rows) == set(worker.books)
+    for name, row in rows.items():
+        assert 1_400 <= row["snapshots"] <= 1_445, (name, row["snapshots"])
+        assert row["equity"] == pytest.approx(worker.result.equity[name])
+    assert any(r["sharpe"] is not None for r in rows.values())
+    assert report["verdict"]["period_s"] == pytest.approx(15.0, rel=0.01)

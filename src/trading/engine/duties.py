@@ -53,8 +53,8 @@ class Duties:
         # Equity is checked (loss and drawdown limits) every equity_every_s; a backtest
         # journals a snapshot only every journal_equity_every_s (coarser: fewer documents).
         self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
-        every = journal_equity_every_s or config.arena.equity_every_s
-        self._journal_every_ns = int(every * NS_PER_S)
+        self.journal_every_s = journal_equity_every_s or config.arena.equity_every_s
+        self._journal_every_ns = int(self.journal_every_s * NS_PER_S)
         self._next_journal_ns = 0
         self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
         self._next_equity_ns = 0
@@ -85,12 +85,20 @@ class Duties:
                 logger.warning("kill switch released by %s: trading resumes", event.by)
             else:
                 self.risk.release_refused(event.reason, now_ns, by=event.by)
-        all_flat = all(b.qty == 0 for b in self.books.values()) and not router.ledger.in_flight
-        if self.risk.killed is not None and not self._flat_logged and all_flat:
+        risk = self.risk
+        if (
+            risk.killed is not None
+            and not self._flat_logged
+            and all(b.qty == 0 for b in self.books.values())
+            and not router.ledger.in_flight
+        ):
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")
+        # Most ticks nothing is halted, killed, split or in flight: each check only when it can
+        # find something (a backtest runs this 86,400 times a day per run).
+        forced = bool(risk.halted) or risk.global_halt is not None or risk.killed is not None
         if self.state.last_price is not None:
-            for name in self.books:
+            for name in self.books if forced else ():
                 if self.books[name].qty != 0 and must_flatten(
                     self.risk, name, flatten_on_kill=self.flatten_on_kill
                 ):
@@ -102,7 +110,7 @@ class Duties:
                     )
             # The rest of a target an exit could not reach alone: the entry of a flip (checked
             # on its own now the close is done) or the next slice of a large exit.
-            for name, follow in router.follow_ups().items():
+            for name, follow in router.follow_ups().items() if router.follow else ():
                 if (
                     must_flatten(self.risk, name, flatten_on_kill=self.flatten_on_kill)
                     and follow.target != 0.0
@@ -129,7 +137,8 @@ class Duties:
                 )
                 if cid is not None:
                     self.result.orders += 1
-        await router.expire(now_ns)
+        if router.ledger.in_flight:
+            await router.expire(now_ns)
         if now_ns >= self._next_progress_ns:
             self._next_progress_ns = now_ns + 600 * NS_PER_S
             r = self.result
@@ -159,18 +168,25 @@ class Duties:
         router = self.state.router
         if self.state.last_price is None or router is None:
             return
-        summaries = final or now_ns >= self._next_summary_ns
-        if summaries:
-            self._next_summary_ns = now_ns + self._summary_every_ns
         journaled = final or now_ns >= self._next_journal_ns
         if journaled:
             self._next_journal_ns = now_ns + self._journal_every_ns
+        # The summaries (read models) go with journaled snapshots: live, every snapshot is; a
+        # backtest needs them only as often as its equity documents (the last one wins).
+        summaries = final or (journaled and now_ns >= self._next_summary_ns)
+        if summaries:
+            self._next_summary_ns = now_ns + self._summary_every_ns
         mark = Decimal(str(self.state.last_price))
         total = 0.0
         for name, book in self.books.items():
+            if not journaled:  # a backtest between journaled snapshots: the limits only
+                equity = float(book.equity(mark))
+                total += equity
+                self.risk.on_equity(name, equity, now_ns)
+                self.result.equity[name] = equity
+                continue
             doc = book.snapshot(mark, now_ns)
-            if journaled:
-                self.record("equity", doc)
+            self.record("equity", doc)
             total += doc["equity"]
             self.risk.on_equity(name, doc["equity"], now_ns)
             self.result.equity[name] = doc["equity"]
@@ -203,8 +219,8 @@ class Duties:
             )
         self.risk.on_total_equity(total, now_ns)
         if journaled:
-            # A checkpoint (a restart resumes from the last snapshot): the buffer goes out.
-            self.record.flush_buffer()
+            # A checkpoint (a restart resumes from the last snapshot): the buffer may go out.
+            self.record.checkpoint()
 
     def _journal_queue(self) -> Any:
         writer = getattr(self.journal, "_writer", None)

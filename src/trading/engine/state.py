@@ -4,6 +4,7 @@ and the journal recorder that counts what it hands over."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,17 +33,24 @@ class Recorder:
 
     With a bulk journal (a backtest: ``Journal.open(..., bulk=True)``) it buffers: each event
     gets its id and seq at once (the same document as live), and the buffer goes to the
-    journal as one large batch of plain inserts when it is full, at each equity checkpoint,
-    at the end and on a crash (:meth:`flush_buffer`). Prediction outcomes and summaries take
+    journal as one large batch of plain inserts when it is full, at an equity checkpoint
+    once it is large or half a second old (:meth:`checkpoint`), at the end and on a crash
+    (:meth:`flush_buffer`). Prediction outcomes and summaries take
     the same door, so every write keeps its place in the recording order."""
 
     BUFFER = 20_000  # events held before they go to the journal in one batch
+    # A checkpoint hands the buffer over when it holds this many events or this much wall
+    # time passed: a backtest's checkpoints come every few ms, and a tiny batch each time
+    # costs the writer thread (and the GIL) more than the events themselves.
+    CHECKPOINT_EVENTS = 2_000
+    CHECKPOINT_S = 0.5
 
     def __init__(self, journal: Any, result: WorkerResult) -> None:
         self.journal = journal
         self.result = result
         self.buffered = bool(getattr(journal, "bulk", False)) and hasattr(journal, "prepare")
         self._ops: list[Any] = []
+        self._flushed_at = time.monotonic()
 
     def __call__(self, kind: str, doc: dict[str, Any]) -> str:
         self.result.journaled[kind] += 1
@@ -74,10 +82,19 @@ class Recorder:
         if len(self._ops) >= self.BUFFER:
             self.flush_buffer()
 
+    def checkpoint(self) -> None:
+        """A restart point (an equity snapshot): the buffer goes out if it is large or old."""
+        if self._ops and (
+            len(self._ops) >= self.CHECKPOINT_EVENTS
+            or time.monotonic() - self._flushed_at >= self.CHECKPOINT_S
+        ):
+            self.flush_buffer()
+
     def flush_buffer(self) -> None:
         """Hand what is buffered to the journal (one batch); nothing to do when unbuffered."""
         if self._ops:
             ops, self._ops = self._ops, []
+            self._flushed_at = time.monotonic()
             self.journal.write_prepared(ops)
 
     def flush(self, timeout_s: float) -> bool:

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # The synchronous drive hands the event loop back this often (batches): signals, stop requests.
 SYNC_YIELD_EVERY = 256
+# A backtest journals about this many equity snapshots per strategy over its span.
+BACKTEST_SNAPSHOTS = 1_440
 
 
 class Worker:
@@ -119,9 +121,7 @@ class Worker:
             result=self.result,
             pump=self.pump,
             kill_guard=guard,
-            journal_equity_every_s=(
-                config.arena.backtest_equity_every_s if self.backtest else None
-            ),
+            journal_equity_every_s=self._journal_equity_every_s() if self.backtest else None,
         )
         self.lifecycle = Lifecycle(
             config,
@@ -145,7 +145,8 @@ class Worker:
             recorded_bars=recorded_bars,
             # Out of sample by construction: bars before this only warm the strategies up.
             trade_from_ns=trade_from_ns,
-            run_notes=dict(run_notes or {}),
+            # How often equity is journaled (a backtest's coarser interval): the report reads it.
+            run_notes={**(run_notes or {}), "equity_journal_every_s": self.duties.journal_every_s},
             tasks=self.tasks,
         )
         self._next_tick_s: int | None = None
@@ -154,6 +155,16 @@ class Worker:
         self._lock = asyncio.Lock()
         # Benchmarks set a list here to collect tick-to-decision latencies (ns).
         self.tick_latencies: list[int] | None = None
+
+    def _journal_equity_every_s(self) -> float:
+        """A backtest's equity journal interval: about ``BACKTEST_SNAPSHOTS`` per strategy over
+        the replay's span, never finer than ``equity_every_s`` (a short backtest keeps live
+        resolution) nor coarser than ``backtest_equity_every_s``."""
+        arena = self.config.arena
+        span_s = getattr(self.feed, "span_ns", 0) / NS_PER_S
+        return min(
+            arena.backtest_equity_every_s, max(arena.equity_every_s, span_s / BACKTEST_SNAPSHOTS)
+        )
 
     def _sync_capable(self, forecasts: ForecastSource | None) -> str | None:
         """None if the run can be driven synchronously, else why not: a simulated clock, a
