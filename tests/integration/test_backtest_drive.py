@@ -10,6 +10,7 @@ journal upserts). Every collection must hold the same documents, in the same rec
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from cryptoarena.clock import SimClock
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.trading.arena_config import all_strategies_config
 from cryptoarena.trading.engine import Worker
+from cryptoarena.trading.engine.worker import KILL_POLL_SYNC_S
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.journal.schema import COLLECTIONS
@@ -177,3 +179,55 @@ async def test_the_report_reads_a_backtest_journaled_at_its_coarser_interval(tmp
         assert row["equity"] == pytest.approx(worker.result.equity[name])
     assert any(r["sharpe"] is not None for r in rows.values())
     assert report["verdict"]["period_s"] == pytest.approx(15.0, rel=0.01)
+
+
+class DrillFeed:
+    """A replay that engages the kill switch at one batch and releases it at a later one,
+    pausing longer than the drive's kill-file poll after each (wall time)."""
+
+    def __init__(self, feed: ReplayFeed, switch: Any, engage: int, release: int) -> None:
+        self.feed, self.switch, self.engage, self.release = feed, switch, engage, release
+        self.symbol, self.gaps, self.speed, self.span_ns = feed.symbol, feed.gaps, None, 0
+
+    def batches(self) -> Any:
+        for i, batch in enumerate(self.feed.batches()):
+            if i == self.engage:
+                self.switch.engage("tok", "drill", by="test")
+                time.sleep(2 * KILL_POLL_SYNC_S)
+            elif i == self.release:
+                self.switch.release("tok")
+                time.sleep(2 * KILL_POLL_SYNC_S)
+            yield batch
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+
+async def test_the_kill_switch_stops_a_synchronous_backtest(tmp_path) -> None:
+    from cryptoarena.trading.risk import KillSwitch
+    from pydantic import SecretStr
+
+    switch = KillSwitch(tmp_path / "arena.kill", SecretStr("tok"))
+    config = all_strategies_config(bar_size="10s", fee_rate=0.0)
+    config = config.model_copy(
+        update={"strategies": tuple(s for s in config.strategies if s.kind == "buy_and_hold")}
+    )
+    trades = tape_slice(0, 20)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    feed = DrillFeed(ReplayFeed(trades), switch, engage=100, release=300)
+    exchange = PaperExchange(clock=clock)
+    with Journal.open(journal_settings(tmp_path), run_id=RUN, clock=clock, bulk=True) as journal:
+        worker = Worker(config, feed=feed, exchange=exchange, journal=journal, clock=clock,
+                        run_id=RUN, kill_switch=switch)  # fmt: skip
+        assert worker.sync
+        await worker.run()
+        assert journal.sync(30)
+        events = journal.find("risk_events", {"run_id": RUN}, sort=[("seq", 1)])
+        kinds = [e["type"] for e in events if e["type"] in ("kill", "kill_released")]
+        assert kinds == ["kill", "kill_released"]
+        kill_ns, release_ns = (e["ts_ns"] for e in events if e["type"] in kinds)
+        sides = [(o["side"], o["ts_ns"]) for o in journal.find("orders", sort=[("seq", 1)])]
+        # Long before the kill, flattened by it, long again after the release.
+        assert sides[0][0] == "Buy" and sides[0][1] < kill_ns
+        assert any(s == "Sell" and kill_ns <= ts < release_ns for s, ts in sides)
+        assert sides[-1][0] == "Buy" and sides[-1][1] >= release_ns

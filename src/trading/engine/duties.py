@@ -39,6 +39,7 @@ class Duties:
         pump: ForecastPump | None,
         kill_guard: KillGuard | None,
         journal_equity_every_s: float | None = None,
+        kill_poll_s: float = 0.0,
     ) -> None:
         self.books = books
         self.kinds = kinds
@@ -49,6 +50,10 @@ class Duties:
         self.result = result
         self.pump = pump
         self.kill_guard = kill_guard
+        # The kill file is read every tick (0), or at most this often in wall time: a backtest
+        # ticks thousands of times a second, and one stat of the file costs more than a tick.
+        self.kill_poll_s = kill_poll_s
+        self._next_kill_poll = 0.0
         self.flatten_on_kill = config.arena.flatten_on_kill
         # Equity is checked (loss and drawdown limits) every equity_every_s; a backtest
         # journals a snapshot only every journal_equity_every_s (coarser: fewer documents).
@@ -71,7 +76,7 @@ class Duties:
     async def housekeeping(self, now_ns: int) -> None:
         """Once per live tick, after the decisions."""
         router = self.state.need_router()
-        if self.kill_guard is not None:
+        if self.kill_guard is not None and self._kill_due():
             event = self.kill_guard.poll(self.risk.killed is not None)
             if event is None:
                 pass
@@ -154,6 +159,15 @@ class Duties:
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
+
+    def _kill_due(self) -> bool:
+        if self.kill_poll_s <= 0:
+            return True
+        wall = time.monotonic()
+        if wall < self._next_kill_poll:
+            return False
+        self._next_kill_poll = wall + self.kill_poll_s
+        return True
 
     def _progress_rate(self, now_ns: int) -> str:
         """Market time per wall time since the last progress line: the replay's speed."""

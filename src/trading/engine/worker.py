@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # The synchronous drive hands the event loop back this often (batches): signals, stop requests.
 SYNC_YIELD_EVERY = 256
+# The synchronous drive reads the kill file at most this often (wall time), not every tick.
+KILL_POLL_SYNC_S = 0.05
 # A backtest journals about this many equity snapshots per strategy over its span.
 BACKTEST_SNAPSHOTS = 1_440
 
@@ -122,6 +124,7 @@ class Worker:
             pump=self.pump,
             kill_guard=guard,
             journal_equity_every_s=self._journal_equity_every_s() if self.backtest else None,
+            kill_poll_s=KILL_POLL_SYNC_S if self.sync else 0.0,
         )
         self.lifecycle = Lifecycle(
             config,
