@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import logging
 import os
 import platform
 import resource
@@ -125,7 +128,8 @@ def backtesting_py(bars: pd.DataFrame) -> dict[str, Any]:
     bt = Backtest(frame, SmaCross, cash=1_000_000, commission=0.00055, exclusive_orders=True,
                   finalize_trades=True)  # fmt: skip
     wall, cpu = time.perf_counter(), time.process_time()
-    stats = bt.run()
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+        stats = bt.run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"wall": wall, "cpu": cpu, "bars": len(frame), "trades": len(stats["_trades"]),
             "load": load()}  # fmt: skip
@@ -226,4 +230,5 @@ def main() -> None:
 if __name__ == "__main__":
     np.seterr(all="ignore")
     warnings.filterwarnings("ignore")  # backtesting.py's notes on 1-second bars: not results
+    logging.getLogger("cryptoarena").setLevel(logging.ERROR)  # halts of the runs: not results
     main()
