@@ -231,3 +231,19 @@ async def test_the_kill_switch_stops_a_synchronous_backtest(tmp_path) -> None:
         assert sides[0][0] == "Buy" and sides[0][1] < kill_ns
         assert any(s == "Sell" and kill_ns <= ts < release_ns for s, ts in sides)
         assert sides[-1][0] == "Buy" and sides[-1][1] >= release_ns
+
+
+def test_a_folded_outcome_leaves_the_document_and_the_seqs_of_the_update(tmp_path) -> None:
+    clock = SimClock(10**18)
+    doc = {"symbol": "BTCUSDT", "bar_ts_ns": 10**18, "ts_ns": 10**18, "realised_price": None}
+    with Journal.open(journal_settings(tmp_path), run_id=RUN, clock=clock, bulk=True) as journal:
+        op = journal.prepare("predictions", doc)
+        journal.fold_outcome(op, 9600.5, 10**18 + 15 * 10**9)  # uses up seq 2
+        assert journal.last_seq == op["n"] + 1
+        journal.write_prepared([op], through=journal.last_seq)
+        assert journal.flush(5.0), "the used-up seq must count as written"
+        after = journal.record("predictions", doc)
+        assert journal.sync(5.0)
+        got = journal.find("predictions", sort=[("seq", 1)])
+    assert got[0]["realised_price"] == 9600.5 and got[0]["realised_ts_ns"] == 10**18 + 15 * 10**9
+    assert got[1]["_id"] == after and got[1]["seq"] == op["n"] + 2

@@ -51,12 +51,16 @@ class Recorder:
         self.buffered = bool(getattr(journal, "bulk", False)) and hasattr(journal, "prepare")
         self._ops: list[Any] = []
         self._flushed_at = time.monotonic()
+        self._predictions: dict[str, Any] = {}  # buffered prediction ops by event id
+        self._folded = False
 
     def __call__(self, kind: str, doc: dict[str, Any]) -> str:
         self.result.journaled[kind] += 1
         if not self.buffered:
             return str(self.journal.record(kind, doc))
         op = self.journal.prepare(kind, doc)
+        if kind == "predictions":
+            self._predictions[op["id"]] = op
         self._hold(op)
         return str(op["id"])
 
@@ -66,10 +70,15 @@ class Recorder:
     def set_prediction_outcome(
         self, event_id: str, realised_price: float, realised_ts_ns: int
     ) -> None:
-        if self.buffered:
-            self._hold(self.journal.prepare_outcome(event_id, realised_price, realised_ts_ns))
-        else:
+        if not self.buffered:
             self.journal.set_prediction_outcome(event_id, realised_price, realised_ts_ns)
+            return
+        pending = self._predictions.pop(event_id, None)
+        if pending is not None:  # still buffered: written once, with its outcome
+            self.journal.fold_outcome(pending, realised_price, realised_ts_ns)
+            self._folded = True
+        else:
+            self._hold(self.journal.prepare_outcome(event_id, realised_price, realised_ts_ns))
 
     def upsert_summary(self, strategy: str, doc: dict[str, Any]) -> None:
         if self.buffered:
@@ -92,10 +101,13 @@ class Recorder:
 
     def flush_buffer(self) -> None:
         """Hand what is buffered to the journal (one batch); nothing to do when unbuffered."""
-        if self._ops:
+        if self._ops or self._folded:
             ops, self._ops = self._ops, []
+            through = self.journal.last_seq if self._folded else None
+            self._predictions.clear()
+            self._folded = False
             self._flushed_at = time.monotonic()
-            self.journal.write_prepared(ops)
+            self.journal.write_prepared(ops, through)
 
     def flush(self, timeout_s: float) -> bool:
         """Everything recorded so far durable (see ``Journal.flush``)."""

@@ -235,9 +235,30 @@ class Journal:
         clean.update(_id=strategy, strategy=strategy, updated_ns=self._clock.now_ns())
         return self._op_now(schema.SUMMARIES, "put", strategy, clean)
 
-    def write_prepared(self, ops: list[Op]) -> None:
-        """Enqueue prepared ops (in the order prepared) as one large batch."""
+    def fold_outcome(self, op: Op, realised_price: float, realised_ts_ns: int) -> None:
+        """:meth:`set_prediction_outcome` on a prediction prepared but not written yet: the
+        fields go into its document (the same document the update would leave), and the
+        update's seq is used up all the same (the events after it keep their seqs and ids);
+        pass the last seq to :meth:`write_prepared` as ``through``."""
+        op["d"]["realised_price"] = float(realised_price)
+        op["d"]["realised_ts_ns"] = int(realised_ts_ns)
+        self._writer.reserve(1)
+
+    @property
+    def last_seq(self) -> int:
+        """The last seq assigned (recorded, prepared or used up)."""
+        return int(self._writer.seq)
+
+    def write_prepared(self, ops: list[Op], through: int | None = None) -> None:
+        """Enqueue prepared ops (in the order prepared) as one large batch; ``through``: the
+        last seq they account for, when it was used up by a fold (see :meth:`fold_outcome`)."""
         self._check_writable()
+        if through is not None and (not ops or through > ops[-1]["n"]):
+            # Marks the used-up seqs written, so a flush does not wait for them.
+            ops = [
+                *ops,
+                {"s": self._session, "n": through, "c": "", "op": "nop", "id": "", "d": {}},
+            ]
         self._writer.enqueue(ops)
 
     def _op_now(self, coll: str, op: str, key: str, doc: dict[str, Any]) -> Op:
