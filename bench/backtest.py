@@ -147,6 +147,7 @@ def arena_backtest() -> dict[str, Any]:
             "OMP_NUM_THREADS": "1",
         }
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.time()
         wall = time.perf_counter()
         proc = subprocess.run(
             [arena, "backtest", "--config", str(EXAMPLE), "--allow-in-sample", "--run-id", "bench"],
@@ -157,6 +158,7 @@ def arena_backtest() -> dict[str, Any]:
             check=False,
         )
         wall = time.perf_counter() - wall
+        ended = time.time()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     log = proc.stdout + proc.stderr
@@ -168,7 +170,30 @@ def arena_backtest() -> dict[str, Any]:
     )
     summary = next((ln for ln in log.splitlines() if ln.startswith("run bench")), "")
     return {"wall": wall, "cpu": cpu, "load": load(), "ai": ai, "forecasts": forecasts,
-            "summary": summary}  # fmt: skip
+            "summary": summary, "phases": phases(log, started, ended)}  # fmt: skip
+
+
+def phases(log: str, started: float, ended: float) -> list[tuple[str, float]]:
+    """Wall time between the run's log lines: start-up (Python, imports, the champion loaded),
+    batched forecasts, the replay, and the rest (stop, journal drain, the report)."""
+
+    def stamp(line: str) -> float:
+        day, clock = line.split()[:2]
+        return time.mktime(time.strptime(f"{day} {clock[:8]}", "%Y-%m-%d %H:%M:%S")) + float(
+            "0." + clock[9:12]
+        )
+
+    lines = log.splitlines()
+    loaded = next((stamp(ln) for ln in lines if "loaded models:/" in ln), started)
+    computed = next((stamp(ln) for ln in lines if "computed in batches" in ln), loaded)
+    progress = [stamp(ln) for ln in lines if "progress: market time" in ln]
+    last = progress[-1] if progress else computed
+    return [
+        ("start-up: Python, imports, the champion loaded", loaded - started),
+        ("forecasts computed in batches", computed - loaded),
+        ("replay up to the last progress line (23:50)", last - computed),
+        ("last 10 min, stop, journal drain, report", ended - last),
+    ]
 
 
 def first_hours(trades: pd.DataFrame, hours: float) -> pd.DataFrame:
@@ -216,6 +241,8 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: |")
         print(f"| all strategies + AI arm ({r['ai']}) | {r['wall']:.2f} | {r['cpu']:.2f} | "
               f"{r['load']:.2f} |")  # fmt: skip
+        for what, seconds in r["phases"]:
+            print(f"| · {what} | {seconds:.2f} | | |")
         print(f"\n{r['summary']}\nforecasts: {r['forecasts']}")
     if "c" in parts:
         print("\n(c) how cost grows (example config without the AI arm; engine + journal)")

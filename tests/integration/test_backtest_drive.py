@@ -125,6 +125,10 @@ def test_the_drive_is_chosen_by_capability() -> None:
     assert not worker(ReplayFeed(trades, speed=50.0), None).sync
     with pytest.raises(ValueError, match="may wait"):
         worker(ReplayFeed(trades), TrailingMoveSource(), sync=True)
+    # Orders that wait for their journal record to be durable (real venues) wait.
+    durable = Worker(config, feed=ReplayFeed(trades), exchange=PaperExchange(clock=clock),
+                     journal=None, clock=clock, run_id=RUN, durable_orders=True)  # fmt: skip
+    assert not durable.sync
 
 
 class CrashingFeed:

@@ -81,7 +81,8 @@ class Worker:
         self.backtest = self.lockstep and getattr(feed, "speed", 1.0) is None
         # The synchronous drive (no event-loop round trip per tick) where nothing can wait:
         # chosen by capability, or forced (tests compare both drives on the same replay).
-        capable = self._sync_capable(forecasts)
+        capable = "orders wait for durable journal records" if durable_orders else None
+        capable = capable or self._sync_capable(forecasts)
         if sync and capable is not None:
             raise ValueError(f"cannot drive this run synchronously: {capable}")
         self.sync = capable is None if sync is None else sync
