@@ -6,6 +6,9 @@ One code path for live trading, paper trading, replay and backtest. Time comes f
 clock; bars close on one-second ticks (driven by the feed's own timestamps in a replay, and by a
 timer in live trading), so a backtest sees exactly what live trading would, as fast as the
 machine allows. Forecasts come from a background pump (lock-step with the bars in a backtest).
+A backtest whose parts never wait (simulated venue, forecasts computed before the replay) is
+driven synchronously: :meth:`Worker.step` runs one feed batch to its end and settles the venue,
+with no event-loop round trip per tick (``engine/sync.py``); everything else takes the async route.
 """
 
 from __future__ import annotations
