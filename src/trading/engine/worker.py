@@ -82,19 +82,21 @@ class Worker:
         self.lockstep = isinstance(clock, SimClock)
         # A backtest (as fast as possible) journals equity at its own, coarser interval.
         self.backtest = self.lockstep and getattr(feed, "speed", 1.0) is None
+        self.result = WorkerResult(run_id)
+        self.state = RunState()
+        self.record = Recorder(journal, self.result)
+        strategies = config.build_strategies()
+        self.runners = [StrategyRunner(s) for s in strategies]
         # The synchronous drive (no event-loop round trip per tick) where nothing can wait:
         # chosen by capability, or forced (tests compare both drives on the same replay).
+        if not any(s.uses_forecast for s in strategies):
+            forecasts = None  # nobody asks for one: the source's waits do not matter
         capable = "orders wait for durable journal records" if durable_orders else None
         capable = capable or self._sync_capable(forecasts)
         if sync and capable is not None:
             raise ValueError(f"cannot drive this run synchronously: {capable}")
         self.sync = capable is None if sync is None else sync
         self.tasks: Tasks = Soon() if self.sync else LoopTasks()
-        self.result = WorkerResult(run_id)
-        self.state = RunState()
-        self.record = Recorder(journal, self.result)
-        strategies = config.build_strategies()
-        self.runners = [StrategyRunner(s) for s in strategies]
         capital = Decimal(str(config.arena.capital))
         self.books = {s.name: Book(s.name, capital=capital) for s in strategies}
         self.risk = RiskManager(
