@@ -182,6 +182,7 @@ class Lifecycle:
                 **self.run_notes,
             },
         )
+        self.record.flush_buffer()  # the start (and what reconciling found) at once
         return updates
 
     def drain_updates(self) -> None:

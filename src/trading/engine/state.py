@@ -53,6 +53,7 @@ class Recorder:
         self._flushed_at = time.monotonic()
         self._predictions: dict[str, Any] = {}  # buffered prediction ops by event id
         self._folded = False
+        self._written_seq = 0  # the last seq of the batch handed over before this one
 
     def __call__(self, kind: str, doc: dict[str, Any]) -> str:
         self.result.journaled[kind] += 1
@@ -92,7 +93,8 @@ class Recorder:
             self.flush_buffer()
 
     def checkpoint(self) -> None:
-        """A restart point (an equity snapshot): the buffer goes out if it is large or old."""
+        """A restart point (an equity snapshot, the end of a batch): the buffer goes out if it
+        is large or old."""
         if self._ops and (
             len(self._ops) >= self.CHECKPOINT_EVENTS
             or time.monotonic() - self._flushed_at >= self.CHECKPOINT_S
@@ -102,12 +104,20 @@ class Recorder:
     def flush_buffer(self) -> None:
         """Hand what is buffered to the journal (one batch); nothing to do when unbuffered."""
         if self._ops or self._folded:
+            # Double buffering: the previous batch must be durable before this one goes. The
+            # writer thread then gets the interpreter to itself while this thread waits;
+            # otherwise every SQLite row it writes waits for the GIL behind the replay (a
+            # convoy: a day's backtest left its journal seconds behind), and a hard kill
+            # loses at most two batches.
+            if self._written_seq:
+                self.journal.wait_durable(self._written_seq)
             ops, self._ops = self._ops, []
             through = self.journal.last_seq if self._folded else None
             self._predictions.clear()
             self._folded = False
             self._flushed_at = time.monotonic()
             self.journal.write_prepared(ops, through)
+            self._written_seq = self.journal.last_seq
 
     def flush(self, timeout_s: float) -> bool:
         """Everything recorded so far durable (see ``Journal.flush``)."""

@@ -244,6 +244,11 @@ class Journal:
         op["d"]["realised_ts_ns"] = int(realised_ts_ns)
         self._writer.reserve(1)
 
+    def wait_durable(self, seq: int, timeout_s: float = 30.0) -> bool:
+        """Wait until everything up to ``seq`` is durable (a producer pacing itself on the
+        writer: its thread then has the interpreter to itself)."""
+        return self._writer.wait_for("durable_seq", seq, timeout_s)
+
     @property
     def last_seq(self) -> int:
         """The last seq assigned (recorded, prepared or used up)."""
