@@ -96,7 +96,8 @@ class Lifecycle:
 
     async def start(self) -> asyncio.Task[None] | None:
         """Connect, restore the books from the journal, reconcile with the exchange, journal the
-        start; returns the task that consumes the exchange's order updates and fills."""
+        start; returns the task that consumes the exchange's order updates and fills (None in
+        the synchronous drive: it pulls them at its settle points, :meth:`drain_updates`)."""
         await self.exchange.start()
         instrument = await self.exchange.instrument(self.symbol)
         incarnation = incarnation_tag(time.time_ns())
