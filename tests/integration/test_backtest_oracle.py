@@ -2,8 +2,9 @@
 
 The oracle is written from the documented rules, not from engine code:
 
-- bars (docs/data.md): 1-second bars from the trades; a quiet second is an explicit bar at the
-  last price; a bar closes at the next second's tick; the bar of the last second never closes;
+- bars (DESIGN.md, docs/trading.md): 1-second bars from the trades; a quiet second is an
+  explicit bar at the last price; a bar closes at the next second's tick; the bar of the last
+  second never closes;
 - the strategy: long while SMA(5) of the closes is above SMA(20), flat (no shorts here) while
   below, nothing on a tie; no decision during the warm-up of 20 bars;
 - the engine: a decision at the tick closing a bar moves the book toward the target at the last
