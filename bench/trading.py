@@ -45,6 +45,8 @@ from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfi
 class InstantForecasts:
     """A forecaster with no cost: the last 15 s drift continued (keeps the AI arm busy)."""
 
+    waits = False  # in-process, instant: the backtest can be driven synchronously
+
     async def health(self) -> bool:
         return True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from itertools import repeat
 from pathlib import Path
 
@@ -123,6 +123,11 @@ class ReplayFeed:
     ) -> ReplayFeed:
         return cls(lake.read_trades(symbol, start_ns, end_ns), symbol=symbol, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def span_ns(self) -> int:
+        """Market time from the first trade to the last."""
+        return int(self._ts[-1] - self._ts[0]) if len(self._ts) else 0
+
     def __len__(self) -> int:
         """Number of batches."""
         return len(self._starts)
@@ -133,6 +138,21 @@ class ReplayFeed:
     def _batch(self, i: int, j: int) -> list[Trade]:
         symbols = repeat(self.symbol, j - i)
         return list(map(_make_trade, *(col[i:j] for col in self._lists), symbols))
+
+    def batches(self) -> Iterator[list[Trade]]:
+        """The same batches as ``async for``, without the event loop: a backtest's synchronous
+        drive (as fast as possible only: a replay at a speed waits for the wall clock)."""
+        if self.speed is not None:
+            raise ValueError("a replay at a speed waits: iterate it with async for")
+        ends = np.append(self._starts[1:], len(self._ts))
+        for i, j in zip(self._starts.tolist(), ends.tolist(), strict=True):
+            if self._closed:
+                return
+            if self.clock is not None:
+                self.clock.advance_to(int(self._ts[j - 1]))
+            batch = self._batch(i, j)
+            self.delivered += len(batch)
+            yield batch
 
     async def __aiter__(self) -> AsyncIterator[list[Trade]]:
         if len(self._ts) == 0:

@@ -72,6 +72,10 @@ class ArenaSettings(BaseModel):
     # Ignore target changes smaller than this fraction of equity (no churn on rounding).
     min_trade_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     equity_every_s: float = Field(default=5.0, gt=0.0)
+    # A backtest journals about 1,440 equity snapshots per strategy over its span, never
+    # coarser than this (a day: one a minute instead of 17,280) nor finer than equity_every_s;
+    # limits are still checked every equity_every_s.
+    backtest_equity_every_s: float = Field(default=60.0, gt=0.0)
     # The per-strategy summary read models (what live views read) are refreshed this often.
     summary_every_s: float = Field(default=30.0, gt=0.0)
     order_timeout_s: float = Field(default=10.0, gt=0.0)

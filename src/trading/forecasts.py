@@ -61,6 +61,11 @@ class BarWindow:
         for name, col in self._cols.items():
             col.append(getattr(bar, name))
 
+    def last(self, name: str) -> Any:
+        """The newest bar's ``name`` column (NaN for an empty window)."""
+        col = self._cols[name]
+        return col[-1] if col else float("nan")
+
     def frame(self) -> pd.DataFrame:
         cols = self._cols
         data = {
@@ -98,13 +103,17 @@ class ForecastPump:
         max_age_s: float,
         record: Record,
         health_every_s: float = 10.0,
+        tasks: Any = None,
     ) -> None:
         self.source = source
+        # Where requests run: None, tasks on the running loop; a backtest's synchronous drive
+        # passes its ready queue (engine.sync.Soon): the same requests, in the same order.
+        self.tasks = tasks
         self.symbol = symbol
         self.max_age_s = max_age_s
         self._record = record
         self.window = BarWindow(window)
-        self._task: asyncio.Task[None] | None = None
+        self._task: Any = None  # the request in flight (an asyncio.Task, or a SoonTask)
         self._waiting = False
         self.latest: ForecastLike | None = None
         self.problem: str | None = "no forecast yet"
@@ -138,15 +147,28 @@ class ForecastPump:
 
     def _start(self) -> None:
         self._waiting = False
-        self._task = asyncio.get_running_loop().create_task(self._fetch())
+        self._task = self._spawn(self._fetch())
+
+    def _spawn(self, coro: Any) -> Any:
+        if self.tasks is not None:
+            return self.tasks.spawn(coro)
+        return asyncio.get_running_loop().create_task(coro)
 
     async def _fetch(self) -> None:
         # The frame is built here, in the task, not on the tick that closed the bar: it sees
         # the same bars (the next one is appended only after this task has started).
-        frame = self.window.frame()
+        # A source that looks forecasts up by bar (computed before a backtest) needs no frame:
+        # building one per bar would cost more than the whole decision step.
+        lookup = getattr(self.source, "forecast_for", None)
+        window = self.window
+        frame = None if lookup is not None else window.frame()
+        base = window.last("close")
         self.requests += 1
         try:
-            forecast = await self.source.forecast(self.symbol, frame)
+            if lookup is not None:
+                forecast = lookup(self.symbol, len(window), window.last("ts"))
+            else:
+                forecast = await self.source.forecast(self.symbol, frame)
         except Exception as exc:  # ForecastUnavailable and anything the source raises
             self.failures += 1
             self._consecutive += 1
@@ -161,7 +183,7 @@ class ForecastPump:
             self._retry_at_ns = 0
             self.latest = forecast
             self.problem = None
-            self._on_forecast(forecast, frame)
+            self._on_forecast(forecast, base)
         if self._waiting:
             self._start()
 
@@ -178,18 +200,18 @@ class ForecastPump:
                     {"type": "health", "healthy": ok, "model_version": self._model_version},
                 )
 
-        asyncio.get_running_loop().create_task(check())
+        self._spawn(check())
 
     async def settle(self) -> None:
         """Lock-step mode: wait for the request in flight (and a queued one) to finish."""
         while self._task is not None and not self._task.done():
-            await self._task
+            await (self.tasks.join(self._task) if self.tasks is not None else self._task)
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await (self.tasks.join(self._task) if self.tasks is not None else self._task)
         aclose = getattr(self.source, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -209,7 +231,7 @@ class ForecastPump:
         return forecast, None, age_s
 
     # -- predictions and outcomes -----------------------------------------------------------
-    def _on_forecast(self, forecast: ForecastLike, frame: pd.DataFrame) -> None:
+    def _on_forecast(self, forecast: ForecastLike, base: float) -> None:
         if forecast.model_version != self._model_version:
             self._record(
                 "model_events",
@@ -223,7 +245,6 @@ class ForecastPump:
             self._model_version = forecast.model_version
         close_ns = forecast.bar_ts_ns + NS_PER_S
         horizon = len(forecast.log_returns)
-        base = float(frame["close"].iloc[-1]) if len(frame) else float("nan")
         target_ns = close_ns + horizon * NS_PER_S
         event_id = self._record(
             "predictions",

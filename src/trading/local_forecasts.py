@@ -45,6 +45,8 @@ def make_forecast(
 
 
 class LocalForecasts:
+    waits = True  # inference in a worker thread
+
     def __init__(self, forecaster: Any, *, symbol: str = "BTCUSDT", clock: Clock | None = None):
         self.forecaster = forecaster
         self.symbol = symbol
@@ -151,6 +153,9 @@ class PrecomputedForecasts:
     served by bar time. Forecasts depend only on past bars, so these equal the lock-step ones
     (:class:`LocalForecasts` per bar) up to float32 rounding of batched inference."""
 
+    # A lookup: a request never waits, so the backtest can be driven synchronously.
+    waits = False
+
     def __init__(
         self,
         forecaster: Any,
@@ -182,10 +187,14 @@ class PrecomputedForecasts:
         return True
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
+        return self.forecast_for(symbol, len(bars), int(bars["ts"].iloc[-1]) if len(bars) else 0)
+
+    def forecast_for(self, symbol: str, n_bars: int, last: int) -> Forecast:
+        """The forecast from the bar at ``last`` given ``n_bars`` bars: a lookup (the pump
+        needs no frame of bars for it)."""
         need = self._need
-        if len(bars) < need:
-            raise ForecastUnavailable(f"need {need} bars, have {len(bars)}")
-        last = int(bars["ts"].iloc[-1])
+        if n_bars < need:
+            raise ForecastUnavailable(f"need {need} bars, have {n_bars}")
         i = self._index.get(last)
         if i is None:
             raise ForecastUnavailable(f"no precomputed forecast for bar {last}")

@@ -161,6 +161,8 @@ class OrderRouter:
             return None
         self.follow.pop(strategy, None)
         book = self.books[strategy]
+        if target == 0.0 and book.qty == 0:
+            return None  # flat and meant to be: nothing to size (most bars of most books)
         inst = self.instrument
         sized = size_order(book, target, price, inst, self.min_trade_fraction)
         if sized is None:

@@ -318,7 +318,10 @@ async def run_session(
     if trades is not None and is_backtest(options):
         plan = batch_forecasts(plan, trades, config, clock)
     kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
-    journal = Journal.open(settings, run_id=run_id, clock=clock)
+    # A backtest on the paper venue journals through the bulk path (plain inserts in large
+    # batches, buffered by the worker's Recorder): the same documents as a live run.
+    bulk = is_backtest(options) and options.exchange is ExchangeKind.PAPER
+    journal = Journal.open(settings, run_id=run_id, clock=clock, bulk=bulk)
     # Halts, the kill switch, model and journal trouble of a live run also go to the operator.
     journal = alerts.tap(journal, alerts.start(settings), live=not isinstance(clock, SimClock))
     try:

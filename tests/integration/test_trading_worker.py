@@ -60,7 +60,9 @@ async def test_all_strategies_trade_the_real_tape_into_the_journal(tmp_path) -> 
             summaries["ai_maker"]["family"] == "ai"
             and summaries["sma_cross"]["family"] == "classical"
         )
-        assert journal.count("equity", {"run_id": "w1"}) >= len(names) * (45 * 60 // 5 - 2)
+        # A backtest journals equity every backtest_equity_every_s (limits checked every 5 s).
+        every = int(config.arena.backtest_equity_every_s)
+        assert journal.count("equity", {"run_id": "w1"}) >= len(names) * (45 * 60 // every - 2)
         runs = journal.find("runs", {"run_id": "w1"})
         assert [r["event"] for r in runs] == ["started", "stopped"]
 

@@ -33,3 +33,40 @@ def test_run_now_propagates_the_coroutines_own_error() -> None:
 
     with pytest.raises(ValueError, match="bad bar"):
         run_now(boom())
+
+
+def test_soon_runs_what_was_ready_in_order_and_later_work_on_the_next_pass() -> None:
+    from cryptoarena.trading.engine.sync import Soon
+
+    soon = Soon()
+    ran: list[str] = []
+
+    async def fetch() -> None:
+        ran.append("fetch")
+        soon.call_soon(lambda: ran.append("queued by fetch"))  # a task created now
+
+    soon.call_soon(lambda: ran.append("drain"))
+    task = soon.spawn(fetch())
+    assert not task.done()
+    run_now(soon.pause())  # the synchronous sleep(0): never suspends
+    assert ran == ["drain", "fetch"] and task.done()
+    soon.run_ready()
+    assert ran == ["drain", "fetch", "queued by fetch"]
+
+
+def test_soon_join_runs_until_the_task_is_done_and_cancel_closes_it() -> None:
+    from cryptoarena.trading.engine.sync import Soon
+
+    soon = Soon()
+
+    async def answer() -> int:
+        return 42
+
+    task = soon.spawn(answer())
+    run_now(soon.join(task))
+    assert task.done()
+    never = soon.spawn(answer())
+    assert never.cancel() and never.done()
+    soon.run_ready()  # the cancelled task's turn does nothing
+    with pytest.raises(WouldWait):
+        run_now(soon.join(type("Pending", (), {"done": lambda self: False})()))

@@ -37,3 +37,16 @@ async def test_a_slow_consumer_loses_nothing() -> None:
     stream.close()
     await asyncio.wait_for(task, 5)
     assert received == list(range(1000))
+
+
+def test_a_synchronous_subscriber_gets_the_backlog_and_is_woken_once_per_empty_queue() -> None:
+    stream: UpdateStream[int] = UpdateStream()
+    stream.publish(1)  # before anyone listens: kept
+    wakes: list[int] = []
+    pending = stream.subscribe_sync(lambda: wakes.append(1))
+    assert list(pending) == [1] and len(wakes) == 1
+    stream.publish(2)  # not empty: the owner was already woken
+    assert list(pending) == [1, 2] and len(wakes) == 1
+    pending.clear()  # the owner drained it
+    stream.publish(3)
+    assert list(pending) == [3] and len(wakes) == 2

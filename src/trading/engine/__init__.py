@@ -6,7 +6,9 @@
 - ``duties.py``  periodic duties: kill switch, forced flattening, follow-ups, expiry, snapshots
 - ``lifecycle.py`` start-up (restore, reconcile, "started") and shutdown (drain, "stopped")
 - ``state.py``   what the parts share while a run goes (market, checkpoint, router), and the
-  journal recorder; ``result.py`` the run's result
+  journal recorder (buffered in a backtest); ``result.py`` the run's result
+- ``sync.py``    the synchronous drive's primitives (``run_now``, the ready queue ``Soon``): a
+  backtest whose parts never wait runs without an event-loop round trip per tick
 
 The order router (``trading/router.py``) and its ledger (``trading/order_tracking.py``), the
 risk manager and the strategies are the parts these drive.

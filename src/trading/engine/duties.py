@@ -38,6 +38,8 @@ class Duties:
         result: WorkerResult,
         pump: ForecastPump | None,
         kill_guard: KillGuard | None,
+        journal_equity_every_s: float | None = None,
+        kill_poll_s: float = 0.0,
     ) -> None:
         self.books = books
         self.kinds = kinds
@@ -48,8 +50,17 @@ class Duties:
         self.result = result
         self.pump = pump
         self.kill_guard = kill_guard
+        # The kill file is read every tick (0), or at most this often in wall time: a backtest
+        # ticks thousands of times a second, and one stat of the file costs more than a tick.
+        self.kill_poll_s = kill_poll_s
+        self._next_kill_poll = 0.0
         self.flatten_on_kill = config.arena.flatten_on_kill
+        # Equity is checked (loss and drawdown limits) every equity_every_s; a backtest
+        # journals a snapshot only every journal_equity_every_s (coarser: fewer documents).
         self._equity_every_ns = int(config.arena.equity_every_s * NS_PER_S)
+        self.journal_every_s = journal_equity_every_s or config.arena.equity_every_s
+        self._journal_every_ns = int(self.journal_every_s * NS_PER_S)
+        self._next_journal_ns = 0
         self._summary_every_ns = int(config.arena.summary_every_s * NS_PER_S)
         self._next_equity_ns = 0
         self._next_summary_ns = 0
@@ -67,11 +78,12 @@ class Duties:
     def start_timers(self, first_tick_ns: int) -> None:
         """The first tick of the run: the first equity snapshot is one interval later."""
         self._next_equity_ns = first_tick_ns + self._equity_every_ns
+        self._next_journal_ns = first_tick_ns + self._journal_every_ns
 
     async def housekeeping(self, now_ns: int) -> None:
         """Once per live tick, after the decisions."""
         router = self.state.need_router()
-        if self.kill_guard is not None:
+        if self.kill_guard is not None and self._kill_due():
             event = self.kill_guard.poll(self.risk.killed is not None)
             if event is None:
                 pass
@@ -85,19 +97,27 @@ class Duties:
                 logger.warning("kill switch released by %s: trading resumes", event.by)
             else:
                 self.risk.release_refused(event.reason, now_ns, by=event.by)
-        all_flat = all(b.qty == 0 for b in self.books.values()) and not router.ledger.in_flight
-        if self.risk.killed is not None and not self._flat_logged and all_flat:
+        risk = self.risk
+        if (
+            risk.killed is not None
+            and not self._flat_logged
+            and all(b.qty == 0 for b in self.books.values())
+            and not router.ledger.in_flight
+        ):
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")
-        for name in list(router.quotes.resting):
+        # Most ticks nothing is halted, killed, split or in flight: each check only when it can
+        # find something (a backtest runs this 86,400 times a day per run).
+        forced = bool(risk.halted) or risk.global_halt is not None or risk.killed is not None
+        for name in list(router.quotes.resting) if forced else ():
             # A resting maker quote may fill long after it was placed: a halted or killed
             # strategy must not keep one working.
-            if self.risk.killed is not None or must_flatten(
-                self.risk, name, flatten_on_kill=self.flatten_on_kill
+            if risk.killed is not None or must_flatten(
+                risk, name, flatten_on_kill=self.flatten_on_kill
             ):
                 await router.withdraw(name, "halted or kill switch")
         if self.state.last_price is not None:
-            for name in self.books:
+            for name in self.books if forced else ():
                 if self.books[name].qty != 0 and must_flatten(
                     self.risk, name, flatten_on_kill=self.flatten_on_kill
                 ):
@@ -109,7 +129,7 @@ class Duties:
                     )
             # The rest of a target an exit could not reach alone: the entry of a flip (checked
             # on its own now the close is done) or the next slice of a large exit.
-            for name, follow in router.follow_ups().items():
+            for name, follow in router.follow_ups().items() if router.follow else ():
                 if (
                     must_flatten(self.risk, name, flatten_on_kill=self.flatten_on_kill)
                     and follow.target != 0.0
@@ -137,7 +157,8 @@ class Duties:
                 )
                 if cid is not None:
                     self.result.orders += 1
-        await router.expire(now_ns)
+        if router.ledger.in_flight:
+            await router.expire(now_ns)
         if self.progress_every_ns is not None and now_ns >= self._next_progress_ns:
             self._next_progress_ns = now_ns + self.progress_every_ns
             r = self.result
@@ -154,6 +175,15 @@ class Duties:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
 
+    def _kill_due(self) -> bool:
+        if self.kill_poll_s <= 0:
+            return True
+        wall = time.monotonic()
+        if wall < self._next_kill_poll:
+            return False
+        self._next_kill_poll = wall + self.kill_poll_s
+        return True
+
     def _progress_rate(self, now_ns: int) -> str:
         """Market time per wall time since the last progress line: the replay's speed."""
         wall = time.monotonic()
@@ -167,12 +197,23 @@ class Duties:
         router = self.state.router
         if self.state.last_price is None or router is None:
             return
-        summaries = final or now_ns >= self._next_summary_ns
+        journaled = final or now_ns >= self._next_journal_ns
+        if journaled:
+            self._next_journal_ns = now_ns + self._journal_every_ns
+        # The summaries (read models) go with journaled snapshots: live, every snapshot is; a
+        # backtest needs them only as often as its equity documents (the last one wins).
+        summaries = final or (journaled and now_ns >= self._next_summary_ns)
         if summaries:
             self._next_summary_ns = now_ns + self._summary_every_ns
         mark = Decimal(str(self.state.last_price))
         total = 0.0
         for name, book in self.books.items():
+            if not journaled:  # a backtest between journaled snapshots: the limits only
+                equity = float(book.equity(mark))
+                total += equity
+                self.risk.on_equity(name, equity, now_ns)
+                self.result.equity[name] = equity
+                continue
             doc = book.snapshot(mark, now_ns)
             self.record("equity", doc)
             total += doc["equity"]
@@ -181,7 +222,7 @@ class Duties:
             if not summaries:
                 continue
             kind = self.kinds[name]
-            self.journal.upsert_summary(
+            self.record.upsert_summary(
                 name,
                 {
                     "kind": kind,
@@ -206,13 +247,28 @@ class Duties:
                 },
             )
         self.risk.on_total_equity(total, now_ns)
+        if journaled:
+            # A checkpoint (a restart resumes from the last snapshot): the buffer may go out.
+            self.record.checkpoint()
+
+    def _journal_queue(self) -> Any:
+        writer = getattr(self.journal, "_writer", None)
+        return getattr(writer, "_queue", None)
 
     async def backpressure(self) -> None:
         # A backtest can outrun the database: wait for the journal's queue rather than make it
         # overflow to its (fsync-per-event) spill file on the hot path.
-        writer = getattr(self.journal, "_writer", None)
-        queue = getattr(writer, "_queue", None)
+        queue = self._journal_queue()
         if queue is None or queue.qsize() < 4000:
             return
         while queue.qsize() > 1000:
             await asyncio.sleep(0.005)
+
+    def backpressure_now(self) -> None:
+        """:meth:`backpressure` for the synchronous drive (no event loop to hand back to; a
+        bulk journal blocks its producer by itself when its queue is full)."""
+        queue = self._journal_queue()
+        if queue is None or queue.qsize() < 4000:
+            return
+        while queue.qsize() > 1000:
+            time.sleep(0.005)

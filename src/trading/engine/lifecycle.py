@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,9 @@ from cryptoarena.trading.book import Book
 from cryptoarena.trading.engine.duties import Duties
 from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.state import Recorder, RunState
+from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
 from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.forecasts import ForecastPump
 from cryptoarena.trading.maker import MakerQuotes
 from cryptoarena.trading.order_tracking import OrderLedger
@@ -64,6 +67,7 @@ class Lifecycle:
         recorded_bars: Callable[[int, int], pd.DataFrame] | None,
         trade_from_ns: int,
         run_notes: dict[str, Any],
+        tasks: Tasks | None = None,
     ) -> None:
         self.config = config
         self.exchange = exchange
@@ -85,10 +89,16 @@ class Lifecycle:
         self.trade_from_ns = trade_from_ns
         self.run_notes = run_notes
         self.symbol = config.arena.symbol
+        # Soon (engine.sync): the synchronous drive; the exchange's updates are then pulled
+        # from a plain queue (venue_updates) instead of consumed by a task.
+        self.tasks: Tasks = tasks or LoopTasks()
+        self.sync = isinstance(self.tasks, Soon)
+        self._venue_updates: deque[Order | Fill] | None = None
 
-    async def start(self) -> asyncio.Task[None]:
+    async def start(self) -> asyncio.Task[None] | None:
         """Connect, restore the books from the journal, reconcile with the exchange, journal the
-        start; returns the task that consumes the exchange's order updates and fills."""
+        start; returns the task that consumes the exchange's order updates and fills (None in
+        the synchronous drive: it pulls them at its settle points, :meth:`drain_updates`)."""
         await self.exchange.start()
         instrument = await self.exchange.instrument(self.symbol)
         incarnation = incarnation_tag(time.time_ns())
@@ -135,12 +145,20 @@ class Lifecycle:
                     logger.warning("recorded bars unavailable for pending predictions: %s", exc)
                 else:
                     report.predictions_resolved = self.pump.resolve_recorded(
-                        bars, self.journal.set_prediction_outcome
+                        bars, self.record.set_prediction_outcome
                     )
         if report.fills_replayed and seed_paper_exchange(self.exchange, self.symbol, self.books):
             report.notes.append("paper venue seeded from the journal's books")
-        updates = asyncio.get_running_loop().create_task(self._consume_updates())
-        await asyncio.sleep(0)
+        updates: asyncio.Task[None] | None = None
+        if self.sync:
+            assert isinstance(self.tasks, Soon)
+            soon = self.tasks
+            self._venue_updates = self.exchange.updates_sync(  # type: ignore[attr-defined]
+                lambda: soon.call_soon(self.drain_updates)
+            )
+        else:
+            updates = asyncio.get_running_loop().create_task(self._consume_updates())
+        await self.tasks.pause()
         report = await reconcile(
             self.journal, self.run_id, router, report, now_ns=self.clock.now_ns()
         )
@@ -174,7 +192,18 @@ class Lifecycle:
                 **self.run_notes,
             },
         )
+        self.record.flush_buffer()  # the start (and what reconciling found) at once
         return updates
+
+    def drain_updates(self) -> None:
+        """The synchronous drive: hand every venue event waiting to the ledger, in order (what
+        the consumer task does live, when the loop wakes it)."""
+        pending = self._venue_updates
+        if not pending:
+            return
+        on_update = self.state.need_router().ledger.on_update
+        while pending:
+            on_update(pending.popleft())
 
     async def _consume_updates(self) -> None:
         router = self.state.need_router()
@@ -182,9 +211,16 @@ class Lifecycle:
             router.ledger.on_update(update)
 
     async def _flush_journal(self, timeout_s: float) -> bool:
-        return bool(await asyncio.to_thread(self.journal.flush, timeout_s))
+        return bool(await asyncio.to_thread(self.record.flush, timeout_s))
 
-    async def stop(self, updates: asyncio.Task[None]) -> None:
+    async def _yield(self, live_s: float) -> None:
+        # A backtest only lets what is ready run (the loop's next turn, or the ready queue).
+        if self.lockstep:
+            await self.tasks.pause()
+        else:
+            await asyncio.sleep(live_s)
+
+    async def stop(self, updates: asyncio.Task[None] | None) -> None:
         router = self.state.router
         now = self.clock.now_ns()
         if router is not None:
@@ -196,10 +232,10 @@ class Lifecycle:
                             name, price=self.state.last_price, now_ns=now, last_trade_ns=now
                         )
                 await router.drain()
-                await asyncio.sleep(0.5 if not self.lockstep else 0)
+                await self._yield(0.5)
             await router.cancel_all()
             # Let the exchange's last order updates and fills arrive before the final books.
-            await asyncio.sleep(0 if self.lockstep else 0.5)
+            await self._yield(0.5)
             self.duties.snapshot(now, final=True)
         if self.pump is not None:
             if self.lockstep:
@@ -210,7 +246,7 @@ class Lifecycle:
             await self.pump.close()
         else:
             unresolved = 0
-        await asyncio.sleep(0)
+        await self.tasks.pause()
         positions: dict[str, str] = {}
         if router is not None:
             positions["books_qty"] = str(sum((b.qty for b in self.books.values()), Decimal(0)))
@@ -219,10 +255,13 @@ class Lifecycle:
             except Exception as exc:  # reported, not fatal: the journal must still be closed
                 positions["exchange_error"] = f"{type(exc).__name__}: {exc}"
         await self.exchange.close()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(updates, timeout=2.0)
-        if not updates.done():
-            updates.cancel()
+        if updates is None:
+            self.drain_updates()
+        else:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(updates, timeout=2.0)
+            if not updates.done():
+                updates.cancel()
         self.result.fills = sum(b.fills for b in self.books.values())
         result = self.result
         if result.error is None and self.risk.killed is not None:
@@ -252,4 +291,4 @@ class Lifecycle:
                 **positions,
             },
         )
-        self.journal.flush(10.0)
+        self.record.flush(10.0)

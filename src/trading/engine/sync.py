@@ -9,8 +9,10 @@ network call, a sleep): it is closed and reported, never silently run some other
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -29,3 +31,93 @@ def run_now(coro: Coroutine[Any, Any, T]) -> T:
     coro.close()
     name = getattr(coro, "__qualname__", repr(coro))
     raise WouldWait(f"{name} waited on {waited_on!r}: not runnable synchronously")
+
+
+class SoonTask:
+    """A coroutine handed to :class:`Soon`: run when the ready queue is run, never waits."""
+
+    __slots__ = ("_coro", "_done")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._coro: Coroutine[Any, Any, Any] | None = coro
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancel(self) -> bool:
+        if self._done or self._coro is None:
+            return False
+        self._coro.close()
+        self._coro, self._done = None, True
+        return True
+
+    def _run(self) -> None:
+        coro, self._coro = self._coro, None
+        if coro is None:
+            return
+        try:
+            run_now(coro)
+        finally:
+            self._done = True
+
+
+class Soon:
+    """A backtest's stand-in for the event loop's ready queue.
+
+    Work that a live run hands to a task (an exchange update consumer woken by an event, a
+    forecast request) is queued here in the same order and run by :meth:`run_ready` at exactly
+    the points where the async path yields (``await asyncio.sleep(0)``): the same work, in the
+    same order, on the same clock, so the synchronous drive journals the same documents."""
+
+    def __init__(self) -> None:
+        self._ready: deque[Callable[[], None]] = deque()
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self._ready.append(fn)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> SoonTask:
+        task = SoonTask(coro)
+        self._ready.append(task._run)
+        return task
+
+    def run_ready(self) -> None:
+        """One pass, as one event-loop iteration: what was queued before it started (work
+        queued while it runs waits for the next pass, as a task created now would)."""
+        ready = self._ready
+        for _ in range(len(ready)):
+            ready.popleft()()
+
+    async def pause(self) -> None:
+        """The synchronous ``asyncio.sleep(0)``: run the ready work, never suspend."""
+        self.run_ready()
+
+    async def join(self, task: Any) -> None:
+        """Wait for a spawned task: run passes until it is done (it never waits itself)."""
+        while not task.done():
+            if not self._ready:
+                raise WouldWait(f"{task!r} is not done and nothing is ready to run")
+            self.run_ready()
+
+
+class LoopTasks:
+    """The live counterpart of :class:`Soon`: real tasks on the running event loop."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(coro)
+
+    async def pause(self) -> None:
+        await asyncio.sleep(0)
+
+    async def join(self, task: Any) -> None:
+        await task
+
+
+class Tasks(Protocol):
+    """Where the engine's background work runs: :class:`LoopTasks` (live) or :class:`Soon`."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> Any: ...
+
+    async def pause(self) -> None: ...
+
+    async def join(self, task: Any) -> None: ...

@@ -6,6 +6,9 @@ One code path for live trading, paper trading, replay and backtest. Time comes f
 clock; bars close on one-second ticks (driven by the feed's own timestamps in a replay, and by a
 timer in live trading), so a backtest sees exactly what live trading would, as fast as the
 machine allows. Forecasts come from a background pump (lock-step with the bars in a backtest).
+A backtest whose parts never wait (simulated venue, forecasts computed before the replay) is
+driven synchronously: :meth:`Worker.step` runs one feed batch to its end and settles the venue,
+with no event-loop round trip per tick (``engine/sync.py``); everything else takes the async route.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from cryptoarena.trading.engine.duties import Duties
 from cryptoarena.trading.engine.lifecycle import Lifecycle
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.state import Recorder, RunState
+from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks, run_now
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
 from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
@@ -39,6 +43,13 @@ from cryptoarena.trading.router import OrderRouter
 from cryptoarena.trading.runner import StrategyRunner
 
 logger = logging.getLogger(__name__)
+
+# The synchronous drive hands the event loop back this often (batches): signals, stop requests.
+SYNC_YIELD_EVERY = 256
+# The synchronous drive reads the kill file at most this often (wall time), not every tick.
+KILL_POLL_SYNC_S = 0.05
+# A backtest journals about this many equity snapshots per strategy over its span.
+BACKTEST_SNAPSHOTS = 1_440
 
 
 class Worker:
@@ -58,6 +69,7 @@ class Worker:
         recorded_bars: Callable[[int, int], pd.DataFrame] | None = None,
         trade_from_ns: int = 0,
         run_notes: dict[str, Any] | None = None,
+        sync: bool | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -68,11 +80,23 @@ class Worker:
         self.symbol = config.arena.symbol
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
         self.lockstep = isinstance(clock, SimClock)
+        # A backtest (as fast as possible) journals equity at its own, coarser interval.
+        self.backtest = self.lockstep and getattr(feed, "speed", 1.0) is None
         self.result = WorkerResult(run_id)
         self.state = RunState()
         self.record = Recorder(journal, self.result)
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
+        # The synchronous drive (no event-loop round trip per tick) where nothing can wait:
+        # chosen by capability, or forced (tests compare both drives on the same replay).
+        if not any(s.uses_forecast for s in strategies):
+            forecasts = None  # nobody asks for one: the source's waits do not matter
+        capable = "orders wait for durable journal records" if durable_orders else None
+        capable = capable or self._sync_capable(forecasts)
+        if sync and capable is not None:
+            raise ValueError(f"cannot drive this run synchronously: {capable}")
+        self.sync = capable is None if sync is None else sync
+        self.tasks: Tasks = Soon() if self.sync else LoopTasks()
         capital = Decimal(str(config.arena.capital))
         self.books = {s.name: Book(s.name, capital=capital) for s in strategies}
         self.risk = RiskManager(
@@ -87,6 +111,7 @@ class Worker:
                 window=config.arena.forecast_window,
                 max_age_s=config.arena.forecast_max_age_s,
                 record=self.record,
+                tasks=self.tasks if self.sync else None,
             )
         self.decider = Decider(config, groups=self.bars.groups, risk=self.risk, pump=self.pump,
                                record=self.record, state=self.state, result=self.result)  # fmt: skip
@@ -104,6 +129,8 @@ class Worker:
             result=self.result,
             pump=self.pump,
             kill_guard=guard,
+            journal_equity_every_s=self._journal_equity_every_s() if self.backtest else None,
+            kill_poll_s=KILL_POLL_SYNC_S if self.sync else 0.0,
         )
         self.lifecycle = Lifecycle(
             config,
@@ -127,7 +154,9 @@ class Worker:
             recorded_bars=recorded_bars,
             # Out of sample by construction: bars before this only warm the strategies up.
             trade_from_ns=trade_from_ns,
-            run_notes=dict(run_notes or {}),
+            # How often equity is journaled (a backtest's coarser interval): the report reads it.
+            run_notes={**(run_notes or {}), "equity_journal_every_s": self.duties.journal_every_s},
+            tasks=self.tasks,
         )
         self._next_tick_s: int | None = None
         self._stop = asyncio.Event()
@@ -135,6 +164,30 @@ class Worker:
         self._lock = asyncio.Lock()
         # Benchmarks set a list here to collect tick-to-decision latencies (ns).
         self.tick_latencies: list[int] | None = None
+
+    def _journal_equity_every_s(self) -> float:
+        """A backtest's equity journal interval: about ``BACKTEST_SNAPSHOTS`` per strategy over
+        the replay's span, never finer than ``equity_every_s`` (a short backtest keeps live
+        resolution) nor coarser than ``backtest_equity_every_s``."""
+        arena = self.config.arena
+        span_s = getattr(self.feed, "span_ns", 0) / NS_PER_S
+        return min(
+            arena.backtest_equity_every_s, max(arena.equity_every_s, span_s / BACKTEST_SNAPSHOTS)
+        )
+
+    def _sync_capable(self, forecasts: ForecastSource | None) -> str | None:
+        """None if the run can be driven synchronously, else why not: a simulated clock, a
+        simulated venue whose updates can be pulled, a feed with plain batches (as fast as
+        possible), and forecasts that never wait (none, or computed before the replay)."""
+        if not self.lockstep:
+            return "the clock is not simulated"
+        if not hasattr(self.exchange, "updates_sync"):
+            return f"{type(self.exchange).__name__} is not a simulated venue"
+        if not hasattr(self.feed, "batches") or getattr(self.feed, "speed", None) is not None:
+            return "the feed is not an as-fast-as-possible replay"
+        if forecasts is not None and getattr(forecasts, "waits", True):
+            return f"{type(forecasts).__name__} forecasts may wait"
+        return None
 
     @property
     def router(self) -> OrderRouter | None:
@@ -159,7 +212,10 @@ class Worker:
             None if self.lockstep else asyncio.get_running_loop().create_task(self._live_ticker())
         )
         try:
-            await self._consume_feed()
+            if self.sync:
+                await self._drive_sync()
+            else:
+                await self._consume_feed()
         except BaseException as exc:
             # Recorded in the "stopped" record (the run is incomplete), then re-raised.
             self.result.stopped_by = f"crashed: {type(exc).__name__}: {exc}"
@@ -170,8 +226,45 @@ class Worker:
         finally:
             if ticker is not None:
                 ticker.cancel()
-            await self.lifecycle.stop(updates)
+            try:
+                await self.lifecycle.stop(updates)
+            finally:
+                self.record.flush_buffer()  # a crash in the stop itself loses nothing either
         return self.result
+
+    async def _drive_sync(self) -> None:
+        """The backtest's drive: batch after batch, each run to its end without the event loop
+        (:meth:`step`), handing the loop back only every ``SYNC_YIELD_EVERY`` batches (signals,
+        a stop request)."""
+        batches = self.feed.batches()  # type: ignore[attr-defined]
+        for k, batch in enumerate(batches):
+            if self._stop.is_set():
+                break
+            self.step(batch)
+            if k % SYNC_YIELD_EVERY == SYNC_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        self._stopped()
+
+    def step(self, batch: list[Trade]) -> None:
+        """One feed batch through the engine synchronously, then the venue settled: its order
+        updates and fills handed to the ledger, in order, before anything else is decided."""
+        run_now(self._step(batch))
+        # A hard kill loses only what was buffered: at most ~0.5 s of wall time.
+        self.record.checkpoint()
+        self.duties.backpressure_now()
+
+    async def _step(self, batch: list[Trade]) -> None:
+        await self._on_batch(batch)
+        await self.tasks.pause()
+
+    def _stopped(self) -> None:
+        if self._stop.is_set():
+            self.result.stopped_by = self._stop_reason
+            self.result.ended_by = (
+                "signal" if self._stop_reason.startswith("signal") else "stop requested"
+            )
+            # A replay stopped before its end did not cover its span; live runs end this way.
+            self.result.complete = not self.lockstep
 
     async def _consume_feed(self) -> None:
         stop_wait = asyncio.get_running_loop().create_task(self._stop.wait())
@@ -192,18 +285,12 @@ class Worker:
                 async with self._lock:
                     await self._on_batch(batch)
                 # Let fills and forecasts land before the next batch.
-                await asyncio.sleep(0)
+                await self.tasks.pause()
                 if self.lockstep:
                     await self.duties.backpressure()
         finally:
             stop_wait.cancel()
-        if self._stop.is_set():
-            self.result.stopped_by = self._stop_reason
-            self.result.ended_by = (
-                "signal" if self._stop_reason.startswith("signal") else "stop requested"
-            )
-            # A replay stopped before its end did not cover its span; live runs end this way.
-            self.result.complete = not self.lockstep
+        self._stopped()
 
     async def _live_ticker(self) -> None:
         # Live: close bars on time even when nobody trades (0.3 s grace for late prints).
@@ -262,7 +349,7 @@ class Worker:
             if isinstance(self.clock, SimClock):
                 self.clock.advance_to(tick_ns)
             # Let the exchange's order updates and fills reach the books before deciding.
-            await asyncio.sleep(0)
+            await self.tasks.pause()
             await self._on_tick(tick_ns)
 
     async def _on_tick(self, tick_ns: int) -> None:
@@ -278,7 +365,7 @@ class Worker:
                 router.band_ref = bars[-1].vwap
             if bar_ns == NS_PER_S and pump is not None:
                 for bar in bars:
-                    pump.resolve(bar, self.journal.set_prediction_outcome)
+                    pump.resolve(bar, self.record.set_prediction_outcome)
                 if self.lockstep and live:
                     # Waiting for the model is network/inference time, not the worker's own.
                     t_wait = time.perf_counter_ns()

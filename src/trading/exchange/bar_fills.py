@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
@@ -356,6 +357,10 @@ class BarExchange:
 
     def updates(self) -> AsyncIterator[Order | Fill]:
         return self._updates.subscribe()
+
+    def updates_sync(self, wake: Callable[[], None]) -> deque[Order | Fill]:
+        """The same events without the event loop (the engine's synchronous drive)."""
+        return self._updates.subscribe_sync(wake)
 
     def _check_open(self) -> None:
         if self._closed:

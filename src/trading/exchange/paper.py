@@ -13,6 +13,7 @@ never depend on which other strategies run or in what order (docs/exchange.md).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 
@@ -181,6 +182,11 @@ class PaperExchange:
 
     def updates(self) -> AsyncIterator[Order | Fill]:
         return self._updates.subscribe()
+
+    def updates_sync(self, wake: Callable[[], None]) -> deque[Order | Fill]:
+        """A simulated venue's updates without the event loop (the synchronous backtest drive):
+        the same events as :meth:`updates`, in the same order, appended to the deque returned."""
+        return self._updates.subscribe_sync(wake)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +24,7 @@ class UpdateStream(Generic[T]):
         self._subscribers: list[asyncio.Queue[object]] = []
         self._backlog: deque[T] | None = deque(maxlen=backlog_limit)
         self._dropped = 0
+        self._pulled: list[tuple[deque[T], Callable[[], None]]] = []
 
     def publish(self, event: T) -> None:
         if self._backlog is not None:
@@ -34,6 +35,23 @@ class UpdateStream(Generic[T]):
             self._backlog.append(event)
         for queue in self._subscribers:
             queue.put_nowait(event)
+        for pending, wake in self._pulled:
+            if not pending:
+                wake()
+            pending.append(event)
+
+    def subscribe_sync(self, wake: Callable[[], None]) -> deque[T]:
+        """A subscriber without the event loop (a backtest's synchronous drive): events are
+        appended to the returned deque, which its owner empties; ``wake()`` is called when an
+        event arrives in an empty one, as an async subscriber's task would be woken."""
+        pending: deque[T] = deque()
+        if self._backlog is not None:
+            pending.extend(self._backlog)
+            self._backlog = None
+        self._pulled.append((pending, wake))
+        if pending:
+            wake()
+        return pending
 
     def subscribe(self) -> AsyncIterator[T]:
         queue: asyncio.Queue[object] = asyncio.Queue()

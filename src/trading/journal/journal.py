@@ -207,6 +207,69 @@ class Journal:
 
         return [str(o["id"]) for o in self._writer.submit_many(build, len(cleaned))]
 
+    # -- the bulk path's buffering producer (a backtest's Recorder) ---------------------------
+    def prepare(self, kind: str, doc: Mapping[str, Any]) -> Op:
+        """:meth:`record` in two halves: the event checked, its seq and id assigned now (the id
+        is ``op["id"]``), nothing enqueued until :meth:`write_prepared`. The same document as
+        :meth:`record`. Prepared ops must all be written, in order, before a :meth:`flush`."""
+        if kind not in schema.KINDS:
+            raise ValueError(f"unknown journal kind {kind!r}; expected one of {schema.KINDS}")
+        clean = self._event(kind, doc)
+        seq = self._writer.reserve(1)
+        eid = clean.get("_id") or f"{self.run_id}:{self._session:016x}:{seq:010d}"
+        clean["_id"] = eid
+        clean["seq"] = seq
+        return {"s": self._session, "n": seq, "c": kind, "op": self._op, "id": eid, "d": clean}
+
+    def prepare_outcome(self, event_id: str, realised_price: float, realised_ts_ns: int) -> Op:
+        """:meth:`set_prediction_outcome`, prepared (see :meth:`prepare`)."""
+        self._check_writable()
+        update = {"realised_price": float(realised_price), "realised_ts_ns": int(realised_ts_ns)}
+        return self._op_now("predictions", "set", event_id, update)
+
+    def prepare_summary(self, strategy: str, doc: Mapping[str, Any]) -> Op:
+        """:meth:`upsert_summary`, prepared (see :meth:`prepare`)."""
+        if not strategy:
+            raise ValueError("strategy must be a non-empty string")
+        clean = self._prepare(doc)
+        clean.update(_id=strategy, strategy=strategy, updated_ns=self._clock.now_ns())
+        return self._op_now(schema.SUMMARIES, "put", strategy, clean)
+
+    def fold_outcome(self, op: Op, realised_price: float, realised_ts_ns: int) -> None:
+        """:meth:`set_prediction_outcome` on a prediction prepared but not written yet: the
+        fields go into its document (the same document the update would leave), and the
+        update's seq is used up all the same (the events after it keep their seqs and ids);
+        pass the last seq to :meth:`write_prepared` as ``through``."""
+        op["d"]["realised_price"] = float(realised_price)
+        op["d"]["realised_ts_ns"] = int(realised_ts_ns)
+        self._writer.reserve(1)
+
+    def wait_durable(self, seq: int, timeout_s: float = 30.0) -> bool:
+        """Wait until everything up to ``seq`` is durable (a producer pacing itself on the
+        writer: its thread then has the interpreter to itself)."""
+        return self._writer.wait_for("durable_seq", seq, timeout_s)
+
+    @property
+    def last_seq(self) -> int:
+        """The last seq assigned (recorded, prepared or used up)."""
+        return int(self._writer.seq)
+
+    def write_prepared(self, ops: list[Op], through: int | None = None) -> None:
+        """Enqueue prepared ops (in the order prepared) as one large batch; ``through``: the
+        last seq they account for, when it was used up by a fold (see :meth:`fold_outcome`)."""
+        self._check_writable()
+        if through is not None and (not ops or through > ops[-1]["n"]):
+            # Marks the used-up seqs written, so a flush does not wait for them.
+            ops = [
+                *ops,
+                {"s": self._session, "n": through, "c": "", "op": "nop", "id": "", "d": {}},
+            ]
+        self._writer.enqueue(ops)
+
+    def _op_now(self, coll: str, op: str, key: str, doc: dict[str, Any]) -> Op:
+        seq = self._writer.reserve(1)
+        return {"s": self._session, "n": seq, "c": coll, "op": op, "id": key, "d": doc}
+
     def _event(self, kind: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         clean = self._prepare(doc)
         for name in schema.REQUIRED_FIELDS.get(kind, ()):

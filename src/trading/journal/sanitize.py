@@ -119,7 +119,11 @@ def _clean(value: Any, depth: int, path: str) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return _clean(fields, depth + 1, path)
     if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(item, depth + 1, f"{path}[]") for item in value]
+        plain = _PLAIN
+        if all(type(item) in plain for item in value):  # a forecast path: floats only
+            return list(value)
+        inner = f"{path}[]"
+        return [_clean(item, depth + 1, inner) for item in value]
     # numpy scalars and arrays, without importing numpy here.
     tolist = getattr(value, "tolist", None)
     if callable(tolist):

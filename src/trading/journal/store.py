@@ -179,6 +179,8 @@ def apply(db: Any, ops: list[Op], spill: SpillLog) -> None:
     idempotent)."""
     groups: dict[str, list[Op]] = {}
     for op in ops:
+        if op["op"] == "nop":  # a seq used up by a write folded into an earlier op
+            continue
         groups.setdefault(op["c"], []).append(op)
     equity = [op for op in groups.get("equity", ()) if op["op"] in ("ins", "new")]
     for extra in _derived(equity):

@@ -117,6 +117,33 @@ class Writer(threading.Thread):
             self._overflow_last = ops[-1]["n"] if ops else self._overflow_last
             return ops
 
+    def reserve(self, count: int) -> int:
+        """Assign ``count`` seqs now (the first is returned) for ops enqueued later, in order,
+        with :meth:`enqueue` (a buffering producer; it must enqueue them before a flush)."""
+        with self.lock:
+            first = self.seq + 1
+            self.seq += count
+            return first
+
+    def enqueue(self, ops: list[Op]) -> None:
+        """Enqueue ops built on :meth:`reserve`'d seqs, as one queue item (spill if full)."""
+        if not ops:
+            return
+        with self.lock:
+            if not self._overflow:
+                try:
+                    if self.cfg.block_s > 0 and self.is_alive():
+                        self._queue.put(ops, timeout=self.cfg.block_s)
+                    else:
+                        self._queue.put_nowait(ops)
+                    return
+                except queue.Full:
+                    self._overflow = True
+                    logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
+            for op in ops:
+                self.spill.append_overflow(op)
+            self._overflow_last = ops[-1]["n"]
+
     def call(self, fn: Callable[[Any], Any], timeout_s: float) -> Any:
         fut: Future[Any] = Future()
         self._calls.append((fn, fut))
@@ -386,6 +413,12 @@ class Reader:
         raise RuntimeError("a read-only journal never writes")
 
     def submit_many(self, build: Callable[[int], list[Op]], count: int) -> list[Op]:
+        raise RuntimeError("a read-only journal never writes")
+
+    def reserve(self, count: int) -> int:
+        raise RuntimeError("a read-only journal never writes")
+
+    def enqueue(self, ops: list[Op]) -> None:
         raise RuntimeError("a read-only journal never writes")
 
     def wait_for(self, attr: str, target: int, timeout_s: float) -> bool:

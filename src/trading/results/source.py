@@ -134,7 +134,9 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> float:
-    every = float((start.get("arena") or {}).get("equity_every_s") or 5.0)
+    # A backtest journals equity at its own interval (recorded in its "started" record).
+    arena = start.get("arena") or {}
+    every = float(start.get("equity_journal_every_s") or arena.get("equity_every_s") or 5.0)
     end = max((int(d.get("ts_ns", 0)) for d in latest.values()), default=0)
     begin = int(start.get("ts_ns", end))
     return max(0.0, (end - begin) / 1e9 / every)
