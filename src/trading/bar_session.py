@@ -115,6 +115,10 @@ def fit_for_bars(config: ArenaConfig) -> tuple[list[str], dict[str, str]]:
         bar_ns = int(strategy.config.bar_ns)
         if strategy.uses_forecast:
             skipped[strategy.name] = "forecast strategy: needs 1 s bars and a model"
+        elif strategy.config.execution == "maker":
+            # Its quotes join the touch read from the trade tape; klines have none, so it would
+            # never quote (and silently never trade).
+            skipped[strategy.name] = "maker execution: klines have no touch to join (use the tape)"
         elif bar_ns % MINUTE_NS:
             skipped[strategy.name] = (
                 f"bar_size {strategy.config.bar_size} is not a whole number of minutes"

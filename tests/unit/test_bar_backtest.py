@@ -94,7 +94,14 @@ def test_fills_at_the_next_open_plus_slippage_with_taker_fees(tmp_path: Path) ->
 
 def test_a_bar_run_is_in_the_json_report_with_its_strategies(tmp_path: Path) -> None:
     files = write_klines(tmp_path)
-    text = CONFIG + '\n[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    text = (
+        CONFIG
+        + '\n[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+        + (
+            '\n[[strategy]]\nname = "quoter"\nkind = "sma_cross"\n'
+            'params = { fast = 2, slow = 3, bar_size = "1m", execution = "maker" }\n'
+        )
+    )
     args = ["backtest", "-c", _config(tmp_path, text), "--run-id", "bars2", "--bars"]
     result = runner.invoke(app, [*args, *map(str, files)])
     assert result.exit_code == 0, result.output
@@ -111,6 +118,8 @@ def test_a_bar_run_is_in_the_json_report_with_its_strategies(tmp_path: Path) -> 
     started = next(r for r in runs if r["event"] == "started")
     stopped = next(r for r in runs if r["event"] == "stopped")
     assert started["source"] == "bars" and "hold" in started["skipped"]
+    # A maker quotes at the tape's touch: klines have none, so it is left out, saying why.
+    assert "no touch" in started["skipped"]["quoter"]
     assert [s["name"] for s in started["strategies"]] == ["sma"]
     assert stopped["complete"] is True and stopped["bars"] == 7
 
