@@ -307,7 +307,7 @@ def _mlflow_prints_muted() -> Iterator[None]:
     finally:
         for line in caught.getvalue().splitlines():
             if line.strip():
-                logger.info("mlflow: %s", line.strip())
+                logger.debug("mlflow: %s", line.strip())
 
 
 def train_tiny(
