@@ -219,3 +219,55 @@ def test_a_5m_strategy_decides_at_the_close_of_its_fifth_minute(tmp_path: Path) 
     assert decisions[-1]["target"] == 1.0
     assert decisions[-1]["bar_ts_ns"] == (t0 + 10 * MIN_MS) * 10**6  # the 5 m bar's open
     assert decisions[-1]["ts_ns"] == (t0 + 15 * MIN_MS) * 10**6  # decided at its close
+
+
+def test_a_daily_loss_halt_ends_at_the_next_utc_day_and_the_strategy_trades_again(
+    tmp_path: Path,
+) -> None:
+    # As above, but the run crosses midnight: the halt (bar 6's close) ends at the first close
+    # of the next UTC day, and buy-and-hold buys again at the open after it. Before, a daily
+    # halt lasted for the rest of the run: a month of klines halted every strategy for good
+    # within its first days.
+    t0 = 1_717_285_800_000  # 2024-06-01 23:50 UTC
+    midnight_ns = 1_717_286_400_000 * 10**6
+    closes = [100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 95.0, 94.0, 93.0] + [93.0] * 6
+    opens = [100.0, 100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 94.5, 94.0] + [93.0] * 6
+    day1 = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    day2 = tmp_path / "BTCUSDT-1m-2024-06-02.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    day1.write_text("\n".join(rows[:10]) + "\n")
+    day2.write_text("\n".join(rows[10:]) + "\n")
+    config = """
+[arena]
+capital = 10000.0
+[risk.strategy]
+max_daily_loss = 0.05
+max_drawdown = 0.5
+[risk.global]
+max_daily_loss = 0.5
+max_drawdown = 0.5
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+params = { bar_size = "1m" }
+"""
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "halt2", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(day1), str(day2)])
+    assert result.exit_code == 0, result.output
+    with Journal.open(get_settings(), run_id="halt2", readonly=True) as journal:
+        events = journal.find("risk_events", {"run_id": "halt2"}, sort=[("ts_ns", 1)])
+    kinds = [(e["type"], e.get("strategy")) for e in events if "halt" in e["type"]]
+    assert kinds == [("halt", "hold"), ("halt_released", "hold")]
+    released = next(e for e in events if e["type"] == "halt_released")
+    assert released["ts_ns"] == midnight_ns  # the first close of the new UTC day
+    fills = _fills("halt2")
+    assert [(f["side"], f["ts_ns"]) for f in fills] == [
+        ("Buy", (t0 + 1 * MIN_MS) * 10**6),
+        ("Sell", (t0 + 7 * MIN_MS) * 10**6),
+        ("Buy", midnight_ns),  # the open after the release (bar 10 opens at midnight)
+    ]
+    # The report shows the halts in force at the end: this one ended with its day.
+    report = runner.invoke(app, ["report", "--run-id", "halt2", "--format", "json"])
+    assert report.exit_code == 0, report.output
+    (row,) = json.loads(report.output)["strategies"]
+    assert row["name"] == "hold" and row["halted"] is None

@@ -118,10 +118,11 @@ def test_loss_checks_along_a_path_equal_on_equity_at_every_mark() -> None:
     one = RiskManager(config, {"a": 10_000.0}, seen.append)
     many = RiskManager(config, {"a": 10_000.0}, lambda doc: None)
     first_halt = None
+    halted_then: dict[str, str] = {}
     for k in range(n):
         one.on_equity("a", float(equity[k]), int(ts[k]))
         if first_halt is None and "a" in one.halted:
-            first_halt = k
+            first_halt, halted_then = k, dict(one.halted)  # (a daily halt ends the next day)
     assert first_halt is not None and ts[first_halt] // DAY_NS > ts[0] // DAY_NS
     path = many.equity_path("a", ts, equity)
     assert path.breach == first_halt
@@ -132,7 +133,7 @@ def test_loss_checks_along_a_path_equal_on_equity_at_every_mark() -> None:
     path.commit(first_halt - 1)
     assert many._peak == two._peak and many._day == two._day
     many.on_equity("a", float(equity[first_halt]), int(ts[first_halt]))
-    assert many.halted == one.halted
+    assert many.halted == halted_then
     # The total (global limits) the same way, from a state carried over.
     total = many.equity_path(None, ts[first_halt:], equity[first_halt:] * 3)
     assert 0 <= total.breach <= n - first_halt

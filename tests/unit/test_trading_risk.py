@@ -297,3 +297,34 @@ def test_halts_are_recorded_with_reason_and_time() -> None:
     state = rm.state()
     assert state["halted"] == {"b": "daily loss 3.000% > 2.00%"}
     assert state["halted_at"] == {"b": T0 + 7 * S}
+
+
+def test_a_daily_loss_halt_ends_with_its_utc_day_a_drawdown_halt_does_not() -> None:
+    day_ns = 86_400 * S
+    next_day = (T0 // day_ns + 1) * day_ns
+    rm, events = manager(max_daily_loss=0.02, max_drawdown=0.5)
+    rm.on_equity("a", 10_000.0, T0)
+    rm.on_equity("a", 9_700.0, T0 + S)
+    assert rm.halted["a"] == "daily loss 3.000% > 2.00%"
+    assert rm.next_daily_release_ns() == next_day
+    rm.on_equity("a", 9_700.0, next_day - S)  # the same UTC day: still halted
+    assert "strategy halted" in (check(rm, intent(), now=next_day - S) or "")
+    rm.on_equity("a", 9_700.0, next_day + S)  # the next day's first mark
+    assert "a" not in rm.halted and rm.next_daily_release_ns() is None
+    assert events[-1]["type"] == "halt_released" and events[-1]["strategy"] == "a"
+    assert "daily loss 3.000%" in events[-1]["reason"]
+    assert check(rm, intent(), now=next_day + 2 * S) is None  # new risk again
+    # A drawdown is not a daily limit: its halt stays until a human acts.
+    rm2, _ = manager(max_daily_loss=0.5, max_drawdown=0.02)
+    rm2.on_equity("b", 10_000.0, T0)
+    rm2.on_equity("b", 9_700.0, T0 + S)
+    rm2.on_equity("b", 9_700.0, next_day + S)
+    assert "drawdown" in rm2.halted["b"]
+    # The global daily limit the same way.
+    rm3, events3 = manager(max_daily_loss=0.02)
+    rm3.on_total_equity(20_000.0, T0)
+    rm3.on_total_equity(19_000.0, T0 + S)
+    assert rm3.global_halt is not None and "daily loss" in rm3.global_halt
+    rm3.on_total_equity(19_000.0, next_day + S)
+    assert rm3.global_halt is None and events3[-1]["type"] == "halt_released"
+    assert events3[-1]["strategy"] is None

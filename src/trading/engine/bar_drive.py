@@ -141,6 +141,7 @@ class BarDrive:
         self.path_from = 0
         self.path_end = 0
         self.breach_at = -1
+        self.release_at = -1
         self.block = _FIRST_BLOCK
         self.halting = False
         self.flatten_due = False
@@ -221,6 +222,8 @@ class BarDrive:
                     changed = True
                 c = closes[i]
                 now = close_ns[i]
+                if i == self.release_at:  # a new UTC day ends a daily halt: decide free of it
+                    self._halt_at(i, c, now)
                 for lane in lanes:
                     k = lane.keys[i]
                     if k == _NO_CLASS:
@@ -233,7 +236,7 @@ class BarDrive:
                     self._refresh_halting()  # a halted book may be flat now
                 if changed or i >= self.path_end:
                     self._new_paths(i)
-                if i == self.breach_at:
+                if i == self.breach_at or i == self.release_at:
                     self._halt_at(i, c, now)
                 # A decision alone needs no duty: an order it sent is in flight, a crash or a
                 # breach halts (flatten_due then).
@@ -345,9 +348,18 @@ class BarDrive:
         self.paths, self.path_from, self.path_end = paths, i, end
         breach = min((p.breach for _, p in paths), default=end - i)
         self.breach_at = i + breach if breach < end - i else -1
+        # A daily-loss halt ends at the next UTC day's first close (the exact check there, as
+        # a snapshot makes it, releases it).
+        release_ns = risk.next_daily_release_ns()
+        self.release_at = (
+            max(i, int(np.searchsorted(self.close_ns, release_ns)))
+            if release_ns is not None
+            else -1
+        )
 
     def _halt_at(self, i: int, c: float, now: int) -> None:
-        """A mark breaks a loss limit here: the exact check (as a snapshot makes it) halts."""
+        """A mark breaks a loss limit here, or a new UTC day ends a daily-loss halt: the exact
+        check (as a snapshot makes it) halts or releases."""
         self._commit(i - 1)
         self._at_close(c, now)
         mark = Decimal(str(c))
@@ -361,7 +373,7 @@ class BarDrive:
         self._refresh_halting()
         self.path_end = i + 1  # recompute from the next bar on the new state
         self.block = _FIRST_BLOCK // 2
-        self.breach_at = -1
+        self.breach_at = self.release_at = -1
 
     def _refresh_halting(self) -> None:
         risk = self.w.risk

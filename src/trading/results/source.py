@@ -145,10 +145,14 @@ def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[s
 def _halts(
     journal: JournalReader, run_id: str, stopped: Mapping[str, Any] | None
 ) -> dict[str, Halt]:
-    """``strategy -> Halt``; key ``"*"`` for a global halt or an unreleased kill switch."""
+    """``strategy -> Halt`` for the halts in force at the end (a daily-loss halt that its UTC day's
+    end released is not); key ``"*"`` for a global halt or an unreleased kill switch."""
     events = journal.find(
         "risk_events",
-        {"run_id": run_id, "type": {"$in": ["halt", "global_halt", "kill", "kill_released"]}},
+        {
+            "run_id": run_id,
+            "type": {"$in": ["halt", "global_halt", "halt_released", "kill", "kill_released"]},
+        },
         projection={"_id": 0, "type": 1, "strategy": 1, "reason": 1, "ts_ns": 1},
     )
     events.sort(key=lambda d: int(d.get("ts_ns", 0)))
@@ -160,6 +164,10 @@ def _halts(
             halts[str(e["strategy"])] = Halt(reason=reason, ts_ns=ts, scope="strategy")
         elif kind == "global_halt" and "*" not in halts:
             halts["*"] = Halt(reason=reason, ts_ns=ts, scope="global")
+        elif kind == "halt_released":  # a daily-loss halt ended with its UTC day
+            key = str(e["strategy"]) if e.get("strategy") else "*"
+            if key != "*" or (key in halts and halts[key].scope == "global"):
+                halts.pop(key, None)
         elif kind == "kill":
             kill = kill or Halt(reason=reason, ts_ns=ts, scope="kill")
         elif kind == "kill_released":

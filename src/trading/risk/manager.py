@@ -71,6 +71,10 @@ class RiskManager:
         self._sent_all: deque[int] = deque()
         self._peak: dict[str, float] = dict(capitals)
         self._day: dict[str, tuple[int, float]] = {}
+        # Halts by the daily-loss limit ("*": the global one): the UTC day each happened on.
+        # The limit is per UTC day, so such a halt ends when the next day's first mark comes
+        # (a drawdown, a crash or the kill switch stays until a human acts).
+        self.daily_halt_day: dict[str, int] = {}
         self._last_veto: dict[str, str] = {}
 
     # -- orders ---------------------------------------------------------------------------
@@ -257,19 +261,53 @@ class RiskManager:
         start = self._day.get(key)
         if start is None or start[0] != day:
             start = self._day[key] = (day, equity)
+            if key in self.daily_halt_day:
+                self._release_daily(key, now_ns)
         peak = self._peak[key] = max(self._peak.get(key, equity), equity)
         reason = None
         daily = (start[1] - equity) / capital if capital > 0 else 0.0
         drawdown = (peak - equity) / peak if peak > 0 else 0.0
-        if daily > max_daily_loss:
+        daily_breach = daily > max_daily_loss
+        if daily_breach:
             reason = f"daily loss {daily:.3%} > {max_daily_loss:.2%}"
         elif drawdown > max_drawdown:
             reason = f"drawdown {drawdown:.3%} > {max_drawdown:.2%}"
         if reason is not None:
+            already = self.global_halt if key == "*" else self.halted.get(key)
             if key == "*":
                 self.halt_all(reason, now_ns)
             else:
                 self.halt(key, reason, now_ns)
+            if already is None and daily_breach:
+                self.daily_halt_day[key] = day
+            elif not daily_breach:
+                self.daily_halt_day.pop(key, None)  # a drawdown halt does not end with the day
+
+    def _release_daily(self, key: str, now_ns: int) -> None:
+        """A new UTC day ends a daily-loss halt (journaled as ``halt_released``)."""
+        del self.daily_halt_day[key]
+        if key == "*":
+            reason, self.global_halt, self.global_halt_at = self.global_halt, None, None
+        else:
+            reason = self.halted.pop(key, None)
+            self.halted_at.pop(key, None)
+        if reason is None:
+            return
+        logger.warning("%s: a new UTC day ends the halt (%s)", _who(key), reason)
+        self._emit(
+            {
+                "type": "halt_released",
+                "strategy": None if key == "*" else key,
+                "reason": f"new UTC day: the daily loss limit starts again (halted for {reason})",
+                "ts_ns": now_ns,
+            }
+        )
+
+    def next_daily_release_ns(self) -> int | None:
+        """When the earliest daily-loss halt ends (the next UTC midnight after it), if any."""
+        if not self.daily_halt_day:
+            return None
+        return (min(self.daily_halt_day.values()) + 1) * DAY_NS
 
     def equity_path(
         self, strategy: str | None, ts_ns: np.ndarray, equity: np.ndarray
@@ -337,6 +375,10 @@ class EquityPath:
         """The state :meth:`RiskManager.on_equity` would leave after marks ``0..k``."""
         self.risk._day[self.key] = (int(self.day[k]), float(self.start[k]))
         self.risk._peak[self.key] = float(self.peak[k])
+
+
+def _who(key: str) -> str:
+    return "global" if key == "*" else f"strategy {key}"
 
 
 def _trim(sent: deque[int], now_ns: int) -> None:
