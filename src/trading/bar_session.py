@@ -170,7 +170,6 @@ def run_bar_backtest(
     from cryptoarena.trading.engine.bar_drive import NoFeed, PulledUpdates, drive
     from cryptoarena.trading.exchange.bar_fills import BarExchange
     from cryptoarena.trading.journal import Journal
-    from cryptoarena.trading.journal.batched import BatchedJournal
 
     files = kline_files(options.files)
     kept, skipped = fit_for_bars(config)
@@ -220,7 +219,8 @@ def run_bar_backtest(
         "skipped": skipped,
     }
     kill = PacedKillSwitch(settings.trading.kill_file, settings.trading.kill_token)
-    journal = BatchedJournal(Journal.open(settings, run_id=run_id, clock=clock, bulk=True), clock)
+    # Bulk: the worker's Recorder buffers and hands the journal large batches of inserts.
+    journal = Journal.open(settings, run_id=run_id, clock=clock, bulk=True)
     try:
         if journal.runs(run_id):
             # A bar run is minutes long and deterministic: run it again under a new id.
