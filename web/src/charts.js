@@ -3,23 +3,33 @@ import { quantile } from 'd3-array'
 
 // Colour-blind-safe palette (Okabe–Ito) plus dash patterns, so lines differ by more than hue.
 export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999', '#8C6D00']
-// The AI arm: one colour of its own, and a thicker line.
+// The AI arms: colours of their own (purples, dark to light), and a thicker line.
 export const AI_COLOUR = '#6A3D9A'
+export const AI_COLOURS = [AI_COLOUR, '#A46FD8', '#3B1F5C']
+export const AI_DASHES = [[14, 4], [4, 4], [14, 4, 2, 4]]
 export const DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3], [], [6, 3], [2, 2], [8, 3, 2, 3], []]
 
-/** One Chart.js dataset per strategy; the AI arm drawn thicker. ``{x: ms, y}``, parsing off. */
+/**
+ * One Chart.js dataset per strategy; AI arms drawn thicker, each in its own purple and dash
+ * (two arms, taker and maker, must not look alike). ``{x: ms, y}``, parsing off.
+ */
 export function equityDatasets(series) {
-  return series.map((s, i) => ({
-    label: s.family === 'ai' ? `${s.strategy} (AI)` : s.strategy,
-    strategy: s.strategy,
-    data: s.points.map((p) => ({ x: p.t, y: p.y })),
-    borderColor: s.family === 'ai' ? AI_COLOUR : PALETTE[i % PALETTE.length],
-    backgroundColor: s.family === 'ai' ? AI_COLOUR : PALETTE[i % PALETTE.length],
-    borderDash: DASHES[i % DASHES.length],
-    borderWidth: s.family === 'ai' ? 3 : 1.5,
-    pointRadius: 0,
-    tension: 0,
-  }))
+  let ai = 0
+  return series.map((s, i) => {
+    const k = s.family === 'ai' ? ai++ : -1
+    const colour = k >= 0 ? AI_COLOURS[k % AI_COLOURS.length] : PALETTE[i % PALETTE.length]
+    return {
+      label: k >= 0 ? `${s.strategy} (AI)` : s.strategy,
+      strategy: s.strategy,
+      data: s.points.map((p) => ({ x: p.t, y: p.y })),
+      borderColor: colour,
+      backgroundColor: colour,
+      borderDash: k >= 0 ? AI_DASHES[k % AI_DASHES.length] : DASHES[i % DASHES.length],
+      borderWidth: k >= 0 ? 3 : 1.5,
+      pointRadius: 0,
+      tension: 0,
+    }
+  })
 }
 
 /** Append a live point to the matching dataset (kept in time order, capped at ``max``). */

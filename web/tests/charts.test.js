@@ -14,6 +14,14 @@ describe('equity chart preparation', () => {
     expect(ds[0].borderDash).not.toEqual(ds[1].borderDash)
     expect(ds[0].data).toEqual([{ x: 1, y: 100 }, { x: 2, y: 98 }])
   })
+  it('gives each AI arm its own colour and dash (taker and maker must not look alike)', () => {
+    const two = [...series, { strategy: 'ai_maker', family: 'ai', points: [{ t: 1, y: 100 }] }]
+    const ds = equityDatasets(two)
+    expect(ds[2].label).toBe('ai_maker (AI)')
+    expect(ds[2].borderWidth).toBe(ds[1].borderWidth)
+    expect(ds[2].borderColor).not.toBe(ds[1].borderColor)
+    expect(ds[2].borderDash).not.toEqual(ds[1].borderDash)
+  })
   it('appends live points in order, replaces a same-time point, caps the length', () => {
     const ds = equityDatasets(series)
     expect(appendPoint(ds, 'sma', { x: 3, y: 97 })).toBe(true)
