@@ -81,18 +81,7 @@ class Writer(threading.Thread):
         with self.lock:
             self.seq += 1
             op = build(self.seq)
-            if not self._overflow:
-                try:
-                    if self.cfg.block_s > 0 and self.is_alive():
-                        self._queue.put(op, timeout=self.cfg.block_s)
-                    else:
-                        self._queue.put_nowait(op)
-                    return op
-                except queue.Full:
-                    self._overflow = True
-                    logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
-            self.spill.append_overflow(op)
-            self._overflow_last = op["n"]
+            self._put(op)
             return op
 
     def submit_many(self, build: Callable[[int], list[Op]], count: int) -> list[Op]:
@@ -102,19 +91,8 @@ class Writer(threading.Thread):
             first = self.seq + 1
             self.seq += count
             ops = build(first)
-            if not self._overflow:
-                try:
-                    if self.cfg.block_s > 0 and self.is_alive():
-                        self._queue.put(ops, timeout=self.cfg.block_s)
-                    else:
-                        self._queue.put_nowait(ops)
-                    return ops
-                except queue.Full:
-                    self._overflow = True
-                    logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
-            for op in ops:
-                self.spill.append_overflow(op)
-            self._overflow_last = ops[-1]["n"] if ops else self._overflow_last
+            if ops:
+                self._put(ops)
             return ops
 
     def reserve(self, count: int) -> int:
@@ -130,19 +108,25 @@ class Writer(threading.Thread):
         if not ops:
             return
         with self.lock:
-            if not self._overflow:
-                try:
-                    if self.cfg.block_s > 0 and self.is_alive():
-                        self._queue.put(ops, timeout=self.cfg.block_s)
-                    else:
-                        self._queue.put_nowait(ops)
-                    return
-                except queue.Full:
-                    self._overflow = True
-                    logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
-            for op in ops:
-                self.spill.append_overflow(op)
-            self._overflow_last = ops[-1]["n"]
+            self._put(ops)
+
+    def _put(self, item: Op | list[Op]) -> None:
+        """Under the lock: one queue item (an op or a chunk); once the queue has been full,
+        everything goes to the overflow spill, in order (never dropped)."""
+        if not self._overflow:
+            try:
+                if self.cfg.block_s > 0 and self.is_alive():
+                    self._queue.put(item, timeout=self.cfg.block_s)
+                else:
+                    self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                self._overflow = True
+                logger.warning("journal: queue full, spilling to %s", self.spill.overflow_path)
+        ops = item if isinstance(item, list) else [item]
+        for op in ops:
+            self.spill.append_overflow(op)
+        self._overflow_last = ops[-1]["n"]
 
     def call(self, fn: Callable[[Any], Any], timeout_s: float) -> Any:
         fut: Future[Any] = Future()
