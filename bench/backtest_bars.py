@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -30,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from bench.bars import machine  # the machine line every bench prints
 
 KLINES = Path(os.environ.get("ARENA_BENCH_KLINES", "/work/shared/data/binance_spot_BTCUSDT_1m"))
 FEE = 0.00055
@@ -46,20 +47,6 @@ NO_LIMITS = {
                  "max_position_notional": 1e12, "max_order_notional": 1e12},
     "global": {"max_daily_loss": 1.0, "max_drawdown": 1.0, "max_gross_notional": 1e12},
 }  # fmt: skip
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()
-    return (
-        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-        f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
-    )
 
 
 def files(pattern: str) -> list[Path]:
