@@ -223,7 +223,7 @@ class BarDrive:
                 c = closes[i]
                 now = close_ns[i]
                 if i == self.release_at:  # a new UTC day ends a daily halt: decide free of it
-                    self._halt_at(i, c, now)
+                    self._limits_at(i, c, now)
                 for lane in lanes:
                     k = lane.keys[i]
                     if k == _NO_CLASS:
@@ -237,7 +237,7 @@ class BarDrive:
                 if changed or i >= self.path_end:
                     self._new_paths(i)
                 if i == self.breach_at or i == self.release_at:
-                    self._halt_at(i, c, now)
+                    self._limits_at(i, c, now)
                 # A decision alone needs no duty: an order it sent is in flight, a crash or a
                 # breach halts (flatten_due then).
                 if ledger_in_flight or follow or now >= w.duties.next_equity_ns or self.flatten_due:
@@ -357,7 +357,7 @@ class BarDrive:
             else -1
         )
 
-    def _halt_at(self, i: int, c: float, now: int) -> None:
+    def _limits_at(self, i: int, c: float, now: int) -> None:
         """A mark breaks a loss limit here, or a new UTC day ends a daily-loss halt: the exact
         check (as a snapshot makes it) halts or releases."""
         self._commit(i - 1)
