@@ -145,24 +145,6 @@ def bar_config(config: ArenaConfig, kept: list[str], equity_every_s: float) -> A
     return config.model_copy(update={"strategies": specs, "risk": risk, "arena": arena})
 
 
-class PacedKillSwitch(KillSwitch):
-    """The kill file read at most every ``every_s`` of wall time, as a live worker polls it
-    (a bar backtest runs its duties thousands of times a second)."""
-
-    def __init__(self, *args: Any, every_s: float = 0.25, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._every_s = every_s
-        self._next = 0.0
-        self._last: dict[str, Any] | None = None
-
-    def read(self) -> dict[str, Any] | None:
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._every_s
-            self._last = super().read()
-        return self._last
-
-
 def run_bar_backtest(
     settings: Settings, config: ArenaConfig, options: BarRunOptions
 ) -> WorkerResult:
@@ -218,7 +200,7 @@ def run_bar_backtest(
         },
         "skipped": skipped,
     }
-    kill = PacedKillSwitch(settings.trading.kill_file, settings.trading.kill_token)
+    kill = KillSwitch(settings.trading.kill_file, settings.trading.kill_token)
     # Bulk: the worker's Recorder buffers and hands the journal large batches of inserts.
     journal = Journal.open(settings, run_id=run_id, clock=clock, bulk=True)
     try:

@@ -54,6 +54,7 @@ MINUTE_NS = 60 * NS_PER_S
 _NO_CLASS = -1
 _FIRST_BLOCK = 64  # bars of loss checks computed ahead after a change of the books
 _MAX_BLOCK = 16_384
+KILL_POLL_BARS_S = 0.25  # wall seconds between reads of the kill file in a bar run
 
 
 class PulledUpdates(UpdateStream[Order | Fill]):
@@ -204,6 +205,9 @@ class BarDrive:
         router = self.router
         self.instrument_min_qty = float(router.instrument.min_qty)
         w.duties.progress_every_ns = None  # the progress bar shows it instead
+        # The kill file read at most every 0.25 s of wall time, as a live worker polls it
+        # (a bar run's duties come thousands of times a second).
+        w.duties.kill_poll_s = KILL_POLL_BARS_S
         if self.n == 0:
             return
         w.duties.start_timers(int(self.close_ns[0]))
