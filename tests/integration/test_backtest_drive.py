@@ -251,3 +251,30 @@ def test_a_folded_outcome_leaves_the_document_and_the_seqs_of_the_update(tmp_pat
         got = journal.find("predictions", sort=[("seq", 1)])
     assert got[0]["realised_price"] == 9600.5 and got[0]["realised_ts_ns"] == 10**18 + 15 * 10**9
     assert got[1]["_id"] == after and got[1]["seq"] == op["n"] + 2
+
+
+@pytest.mark.parametrize("sync", [True, False], ids=["sync", "async"])
+async def test_a_kill_switch_engaged_before_the_start_stops_the_first_decision(
+    tmp_path, sync: bool
+) -> None:
+    """The switch was read only in the housekeeping after each tick's decisions, so a worker
+    started while it was engaged sent its first order (buy-and-hold's entry) before it knew."""
+    from cryptoarena.trading.risk import KillSwitch
+    from pydantic import SecretStr
+
+    switch = KillSwitch(tmp_path / "arena.kill", SecretStr("tok"))
+    switch.engage("tok", "engaged before the worker started")
+    config = all_strategies_config(bar_size="10s", fee_rate=0.0)
+    config = config.model_copy(
+        update={"strategies": tuple(s for s in config.strategies if s.kind == "buy_and_hold")}
+    )
+    trades = tape_slice(0, 2)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    with Journal.open(journal_settings(tmp_path), run_id=RUN, clock=clock, bulk=sync) as journal:
+        worker = Worker(config, feed=ReplayFeed(trades), exchange=PaperExchange(clock=clock),
+                        journal=journal, clock=clock, run_id=RUN, kill_switch=switch,
+                        sync=sync)  # fmt: skip
+        result = await worker.run()
+        assert journal.sync(30)
+        assert journal.find("orders", {"run_id": RUN}) == []
+    assert result.orders == 0 and worker.risk.killed is not None

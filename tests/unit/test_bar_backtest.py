@@ -271,3 +271,26 @@ params = { bar_size = "1m" }
     assert report.exit_code == 0, report.output
     (row,) = json.loads(report.output)["strategies"]
     assert row["name"] == "hold" and row["halted"] is None
+
+
+def test_a_kill_switch_engaged_before_a_bar_run_stops_its_first_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The switch was read only in housekeeping, which a bar run reaches only once something is
+    # due: the first decision's order went out before the kill was known.
+    from cryptoarena.trading.risk import KillSwitch
+    from pydantic import SecretStr
+
+    monkeypatch.setenv("ARENA_TRADING__KILL_TOKEN", "tok")
+    get_settings.cache_clear()
+    KillSwitch(tmp_path / "kill", SecretStr("tok")).engage("tok", "engaged before the run")
+    config = '[arena]\ncapital = 10000.0\n[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    config += 'params = { bar_size = "1m" }\n'
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "killed1", "--bars"]
+    result = runner.invoke(app, [*args, *map(str, write_klines(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert _fills("killed1") == []
+    with Journal.open(get_settings(), run_id="killed1", readonly=True) as journal:
+        assert journal.find("orders", {"run_id": "killed1"}) == []
+        kinds = [e["type"] for e in journal.find("risk_events", {"run_id": "killed1"})]
+    assert kinds[:1] == ["kill"]

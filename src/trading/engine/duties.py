@@ -76,27 +76,19 @@ class Duties:
         return self._next_equity_ns
 
     def start_timers(self, first_tick_ns: int) -> None:
-        """The first tick of the run: the first equity snapshot is one interval later."""
+        """The first tick of the run: the first equity snapshot is one interval later, and the
+        kill switch is read now, before any decision (a switch engaged before the start must
+        stop the first order too, whichever drive comes to housekeeping first)."""
         self._next_equity_ns = first_tick_ns + self._equity_every_ns
         self._next_journal_ns = first_tick_ns + self._journal_every_ns
+        if self.kill_guard is not None:
+            self._poll_kill(first_tick_ns)
 
     async def housekeeping(self, now_ns: int) -> None:
         """Once per live tick, after the decisions."""
         router = self.state.need_router()
         if self.kill_guard is not None and self._kill_due():
-            event = self.kill_guard.poll(self.risk.killed is not None)
-            if event is None:
-                pass
-            elif event.type == "kill":
-                self.risk.kill(event.reason, now_ns, by=event.by, verified=event.verified)
-                logger.warning("kill switch engaged by %s: %s", event.by, self.risk.killed)
-                self._flat_logged = False
-            elif event.type == "kill_released":
-                # Released: strategies trade again from their next bar.
-                self.risk.unkill(now_ns, by=event.by, verified=event.verified, reason=event.reason)
-                logger.warning("kill switch released by %s: trading resumes", event.by)
-            else:
-                self.risk.release_refused(event.reason, now_ns, by=event.by)
+            self._poll_kill(now_ns)
         risk = self.risk
         if (
             risk.killed is not None
@@ -174,6 +166,22 @@ class Duties:
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
+
+    def _poll_kill(self, now_ns: int) -> None:
+        assert self.kill_guard is not None
+        event = self.kill_guard.poll(self.risk.killed is not None)
+        if event is None:
+            return
+        if event.type == "kill":
+            self.risk.kill(event.reason, now_ns, by=event.by, verified=event.verified)
+            logger.warning("kill switch engaged by %s: %s", event.by, self.risk.killed)
+            self._flat_logged = False
+        elif event.type == "kill_released":
+            # Released: strategies trade again from their next bar.
+            self.risk.unkill(now_ns, by=event.by, verified=event.verified, reason=event.reason)
+            logger.warning("kill switch released by %s: trading resumes", event.by)
+        else:
+            self.risk.release_refused(event.reason, now_ns, by=event.by)
 
     def _kill_due(self) -> bool:
         if self.kill_poll_s <= 0:
