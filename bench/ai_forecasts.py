@@ -28,10 +28,10 @@ from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
-from cryptoarena.trading.local_forecasts import LocalForecasts, PrecomputedForecasts, replay_bars
+from cryptoarena.trading.forecasts.local import LocalForecasts, PrecomputedForecasts, replay_bars
 
 from bench.trading import NullJournal
 

@@ -47,11 +47,11 @@ from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.trading.arena_config import ArenaConfig, load_arena_config, parse_arena_config
+from cryptoarena.trading.config import ArenaConfig, load_arena_config, parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.forecasts.local import replay_bars
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.local_forecasts import replay_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "configs" / "arena.example.toml"

@@ -76,8 +76,8 @@ def ours(
     read once first (page cache warm), then the run reads and runs them (its load is timed
     apart by its own log; the run time here excludes the read)."""
     from cryptoarena.config import get_settings
-    from cryptoarena.trading import bar_session
-    from cryptoarena.trading.arena_config import parse_arena_config
+    from cryptoarena.trading.config import parse_arena_config
+    from cryptoarena.trading.engine import bar_session
 
     home = tempfile.mkdtemp(prefix="bench-bars-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)  # a 23-month journal is ~650 MB

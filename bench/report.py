@@ -94,7 +94,7 @@ import resource, sys, time
 from pathlib import Path
 t = time.perf_counter()
 from bench.report import _settings
-from cryptoarena.trading.report import ReportFormat, print_report
+from cryptoarena.trading.results.report import ReportFormat, print_report
 import io, contextlib
 buf = io.StringIO()
 with contextlib.redirect_stdout(buf):
@@ -151,7 +151,7 @@ _CHILD_BOOT = """
 import resource, sys, time
 import numpy as np
 from bench.report import old_bootstrap
-from cryptoarena.trading.stats import compare_ai_vs_classical
+from cryptoarena.trading.results.verdict import compare_ai_vs_classical
 days, which = float(sys.argv[1]), sys.argv[2]
 n = int(days * 86400 / 5)
 rng = np.random.default_rng(0)

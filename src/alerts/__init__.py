@@ -1,7 +1,7 @@
 """Operator alerts (issue #9.13): halts, the kill switch, feed gaps, journal outages, drift
 triggers and new champions, through apprise to one URL per target (``ARENA_ALERTS__URLS``).
 
-Wiring is one line where a session opens its journal (see :mod:`cryptoarena.trading.session`)::
+Wiring is one line where a session opens its journal (see :mod:`cryptoarena.trading.engine.session`)::
 
     journal = alerts.tap(Journal.open(...), alerts.start(settings))  # journal events → alerts
 

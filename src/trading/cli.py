@@ -12,8 +12,8 @@ from cryptoarena.config import get_settings
 from cryptoarena.trading.results.model import ReportFormat
 
 if TYPE_CHECKING:
-    from cryptoarena.trading.arena_config import ArenaConfig
-    from cryptoarena.trading.session import SessionOptions
+    from cryptoarena.trading.config import ArenaConfig
+    from cryptoarena.trading.engine.session import SessionOptions
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _fail(exc: Exception) -> NoReturn:
 def _session_options(
     source: SourceChoice, exchange: ExchangeChoice, **fields: Any
 ) -> SessionOptions:
-    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source
+    from cryptoarena.trading.engine.session import ExchangeKind, SessionOptions, Source
 
     return SessionOptions(
         source=Source(source.value), exchange=ExchangeKind(exchange.value), **fields
@@ -54,7 +54,7 @@ def _session_options(
 def _check_venue(options: SessionOptions, config: ArenaConfig) -> None:
     """Refuse before anything starts: a directory as the replay file, or a Bybit exchange with
     no strategy bound to a keyed account (it would trade paper under a Bybit run name)."""
-    from cryptoarena.trading.session import ExchangeKind, SessionError, account_keys
+    from cryptoarena.trading.engine.session import ExchangeKind, SessionError, account_keys
 
     replay = options.replay_file
     if replay is not None and replay.is_dir():
@@ -79,7 +79,7 @@ def _check_venue(options: SessionOptions, config: ArenaConfig) -> None:
 
 
 def _load_config(path: Path | None) -> ArenaConfig:
-    from cryptoarena.trading.arena_config import ArenaConfigError, load_arena_config
+    from cryptoarena.trading.config import ArenaConfigError, load_arena_config
 
     try:
         return load_arena_config(path or get_settings().trading.config)
@@ -89,10 +89,10 @@ def _load_config(path: Path | None) -> ArenaConfig:
 
 def _run(options: SessionOptions, config_path: Path | None, report: bool) -> None:
     from cryptoarena.data.loaders import DamagedFileError, UnknownFormatError
+    from cryptoarena.trading.engine.session import SessionError, run_session_sync, summary_line
     from cryptoarena.trading.exchange.errors import ExchangeError
     from cryptoarena.trading.journal.journal import JournalUnavailableError
     from cryptoarena.trading.journal.spill import JournalLockedError
-    from cryptoarena.trading.session import SessionError, run_session_sync, summary_line
 
     settings = get_settings()
     config = _load_config(config_path)
@@ -124,10 +124,10 @@ def _run_bars(
     equity_every: float,
 ) -> None:
     from cryptoarena.data.loaders import DamagedFileError, UnknownFormatError
-    from cryptoarena.trading.bar_session import BarRunOptions, run_bar_backtest
+    from cryptoarena.trading.engine.bar_session import BarRunOptions, run_bar_backtest
+    from cryptoarena.trading.engine.session import SessionError, summary_line
     from cryptoarena.trading.journal.journal import JournalUnavailableError
     from cryptoarena.trading.journal.spill import JournalLockedError
-    from cryptoarena.trading.session import SessionError, summary_line
 
     if not flag:
         _fail(ValueError(f"unexpected argument {files[0]}: kline files need --bars"))
@@ -156,7 +156,7 @@ def _print_report(
     run_id: str | None, fmt: ReportFormat = ReportFormat.table, out_dir: Path | None = None
 ) -> None:
     from cryptoarena.trading.journal import JournalUnavailableError
-    from cryptoarena.trading.report import NoRunsError, print_report
+    from cryptoarena.trading.results.report import NoRunsError, print_report
 
     try:
         written = print_report(get_settings(), run_id, fmt, out_dir)

@@ -36,8 +36,8 @@ QUICK_AI_THRESHOLDS_BPS = {"taker": 0.15, "maker": 0.08}
 def _forecast_source(settings: Settings) -> tuple[Any, str, int | None]:
     """(source, description, the model's validation end): the server if it is up, else the
     champion in-process, else None."""
-    from cryptoarena.trading.local_forecasts import load_champion, valid_until_ns
-    from cryptoarena.trading.session import _served_model
+    from cryptoarena.trading.engine.session import _served_model
+    from cryptoarena.trading.forecasts.local import load_champion, valid_until_ns
 
     url = settings.serving.url
     served = asyncio.run(_served_model(url))
@@ -68,11 +68,11 @@ def _start_minute(settings: Settings, until: int | None, default: float, warmup:
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
-    from cryptoarena.trading.arena_config import all_strategies_config
+    from cryptoarena.trading.config import all_strategies_config
+    from cryptoarena.trading.engine.session import ExchangeKind, SessionOptions, Source, run_session
     from cryptoarena.trading.journal import Journal
-    from cryptoarena.trading.report import build_report
     from cryptoarena.trading.results.render import render_table, sample_line
-    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
+    from cryptoarena.trading.results.report import build_report
 
     source, described, until = _forecast_source(settings)
     # With a model: its warm-up before the validation end, then the minutes traded.

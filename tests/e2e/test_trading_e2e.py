@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 from cryptoarena.config import Settings
-from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.engine import Worker
+from cryptoarena.trading.engine.session import ExchangeKind, SessionOptions, Source, run_session
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 

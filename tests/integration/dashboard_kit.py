@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from cryptoarena.config import Settings
-from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.journal import Journal
 
 from tests.integration.trading_kit import TrailingMoveSource, run_worker, tape_slice

@@ -220,11 +220,11 @@ def test_feed_gap_drift_and_champion_notices(receiver: Receiver, alerter: Alerte
 async def test_a_live_session_alerts_the_operator_of_the_kill_switch(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    """The wiring in trading/session.py: a live session (Bybit public feed from the fake
+    """The wiring in trading/engine/session.py: a live session (Bybit public feed from the fake
     exchange, paper orders) with the kill switch engaged tells the webhook."""
-    from cryptoarena.trading.arena_config import all_strategies_config
+    from cryptoarena.trading.config import all_strategies_config
+    from cryptoarena.trading.engine.session import ExchangeKind, SessionOptions, Source, run_session
     from cryptoarena.trading.risk.killswitch import KillSwitch
-    from cryptoarena.trading.session import ExchangeKind, SessionOptions, Source, run_session
 
     from tests.fakes.bybit_server import FakeBybit
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.data.replay_feed import ReplayFeed
-from cryptoarena.trading.arena_config import all_strategies_config
+from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.engine.worker import KILL_POLL_SYNC_S
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig

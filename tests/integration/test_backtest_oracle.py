@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.data.replay_feed import ReplayFeed
-from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cryptoarena.config import get_settings
-from cryptoarena.trading.arena_config import parse_arena_config
-from cryptoarena.trading.bar_session import BarRunOptions, run_bar_backtest
+from cryptoarena.trading.config import parse_arena_config
+from cryptoarena.trading.engine.bar_session import BarRunOptions, run_bar_backtest
 from cryptoarena.trading.exchange.bar_fills import BarFillConfig
 
 from bench.backtest_bars import (

@@ -12,7 +12,7 @@ import pytest
 from cryptoarena.config import Settings
 from cryptoarena.dashboard.app import create_app
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.report import build_report
+from cryptoarena.trading.results.report import build_report
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from fastapi.testclient import TestClient
 from pydantic import SecretStr

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.data.replay_feed import ReplayFeed
-from cryptoarena.trading.arena_config import ArenaConfig, load_arena_config
+from cryptoarena.trading.config import ArenaConfig, load_arena_config
 from cryptoarena.trading.engine import Worker
+from cryptoarena.trading.engine.session import ExchangeKind, make_exchange
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.session import ExchangeKind, make_exchange
 
 from tests.integration.trading_kit import (
     ROOT,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cryptoarena.config import get_settings
-from cryptoarena.trading.report import load
+from cryptoarena.trading.results.report import load
 from cryptoarena.trading.results.stats import period_returns
 from cryptoarena.trading.sweeps.backtest import point_settings
 from cryptoarena.trading.sweeps.flow import plan_sweep, run_sweep

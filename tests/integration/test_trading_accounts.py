@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 from cryptoarena.config import Settings
 from cryptoarena.data.records import Trade
-from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.engine import Worker
-from cryptoarena.trading.exchange.accounts import AccountsExchange
-from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
-from cryptoarena.trading.exchange.venue import VenueConfig
-from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.session import (
+from cryptoarena.trading.engine.session import (
     ExchangeKind,
     SessionOptions,
     Source,
     make_exchange,
     make_feed,
 )
+from cryptoarena.trading.exchange.accounts import AccountsExchange
+from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.exchange.venue import VenueConfig
+from cryptoarena.trading.journal import Journal
 
 from tests.fakes.bybit_account import FakeAccounts
 from tests.fakes.bybit_server import FakeBybit

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from cryptoarena.data.records import Trade
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.exchange.venue import VenueConfig
 from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.portfolio.ledger import Ledger
 
 from tests.fakes.bybit_account import FakeAccounts
 from tests.fakes.bybit_server import FakeBybit
@@ -154,9 +154,11 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
         assert len(set(link_ids) - journaled) <= recovered
         # Books = every fill journaled (including those recovered from the exchange), and each
         # book's position is its own account's position.
-        books: dict[str, Book] = {}
+        books: dict[str, Ledger] = {}
         for f in journal.find("fills", {"run_id": "bybit-crash"}, sort=[("ts_ns", 1), ("seq", 1)]):
-            book = books.setdefault(f["strategy"], Book(f["strategy"], capital=Decimal("10000.0")))
+            book = books.setdefault(
+                f["strategy"], Ledger(f["strategy"], capital=Decimal("10000.0"))
+            )
             book.apply_fill(
                 Side(f["side"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["fee"])
             )

@@ -12,11 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from cryptoarena.trading.arena_config import all_strategies_config
-from cryptoarena.trading.book import Book
+from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.journal import Journal, JournalConfig, WriterConfig
 from cryptoarena.trading.journal.schema import KINDS
+from cryptoarena.trading.portfolio.ledger import Ledger
 
 from tests.integration.journal_helpers import sqlite_locked
 from tests.integration.trading_kit import (
@@ -79,7 +79,7 @@ async def test_journal_outage_mid_run_every_event_exactly_once(tmp_path: Path) -
         assert len(resolved) >= len(preds) - 16
         # The journal's fills rebuild every book exactly.
         for name, book in worker.books.items():
-            again = Book(name, capital=book.capital)
+            again = Ledger(name, capital=book.capital)
             for f in sorted(
                 (f for f in fills if f["strategy"] == name), key=lambda f: (f["ts_ns"], f["seq"])
             ):
@@ -172,9 +172,11 @@ def test_sigkill_mid_run_then_restart_restores_books_without_reusing_an_order_id
         # Books after the restart = every fill of both incarnations; positions match the venue.
         fills = journal.find("fills", {"run_id": "crash"}, sort=[("ts_ns", 1), ("seq", 1)])
         assert len({f["exec_id"] for f in fills}) == len(fills)
-        books: dict[str, Book] = {}
+        books: dict[str, Ledger] = {}
         for f in fills:
-            book = books.setdefault(f["strategy"], Book(f["strategy"], capital=Decimal("10000.0")))
+            book = books.setdefault(
+                f["strategy"], Ledger(f["strategy"], capital=Decimal("10000.0"))
+            )
             book.apply_fill(
                 Side(f["side"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["fee"])
             )

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
-from cryptoarena.trading.arena_config import ArenaConfig, parse_arena_config
+from cryptoarena.trading.config import ArenaConfig, parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.risk import KillSwitch

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 from cryptoarena.config import Settings
-from cryptoarena.trading.arena_config import parse_arena_config
-from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.session import (
+from cryptoarena.trading.config import parse_arena_config
+from cryptoarena.trading.engine.session import (
     ExchangeKind,
     SessionError,
     SessionOptions,
     Source,
     run_session,
 )
+from cryptoarena.trading.journal import Journal
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,7 @@ async def test_batched_forecasts_equal_the_lock_step_ones(
     the AI arm decides the same."""
     import numpy as np
     from cryptoarena.model.registry import load_forecaster
-    from cryptoarena.trading.local_forecasts import (
+    from cryptoarena.trading.forecasts.local import (
         LocalForecasts,
         PrecomputedForecasts,
         replay_bars,
@@ -167,7 +167,7 @@ def test_the_demo_trades_both_ai_arms_out_of_sample(tmp_path: Path, tiny_registr
     settings = _settings(tmp_path, tiny_registry)
     out = io.StringIO()
     line = demo_step(settings, Console(file=out, width=200), quick=True)
-    from cryptoarena.trading.report import build_report
+    from cryptoarena.trading.results.report import build_report
 
     with Journal.open(settings, run_id="demo", readonly=True) as journal:
         started = journal.find("runs", {"event": "started"})[-1]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cryptoarena.clock import SimClock
-from cryptoarena.trading.arena_config import parse_arena_config
+from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR, ETHUSDT_LINEAR
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal

@@ -6,7 +6,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from cryptoarena.trading.arena_config import all_strategies_config, parse_arena_config
+from cryptoarena.trading.config import all_strategies_config, parse_arena_config
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.strategies import STRATEGY_TYPES
 from cryptoarena.trading.strategies.reference import BuyAndHold

@@ -20,7 +20,7 @@ from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.serving.client import Forecast, ForecastUnavailable
-from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal

@@ -18,9 +18,9 @@ from cryptoarena.trading.engine.bar_signals import (
     compute_signals,
     generic_signals,
 )
+from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.risk.limits import RiskConfig, StrategyLimits
 from cryptoarena.trading.risk.manager import DAY_NS, RiskManager
-from cryptoarena.trading.runner import StrategyRunner
 from cryptoarena.trading.strategies import build_strategy
 from cryptoarena.trading.strategies.base import StrategyContext
 

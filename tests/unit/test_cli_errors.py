@@ -84,7 +84,7 @@ def test_a_mongo_uri_that_is_not_one_is_refused_at_start_without_echoing_it(
 
 def test_unknown_exchange_lists_the_choices_in_the_error_and_in_help() -> None:
     from cryptoarena.trading.cli import ExchangeChoice, SourceChoice
-    from cryptoarena.trading.session import ExchangeKind, Source
+    from cryptoarena.trading.engine.session import ExchangeKind, Source
 
     assert [c.value for c in ExchangeChoice] == [k.value for k in ExchangeKind]
     assert [c.value for c in SourceChoice] == [s.value for s in Source]

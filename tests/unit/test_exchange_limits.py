@@ -221,7 +221,7 @@ async def test_margin_and_reduce_only_are_per_book() -> None:
         D("90"),
         D("-1"),
     )
-    # Book 01 still has its own margin although book 00 used most of its own.
+    # Ledger 01 still has its own margin although book 00 used most of its own.
     await ex.place_order(OrderRequest(_cid(1, 2), "BTCUSDT", Side.SELL, D("50")))
     # Net long, but book 01's reduce-only buy reduces *its* short: accepted.
     reduce = OrderRequest(_cid(1, 3), "BTCUSDT", Side.BUY, D("1"), reduce_only=True)
@@ -283,10 +283,10 @@ async def test_joining_the_tape_touch_never_crosses_on_the_paper_venue() -> None
 async def test_a_restart_seeds_each_book_on_its_own_account() -> None:
     """Fails on the old seeding: both books were netted into one account (flat here), so the
     short book's reduce-only buy was refused."""
-    from cryptoarena.trading.book import Book
-    from cryptoarena.trading.restore import seed_paper_exchange
+    from cryptoarena.trading.engine.restore import seed_paper_exchange
+    from cryptoarena.trading.portfolio.ledger import Ledger
 
-    long, short = Book("a", capital=D("10000")), Book("b", capital=D("10000"))
+    long, short = Ledger("a", capital=D("10000")), Ledger("b", capital=D("10000"))
     long.apply_fill(Side.BUY, D("1"), D("100"), D("0.05"))
     short.apply_fill(Side.SELL, D("1"), D("101"), D("0.05"))
     ex, tape = make()

@@ -9,14 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.clock import SimClock
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.errors import TemporaryExchangeError
 from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side
-from cryptoarena.trading.order_tracking import OrderLedger
+from cryptoarena.trading.execution.router import SEND_POLICY, OrderRouter
+from cryptoarena.trading.execution.tracking import OrderLedger
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.limits import RiskConfig
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import SEND_POLICY, OrderRouter
 
 
 class FlakyVenue:
@@ -33,7 +33,7 @@ class FlakyVenue:
 
 def _router(venue: FlakyVenue, records: list[tuple[str, dict[str, Any]]]) -> OrderRouter:
     clock = SimClock(0)
-    books = {"sma": Book("sma", capital=Decimal(10_000))}
+    books = {"sma": Ledger("sma", capital=Decimal(10_000))}
 
     def record(kind: str, doc: dict[str, Any]) -> None:
         records.append((kind, doc))
@@ -88,7 +88,7 @@ def test_a_recovered_fill_of_a_post_only_quote_pays_the_maker_fee() -> None:
     """Fills the exchange reports but that never reached us are booked from the order: a
     PostOnly quote can only have filled as a maker (0.02 %), a market order as a taker."""
     from cryptoarena.trading.exchange.models import Order, OrderStatus, TimeInForce
-    from cryptoarena.trading.orders import recovered_fill
+    from cryptoarena.trading.execution.orders import recovered_fill
 
     def order(order_type: OrderType, tif: TimeInForce) -> Order:
         return Order(client_id="r-00-i-1", exchange_id="x", symbol="BTCUSDT", side=Side.BUY,

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
-from cryptoarena.trading.arena_config import ArenaConfigError, parse_arena_config
+from cryptoarena.trading.config import ArenaConfigError, parse_arena_config
+from cryptoarena.trading.engine.session import ExchangeKind, SessionError, make_exchange
 from cryptoarena.trading.exchange.accounts import AccountsExchange
 from cryptoarena.trading.exchange.bybit import BybitExchange
 from cryptoarena.trading.exchange.paper import PaperExchange
-from cryptoarena.trading.session import ExchangeKind, SessionError, make_exchange
 
 
 def _config(*accounts: str | None, default: str | None = None) -> Any:

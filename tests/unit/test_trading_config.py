@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptoarena.trading.arena_config import ArenaConfigError, load_arena_config, parse_arena_config
-from cryptoarena.trading.orders import incarnation_tag, run_tag
+from cryptoarena.trading.config import ArenaConfigError, load_arena_config, parse_arena_config
+from cryptoarena.trading.execution.orders import incarnation_tag, run_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 

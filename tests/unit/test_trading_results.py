@@ -17,9 +17,9 @@ import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
 from cryptoarena.trading.journal import Journal
-from cryptoarena.trading.report import latest_run_id, print_report
 from cryptoarena.trading.results.model import ReportFormat, RunReport
 from cryptoarena.trading.results.render import render_markdown, render_table
+from cryptoarena.trading.results.report import latest_run_id, print_report
 from cryptoarena.trading.results.significance import (
     deflated_from_moments,
     deflated_sharpe,
@@ -305,7 +305,7 @@ def test_bootstrap_memory_does_not_grow_with_resamples_on_a_30_day_run() -> None
     allocations (tracemalloc), inputs included."""
     import tracemalloc
 
-    from cryptoarena.trading.stats import compare_ai_vs_classical
+    from cryptoarena.trading.results.verdict import compare_ai_vs_classical
 
     n = 30 * 86_400 // 5
     rng = np.random.default_rng(0)

@@ -244,7 +244,7 @@ async def test_the_forecast_backoff_is_capped_and_never_overflows() -> None:
     """Issue #10 item 4: ``2.0 ** (consecutive - 3)`` raised OverflowError after ~1,000
     consecutive failures (a full-day backtest without a model server crashed)."""
     from cryptoarena.data.records import Bar
-    from cryptoarena.trading.forecasts import ForecastPump, backoff_s
+    from cryptoarena.trading.forecasts.pump import ForecastPump, backoff_s
 
     class Down:
         async def forecast(self, symbol: str, bars: object) -> object:
@@ -265,7 +265,7 @@ def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
     """A live restart does not replay the past: predictions that came due while the worker was
     down are resolved from the collector's recorded 1-second bars, as live bars would."""
     import pandas as pd
-    from cryptoarena.trading.forecasts import ForecastPump, PendingPrediction
+    from cryptoarena.trading.forecasts.pump import ForecastPump, PendingPrediction
 
     class Idle:
         async def forecast(self, symbol: str, bars: object) -> object:

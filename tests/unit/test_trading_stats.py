@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cryptoarena.trading.stats import (
+from cryptoarena.trading.results.stats import (
     SECONDS_PER_YEAR,
     calmar,
-    compare_ai_vs_classical,
     max_drawdown,
     period_returns,
     sharpe,
     sortino,
     strategy_stats,
 )
+from cryptoarena.trading.results.verdict import compare_ai_vs_classical
 
 
 def test_drawdown_returns_and_ratios_on_a_known_curve() -> None:

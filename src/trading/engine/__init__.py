@@ -10,8 +10,11 @@
 - ``sync.py``    the synchronous drive's primitives (``run_now``, the ready queue ``Soon``): a
   backtest whose parts never wait runs without an event-loop round trip per tick
 
-The order router (``trading/router.py``) and its ledger (``trading/order_tracking.py``), the
-risk manager and the strategies are the parts these drive.
+Also here: ``session.py`` (builds a run from settings and options: what ``arena trade``,
+``arena backtest`` and the demo share), ``bar_session.py`` and ``bar_drive.py`` (backtests over
+klines), ``restore.py`` (a restart rebuilds books and orders from the journal), ``runner.py``
+(one strategy's warm-up and guarded hook). The order router and its order ledger
+(``trading/execution/``), the risk manager and the strategies are the parts these drive.
 """
 
 from cryptoarena.trading.engine.result import WorkerResult, family

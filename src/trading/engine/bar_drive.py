@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 from cryptoarena.data.bars import resample_bars
 from cryptoarena.data.records import NS_PER_S, Bar, Trade
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.engine.bar_signals import Signals, compute_signals
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.state import must_flatten
@@ -45,8 +44,9 @@ from cryptoarena.trading.engine.worker import Worker
 from cryptoarena.trading.exchange.bar_fills import BarExchange
 from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.exchange.updates import UpdateStream
+from cryptoarena.trading.execution.router import OrderRouter
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.manager import EquityPath
-from cryptoarena.trading.router import OrderRouter
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class _Lane:
 
     signals: Signals
     name: str
-    book: Book
+    book: Ledger
     keys: list[int]
     targets: list[float]
     index: list[int]  # 1 m bar → the strategy's own bar index (-1: none closes there)

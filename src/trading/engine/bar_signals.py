@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from cryptoarena.data.records import Bar, bars_to_records
-from cryptoarena.trading.runner import Decision, StrategyCrash, StrategyRunner
+from cryptoarena.trading.engine.runner import Decision, StrategyCrash, StrategyRunner
 from cryptoarena.trading.strategies.base import StrategyContext
 
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*")  # the Decider's mask (decide.py)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cryptoarena.data.bars import BarBuilder
 from cryptoarena.data.records import NS_PER_S, Bar, Trade
-from cryptoarena.trading.runner import StrategyRunner
+from cryptoarena.trading.engine.runner import StrategyRunner
 
 
 class BarPipeline:

@@ -8,12 +8,12 @@ import re
 from typing import Any
 
 from cryptoarena.data.records import Bar
-from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.runner import Decision, StrategyCrash, StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState, must_flatten
-from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.forecasts.pump import ForecastPump
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.runner import Decision, StrategyCrash, StrategyRunner
 from cryptoarena.trading.strategies.base import StrategyContext
 
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*")

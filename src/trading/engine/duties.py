@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.data.records import NS_PER_S
-from cryptoarena.trading.arena_config import ArenaConfig
-from cryptoarena.trading.book import Book
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.state import Recorder, RunState, must_flatten
-from cryptoarena.trading.forecasts import ForecastPump
+from cryptoarena.trading.forecasts.pump import ForecastPump
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.killswitch import KillGuard
 from cryptoarena.trading.risk.manager import RiskManager
 
@@ -29,7 +29,7 @@ class Duties:
         self,
         config: ArenaConfig,
         *,
-        books: dict[str, Book],
+        books: dict[str, Ledger],
         kinds: dict[str, str],
         risk: RiskManager,
         journal: Any,

@@ -19,27 +19,27 @@ from typing import Any
 import pandas as pd
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
-from cryptoarena.trading.arena_config import ArenaConfig
-from cryptoarena.trading.book import Book
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.duties import Duties
-from cryptoarena.trading.engine.result import WorkerResult, family
-from cryptoarena.trading.engine.state import Recorder, RunState
-from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
-from cryptoarena.trading.exchange.base import Exchange
-from cryptoarena.trading.exchange.models import Fill, Order
-from cryptoarena.trading.forecasts import ForecastPump
-from cryptoarena.trading.maker import MakerQuotes
-from cryptoarena.trading.order_tracking import OrderLedger
-from cryptoarena.trading.orders import incarnation_tag
-from cryptoarena.trading.restore import (
+from cryptoarena.trading.engine.restore import (
     pending_predictions,
     reconcile,
     restore_books,
     seed_paper_exchange,
 )
+from cryptoarena.trading.engine.result import WorkerResult, family
+from cryptoarena.trading.engine.runner import StrategyRunner
+from cryptoarena.trading.engine.state import Recorder, RunState
+from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
+from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.models import Fill, Order
+from cryptoarena.trading.execution.maker_quotes import MakerQuotes
+from cryptoarena.trading.execution.orders import incarnation_tag
+from cryptoarena.trading.execution.router import OrderRouter
+from cryptoarena.trading.execution.tracking import OrderLedger
+from cryptoarena.trading.forecasts.pump import ForecastPump
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import OrderRouter
-from cryptoarena.trading.runner import StrategyRunner
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Lifecycle:
         exchange: Exchange,
         journal: Any,
         clock: Clock,
-        books: dict[str, Book],
+        books: dict[str, Ledger],
         runners: list[StrategyRunner],
         risk: RiskManager,
         record: Recorder,

@@ -10,8 +10,8 @@ from typing import Any
 
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.exchange.touch import TapeTouch
+from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import OrderRouter
 
 
 @dataclass

@@ -26,21 +26,21 @@ import pandas as pd
 from cryptoarena.clock import Clock, SimClock
 from cryptoarena.data.feed import MarketFeed
 from cryptoarena.data.records import NS_PER_S, Trade
-from cryptoarena.trading.arena_config import ArenaConfig
-from cryptoarena.trading.book import Book
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.bars import BarPipeline
 from cryptoarena.trading.engine.decide import Decider
 from cryptoarena.trading.engine.duties import Duties
 from cryptoarena.trading.engine.lifecycle import Lifecycle
 from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks, run_now
 from cryptoarena.trading.exchange.base import Exchange
-from cryptoarena.trading.forecasts import ForecastPump, ForecastSource
+from cryptoarena.trading.execution.router import OrderRouter
+from cryptoarena.trading.forecasts.pump import ForecastPump, ForecastSource
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.killswitch import KillGuard, KillSwitch
 from cryptoarena.trading.risk.manager import RiskManager
-from cryptoarena.trading.router import OrderRouter
-from cryptoarena.trading.runner import StrategyRunner
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Worker:
         self.sync = capable is None if sync is None else sync
         self.tasks: Tasks = Soon() if self.sync else LoopTasks()
         capital = Decimal(str(config.arena.capital))
-        self.books = {s.name: Book(s.name, capital=capital) for s in strategies}
+        self.books = {s.name: Ledger(s.name, capital=capital) for s in strategies}
         self.risk = RiskManager(
             config.risk, {s.name: config.arena.capital for s in strategies}, self.record.risk_event
         )

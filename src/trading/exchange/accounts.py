@@ -3,7 +3,7 @@
 Each strategy is bound to one member exchange (its own Bybit (sub-)account, or the paper venue
 on the same tape), so no two strategies' positions net on one account. Orders are routed by the
 strategy index inside the client id (``<run tag>-<index>-<incarnation>-<seq>``, see
-:mod:`cryptoarena.trading.router`); order updates and fills of every member are merged into one
+:mod:`cryptoarena.trading.execution.router`); order updates and fills of every member are merged into one
 stream. Positions are compared per account at restart (:meth:`positions`).
 """
 

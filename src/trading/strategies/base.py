@@ -1,6 +1,6 @@
 """The strategy contract: a frozen config, a bar size, warm-up, and ONE hook.
 
-A strategy never sends orders. The framework (:mod:`cryptoarena.trading.runner`) builds its bars
+A strategy never sends orders. The framework (:mod:`cryptoarena.trading.engine.runner`) builds its bars
 from the shared trade stream, calls :meth:`Strategy.on_bar` through a guard, and turns the
 returned target position (a fraction of the book's equity, −1..1) into orders through the risk
 manager. ``None`` means "no opinion, keep what I have". :meth:`Strategy.note` says why, and the

@@ -1,8 +1,8 @@
 """One grid point = one backtest through the project's own backtest path, and what it scored.
 
 :func:`run_point` is the only place a sweep touches the engine: it calls
-:func:`cryptoarena.trading.session.run_session` (the path ``arena backtest`` takes) and reads
-the result back with :func:`cryptoarena.trading.report.load` (what ``arena report`` shows), so
+:func:`cryptoarena.trading.engine.session.run_session` (the path ``arena backtest`` takes) and reads
+the result back with :func:`cryptoarena.trading.results.report.load` (what ``arena report`` shows), so
 a point's numbers are the numbers a user would get running that backtest by hand.
 
 Every point journals into its own embedded store under its own folder (journal, home, kill
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from cryptoarena.config import Settings, get_settings
-from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.sweeps.grid import GridPoint
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def point_settings(settings: Settings, directory: Path) -> Settings:
 
 def backtest(settings: Settings, job: PointJob) -> Any:
     """The adapter to the engine: one backtest of ``job`` (the ``arena backtest`` path)."""
-    from cryptoarena.trading.session import SessionOptions, run_session
+    from cryptoarena.trading.engine.session import SessionOptions, run_session
 
     options = SessionOptions(
         run_id=job.run_id,
@@ -107,7 +107,7 @@ def backtest(settings: Settings, job: PointJob) -> Any:
 
 def run_point(job: PointJob, settings: Settings | None = None) -> PointResult:
     """Run one point and score it from its journal; raises when the backtest fails."""
-    from cryptoarena.trading.report import load
+    from cryptoarena.trading.results.report import load
     from cryptoarena.trading.results.stats import period_returns
 
     started = time.perf_counter()

@@ -94,7 +94,7 @@ def sweep(
 ) -> None:
     """Backtest a grid of strategy parameters (and spans) in parallel; each point is an MLflow
     run nested under the sweep's; prints the table and the best point's deflated Sharpe ratio."""
-    from cryptoarena.trading.arena_config import ArenaConfigError
+    from cryptoarena.trading.config import ArenaConfigError
     from cryptoarena.trading.sweeps.grid import SweepError
     from cryptoarena.trading.sweeps.plan import Cluster, check_address
 

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from cryptoarena.trading.arena_config import (
+from cryptoarena.trading.config import (
     ArenaConfig,
     ArenaConfigError,
     load_arena_config,

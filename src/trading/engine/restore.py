@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.accounts import PAPER
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import Side
-from cryptoarena.trading.forecasts import PendingPrediction
-from cryptoarena.trading.router import OrderRouter
+from cryptoarena.trading.execution.router import OrderRouter
+from cryptoarena.trading.forecasts.pump import PendingPrediction
+from cryptoarena.trading.portfolio.ledger import Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class RestoreReport:
 
 
 def restore_books(
-    journal: Any, run_id: str, books: dict[str, Book], router: OrderRouter
+    journal: Any, run_id: str, books: dict[str, Ledger], router: OrderRouter
 ) -> RestoreReport:
     """Replay journaled fills into fresh books; teach the router every id already used."""
     report = RestoreReport()
@@ -222,7 +222,7 @@ async def _settle_order(
 
 
 def seed_paper_exchange(
-    exchange: Any, symbol: str, books: dict[str, Book], index: dict[str, int] | None = None
+    exchange: Any, symbol: str, books: dict[str, Ledger], index: dict[str, int] | None = None
 ) -> bool:
     """A paper venue lives in the worker's memory: after a restart, give it the books' position
     and P&L back (the journal is its only persistence). Returns True if seeded. Each book goes

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.models import (
     Fill,
     Instrument,
@@ -17,6 +16,7 @@ from cryptoarena.trading.exchange.models import (
     Side,
     TimeInForce,
 )
+from cryptoarena.trading.portfolio.ledger import Ledger
 
 # Bybit's linear taker and maker fees (and the paper venue's): used only to book fills we had
 # to recover.
@@ -57,7 +57,7 @@ class InFlight:
 
 
 def size_order(
-    book: Book, target: float, price: float, inst: Instrument, min_trade_fraction: Decimal
+    book: Ledger, target: float, price: float, inst: Instrument, min_trade_fraction: Decimal
 ) -> tuple[Side, Decimal] | None:
     """The market order that moves ``book`` to ``target`` × equity at ``price``, or None when
     the change is below the instrument's minimum or ``min_trade_fraction`` of equity."""

@@ -25,11 +25,11 @@ import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
-from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import WorkerResult
+from cryptoarena.trading.engine.session import SessionError
 from cryptoarena.trading.exchange.bar_fills import BarFillConfig
 from cryptoarena.trading.risk.killswitch import KillSwitch
-from cryptoarena.trading.session import SessionError
 
 logger = logging.getLogger(__name__)
 

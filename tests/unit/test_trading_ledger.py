@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.models import Side
+from cryptoarena.trading.portfolio.ledger import Ledger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +26,7 @@ fills = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(fills=fills, mark=prices)
 def test_equity_is_cash_plus_position_value_minus_fees(fills, mark) -> None:
-    book = Book("x", capital=Decimal(10_000))
+    book = Ledger("x", capital=Decimal(10_000))
     for side, qty, price, fee in fills:
         book.apply_fill(side, qty, price, fee)
     # Two independent computations of equity agree: cash accounting and average-price P&L.
@@ -42,13 +42,13 @@ def test_equity_is_cash_plus_position_value_minus_fees(fills, mark) -> None:
         assert book.avg_price == 0
         assert abs(book.equity(mark) - (book.capital + book.realised - book.fees)) < TOL
     # State round-trips exactly (restart restores the same book).
-    again = Book.from_state("x", book.to_state())
+    again = Ledger.from_state("x", book.to_state())
     assert again.equity(mark) == book.equity(mark)
     assert again.to_state() == book.to_state()
 
 
 def test_round_trip_and_flip_accounting() -> None:
-    book = Book("x", capital=Decimal(1000))
+    book = Ledger("x", capital=Decimal(1000))
     book.apply_fill(Side.BUY, Decimal("1"), Decimal("100"), Decimal("0.1"))
     book.apply_fill(Side.BUY, Decimal("1"), Decimal("110"), Decimal("0.1"))
     assert book.avg_price == Decimal("105")
@@ -60,7 +60,7 @@ def test_round_trip_and_flip_accounting() -> None:
 
 
 def test_bad_fill_is_refused_and_leaves_the_book_unchanged() -> None:
-    book = Book("x", capital=Decimal(1000))
+    book = Ledger("x", capital=Decimal(1000))
     with pytest.raises(ValueError):
         book.apply_fill(Side.BUY, Decimal("0"), Decimal("100"), Decimal("0"))
-    assert book.to_state() == Book("x", capital=Decimal(1000)).to_state()
+    assert book.to_state() == Ledger("x", capital=Decimal(1000)).to_state()

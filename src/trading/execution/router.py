@@ -14,7 +14,7 @@ risk. A long→short flip is a reduce-only close now and the new entry, checked 
 the close is done (:meth:`OrderRouter.follow_ups`).
 
 Execution styles (docs/trading.md): a *taker* strategy's orders are market orders. A *maker*
-strategy's are PostOnly limits joining the touch (:mod:`cryptoarena.trading.maker`): while one
+strategy's are PostOnly limits joining the touch (:mod:`cryptoarena.trading.execution.maker_quotes`): while one
 rests, a new target on its side re-prices it when the touch moved (amend), a target on the
 other side or one the position already meets cancels it (the other side then joins), and a
 forecast that went stale (:meth:`OrderRouter.withdraw`) or a quote no target wanted for the
@@ -35,7 +35,6 @@ from decimal import Decimal
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.retry import RetryPolicy, retry_async
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.base import Exchange
 from cryptoarena.trading.exchange.errors import (
     AmbiguousOrderError,
@@ -49,9 +48,10 @@ from cryptoarena.trading.exchange.models import (
     OrderRequest,
     Side,
 )
-from cryptoarena.trading.maker import MakerQuotes, Quote
-from cryptoarena.trading.order_tracking import OrderLedger, Record
-from cryptoarena.trading.orders import InFlight, order_doc, size_order
+from cryptoarena.trading.execution.maker_quotes import MakerQuotes, Quote
+from cryptoarena.trading.execution.orders import InFlight, order_doc, size_order
+from cryptoarena.trading.execution.tracking import OrderLedger, Record
+from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class OrderRouter:
         quotes: MakerQuotes | None = None,
     ) -> None:
         self.ledger = ledger
-        self.books: dict[str, Book] = ledger.books
+        self.books: dict[str, Ledger] = ledger.books
         self._record = record
         self.clock = clock
         self.exchange = exchange

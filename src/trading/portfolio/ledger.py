@@ -20,7 +20,7 @@ ZERO = Decimal(0)
 
 
 @dataclass
-class Book:
+class Ledger:
     strategy: str
     capital: Decimal
     cash: Decimal = ZERO
@@ -143,7 +143,7 @@ class Book:
         }
 
     @classmethod
-    def from_state(cls, strategy: str, state: dict[str, Any]) -> Book:
+    def from_state(cls, strategy: str, state: dict[str, Any]) -> Ledger:
         book = cls(
             strategy=strategy,
             capital=Decimal(str(state["capital"])),

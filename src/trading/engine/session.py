@@ -17,7 +17,7 @@ import pandas as pd
 from cryptoarena.clock import Clock, LiveClock, SimClock
 from cryptoarena.config import ENV_PREFIX, BybitEnv, Settings
 from cryptoarena.data.records import NS_PER_S
-from cryptoarena.trading.arena_config import ArenaConfig
+from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import Worker, WorkerResult
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from pydantic import SecretStr
@@ -194,7 +194,7 @@ async def make_forecasts(
     """The AI arm's forecasts. A backtest without an explicit ``--forecast-url`` uses the model
     server if one answers, else loads the ``@champion`` in-process (the same Forecaster);
     with neither it says so once, loudly, at the start, and the AI arm stands aside."""
-    from cryptoarena.trading.local_forecasts import load_champion, valid_until_ns
+    from cryptoarena.trading.forecasts.local import load_champion, valid_until_ns
 
     uri = settings.mlflow.tracking_uri
     if options.forecast_source is not None:
@@ -270,7 +270,7 @@ def batch_forecasts(
 ) -> ForecastPlan:
     """A backtest with an in-process model: every forecast of the replay computed up front in
     large batches (they depend only on past bars), instead of one inference per bar."""
-    from cryptoarena.trading.local_forecasts import (
+    from cryptoarena.trading.forecasts.local import (
         LocalForecasts,
         PrecomputedForecasts,
         replay_bars,

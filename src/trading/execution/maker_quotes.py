@@ -1,5 +1,5 @@
 """Maker quotes: which strategies execute as makers, the quote each one has resting, and the
-touch their quotes join. Composed into :class:`cryptoarena.trading.router.OrderRouter`, which
+touch their quotes join. Composed into :class:`cryptoarena.trading.execution.router.OrderRouter`, which
 decides *when* to place, amend or cancel; this part only knows *what* a quote is.
 
 A maker strategy's target becomes a PostOnly limit at the touch in the target's direction (the
@@ -22,7 +22,7 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.touch import TapeTouch
-from cryptoarena.trading.orders import InFlight
+from cryptoarena.trading.execution.orders import InFlight
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The order ledger: what is known about the run's orders (client ids, which strategy owns which
 id, the order in flight per strategy) and the exchange's order updates and fills booked into the
-books (each fill exactly once). :class:`cryptoarena.trading.router.OrderRouter` sends through
+books (each fill exactly once). :class:`cryptoarena.trading.execution.router.OrderRouter` sends through
 it; the worker hands it the exchange's updates; a restart (``restore.py``) rebuilds it."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.clock import Clock
-from cryptoarena.trading.book import Book
 from cryptoarena.trading.exchange.models import Fill, Order, OrderStatus
-from cryptoarena.trading.orders import (
+from cryptoarena.trading.execution.orders import (
     InFlight,
     fill_doc,
     order_update_doc,
     recovered_fill,
     run_tag,
 )
+from cryptoarena.trading.portfolio.ledger import Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class OrderLedger:
     def __init__(
         self,
         *,
-        books: dict[str, Book],
+        books: dict[str, Ledger],
         record: Record,
         clock: Clock,
         run_id: str,
