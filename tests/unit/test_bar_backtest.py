@@ -294,3 +294,31 @@ def test_a_kill_switch_engaged_before_a_bar_run_stops_its_first_order(
         assert journal.find("orders", {"run_id": "killed1"}) == []
         kinds = [e["type"] for e in journal.find("risk_events", {"run_id": "killed1"})]
     assert kinds[:1] == ["kill"]
+
+
+
+def test_the_last_equity_snapshot_is_at_the_last_bar_not_the_last_event(tmp_path: Path) -> None:
+    # The shipped 2024-03-11 klines cut at 16:40 (1,000 bars): sma 20/60's last order is long
+    # before the end. The run's final snapshot must still be at the last bar's close, marked at
+    # its close (issue #20 item 8: it was at the last event).
+    day = sample_path("BTCUSDT-1m-2024-03-11.csv.gz")
+    if not day.exists():
+        pytest.skip(f"missing the shipped klines {day}")
+    import gzip
+
+    rows = gzip.open(day, "rt").read().splitlines()[:1000]
+    cut = tmp_path / "BTCUSDT-1m-2024-03-11.csv"
+    cut.write_text("\n".join(rows) + "\n")
+    text = CONFIG.replace("fast = 1, slow = 2", "fast = 20, slow = 60")
+    args = ["backtest", "-c", _config(tmp_path, text), "--run-id", "bars-end", "--bars", str(cut)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with Journal.open(get_settings(), run_id="bars-end", readonly=True) as journal:
+        snaps = journal.find("equity", {"run_id": "bars-end"}, sort=[("ts_ns", 1)])
+        fills = journal.find("fills", {"run_id": "bars-end"}, sort=[("ts_ns", 1)])
+    last = rows[-1].split(",")
+    last_close_ns = (int(last[0]) + MIN_MS) * 1_000_000
+    assert fills and fills[-1]["ts_ns"] < last_close_ns - 10 * MIN_MS * 1_000_000
+    final = [s for s in snaps if s["strategy"] == "sma"][-1]
+    assert final["ts_ns"] == last_close_ns
+    assert final["mark"] == float(last[4]) and final["qty"] != 0  # an open position, marked

@@ -248,6 +248,10 @@ class BarDrive:
                     self._housekeeping(i, c, now)
                 if i & 4095 == 0:
                     shown.update(i)
+            # The run ends at the last bar's close, not at its last event: the final snapshot
+            # (the engine's stop) marks the books there (issue #20 item 8).
+            self._commit(self.n - 1)
+            self._at_close(closes[-1], close_ns[-1])
             shown.update(self.n)
         finally:
             shown.close()
