@@ -42,8 +42,11 @@ STEP = 0.001
 TAKER = 0.00055
 
 
-def oracle(trades: pd.DataFrame, fast: int = 5, slow: int = 20) -> pd.DataFrame:
-    """The fills SMA fast/slow (long/flat) must get on ``trades``: (ts_ns, side, price, qty)."""
+def oracle(
+    trades: pd.DataFrame, fast: int = 5, slow: int = 20, *, ties: bool = False
+) -> pd.DataFrame:
+    """The fills SMA fast/slow (long/flat) must get on ``trades``: (ts_ns, side, price, qty).
+    With ``ties``, exact ties may occur (no opinion there: nothing is sent)."""
     ts = trades["ts"].to_numpy(np.int64)
     px = trades["price"].to_numpy(np.float64)
     taker = trades["side"].to_numpy(np.int8)
@@ -58,8 +61,9 @@ def oracle(trades: pd.DataFrame, fast: int = 5, slow: int = 20) -> pd.DataFrame:
     sum_f = np.where(i + 1 >= fast, cents[i + 1] - cents[np.maximum(i + 1 - fast, 0)], 0)
     sum_s = np.where(i + 1 >= slow, cents[i + 1] - cents[np.maximum(i + 1 - slow, 0)], 0)
     diff = slow * sum_f - fast * sum_s  # sign of SMA(fast) - SMA(slow)
-    assert not np.any(ok & (diff == 0)), "pick a slice without exact ties"
+    assert ties or not np.any(ok & (diff == 0)), "pick a slice without exact ties"
     want = np.where(diff > 0, 1, 0)  # long or flat
+    act = ok & (diff != 0)  # a tie is no opinion: nothing is sent on it
     ticks = (grid + 1) * NS  # the tick that closes each bar
     by_side = {s: (ts[taker == s], px[taker == s]) for s in (1, -1)}
     fills: list[tuple[int, str, float, float]] = []
@@ -67,7 +71,7 @@ def oracle(trades: pd.DataFrame, fast: int = 5, slow: int = 20) -> pd.DataFrame:
     k = int(np.argmax(ok))
     while True:
         # The next tick, from when the strategy is free, whose target differs from the book.
-        todo = np.flatnonzero(ok[k:] & (want[k:] != held) & (ticks[k:] >= free_from))
+        todo = np.flatnonzero(act[k:] & (want[k:] != held) & (ticks[k:] >= free_from))
         if len(todo) == 0:
             break
         k += int(todo[0])

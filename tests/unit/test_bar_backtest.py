@@ -296,7 +296,6 @@ def test_a_kill_switch_engaged_before_a_bar_run_stops_its_first_order(
     assert kinds[:1] == ["kill"]
 
 
-
 def test_the_last_equity_snapshot_is_at_the_last_bar_not_the_last_event(tmp_path: Path) -> None:
     # The shipped 2024-03-11 klines cut at 16:40 (1,000 bars): sma 20/60's last order is long
     # before the end. The run's final snapshot must still be at the last bar's close, marked at
@@ -306,7 +305,8 @@ def test_the_last_equity_snapshot_is_at_the_last_bar_not_the_last_event(tmp_path
         pytest.skip(f"missing the shipped klines {day}")
     import gzip
 
-    rows = gzip.open(day, "rt").read().splitlines()[:1000]
+    with gzip.open(day, "rt") as f:
+        rows = f.read().splitlines()[:1000]
     cut = tmp_path / "BTCUSDT-1m-2024-03-11.csv"
     cut.write_text("\n".join(rows) + "\n")
     text = CONFIG.replace("fast = 1, slow = 2", "fast = 20, slow = 60")

@@ -11,9 +11,9 @@ import pytest
 from cryptoarena.data.loaders import load_binance_klines
 from cryptoarena.data.samples import sample_path
 from cryptoarena.trading.strategies.indicators import (
+    BandSums,
     Ema,
     RollingExtremes,
-    RollingStd,
     RollingVwap,
     Rsi,
     Sma,
@@ -64,10 +64,10 @@ def test_rsi_is_wilders(day: dict[str, np.ndarray], period: int) -> None:
 @pytest.mark.parametrize(("period", "k"), [(20, 2.0), (50, 1.5)])
 def test_bollinger_bands(day: dict[str, np.ndarray], period: int, k: float) -> None:
     close = day["close"]
-    std = RollingStd(period)
+    std = BandSums(period)
     mid, width = [], []
     for x in close:
-        got = std.update(float(x))
+        got = std.stats() if std.update(float(x)) else None
         mid.append(np.nan if got is None else got[0])
         width.append(np.nan if got is None else got[1])
     upper, middle, lower = talib.BBANDS(close, period, k, k, 0)

@@ -14,9 +14,9 @@ from cryptoarena.data.samples import TARDIS_DAY, sample_path
 from cryptoarena.trading.strategies import STRATEGY_TYPES, UnknownStrategyError, build_strategy
 from cryptoarena.trading.strategies.base import StrategyContext
 from cryptoarena.trading.strategies.indicators import (
+    BandSums,
     Ema,
     RollingExtremes,
-    RollingStd,
     RollingVwap,
     Sma,
 )
@@ -36,12 +36,12 @@ def _bars(bar_size: str) -> list[Bar]:
 def test_indicators_match_pandas_on_real_closes() -> None:
     bars = build_bars(_first_hours(), parse_bar_size("1s")).head(3000)
     close = bars["close"]
-    sma, ema, std, ext, vw = Sma(20), Ema(20), RollingStd(20), RollingExtremes(20), RollingVwap(20)
+    sma, ema, std, ext, vw = Sma(20), Ema(20), BandSums(20), RollingExtremes(20), RollingVwap(20)
     got_sma, got_ema, got_sd, got_hi, got_lo, got_vwap = [], [], [], [], [], []
     for row in bars.itertuples():
         got_sma.append(sma.update(row.close))
         got_ema.append(ema.update(row.close))
-        s = std.update(row.close)
+        s = std.stats() if std.update(row.close) else None
         got_sd.append(s[1] if s else None)
         ext.update(row.high, row.low)
         got_hi.append(ext.high if ext.ready else None)

@@ -15,7 +15,7 @@ journal and duties as every other run, with a :class:`BarExchange` as the venue.
    interval) run on bars where any of them has work.
 
 Most bars change nothing: decisions are computed for the whole span before the loop
-(``bar_signals.py``), so a bar whose decision class is unchanged, whose target needs no order
+(``signals.py``), so a bar whose decision class is unchanged, whose target needs no order
 (the order sizing rule of ``orders.size_order``, pre-checked in float and confirmed exactly) and
 on which nothing is due costs a few comparisons. Everything the engine does on the other bars
 goes through the same code as a live run.
@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from cryptoarena.data.bars import resample_bars
 from cryptoarena.data.records import NS_PER_S, Bar, Trade
-from cryptoarena.trading.engine.bar_signals import Signals, compute_signals
 from cryptoarena.trading.engine.result import WorkerResult
+from cryptoarena.trading.engine.signals import Signals, compute_signals
 from cryptoarena.trading.engine.state import must_flatten
 from cryptoarena.trading.engine.sync import run_now
 from cryptoarena.trading.engine.worker import Worker

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from cryptoarena.data.bars import parse_bar_size
 from cryptoarena.data.records import NS_PER_S, Bar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from cryptoarena.trading.strategies.span import SpanSignals
 
 
 class ForecastView(Protocol):
@@ -112,6 +116,11 @@ class Strategy(ABC, Generic[C]):
     @abstractmethod
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> float | None:
         """The hook: update indicators with ``bar`` and return a target position or None."""
+
+    def span_signals(self, bars: pd.DataFrame) -> SpanSignals | None:
+        """The vectorised twin of :meth:`on_bar` over a frame of this strategy's bars, from a
+        fresh strategy (strategies/span.py); None: no twin, the engine steps ``on_bar``."""
+        return None
 
     def note(self, reason: str) -> None:
         self.reason = reason

@@ -5,30 +5,130 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import numpy as np
+
+PRICE_UNITS = 10**8
+"""Prices enter the crossover and band rules as whole numbers of 1e-8 (``price_units``), so their
+sums are exact and "above", "below" and "equal" mean what they say: a flat market cannot flip a
+rule by float rounding (issue #20). Exact for prices with up to eight decimals."""
+_INT64_ROOM = 2**62  # what a product of window sums may reach in the vectorised twins
+
+
+def price_units(x: float) -> int:
+    """A price in whole 1e-8 units (the rounding of ``x * 1e8``: exact for ≤ 8 decimals)."""
+    return round(x * PRICE_UNITS)
+
+
+def price_units_array(prices: np.ndarray, factor: int) -> np.ndarray | None:
+    """``price_units`` of every price as int64, or None when ``factor`` × the largest of them
+    would not fit in int64 (the caller's products of sums; it then steps the strategy)."""
+    if len(prices) == 0:
+        return np.zeros(0, np.int64)
+    scaled = prices.astype(np.float64) * PRICE_UNITS
+    biggest = float(np.nanmax(np.abs(scaled)))
+    if not biggest < min(_INT64_ROOM / max(factor, 1), 2.0**53):
+        return None
+    return np.rint(scaled).astype(np.int64)
+
+
+def window_sums(units: np.ndarray, period: int) -> np.ndarray:
+    """Exact int64 sums of the last ``period`` values at each index (0 before the first full
+    window). The running sum may wrap around int64; differences of it are still exact as long
+    as each window's sum fits (``price_units_array``'s bound)."""
+    n = len(units)
+    out = np.zeros(n, np.int64)
+    if n >= period:
+        csum = np.concatenate((np.zeros(1, np.int64), np.cumsum(units, dtype=np.int64)))
+        with np.errstate(over="ignore"):
+            out[period - 1 :] = csum[period:] - csum[: n + 1 - period]
+    return out
+
 
 class Sma:
-    """Simple moving average over the last ``period`` values (a running sum, not a re-sum).
+    """Simple moving average over the last ``period`` values: an exact running sum of the prices
+    in whole 1e-8 units (``total``); :func:`sma_compare` orders two of them exactly. ``value`` is
+    that sum's mean as a float (for reasons and charts)."""
 
-    The sum is updated in TA-Lib's order (add the new value, read, then drop the oldest), so
-    the values equal ``talib.SMA`` bit for bit: a bar backtest computes the series with TA-Lib
-    and must take the same decisions (engine/bar_signals.py)."""
-
-    __slots__ = ("_sum", "_window", "period", "value")
+    __slots__ = ("_window", "period", "total", "value")
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self._window: deque[float] = deque()
-        self._sum = 0.0
+        self._window: deque[int] = deque()
+        self.total = 0
         self.value: float | None = None
 
     def update(self, x: float) -> float | None:
-        self._window.append(x)
-        self._sum += x
+        u = price_units(x)
+        self._window.append(u)
+        self.total += u
+        if len(self._window) > self.period:
+            self.total -= self._window.popleft()
         if len(self._window) < self.period:
             return None
-        self.value = self._sum / self.period
-        self._sum -= self._window.popleft()
+        self.value = sma_value(self.total, self.period)
         return self.value
+
+
+def sma_value(total: int, period: int) -> float:
+    """The mean of a window sum in price units, as a float (the same rounding for an int and an
+    int64 array element: the sum is converted to a float first)."""
+    return float(total) / (period * PRICE_UNITS)
+
+
+def sma_compare(a: Sma, b: Sma) -> int:
+    """The exact sign of ``a``'s mean minus ``b``'s (both full)."""
+    d = a.total * b.period - b.total * a.period
+    return (d > 0) - (d < 0)
+
+
+class BandSums:
+    """Exact window sums of prices in 1e-8 units, Σu and Σu², for band rules (Bollinger): with
+    n·Σu² − (Σu)² = n²·variance (in units²) a close is compared with mean ± k·sd exactly."""
+
+    __slots__ = ("_window", "last", "period", "squares", "total")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._window: deque[int] = deque()
+        self.total = 0
+        self.squares = 0
+        self.last = 0  # the newest price, in units
+
+    def update(self, x: float) -> bool:
+        """Add a price; True once the window is full."""
+        u = self.last = price_units(x)
+        self._window.append(u)
+        self.total += u
+        self.squares += u * u
+        if len(self._window) > self.period:
+            old = self._window.popleft()
+            self.total -= old
+            self.squares -= old * old
+        return len(self._window) == self.period
+
+    def stats(self) -> tuple[float, float]:
+        """The full window's mean and population standard deviation (floats)."""
+        return band_stats(self.period, self.total, self.spread())
+
+    def spread(self) -> int:
+        return band_spread(self.period, self.total, self.squares)
+
+
+def band_spread(period: int, total: int, squares: int) -> int:
+    """n·Σu² − (Σu)²: n² times the window's variance in units² (0 for a flat window)."""
+    return period * squares - total * total
+
+
+def band_stats(period: int, total: int, spread: int) -> tuple[float, float]:
+    """The window's mean and population standard deviation as floats (for reasons)."""
+    scale = period * PRICE_UNITS
+    return float(total) / scale, math.sqrt(spread) / scale
+
+
+def beyond_band(offset: int, spread: int, k: float) -> bool:
+    """|offset| > k·√spread, exactly (``offset`` = n·close − Σu, ``k`` a float taken exactly)."""
+    num, den = k.as_integer_ratio()
+    return offset * offset * den * den > num * num * spread
 
 
 class Ema:
@@ -52,52 +152,6 @@ class Ema:
             return self.value
         self.value += self._alpha * (x - self.value)
         return self.value
-
-
-class RollingStd:
-    """Mean and population standard deviation over a window.
-
-    Sums are kept around a shift ``_k`` (re-centred on the window mean every ``period`` updates,
-    amortised O(1)) so that prices near 10⁴…10⁵ do not cancel catastrophically in Σx² − n·mean².
-    """
-
-    __slots__ = ("_k", "_since", "_sum", "_sumsq", "_window", "period")
-
-    def __init__(self, period: int) -> None:
-        self.period = period
-        self._window: deque[float] = deque()
-        self._k: float | None = None
-        self._since = 0
-        self._sum = 0.0
-        self._sumsq = 0.0
-
-    def update(self, x: float) -> tuple[float, float] | None:
-        if self._k is None:
-            self._k = x
-        self._window.append(x)
-        d = x - self._k
-        self._sum += d
-        self._sumsq += d * d
-        if len(self._window) > self.period:
-            old = self._window.popleft() - self._k
-            self._sum -= old
-            self._sumsq -= old * old
-        self._since += 1
-        if self._since >= self.period:
-            self._recentre()
-        if len(self._window) < self.period:
-            return None
-        n = self.period
-        mean_d = self._sum / n
-        var = max(self._sumsq / n - mean_d * mean_d, 0.0)
-        return self._k + mean_d, math.sqrt(var)
-
-    def _recentre(self) -> None:
-        self._since = 0
-        k = sum(self._window) / len(self._window)
-        self._k = k
-        self._sum = sum(v - k for v in self._window)
-        self._sumsq = sum((v - k) ** 2 for v in self._window)
 
 
 class Rsi:

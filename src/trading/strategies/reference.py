@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from cryptoarena.data.records import NS_PER_S, Bar
 from cryptoarena.trading.strategies.base import Strategy, StrategyConfig, StrategyContext
+from cryptoarena.trading.strategies.span import LONG, SpanSignals, coded
 from pydantic import Field, field_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class BuyAndHoldConfig(StrategyConfig):
@@ -26,6 +31,9 @@ class BuyAndHold(Strategy[BuyAndHoldConfig]):
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> float | None:
         return self.long("hold")
+
+    def span_signals(self, bars: pd.DataFrame) -> SpanSignals:
+        return coded(self.config, np.full(len(bars), LONG), lambda j, c: "hold")
 
 
 class ForecastRuleConfig(StrategyConfig):

@@ -1,6 +1,6 @@
 """The bar backtest's shortcuts equal the slow paths they stand for: decisions computed over a
-whole span (vectorised with TA-Lib, or the strategy stepped in a tight loop) equal the strategy
-stepped bar by bar, and the vectorised loss checks equal ``on_equity`` at every mark."""
+whole span (from the strategy's twin, or the strategy stepped in a tight loop) equal the
+strategy stepped bar by bar, and the vectorised loss checks equal ``on_equity`` at every mark."""
 
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ import pytest
 from cryptoarena.data.loaders import load_binance_klines_many
 from cryptoarena.data.records import bars_to_records
 from cryptoarena.data.samples import sample_path
-from cryptoarena.trading.engine.bar_signals import (
-    VECTORISED,
-    Signals,
-    compute_signals,
-    generic_signals,
-)
 from cryptoarena.trading.engine.runner import StrategyRunner
+from cryptoarena.trading.engine.signals import Signals, compute_signals, generic_signals
 from cryptoarena.trading.risk.limits import RiskConfig, StrategyLimits
 from cryptoarena.trading.risk.manager import DAY_NS, RiskManager
 from cryptoarena.trading.strategies import build_strategy
@@ -64,11 +59,10 @@ def test_span_decisions_equal_the_strategy_stepped_bar_by_bar(
     for way in (compute_signals, generic_signals):
         runner = StrategyRunner(build_strategy("s", kind, {**params, "bar_size": "1m"}))
         _check(way(runner, bars, 0.00055), stepped, exact=way is compute_signals)
+        assert (way is generic_signals) or runner.strategy.span_signals(bars) is not None
 
 
 def _check(sig: Signals, stepped: list[tuple[object, ...]], *, exact: bool) -> None:
-    kind = sig.runner.strategy.kind
-    assert kind in VECTORISED or not exact
     assert sig.crash is None
     for j, (target, reason, warming) in enumerate(stepped):
         d = sig.decision(j)
@@ -85,7 +79,7 @@ def _check(sig: Signals, stepped: list[tuple[object, ...]], *, exact: bool) -> N
         assert sig.reason_at(j) == stepped[j][1]
 
 
-def test_the_vectorised_sma_equals_the_generic_path(bars: pd.DataFrame) -> None:
+def test_the_twin_sma_equals_the_generic_path(bars: pd.DataFrame) -> None:
     make = lambda: StrategyRunner(build_strategy("s", "sma_cross", {"fast": 20, "slow": 60}))  # noqa: E731
     fast, slow = compute_signals(make(), bars, 0.0), generic_signals(make(), bars, 0.0)
     assert np.array_equal(fast.target, slow.target, equal_nan=True)
@@ -137,16 +131,3 @@ def test_loss_checks_along_a_path_equal_on_equity_at_every_mark() -> None:
     # The total (global limits) the same way, from a state carried over.
     total = many.equity_path(None, ts[first_halt:], equity[first_halt:] * 3)
     assert 0 <= total.breach <= n - first_halt
-
-
-def test_the_incremental_sma_equals_talib_bit_for_bit(bars: pd.DataFrame) -> None:
-    # The vectorised path takes the same decisions only if the values are the same, not close
-    # (a near tie of two averages decides a crossover).
-    talib = pytest.importorskip("talib")
-    from cryptoarena.trading.strategies.indicators import Sma
-
-    close = bars["close"].to_numpy(np.float64)
-    for period in (5, 20, 60):
-        sma = Sma(period)
-        ours = np.array([np.nan if v is None else v for v in map(sma.update, close.tolist())])
-        assert np.array_equal(ours, talib.SMA(close, period), equal_nan=True)
