@@ -3,9 +3,10 @@
 :class:`RiskState` is what a restart must not forget: the halts (reason, time, and the UTC day
 of a daily-loss halt, which ends at the next day's first mark), the global halt, the kill
 switch and each key's loss-check marks (the UTC day, its start equity, the peak equity); the
-order-rate windows are rebuilt from the journaled orders of the last minute. The manager journals it (``risk_state``
-documents, :meth:`RiskState.doc`) after every check that changed it and the worker restores the
-newest one on resume (:meth:`RiskState.from_doc`). Keys are strategy names, ``"*"`` the total.
+order-rate windows are rebuilt from the journaled orders of the last minute. The manager
+journals it (``risk_state`` documents, :meth:`RiskState.doc`) after every check that changed
+it and the worker restores the newest one on resume (:meth:`RiskState.from_doc`, called by
+``engine/restore.py``). Keys are strategy names, ``"*"`` the total.
 
 :func:`loss_breach` is the daily-loss / drawdown rule; the per-snapshot check and the
 vectorised check along a path of marks both call it (floats or numpy arrays alike).
@@ -79,29 +80,35 @@ class RiskState:
         self.killed, self.killed_at, self.dirty = reason, now_ns, True
 
     def doc(self, now_ns: int) -> dict[str, Any]:
-        """The journal document (``risk_state``): everything :meth:`from_doc` needs."""
+        """The journal document (``risk_state``): everything :meth:`from_doc` needs. Lists, not
+        maps keyed by strategy: a name is data, never a document key (MongoDB keys are not
+        free text)."""
         return {
             "ts_ns": now_ns,
-            "halts": {
-                k: {"reason": h.reason, "ts_ns": h.ts_ns, "daily_day": h.daily_day}
+            "halts": [
+                {"key": k, "reason": h.reason, "ts_ns": h.ts_ns, "daily_day": h.daily_day}
                 for k, h in self.halts.items()
-            },
+            ],
             "killed": self.killed,
             "killed_at": self.killed_at,
-            "marks": {k: [m.day, m.start, m.peak] for k, m in self.marks.items()},
+            "marks": [[k, m.day, m.start, m.peak] for k, m in self.marks.items()],
         }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> RiskState:
         return cls(
             halts={
-                k: Halt(str(h["reason"]), int(h["ts_ns"]), h.get("daily_day"))
-                for k, h in (doc.get("halts") or {}).items()
+                str(h["key"]): Halt(
+                    str(h["reason"]),
+                    int(h["ts_ns"]),
+                    None if h.get("daily_day") is None else int(h["daily_day"]),
+                )
+                for h in doc.get("halts") or []
             },
             killed=doc.get("killed"),
             killed_at=doc.get("killed_at"),
             marks={
-                k: Mark(int(m[0]), float(m[1]), float(m[2]))
-                for k, m in (doc.get("marks") or {}).items()
+                str(k): Mark(int(day), float(start), float(peak))
+                for k, day, start, peak in doc.get("marks") or []
             },
         )
