@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from cryptoarena.trading.risk import (
     RiskManager,
     StrategyLimits,
 )
+from cryptoarena.trading.risk.state import RiskState
 from pydantic import SecretStr, ValidationError
 
 S = 1_000_000_000
@@ -328,3 +330,58 @@ def test_a_daily_loss_halt_ends_with_its_utc_day_a_drawdown_halt_does_not() -> N
     rm3.on_total_equity(19_000.0, next_day + S)
     assert rm3.global_halt is None and events3[-1]["type"] == "halt_released"
     assert events3[-1]["strategy"] is None
+
+
+def _journaled_manager(**limits: float) -> tuple[RiskManager, list[dict], list[dict]]:
+    """A manager that journals its ``risk_state`` documents (into the list returned)."""
+    events: list[dict] = []
+    docs: list[dict] = []
+    config = manager(**limits)[0].config
+    capitals = {"a": 10_000.0, "b": 10_000.0}
+    return RiskManager(config, capitals, events.append, journal_state=docs.append), events, docs
+
+
+def test_a_restored_risk_state_decides_as_the_manager_that_was_never_stopped() -> None:
+    day_ns = 86_400 * S
+    next_day = (T0 // day_ns + 1) * day_ns
+    limits = {"max_daily_loss": 0.02, "max_drawdown": 0.03}
+    rm, events, docs = _journaled_manager(**limits)
+    rm.on_equity("a", 10_000.0, T0)
+    rm.on_equity("b", 10_000.0, T0)  # b's day starts at 10,000
+    rm.on_equity("a", 9_700.0, T0 + S)  # a: halted for the day
+    rm.on_equity("b", 10_400.0, T0 + S)  # b: a new peak
+    rm.on_total_equity(20_100.0, T0 + S)
+    rm.journal_state(T0 + S)
+    assert rm.halted == {"a": "daily loss 3.000% > 2.00%"}
+    # The newest document (through JSON, as a journal keeps it) restores a fresh manager.
+    doc = json.loads(json.dumps(docs[-1]))
+    again, again_events, _ = _journaled_manager(**limits)
+    again.restore(RiskState.from_doc(doc), [], T0 + S)
+    assert again.state() == rm.state() and again.marks == rm.marks
+    assert again.daily_halt_day == rm.daily_halt_day
+    # The same marks from here on: the same vetoes, halts and releases at the same times.
+    seen = len(events)
+    for who in (rm, again):
+        assert "strategy halted" in (check(who, intent(), now=T0 + 2 * S) or "")
+        # 3.4 % below the pre-restart peak (a fresh manager's peak would be the capital), a
+        # gain on the day: a drawdown halt.
+        who.on_equity("b", 10_050.0, T0 + 3 * S)
+        who.on_equity("a", 9_700.0, next_day + S)  # a new UTC day ends a's daily halt
+        assert check(who, intent(), now=next_day + 2 * S) is None
+    assert again_events == events[seen:]
+    assert [e["type"] for e in again_events] == ["veto", "halt", "halt_released"]
+    assert "drawdown" in again.halted["b"] and "a" not in again.halted
+
+
+def test_a_restored_kill_and_order_rate_hold_after_a_restart() -> None:
+    rm, _, docs = _journaled_manager(max_orders_per_minute=2)
+    rm.kill("operator", T0, by="test")
+    assert docs and docs[-1]["killed"] == "operator"
+    again, _, _ = _journaled_manager(max_orders_per_minute=2)
+    again.restore(RiskState.from_doc(docs[-1]), [("a", T0 - 70 * S), ("a", T0 - 30 * S),
+                                                 ("a", T0 - 10 * S)], T0)  # fmt: skip
+    assert "kill switch: operator" in (check(again, intent(), now=T0) or "")
+    again.unkill(T0 + S, by="test")
+    # Two orders of the last minute count; the one 70 s ago does not.
+    assert "order rate: 2 orders" in (check(again, intent(), now=T0 + S) or "")
+    assert check(again, intent(), now=T0 + 31 * S) is None

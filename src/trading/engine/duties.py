@@ -200,11 +200,8 @@ class Duties:
             return ""
         return f" ({(now_ns - mark[0]) / NS_PER_S / (wall - mark[1]):,.0f}× real time)"
 
-    def snapshot(self, now_ns: int, *, final: bool = False) -> None:
-        """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
-        router = self.state.router
-        if self.state.last_price is None or router is None:
-            return
+    def _snapshot_timers(self, now_ns: int, final: bool) -> tuple[bool, bool]:
+        """(journaled, summaries) for a snapshot at ``now_ns``, the timers moved on."""
         journaled = final or now_ns >= self._next_journal_ns
         if journaled:
             self._next_journal_ns = now_ns + self._journal_every_ns
@@ -213,20 +210,40 @@ class Duties:
         summaries = final or (journaled and now_ns >= self._next_summary_ns)
         if summaries:
             self._next_summary_ns = now_ns + self._summary_every_ns
+        return journaled, summaries
+
+    def replayed(self, now_ns: int) -> None:
+        """A tick a resumed run replays (at or before its checkpoint): the snapshot timers move
+        as :meth:`housekeeping` moved them then, so the checks after the checkpoint come at the
+        same instants as in the run that was never interrupted (the risk state is restored)."""
+        if now_ns < self._next_equity_ns:
+            return
+        self._next_equity_ns = now_ns + self._equity_every_ns
+        if self.state.last_price is not None and self.state.router is not None:
+            self._snapshot_timers(now_ns, False)
+
+    def snapshot(self, now_ns: int, *, final: bool = False) -> None:
+        """Equity per strategy (journal), loss/drawdown checks, and the summary read models."""
+        router = self.state.router
+        if self.state.last_price is None or router is None:
+            return
+        journaled, summaries = self._snapshot_timers(now_ns, final)
         mark = Decimal(str(self.state.last_price))
+        # A backtest between journaled snapshots checks the limits only (no documents).
+        docs = {n: b.snapshot(mark, now_ns) for n, b in self.books.items()} if journaled else {}
+        # The loss checks first, then their state (what a restart restores), then the equity
+        # documents: a crash that kept a snapshot's equity kept the risk state it produced.
         total = 0.0
         for name, book in self.books.items():
-            if not journaled:  # a backtest between journaled snapshots: the limits only
-                equity = float(book.equity(mark))
-                total += equity
-                self.risk.on_equity(name, equity, now_ns)
-                self.result.equity[name] = equity
-                continue
-            doc = book.snapshot(mark, now_ns)
+            equity = docs[name]["equity"] if journaled else float(book.equity(mark))
+            total += equity
+            self.risk.on_equity(name, equity, now_ns)
+            self.result.equity[name] = equity
+        self.risk.on_total_equity(total, now_ns)
+        self.risk.journal_state(now_ns)
+        for name, doc in docs.items():
+            book = self.books[name]
             self.record("equity", doc)
-            total += doc["equity"]
-            self.risk.on_equity(name, doc["equity"], now_ns)
-            self.result.equity[name] = doc["equity"]
             if not summaries:
                 continue
             kind = self.kinds[name]
@@ -254,7 +271,6 @@ class Duties:
                     "ts_ns": now_ns,
                 },
             )
-        self.risk.on_total_equity(total, now_ns)
         if journaled:
             # A checkpoint (a restart resumes from the last snapshot): the buffer may go out.
             self.record.checkpoint()

@@ -25,6 +25,7 @@ from cryptoarena.trading.engine.restore import (
     pending_predictions,
     reconcile,
     restore_books,
+    restore_risk,
     seed_paper_exchange,
 )
 from cryptoarena.trading.engine.result import WorkerResult, family
@@ -132,6 +133,9 @@ class Lifecycle:
             router.before_send = self._flush_journal
             router.durable_wait_s = self.config.arena.durable_wait_s
         report = restore_books(self.journal, self.run_id, self.books, router)
+        report.risk_restored = restore_risk(
+            self.journal, self.run_id, self.risk, report.checkpoint_ns
+        )
         if self.pump is not None:
             # Predictions pending at a crash: resolved from the recorded bars (a live feed does
             # not replay the past) and, for the rest, from the bars that close from now on.

@@ -22,6 +22,8 @@ from cryptoarena.trading.exchange.models import Side
 from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.forecasts.pump import PendingPrediction
 from cryptoarena.trading.portfolio.ledger import Ledger
+from cryptoarena.trading.risk.manager import MINUTE_NS, RiskManager
+from cryptoarena.trading.risk.state import RiskState
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class RestoreReport:
     orders_recovered: int = 0
     fills_recovered: int = 0
     checkpoint_ns: int = 0
+    risk_restored: bool = False  # the risk state (halts, kill, loss marks) from the journal
     exchange_qty: Decimal = Decimal(0)
     books_qty: Decimal = Decimal(0)
     mismatch: str | None = None
@@ -52,6 +55,7 @@ class RestoreReport:
             "orders_recovered": self.orders_recovered,
             "fills_recovered": self.fills_recovered,
             "checkpoint_ns": self.checkpoint_ns,
+            "risk_restored": self.risk_restored,
             "exchange_qty": str(self.exchange_qty),
             "books_qty": str(self.books_qty),
             "mismatch": self.mismatch,
@@ -89,6 +93,29 @@ def restore_books(
     # One indexed document per kind (run_id + ts_ns, newest first): no scan of the journal.
     report.checkpoint_ns = journal.checkpoint_ns(run_id)
     return report
+
+
+def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: int) -> bool:
+    """The risk manager's state at the checkpoint: the newest ``risk_state`` document at or
+    before it (halts, the kill, the loss checks' marks; nothing the run does after it counts)
+    and the order-rate windows from the orders of the minute before. True if one was found."""
+    docs = journal.find(
+        "risk_state",
+        {"run_id": run_id, "ts_ns": {"$lte": checkpoint_ns}},
+        sort=[("ts_ns", -1), ("seq", -1)],
+        limit=1,
+    )
+    if not docs:
+        return False
+    orders = journal.find(
+        "orders",
+        {"run_id": run_id, "ts_ns": {"$gt": checkpoint_ns - MINUTE_NS, "$lte": checkpoint_ns}},
+        sort=[("ts_ns", 1), ("seq", 1)],
+        projection={"strategy": 1, "ts_ns": 1},
+    )
+    sent = [(str(d["strategy"]), int(d["ts_ns"])) for d in orders]
+    risk.restore(RiskState.from_doc(docs[0]), sent, checkpoint_ns)
+    return True
 
 
 def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:

@@ -71,6 +71,9 @@ class Recorder:
     def risk_event(self, doc: dict[str, Any]) -> None:
         self("risk_events", doc)
 
+    def risk_state(self, doc: dict[str, Any]) -> None:
+        self("risk_state", doc)
+
     def set_prediction_outcome(
         self, event_id: str, realised_price: float, realised_ts_ns: int
     ) -> None:

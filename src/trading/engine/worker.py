@@ -100,7 +100,10 @@ class Worker:
         capital = Decimal(str(config.arena.capital))
         self.books = {s.name: Ledger(s.name, capital=capital) for s in strategies}
         self.risk = RiskManager(
-            config.risk, {s.name: config.arena.capital for s in strategies}, self.record.risk_event
+            config.risk,
+            {s.name: config.arena.capital for s in strategies},
+            self.record.risk_event,
+            journal_state=self.record.risk_state,
         )
         self.bars = BarPipeline(self.runners)
         self.pump: ForecastPump | None = None
@@ -381,5 +384,6 @@ class Worker:
             # Tick to decision: bars closed, every strategy decided, risk checked, orders sent.
             self.tick_latencies.append(time.perf_counter_ns() - started - waited)
         if not live:
+            self.duties.replayed(tick_ns)
             return
         await self.duties.housekeeping(tick_ns)

@@ -19,6 +19,9 @@ KINDS: Final = (
     "equity",
     "risk_events",
     "model_events",
+    # The risk manager's state after each change (halts, kill, loss-check marks): a restart
+    # restores the newest one (risk/state.py).
+    "risk_state",
 )
 
 # Read models, kept up to date by the journal so live views never aggregate the whole journal.
@@ -70,6 +73,7 @@ INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "equity": [_RUN_TS, _STRATEGY_TS, _RUN_STRATEGY_TS],
     "risk_events": [_RUN_TS, _STRATEGY_TS],
     "model_events": [_RUN_TS],
+    "risk_state": [_RUN_TS],
     EQUITY_LATEST: [([("run_id", 1)], {})],
     EQUITY_MINUTE: [([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})],
 }

@@ -19,6 +19,14 @@ from typing import Any
 import numpy as np
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.risk.limits import RiskConfig
+from cryptoarena.trading.risk.state import (
+    GLOBAL,
+    Halt,
+    Mark,
+    RiskState,
+    loss_breach,
+    loss_measures,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,25 +65,77 @@ class OrderIntent:
 
 
 class RiskManager:
-    def __init__(self, config: RiskConfig, capitals: dict[str, float], emit: Emit) -> None:
+    def __init__(
+        self,
+        config: RiskConfig,
+        capitals: dict[str, float],
+        emit: Emit,
+        *,
+        journal_state: Emit | None = None,
+    ) -> None:
         self.config = config
         self.capitals = dict(capitals)
         self._emit = emit
-        self.halted: dict[str, str] = {}
-        self.halted_at: dict[str, int] = {}  # when each halt happened (ns, the clock's time)
-        self.global_halt_at: int | None = None
-        self.global_halt: str | None = None
-        self.killed: str | None = None
+        # Where the ``risk_state`` documents go (the journal): after every change of a halt or
+        # the kill at once, after the loss checks' marks at the end of each check.
+        self._journal_state = journal_state
+        # Halts, the kill, the loss checks' marks: what a restart restores (risk/state.py).
+        self.risk_state = RiskState()
         self.vetoes: dict[str, int] = dict.fromkeys(capitals, 0)
         self._sent: dict[str, deque[int]] = {name: deque() for name in capitals}
         self._sent_all: deque[int] = deque()
-        self._peak: dict[str, float] = dict(capitals)
-        self._day: dict[str, tuple[int, float]] = {}
-        # Halts by the daily-loss limit ("*": the global one): the UTC day each happened on.
-        # The limit is per UTC day, so such a halt ends when the next day's first mark comes
-        # (a drawdown, a crash or the kill switch stays until a human acts).
-        self.daily_halt_day: dict[str, int] = {}
         self._last_veto: dict[str, str] = {}
+
+    # -- the state, read-only (written through halt/kill/the loss checks, or restored) --------
+    @property
+    def halted(self) -> dict[str, str]:
+        """Halted strategies and why (a daily-loss halt ends with its UTC day)."""
+        return {k: h.reason for k, h in self.risk_state.halts.items() if k != GLOBAL}
+
+    @property
+    def halted_at(self) -> dict[str, int]:
+        """When each halt happened (ns, the clock's time)."""
+        return {k: h.ts_ns for k, h in self.risk_state.halts.items() if k != GLOBAL}
+
+    @property
+    def global_halt(self) -> str | None:
+        halt = self.risk_state.halts.get(GLOBAL)
+        return None if halt is None else halt.reason
+
+    @property
+    def global_halt_at(self) -> int | None:
+        halt = self.risk_state.halts.get(GLOBAL)
+        return None if halt is None else halt.ts_ns
+
+    @property
+    def killed(self) -> str | None:
+        return self.risk_state.killed
+
+    @property
+    def daily_halt_day(self) -> dict[str, int]:
+        """Daily-loss halts (GLOBAL: the global one): the UTC day each happened on. The limit is
+        per UTC day, so such a halt ends when the next day's first mark comes (a drawdown, a
+        crash or the kill switch stays until a human acts)."""
+        return {k: h.daily_day for k, h in self.risk_state.halts.items() if h.daily_day is not None}
+
+    @property
+    def marks(self) -> dict[str, Mark]:
+        """Each key's loss-check state (its UTC day, the day's start equity, the peak)."""
+        return dict(self.risk_state.marks)
+
+    def restore(self, state: RiskState, orders: list[tuple[str, int]], now_ns: int) -> None:
+        """A resumed run: the journaled state, and the order-rate windows rebuilt from the
+        orders (strategy, time) sent in the minute before ``now_ns``, oldest first."""
+        self.risk_state = state
+        for strategy, ts_ns in orders:
+            if now_ns - ts_ns < MINUTE_NS:
+                self.order_sent(strategy, ts_ns)
+
+    def journal_state(self, now_ns: int) -> None:
+        """Journal the state (a ``risk_state`` document) if it changed since the last one."""
+        if self.risk_state.dirty and self._journal_state is not None:
+            self.risk_state.dirty = False
+            self._journal_state(self.risk_state.doc(now_ns))
 
     # -- orders ---------------------------------------------------------------------------
     def check(
@@ -175,27 +235,29 @@ class RiskManager:
         )
 
     # -- halts ----------------------------------------------------------------------------
-    def halt(self, strategy: str, reason: str, now_ns: int) -> None:
-        if strategy in self.halted:
+    def halt(
+        self, strategy: str, reason: str, now_ns: int, *, daily_day: int | None = None
+    ) -> None:
+        if strategy in self.risk_state.halts:
             return
-        self.halted[strategy] = reason
-        self.halted_at[strategy] = now_ns
+        self.risk_state.set_halt(strategy, Halt(reason, now_ns, daily_day))
         logger.warning("strategy %s halted: %s", strategy, reason)
         self._emit({"type": "halt", "strategy": strategy, "reason": reason, "ts_ns": now_ns})
+        self.journal_state(now_ns)
 
-    def halt_all(self, reason: str, now_ns: int) -> None:
-        if self.global_halt is None:
-            self.global_halt = reason
-            self.global_halt_at = now_ns
+    def halt_all(self, reason: str, now_ns: int, *, daily_day: int | None = None) -> None:
+        if GLOBAL not in self.risk_state.halts:
+            self.risk_state.set_halt(GLOBAL, Halt(reason, now_ns, daily_day))
             logger.warning("global halt: %s", reason)
             self._emit({"type": "global_halt", "strategy": None, "reason": reason, "ts_ns": now_ns})
+            self.journal_state(now_ns)
 
     def kill(
         self, reason: str, now_ns: int, *, by: str = "?", verified: bool | None = None
     ) -> None:
         """Engage (journaled with who engaged it and whether its signature verified)."""
         if self.killed is None:
-            self.killed = reason
+            self.risk_state.set_kill(reason, now_ns)
             self._emit(
                 {
                     "type": "kill",
@@ -206,12 +268,13 @@ class RiskManager:
                     "verified": verified,
                 }
             )
+            self.journal_state(now_ns)
 
     def unkill(
         self, now_ns: int, *, by: str = "?", verified: bool | None = None, reason: str = ""
     ) -> None:
         if self.killed is not None:
-            self.killed = None
+            self.risk_state.set_kill(None, None)
             self._emit(
                 {
                     "type": "kill_released",
@@ -222,6 +285,7 @@ class RiskManager:
                     "verified": verified,
                 }
             )
+            self.journal_state(now_ns)
 
     def release_refused(self, reason: str, now_ns: int, *, by: str = "?") -> None:
         """A release the worker could not verify: ignored (still killed), and journaled."""
@@ -246,7 +310,7 @@ class RiskManager:
     def on_total_equity(self, equity: float, now_ns: int) -> None:
         g = self.config.global_
         capital = sum(self.capitals.values())
-        self._loss_checks("*", equity, capital, g.max_daily_loss, g.max_drawdown, now_ns)
+        self._loss_checks(GLOBAL, equity, capital, g.max_daily_loss, g.max_drawdown, now_ns)
 
     def _loss_checks(
         self,
@@ -258,50 +322,55 @@ class RiskManager:
         now_ns: int,
     ) -> None:
         day = now_ns // DAY_NS
-        start = self._day.get(key)
-        if start is None or start[0] != day:
-            start = self._day[key] = (day, equity)
-            if key in self.daily_halt_day:
+        before = self.risk_state.marks.get(key)
+        if before is None or before.day != day:
+            start = equity
+            halt = self.risk_state.halts.get(key)
+            if halt is not None and halt.daily_day is not None:
                 self._release_daily(key, now_ns)
-        peak = self._peak[key] = max(self._peak.get(key, equity), equity)
-        reason = None
-        daily = (start[1] - equity) / capital if capital > 0 else 0.0
-        drawdown = (peak - equity) / peak if peak > 0 else 0.0
+        else:
+            start = before.start
+        peak = max(before.peak if before is not None else self._first_peak(key, equity), equity)
+        self.risk_state.advance(key, Mark(day, start, peak))
+        daily, drawdown = loss_measures(start, peak, equity, capital)
+        if not loss_breach(daily, drawdown, max_daily_loss, max_drawdown):
+            return
         daily_breach = daily > max_daily_loss
         if daily_breach:
             reason = f"daily loss {daily:.3%} > {max_daily_loss:.2%}"
-        elif drawdown > max_drawdown:
+        else:
             reason = f"drawdown {drawdown:.3%} > {max_drawdown:.2%}"
-        if reason is not None:
-            already = self.global_halt if key == "*" else self.halted.get(key)
-            if key == "*":
-                self.halt_all(reason, now_ns)
+        halt = self.risk_state.halts.get(key)
+        if halt is None:
+            # A daily-loss halt ends with its UTC day; a drawdown halt stays.
+            on = day if daily_breach else None
+            if key == GLOBAL:
+                self.halt_all(reason, now_ns, daily_day=on)
             else:
-                self.halt(key, reason, now_ns)
-            if already is None and daily_breach:
-                self.daily_halt_day[key] = day
-            elif not daily_breach:
-                self.daily_halt_day.pop(key, None)  # a drawdown halt does not end with the day
+                self.halt(key, reason, now_ns, daily_day=on)
+        elif not daily_breach and halt.daily_day is not None:
+            # Halted for the day, now in drawdown too: that does not end with the day.
+            self.risk_state.set_halt(key, Halt(halt.reason, halt.ts_ns, None))
+
+    def _first_peak(self, key: str, equity: float) -> float:
+        """The peak before any mark: a book's capital, the total's first mark."""
+        return self.capitals.get(key, equity) if key != GLOBAL else equity
 
     def _release_daily(self, key: str, now_ns: int) -> None:
         """A new UTC day ends a daily-loss halt (journaled as ``halt_released``)."""
-        del self.daily_halt_day[key]
-        if key == "*":
-            reason, self.global_halt, self.global_halt_at = self.global_halt, None, None
-        else:
-            reason = self.halted.pop(key, None)
-            self.halted_at.pop(key, None)
-        if reason is None:
-            return
+        halt = self.risk_state.halts[key]
+        self.risk_state.set_halt(key, None)
+        reason = halt.reason
         logger.warning("%s: a new UTC day ends the halt (%s)", _who(key), reason)
         self._emit(
             {
                 "type": "halt_released",
-                "strategy": None if key == "*" else key,
+                "strategy": None if key == GLOBAL else key,
                 "reason": f"new UTC day: the daily loss limit starts again (halted for {reason})",
                 "ts_ns": now_ns,
             }
         )
+        self.journal_state(now_ns)
 
     def next_daily_release_ns(self) -> int | None:
         """When the earliest daily-loss halt ends (the next UTC midnight after it), if any."""
@@ -313,46 +382,43 @@ class RiskManager:
         self, strategy: str | None, ts_ns: np.ndarray, equity: np.ndarray
     ) -> EquityPath:
         """The daily-loss and drawdown checks at many marks at once (a bar backtest marks every
-        bar between its events): the same arithmetic as :meth:`on_equity` (``None``: the
-        total, :meth:`on_total_equity`) called at each mark in turn, without changing any
-        state until :meth:`EquityPath.commit`. ``breach`` is the first mark that would halt."""
+        bar between its events): the marks :meth:`on_equity` (``None``: the total,
+        :meth:`on_total_equity`) would leave at each mark in turn, judged by the same rule
+        (:func:`loss_breach`), without changing any state until :meth:`EquityPath.commit`.
+        ``breach`` is the first mark that would halt (the exact check there halts)."""
         if strategy is None:
-            key, g = "*", self.config.global_
-            capital, daily_max, dd_max = (
-                sum(self.capitals.values()),
-                g.max_daily_loss,
-                g.max_drawdown,
-            )
+            key, g = GLOBAL, self.config.global_
+            capital = sum(self.capitals.values())
+            daily_max, dd_max = g.max_daily_loss, g.max_drawdown
         else:
             key, lim = strategy, self.config.for_strategy(strategy)
             capital = self.capitals.get(strategy, float(equity[0]))
             daily_max, dd_max = lim.max_daily_loss, lim.max_drawdown
         n = len(equity)
         day = ts_ns // DAY_NS
-        before = self._day.get(key)
+        before = self.risk_state.marks.get(key)
         new = np.empty(n, dtype=bool)
-        new[0] = before is None or before[0] != int(day[0])
+        new[0] = before is None or before.day != int(day[0])
         new[1:] = day[1:] != day[:-1]
         days = np.cumsum(new) - 1  # which of the span's new days each mark is in (-1: none)
-        carried = before[1] if before is not None else float(equity[0])
+        carried = before.start if before is not None else float(equity[0])
         firsts = equity[new]
         start = (
             np.where(days >= 0, firsts[np.maximum(days, 0)], carried)
             if firsts.size
             else np.full(n, carried)
         )
-        peak = np.maximum(np.maximum.accumulate(equity), self._peak.get(key, float(equity[0])))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            daily = (start - equity) / capital if capital > 0 else np.zeros(n)
-            drawdown = np.where(peak > 0, (peak - equity) / peak, 0.0)
-        bad = (daily > daily_max) | (drawdown > dd_max)
+        first_peak = before.peak if before is not None else self._first_peak(key, float(equity[0]))
+        peak = np.maximum(np.maximum.accumulate(equity), first_peak)
+        daily, drawdown = loss_measures(start, peak, equity, capital)
+        bad = loss_breach(daily, drawdown, daily_max, dd_max)
         breach = int(np.argmax(bad)) if bool(bad.any()) else n
-        return EquityPath(self, key, day, start, peak, breach)
+        return EquityPath(self.risk_state, key, day, start, peak, breach)
 
     def state(self) -> dict[str, Any]:
         return {
-            "halted": dict(self.halted),
-            "halted_at": dict(self.halted_at),
+            "halted": self.halted,
+            "halted_at": self.halted_at,
             "global_halt": self.global_halt,
             "global_halt_at": self.global_halt_at,
             "killed": self.killed,
@@ -362,9 +428,9 @@ class RiskManager:
 
 @dataclass
 class EquityPath:
-    """Loss-check state along a run of marks (see :meth:`RiskManager.equity_path`)."""
+    """Loss-check marks along a run of marks (see :meth:`RiskManager.equity_path`)."""
 
-    risk: RiskManager
+    state: RiskState
     key: str
     day: np.ndarray
     start: np.ndarray
@@ -372,13 +438,14 @@ class EquityPath:
     breach: int
 
     def commit(self, k: int) -> None:
-        """The state :meth:`RiskManager.on_equity` would leave after marks ``0..k``."""
-        self.risk._day[self.key] = (int(self.day[k]), float(self.start[k]))
-        self.risk._peak[self.key] = float(self.peak[k])
+        """The marks :meth:`RiskManager.on_equity` would leave after marks ``0..k``."""
+        self.state.advance(
+            self.key, Mark(int(self.day[k]), float(self.start[k]), float(self.peak[k]))
+        )
 
 
 def _who(key: str) -> str:
-    return "global" if key == "*" else f"strategy {key}"
+    return "global" if key == GLOBAL else f"strategy {key}"
 
 
 def _trim(sent: deque[int], now_ns: int) -> None:
