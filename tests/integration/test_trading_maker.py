@@ -2,7 +2,11 @@
 (issue #10 item 2): a maker arm joins the touch with a PostOnly limit, fills only when a later
 trade prints through it (maker fee, is_maker), re-prices when the touch moves, cancels when the
 target flips, when its forecast goes stale or when no target wanted it for its TTL (never on the
-taker timeout), re-joins after a PostOnly reject, and leaves by market order when it must."""
+taker timeout), re-joins after a PostOnly reject, and leaves by market order when it must.
+
+The venue runs the no-queue rule (``queue_model = "none"``: trades at the quote's price never
+fill it) so each hand-made tape pins the router's mechanics; the queue models themselves are
+tested in tests/unit/test_exchange_queues.py."""
 
 from __future__ import annotations
 
@@ -97,6 +101,7 @@ async def run(
     tmp: Path, config: ArenaConfig, rows: list[Row], source: Any = None, **kw: Any
 ) -> dict[str, Any]:
     with Journal.open(journal_settings(tmp), run_id="m") as journal:
+        kw.setdefault("venue", {"queue_model": "none"})
         worker, _ = await run_worker(config, tape(rows), journal, run_id="m", source=source, **kw)
         journal.sync(30)
         got = {
@@ -301,7 +306,9 @@ async def test_a_quote_whose_cancel_failed_is_cancelled_again(tmp_path: Path) ->
     frame = tape(rows)
     # The venue runs on the worker's clock (the kit's run_worker builds the same one).
     clock = SimClock(int(frame["ts"].iloc[0]))
-    venue = FirstCancelFails(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
+    venue = FirstCancelFails(
+        PaperExchangeConfig(initial_balance=Decimal(10_000), queue_model="none"), clock=clock
+    )
     script = Script(lambda s: LONG if 20 <= s < 35 else SHORT if s >= 35 else 0)
     with Journal.open(journal_settings(tmp_path), run_id="m") as journal:
         feed = ReplayFeed(frame, batch_ms=100, max_batch=20)

@@ -129,11 +129,13 @@ async def run_worker(
     on_trades: Any = None,
     durable_orders: bool = False,
     speed: float | None = None,
+    venue: dict[str, Any] | None = None,
 ) -> tuple[Worker, Any]:
     clock = SimClock(int(trades["ts"].iloc[0]))
     n = len(config.strategies)
+    capital = Decimal(str(config.arena.capital * n))
     exchange = exchange or PaperExchange(
-        PaperExchangeConfig(initial_balance=Decimal(str(config.arena.capital * n))), clock=clock
+        PaperExchangeConfig(initial_balance=capital, **(venue or {})), clock=clock
     )
     # The data side's replay feed, as fast as possible (or ``speed``× real time); the worker
     # moves the clock itself.

@@ -1,5 +1,8 @@
 """Limit orders on the paper venue, on hand-made tapes: the through rule, partial fills,
-PostOnly, cancel/replace races, and books that fill as if alone."""
+PostOnly, cancel/replace races, and books that fill as if alone.
+
+These pin the venue's mechanics under the no-queue rule (``queue_model = "none"``: only trades
+through a resting order fill it); queue position is tested in test_exchange_queues.py."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig, book_of
+from cryptoarena.trading.exchange.queues import QueueModel
 from cryptoarena.trading.exchange.venue import Liquidity
 
 D = Decimal
@@ -48,7 +52,10 @@ def make(
 ) -> tuple[PaperExchange, Tape]:
     clock = SimClock(T0)
     cfg = PaperExchangeConfig(
-        latency_ms=latency_ms, initial_balance=D(balance), liquidity=liquidity
+        latency_ms=latency_ms,
+        initial_balance=D(balance),
+        liquidity=liquidity,
+        queue_model=QueueModel.NONE,
     )
     ex = PaperExchange(cfg, clock=clock)
     return ex, Tape(ex, clock)

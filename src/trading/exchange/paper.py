@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 
 from cryptoarena.clock import Clock, LiveClock
+from cryptoarena.data.book_replay import RecordedMarket
 from cryptoarena.data.records import Trade
 from cryptoarena.trading.exchange.account import ZERO
 from cryptoarena.trading.exchange.errors import ExchangeError
@@ -64,12 +65,13 @@ class PaperExchange:
         *,
         clock: Clock | None = None,
         book_of: Callable[[str], str] = book_of,
+        market: RecordedMarket | None = None,
     ):
         self.config = config or PaperExchangeConfig()
         self.name = self.config.name
         self.clock: Clock = clock or LiveClock()
         self.book_of = book_of
-        self.venue = SimVenue(self.config, name=self.name)
+        self.venue = SimVenue(self.config, name=self.name, market=market)
         self._updates: UpdateStream[Order | Fill] = UpdateStream()
         self._closed = False
 

@@ -11,6 +11,17 @@ ZERO = Decimal(0)
 
 
 @dataclass
+class QueueSpot:
+    """Where a resting order stands in its price level's queue (``exchange.queues``)."""
+
+    ahead: Decimal = ZERO  # size still ahead of it at its price
+    # L3 only: the recorded orders ahead of it (id → size still open) and the size that
+    # recorded fills at or through its price gave it once nothing was ahead (not yet filled).
+    ahead_ids: dict[int, Decimal] | None = None
+    credit: Decimal = ZERO
+
+
+@dataclass
 class SimOrder:
     request: OrderRequest  # already rounded to the instrument
     exchange_id: str
@@ -22,11 +33,14 @@ class SimOrder:
     cum_value: Decimal = ZERO
     cum_fee: Decimal = ZERO
     updated_ns: int = 0
-    phase: str = ""  # "" until the first trade after arrival, then "taker" or "maker"
+    # "" until the first trade after arrival, then "taker" or "maker" ("tape": a market order
+    # whose rest, after walking a recorded book, takes from the tape's later trades)
+    phase: str = ""
     book: str = ""  # the account (strategy book) it belongs to; see SimVenue
     # An amendment in flight: (arrival_ns, qty, price). The order keeps working on its old
     # terms until the amendment arrives, as on a real venue.
     pending: tuple[int, Decimal, Decimal | None] | None = None
+    queue: QueueSpot | None = None  # set when it starts resting (maker phase)
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
 

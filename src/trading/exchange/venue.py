@@ -18,9 +18,12 @@ sequence of orders gets the same fills and fees on both. Rules (docs/exchange.md
   last trade was taken from the order's own side (a buy at a price where buyers just lifted
   the ask). A crossing limit takes liquidity like a market order capped at its price, then
   rests; PostOnly that would cross is cancelled (``EC_PostOnlyWillTakeLiquidity``).
-- A resting limit fills at its price (maker fee) only when a later trade prints *through* it
-  (strictly beyond: being at the level says nothing about queue position), by at most that
-  trade's size (partial fills).
+- A resting limit fills at its price (maker fee) only after the queue ahead of it at its price
+  has traded (``exchange.queues``: estimated from the tape by default, from a recorded book
+  when there is one); a trade fills it by at most what is left of its size once it has paid
+  off that queue (partial fills).
+- With a recorded book (L2), a taker order walks the book as it stood when the order arrived,
+  level by level, instead of the tape.
 - IOC/FOK are resolved on the first trade after arrival.
 """
 
@@ -31,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from cryptoarena.data.book_replay import ASK, BID, RecordedMarket
 from cryptoarena.data.records import BUY, SELL, Trade
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
 from cryptoarena.trading.exchange.errors import (
@@ -54,6 +58,7 @@ from cryptoarena.trading.exchange.models import (
     Side,
     TimeInForce,
 )
+from cryptoarena.trading.exchange.queues import Queues
 from cryptoarena.trading.exchange.sim_order import SimOrder
 from cryptoarena.trading.exchange.updates import UpdateStream
 from cryptoarena.trading.exchange.venue_config import Liquidity, VenueConfig
@@ -98,9 +103,17 @@ def to_decimal(value: float) -> Decimal:
 class SimVenue:
     """Orders, matching and accounting; time is always passed in (an injected clock)."""
 
-    def __init__(self, config: VenueConfig, *, name: str = "paper") -> None:
+    def __init__(
+        self, config: VenueConfig, *, name: str = "paper", market: RecordedMarket | None = None
+    ) -> None:
         self.config = config
         self.name = name
+        self.queues = Queues(
+            config.queue_model,
+            lookback_s=config.queue_lookback_s,
+            min_qty=config.queue_min_qty,
+            market=market,
+        )
         self.instruments = {i.symbol: i for i in config.instruments}
         self.accounts: dict[str, LinearAccount] = {}  # by book
         self.marks: dict[str, Decimal] = {}  # one dict, shared by every book's account
@@ -280,16 +293,21 @@ class SimVenue:
         if not self._open:
             # Nothing can fill: only the last price (and side) per symbol matters.
             last: dict[str, Trade] = {}
+            queues = self.queues
             for trade in trades:
                 last[trade.symbol] = trade
+                queues.before(trade, ())
+                queues.observe(trade)
             for trade in last.values():
                 self._mark(trade, to_decimal(trade.price))
             return events
         for trade in trades:
             price = to_decimal(trade.price)
+            self.queues.before(trade, self._open.values())
             if self._open:
                 self._match_trade(trade, price, events)
             self._mark(trade, price)
+            self.queues.observe(trade)
         return events
 
     def _mark(self, trade: Trade, price: Decimal) -> None:
@@ -304,6 +322,7 @@ class SimVenue:
         ref = self.last_price.get(trade.symbol, price)
         ref_side = self.last_side.get(trade.symbol, 0)
         touched = False  # did any order get past the hot path (and maybe close)?
+        at_level = self.queues.at_level_matters
         for order in list(self._open.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
@@ -312,17 +331,16 @@ class SimVenue:
                 self._land_amendment(order)
                 req = order.request
                 events.append(order.snapshot())
-            # Hot path: a resting limit the trade does not go through.
-            if (
-                order.phase == "maker"
-                and req.price is not None
-                and (price >= req.price if req.side is Side.BUY else price <= req.price)
-            ):
-                continue
+            # Hot path: a resting limit the trade does not reach (at its price only the queue
+            # models care; under "none" only a trade through it counts).
+            if order.phase == "maker" and req.price is not None:
+                away = price > req.price if req.side is Side.BUY else price < req.price
+                if away or (price == req.price and not at_level):
+                    continue
             touched = True
             first = not order.phase
             if first:
-                order.phase = self._phase(req, ref, ref_side)
+                order.phase = self._phase(req, ref, ref_side, order.arrival_ns)
                 if req.time_in_force is TimeInForce.POST_ONLY and order.phase == "taker":
                     order.pending = None
                     order.close(
@@ -333,9 +351,12 @@ class SimVenue:
                     )
                     events.append(order.snapshot())
                     continue
+                if order.phase == "maker":
+                    self.queues.join(order, order.arrival_ns)
             key = "" if shared else order.book
             available = left.get(key, size)
-            qty, fill_price, maker = self._match(order, trade, price, available)
+            fills, maker, walked = self._match(order, trade, price, size, available)
+            qty = sum((q for q, _ in fills), ZERO)
             if req.reduce_only:
                 reducible = self._reducible(req, order.book)
                 if reducible == 0:
@@ -344,15 +365,18 @@ class SimVenue:
                     events.append(order.snapshot())
                     continue
                 qty = min(qty, reducible)
+                fills = _trim(fills, qty)
             immediate = req.order_type is OrderType.LIMIT and req.time_in_force in (
                 TimeInForce.IOC,
                 TimeInForce.FOK,
             )
             if immediate and req.time_in_force is TimeInForce.FOK and qty < order.remaining:
-                qty = ZERO
+                qty, fills = ZERO, []
             if qty > 0:
-                left[key] = available - qty
-                events.append(self._execute(order, trade, qty, fill_price, maker))
+                if not walked:  # a walk of the recorded book leaves the trade's size alone
+                    left[key] = available - qty
+                for k, (q, fill_price) in enumerate(fills):
+                    events.append(self._execute(order, trade, q, fill_price, maker, k))
             if immediate and first and order.status.is_open:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
                 events.append(order.snapshot())
@@ -368,50 +392,97 @@ class SimVenue:
         order.request = replace(order.request, qty=qty, price=price)
         order.arrival_ns = arrival
         order.phase = ""  # re-arrives: crossing (and PostOnly) is judged again
+        order.queue = None  # ...and joins the back of its (new) level's queue
         order.updated_ns = max(order.updated_ns, arrival)
 
-    @staticmethod
-    def _phase(req: OrderRequest, ref: Decimal, ref_side: int) -> str:
+    def _phase(self, req: OrderRequest, ref: Decimal, ref_side: int, arrival_ns: int) -> str:
         if req.order_type is OrderType.MARKET:
             return "taker"
         assert req.price is not None
         buy = req.side is Side.BUY
+        book = self.queues.book
+        best = book.levels(ASK if buy else BID, arrival_ns)[:1] if book is not None else []
+        if best:  # a recorded book: crossing is reaching the other side's best price
+            other = to_decimal(best[0][0])
+            return "taker" if (req.price >= other if buy else req.price <= other) else "maker"
         beyond = req.price > ref if buy else req.price < ref
         # At the last price: the touch on our side if the last taker came from the other
         # side (a sell hit the bid there); otherwise (same side or unknown) it would take.
         at = req.price == ref and ref_side != (SELL if buy else BUY)
         return "taker" if beyond or at else "maker"
 
-    @staticmethod
     def _match(
-        order: SimOrder, trade: Trade, price: Decimal, available: Decimal
-    ) -> tuple[Decimal, Decimal, bool]:
-        """(qty, price, is_maker) this trade gives the order; qty 0 when it gives nothing."""
+        self, order: SimOrder, trade: Trade, price: Decimal, size: Decimal, available: Decimal
+    ) -> tuple[list[tuple[Decimal, Decimal]], bool, bool]:
+        """The (qty, price) fills this trade gives the order (none: nothing), is_maker, and
+        whether they come from the recorded book rather than from the trade."""
         req = order.request
         buy = req.side is Side.BUY
         limit = req.price
         room = min(order.remaining, available)
         if room <= 0:
-            return ZERO, price, False
-        if order.phase == "taker":
+            return [], False, False
+        if order.phase == "taker" and self.queues.book is not None:
+            # Once, at arrival: the book as it stood then. A limit's rest then rests at its
+            # price; a market order's rest takes from the tape's later trades ("tape").
+            walked = self._walk_book(order)
+            order.phase = "tape" if limit is None else "maker"
+            if limit is not None:
+                self.queues.join(order, trade.ts)
+            if walked:
+                return walked, False, True
+        if order.phase in ("taker", "tape"):
             if limit is not None and (price > limit if buy else price < limit):
                 order.phase = "maker"  # the market moved away: the rest now rests at its price
+                self.queues.join(order, trade.ts)
             else:
                 same_side = trade.side in (BUY if buy else SELL, 0)
-                return (room if same_side else ZERO), price, False
+                return ([(room, price)] if same_side else []), False, False
         assert limit is not None
-        through = price < limit if buy else price > limit
-        return (room if through else ZERO), limit, True
+        qty = self.queues.fill(order, trade, price, size, room)
+        return ([(qty, limit)] if qty > 0 else []), True, False
+
+    def _walk_book(self, order: SimOrder) -> list[tuple[Decimal, Decimal]]:
+        """A taker against the recorded book as it stood when the order arrived: the other
+        side's levels, best first, within its limit, until filled (what the book shows)."""
+        book = self.queues.book
+        assert book is not None
+        req = order.request
+        buy = req.side is Side.BUY
+        need = order.remaining
+        fills: list[tuple[Decimal, Decimal]] = []
+        for px, sz in book.levels(ASK if buy else BID, order.arrival_ns):
+            level = to_decimal(px)
+            if need <= 0 or (
+                req.price is not None and (level > req.price if buy else level < req.price)
+            ):
+                break
+            qty = min(need, to_decimal(sz))
+            fills.append((qty, level))
+            need -= qty
+        return fills
 
     def _reducible(self, req: OrderRequest, book: str) -> Decimal:
         return reducible(self.book(book), req)
 
     def _execute(
-        self, order: SimOrder, trade: Trade, qty: Decimal, price: Decimal, maker: bool
+        self, order: SimOrder, trade: Trade, qty: Decimal, price: Decimal, maker: bool, k: int = 0
     ) -> Execution:
-        exec_id = str(uuid.uuid5(_IDS, f"{order.exchange_id}/{trade.trade_id}"))
+        key = f"{order.exchange_id}/{trade.trade_id}" + (f"/{k}" if k else "")
+        exec_id = str(uuid.uuid5(_IDS, key))
         rate = self.config.maker_fee if maker else self.config.taker_fee
         return execute(self.book(order.book), order, qty, price, rate, maker, trade.ts, exec_id)
+
+
+def _trim(fills: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """The first ``qty`` of a list of (qty, price) fills."""
+    out: list[tuple[Decimal, Decimal]] = []
+    for q, p in fills:
+        if qty <= 0:
+            break
+        out.append((min(q, qty), p))
+        qty -= min(q, qty)
+    return out
 
 
 def reducible(account: LinearAccount, req: OrderRequest) -> Decimal:

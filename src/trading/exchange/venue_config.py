@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from cryptoarena.trading.exchange.instruments import DEFAULT_INSTRUMENTS
 from cryptoarena.trading.exchange.models import Instrument
+from cryptoarena.trading.exchange.queues import QueueModel
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -36,3 +37,8 @@ class VenueConfig(BaseModel):
     leverage: Decimal = Field(default=Decimal("10"), gt=0, le=100)
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     liquidity: Liquidity = Liquidity.ISOLATED
+    # Queue position of resting orders (exchange/queues.py, docs/exchange.md): the conservative
+    # tape estimate by default; l2/l3 need a recorded book; "none" is the old no-queue rule.
+    queue_model: QueueModel = QueueModel.TAPE
+    queue_lookback_s: float = Field(default=10.0, gt=0, le=3600)
+    queue_min_qty: Decimal = Field(default=Decimal(0), ge=0)

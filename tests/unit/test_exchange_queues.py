@@ -1,0 +1,242 @@
+"""Queue position of resting orders on the paper venue (exchange/queues.py): the tape estimate
+(the default), the displayed size of a recorded book (L2), exact FIFO from recorded order events
+(L3), and taker orders walking a recorded book. Hand-made tapes and books."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+from cryptoarena.clock import SimClock
+from cryptoarena.data.book_replay import (
+    ASK,
+    BID,
+    CHANGED,
+    CREATED,
+    DELETED,
+    BookTape,
+    OrderEvents,
+    RecordedMarket,
+)
+from cryptoarena.data.records import BUY, SELL, Trade
+from cryptoarena.trading.exchange.models import (
+    Fill,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.exchange.queues import QueueModel
+
+D = Decimal
+T0 = 1_700_000_000 * 10**9
+MS = 1_000_000
+
+
+class Tape:
+    def __init__(self, ex: PaperExchange, clock: SimClock) -> None:
+        self.ex, self.clock, self.n, self.ts = ex, clock, 0, T0
+
+    def trade(self, price: str, size: str = "1", side: int = SELL, gap_ms: int = 1) -> list[Fill]:
+        self.n += 1
+        self.ts += gap_ms * MS
+        self.clock.advance_to(self.ts)
+        t = Trade(self.ts, float(price), float(size), side, f"t{self.n}", "BTCUSDT")
+        return self.ex.on_trades([t])
+
+
+def make(market: RecordedMarket | None = None, **cfg: object) -> tuple[PaperExchange, Tape]:
+    clock = SimClock(T0)
+    config = PaperExchangeConfig(latency_ms=0.0, initial_balance=D("1000000"), **cfg)  # type: ignore[arg-type]
+    ex = PaperExchange(config, clock=clock, market=market)
+    return ex, Tape(ex, clock)
+
+
+def quote(cid: str, side: Side, qty: str, price: str) -> OrderRequest:
+    return OrderRequest(
+        cid, "BTCUSDT", side, D(qty), OrderType.LIMIT, D(price), TimeInForce.POST_ONLY
+    )
+
+
+def qty(fills: list[Fill]) -> Decimal:
+    return sum((f.qty for f in fills), D(0))
+
+
+async def test_25_btc_at_the_level_then_0_001_through_fills_nothing_by_default() -> None:
+    """Issue #20: under the old rule (no queue) the 0.001 through filled 0.001."""
+    ex, tape = make()
+    assert ex.config.queue_model is QueueModel.TAPE  # the default
+    tape.trade("100.5", side=BUY)
+    tape.trade("100.0", "25")  # sellers hit 25 BTC at the bid: a deep level
+    await ex.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert tape.trade("99.9", "0.001") == []
+
+    old, old_tape = make(queue_model=QueueModel.NONE)
+    old_tape.trade("100.5", side=BUY)
+    old_tape.trade("100.0", "25")
+    await old.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert qty(old_tape.trade("99.9", "0.001")) == D("0.001")
+
+
+async def test_trades_at_the_price_pay_off_the_queue_then_fill() -> None:
+    ex, tape = make()
+    tape.trade("100.0", "2")
+    tape.trade("100.0", "1")  # 3 BTC ahead of a bid joining at 100.0
+    await ex.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert tape.trade("100.0", "2.8") == []  # 0.2 still ahead
+    assert tape.trade("100.0", "0.5", side=BUY) == []  # a buyer lifting asks: says nothing
+    fills = tape.trade("100.0", "0.4")  # pays the last 0.2, fills 0.2 at the limit, as maker
+    assert [(f.qty, f.price, f.is_maker) for f in fills] == [(D("0.2"), D("100.0"), True)]
+    assert qty(tape.trade("99.5", "1")) == D("0.3")  # through, nothing ahead: the rest
+
+
+async def test_a_trade_through_pays_the_queue_with_its_size_first() -> None:
+    ex, tape = make()
+    tape.trade("100.0", "1.5", side=BUY)  # buyers lifted 1.5 BTC of asks at 100.0
+    tape.trade("99.9", "1")
+    await ex.place_order(quote("q", Side.SELL, "2", "100.0"))  # an ask: 1.5 ahead
+    assert tape.trade("100.0", "3") == []  # a seller at 100.0 says nothing about asks
+    assert tape.trade("100.5", "1", side=BUY) == []  # through: pays 1.0 of the queue
+    fills = tape.trade("100.5", "1", side=BUY)  # pays the last 0.5, fills 0.5 at the limit
+    assert [(f.qty, f.price, f.is_maker) for f in fills] == [(D("0.5"), D("100.0"), True)]
+
+
+async def test_a_level_that_did_not_trade_is_taken_as_deep_as_its_neighbours() -> None:
+    ex, tape = make()
+    tape.trade("100.0", "4")
+    tape.trade("99.9", "1.5")
+    await ex.place_order(quote("q", Side.BUY, "1", "99.8"))  # nothing printed at 99.8: 4 ahead
+    assert tape.trade("99.7", "3.9") == []
+    assert qty(tape.trade("99.7", "0.3")) == D("0.2")
+
+
+async def test_the_estimate_is_only_the_lookback_window_and_at_least_the_floor() -> None:
+    ex, tape = make(queue_lookback_s=1.0, queue_min_qty=D("0.5"))
+    tape.trade("100.0", "25")
+    tape.trade("100.2", "1", side=BUY, gap_ms=2_000)  # the 25 BTC left the 1 s window
+    await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
+    assert tape.trade("100.0", "0.4") == []  # the floor: 0.5 ahead
+    assert qty(tape.trade("100.0", "0.4")) == D("0.3")
+
+
+async def test_each_book_waits_in_the_queue_as_if_alone() -> None:
+    ex, tape = make()
+    tape.trade("100.0", "1")
+    await ex.place_order(quote("x-0-1-1", Side.BUY, "1", "100.0"))
+    await ex.place_order(quote("x-1-1-1", Side.BUY, "1", "100.0"))
+    fills = tape.trade("100.0", "1.5")
+    assert sorted((f.client_id, f.qty) for f in fills) == [
+        ("x-0-1-1", D("0.5")),
+        ("x-1-1-1", D("0.5")),
+    ]
+
+
+# -- a recorded book (L2) --------------------------------------------------------------------
+def book(rows: list[tuple[int, list[tuple[float, float]], list[tuple[float, float]]]]) -> BookTape:
+    n, levels = len(rows), 3
+
+    def arr(k: int, side: int) -> np.ndarray:
+        out = np.full((n, levels), np.nan)
+        for r, row in enumerate(rows):
+            lv = row[side]
+            for i, level in enumerate(lv):  # type: ignore[arg-type]
+                out[r, i] = level[k]
+        return out
+
+    ts = np.array([r[0] for r in rows], np.int64)
+    return BookTape(ts, arr(0, 1), arr(1, 1), arr(0, 2), arr(1, 2))
+
+
+async def test_l2_the_displayed_size_is_ahead_and_caps_it_later() -> None:
+    tape_book = book(
+        [
+            (T0, [(100.0, 3.0), (99.9, 5.0)], [(100.1, 2.0), (100.2, 4.0)]),
+            (T0 + 10 * MS, [(100.0, 1.0), (99.9, 5.0)], [(100.1, 2.0), (100.2, 4.0)]),
+        ]
+    )
+    ex, tape = make(RecordedMarket("hand", tape_book), queue_model=QueueModel.L2)
+    tape.trade("100.0", "50")  # the tape would say 50 ahead; the book shows 3
+    await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
+    assert tape.trade("100.0", "2.5") == []  # 0.5 ahead
+    tape.ts = T0 + 10 * MS  # the level now shows 1.0 (others cancelled): min(0.5, 1.0) ahead
+    assert qty(tape.trade("100.0", "0.7")) == D("0.2")
+    # Improving on the best bid (99.9 shown): nobody ahead, whatever the tape printed.
+    better = book([(T0, [(99.9, 5.0)], [(100.2, 4.0)])])
+    ex, tape = make(RecordedMarket("hand", better), queue_model=QueueModel.L2)
+    tape.trade("100.0", "50")
+    await ex.place_order(quote("q2", Side.BUY, "1", "100.0"))
+    assert qty(tape.trade("100.0", "0.3")) == D("0.3")
+
+
+async def test_l2_a_taker_walks_the_book_as_it_stood_at_arrival() -> None:
+    tape_book = book([(T0, [(100.0, 3.0)], [(100.1, 1.0), (100.2, 0.5), (100.5, 9.0)])])
+    ex, tape = make(RecordedMarket("hand", tape_book), queue_model=QueueModel.L2)
+    tape.trade("100.0", "1")
+    buy = OrderRequest("m", "BTCUSDT", Side.BUY, D("2"), OrderType.MARKET)
+    await ex.place_order(buy)
+    fills = tape.trade("100.0", "0.01")  # any event after arrival: the book is walked
+    assert [(f.qty, f.price, f.is_maker) for f in fills] == [
+        (D("1.0"), D("100.1"), False),
+        (D("0.5"), D("100.2"), False),
+        (D("0.5"), D("100.5"), False),
+    ]
+    assert len({f.exec_id for f in fills}) == 3
+    # A limit buy walks only up to its price, then rests there (crossing read from the book).
+    await ex.place_order(
+        OrderRequest("l", "BTCUSDT", Side.BUY, D("2"), OrderType.LIMIT, D("100.2"))
+    )
+    fills = tape.trade("100.0", "0.01")
+    assert [(f.qty, f.price) for f in fills] == [(D("1.0"), D("100.1")), (D("0.5"), D("100.2"))]
+
+
+# -- recorded order events (L3) ---------------------------------------------------------------
+def events(
+    rows: list[tuple[int, int, int, int, float, float]], trades: dict[str, int]
+) -> OrderEvents:
+    """rows: (pos, kind, id, side, price, amount), one ms apart from T0."""
+    cols = list(zip(*rows, strict=True))
+    return OrderEvents(
+        ts=np.array([T0 + p * MS for p in cols[0]], np.int64),
+        pos=np.array(cols[0], np.int64),
+        kind=np.array(cols[1], np.int8),
+        oid=np.array(cols[2], np.int64),
+        side=np.array(cols[3], np.int8),
+        price=np.array(cols[4], np.float64),
+        amount=np.array(cols[5], np.float64),
+        trade_pos=trades,
+    )
+
+
+async def test_l3_fifo_moves_up_on_cancels_and_fills_ahead_then_takes_fills_behind() -> None:
+    ev = events(
+        [
+            (1, CREATED, 1, BID, 100.0, 2.0),  # A: ahead of us
+            (2, CREATED, 2, BID, 100.0, 1.0),  # B: ahead of us
+            (3, CREATED, 9, ASK, 100.5, 1.0),
+            # our quote joins here (t3): 3.0 ahead
+            (5, DELETED, 2, BID, 100.0, 1.0),  # B cancels: 2.0 ahead
+            (6, CREATED, 3, BID, 100.0, 4.0),  # C: behind us
+            (7, CREATED, 4, ASK, 100.0, 1.6),  # a taker sell...
+            (8, DELETED, 4, ASK, 100.0, 0.0),  # ...filled as taker (not a maker fill)
+            (9, CHANGED, 1, BID, 100.0, 0.4),  # ...against A: 0.4 ahead
+            # trade t10 (1.6 at 100.0)
+            (11, CREATED, 5, ASK, 100.0, 1.0),
+            (12, DELETED, 5, ASK, 100.0, 0.0),
+            (13, DELETED, 1, BID, 100.0, 0.0),  # A filled 0.4: nobody ahead
+            (14, CHANGED, 3, BID, 100.0, 3.4),  # C (behind us) filled 0.6: that was ours
+            # trade t15 (1.0 at 100.0)
+        ],
+        {"t10": 10, "t15": 15},
+    )
+    ex, tape = make(RecordedMarket("hand", l3=ev), queue_model=QueueModel.L3)
+    tape.trade("100.5", side=BUY, gap_ms=2)  # t1, not in the recording: events 1-2 before it
+    tape.ts = T0 + 3 * MS
+    await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
+    order = ex.venue.orders["q"]
+    tape.n, tape.ts = 9, T0 + 9 * MS
+    assert tape.trade("100.0", "1.6") == []  # t10
+    assert order.queue is not None and order.queue.ahead == D("0.4")
+    tape.n, tape.ts = 14, T0 + 14 * MS
+    fills = tape.trade("100.0", "1.0")  # t15
+    assert [(f.qty, f.price, f.is_maker) for f in fills] == [(D("0.6"), D("100.0"), True)]
