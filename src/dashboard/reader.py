@@ -496,8 +496,11 @@ def risk_event(d: dict[str, Any]) -> s.RiskEvent:
 
 
 def accuracy(preds: Sequence[s.Prediction]) -> s.Accuracy:
-    """Resolved forecasts only: error of the model vs persistence (no change), in bps of the
-    base price, and the direction hit rate with a Wilson 95 % interval."""
+    """Resolved forecasts only: error of the model vs persistence (no change) in bp of the log
+    return, both skills from the one definition (``model.skill.forecast_skill``, as in ``arena
+    evaluate`` and the trading report), and the direction hit rate with a Wilson 95 % interval."""
+    from cryptoarena.model.skill import forecast_skill, price_errors_bp
+
     done = [p for p in preds if p.realised_price is not None and p.predicted_price is not None]
     if not done:
         return s.Accuracy(resolved=0, mae_bps=None, persistence_mae_bps=None, skill=None,
@@ -505,18 +508,17 @@ def accuracy(preds: Sequence[s.Prediction]) -> s.Accuracy:
     base = np.array([p.base_price for p in done])
     real = np.array([p.realised_price for p in done], dtype=np.float64)
     pred = np.array([p.predicted_price for p in done], dtype=np.float64)
-    err = (pred - real) / base * 1e4
-    pers = (base - real) / base * 1e4
-    mse_p = float(np.mean(pers**2))
+    sk = forecast_skill(*price_errors_bp(base, pred, real))
     moved = real != base
     hits = int(np.sum(np.sign(pred[moved] - base[moved]) == np.sign(real[moved] - base[moved])))
     n = int(moved.sum())
     lo, hi = wilson(hits, n)
     return s.Accuracy(
         resolved=len(done),
-        mae_bps=float(np.mean(np.abs(err))),
-        persistence_mae_bps=float(np.mean(np.abs(pers))),
-        skill=1.0 - float(np.mean(err**2)) / mse_p if mse_p > 0 else None,
+        mae_bps=sk.mae,
+        persistence_mae_bps=sk.mae_base,
+        skill=sk.mse_skill,
+        mae_skill=sk.mae_skill,
         hit_rate=hits / n if n else None,
         hit_ci_low=_finite(lo),
         hit_ci_high=_finite(hi),

@@ -167,7 +167,8 @@ class Accuracy(BaseModel):
     resolved: int
     mae_bps: float | None
     persistence_mae_bps: float | None
-    skill: float | None  # 1 − MSE/MSE(persistence)
+    skill: float | None  # 1 − MSE/MSE(persistence) (cryptoarena.model.skill)
+    mae_skill: float | None = None  # 1 − MAE/MAE(persistence), same forecasts
     hit_rate: float | None  # direction right, on moves ≠ 0
     hit_ci_low: float | None
     hit_ci_high: float | None

@@ -31,7 +31,8 @@ from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
 from cryptoarena.model.evaluation import PERSISTENCE, dm_test
 from cryptoarena.model.features import BP, FeatureSpec, Scaler, compute_features, compute_targets
 from cryptoarena.model.forecaster import Forecaster, Predictor
-from cryptoarena.model.windows import gather, split_gap, valid_anchors
+from cryptoarena.model.skill import forecast_skill
+from cryptoarena.model.windows import gather, split_gap, utc_day, valid_anchors
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class CVConfig:
     block_s: int = 300  # bootstrap block length in bars (volatility clusters for minutes)
     n_boot: int = 2000
     seed: int = 7
+    by_day: bool = False  # one fold per UTC day (several collected days) instead of K folds
 
     def __post_init__(self) -> None:
         if self.folds < 2 or self.scheme not in ("walk_forward", "blocked"):
@@ -77,12 +79,22 @@ def contiguous_anchors(
     return anchors[breaks[anchors + horizon] == breaks[first_read]]
 
 
-def make_folds(anchors: np.ndarray, *, k: int, gap: int, scheme: Scheme) -> list[Fold]:
-    """K contiguous folds of ``anchors`` with purge + embargo ``gap`` around each test block."""
-    if len(anchors) < k * (gap + 30):
+def make_folds(
+    anchors: np.ndarray, *, k: int, gap: int, scheme: Scheme, ts: np.ndarray | None = None
+) -> list[Fold]:
+    """K contiguous folds of ``anchors`` with purge + embargo ``gap`` around each test block;
+    with ``ts`` (bar times) one fold per UTC day instead."""
+    if ts is not None:
+        days = utc_day(ts[anchors])
+        blocks = [anchors[days == d] for d in np.unique(days)]
+        if len(blocks) < 2:
+            raise ValueError("folds by day need windows on at least two UTC days")
+    elif len(anchors) < k * (gap + 30):
         raise ValueError(f"{len(anchors)} usable windows are too few for {k} folds (gap {gap})")
+    else:
+        blocks = np.array_split(anchors, k)
     folds = []
-    for i, test in enumerate(np.array_split(anchors, k)):
+    for i, test in enumerate(blocks):
         past = anchors[anchors <= test[0] - gap]
         train = (
             past
@@ -158,13 +170,16 @@ def skill_interval(
 
 
 def _metrics(err: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    mse_base = float(np.mean(actual**2))
-    mse = float(np.mean(err**2))
+    """Errors and both skills (one definition: :func:`forecast_skill`); persistence's error is
+    −actual."""
+    sk = forecast_skill(err * BP, -actual * BP)
+    nan = float("nan")
     return {
         "n": len(err),
-        "mae_bp": float(np.mean(np.abs(err)) * BP),
-        "rmse_bp": math.sqrt(mse) * BP,
-        "skill": 1.0 - mse / mse_base if mse_base > 0 else float("nan"),
+        "mae_bp": sk.mae,
+        "rmse_bp": sk.rmse,
+        "skill": nan if sk.mse_skill is None else sk.mse_skill,
+        "mae_skill": nan if sk.mae_skill is None else sk.mae_skill,
     }
 
 
@@ -172,6 +187,26 @@ def _tests(err: np.ndarray, err_base: np.ndarray, horizon: int) -> dict[str, flo
     hln_stat, hln_p = dm_test(err, err_base, horizon, "hln")
     hac_stat, hac_p = dm_test(err, err_base, horizon, "hac")
     return {"dm_stat": hln_stat, "dm_p": hln_p, "dm_hac_stat": hac_stat, "dm_hac_p": hac_p}
+
+
+def window_frame(
+    model: str, fold: int, anchors: np.ndarray, ts: np.ndarray, actual: np.ndarray,
+    pred: np.ndarray,
+) -> pd.DataFrame:  # fmt: skip
+    """Per-window forecasts and errors at the headline horizon (bp), one row per window: what an
+    evaluation saves so its DM tests can be audited (``err_bp`` vs ``persistence_err_bp``)."""
+    return pd.DataFrame(
+        {
+            "model": model,
+            "fold": fold,
+            "anchor": np.asarray(anchors, np.int64),
+            "ts": ts[anchors],
+            "actual_bp": actual * BP,
+            "pred_bp": pred * BP,
+            "err_bp": (pred - actual) * BP,
+            "persistence_err_bp": -actual * BP,
+        }
+    )
 
 
 def usable_mask(ts: np.ndarray, anchors: np.ndarray, exclude: Sequence[tuple[int, int]],
@@ -193,11 +228,13 @@ def cross_validate(
     fixed: Mapping[str, Forecaster] | None = None,
     exclude: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     cfg: CVConfig | None = None,
+    windows: list[pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Per-fold and pooled results (the report's ``cv`` section); see the module docstring.
 
     ``exclude[name]``: time ranges (ns) a fixed model was trained or tuned on; its anchors there
-    (widened by the gap) are not scored.
+    (widened by the gap) are not scored. ``windows``: when given, every scored window's forecast
+    and error is appended to it (:func:`window_frame`).
     """
     cfg = cfg or CVConfig()
     fitters = dict(fitters if fitters is not None else default_fitters(spec))
@@ -215,7 +252,9 @@ def cross_validate(
     # Only windows whose every feature row is finite (book data may start late or pause).
     bad = np.concatenate([[0], np.cumsum(~np.isfinite(feats).all(axis=1))])
     anchors = anchors[bad[anchors + 1] == bad[anchors + 1 - win]]
-    folds = make_folds(anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme)
+    folds = make_folds(
+        anchors, k=cfg.folds, gap=gap, scheme=cfg.scheme, ts=ts if cfg.by_day else None
+    )
     fixed_feats = {
         name: feats if f.spec == spec else compute_features(bars, f.spec).astype(np.float32)
         for name, f in fixed.items()
@@ -239,6 +278,8 @@ def cross_validate(
         for name, fitter in fitters.items():
             pred = np.asarray(fitter(feats, targets, fold.train)(x), np.float64)
             err = pred.reshape(len(x), -1, horizon)[:, 0, -1] - actual
+            if windows is not None:
+                windows.append(window_frame(name, fold.index, fold.test, ts, actual, err + actual))
             errors[name].append(err)
             scored[name].append(fold.test)
             row["models"][name] = _metrics(err, actual)
@@ -250,6 +291,10 @@ def cross_validate(
             xf = gather(fixed_feats[name], a, model.info.window)
             paths = model.predict_feature_paths(xf)
             err = paths[:, 0, -1] - targets[a, -1]
+            if windows is not None:
+                windows.append(
+                    window_frame(name, fold.index, a, ts, targets[a, -1], paths[:, 0, -1])
+                )
             if model.info.quantiles:  # share of outcomes at or below each quantile forecast
                 below[name].append(targets[a, -1][:, None] <= paths[:, 1:, -1])
             errors[name].append(err)
@@ -295,7 +340,8 @@ def cross_validate(
             pairwise.append({"a": a_name, "b": b_name, "n": len(common), **tests})
     return {
         "scheme": cfg.scheme,
-        "k": cfg.folds,
+        "k": len(folds) + (cfg.scheme == "walk_forward"),
+        "by_day": cfg.by_day,
         "gap": gap,
         "horizon": horizon,
         "alpha": cfg.alpha,

@@ -7,6 +7,16 @@ standardised first (features with the champion's saved training scaler, errors w
 reference's own spread), so a distance is in units of the training standard deviation whatever
 the feature's scale: return features have std 1e-5–1e-4, and a distance on raw values (or one
 normed by a floored std, as Evidently's is) under-reports their drift by orders of magnitude.
+
+Calibrated on an in-span null (:func:`calibrate`): at training time, sliding windows of
+``window_s`` seconds inside the training span itself are compared with the training reference;
+their distances are what normal intraday variation looks like. A feature's p-value is the share
+of in-span windows at least as far from the reference; the data set drifts when the largest
+feature distance relative to its in-span median exceeds the (1 − alpha) quantile of the same
+statistic over the in-span windows, so in-span windows raise a false alarm at most ``alpha`` of
+the time (5 % by default). The retrain rule is a skill-degradation test: the champion's recent
+MSE skill against persistence with a 95 % block-bootstrap interval, degraded when the whole
+interval lies below min(0, its held-out skill).
 The verdict says whether a retrain should be triggered, and why.
 """
 
@@ -24,27 +34,71 @@ import numpy as np
 import pandas as pd
 from cryptoarena.model.features import BP, FeatureSpec, Scaler, compute_features, compute_targets
 from cryptoarena.model.forecaster import Forecaster
+from cryptoarena.model.skill import forecast_skill
+from pydantic import BaseModel
 from scipy import stats
 
 logger = logging.getLogger(__name__)
 
 DISTANCE_METHODS = ("wasserstein", "psi")
 ERROR_COLUMNS = ("error_bp", "abs_error_bp")
+CALIBRATION_FILE = "drift_calibration.json"
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     method: str = "wasserstein"
-    threshold: float = 0.1  # a column drifts when its distance is at least this
-    drift_share: float = 0.5  # the data set drifts when at least this share of columns drift
+    # Used only for a model without a calibration (registered before it existed): a column
+    # drifts at this distance, the data set at this share of columns (false-alarm rate unknown).
+    threshold: float = 0.1
+    drift_share: float = 0.5
     max_rows: int = 5000  # rows per side compared (evenly thinned)
-    error_ratio_limit: float = 1.5  # retrain when recent MAE > limit × reference MAE
+    alpha: float = 0.05  # false-alarm rate on in-span windows (calibrated) and test level
+    window_s: int = 1800  # length of the windows the calibration compares (a check's window)
+    stride_s: int = 300  # step between calibration windows
+    block_s: int = 300  # bootstrap block of the skill interval (volatility clusters)
 
     def __post_init__(self) -> None:
         if self.method not in DISTANCE_METHODS:
             raise ValueError(f"drift method must be one of {DISTANCE_METHODS}, got {self.method!r}")
         if not 0 < self.drift_share <= 1 or self.threshold <= 0 or self.max_rows < 10:
             raise ValueError("drift_share in (0, 1], threshold > 0 and max_rows >= 10 required")
+        if not 0 < self.alpha < 0.5 or self.window_s < 60 or self.stride_s < 1:
+            raise ValueError("drift needs 0 < alpha < 0.5, window_s >= 60 and stride_s >= 1")
+
+
+class DriftCalibration(BaseModel):
+    """The in-span null of one model's drift check (saved with the model as
+    ``extra_files/drift_calibration.json``)."""
+
+    method: str
+    window_s: int
+    stride_s: int
+    alpha: float
+    null: dict[str, list[float]]  # per feature: in-span window distances, sorted
+    scale: dict[str, float]  # per feature: the median in-span distance
+    threshold: float  # (1 − alpha) quantile of max_j distance_j / scale_j in-span
+
+    @property
+    def n_windows(self) -> int:
+        return len(next(iter(self.null.values()), []))
+
+    def p_value(self, feature: str, distance: float) -> float:
+        """Share of in-span windows at least as far from the reference (with the +1 of an
+        empirical p-value, so never 0)."""
+        null = np.asarray(self.null[feature])
+        if not math.isfinite(distance):
+            return float("nan")
+        return float((1 + np.sum(null >= distance)) / (1 + len(null)))
+
+    def statistic(self, scores: Mapping[str, float]) -> float:
+        """The data set's statistic: the largest distance relative to its in-span median."""
+        ratios = [
+            scores[c] / self.scale[c]
+            for c in self.scale
+            if c in scores and math.isfinite(scores[c]) and self.scale[c] > 0
+        ]
+        return max(ratios, default=float("nan"))
 
 
 @dataclass
@@ -53,6 +107,24 @@ class ColumnDrift:
     drifted: list[str]
     share: float
     detected: bool
+    p_values: dict[str, float] = field(default_factory=dict)  # calibrated checks only
+    statistic: float | None = None  # max distance / in-span median (calibrated)
+    threshold: float | None = None  # its (1 − alpha) in-span quantile
+    calibrated: bool = False
+
+
+@dataclass
+class SkillCheck:
+    """The retrain rule: recent MSE skill vs persistence with a 95 % block-bootstrap interval,
+    degraded when the interval lies entirely below ``bar`` = min(0, the held-out skill)."""
+
+    n: int
+    skill: float
+    ci95: tuple[float, float]
+    mae_skill: float
+    reference_skill: float | None
+    bar: float
+    degraded: bool
 
 
 @dataclass
@@ -63,6 +135,8 @@ class DriftResult:
     mae_bp_reference: float | None
     should_retrain: bool
     reasons: list[str]
+    skill: SkillCheck | None = None
+    notes: list[str] = field(default_factory=list)  # what limits the verdict (not reasons)
     reports: dict[str, Path] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
@@ -74,6 +148,18 @@ class DriftResult:
             "drift.should_retrain": float(self.should_retrain),
         }
         out |= {f"drift.feature.{k}": v for k, v in self.features.scores.items()}
+        out |= {f"drift.feature_p.{k}": v for k, v in self.features.p_values.items()}
+        if self.features.statistic is not None and self.features.threshold is not None:
+            out["drift.features.statistic"] = self.features.statistic
+            out["drift.features.threshold"] = self.features.threshold
+        if self.skill is not None:
+            out |= {
+                "drift.skill.recent": self.skill.skill,
+                "drift.skill.ci95_low": self.skill.ci95[0],
+                "drift.skill.ci95_high": self.skill.ci95[1],
+                "drift.skill.mae_recent": self.skill.mae_skill,
+                "drift.skill.bar": self.skill.bar,
+            }
         if self.mae_bp_reference is not None:
             out["drift.errors.mae_bp_reference"] = self.mae_bp_reference
         if self.errors is not None:
@@ -89,6 +175,8 @@ class DriftResult:
             "errors": vars(self.errors) if self.errors else None,
             "mae_bp_current": self.mae_bp_current,
             "mae_bp_reference": self.mae_bp_reference,
+            "skill": vars(self.skill) if self.skill else None,
+            "notes": self.notes,
             "reports": {k: str(v) for k, v in self.reports.items()},
         }
 
@@ -118,19 +206,25 @@ def forecast_errors(
     actual = compute_targets(bars, h)[anchors, -1]
     pred = forecaster.predict_bars(bars, anchors)[:, -1]
     err = (pred - actual) * BP
-    return pd.DataFrame({"error_bp": err, "abs_error_bp": np.abs(err)})
+    return pd.DataFrame(
+        {"error_bp": err, "abs_error_bp": np.abs(err), "persistence_error_bp": -actual * BP}
+    )
 
 
 def journal_errors(predictions: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Errors of journaled predictions whose realised price is known (trading's documents:
-    ``predicted_price`` and ``realised_price``)."""
-    rows = [
-        math.log(float(p["predicted_price"]) / float(p["realised_price"])) * BP
-        for p in predictions
-        if p.get("predicted_price") and p.get("realised_price")
-    ]
-    err = np.asarray(rows, dtype=np.float64)
-    return pd.DataFrame({"error_bp": err, "abs_error_bp": np.abs(err)})
+    ``base_price``, ``predicted_price`` and ``realised_price``), with persistence's error on
+    the same forecasts (NaN where the base price is missing)."""
+    from cryptoarena.model.skill import price_errors_bp
+
+    docs = [p for p in predictions if p.get("predicted_price") and p.get("realised_price")]
+    base = np.asarray([float(p.get("base_price") or np.nan) for p in docs], np.float64)
+    pred = np.asarray([float(p["predicted_price"]) for p in docs], np.float64)
+    real = np.asarray([float(p["realised_price"]) for p in docs], np.float64)
+    err, pers = price_errors_bp(base, pred, real)
+    return pd.DataFrame(
+        {"error_bp": err, "abs_error_bp": np.abs(err), "persistence_error_bp": pers}
+    )
 
 
 def _distance(ref: np.ndarray, cur: np.ndarray, method: str) -> float:
@@ -155,12 +249,15 @@ def column_drift(
     chart: Path | None = None,
     *,
     scaler: Scaler | None = None,
+    calibration: DriftCalibration | None = None,
 ) -> ColumnDrift:
     """Per-column distance on standardised values; optionally saves a bar chart (PNG).
 
     ``scaler`` (the champion's training scaler, over ``reference``'s columns) standardises both
     sides; without it the reference's own mean and std are used. Either way no column's distance
-    depends on its scale.
+    depends on its scale. With ``calibration`` each column gets its in-span p-value, a column
+    drifts at p < alpha, and the data set drifts when the calibrated statistic exceeds its
+    in-span threshold; without it the fixed ``cfg.threshold``/``cfg.drift_share`` apply.
     """
     columns = [c for c in reference.columns if c in current.columns]
     if not columns or len(reference) < 10 or len(current) < 10:
@@ -181,9 +278,91 @@ def column_drift(
     scores = {c: _distance(ref[:, i], cur[:, i], cfg.method) for i, c in enumerate(columns)}
     if chart is not None:
         _chart(scores, cfg, chart)
+    if calibration is not None:
+        known = [c for c in columns if c in calibration.null]
+        p_values = {c: calibration.p_value(c, scores[c]) for c in known}
+        drifted = sorted(c for c, p in p_values.items() if p < calibration.alpha)
+        stat = calibration.statistic({c: scores[c] for c in known})
+        return ColumnDrift(
+            scores, drifted, len(drifted) / max(len(known), 1),
+            bool(math.isfinite(stat) and stat > calibration.threshold),
+            p_values, stat, calibration.threshold, True,
+        )  # fmt: skip
     drifted = sorted(c for c, s in scores.items() if s >= cfg.threshold)
     share = len(drifted) / len(columns)
     return ColumnDrift(scores, drifted, share, share >= cfg.drift_share)
+
+
+def calibrate(
+    span_bars: pd.DataFrame,
+    reference: pd.DataFrame,
+    spec: FeatureSpec,
+    cfg: DriftConfig | None = None,
+    *,
+    scaler: Scaler | None = None,
+) -> DriftCalibration:
+    """The in-span null: every ``cfg.window_s``-bar window of ``span_bars`` (the training span),
+    ``cfg.stride_s`` apart, compared with ``reference`` exactly as a check compares recent bars.
+
+    Raises when the span holds fewer than two windows.
+    """
+    cfg = cfg or DriftConfig()
+    feats = compute_features(span_bars, spec)[spec.lookback :]
+    starts = range(0, len(feats) - cfg.window_s + 1, cfg.stride_s)
+    if len(starts) < 2:
+        raise ValueError(
+            f"{len(feats)} bars hold fewer than two {cfg.window_s} s windows to calibrate on"
+        )
+    columns = list(spec.names)
+    dists: dict[str, list[float]] = {c: [] for c in columns}
+    for start in starts:
+        rows = feats[start : start + cfg.window_s]
+        window = pd.DataFrame(rows[np.isfinite(rows).all(axis=1)], columns=columns)
+        if len(window) < cfg.window_s // 2:  # a hole (book missing): not a normal window
+            continue
+        scores = column_drift(reference, window, cfg, scaler=scaler).scores
+        for c in columns:
+            dists[c].append(scores[c])
+    null = {c: sorted(v) for c, v in dists.items()}
+    scale = {c: float(np.median(v)) if v else float("nan") for c, v in null.items()}
+    matrix = np.asarray([dists[c] for c in columns], np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = matrix / np.asarray([scale[c] for c in columns])[:, None]
+    ratios = np.nanmax(np.where(np.isfinite(rel), rel, np.nan), axis=0)
+    threshold = float(np.quantile(ratios, 1 - cfg.alpha, method="higher"))
+    logger.info(
+        "drift calibrated on %d in-span windows of %d s: threshold %.3g", len(ratios),
+        cfg.window_s, threshold,
+    )  # fmt: skip
+    return DriftCalibration(
+        method=cfg.method, window_s=cfg.window_s, stride_s=cfg.stride_s, alpha=cfg.alpha,
+        null=null, scale=scale, threshold=threshold,
+    )  # fmt: skip
+
+
+def skill_check(
+    errors: pd.DataFrame, reference_skill: float | None, cfg: DriftConfig
+) -> SkillCheck | None:
+    """The retrain rule on recent errors (``error_bp`` and ``persistence_error_bp``); None when
+    persistence's errors are unknown or too few for the interval."""
+    from cryptoarena.model.cv import CVConfig, skill_interval
+
+    if "persistence_error_bp" not in errors:
+        return None
+    both = errors[["error_bp", "persistence_error_bp"]].dropna()
+    err = both["error_bp"].to_numpy(np.float64)
+    base = both["persistence_error_bp"].to_numpy(np.float64)
+    sk = forecast_skill(err, base)
+    block = min(cfg.block_s, max(1, len(err) // 4))
+    lo, hi = skill_interval(err**2, base**2, CVConfig(block_s=block, seed=7))
+    if sk.mse_skill is None or not math.isfinite(hi):
+        return None
+    bar = min(0.0, reference_skill) if reference_skill is not None else 0.0
+    return SkillCheck(
+        n=sk.n, skill=sk.mse_skill, ci95=(lo, hi),
+        mae_skill=float("nan") if sk.mae_skill is None else sk.mae_skill,
+        reference_skill=reference_skill, bar=bar, degraded=hi < bar,
+    )  # fmt: skip
 
 
 def _chart(scores: dict[str, float], cfg: DriftConfig, path: Path) -> None:
@@ -216,20 +395,23 @@ def check_drift(
     cfg: DriftConfig | None = None,
     out_dir: Path | None = None,
     scaler: Scaler | None = None,
+    calibration: DriftCalibration | None = None,
 ) -> DriftResult:
-    """Feature drift (current bars vs the training reference) and forecast-error drift.
+    """Feature drift (current bars vs the training reference) and the skill-degradation test.
 
     Current errors come from ``current_errors`` (e.g. :func:`journal_errors`) or are computed by
-    running the model on ``current_bars``. Reference errors come from ``reference_bars`` when
-    given; otherwise only the MAE is compared with the model's held-out MAE. ``scaler`` is the
-    model's training scaler (features are standardised with it before any distance).
+    running the model on ``current_bars``. ``calibration`` is the model's in-span null (saved
+    with it); without one the fixed thresholds apply and the result says the false-alarm rate is
+    unknown. ``reference_bars`` adds the error-distribution comparison (information only).
+    ``scaler`` is the model's training scaler (features are standardised with it).
     """
     cfg = cfg or DriftConfig()
     chart = (lambda name: out_dir / name) if out_dir is not None else (lambda name: None)
     current = feature_frame(current_bars, forecaster.spec, cfg.max_rows)
     features = column_drift(
-        reference_features, current, cfg, chart("feature_drift.png"), scaler=scaler
-    )
+        reference_features, current, cfg, chart("feature_drift.png"), scaler=scaler,
+        calibration=calibration,
+    )  # fmt: skip
     errors_now = (
         current_errors
         if current_errors is not None
@@ -241,20 +423,40 @@ def check_drift(
     if reference_bars is not None:
         errors_ref = forecast_errors(forecaster, reference_bars, cfg.max_rows)
         mae_ref = float(errors_ref["abs_error_bp"].mean())
-        errors = column_drift(errors_ref, errors_now, cfg, chart("error_drift.png"))
+        errors = column_drift(
+            errors_ref[list(ERROR_COLUMNS)], errors_now[list(ERROR_COLUMNS)], cfg,
+            chart("error_drift.png"),
+        )  # fmt: skip
+    notes: list[str] = []
     reasons = []
     if features.detected:
-        reasons.append(
-            f"feature drift: {len(features.drifted)}/{len(features.scores)} features "
-            f"({cfg.method} >= {cfg.threshold})"
+        how = (
+            f"max distance / in-span median {features.statistic:.2f} > {features.threshold:.2f}, "
+            f"the in-span {1 - (calibration.alpha if calibration else cfg.alpha):.0%} quantile"
+            if features.calibrated
+            else f"{cfg.method} >= {cfg.threshold}, uncalibrated"
         )
-    if mae_ref is not None and mae_ref > 0 and mae_now > cfg.error_ratio_limit * mae_ref:
         reasons.append(
-            f"forecast MAE {mae_now:.2f} bp > {cfg.error_ratio_limit} × {mae_ref:.2f} bp"
+            f"feature drift: {len(features.drifted)}/{len(features.scores)} features ({how})"
         )
-    if errors is not None and errors.detected and mae_ref is not None and mae_now > mae_ref:
-        reasons.append("forecast errors drifted and grew")
-    result = DriftResult(features, errors, mae_now, mae_ref, bool(reasons), reasons)
+    if calibration is None:
+        notes.append("no in-span calibration saved with this model: false-alarm rate unknown")
+    elif abs(len(current) - calibration.window_s) > calibration.window_s // 2:
+        notes.append(
+            f"calibrated on {calibration.window_s} s windows; this check compares "
+            f"{len(current)} rows"
+        )
+    skill = skill_check(errors_now, forecaster.info.metrics.get("skill"), cfg)
+    if skill is None:
+        notes.append("no skill test: persistence errors unknown or too few forecasts")
+    elif skill.degraded:
+        reasons.append(
+            f"skill degraded: recent MSE skill {skill.skill:+.4f}, 95 % CI "
+            f"[{skill.ci95[0]:+.4f}, {skill.ci95[1]:+.4f}] entirely below {skill.bar:+.4f}"
+        )
+    result = DriftResult(
+        features, errors, mae_now, mae_ref, bool(reasons), reasons, skill=skill, notes=notes
+    )
     if out_dir is not None:
         result.reports = {p.stem: p for p in out_dir.glob("*_drift.png")}
         summary = out_dir / "drift.json"
@@ -283,6 +485,8 @@ def log_drift(
                     "model.version": version,
                     "drift.should_retrain": str(result.should_retrain),
                     "drift.reasons": "; ".join(result.reasons) or "none",
+                    "drift.calibrated": str(result.features.calibrated),
+                    "drift.notes": "; ".join(result.notes) or "none",
                 }
             )
             mlflow.log_metrics(result.metrics())
@@ -304,7 +508,12 @@ def run_drift_check(
 ) -> tuple[DriftResult, str]:
     """Load ``models:/<name>@<alias>`` and its training reference, check, and log to MLflow."""
     from cryptoarena.config import get_settings
-    from cryptoarena.model.registry import download_reference, download_scaler, load_forecaster
+    from cryptoarena.model.registry import (
+        download_calibration,
+        download_reference,
+        download_scaler,
+        load_forecaster,
+    )
 
     uri = f"models:/{model_name}@{alias}"
     forecaster = load_forecaster(uri, tracking_uri=tracking_uri)
@@ -312,6 +521,7 @@ def run_drift_check(
     ref_path = download_reference(version_uri, tracking_uri=tracking_uri, dst=out_dir / "reference")
     reference = pd.read_parquet(ref_path)
     scaler = download_scaler(version_uri, tracking_uri=tracking_uri)
+    calibration = download_calibration(version_uri, tracking_uri=tracking_uri)
     result = check_drift(
         forecaster,
         reference,
@@ -321,6 +531,7 @@ def run_drift_check(
         cfg=cfg,
         out_dir=out_dir,
         scaler=scaler,
+        calibration=calibration,
     )
     run_id = log_drift(
         result,

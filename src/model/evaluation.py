@@ -1,6 +1,7 @@
 """Judging forecasts against what happened, always next to persistence (the no-change forecast).
 
-Per model, at the headline horizon: MAE and RMSE in basis points, skill = 1 − MSE/MSE(persistence),
+Per model, at the headline horizon: MAE and RMSE in basis points, skill = 1 − MSE/MSE(persistence)
+and MAE skill = 1 − MAE/MAE(persistence) (both from :func:`cryptoarena.model.skill.forecast_skill`),
 directional accuracy on moves larger than round-trip fees, and a Diebold–Mariano test of squared
 errors against persistence. Overlapping h-step forecasts make the loss differential
 autocorrelated up to lag h − 1. Two variances of its mean are offered (:func:`dm_test`):
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from cryptoarena.model.features import BP
+from cryptoarena.model.skill import forecast_skill
 from scipy import stats
 
 logger = logging.getLogger(__name__)
@@ -133,11 +135,13 @@ def evaluate(
         n_sig, sig_hit, sig_net = fee_beating_signals(actual[:, -1], pred[:, -1], fee_bp)
         with np.errstate(divide="ignore", invalid="ignore"):
             skill_h = np.where(base_mse_h > 0, 1.0 - mse_h / base_mse_h, np.nan)
+        sk = forecast_skill(last * BP, (base[:, -1] - actual[:, -1]) * BP)
         out[name] = {
             "n": len(actual),
-            "mae_bp": float(np.mean(np.abs(last)) * BP),
-            "rmse_bp": float(math.sqrt(float(np.mean(last**2))) * BP),
-            "skill": float(skill_h[-1]),
+            "mae_bp": sk.mae,
+            "rmse_bp": sk.rmse,
+            "skill": _or_nan(sk.mse_skill),
+            "mae_skill": _or_nan(sk.mae_skill),
             "skill_by_horizon": [float(s) for s in skill_h],
             "rmse_bp_by_horizon": [float(math.sqrt(m) * BP) for m in mse_h],
             "dir_acc_big": acc,
@@ -152,9 +156,13 @@ def evaluate(
     return out
 
 
+def _or_nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
 def headline_metrics(results: dict[str, dict[str, Any]], model: str) -> dict[str, float]:
     """Flat float metrics of one model (what goes into MLflow and ForecastModelInfo.metrics)."""
     r = results[model]
-    keys = ("mae_bp", "rmse_bp", "skill", "dir_acc_big", "dm_stat", "dm_p", "n_signals",
+    keys = ("mae_bp", "rmse_bp", "skill", "mae_skill", "dir_acc_big", "dm_stat", "dm_p", "n_signals",
             "signal_net_bp")  # fmt: skip
     return {k: float(r[k]) for k in keys if r[k] is not None and math.isfinite(float(r[k]))}

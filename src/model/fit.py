@@ -18,7 +18,15 @@ import pytorch_lightning as pl
 import torch
 from cryptoarena.model.features import FeatureSpec, Scaler, compute_features, compute_targets
 from cryptoarena.model.lstm import EnsembleNet, LSTMConfig, LSTMModule
-from cryptoarena.model.windows import Split, WindowDataset, gather, identity_collate, time_split
+from cryptoarena.model.windows import (
+    Split,
+    WindowDataset,
+    day_split,
+    gather,
+    identity_collate,
+    split_gap,
+    time_split,
+)
 from pytorch_lightning.callbacks import EarlyStopping
 from torch.utils.data import DataLoader
 
@@ -63,14 +71,32 @@ def prepare(
     spec: FeatureSpec,
     window: int,
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    *,
+    by_day: bool = False,
 ) -> Prepared:
+    """Features, labels, the split and the training scaler of ``bars``. ``by_day``: the newest
+    UTC day is the test split (the gate block) and windows never straddle a hole in the bars
+    (:func:`~cryptoarena.model.windows.day_split`); otherwise ``fractions`` of the anchors."""
     bars = bars.reset_index(drop=True)
     feats = compute_features(bars, spec).astype(np.float32)
     targets = compute_targets(bars, spec.horizon).astype(np.float32)
-    split = time_split(
-        len(bars), window=window, lookback=spec.lookback, horizon=spec.horizon, fractions=fractions
-    )
     ts = bars["ts"].to_numpy(np.int64)
+    if by_day:
+        from cryptoarena.model.cv import contiguous_anchors
+
+        anchors = contiguous_anchors(
+            ts, window=window, lookback=spec.lookback, horizon=spec.horizon
+        )
+        ok = np.isfinite(feats).all(axis=1)  # book columns may start late in a day
+        bad = np.concatenate([[0], np.cumsum(~ok)])
+        anchors = anchors[bad[anchors + 1] == bad[anchors + 1 - window]]
+        gap = split_gap(window=window, lookback=spec.lookback, horizon=spec.horizon)
+        split = day_split(ts, anchors, gap=gap)
+    else:
+        split = time_split(
+            len(bars), window=window, lookback=spec.lookback, horizon=spec.horizon,
+            fractions=fractions,
+        )  # fmt: skip
 
     def when(i: int) -> str:
         return str(np.datetime64(int(ts[i]), "ns").astype("datetime64[s]"))
@@ -234,7 +260,6 @@ def lstm_fitter(cfg: LSTMConfig, spec: FeatureSpec) -> Any:
     of ``cfg`` on each fold's training anchors: the last 15 % of them (after a gap) serve for
     early stopping, the scaler sees only the rest."""
     from cryptoarena.model.forecaster import TorchPredictor
-    from cryptoarena.model.windows import split_gap
 
     gap = split_gap(window=cfg.window, lookback=spec.lookback, horizon=spec.horizon)
 

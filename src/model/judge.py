@@ -9,18 +9,27 @@ over every usable span of the bars, the registered model scored only outside its
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from cryptoarena.data.records import NS_PER_S
 from cryptoarena.model.baselines import EwmaDrift, Persistence, Ridge
 from cryptoarena.model.book import has_book
-from cryptoarena.model.cv import CVConfig, cross_validate, default_fitters
-from cryptoarena.model.evaluation import PERSISTENCE, evaluate
-from cryptoarena.model.features import FeatureSpec
+from cryptoarena.model.cv import (
+    CVConfig,
+    cross_validate,
+    default_fitters,
+    usable_mask,
+    window_frame,
+)
+from cryptoarena.model.evaluation import PERSISTENCE, dm_test, evaluate
+from cryptoarena.model.features import BP, FeatureSpec, compute_targets
 from cryptoarena.model.fit import Prepared, prepare
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, Predictor
 from cryptoarena.model.registry import CHAMPION, ModelNotFound, get_alias_version, load_forecaster
+from cryptoarena.model.skill import forecast_skill
 from cryptoarena.model.windows import valid_anchors
 
 logger = logging.getLogger(__name__)
@@ -44,8 +53,6 @@ def evaluate_forecasters(
     bars: pd.DataFrame, anchors: np.ndarray, forecasters: dict[str, Forecaster]
 ) -> tuple[dict[str, dict[str, Any]], np.ndarray, dict[str, np.ndarray]]:
     """Everyone on the same anchors of one bar frame: (metrics, actual, predictions)."""
-    from cryptoarena.model.features import compute_targets
-
     horizon = next(iter(forecasters.values())).info.horizon
     actual = compute_targets(bars, horizon)[anchors]
     preds = {name: f.predict_bars(bars, anchors) for name, f in forecasters.items()}
@@ -87,6 +94,71 @@ def load_champion(name: str, tracking_uri: str) -> tuple[str | None, Forecaster 
     except (ModelNotFound, ValueError) as exc:
         logger.warning("champion v%s cannot be loaded (%s); treated as absent", version, exc)
         return version, None, str(exc)
+
+
+CANDIDATE = "candidate"
+
+
+def gate_block(
+    prepared: Prepared,
+    candidate: Forecaster,
+    champion: Forecaster | None,
+    champion_span: list[tuple[int, int]],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The gate's evidence: candidate, champion and persistence on the newest untouched block.
+
+    The block is ``prepared.split.test``: after the candidate's training and validation spans
+    (plus the gap), never used to fit, stop or tune anything. The champion is scored on the same
+    windows minus any inside its own training span (``champion_span``, widened by the gap), and
+    all three tests use the windows both models have: DM of candidate and champion against
+    persistence and the paired DM of candidate against champion. Returns (entries, the
+    per-window errors)."""
+    bars = prepared.bars
+    ts = bars["ts"].to_numpy(np.int64)
+    anchors = prepared.split.test
+    if champion is not None and len(anchors):
+        margin = prepared.split.gap * NS_PER_S
+        anchors = anchors[usable_mask(ts, anchors, champion_span, margin)]
+        if len(anchors) and champion.info.min_bars - 1 > anchors[0]:
+            anchors = anchors[anchors >= champion.info.min_bars - 1]
+    horizon = prepared.spec.horizon
+    actual = compute_targets(bars, horizon)[anchors, -1].astype(np.float64)
+    models = {CANDIDATE: candidate} | ({CHAMPION: champion} if champion is not None else {})
+    errors = {
+        name: (m.predict_bars(bars, anchors)[:, -1].astype(np.float64) - actual
+               if len(anchors) else np.empty(0))
+        for name, m in models.items()
+    }  # fmt: skip
+    out: dict[str, Any] = {
+        "block": {
+            "first": _iso(ts[anchors[0]]) if len(anchors) else "",
+            "last": _iso(ts[anchors[-1]]) if len(anchors) else "",
+            "n": len(anchors),
+        }
+    }
+    for name, err in errors.items():
+        sk = forecast_skill(err * BP, -actual * BP)
+        stat, p = dm_test(err, -actual, horizon)
+        out[name] = {
+            "n": sk.n,
+            "mae_bp": sk.mae,
+            "skill": math.nan if sk.mse_skill is None else sk.mse_skill,
+            "mae_skill": math.nan if sk.mae_skill is None else sk.mae_skill,
+            "dm_stat": stat,
+            "dm_p": p,
+        }
+    if champion is not None:
+        stat, p = dm_test(errors[CANDIDATE], errors[CHAMPION], horizon)
+        out["versus_champion"] = {"n": len(anchors), "dm_stat": stat, "dm_p": p}
+    frames = [
+        window_frame(name, -1, anchors, ts, actual, err + actual) for name, err in errors.items()
+    ]
+    frames.append(window_frame(PERSISTENCE, -1, anchors, ts, actual, np.zeros_like(actual)))
+    return out, pd.concat(frames, ignore_index=True).assign(section="gate")
+
+
+def _iso(t: int) -> str:
+    return str(np.datetime64(int(t), "ns").astype("datetime64[s]"))
 
 
 def pair_entry(cv: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:

@@ -57,10 +57,13 @@ class GateDecision:
     promote: bool
     reason: str
     numbers: dict[str, float] = field(default_factory=dict)
+    block: dict[str, str] = field(default_factory=dict)  # the gate block's span (UTC, ISO)
 
     def tags(self) -> dict[str, str]:
-        """What is tagged on the model version: the verdict and the numbers behind it."""
+        """What is tagged on the model version: the verdict, every p-value and number behind it,
+        and the block it was judged on."""
         out = {"gate": self.reason, "gate.verdict": "promote" if self.promote else "refuse"}
+        out |= {f"gate.block_{k}": v for k, v in self.block.items()}
         return out | {f"gate.{k}": f"{v:.6g}" for k, v in self.numbers.items()}
 
 
@@ -72,76 +75,104 @@ def _significant(entry: Mapping[str, Any] | None, alpha: float) -> bool:
     return math.isfinite(stat) and stat < 0 and p < alpha
 
 
+def _versus(entry: Mapping[str, Any], alpha: float, what: str) -> str:
+    """What a DM test says about "better than ``what``", in words with its p-value."""
+    stat, p = float(entry.get("dm_stat", math.nan)), float(entry.get("dm_p", 1.0))
+    if _significant(entry, alpha):
+        return f"significantly better than {what} (DM p {p:.3g} < {alpha:g})"
+    if math.isfinite(stat) and stat > 0 and p < alpha:
+        return f"significantly WORSE than {what} (DM p {p:.3g})"
+    if not math.isfinite(stat):
+        return f"not comparable with {what} (identical or too few errors)"
+    return f"not significantly better than {what} (DM p {p:.3g} ≥ {alpha:g})"
+
+
 def evidence_gate(
     candidate: Mapping[str, Any],
     champion: Mapping[str, Any] | None,
     versus_champion: Mapping[str, Any] | None,
     *,
     alpha: float = 0.05,
+    champion_version: str | None = None,
+    block: Mapping[str, str] | None = None,
 ) -> GateDecision:
-    """Champion only on evidence from the same cross-validation folds.
+    """Champion only on evidence from one block of windows that neither model was trained,
+    early-stopped or tuned on (the newest untouched span; ``block`` gives its span for the tags).
 
-    ``candidate`` and ``champion`` are pooled CV entries (``dm_stat``/``dm_p`` against
-    persistence, ``skill``, ``n``); ``versus_champion`` is the paired DM test of the candidate
-    against the champion on the anchors both were scored on (negative statistic = candidate
-    better). Promote when the candidate beats persistence significantly at ``alpha`` AND either
-    there is no champion, the champion is no longer significant on these folds, or the paired
-    test says the candidate is significantly better.
+    ``candidate`` and ``champion`` are entries against persistence on that block (``dm_stat``,
+    ``dm_p``, ``skill``, ``n``); ``versus_champion`` is the paired DM test of the candidate
+    against the champion on the same windows (negative statistic = candidate better). Promote
+    when the candidate beats persistence significantly at ``alpha`` AND, whenever there is a
+    champion (``champion_version`` set), the paired test says the candidate is significantly
+    better than it. A champion that is itself not significant does not waive the paired test: a
+    copy of it with another seed would otherwise win half the time. Every number is computed and
+    tagged whatever the verdict.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"gate alpha must be in (0, 1), got {alpha}")
-    numbers = {"alpha": alpha}
-    if not candidate.get("n"):
-        return GateDecision(False, "refused: no out-of-sample windows to judge on", numbers)
+    numbers: dict[str, float] = {"alpha": alpha}
     numbers |= {
-        "candidate_n": float(candidate["n"]),
-        "candidate_skill": float(candidate.get("skill", math.nan)),
-        "candidate_dm_p": float(candidate.get("dm_p", 1.0)),
+        f"candidate_{k}": float(candidate[k])
+        for k in ("n", "skill", "mae_skill", "dm_stat", "dm_p")
+        if k in candidate
     }
-    if not _significant(candidate, alpha):
-        return GateDecision(
-            False,
-            f"refused: not significantly better than persistence (skill "
-            f"{numbers['candidate_skill']:+.4f}, DM p {numbers['candidate_dm_p']:.3g} ≥ {alpha})",
-            numbers,
-        )
-    if not champion or not champion.get("n"):
-        return GateDecision(
-            True,
-            f"promoted: beats persistence (DM p {numbers['candidate_dm_p']:.3g} < {alpha}) and "
-            "there is no champion to compare with",
-            numbers,
-        )
-    numbers |= {
-        "champion_skill": float(champion.get("skill", math.nan)),
-        "champion_dm_p": float(champion.get("dm_p", 1.0)),
-    }
-    if not _significant(champion, alpha):
-        return GateDecision(
-            True,
-            f"promoted: beats persistence (DM p {numbers['candidate_dm_p']:.3g}) and the champion "
-            f"is no longer significant on the same folds (DM p {numbers['champion_dm_p']:.3g})",
-            numbers,
-        )
+    if champion:
+        numbers |= {
+            f"champion_{k}": float(champion[k])
+            for k in ("n", "skill", "mae_skill", "dm_stat", "dm_p")
+            if k in champion
+        }
     if versus_champion:
         numbers |= {
+            "vs_champion_n": float(versus_champion.get("n", math.nan)),
             "vs_champion_dm_stat": float(versus_champion.get("dm_stat", math.nan)),
             "vs_champion_dm_p": float(versus_champion.get("dm_p", 1.0)),
         }
-    if _significant(versus_champion, alpha):
-        return GateDecision(
-            True,
-            f"promoted: beats persistence and the champion (paired DM p "
-            f"{numbers['vs_champion_dm_p']:.3g} < {alpha})",
-            numbers,
+    span = dict(block or {})
+    where = f" on the gate block {span['first']} → {span['last']}" if "first" in span else ""
+
+    def decide(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, numbers, span)
+
+    if not candidate.get("n"):
+        return decide(False, f"refused: no untouched windows to judge on{where}")
+    skill = f"skill {float(candidate.get('skill', math.nan)):+.4f}"
+    vs_persistence = _versus(candidate, alpha, "persistence")
+    if not _significant(candidate, alpha):
+        return decide(False, f"refused: {vs_persistence}{where} ({skill})")
+    if champion_version is None:
+        return decide(True, f"promoted: {vs_persistence}{where} ({skill}); no champion yet")
+    if not versus_champion or not versus_champion.get("n"):
+        return decide(
+            False,
+            f"refused: {vs_persistence}, but champion v{champion_version} has no untouched "
+            f"windows on this block to compare with{where}",
         )
-    return GateDecision(
+    vs_champ = _versus(versus_champion, alpha, f"champion v{champion_version}")
+    champ_skill = f"{float((champion or {}).get('skill', math.nan)):+.4f}"
+    if _significant(versus_champion, alpha):
+        return decide(True, f"promoted: {vs_persistence} and {vs_champ}{where}")
+    return decide(
         False,
-        "refused: not significantly better than the champion (paired DM p "
-        f"{numbers.get('vs_champion_dm_p', 1.0):.3g}, skill {numbers['candidate_skill']:+.4f} vs "
-        f"{numbers['champion_skill']:+.4f})",
-        numbers,
+        f"refused: {vs_persistence}, but {vs_champ}{where} ({skill} vs the champion's "
+        f"{champ_skill})",
     )
+
+
+def promotion_message(decision: GateDecision, how: str | None) -> str:
+    """One line saying what happened to a new version: ``how`` is how ``@champion`` was set
+    (``gate``, ``forced``, ``bootstrap``) or None when it was not."""
+    if how == "forced":
+        verdict = "would also have promoted it" if decision.promote else "refused it"
+        return f"FORCED to @champion (the gate {verdict}: {decision.reason})"
+    if how == "bootstrap":
+        return (
+            f"made bootstrap @champion because the registry had none, although the gate "
+            f"refused it ({decision.reason})"
+        )
+    if how == "gate":
+        return f"{decision.reason}; now @champion"
+    return f"{decision.reason}; stays @challenger"
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
@@ -264,20 +295,32 @@ def download_reference(model_uri: str, *, tracking_uri: str, dst: Path) -> Path:
     return Path(local)
 
 
-def download_scaler(model_uri: str, *, tracking_uri: str) -> Scaler | None:
-    """The training scaler saved with a registered version (None for versions without one)."""
+def _extra_file(model_uri: str, filename: str, tracking_uri: str) -> str | None:
+    """The text of ``extra_files/<filename>`` of a registered version (None when absent)."""
     name, version, _ = _resolve(model_uri, tracking_uri)
     with tracking_context(tracking_uri), tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}/extra_files/{SCALER_FILE}",
+                artifact_uri=f"models:/{name}/{version}/extra_files/{filename}",
                 dst_path=tmp,
                 tracking_uri=tracking_uri,
                 registry_uri=tracking_uri,
             )
         except (MlflowException, OSError) as exc:
-            logger.warning(
-                "%s has no saved scaler (%s); drift uses the reference's", model_uri, exc
-            )
+            logger.warning("%s has no %s (%s)", model_uri, filename, exc)
             return None
-        return Scaler.model_validate_json(Path(local).read_text())
+        return Path(local).read_text()
+
+
+def download_calibration(model_uri: str, *, tracking_uri: str) -> Any:
+    """The drift check's in-span calibration saved with a version (None for older versions)."""
+    from cryptoarena.model.drift import CALIBRATION_FILE, DriftCalibration
+
+    text = _extra_file(model_uri, CALIBRATION_FILE, tracking_uri)
+    return None if text is None else DriftCalibration.model_validate_json(text)
+
+
+def download_scaler(model_uri: str, *, tracking_uri: str) -> Scaler | None:
+    """The training scaler saved with a registered version (None for versions without one)."""
+    text = _extra_file(model_uri, SCALER_FILE, tracking_uri)
+    return None if text is None else Scaler.model_validate_json(text)

@@ -3,7 +3,10 @@
 ``train`` fits the LSTM, evaluates it next to the baselines (and the current champion) on the
 same held-out test anchors, logs everything to one MLflow run, registers the model, points
 ``@challenger`` at it and ``@champion`` only when :func:`~cryptoarena.model.registry.evidence_gate`
-says so, on purged walk-forward folds where candidate and champion are scored on the same windows. ``train_tiny`` is the seconds-fast variant other teams' tests and the quick demo use.
+says so, on the newest untouched block (the test split: no model was trained, early-stopped or
+tuned on it), where candidate, champion and persistence are scored on the same windows and the
+paired test against the champion always applies. ``train_tiny`` is the seconds-fast variant
+other teams' tests and the quick demo use.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ import pytorch_lightning as pl
 from cryptoarena import alerts
 from cryptoarena.config import get_settings
 from cryptoarena.model.book import has_book
-from cryptoarena.model.cv import CVConfig, cross_validate
+from cryptoarena.model.cv import CVConfig, cross_validate, window_frame
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
 from cryptoarena.model.fit import Prepared, fit_model, prepare
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.judge import (
+    CANDIDATE,
     LSTM,
     baselines,
     evaluate_forecasters,
+    gate_block,
     load_champion,
-    pair_entry,
     training_span,
     wrap,
 )
@@ -50,6 +54,7 @@ from cryptoarena.model.registry import (
     GateDecision,
     evidence_gate,
     model_metadata,
+    promotion_message,
 )
 from cryptoarena.model.report import write_report
 from cryptoarena.model.tracking import MlflowEpochMetrics, ensure_experiment, tracking_context
@@ -58,6 +63,7 @@ from cryptoarena.model.windows import gather, valid_anchors
 logger = logging.getLogger(__name__)
 
 Promote = Literal["gate", "force", "never"]
+WINDOWS_FILE = "windows.parquet"  # per-window forecasts and errors of every evaluation
 TINY_CONFIG = LSTMConfig(
     window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
 )
@@ -71,6 +77,12 @@ class TrainResult:
     decision: GateDecision
     promoted: bool
     prepared: Prepared
+    promotion: str | None = None  # how @champion was set: "gate", "forced" or None (it was not)
+
+    @property
+    def message(self) -> str:
+        """What happened, in one line (the gate's verdict; "FORCED" when forced)."""
+        return promotion_message(self.decision, self.promotion)
 
 
 def _info(
@@ -108,7 +120,10 @@ def train(
     progress_bar: bool = False,
     callbacks: list[pl.Callback] | None = None,
     gate_alpha: float = 0.05,
+    by_day: bool = False,
 ) -> TrainResult:
+    """``by_day``: split by UTC day (bars of several days, e.g. the lake): the newest day is the
+    gate block, the rest trains and early-stops; the report's CV folds are days too."""
     cfg = cfg or LSTMConfig()
     # Book features whenever the bars carry a book (cryptoarena.model.book): a model uses them
     # when its inputs have them.
@@ -117,7 +132,7 @@ def train(
     if second_venue is not None and spec.book and not has_book(second_venue):
         logger.warning("the second venue has no order book: a book model is not judged there")
         second_venue = None
-    prepared = prepare(bars, spec, cfg.window)
+    prepared = prepare(bars, spec, cfg.window, by_day=by_day)
     test = prepared.split.test
     with tracking_context(tracking_uri) as client:
         exp_id = ensure_experiment(client, experiment, tracking_uri)
@@ -143,6 +158,11 @@ def train(
                 k: wrap(p, draft, spec, k) for k, p in baselines(prepared).items()
             }
             results, actual, preds = evaluate_forecasters(prepared.bars, test, everyone)
+            ts = prepared.bars["ts"].to_numpy(np.int64)
+            windows = [
+                window_frame(m, -1, test, ts, actual[:, -1], p[:, -1]).assign(section="test")
+                for m, p in preds.items()
+            ]
             champ_version, champ, champ_error = load_champion(name, tracking_uri)
             report: dict[str, Any] = {
                 "run_id": run_id,
@@ -166,14 +186,16 @@ def train(
                 report["second_venue"] = res2
                 venue_plots["second_venue"] = (act2, pred2)
             decision = _gate(
-                prepared, lstm, champ, report, gate_alpha=gate_alpha, tracking_uri=tracking_uri
-            )
+                prepared, lstm, champ, champ_version, report, windows,
+                gate_alpha=gate_alpha, tracking_uri=tracking_uri, by_day=by_day,
+            )  # fmt: skip
             report["champion"] = {"version": champ_version, "error": champ_error} | report.get(
-                "cv", {}
-            ).get("pooled", {}).get(CHAMPION, {})
+                "gate_block", {}
+            ).get(CHAMPION, {})
             report["gate"] = {
                 "promote": decision.promote,
                 "reason": decision.reason,
+                "block": decision.block,
                 **decision.numbers,
             }
             metrics = headline_metrics(results, LSTM)
@@ -184,69 +206,95 @@ def train(
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp)
                 write_report(report, venue_plots, out / "report")
+                # Every window's forecast and error: the DM tests can be audited from these.
+                pd.concat(windows, ignore_index=True).to_parquet(out / "report" / WINDOWS_FILE)
                 mlflow.log_artifacts(str(out / "report"), artifact_path="report")
                 extra = _extra_files(prepared, out)
                 mlflow.log_artifact(str(extra[0]), artifact_path="reference")
                 version = _log_model(net, prepared, cfg, spec, name, run_id, metrics, extra)
+            how = "forced" if promote == "force" else "gate"
             promoted = promote == "force" or (promote == "gate" and decision.promote)
             client.set_registered_model_alias(name, CHALLENGER, version)
             for key, value in decision.tags().items():
                 client.set_model_version_tag(name, version, key, value)
+            mlflow.set_tags(decision.tags())  # the run says it too (MLflow UI, search)
             if promoted:
                 client.set_registered_model_alias(name, CHAMPION, version)
-                how = "forced" if promote == "force" else "gate"
                 client.set_model_version_tag(name, version, PROMOTION_TAG, how)
-                alerts.new_champion(name, version, decision.reason)
+                alerts.new_champion(name, version, promotion_message(decision, how))
             mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
     info = _info(name, version, run_id, cfg, spec, metrics)
     forecaster = Forecaster(info, spec, TorchPredictor(net))
-    logger.info("%s v%s: %s (skill %+.4f)", name, version, decision.reason, metrics.get("skill", 0))
-    return TrainResult(info, forecaster, report, decision, promoted, prepared)
+    result = TrainResult(
+        info, forecaster, report, decision, promoted, prepared, how if promoted else None
+    )
+    logger.info("%s v%s: %s", name, version, result.message)
+    return result
 
 
 def _gate(
     prepared: Prepared,
     candidate: Forecaster,
     champion: Forecaster | None,
+    champion_version: str | None,
     report: dict[str, Any],
+    windows: list[pd.DataFrame],
     *,
     gate_alpha: float,
     tracking_uri: str,
+    by_day: bool = False,
 ) -> GateDecision:
-    """Cross-validate candidate, champion and baselines on the same purged walk-forward folds
-    (each fixed model scored only outside its own training span; report["cv"]) and apply the
-    evidence gate."""
+    """The evidence gate on the newest untouched block (``report["gate_block"]``), and, for the
+    report only, purged walk-forward CV of the candidate and the baselines over the bars
+    (``report["cv"]``; folds are UTC days with ``by_day``)."""
+    span = training_span(champion.info.run_id, tracking_uri) if champion is not None else []
+    block, block_windows = gate_block(prepared, candidate, champion, span)
+    report["gate_block"] = block
+    windows.append(block_windows)
     ts = prepared.bars["ts"].to_numpy(np.int64)
-    fixed = {LSTM: candidate}
-    exclude = {LSTM: [(int(ts[0]), int(ts[prepared.split.val[-1]]))]}
-    if champion is not None:
-        fixed[CHAMPION] = champion
-        exclude[CHAMPION] = training_span(champion.info.run_id, tracking_uri)
     try:
-        cv = cross_validate(
-            prepared.bars, spec=prepared.spec, window=prepared.window, fixed=fixed,
-            exclude=exclude, cfg=CVConfig(alpha=gate_alpha),
+        report["cv"] = cross_validate(
+            prepared.bars, spec=prepared.spec, window=prepared.window, fixed={LSTM: candidate},
+            exclude={LSTM: [(int(ts[0]), int(ts[prepared.split.val[-1]]))]},
+            cfg=CVConfig(alpha=gate_alpha, by_day=by_day), windows=windows,
         )  # fmt: skip
-    except ValueError as exc:
-        return GateDecision(False, f"refused: no cross-validation possible ({exc})")
-    report["cv"] = cv
-    pooled = cv["pooled"]
+    except ValueError as exc:  # too few bars for folds: the gate does not need them
+        logger.info("no cross-validation for the report: %s", exc)
+    if champion_version is not None and champion is None:
+        logger.warning("champion v%s cannot be loaded: judged as if absent", champion_version)
     return evidence_gate(
-        pooled[LSTM],
-        pooled.get(CHAMPION),
-        pair_entry(cv, LSTM, CHAMPION),
+        block[CANDIDATE],
+        block.get(CHAMPION),
+        block.get("versus_champion"),
         alpha=gate_alpha,
+        champion_version=champion_version if champion is not None else None,
+        block={k: str(v) for k, v in block["block"].items()},
     )
 
 
 def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
+    """What travels with the model: the drift reference and its in-span calibration, the
+    feature spec and the scaler."""
+    from cryptoarena.model.drift import CALIBRATION_FILE, calibrate
+
     ref = out / REFERENCE_FILE
-    prepared.reference_sample().to_parquet(ref)
+    reference = prepared.reference_sample()
+    reference.to_parquet(ref)
+    files = []
+    a = prepared.split.train
+    span = prepared.bars.iloc[max(0, int(a[0]) - prepared.window + 1 - prepared.spec.lookback) :
+                              int(a[-1]) + 1]  # fmt: skip
+    try:
+        calibration = calibrate(span, reference, prepared.spec, scaler=prepared.scaler)
+        files.append(out / CALIBRATION_FILE)
+        files[-1].write_text(calibration.model_dump_json())
+    except ValueError as exc:  # a training span shorter than two drift windows
+        logger.warning("no drift calibration saved: %s", exc)
     spec_file = out / "feature_spec.json"
     spec_file.write_text(prepared.spec.model_dump_json(indent=2))
     scaler_file = out / SCALER_FILE
     scaler_file.write_text(prepared.scaler.model_dump_json(indent=2))
-    return [ref, spec_file, scaler_file]
+    return [ref, spec_file, scaler_file, *files]
 
 
 def _log_model(

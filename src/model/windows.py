@@ -74,6 +74,37 @@ def time_split(
     return Split(train=train, val=val, test=test, gap=gap)
 
 
+NS_PER_DAY = 86_400 * 10**9
+
+
+def utc_day(ts_ns: np.ndarray) -> np.ndarray:
+    """The UTC day number (days since 1970-01-01) of each timestamp."""
+    return np.asarray(ts_ns, np.int64) // NS_PER_DAY
+
+
+def day_split(
+    ts: np.ndarray, anchors: np.ndarray, *, gap: int, val_fraction: float = 0.15
+) -> Split:
+    """Split usable ``anchors`` of several UTC days: the newest day is the test block (what the
+    gate judges on), the last ``val_fraction`` of the anchors before it (after the gap) is the
+    validation split for early stopping, the rest trains."""
+    anchors = np.asarray(anchors, np.int64)
+    days = utc_day(ts[anchors]) if len(anchors) else np.empty(0, np.int64)
+    if len(np.unique(days)) < 2:
+        raise ValueError("a split by day needs bars of at least two UTC days")
+    test = anchors[days == days[-1]]
+    before = anchors[anchors <= test[0] - gap]
+    n_val = int(len(before) * val_fraction)
+    val = before[len(before) - n_val :] if n_val else before[:0]
+    train = before[before <= val[0] - gap] if n_val else before
+    if len(train) < 30 or len(val) < 30 or len(test) < 30:
+        raise ValueError(
+            f"too few windows for a split by day (train {len(train)}, val {len(val)}, "
+            f"test {len(test)})"
+        )
+    return Split(train=train, val=val, test=test, gap=gap)
+
+
 def window_view(features: np.ndarray, window: int) -> np.ndarray:
     """A read-only view of shape (n - window + 1, window, F): row i holds feature rows i..i+window-1."""
     return sliding_window_view(features, window, axis=0).transpose(0, 2, 1)

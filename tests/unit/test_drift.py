@@ -68,12 +68,31 @@ def test_activity_shift_is_feature_drift(bars: pd.DataFrame) -> None:
     assert result.should_retrain and "feature drift" in result.reasons[0]
 
 
-def test_error_growth_triggers_retrain(bars: pd.DataFrame) -> None:
-    model = _persistence(mae_bp=0.01)  # claims a held-out MAE far below what it does here
+class _Biased:
+    """Persistence plus a constant forecast of ``bp`` basis points: worse than persistence."""
+
+    def __init__(self, horizon: int, bp: float) -> None:
+        self.horizon, self.bp = horizon, bp
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.full((len(x), 1, self.horizon), self.bp / BP)
+
+
+def test_skill_degradation_triggers_retrain(bars: pd.DataFrame) -> None:
+    spec = FeatureSpec()
+    info = ForecastModelInfo(
+        name="biased", version="0", run_id="", window=WINDOW, min_bars=min_bars(spec, WINDOW),
+        metrics={"skill": 0.01},
+    )  # fmt: skip
+    model = Forecaster(info, spec, _Biased(spec.horizon, 5.0))
     reference = feature_frame(bars.iloc[:3600], model.spec)
     result = check_drift(model, reference, bars.iloc[:3600])
-    assert result.should_retrain
-    assert any("MAE" in r for r in result.reasons)
+    assert result.skill is not None and result.skill.degraded
+    assert result.skill.ci95[1] < 0 and result.skill.bar == 0.0
+    assert result.should_retrain and any("skill degraded" in r for r in result.reasons)
+    # Persistence itself has skill 0: its interval is degenerate at 0, never "below" the bar.
+    same = check_drift(_persistence(), reference, bars.iloc[:3600])
+    assert not same.should_retrain, same.reasons
 
 
 def test_forecast_errors_of_persistence_are_the_moves(bars: pd.DataFrame) -> None:

@@ -29,9 +29,9 @@ def test_promotes_a_significant_candidate_when_there_is_no_champion() -> None:
     ("cand", "why"),
     [
         (NOT_SIG, "not significantly better than persistence"),
-        ({**SIG, "dm_stat": 3.0}, "not significantly better than persistence"),  # worse
-        ({**SIG, "dm_stat": math.nan}, "not significantly better than persistence"),
-        ({"n": 0}, "no out-of-sample"),
+        ({**SIG, "dm_stat": 3.0}, "significantly WORSE than persistence"),
+        ({**SIG, "dm_stat": math.nan}, "not comparable with persistence"),
+        ({"n": 0}, "no untouched windows"),
     ],
 )
 def test_refuses_without_evidence_against_persistence(cand: dict, why: str) -> None:
@@ -49,12 +49,26 @@ def test_alpha_is_configurable() -> None:
 def test_champion_rules() -> None:
     better = {"n": 5000, "dm_stat": -2.5, "dm_p": 0.01}
     tie = {"n": 5000, "dm_stat": -0.5, "dm_p": 0.6}
-    assert evidence_gate(SIG, SIG, better).promote
-    refused = evidence_gate(SIG, SIG, tie)
-    assert not refused.promote and "not significantly better than the champion" in refused.reason
-    assert not evidence_gate(SIG, SIG, None).promote
-    lapsed = evidence_gate(SIG, NOT_SIG, tie)  # the champion is no longer significant
-    assert lapsed.promote and "no longer significant" in lapsed.reason
+    assert evidence_gate(SIG, SIG, better, champion_version="3").promote
+    refused = evidence_gate(SIG, SIG, tie, champion_version="3")
+    assert not refused.promote
+    assert "not significantly better than champion v3 (DM p 0.6" in refused.reason
+    assert refused.tags()["gate.vs_champion_dm_p"] == "0.6"
+    assert not evidence_gate(SIG, SIG, None, champion_version="3").promote
+
+
+def test_a_champion_that_is_not_significant_does_not_waive_the_paired_test() -> None:
+    """Issue #20: seeds 9 and 13 were promoted because a non-significant champion waived the
+    paired test (paired p 0.36 / 0.50). Failed before: the old gate promoted this."""
+    tie = {"n": 5000, "dm_stat": -0.9, "dm_p": 0.36}
+    block = {"first": "2024-03-01T12:00:00", "last": "2024-03-01T23:59:00", "n": "5000"}
+    d = evidence_gate(SIG, NOT_SIG, tie, champion_version="2", block=block)
+    assert not d.promote and "champion v2" in d.reason and "DM p 0.36" in d.reason
+    tags = d.tags()
+    assert tags["gate.vs_champion_dm_p"] == "0.36" and tags["gate.champion_dm_p"] == "0.37"
+    assert tags["gate.block_first"] == block["first"] and tags["gate.block_n"] == "5000"
+    # A refusal reads as one: no "p ≥ alpha" for a significant candidate p.
+    assert "significantly better than persistence (DM p 0.003 < 0.05)" in d.reason
 
 
 # A synthetic day with a planted predictable component: persistent order-flow imbalance s_t
@@ -116,17 +130,20 @@ def test_refuses_a_copy_of_the_champion_with_another_seed(planted_cv: dict) -> N
     seeds = [f"seed{s}" for s in range(2, 7)]
     lucky = min(seeds, key=lambda m: pooled[m]["rmse_bp"])
     assert pooled[lucky]["rmse_bp"] < pooled["champion"]["rmse_bp"]
-    d = evidence_gate(pooled[lucky], pooled["champion"], pair_entry(planted_cv, lucky, "champion"))
+    d = evidence_gate(
+        pooled[lucky], pooled["champion"], pair_entry(planted_cv, lucky, "champion"),
+        champion_version="1",
+    )  # fmt: skip
     assert not d.promote, d.reason
-    assert "not significantly better than the champion" in d.reason
+    assert "not significantly better than champion v1" in d.reason
 
 
 def test_promotes_a_candidate_with_a_real_edge(planted_cv: dict) -> None:
     pooled = planted_cv["pooled"]
     assert pooled["weak_champion"]["significant"]  # a champion that is significant, but weaker
     pair = pair_entry(planted_cv, "champion", "weak_champion")
-    d = evidence_gate(pooled["champion"], pooled["weak_champion"], pair)
-    assert d.promote and "paired DM p" in d.reason
+    d = evidence_gate(pooled["champion"], pooled["weak_champion"], pair, champion_version="1")
+    assert d.promote and "significantly better than champion v1" in d.reason
     assert d.numbers["vs_champion_dm_p"] < 0.05
 
 

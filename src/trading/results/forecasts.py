@@ -2,8 +2,10 @@
 
 A prediction is (base price at the bar close, predicted price ``horizon_s`` later); the worker
 fills in the realised price when that time comes. Errors are of the log return in basis points:
-the model's ``|ln(predicted/realised)|`` against persistence's ``|ln(realised/base)|`` (the
-forecast "no change"). Directional accuracy counts realised moves ≠ 0 only; a forecast of no
+the model's ``ln(predicted/realised)`` against persistence's ``ln(base/realised)`` (the forecast
+"no change"); MSE skill and MAE skill come from the one definition
+(:func:`cryptoarena.model.skill.forecast_skill`, also used by ``arena evaluate`` and the
+dashboard). Directional accuracy counts realised moves ≠ 0 only; a forecast of no
 move counts as wrong there (persistence, which never names a direction, would score 0).
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from cryptoarena.model.skill import forecast_skill, price_errors_bp
 from cryptoarena.trading.results.model import ForecastQuality
 
 BP = 1e4
@@ -34,8 +37,7 @@ def forecast_quality(predictions: Iterable[Mapping[str, Any]]) -> list[ForecastQ
         sel = ok & (versions == version)
         predicted = np.log(pred[sel] / base[sel]) * BP
         realised = np.log(real[sel] / base[sel]) * BP
-        mae = float(np.mean(np.abs(predicted - realised)))
-        persistence = float(np.mean(np.abs(realised)))
+        sk = forecast_skill(*price_errors_bp(base[sel], pred[sel], real[sel]))
         moved = realised != 0.0
         hits = np.sign(predicted[moved]) == np.sign(realised[moved])
         horizon = next(
@@ -46,9 +48,10 @@ def forecast_quality(predictions: Iterable[Mapping[str, Any]]) -> list[ForecastQ
                 model_version=version,
                 predictions=int(sel.sum()),
                 horizon_s=int(horizon) if horizon is not None else None,
-                mae_bps=mae,
-                persistence_mae_bps=persistence,
-                skill=1.0 - mae / persistence if persistence > 0 else None,
+                mae_bps=sk.mae,
+                persistence_mae_bps=sk.mae_base,
+                skill=sk.mse_skill,
+                mae_skill=sk.mae_skill,
                 directional_accuracy=float(np.mean(hits)) if hits.size else None,
                 moves=int(moved.sum()),
             )

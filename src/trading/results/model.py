@@ -122,7 +122,8 @@ class ForecastQuality(_Frozen):
     horizon_s: int | None = None
     mae_bps: float
     persistence_mae_bps: float
-    skill: float | None  # 1 − MAE / MAE(persistence); > 0 beats "no change"
+    skill: float | None  # 1 − MSE / MSE(persistence) (cryptoarena.model.skill); > 0 beats it
+    mae_skill: float | None = None  # 1 − MAE / MAE(persistence), same forecasts
     directional_accuracy: float | None  # on realised moves ≠ 0; persistence has no direction
     moves: int
 

@@ -153,7 +153,8 @@ def _forecast_line(version: str, q: object) -> str:
     da = fmt(None if q.directional_accuracy is None else q.directional_accuracy * 100, ".1f")
     return (
         f"forecasts v{version}: {q.predictions} resolved, MAE {q.mae_bps:.2f} bps vs persistence "
-        f"{q.persistence_mae_bps:.2f} (skill {fmt(q.skill, '+.3f')}), direction right {da} % "
+        f"{q.persistence_mae_bps:.2f} (MSE skill {fmt(q.skill, '+.3f')}, MAE skill "
+        f"{fmt(q.mae_skill, '+.3f')}), direction right {da} % "
         f"of {q.moves} moves"
     )
 
@@ -234,13 +235,14 @@ def render_markdown(
     lines.append("")
     if report.forecasts:
         lines += ["## Forecast quality (prediction ledger)", "",
-                  "| model version | resolved | MAE bps | persistence MAE bps | skill | direction right % |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+                  "| model version | resolved | MAE bps | persistence MAE bps | MSE skill | MAE skill | direction right % |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for q in report.forecasts:
             da = None if q.directional_accuracy is None else q.directional_accuracy * 100
             lines.append(
                 f"| {q.model_version} | {q.predictions} | {q.mae_bps:.2f} | "
-                f"{q.persistence_mae_bps:.2f} | {fmt(q.skill, '+.3f')} | {fmt(da, '.1f')} |"
+                f"{q.persistence_mae_bps:.2f} | {fmt(q.skill, '+.3f')} | "
+                f"{fmt(q.mae_skill, '+.3f')} | {fmt(da, '.1f')} |"
             )
         lines.append("")
     for title, name in images:
