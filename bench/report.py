@@ -163,7 +163,7 @@ if which == "old":
     block = 12
 else:
     c = compare_ai_vs_classical(curves[0], curves[1:], period_s=5.0)
-    lo, hi, block = c.ci_low_bps, c.ci_high_bps, c.block
+    lo, hi, block = c.ci_low_bp_day, c.ci_high_bp_day, c.block
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, base, block)
 """
 

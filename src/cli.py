@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cryptoarena.serving.cli",
     "cryptoarena.trading.cli",
     "cryptoarena.trading.sweeps.cli",
+    "cryptoarena.trading.seasons.cli",
     "cryptoarena.trading.exchange.cli",
     "cryptoarena.dashboard.cli",
     "cryptoarena.flow_commands",

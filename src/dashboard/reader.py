@@ -96,9 +96,9 @@ def interval(c: ReportComparison, periods: int, confidence: float) -> s.Interval
         rival=c.versus,
         ai=c.ai,
         periods=periods,
-        mean_diff_bps=_finite(c.mean_diff_bps),
-        ci_low_bps=_finite(c.ci[0]),
-        ci_high_bps=_finite(c.ci[1]),
+        mean_diff_bp_day=_finite(c.mean_diff_bp_day),
+        ci_low_bp_day=_finite(c.ci[0]),
+        ci_high_bp_day=_finite(c.ci[1]),
         confidence=confidence,
         verdict="significant" if c.significant else "not significant",
     )
@@ -266,29 +266,36 @@ class DashboardReader:
         # runs, the per-minute read model), off the request path (the cache recomputes it in
         # the background).
         rep = build_report(self.journal, run_id, forecasts=False)
-        out_rows = [self._row(i, r) for i, r in enumerate(rep.strategies, start=1)]
+        out_rows = [self._row(r) for r in rep.strategies]
         v = rep.verdict
-        # The headline is the verdict's own AI arm against the benchmark (not the first arm's).
+        # The headline is the verdict's own AI arm against the benchmark (not the first arm's),
+        # with its interval as the verdict states it (widened when picked from several arms).
         headline = next(
             (c for c in v.comparisons if c.versus == v.benchmark and c.ai == v.ai), None
         )
+        if headline is not None and v.ci is not None:
+            headline = headline.model_copy(update={"ci": v.ci})
+        level = v.headline_confidence or v.confidence
         intervals = [interval(c, v.periods, v.confidence) for c in v.comparisons]
         return s.Leaderboard(
             run_id=run_id,
             rows=out_rows,
-            comparison=interval(headline, v.periods, v.confidence) if headline else None,
+            comparison=interval(headline, v.periods, level) if headline else None,
             sentence=v.sentence,
             intervals=intervals,
             sample=sample_line(rep),
         )
 
     @staticmethod
-    def _row(rank: int, r: ReportRow) -> s.StrategyRow:
+    def _row(r: ReportRow) -> s.StrategyRow:
         halted = None
         if r.halted is not None:
             halted = r.halted.reason
         return s.StrategyRow(
-            rank=rank,
+            rank=r.rank,
+            tied=r.tied,
+            inactive=r.inactive,
+            at_limit=r.at_limit,
             strategy=r.name,
             family=r.family,
             is_ai=r.family == "ai",
@@ -301,8 +308,9 @@ class DashboardReader:
             round_trips=r.round_trips,
             win_rate=_finite(r.win_rate),
             profit_factor=_finite(r.profit_factor),
-            sharpe=_finite(r.sharpe),
-            sortino=_finite(r.sortino),
+            sharpe_daily=_finite(r.sharpe_daily),
+            sortino_daily=_finite(r.sortino_daily),
+            psr=_finite(r.psr),
             max_drawdown_pct=r.max_drawdown * 100,
             exposure_pct=r.exposure * 100,
             halted=halted,

@@ -41,7 +41,10 @@ class RunInfo(BaseModel):
 
 
 class StrategyRow(BaseModel):
-    rank: int
+    rank: int | None  # None: inactive (no fills), not ranked
+    tied: bool = False  # same P&L to the cent as another row (same rank)
+    inactive: bool = False
+    at_limit: str | None = None  # the loss limit a halt capped it at ("daily loss", "drawdown")
     strategy: str
     family: str
     is_ai: bool
@@ -54,22 +57,24 @@ class StrategyRow(BaseModel):
     round_trips: int
     win_rate: float | None
     profit_factor: float | None
-    sharpe: float | None
-    sortino: float | None
+    sharpe_daily: float | None  # per day, from daily returns; None under three UTC days
+    sortino_daily: float | None
+    psr: float | None = None  # P(per-snapshot Sharpe > 0)
     max_drawdown_pct: float
     exposure_pct: float
     halted: str | None = None
 
 
 class Interval(BaseModel):
-    """AI minus one rival (or the classical mean): mean per-snapshot return difference, bps."""
+    """AI minus one rival (or the classical mean): mean return difference in basis points of
+    capital per day (the verdict's one unit), with its bootstrap interval."""
 
     rival: str
     ai: str = ""  # which AI arm (a run may have several: a taker and a maker)
     periods: int
-    mean_diff_bps: float | None
-    ci_low_bps: float | None
-    ci_high_bps: float | None
+    mean_diff_bp_day: float | None
+    ci_low_bp_day: float | None
+    ci_high_bp_day: float | None
     confidence: float
     verdict: str
 

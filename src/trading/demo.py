@@ -110,7 +110,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         preds = journal.count("predictions", {"run_id": result.run_id})
     render_table(console, report)
     rows = report.strategies
-    best = rows[0] if rows else None
+    best = next((r for r in rows if r.rank == 1), None)  # an inactive strategy is never first
     ai = ", ".join(
         f"{r.name} {r.fills} fills ({r.pnl:+.2f} USDT)" for r in rows if r.family == "ai"
     )
@@ -119,6 +119,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         f"trading: {len(rows)} strategies replayed {minutes:.0f} min of real tape in "
         f"{elapsed:.0f} s ({result.orders} orders, {result.fills} fills, {preds} forecasts); "
         f"{span}; AI arms: {ai or 'none'}; "
-        f"best {best.name if best else '—'} {best.pnl if best else 0:+.2f} USDT; "
+        f"best {best.name + (' (tied)' if best.tied else '') if best else '— (none traded)'} "
+        f"{best.pnl if best else 0:+.2f} USDT; "
         f"AI vs classical: {report.verdict.sentence}"
     )

@@ -52,8 +52,8 @@ def test_leaderboard_and_equity_match_the_report(made: Settings) -> None:
         # The same sentence and headline interval as `arena report`.
         assert board["sentence"] == report.verdict.sentence
         if report.verdict.ci is not None:
-            assert board["comparison"]["ci_low_bps"] == pytest.approx(report.verdict.ci[0])
-            assert board["comparison"]["ci_high_bps"] == pytest.approx(report.verdict.ci[1])
+            assert board["comparison"]["ci_low_bp_day"] == pytest.approx(report.verdict.ci[0])
+            assert board["comparison"]["ci_high_bp_day"] == pytest.approx(report.verdict.ci[1])
         assert {i["rival"] for i in board["intervals"]} == {
             c.versus for c in report.verdict.comparisons
         }

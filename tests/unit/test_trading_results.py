@@ -28,7 +28,7 @@ from cryptoarena.trading.results.significance import (
     psr_from_moments,
 )
 from cryptoarena.trading.results.source import collect
-from cryptoarena.trading.results.verdict import Arm, VerdictConfig, decide
+from cryptoarena.trading.results.verdict import Arm, VerdictConfig, decide, fmt_bp
 from rich.console import Console
 
 T0 = 1_582_333_200_000_000_000  # 2020-02-22 01:00 UTC
@@ -104,7 +104,8 @@ def test_verdict_ahead_behind_inconclusive_and_flat() -> None:
     ahead = decide(_arms(3e-5), period_s=5.0, config=cfg)
     assert ahead.case == "ai_ahead" and ahead.ci is not None and ahead.ci[0] > 0
     assert ahead.sentence.startswith("AI arm ai beat the classical mean by")
-    assert "excludes zero" in ahead.sentence and "per 5 s period" in ahead.sentence
+    assert "excludes zero" in ahead.sentence
+    assert "bp/day (basis points of capital per day)" in ahead.sentence
 
     behind = decide(_arms(-3e-5), period_s=5.0, config=cfg)
     assert behind.case == "ai_behind" and behind.ci is not None and behind.ci[1] < 0
@@ -144,20 +145,22 @@ def test_flat_ai_against_losing_classical_names_the_margin() -> None:
                config=VerdictConfig(resamples=300))  # fmt: skip
     assert v.case == "ai_flat" and v.ci is not None and v.ci[0] > 0
     assert v.sentence.startswith(
-        "The AI arm did not trade: standing aside beat the classical mean by 0.2 bps per 5 s"
-    )
+        "The AI arm did not trade: standing aside beat the classical mean by 3,456 bp/day"
+    )  # 2e-5 per 5 s snapshot = 0.2 bp × 17,280 snapshots a day
 
 
 def test_no_verdict_without_data_or_arms() -> None:
-    short = decide(_arms(1e-4, n=10), config=VerdictConfig(resamples=100))
+    short = decide(_arms(1e-4, n=10), period_s=5.0, config=VerdictConfig(resamples=100))
     assert short.case == "too_little_data" and short.ci is None
-    assert decide([a for a in _arms(0.0) if a.family != "ai"]).case == "no_ai_arm"
-    assert decide([a for a in _arms(0.0) if a.family != "classical"]).case == "no_classical_arm"
+    no_ai = [a for a in _arms(0.0) if a.family != "ai"]
+    assert decide(no_ai, period_s=5.0).case == "no_ai_arm"
+    no_classical = [a for a in _arms(0.0) if a.family != "classical"]
+    assert decide(no_classical, period_s=5.0).case == "no_classical_arm"
 
 
 def test_the_bootstrap_is_seeded() -> None:
-    a = decide(_arms(1e-5), config=VerdictConfig(resamples=300, seed=5))
-    b = decide(_arms(1e-5), config=VerdictConfig(resamples=300, seed=5))
+    a = decide(_arms(1e-5), period_s=5.0, config=VerdictConfig(resamples=300, seed=5))
+    b = decide(_arms(1e-5), period_s=5.0, config=VerdictConfig(resamples=300, seed=5))
     assert a.ci == b.ci and a.block_length == b.block_length and a.block_length is not None
 
 
@@ -280,7 +283,8 @@ def test_report_marks_halts_incomplete_runs_and_serialises(
     body = md.read_text()
     assert (
         "INCOMPLETE" in body
-        and "**HALTED**: daily loss 2.1% > 2% (2020-02-22 01:16:40 UTC)" in body
+        and "**HALTED at the daily loss limit**: daily loss 2.1% > 2% (2020-02-22 01:16:40 UTC)"
+        in body
     )
     for png in ("equity.png", "drawdowns.png", "comparison.png"):
         assert f"]({png})" in body
@@ -316,7 +320,7 @@ def test_bootstrap_memory_does_not_grow_with_resamples_on_a_30_day_run() -> None
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert result.periods == n and result.ci_low_bps < result.ci_high_bps
+    assert result.periods == n and result.ci_low_bp_day < result.ci_high_bp_day
     assert peak < 128 * 2**20, f"peak {peak / 2**20:.0f} MiB"
 
 
@@ -421,3 +425,107 @@ def test_a_resumed_run_without_a_new_stop_record_is_incomplete(tmp_path: Path) -
     assert report.incarnations == 2
     assert report.complete is False and report.ended_by is None
     assert any("no stop record after the last start" in n for n in report.notes)
+
+
+# -- issue #20 item 7: the verdict and ranking do not read noise as results ------------------
+
+
+def test_every_ai_arm_has_its_interval_and_the_picked_headline_is_adjusted() -> None:
+    """Two AI arms: the headline (best by P&L) says it was picked from two, its interval is
+    widened to 97.5 % (Holm's first step), the other arm's own interval is in the sentence."""
+    rng = np.random.default_rng(21)
+    n = 3000
+    classical = [Arm(f"c{i}", "classical", rng.normal(0.0, 1e-4, n), 0.0, 5) for i in range(3)]
+    taker = Arm("ai_taker", "ai", rng.normal(1e-5, 1e-4, n), 5.0, 40)
+    maker = Arm("ai_maker", "ai", rng.normal(-1e-5, 1e-4, n), -3.0, 12)
+    v = decide([taker, maker, *classical], period_s=5.0, config=VerdictConfig(resamples=800))
+    assert v.ai == "ai_taker" and v.ai_arms == 2
+    assert v.headline_confidence == pytest.approx(0.975)
+    assert "(best of 2 AI arms by P&L)" in v.sentence
+    assert "97.5 % CI" in v.sentence and "widened for picking 1 of 2 arms (Holm)" in v.sentence
+    # Each arm against the classical mean keeps its own 95 % interval; the headline's is wider.
+    own = {c.ai: c for c in v.comparisons if c.versus == "classical mean"}
+    assert set(own) == {"ai_taker", "ai_maker"}
+    assert v.ci is not None
+    assert v.ci[0] < own["ai_taker"].ci[0] and v.ci[1] > own["ai_taker"].ci[1]
+    assert "Other AI arm against the classical mean: ai_maker" in v.sentence
+    lo, hi = own["ai_maker"].ci
+    assert f"95 % CI [{fmt_bp(lo)}, {fmt_bp(hi)}] bp/day" in v.sentence
+    # Holm never makes a p-value smaller; the smaller raw p is doubled.
+    for c in own.values():
+        assert c.p_value is not None and c.p_holm is not None and c.p_holm >= c.p_value
+    smallest = min(own.values(), key=lambda c: c.p_value or 1.0)
+    assert smallest.p_holm == pytest.approx(min(1.0, 2 * (smallest.p_value or 0.0)))
+
+
+def test_holm_adjusts_step_down() -> None:
+    from cryptoarena.trading.results.significance import holm
+
+    adj = holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    assert adj == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+
+
+def test_inactive_tied_and_halted_at_limit_strategies_are_shown_as_such(tmp_path: Path) -> None:
+    """A strategy with no fills (P&L 0 in a losing market) is not ranked first: it has no rank;
+    equal P&Ls share a rank; a strategy halted by its daily-loss limit is marked at the limit."""
+    settings = _settings(tmp_path)
+    _record_run(settings, "ranks", T0, n=80)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        report = collect(journal, "ranks", verdict=VerdictConfig(resamples=100)).report
+    rows = {r.name: r for r in report.strategies}
+    assert rows["ai"].fills == 0 and rows["ai"].pnl == 0.0
+    assert max(r.pnl for r in report.strategies) == 0.0  # the idle arm has the best P&L...
+    assert rows["ai"].rank is None and rows["ai"].inactive  # ...and is not ranked
+    assert report.strategies[0].rank == 1 and report.strategies[0].name != "ai"
+    assert report.strategies[-1].name == "ai"
+    assert rows["sma"].at_limit == "daily loss" and rows["rsi"].at_limit is None
+    console = Console(record=True, width=220)
+    render_table(console, report)
+    text = console.export_text()
+    assert "inactive (no fills)" in text and "HALTED at the daily loss limit" in text
+
+    from cryptoarena.trading.results.source import rank
+
+    tied = rank([r.model_copy(update={"pnl": -5.001}) for r in report.strategies])
+    active = [r for r in tied if not r.inactive]
+    assert all(r.rank == 1 and r.tied for r in active) and len(active) == 3
+
+
+def test_sharpe_is_per_day_from_daily_returns_never_annualised_from_snapshots() -> None:
+    from cryptoarena.trading.results.stats import curve_stats, daily_returns
+
+    rng = np.random.default_rng(8)
+    step = 60 * NS
+    # One day of 1-minute snapshots: the old report annualised this to a large number.
+    ts = T0 + np.arange(1440) * step
+    eq = 1e4 * np.cumprod(1 + rng.normal(-2e-5, 1e-4, len(ts)))
+    one_day = curve_stats(ts, eq)
+    assert one_day.sharpe_daily is None and one_day.sortino_daily is None
+    assert one_day.calmar is None  # annualising a day's return is not shown either
+    # Five days from 01:00 touch six UTC days: five returns from one day's close to the next.
+    ts5 = T0 + np.arange(5 * 1440) * step
+    eq5 = 1e4 * np.cumprod(1 + rng.normal(0, 1e-4, len(ts5)))
+    five = curve_stats(ts5, eq5)
+    day = ts5 // (86_400 * NS)
+    closes = np.array([eq5[day == d][-1] for d in np.unique(day)])
+    daily = np.diff(closes) / closes[:-1]
+    np.testing.assert_allclose(daily_returns(ts5, eq5), daily, rtol=1e-12)
+    assert five.days == len(daily) == 5
+    assert five.sharpe_daily == pytest.approx(daily.mean() / daily.std(ddof=1), rel=1e-12)
+
+
+def test_one_unit_for_the_verdict_in_every_format(tmp_path: Path) -> None:
+    """bp/day, said in words, in the sentence, the table and the Markdown; no per-period or
+    per-snapshot unit anywhere."""
+    settings = _settings(tmp_path)
+    _record_run(settings, "unit", T0, n=120)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        data = collect(journal, "unit", verdict=VerdictConfig(resamples=100))
+    report = data.report
+    assert report.verdict.unit == "bp/day"
+    console = Console(record=True, width=220)
+    render_table(console, report)
+    body = render_markdown(report, tmp_path / "md", None).read_text()
+    for text in (report.verdict.sentence, console.export_text(), body):
+        assert "bp/day" in text and "basis points of capital per day" in text
+        assert "per period" not in text and "per snapshot" not in text and "bps per" not in text

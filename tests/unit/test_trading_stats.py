@@ -47,10 +47,12 @@ def test_bootstrap_is_not_fooled_by_noise_but_sees_a_real_edge() -> None:
     noise = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 2000)) for _ in range(4)]
     same = compare_ai_vs_classical(noise[0], noise[1:])
     assert same.verdict.startswith("Not significant yet")
-    assert same.ci_low_bps < 0 < same.ci_high_bps
+    assert same.ci_low_bp_day < 0 < same.ci_high_bp_day
     edge = 1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 2000) + 2e-5)
     better = compare_ai_vs_classical(edge, noise[1:])
-    assert better.verdict.startswith("AI arm ai beat the classical mean") and better.ci_low_bps > 0
+    assert (
+        better.verdict.startswith("AI arm ai beat the classical mean") and better.ci_low_bp_day > 0
+    )
     short = compare_ai_vs_classical(noise[0][:10], [n[:10] for n in noise[1:]])
     assert short.verdict.startswith("No verdict yet")
 

@@ -109,14 +109,14 @@ export function intervalRows(intervals) {
   // Several AI arms (a taker and a maker): each row names its arm as well as the rival.
   const arms = new Set(intervals.map((i) => i.ai || ''))
   return intervals
-    .filter((i) => Number.isFinite(i.ci_low_bps) && Number.isFinite(i.ci_high_bps) && Number.isFinite(i.mean_diff_bps))
+    .filter((i) => Number.isFinite(i.ci_low_bp_day) && Number.isFinite(i.ci_high_bp_day) && Number.isFinite(i.mean_diff_bp_day))
     .map((i) => ({
       key: `${i.ai || ''}/${i.rival}`,
       rival: arms.size > 1 ? `${i.ai} − ${i.rival}` : i.rival,
-      lo: i.ci_low_bps,
-      hi: i.ci_high_bps,
-      mean: i.mean_diff_bps,
-      side: i.ci_low_bps > 0 ? 'ai' : i.ci_high_bps < 0 ? 'rival' : 'unclear',
+      lo: i.ci_low_bp_day,
+      hi: i.ci_high_bp_day,
+      mean: i.mean_diff_bp_day,
+      side: i.ci_low_bp_day > 0 ? 'ai' : i.ci_high_bp_day < 0 ? 'rival' : 'unclear',
     }))
 }
 

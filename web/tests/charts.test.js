@@ -79,17 +79,17 @@ describe('fills and forecasts', () => {
 describe('AI vs classical intervals', () => {
   it('keeps finite intervals and says which side each falls on', () => {
     const rows = intervalRows([
-      { rival: 'a', mean_diff_bps: 1, ci_low_bps: 0.5, ci_high_bps: 2 },
-      { rival: 'b', mean_diff_bps: -1, ci_low_bps: -3, ci_high_bps: -0.1 },
-      { rival: 'c', mean_diff_bps: 0, ci_low_bps: -1, ci_high_bps: 1 },
-      { rival: 'd', mean_diff_bps: null, ci_low_bps: null, ci_high_bps: null },
+      { rival: 'a', mean_diff_bp_day: 1, ci_low_bp_day: 0.5, ci_high_bp_day: 2 },
+      { rival: 'b', mean_diff_bp_day: -1, ci_low_bp_day: -3, ci_high_bp_day: -0.1 },
+      { rival: 'c', mean_diff_bp_day: 0, ci_low_bp_day: -1, ci_high_bp_day: 1 },
+      { rival: 'd', mean_diff_bp_day: null, ci_low_bp_day: null, ci_high_bp_day: null },
     ])
     expect(rows.map((r) => r.side)).toEqual(['ai', 'rival', 'unclear'])
     expect(intervalDomain(rows)).toEqual([-3.3000000000000003, 3.3000000000000003])
     expect(intervalDomain([])).toEqual([-1.1, 1.1])
   })
   it('names the AI arm of each row when there are several (a taker and a maker)', () => {
-    const one = { mean_diff_bps: 1, ci_low_bps: 0.5, ci_high_bps: 2 }
+    const one = { mean_diff_bp_day: 1, ci_low_bp_day: 0.5, ci_high_bp_day: 2 }
     const rows = intervalRows([
       { ai: 'ai_taker', rival: 'sma', ...one },
       { ai: 'ai_maker', rival: 'sma', ...one },

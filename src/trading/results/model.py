@@ -49,7 +49,16 @@ class Halt(_Frozen):
 
 
 class StrategyRow(_Frozen):
+    """One line of the leaderboard, ranked by P&L after fees. ``rank`` is ``None`` for an
+    inactive strategy (no fills: nothing to rank); strategies whose P&L is equal to the cent
+    share a rank (``tied``). ``at_limit`` names the risk limit a halted strategy's loss was
+    capped by ("daily loss", "drawdown"): its P&L says where the limit is, not how it traded."""
+
     name: str
+    rank: int | None = None
+    tied: bool = False
+    inactive: bool = False
+    at_limit: str | None = None
     family: Family
     kind: str | None = None
     # "taker" (market orders) or "maker" (PostOnly quotes at the touch); None in older runs.
@@ -66,8 +75,11 @@ class StrategyRow(_Frozen):
     win_rate: float | None = None
     profit_factor: float | None = None
     expectancy: float | None = None
-    sharpe: float | None = None  # annualised from the snapshot interval
-    sortino: float | None = None
+    # Per day, from daily returns (never annualised, never from sub-day snapshots): None for a
+    # run that touches fewer than three UTC days. ``psr`` beside them is per snapshot period.
+    sharpe_daily: float | None = None
+    sortino_daily: float | None = None
+    days: int = 0  # daily returns behind sharpe_daily
     calmar: float | None = None
     max_drawdown: float  # fraction of the peak
     exposure: float  # share of snapshots holding a position
@@ -76,14 +88,23 @@ class StrategyRow(_Frozen):
     halted: Halt | None = None
 
 
+UNIT = "bp/day"
+UNIT_WORDS = "basis points of capital per day"
+
+
 class Comparison(_Frozen):
-    """One AI arm minus one benchmark: mean per-period return difference, bootstrap CI (bps)."""
+    """One AI arm minus one benchmark: the mean return difference in basis points of capital
+    per day (the mean per-snapshot difference × snapshots per day) and its paired bootstrap
+    interval in the same unit. ``p_value``: two-sided bootstrap p of a zero difference;
+    ``p_holm``: Holm-adjusted over the AI arms (against the classical mean only)."""
 
     ai: str
     versus: str  # a classical strategy, "classical mean" or "best classical (<name>)"
-    mean_diff_bps: float
+    mean_diff_bp_day: float
     ci: tuple[float, float]
     significant: bool  # the interval excludes zero
+    p_value: float | None = None
+    p_holm: float | None = None
 
 
 class Selection(_Frozen):
@@ -97,12 +118,20 @@ class Selection(_Frozen):
 
 
 class Verdict(_Frozen):
+    """The headline is one AI arm against the classical mean. Picked as the best of several AI
+    arms by P&L, its interval is widened for that choice (``headline_confidence`` = 1 − α/k,
+    Bonferroni–Holm over the k arms that traded); every AI arm keeps its own interval in
+    ``comparisons`` and in the sentence."""
+
     sentence: str
     case: VerdictCase
-    ci: tuple[float, float] | None = None  # bps per period, headline comparison
-    mean_diff_bps: float | None = None
+    unit: str = UNIT  # of ci and mean_diff_bp_day, everywhere
+    ci: tuple[float, float] | None = None  # headline comparison, bp/day
+    mean_diff_bp_day: float | None = None
     confidence: float = 0.95
+    headline_confidence: float | None = None  # the headline's interval, adjusted for the pick
     ai: str | None = None  # the headline AI arm
+    ai_arms: int = 0  # AI arms the headline was picked from
     ai_traded: bool | None = None
     benchmark: str = "classical mean"
     best_classical: str | None = None

@@ -81,9 +81,9 @@ def write_plots(
     if comps:
         fig, ax = plt.subplots(figsize=(10, 0.4 * len(comps) + 1.5))
         labels = [f"{c.ai} − {c.versus}" for c in comps]
-        means = np.array([c.mean_diff_bps for c in comps])
-        err = np.array([[c.mean_diff_bps - c.ci[0] for c in comps],
-                        [c.ci[1] - c.mean_diff_bps for c in comps]])  # fmt: skip
+        means = np.array([c.mean_diff_bp_day for c in comps])
+        err = np.array([[c.mean_diff_bp_day - c.ci[0] for c in comps],
+                        [c.ci[1] - c.mean_diff_bp_day for c in comps]])  # fmt: skip
         colors = [
             "tab:green" if c.ci[0] > 0 else "tab:red" if c.ci[1] < 0 else "tab:grey" for c in comps
         ]
@@ -91,7 +91,7 @@ def write_plots(
         ax.barh(y, means, xerr=np.maximum(err, 0.0), color=colors, capsize=3)
         ax.set_yticks(y, labels, fontsize=7)
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set(xlabel=f"mean return difference (bps per period), {report.verdict.confidence:.0%} CI",
+        ax.set(xlabel=f"mean return difference (bp of capital per day), {report.verdict.confidence:.0%} CI",
                title="AI vs classical (paired moving-block bootstrap)")  # fmt: skip
         ax.invert_yaxis()
         fig.tight_layout()

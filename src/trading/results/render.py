@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptoarena.trading.results.model import RunReport, StrategyRow
+from cryptoarena.trading.results.verdict import fmt_bp
 from rich.console import Console
 from rich.table import Table
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COMPACT = ("strategy", "family", "P&L", "fees", "fills", "win %", "max DD %", "halted")
+COMPACT = ("#", "strategy", "family", "P&L", "fees", "fills", "win %", "max DD %", "halted")
 
 
 def wide_console() -> Console:
@@ -75,6 +76,20 @@ def sample_line(report: RunReport) -> str | None:
     return None
 
 
+def rank_text(row: StrategyRow) -> str:
+    """ "3", "=3" for a tie, "—" for an inactive strategy (no fills: not ranked)."""
+    if row.rank is None:
+        return "—"
+    return f"={row.rank}" if row.tied else str(row.rank)
+
+
+def status_text(row: StrategyRow) -> str:
+    """Halted (at which loss limit), inactive, or nothing."""
+    if row.halted is not None:
+        return f"HALTED at the {row.at_limit} limit" if row.at_limit else "HALTED"
+    return "inactive (no fills)" if row.inactive else ""
+
+
 def family_label(row: StrategyRow) -> str:
     """The family, with the execution style when it is not the default (taker)."""
     return f"{row.family} · maker" if row.execution == "maker" else row.family
@@ -82,7 +97,7 @@ def family_label(row: StrategyRow) -> str:
 
 def _columns() -> dict[str, object]:
     return {
-        "#": lambda i, r: str(i),
+        "#": lambda i, r: rank_text(r),
         "strategy": lambda i, r: r.name,
         "family": lambda i, r: family_label(r),
         "P&L": lambda i, r: fmt(r.pnl),
@@ -92,12 +107,12 @@ def _columns() -> dict[str, object]:
         "trips": lambda i, r: str(r.round_trips),
         "win %": lambda i, r: fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
         "PF": lambda i, r: fmt(r.profit_factor),
-        "Sharpe": lambda i, r: fmt(r.sharpe, ".1f"),
+        "Sharpe/day": lambda i, r: fmt(r.sharpe_daily, ".2f"),
         "PSR": lambda i, r: fmt(r.psr, ".2f"),
-        "Sortino": lambda i, r: fmt(r.sortino, ".1f"),
+        "Sortino/day": lambda i, r: fmt(r.sortino_daily, ".2f"),
         "max DD %": lambda i, r: fmt(r.max_drawdown * 100, ".2f"),
         "exposure %": lambda i, r: fmt(r.exposure * 100, ".0f"),
-        "halted": lambda i, r: "HALTED" if r.halted else "",
+        "halted": lambda i, r: status_text(r),
     }
 
 
@@ -125,13 +140,19 @@ def render_table(console: Console, report: RunReport) -> None:
         if "HALTED" not in note and not note.startswith("IN-SAMPLE"):
             console.print(f"note: {note}", style="yellow")
     v = report.verdict
-    for c in v.comparisons:
-        if c.versus == "classical mean":
-            continue
-        mark = "*" if c.significant else " "
+    if v.comparisons:
         console.print(
-            f"  {c.ai} − {c.versus}: {c.mean_diff_bps:+.3g} bps "
-            f"[{c.ci[0]:.3g}, {c.ci[1]:.3g}] {mark}",
+            f"AI minus each rival, {v.unit} (basis points of capital per day), "
+            f"{v.confidence:.0%} CI; * = excludes zero:",
+            highlight=False,
+        )
+    for c in v.comparisons:
+        mark = "*" if c.significant else " "
+        holm = f" (Holm p {c.p_holm:.3g})" if c.p_holm is not None and v.ai_arms > 1 else ""
+        sign = "+" if c.mean_diff_bp_day > 0 else ""
+        console.print(
+            f"  {c.ai} − {c.versus}: {sign}{fmt_bp(c.mean_diff_bp_day)} {v.unit} "
+            f"[{fmt_bp(c.ci[0])}, {fmt_bp(c.ci[1])}] {mark}{holm}",
             highlight=False,
         )
     if v.selection is not None:
@@ -187,18 +208,20 @@ def render_markdown(
     lines += ["## Verdict", "", f"**{report.verdict.sentence}**", ""]
     v = report.verdict
     if v.comparisons:
-        lines += ["| AI arm | versus | mean diff (bps/period) | CI | significant |",
-                  "| --- | --- | ---: | --- | --- |"]  # fmt: skip
+        lines += [f"| AI arm | versus | mean diff ({v.unit}) | CI | significant | p | Holm p |",
+                  "| --- | --- | ---: | --- | --- | ---: | ---: |"]  # fmt: skip
         for c in v.comparisons:
             lines.append(
-                f"| {c.ai} | {c.versus} | {c.mean_diff_bps:+.3f} | "
-                f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}] | {'yes' if c.significant else 'no'} |"
+                f"| {c.ai} | {c.versus} | {c.mean_diff_bp_day:+.3f} | "
+                f"[{c.ci[0]:.3f}, {c.ci[1]:.3f}] | {'yes' if c.significant else 'no'} | "
+                f"{fmt(c.p_value, '.3g')} | {fmt(c.p_holm, '.3g')} |"
             )
         lines += [
             "",
-            f"Paired moving-block bootstrap: {v.resamples} resamples, block length "
-            f"{v.block_length} periods (Politis–White), {v.periods} periods of "
-            f"{fmt(v.period_s, 'g')} s, {v.confidence:.0%} percentile intervals.",
+            f"Differences in {v.unit} (basis points of capital per day: the mean per-snapshot "
+            f"difference × snapshots per day). Paired moving-block bootstrap: {v.resamples} "
+            f"resamples, block length {v.block_length} periods (Politis–White), {v.periods} "
+            f"periods of {fmt(v.period_s, 'g')} s, {v.confidence:.0%} percentile intervals.",
             "",
         ]
     if v.selection is not None:
@@ -209,12 +232,20 @@ def render_markdown(
             f"luck alone: deflated Sharpe ratio {fmt(s.dsr, '.3f')}.",
             "",
         ]
-    lines += ["## Leaderboard (after fees)", ""]
-    head = ["strategy", "family", "P&L", "return %", "fees", "fills", "trips", "win %",
-            "Sharpe", "PSR", "Sortino", "Calmar", "max DD %", "exposure %", "halted"]  # fmt: skip
+    lines += [
+        "## Leaderboard (after fees)",
+        "",
+        "Ranked by P&L after fees; `=n` is a tie to the cent; `—` an inactive strategy (no "
+        "fills). Sharpe and Sortino are per day, from daily returns (none under three UTC "
+        "days); PSR is the probability that the per-snapshot Sharpe exceeds zero.",
+        "",
+    ]
+    head = ["#", "strategy", "family", "P&L", "return %", "fees", "fills", "trips", "win %",
+            "Sharpe/day", "PSR", "Sortino/day", "Calmar", "max DD %", "exposure %", "status"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in report.strategies:
         cells = [
+            rank_text(r),
             r.name,
             family_label(r),
             fmt(r.pnl),
@@ -223,13 +254,13 @@ def render_markdown(
             str(r.fills),
             str(r.round_trips),
             fmt(None if r.win_rate is None else r.win_rate * 100, ".0f"),
-            fmt(r.sharpe, ".1f"),
+            fmt(r.sharpe_daily, ".2f"),
             fmt(r.psr, ".2f"),
-            fmt(r.sortino, ".1f"),
+            fmt(r.sortino_daily, ".2f"),
             fmt(r.calmar, ".1f"),
             fmt(r.max_drawdown * 100, ".2f"),
             fmt(r.exposure * 100, ".0f"),
-            f"**HALTED**: {halted_text(r)}" if r.halted else "",
+            f"**{status_text(r)}**: {halted_text(r)}" if r.halted else status_text(r),
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines.append("")

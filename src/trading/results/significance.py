@@ -160,3 +160,26 @@ def percentile_ci(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(draws, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def bootstrap_p_value(draws: np.ndarray) -> float:
+    """Two-sided p of a zero mean from bootstrap draws of it: twice the share of draws on the
+    far side of zero (at least one draw's worth: 0 would claim more than the draws can say)."""
+    d = np.asarray(draws, dtype=np.float64)
+    if len(d) == 0:
+        return float("nan")
+    tail = min(float(np.mean(d <= 0.0)), float(np.mean(d >= 0.0)))
+    return float(min(1.0, 2.0 * max(tail, 1.0 / len(d))))
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values (family-wise error over the named tests): the i-th
+    smallest p times (k − i + 1), made monotone, capped at 1."""
+    order = sorted(p_values, key=lambda name: p_values[name])
+    k = len(order)
+    out: dict[str, float] = {}
+    running = 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (k - i) * p_values[name]))
+        out[name] = running
+    return out

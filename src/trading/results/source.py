@@ -224,6 +224,32 @@ def _ending(
     return complete, ended, notes, len(starts), stop
 
 
+# Halt reasons that mean a loss limit capped the P&L (the risk manager's wording).
+LIMIT_PREFIXES = {"daily loss": "daily loss", "drawdown": "drawdown"}
+
+
+def limit_of(halt: Halt | None) -> str | None:
+    """The loss limit a halt stopped the strategy at ("daily loss", "drawdown"), if any."""
+    if halt is None or halt.scope != "strategy":
+        return None
+    return next((v for k, v in LIMIT_PREFIXES.items() if halt.reason.startswith(k)), None)
+
+
+def rank(rows: Sequence[StrategyRow]) -> list[StrategyRow]:
+    """Rows by P&L after fees, best first. A strategy with no fills is inactive: last, with no
+    rank (its zero P&L says nothing about its rule). P&Ls equal to the cent share a rank."""
+    active = sorted((r for r in rows if r.fills > 0), key=lambda r: r.pnl, reverse=True)
+    idle = sorted((r for r in rows if r.fills <= 0), key=lambda r: r.name)
+    cents = [round(r.pnl, 2) for r in active]
+    out: list[StrategyRow] = []
+    for i, r in enumerate(active):
+        first = cents.index(cents[i])  # the first row with this P&L gives the shared rank
+        tied = cents.count(cents[i]) > 1
+        out.append(r.model_copy(update={"rank": first + 1, "tied": tied, "inactive": False}))
+    out += [r.model_copy(update={"rank": None, "tied": False, "inactive": True}) for r in idle]
+    return out
+
+
 @dataclass(frozen=True)
 class ReportData:
     report: RunReport
@@ -314,21 +340,25 @@ def collect(
                 win_rate=s.win_rate,
                 profit_factor=s.profit_factor,
                 expectancy=s.expectancy,
-                sharpe=s.sharpe,
-                sortino=s.sortino,
+                sharpe_daily=s.sharpe_daily,
+                sortino_daily=s.sortino_daily,
+                days=cs.days,
                 calmar=s.calmar,
                 max_drawdown=s.max_drawdown,
                 exposure=s.exposure,
                 snapshots=s.snapshots,
                 psr=probabilistic_sharpe(returns.get(name, np.empty(0))),
                 halted=halt,
+                at_limit=limit_of(halt),
             )
         )
         arms.append(Arm(name, family, returns.get(name, np.empty(0)), s.pnl, s.fills))
-    rows.sort(key=lambda r: r.pnl, reverse=True)
+    rows = rank(rows)
     for row in rows:
         if row.halted is not None:
             notes.append(f"{row.name} HALTED: {row.halted.reason}")
+        if row.inactive:
+            notes.append(f"{row.name} inactive: no fills, not ranked")
     quality = []
     if forecasts:
         # The run's predictions through the run_id index, whole: on the embedded store a

@@ -1,11 +1,13 @@
 """Per-strategy statistics from equity curves and books.
 
 Everything here is pure (numpy in, numbers out) so the dashboard and ``arena report`` compute
-the same figures. Ratios are annualised from the snapshot interval; over a short run they say
-little, which is why the verdict (``verdict.py``) carries confidence intervals and probabilistic
-Sharpe ratios. The definitions match empyrical's (checked against it in the tests): Sharpe with
-the sample standard deviation (ddof=1), Sortino with the root mean square of the negative
-returns, Calmar = annualised compound return / maximum drawdown.
+the same figures. The report's Sharpe and Sortino are **per day**, from daily returns (the
+equity at the last snapshot of each UTC day), never annualised and never scaled up from
+sub-day snapshots (a 5 s Sharpe × √(seconds per year) turned noise into −498); a run that
+touches fewer than three UTC days has none (its per-period PSR, beside them, needs no scaling).
+Calmar (annualised compound return / maximum drawdown) is given only over a day or more. The
+definitions match empyrical's (checked against it in the tests): Sharpe with the sample standard
+deviation (ddof=1), Sortino with the root mean square of the negative returns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
+SECONDS_PER_DAY = 86_400.0
+SECONDS_PER_YEAR = 365.0 * SECONDS_PER_DAY
+NS_PER_DAY = 86_400_000_000_000
+MIN_DAILY_RETURNS = 2  # a per-day Sharpe needs at least two daily returns
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,8 @@ class StrategyStats:
     win_rate: float | None
     profit_factor: float | None
     expectancy: float | None
-    sharpe: float | None
-    sortino: float | None
+    sharpe_daily: float | None  # per day, from daily returns (not annualised)
+    sortino_daily: float | None
     calmar: float | None
     max_drawdown: float
     exposure: float  # share of snapshots holding a position
@@ -50,14 +55,15 @@ class StrategyStats:
 class CurveStats:
     """What an equity curve alone says (the book's counters come from the read model)."""
 
-    sharpe: float | None
-    sortino: float | None
+    sharpe_daily: float | None
+    sortino_daily: float | None
     calmar: float | None
     max_drawdown: float
     exposure: float
     snapshots: int
     period_s: float
     span_s: float
+    days: int  # daily returns behind the per-day ratios
 
 
 def period_returns(equity: np.ndarray) -> np.ndarray:
@@ -89,23 +95,47 @@ def _annualiser(period_s: float) -> float:
     return math.sqrt(SECONDS_PER_YEAR / period_s) if period_s > 0 else float("nan")
 
 
-def sharpe(returns: np.ndarray, period_s: float) -> float | None:
+def per_period_sharpe(returns: np.ndarray) -> float | None:
+    """Mean over sample standard deviation of the returns, in their own period (not scaled)."""
     if len(returns) < 2:
         return None
     sd = float(np.std(returns, ddof=1))
     if sd == 0.0:
         return None
-    return float(np.mean(returns)) / sd * _annualiser(period_s)
+    return float(np.mean(returns)) / sd
 
 
-def sortino(returns: np.ndarray, period_s: float) -> float | None:
+def per_period_sortino(returns: np.ndarray) -> float | None:
     if len(returns) < 2:
         return None
     downside = np.minimum(returns, 0.0)
     dd = float(np.sqrt(np.mean(downside**2)))
     if dd == 0.0:
         return None
-    return float(np.mean(returns)) / dd * _annualiser(period_s)
+    return float(np.mean(returns)) / dd
+
+
+def sharpe(returns: np.ndarray, period_s: float) -> float | None:
+    """Annualised from ``period_s`` (empyrical's definition; the report uses per-day figures)."""
+    sr = per_period_sharpe(returns)
+    return None if sr is None else sr * _annualiser(period_s)
+
+
+def sortino(returns: np.ndarray, period_s: float) -> float | None:
+    sr = per_period_sortino(returns)
+    return None if sr is None else sr * _annualiser(period_s)
+
+
+def daily_returns(ts_ns: np.ndarray, equity: np.ndarray) -> np.ndarray:
+    """Returns from one UTC day's close (its last snapshot) to the next day's: a run touching
+    d UTC days has d − 1 of them (the first day only gives the close the second starts from)."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    if len(ts) < 2:
+        return np.empty(0)
+    day = ts // NS_PER_DAY
+    last_of_day = np.append(day[1:] != day[:-1], True)
+    return period_returns(eq[last_of_day])
 
 
 def calmar(equity: np.ndarray, span_s: float) -> float | None:
@@ -127,17 +157,19 @@ def curve_stats(ts_ns: np.ndarray, equity: np.ndarray, qty: np.ndarray | None = 
     eq = np.asarray(equity, dtype=np.float64)
     period_s = float(np.median(np.diff(ts))) / 1e9 if len(ts) > 1 else 0.0
     span_s = float(ts[-1] - ts[0]) / 1e9 if len(ts) > 1 else 0.0
-    rets = period_returns(eq)
+    daily = daily_returns(ts, eq)
+    enough = len(daily) >= MIN_DAILY_RETURNS
     held = np.asarray(qty, dtype=np.float64) if qty is not None else np.zeros(0)
     return CurveStats(
-        sharpe=sharpe(rets, period_s),
-        sortino=sortino(rets, period_s),
-        calmar=calmar(eq, span_s),
+        sharpe_daily=per_period_sharpe(daily) if enough else None,
+        sortino_daily=per_period_sortino(daily) if enough else None,
+        calmar=calmar(eq, span_s) if span_s >= SECONDS_PER_DAY else None,
         max_drawdown=max_drawdown(eq),
         exposure=float(np.mean(held != 0.0)) if len(held) else 0.0,
         snapshots=len(eq),
         period_s=period_s,
         span_s=span_s,
+        days=len(daily),
     )
 
 
@@ -178,8 +210,8 @@ def _combine(
         win_rate=wins / trips if trips else None,
         profit_factor=gross_profit / gross_loss if gross_loss > 0 else None,
         expectancy=(gross_profit - gross_loss) / trips if trips else None,
-        sharpe=cs.sharpe,
-        sortino=cs.sortino,
+        sharpe_daily=cs.sharpe_daily,
+        sortino_daily=cs.sortino_daily,
         calmar=cs.calmar,
         max_drawdown=cs.max_drawdown,
         exposure=cs.exposure,

@@ -1,0 +1,185 @@
+"""``arena season report``: each UTC day a block (every strategy's P&L after fees, fills, halts,
+forecast quality and the day's intraday bootstrap verdict), the cumulative P&L across days and
+the season verdict from per-day paired differences with its power (``seasons.verdict``)."""
+
+from __future__ import annotations
+
+import logging
+
+from cryptoarena.config import Settings
+from cryptoarena.trading.results.model import ForecastQuality, RunReport
+from cryptoarena.trading.results.render import fmt, rank_text, status_text
+from cryptoarena.trading.seasons.season import Season, SeasonError, load
+from cryptoarena.trading.seasons.verdict import SeasonVerdict, season_verdict
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.table import Table
+
+logger = logging.getLogger(__name__)
+
+
+class DayRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    strategy: str
+    family: str
+    rank: str  # "1", "=2", "—" (inactive)
+    pnl: float  # after fees, USDT
+    return_bp: float  # P&L after fees in basis points of the strategy's capital
+    fees: float
+    fills: int
+    status: str  # halted (at which limit) / inactive / ""
+
+
+class DayBlock(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    day: str
+    run_id: str | None
+    complete: bool
+    rows: list[DayRow] = Field(default_factory=list)
+    forecasts: list[ForecastQuality] = Field(default_factory=list)
+    intraday: str = ""  # the day run's verdict sentence (intraday block bootstrap)
+    intraday_ci: tuple[float, float] | None = None  # bp/day
+
+
+class SeasonReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    config: str
+    source: str
+    days: list[DayBlock]
+    # Cumulative P&L after fees at the end of each complete day, per strategy (USDT).
+    cumulative: dict[str, list[float]]
+    verdict: SeasonVerdict
+    unit: str = "bp/day"
+
+
+def day_block(day: str, report: RunReport) -> DayBlock:
+    capital = report.capital
+    if capital is None or capital <= 0:
+        raise SeasonError(f"run {report.run_id} records no capital: cannot express bp/day")
+    rows = [
+        DayRow(
+            strategy=r.name,
+            family=r.family,
+            rank=rank_text(r),
+            pnl=r.pnl,
+            return_bp=r.pnl / capital * 1e4,
+            fees=r.fees,
+            fills=r.fills,
+            status=status_text(r),
+        )
+        for r in report.strategies
+    ]
+    v = report.verdict
+    return DayBlock(
+        day=day,
+        run_id=report.run_id,
+        complete=bool(report.complete),
+        rows=rows,
+        forecasts=report.forecasts,
+        intraday=v.sentence,
+        intraday_ci=v.ci,
+    )
+
+
+def build(season: Season, reports: dict[str, RunReport]) -> SeasonReport:
+    """The season's report from the run report of each day (keyed by run id)."""
+    blocks: list[DayBlock] = []
+    for d in season.days:
+        rep = reports.get(d.run_id or "")
+        if rep is None or not d.complete:
+            blocks.append(DayBlock(day=d.day, run_id=d.run_id, complete=False))
+        else:
+            blocks.append(day_block(d.day, rep))
+    done = [b for b in blocks if b.complete]
+    names = sorted({r.strategy for b in done for r in b.rows})
+    families = {r.strategy: r.family for b in done for r in b.rows}
+    by_day = [{r.strategy: r for r in b.rows} for b in done]
+    # Only strategies present every day take part (one config: all of them).
+    names = [n for n in names if all(n in day for day in by_day)]
+    returns = {n: [day[n].return_bp for day in by_day] for n in names}
+    pnl = {n: sum(day[n].pnl for day in by_day) for n in names}
+    fills = {n: sum(day[n].fills for day in by_day) for n in names}
+    cumulative: dict[str, list[float]] = {}
+    for n in names:
+        total, path = 0.0, []
+        for day in by_day:
+            total += day[n].pnl
+            path.append(total)
+        cumulative[n] = path
+    return SeasonReport(
+        name=season.name,
+        config=season.config,
+        source=season.source,
+        days=blocks,
+        cumulative=cumulative,
+        verdict=season_verdict(returns, families, pnl, fills),
+    )
+
+
+def load_report(settings: Settings, name: str) -> SeasonReport:
+    """Read-only: the manifest and each day's run from the journal."""
+    from cryptoarena.trading.journal import Journal
+    from cryptoarena.trading.results.source import collect
+
+    season = load(settings, name)
+    reports: dict[str, RunReport] = {}
+    with Journal.open(settings, run_id="season-report", readonly=True) as journal:
+        for d in season.days:
+            if d.run_id and d.complete and journal.runs(d.run_id):
+                reports[d.run_id] = collect(journal, d.run_id).report
+    return build(season, reports)
+
+
+def render_table(console: Console, rep: SeasonReport) -> None:
+    console.print(
+        f"season {rep.name}: {sum(b.complete for b in rep.days)} of {len(rep.days)} UTC days "
+        f"complete ({rep.source}, config {rep.config})",
+        highlight=False,
+    )
+    for b in rep.days:
+        if not b.complete:
+            console.print(
+                f"\n{b.day}: not run yet" + (f" (run {b.run_id} incomplete)" if b.run_id else "")
+            )
+            continue
+        t = Table(title=f"{b.day} UTC · run {b.run_id}", title_justify="left")
+        for col in ("#", "strategy", "family", "P&L", "bp/day", "fees", "fills", "status"):
+            t.add_column(
+                col, justify="right" if col in ("P&L", "bp/day", "fees", "fills") else "left"
+            )
+        for r in b.rows:
+            t.add_row(
+                r.rank,
+                r.strategy,
+                r.family,
+                fmt(r.pnl),
+                fmt(r.return_bp, ".1f"),
+                fmt(r.fees),
+                str(r.fills),
+                r.status,
+            )
+        console.print(t)
+        for q in b.forecasts:
+            console.print(
+                f"  forecasts v{q.model_version}: {q.predictions} resolved, MAE {q.mae_bps:.3g} "
+                f"bp vs no-change {q.persistence_mae_bps:.3g} bp",
+                highlight=False,
+            )
+        console.print(f"  intraday (block bootstrap): {b.intraday}", highlight=False)
+    if rep.cumulative:
+        console.print("\ncumulative P&L after fees (USDT) at each day's end:")
+        for n, path in sorted(rep.cumulative.items(), key=lambda kv: -kv[1][-1]):
+            console.print(f"  {n}: " + " → ".join(fmt(x) for x in path), highlight=False)
+    v = rep.verdict
+    console.print(f"\nSeason verdict (per-day paired differences): {v.sentence}", highlight=False)
+    console.print(v.power, highlight=False)
+    for c in v.comparisons:
+        ci = f"[{fmt(c.ci[0], '.3g')}, {fmt(c.ci[1], '.3g')}]" if c.ci else "[—]"
+        console.print(
+            f"  {c.ai} − {c.versus}: {c.mean:+.3g} bp/day {ci}{' *' if c.significant else ''}",
+            highlight=False,
+        )
