@@ -86,11 +86,21 @@ def start_dashboard(root: Path, journal: Path, port: int) -> subprocess.Popen[by
     raise RuntimeError("the dashboard did not answer within 120 s")
 
 
+def routes(port: int) -> list[str]:
+    """bench.dashboard's routes, its strategy named after the run's first AI strategy (the
+    example config has no strategy called ``ai``)."""
+    board = json.loads(_get(f"http://127.0.0.1:{port}/api/leaderboard"))
+    rows = board.get("rows", [])
+    ai = next((r["strategy"] for r in rows if r.get("is_ai")), rows[0]["strategy"] if rows else "")
+    return [r.replace("strategy=ai", f"strategy={ai}").replace("/strategies/ai", f"/strategies/{ai}")
+            for r in ROUTES]  # fmt: skip
+
+
 def probe(port: int, requests: int) -> dict[str, float]:
     """Each route's p99 (ms) over ``requests`` sequential requests after 5 warm-up ones."""
     base = f"http://127.0.0.1:{port}"
     out = {}
-    for route in ROUTES:
+    for route in routes(port):
         res = asyncio.run(run_load(base + route, b"", concurrency=1, requests=requests,
                                    warmup=5, method="GET"))  # fmt: skip
         out[route] = res.p99_ms if not res.errors else float("inf")
@@ -263,7 +273,7 @@ def dashboard_only(args: argparse.Namespace) -> None:
     dash = start_dashboard(root, args.journal.absolute(), args.port)
     try:
         ready = time.perf_counter() - started
-        for route in ROUTES:  # the first answer of each (cold)
+        for route in routes(args.port):  # the first answer of each (cold)
             _get(f"http://127.0.0.1:{args.port}{route}")
         p99 = probe(args.port, args.requests)
         rss, peak = rss_mb(dash.pid)

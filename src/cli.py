@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cryptoarena.trading.sweeps.cli",
     "cryptoarena.trading.exchange.cli",
     "cryptoarena.dashboard.cli",
+    "cryptoarena.trading.journal.cli",
     "cryptoarena.flow_commands",
 )
 
