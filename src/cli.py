@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "cryptoarena.trading.seasons.cli",
     "cryptoarena.trading.exchange.cli",
     "cryptoarena.dashboard.cli",
+    "cryptoarena.trading.journal.cli",
     "cryptoarena.flow_commands",
 )
 

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 from cryptoarena.dashboard import schemas as s
-from cryptoarena.dashboard.memory import MemoryStore, RunData
+from cryptoarena.dashboard.memory import MemoryStore, Point, RunData, TieredCurve, point
 from cryptoarena.dashboard.tail import Tail
 from cryptoarena.trading.results.model import Comparison as ReportComparison
 from cryptoarena.trading.results.model import StrategyRow as ReportRow
 from cryptoarena.trading.results.render import sample_line
-from cryptoarena.trading.results.source import build_report
+from cryptoarena.trading.results.source import build_report, wall_ns
 
 logger = logging.getLogger(__name__)
 
@@ -164,14 +164,17 @@ class DashboardReader:
         self.journal = journal
         self.tail = tail
         self.embedded = embedded
-        self.store = MemoryStore()
+        self.store = MemoryStore(journal)
         self._cache = _Cache()
         self._poll_lock = threading.Lock()
 
     def poll(self) -> list[tuple[str, dict[str, Any]]]:
         """Read what the journal gained since the last poll into memory; returns the new docs."""
         with self._poll_lock:
-            return self.store.apply(self.tail.poll())
+            new = self.store.apply(self.tail.poll())
+            if self.store.latest is not None:
+                self.store.get(self.store.latest)  # the latest run is always held
+            return new
 
     def close(self) -> None:
         self.tail.close()
@@ -200,18 +203,24 @@ class DashboardReader:
         return data
 
     def run_count(self) -> int:
-        return sum(1 for d in self.store.runs.values() if d.started is not None)
+        return len(self.store.started_runs())
 
     def run_info(self, run_id: str) -> s.RunInfo | None:
         data = self.store.get(run_id)
         if data is None or data.started is None:
             return None
+        return self._run_info(data)
+
+    def _run_info(self, data: RunData) -> s.RunInfo | None:
+        run_id = data.run_id
         first = data.started
+        if first is None:
+            return None
         with self.store.lock:
             last = data.events[-1]
             ends = [d for d in data.events if d.get("event") == "stopped"]
-            firsts = [c[0]["ts_ns"] for c in data.curves.values() if c]
-            lasts = [c[-1]["ts_ns"] for c in data.curves.values() if c]
+            firsts = [c.first_ns for c in data.curves.values() if c.first_ns is not None]
+            lasts = [c.last.ts_ns for c in data.curves.values() if c.last is not None]
         # A resumed run starts again after a stop: it runs while its last event is a start.
         running = last.get("event") == "started"
         end = None if running or not ends else ends[-1]
@@ -232,9 +241,22 @@ class DashboardReader:
         )
 
     def runs(self, limit: int, offset: int) -> s.Page[s.RunInfo]:
-        started = [d for d in self.store.runs.values() if d.started is not None]
-        started.sort(key=lambda d: int(d.started["ts_ns"]) if d.started else 0, reverse=True)
-        items = [r for d in started[offset : offset + limit] if (r := self.run_info(d.run_id))]
+        """Every run, the most recently started first (wall clock of the start, as the latest
+        run); a run not held in memory is described from its ``runs`` records and its
+        ``equity_latest`` documents (its data span), without reading its history."""
+        with self.store.lock:
+            started = [(run, list(docs)) for run, docs in self.store.events.items()
+                       if any(d.get("event") == "started" for d in docs)]  # fmt: skip
+        started.sort(key=lambda rd: _start_key(rd[1]), reverse=True)
+        items = []
+        for run, docs in started[offset : offset + limit]:
+            held = self.store.runs.get(run)
+            if held is not None and held.loaded:
+                info = self._run_info(held)
+            else:
+                info = self._run_info(_light_run(self.journal, run, docs))
+            if info is not None:
+                items.append(info)
         return s.Page[s.RunInfo](items=items, total=len(started), limit=limit, offset=offset)
 
     def families(self, run_id: str) -> dict[str, str]:
@@ -252,10 +274,10 @@ class DashboardReader:
     def leaderboard(self, run_id: str) -> s.Leaderboard:
         data = self._data(run_id)
         # Halts and the stop record change the report too, not only new snapshots.
-        version = (data.version, len(data.risk), len(data.events))
+        version = (data.version, data.risk.total, len(data.events))
         return self._cache.get(("board", run_id), version, lambda: self._leaderboard(run_id))
 
-    def _curves(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    def _curves(self, run_id: str) -> dict[str, list[Point]]:
         data = self._data(run_id)
         with self.store.lock:
             return {name: data.curve(name) for name in data.curves}
@@ -328,8 +350,8 @@ class DashboardReader:
         families = self.families(run_id)
         series = []
         for name, curve in self._curves(run_id).items():
-            ts = np.array([d["ts_ns"] // 1_000_000 for d in curve], dtype=np.int64)
-            ys = np.array([d["equity"] for d in curve], dtype=np.float64)
+            ts = np.array([p.ts_ns // 1_000_000 for p in curve], dtype=np.int64)
+            ys = np.array([p.equity for p in curve], dtype=np.float64)
             pts = [s.SeriesPoint(t=t, y=y) for t, y in downsample_minmax(ts, ys, points)]
             series.append(s.EquitySeries(strategy=name, family=families.get(name, "?"), points=pts))
         return s.EquityCurves(run_id=run_id, capital=self._capital(run_id), series=series)
@@ -350,13 +372,24 @@ class DashboardReader:
         )
 
     def fills(self, run_id: str, strategy: str | None, limit: int, offset: int) -> s.Page[s.Fill]:
-        data = self._data(run_id)
-        with self.store.lock:
-            docs = [d for d in data.fills if not strategy or d.get("strategy") == strategy]
-        page = docs[::-1][offset : offset + limit]
+        page, total = self._page("fills", self._data(run_id), strategy, limit, offset)
         return s.Page[s.Fill](
-            items=[self.fill(d) for d in page], total=len(docs), limit=limit, offset=offset
+            items=[self.fill(d) for d in page], total=total, limit=limit, offset=offset
         )
+
+    def _page(
+        self, kind: str, data: RunData, strategy: str | None, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Newest first: from memory when the page lies in what it keeps, else from the
+        journal (``run_id`` / ``strategy`` + ``ts_ns`` index, newest first)."""
+        recent = data.fills if kind == "fills" else data.risk
+        with self.store.lock:
+            kept, total = recent.newest(strategy)
+        if offset + limit <= len(kept) or len(kept) >= total:
+            return kept[::-1][offset : offset + limit], total
+        filt = {"run_id": data.run_id, **({"strategy": strategy} if strategy else {})}
+        docs = self.journal.find(kind, filt, sort=[("ts_ns", -1)], limit=offset + limit)
+        return docs[offset : offset + limit], total
 
     def positions(self, run_id: str) -> list[s.Position]:
         families = self.families(run_id)
@@ -392,19 +425,15 @@ class DashboardReader:
             raise LookupError(f"no strategy {name!r} in run {run_id!r}")
         data = self._data(run_id)
         with self.store.lock:
-            curve = list(data.curves.get(name, []))
-            fills = [d for d in data.fills if d.get("strategy") == name][-500:]
+            curve = data.curve(name)
+            fills, _ = data.fills.newest(name)
         capital = self._capital(run_id)
-        ts = np.array([d["ts_ns"] // 1_000_000 for d in curve], dtype=np.int64)
-        mark = np.array([_f(d.get("mark")) for d in curve], dtype=np.float64)
+        ts = np.array([p.ts_ns // 1_000_000 for p in curve], dtype=np.int64)
+        mark = np.array([p.mark for p in curve], dtype=np.float64)
         step = max(1, len(curve) // max(1, points))
         position = [
-            s.PositionPoint(
-                t=int(d["ts_ns"] // 1_000_000),
-                qty=_f(d.get("qty")),
-                pnl=_f(d.get("equity")) - capital,
-            )
-            for d in curve[::step]
+            s.PositionPoint(t=int(p.ts_ns // 1_000_000), qty=p.qty, pnl=p.equity - capital)
+            for p in curve[::step]
         ]
         board = self.leaderboard(run_id)
         row = next((r for r in board.rows if r.strategy == name), None)
@@ -453,12 +482,9 @@ class DashboardReader:
     def risk_events(
         self, run_id: str, strategy: str | None, limit: int, offset: int
     ) -> s.Page[s.RiskEvent]:
-        data = self._data(run_id)
-        with self.store.lock:
-            docs = [d for d in data.risk if not strategy or d.get("strategy") == strategy]
-        page = docs[::-1][offset : offset + limit]
+        page, total = self._page("risk_events", self._data(run_id), strategy, limit, offset)
         return s.Page[s.RiskEvent](
-            items=[risk_event(d) for d in page], total=len(docs), limit=limit, offset=offset
+            items=[risk_event(d) for d in page], total=total, limit=limit, offset=offset
         )
 
     def risk_state(self, run_id: str) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
@@ -481,12 +507,33 @@ class DashboardReader:
     def data_time(self, run_id: str) -> int | None:
         data = self._data(run_id)
         with self.store.lock:
-            lasts = [int(c[-1]["ts_ns"]) for c in data.curves.values() if c]
+            lasts = [c.last.ts_ns for c in data.curves.values() if c.last is not None]
         return max(lasts, default=None)
 
     def summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         # A small read model (one document per strategy): cheap to read whole.
         return {n: d for n, d in self.journal.summaries().items() if d.get("run_id") == run_id}
+
+
+def _start_key(docs: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    start = next(d for d in docs if d.get("event") == "started")
+    return (wall_ns(start) or 0, int(start.get("ts_ns") or 0))
+
+
+def _light_run(journal: Any, run_id: str, events: list[dict[str, Any]]) -> RunData:
+    """A run not held in memory, for the run list: its records and, from ``equity_latest``,
+    where its data ends (the first snapshot of each strategy, one indexed document each)."""
+    data = RunData(run_id, events=events)
+    for last in journal.find("equity_latest", {"run_id": run_id}):
+        name = str(last["strategy"])
+        # A compacted run keeps its early minutes only in the per-minute read model.
+        firsts = [d for kind in ("equity", "equity_minute")
+                  for d in journal.find(kind, {"run_id": run_id, "strategy": name},
+                                        sort=[("ts_ns", 1)], limit=1)]  # fmt: skip
+        curve = data.curves[name] = TieredCurve()
+        for doc in (*sorted(firsts, key=_ts_seq)[:1], last):
+            curve.add(point(doc))
+    return data
 
 
 def _ts_seq(doc: Mapping[str, Any]) -> tuple[int, int]:

@@ -188,10 +188,14 @@ def kill_switch(
 
 @router.get("/status", response_model=s.Status)
 def status(
-    reader: ReaderDep, kill: KillDep, settings: SettingsDep, registry: RegistryDep
+    reader: ReaderDep,
+    kill: KillDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    run_id: RunQuery = None,
 ) -> s.Status:
     ks = kill_state(kill, settings.trading.kill_token is not None)
-    run_id = reader.latest_run_id()
+    run_id = resolve_run(reader, run_id) if run_id else reader.latest_run_id()
     if run_id is None:
         return s.Status(run=None, bots=[], data_time_ns=None, lag_s=None, forecast_age_s=None,
                         model_version=None, kill=ks)  # fmt: skip

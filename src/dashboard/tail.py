@@ -2,7 +2,7 @@
 
 The embedded store (:mod:`cryptoarena.trading.journal.docstore`) is one SQLite file with one
 table per collection: an indexed column per indexable field, and the document as BSON. A table
-grows by rowid (the journal never deletes), and the in-place writes it does (a forecast's
+grows by rowid (a compaction deletes only old rows, never the newest), and the in-place writes it does (a forecast's
 realised price ``$set`` later, upserts) keep the row's rowid, so :class:`EmbeddedTail` opens the
 file read-only (``mode=ro``: no lock, no writes, WAL lets it read beside the writer) and reads
 only the rows after the last rowid it saw, per table. With MongoDB (``ARENA_MONGO__URI``),
@@ -27,8 +27,6 @@ logger = logging.getLogger(__name__)
 # What the dashboard follows; predictions are re-read near the end (their realised price is
 # filled in 15 s later, in place).
 TAILED = ("runs", "equity", "fills", "predictions", "risk_events")
-# On a cold start, read at most this many of the newest forecasts (older ones are not shown).
-PREDICTION_BACKLOG = 20_000
 REREAD_PREDICTIONS = 64
 BUSY_MS = 5000  # a reader waits this long for the writer's checkpoint, never fails at once
 
@@ -88,10 +86,9 @@ class EmbeddedTail:
         out: dict[str, list[dict[str, Any]]] = {}
         for coll in TAILED:
             if coll not in self._last:
-                start = 0
-                if coll == "predictions":
-                    start = max(0, self._max_rowid(coll) - PREDICTION_BACKLOG)
-                self._last[coll] = start
+                # Runs from the start (small); the rest from the present: a run's history is
+                # read through the journal's indexes when the run is asked for (memory.py).
+                self._last[coll] = 0 if coll == "runs" else self._max_rowid(coll)
             after = self._last[coll]
             if coll == "predictions" and after > 0:
                 after = max(0, after - REREAD_PREDICTIONS)  # pick up realised prices
@@ -124,7 +121,10 @@ class QueryTail:
         if run != self._run:
             self._run, self._cursor = run, {}
         for coll in TAILED[1:]:
-            ts, seen = self._cursor.get(coll, (-1, set()))
+            if coll not in self._cursor:  # from the present: the history is read on demand
+                top = self.journal.find(coll, {"run_id": run}, sort=[("ts_ns", -1)], limit=1)
+                self._cursor[coll] = (int(top[0]["ts_ns"]) if top else -1, set())
+            ts, seen = self._cursor[coll]
             filt: dict[str, Any] = {"run_id": run}
             if ts >= 0:
                 # Predictions are re-read for 30 s back: their realised price arrives later.

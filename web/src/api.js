@@ -1,7 +1,23 @@
 // The dashboard API (same origin) and the live event stream.
 import { reactive } from 'vue'
 
+// The run every page shows: `?run=` in the URL (before the #/page part, so moving between
+// pages keeps it); none means the latest run.
+export const selected = reactive({ run: new URLSearchParams(location.search).get('run') || null })
+
+export function selectRun(run) {
+  const url = new URL(location.href)
+  if (run) url.searchParams.set('run', run)
+  else url.searchParams.delete('run')
+  history.pushState(null, '', url)
+  selected.run = run || null
+}
+window.addEventListener('popstate', () => {
+  selected.run = new URLSearchParams(location.search).get('run') || null
+})
+
 export async function get(path, params = {}) {
+  params = { run_id: selected.run, ...params }
   const qs = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== ''))
   const url = `/api${path}${qs.toString() ? `?${qs}` : ''}`
   const res = await fetch(url, { headers: { Accept: 'application/json' } })

@@ -1,6 +1,6 @@
 // Load a view from the API, and load it again when live events arrive (at most ~1/s).
 import { onMounted, ref, shallowRef, watch } from 'vue'
-import { live } from './api.js'
+import { live, selected } from './api.js'
 
 export function useView(load, deps = () => null) {
   const data = shallowRef(null)
@@ -22,6 +22,7 @@ export function useView(load, deps = () => null) {
   }
   onMounted(refresh)
   watch(() => live.ticks, refresh)
+  watch(() => selected.run, refresh)
   watch(deps, refresh)
   return { data, error, status, loading, refresh }
 }

@@ -34,6 +34,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -247,6 +248,9 @@ class Database:
         return self._collections[name]
 
     def command(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if name == "dbstats":  # MongoDB's storageSize: here the file and its write-ahead log
+            files = (self.path, self.path.with_name(self.path.name + "-wal"))
+            return {"ok": 1.0, "storageSize": sum(p.stat().st_size for p in files if p.exists())}
         if name != "ping":
             raise OperationFailure(f"the embedded journal store has no command {name!r}")
         with self.lock:
@@ -503,6 +507,25 @@ class Collection:
         return info
 
     # -- reading --------------------------------------------------------------------------
+    def delete_many(self, filter: Mapping[str, Any] | None = None) -> DeleteResult:
+        """Delete the matching documents in one transaction (pymongo's ``delete_many``). Row ids
+        of the remaining documents are unchanged, so a tail reading by rowid is not confused."""
+        where, params, residual = _translate(dict(filter or {}))
+        with self.database.lock:
+            if not self.database.has_table(self.name):
+                return DeleteResult(0)
+            conn = self.database.conn()
+            assert conn is not None
+            with self.database.transaction():
+                if not residual:
+                    return DeleteResult(
+                        conn.execute(f"DELETE FROM {self._t}{where}", params).rowcount
+                    )
+                rows = conn.execute(f"SELECT rowid, doc FROM {self._t}{where}", params).fetchall()
+                ids = [(r,) for r, blob in rows if filter_applies(residual, _decode(blob))]
+                conn.executemany(f"DELETE FROM {self._t} WHERE rowid = ?", ids)
+                return DeleteResult(len(ids))
+
     def find(self, filter: Mapping[str, Any] | None = None, projection: Any = None) -> Cursor:
         return Cursor(self, dict(filter or {}), projection)
 
@@ -525,6 +548,11 @@ class Collection:
                 return int(conn.execute(sql, params).fetchone()[0])
             rows = conn.execute(f"SELECT doc FROM {self._t}{where}", params).fetchall()
         return sum(1 for (blob,) in rows if filter_applies(residual, _decode(blob)))
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted_count: int
 
 
 class Cursor:

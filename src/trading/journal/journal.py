@@ -386,6 +386,19 @@ class Journal:
         query = dict(filter or {})
         return int(self._read(lambda db: db[kind].count_documents(query)))
 
+    def delete(self, kind: str, filter: Mapping[str, Any]) -> int:
+        """Delete documents (journal compaction only: events are otherwise never removed);
+        through the store's own ``delete_many``, on the embedded store and on MongoDB alike."""
+        if kind not in schema.COLLECTIONS:
+            raise ValueError(f"unknown journal collection {kind!r}")
+        self._check_writable()
+        query = dict(filter)
+        return int(self._read(lambda db: db[kind].delete_many(query).deleted_count))
+
+    def storage_bytes(self) -> int:
+        """The journal's size on disk (``dbstats``' storageSize, on either store)."""
+        return int(self._read(lambda db: db.command("dbstats")["storageSize"]))
+
     def summaries(self) -> dict[str, dict[str, Any]]:
         return {doc["strategy"]: doc for doc in self.find(schema.SUMMARIES)}
 

@@ -133,6 +133,13 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def reads_minute_model(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether a run's report reads the per-minute read model (runs longer than
+    ``RAW_SNAPSHOT_LIMIT`` snapshots per strategy) rather than every raw snapshot; journal
+    compaction deletes raw snapshots only of such runs, so no report changes."""
+    return minute_model_available() and _expected_snapshots(start, latest) > RAW_SNAPSHOT_LIMIT
+
+
 def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any]]) -> float:
     # A backtest journals equity at its own interval (recorded in its "started" record).
     arena = start.get("arena") or {}
@@ -292,9 +299,7 @@ def collect(
     latest = {d["strategy"]: d for d in journal.find("equity_latest", {"run_id": run_id})}
     names = list(info) + [n for n in latest if n not in info]
     if per_minute is None:
-        per_minute = minute_model_available() and _expected_snapshots(start, latest) > (
-            RAW_SNAPSHOT_LIMIT
-        )
+        per_minute = reads_minute_model(start, latest)
     curves = load_curves(journal, run_id, names, per_minute=per_minute)
     if per_minute and not curves:  # a journal written before the read model existed
         per_minute = False
