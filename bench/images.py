@@ -5,8 +5,10 @@
 
 What it does, in order, and fails at the first step that does not work:
 1. offline path only: a Debian base image from Debian's own packages (debootstrap, once) and a
-   wheelhouse in docker/wheelhouse/ from requirements.lock (pip wheel on the host); the web UI must
-   be built (`make web`: the Makefile target depends on it);
+   wheelhouse in docker/wheelhouse/ from requirements.lock (pip wheel on the host, then checked
+   complete by the image's own Python in the Dockerfile's `venv` stage: bookworm's 3.11.2 needs
+   wheels the host's newer 3.11 does not, e.g. async-timeout); the web UI must be built (`make
+   web`: the Makefile target depends on it);
 2. builds each target of docker/Dockerfile that compose.yaml uses, tagged with compose's image
    names (so these are the images `docker compose` runs), and records build time and size;
 3. starts, on host networking and free ports, the MLflow and Prefect servers (compose's commands
@@ -52,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker" / "compose.yaml"
 WHEELHOUSE = ROOT / "docker" / "wheelhouse"
 BASE_IMAGE = "localhost/debian:bookworm-min"
+VENV_IMAGE = "localhost/cryptoarena-venv:build"  # the Dockerfile's `venv` stage
 DEBIAN_PYTHON = "3.11.2"  # bookworm's python3.11: the offline images' interpreter
 # podman's default runtime (crun) refuses this machine's hybrid cgroups, and its default limits
 # exceed the machine's hard limits (docs/operations.md "podman").
@@ -162,43 +165,80 @@ def runtime_requirements() -> list[str]:
     return deps
 
 
-def _wheelhouse_missing(reqs: str) -> str | None:
-    """The first requirement the wheelhouse cannot satisfy for Debian's Python (an offline dry
-    run in seconds); None when complete. The host's Python may be newer than the image's, and
-    some pins differ by version (``async-timeout; python_full_version < "3.11.3"``)."""
-    with tempfile.TemporaryDirectory() as target:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
-             "--no-index", "--find-links", str(WHEELHOUSE), "--python-version", DEBIAN_PYTHON,
-             "--only-binary=:all:", "--target", target, "-c", str(ROOT / "requirements.lock"),
-             "-r", reqs, "setuptools>=77", "wheel"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_pins() -> dict[str, str]:
+    """requirements.lock as name -> version, markers ignored: a pin the host's Python skips
+    (``async-timeout==5.0.1 ; python_full_version < "3.11.3"``) is still the image's pin."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)==([^\s;]+)", line)
+        if match:
+            pins[_canonical(match[1])] = match[2]
+    return pins
+
+
+def build_venv_image(engine: Engine) -> None:
+    """The Dockerfile's `venv` stage (the image's interpreter and an empty virtualenv)."""
+    argv = engine.cmd("build", "-f", "docker/Dockerfile", "--target", "venv", "-t", VENV_IMAGE,
+                      "--network", "host", *ULIMITS, "--build-arg", f"BASE={BASE_IMAGE}")  # fmt: skip
+    os.chdir(ROOT)
+    sh(["nice", "-n", "19", *argv, "."], timeout=1800)
+
+
+def _wheelhouse_missing(engine: Engine, reqs: str) -> str | None:
+    """The first requirement the wheelhouse cannot satisfy for the image's own Python (an
+    offline dry run inside the `venv` stage, in seconds); None when complete. The host's Python
+    may be newer than Debian's, and pip evaluates markers with the interpreter it runs on."""
+    lock = ROOT / "requirements.lock"
+    proc = subprocess.run(
+        engine.cmd("run", "--rm", "--network", "none", *ULIMITS,
+                   "-v", f"{WHEELHOUSE}:/wheels:ro", "-v", f"{lock}:/req/requirements.lock:ro",
+                   "-v", f"{reqs}:/req/deps.txt:ro", VENV_IMAGE,
+                   "pip", "install", "-q", "--dry-run", "--no-index", "--find-links", "/wheels",
+                   "-c", "/req/requirements.lock", "-r", "/req/deps.txt", "setuptools>=77",
+                   "wheel"),
+        capture_output=True, text=True,
+    )  # fmt: skip
     if proc.returncode == 0:
         return None
-    match = re.search(r"No matching distribution found for ([^;\s]+)", proc.stderr)
+    match = re.search(r"No matching distribution found for ([A-Za-z0-9_.-]+)", proc.stderr)
     if not match:
         raise ImagesTestError(f"wheelhouse check failed:\n{proc.stderr[-2000:]}")
     return match.group(1)
 
 
-def fill_wheelhouse() -> None:
+def fill_wheelhouse(engine: Engine) -> None:
     """Wheels for the runtime dependencies (pinned by requirements.lock) and the build backend,
-    made with the host's pip and package index; the build then installs with --no-index."""
+    made with the host's pip and package index, then checked by the image's interpreter; what
+    only that interpreter needs is added at the lock's pin. The build installs with --no-index."""
+    WHEELHOUSE.mkdir(exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as reqs:
         reqs.write("\n".join(runtime_requirements()) + "\n")
+    os.chmod(reqs.name, 0o644)
     pip = [sys.executable, "-m", "pip"]
     try:
-        if _wheelhouse_missing(reqs.name) is None:
+        build_venv_image(engine)
+        if _wheelhouse_missing(engine, reqs.name) is None:
             logger.info("wheelhouse complete: %s", WHEELHOUSE)
             return
         sh([*pip, "wheel", "-q", "-c", str(ROOT / "requirements.lock"), "-r", reqs.name,
             "setuptools>=77", "wheel", "-w", str(WHEELHOUSE)], timeout=1800)  # fmt: skip
-        for _ in range(20):  # what only Debian's (older) Python needs
-            need = _wheelhouse_missing(reqs.name)
+        pins = lock_pins()
+        for _ in range(20):
+            need = _wheelhouse_missing(engine, reqs.name)
             if need is None:
                 return
-            sh([*pip, "download", "-q", "--no-deps", need, "-d", str(WHEELHOUSE)], timeout=600)
+            pin = pins.get(_canonical(need))
+            if pin is None:
+                raise ImagesTestError(
+                    f"requirements.lock has no pin for {need}, which the image's Python "
+                    f"({DEBIAN_PYTHON}) needs: add it with its marker"
+                )
+            sh([*pip, "download", "-q", "--no-deps", f"{need}=={pin}", "-d", str(WHEELHOUSE)],
+               timeout=600)  # fmt: skip
         raise ImagesTestError("the wheelhouse is still incomplete after 20 additions")
     finally:
         os.unlink(reqs.name)
@@ -493,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                 with timed(report, "base image"):
                     ensure_base_image(engine)
                 with timed(report, "wheelhouse"):
-                    fill_wheelhouse()
+                    fill_wheelhouse(engine)
                 if not (ROOT / "src" / "dashboard" / "static" / "index.html").exists():
                     raise ImagesTestError("the web UI is not built: run 'make web' first")
             build(engine, images, offline, report)
