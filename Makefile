@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# setuptools warns on every strict editable install that it made one (13 lines): we asked for it.
+QUIET_PIP := PYTHONWARNINGS="ignore:Editable installation"
 
 .PHONY: demo test lint typecheck fmt install bench clean web web-test images-test
 
@@ -15,12 +17,12 @@ $(BIN)/python:
 
 # Pinned dependencies from requirements.lock; torch==2.13.0 is the CPU build on this disk.
 $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]' --config-settings editable_mode=strict
+	$(QUIET_PIP) $(BIN)/pip install -q -c requirements.lock -e '.[dev]' --config-settings editable_mode=strict
 	touch $@
 
 # Strict editable installs map files one by one: refresh the map so new modules are seen.
 install: $(STAMP)
-	@$(BIN)/pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict >/dev/null
+	@$(QUIET_PIP) $(BIN)/pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=strict >/dev/null
 
 # The web UI (Vue + Vite, web/) is built into src/dashboard/static when the built files are
 # missing or older than anything in web/ (node_modules aside); `npm ci` only, from the lock file.
@@ -42,19 +44,21 @@ web: $(WEB_BUILT)
 web-test: $(WEB_DEPS)
 	cd web && npm test
 
-# The demo: the dashboard first (its URL printed before anything else), then every part on the
-# embedded defaults; the dashboard stays up after the replay until Ctrl-C. DEMO_EXIT=1 (the
-# default under CI=true) ends at once instead.
+# The demo: the dashboard first (its one URL line printed before anything else; a busy port
+# makes it take a free one and say so), then every part on the embedded defaults; the dashboard
+# stays up after the replay until Ctrl-C. DEMO_EXIT=1 (the default under CI=true) ends at once.
 DASHBOARD_PORT ?= 8080
 DEMO_EXIT ?= $(if $(CI),1,0)
+DASHBOARD_URL_FILE := var/run/dashboard.url
 demo: install web
-	@echo "dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/ (updates live while the demo runs)"
-	@$(BIN)/arena dashboard --port $(DASHBOARD_PORT) & dash=$$!; \
+	@rm -f $(DASHBOARD_URL_FILE); \
+	$(BIN)/arena dashboard --port $(DASHBOARD_PORT) --any-free-port --url-file $(DASHBOARD_URL_FILE) & dash=$$!; \
 	trap 'kill $$dash 2>/dev/null; wait $$dash 2>/dev/null' EXIT; \
 	trap 'exit 130' INT TERM; \
+	until [ -s $(DASHBOARD_URL_FILE) ]; do kill -0 $$dash 2>/dev/null || exit 2; sleep 0.1; done; \
 	$(BIN)/arena demo || exit $$?; \
 	if [ "$(DEMO_EXIT)" = 1 ]; then exit 0; fi; \
-	echo "demo finished; the dashboard stays up at http://127.0.0.1:$(DASHBOARD_PORT)/ until Ctrl-C"; \
+	echo "demo finished; the dashboard (URL above) stays up until Ctrl-C"; \
 	wait $$dash
 
 lint: install

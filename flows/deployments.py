@@ -19,12 +19,9 @@ from prefect import serve
 from flows.collect import collect_flow
 from flows.drift import drift_flow
 from flows.retrain import retrain_flow
+from flows.schedules import COLLECT_INTERVAL_S, DRIFT_CRON, RETRAIN_CRON
 
 logger = logging.getLogger(__name__)
-
-COLLECT_INTERVAL_S = 15 * 60
-DRIFT_CRON = "7 * * * *"
-RETRAIN_CRON = "0 3 * * *"
 
 
 def deployments() -> list[Any]:

@@ -36,8 +36,8 @@ class FlowName(StrEnum):
 
 WHAT = {
     FlowName.RETRAIN: "train the LSTM, judge it against the baselines and the champion, register",
-    FlowName.DRIFT: "Evidently drift of recent bars and forecast errors; may start a retrain",
-    FlowName.COLLECT: "backfill recorded trades into the lake, record the live stream, check",
+    FlowName.DRIFT: "drift of recent features and forecast errors (Wasserstein); may retrain",
+    FlowName.COLLECT: "backfill trades into the lake, record the live stream, compact, check quality",
 }
 
 
@@ -79,12 +79,12 @@ def list_flows() -> None:
     for name in FlowName:
         typer.echo(f"{name.value:<8} {WHAT[name]}")
     try:
-        deployments = import_flows("deployments")
+        schedules = import_flows("schedules")  # no Prefect import: this listing is instant
     except FlowsNotFound as exc:
         _fail(exc)
     typer.echo(
-        f"schedules (arena flows serve): collect every {deployments.COLLECT_INTERVAL_S // 60} min, "
-        f"drift at cron '{deployments.DRIFT_CRON}', retrain at cron '{deployments.RETRAIN_CRON}' (UTC)"
+        f"schedules (arena flows serve): collect every {schedules.COLLECT_INTERVAL_S // 60} min, "
+        f"drift at cron '{schedules.DRIFT_CRON}', retrain at cron '{schedules.RETRAIN_CRON}' (UTC)"
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+from pathlib import Path
 
 import typer
 from cryptoarena.config import get_settings
@@ -10,10 +13,42 @@ from cryptoarena.config import get_settings
 logger = logging.getLogger(__name__)
 
 
+def bind(host: str, port: int, *, any_free: bool) -> tuple[socket.socket, str | None]:
+    """A listening socket on ``host:port`` (bound here, so a busy port fails before any URL is
+    printed), or with ``any_free`` a free port the system picks; the second item says why the
+    port differs. Raises OSError with a user-facing message."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    note = None
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or not any_free:
+            sock.close()
+            hint = (
+                " (another server is using it: pick one with --port)"
+                if (exc.errno == errno.EADDRINUSE)
+                else ""
+            )
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+        sock.bind((host, 0))
+        note = f"port {port} is busy"
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock, note
+
+
 def dashboard(
     host: str | None = typer.Option(None, help="Bind address (default: settings.dashboard.host)."),
     port: int | None = typer.Option(
         None, min=0, max=65535, help="Port (default: settings.dashboard.port, 8080)."
+    ),
+    any_free_port: bool = typer.Option(
+        False, "--any-free-port", help="If the port is busy, listen on a free one (and say which)."
+    ),
+    url_file: Path | None = typer.Option(
+        None, help="Write the URL to this file once listening (for scripts waiting on it)."
     ),
 ) -> None:
     """The web dashboard over the journal: leaderboard, equity, trades, forecasts, risk, kill switch."""
@@ -22,17 +57,29 @@ def dashboard(
 
     settings = get_settings()
     bind_host = host or settings.dashboard.host
-    bind_port = settings.dashboard.port if port is None else port
+    try:
+        sock, note = bind(
+            bind_host,
+            settings.dashboard.port if port is None else port,
+            any_free=any_free_port,
+        )
+    except OSError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     try:
         app = create_app(settings)
     except Exception as exc:
+        sock.close()
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"dashboard: http://{bind_host}:{bind_port}/", err=True)
+    url = f"http://{bind_host}:{sock.getsockname()[1]}/"
+    typer.echo(f"dashboard: {url}" + (f" ({note})" if note else ""), err=True)
+    if url_file is not None:
+        url_file.parent.mkdir(parents=True, exist_ok=True)
+        url_file.write_text(url + "\n")
     # Open event streams would hold a graceful shutdown forever: give them a second.
-    uvicorn.run(
-        app, host=bind_host, port=bind_port, log_level="warning", timeout_graceful_shutdown=1
-    )
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:
