@@ -21,6 +21,7 @@ from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.duties import Duties
+from cryptoarena.trading.engine.ports import EngineJournal
 from cryptoarena.trading.engine.restore import (
     pending_predictions,
     reconcile,
@@ -50,7 +51,7 @@ class Lifecycle:
         config: ArenaConfig,
         *,
         exchange: Exchange,
-        journal: Any,
+        journal: EngineJournal,
         clock: Clock,
         books: dict[str, Ledger],
         runners: list[StrategyRunner],

@@ -31,6 +31,7 @@ from cryptoarena.trading.engine.bars import BarPipeline
 from cryptoarena.trading.engine.decide import Decider
 from cryptoarena.trading.engine.duties import Duties
 from cryptoarena.trading.engine.lifecycle import Lifecycle
+from cryptoarena.trading.engine.ports import EngineJournal
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
@@ -59,7 +60,7 @@ class Worker:
         *,
         feed: MarketFeed,
         exchange: Exchange,
-        journal: Any,
+        journal: EngineJournal,
         clock: Clock,
         run_id: str,
         forecasts: ForecastSource | None = None,
