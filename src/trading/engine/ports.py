@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 Op = dict[str, Any]  # a prepared write (journal/spill.py's Op)
 
 
-class JournalReader(Protocol):
+class JournalFind(Protocol):
+    """A journal's one query."""
+
     def find(
         self,
         kind: str,
@@ -25,6 +27,8 @@ class JournalReader(Protocol):
         projection: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]: ...
 
+
+class JournalReader(JournalFind, Protocol):
     def runs(self, run_id: str | None = None) -> list[dict[str, Any]]: ...
 
     def checkpoint_ns(self, run_id: str) -> int: ...
