@@ -12,6 +12,10 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    # Declared, so a run knows its mode without testing the clock's class: a simulated clock
+    # moves only when the replay says (a backtest or replay), a live one with the wall.
+    simulated: bool
+
     def now_ns(self) -> int:
         """Nanoseconds since the epoch, UTC."""
         ...
@@ -22,6 +26,8 @@ class Clock(Protocol):
 class LiveClock:
     """Wall-clock time."""
 
+    simulated = False
+
     def now_ns(self) -> int:
         return time.time_ns()
 
@@ -31,6 +37,8 @@ class LiveClock:
 
 class SimClock:
     """Time that moves only when told to (by the replay feed, from recorded timestamps)."""
+
+    simulated = True
 
     def __init__(self, start_ns: int = 0) -> None:
         self._now = start_ns

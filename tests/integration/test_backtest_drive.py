@@ -25,6 +25,7 @@ from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.journal.schema import COLLECTIONS
 from cryptoarena.trading.results.source import build_report
 
+from tests.integration.test_backtest_oracle import Fills
 from tests.integration.trading_kit import TrailingMoveSource, journal_settings, tape_slice
 
 RUN = "drive"
@@ -114,7 +115,7 @@ def test_the_drive_is_chosen_by_capability() -> None:
 
     def worker(feed: Any, source: Any, sync: bool | None = None) -> Worker:
         exchange = PaperExchange(clock=clock)
-        return Worker(config, feed=feed, exchange=exchange, journal=None, clock=clock,
+        return Worker(config, feed=feed, exchange=exchange, journal=Fills(), clock=clock,
                       run_id=RUN, forecasts=source, sync=sync)  # fmt: skip
 
     assert worker(ReplayFeed(trades), InstantSource()).sync
@@ -127,7 +128,7 @@ def test_the_drive_is_chosen_by_capability() -> None:
         worker(ReplayFeed(trades), TrailingMoveSource(), sync=True)
     # Orders that wait for their journal record to be durable (real venues) wait.
     durable = Worker(config, feed=ReplayFeed(trades), exchange=PaperExchange(clock=clock),
-                     journal=None, clock=clock, run_id=RUN, durable_orders=True)  # fmt: skip
+                     journal=Fills(), clock=clock, run_id=RUN, durable_orders=True)  # fmt: skip
     assert not durable.sync
 
 

@@ -94,9 +94,14 @@ def oracle(
 class Fills:
     """A journal that keeps only the fills (the engine's own accounting is not under test)."""
 
+    bulk = False  # events one by one (engine/ports.JournalWriter)
+
     def __init__(self) -> None:
         self.fills: list[dict[str, Any]] = []
         self.n = 0
+
+    def backlog(self) -> int:
+        return 0
 
     def record(self, kind: str, doc: dict[str, Any]) -> str:
         self.n += 1

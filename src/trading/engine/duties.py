@@ -10,10 +10,10 @@ import logging
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
+from cryptoarena.trading.engine.ports import EngineJournal
 from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.state import Recorder, RunState, must_flatten
 from cryptoarena.trading.forecasts.pump import ForecastPump
@@ -32,7 +32,7 @@ class Duties:
         books: dict[str, Ledger],
         kinds: dict[str, str],
         risk: RiskManager,
-        journal: Any,
+        journal: EngineJournal,
         record: Recorder,
         state: RunState,
         result: WorkerResult,
@@ -275,24 +275,20 @@ class Duties:
             # A checkpoint (a restart resumes from the last snapshot): the buffer may go out.
             self.record.checkpoint()
 
-    def _journal_queue(self) -> Any:
-        writer = getattr(self.journal, "_writer", None)
-        return getattr(writer, "_queue", None)
-
     async def backpressure(self) -> None:
-        # A backtest can outrun the database: wait for the journal's queue rather than make it
-        # overflow to its (fsync-per-event) spill file on the hot path.
-        queue = self._journal_queue()
-        if queue is None or queue.qsize() < 4000:
+        # A backtest can outrun the database: wait for the journal's backlog rather than make
+        # it overflow to its (fsync-per-event) spill file on the hot path.
+        backlog = self.journal.backlog
+        if backlog() < 4000:
             return
-        while queue.qsize() > 1000:
+        while backlog() > 1000:
             await asyncio.sleep(0.005)
 
     def backpressure_now(self) -> None:
         """:meth:`backpressure` for the synchronous drive (no event loop to hand back to; a
         bulk journal blocks its producer by itself when its queue is full)."""
-        queue = self._journal_queue()
-        if queue is None or queue.qsize() < 4000:
+        backlog = self.journal.backlog
+        if backlog() < 4000:
             return
-        while queue.qsize() > 1000:
+        while backlog() > 1000:
             time.sleep(0.005)

@@ -14,13 +14,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.duties import Duties
+from cryptoarena.trading.engine.ports import EngineJournal
 from cryptoarena.trading.engine.restore import (
     pending_predictions,
     reconcile,
@@ -32,7 +33,7 @@ from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
-from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.base import Exchange, PullVenue
 from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.execution.maker_quotes import MakerQuotes
 from cryptoarena.trading.execution.orders import incarnation_tag
@@ -51,7 +52,7 @@ class Lifecycle:
         config: ArenaConfig,
         *,
         exchange: Exchange,
-        journal: Any,
+        journal: EngineJournal,
         clock: Clock,
         books: dict[str, Ledger],
         runners: list[StrategyRunner],
@@ -157,9 +158,9 @@ class Lifecycle:
         if self.sync:
             assert isinstance(self.tasks, Soon)
             soon = self.tasks
-            self._venue_updates = self.exchange.updates_sync(  # type: ignore[attr-defined]
-                lambda: soon.call_soon(self.drain_updates)
-            )
+            # The synchronous drive is chosen only for a venue declaring pull_updates.
+            venue = cast("PullVenue", self.exchange)
+            self._venue_updates = venue.updates_sync(lambda: soon.call_soon(self.drain_updates))
         else:
             updates = asyncio.get_running_loop().create_task(self._consume_updates())
         await self.tasks.pause()
@@ -176,10 +177,10 @@ class Lifecycle:
                 "event": "started",
                 "incarnation": incarnation,
                 "source": self.source_name,
-                "exchange": getattr(self.exchange, "name", "?"),
+                "exchange": self.exchange.name,
                 # Where each strategy trades: its Bybit account, or "paper" (the same tape).
                 "accounts": getattr(self.exchange, "bindings", None)
-                or dict.fromkeys(self.books, getattr(self.exchange, "name", "?")),
+                or dict.fromkeys(self.books, self.exchange.name),
                 "symbol": self.symbol,
                 "strategies": [
                     {

@@ -323,7 +323,7 @@ async def run_session(
     bulk = is_backtest(options) and options.exchange is ExchangeKind.PAPER
     journal = Journal.open(settings, run_id=run_id, clock=clock, bulk=bulk)
     # Halts, the kill switch, model and journal trouble of a live run also go to the operator.
-    journal = alerts.tap(journal, alerts.start(settings), live=not isinstance(clock, SimClock))
+    journal = alerts.tap(journal, alerts.start(settings), live=not clock.simulated)
     try:
         worker = Worker(
             config,

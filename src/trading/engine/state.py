@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.exchange.touch import TapeTouch
 from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.risk.manager import RiskManager
+
+if TYPE_CHECKING:
+    from cryptoarena.trading.engine.ports import BulkJournalWriter, JournalWriter
 
 
 @dataclass
@@ -48,10 +51,11 @@ class Recorder:
     CHECKPOINT_EVENTS = 2_000
     CHECKPOINT_S = 0.5
 
-    def __init__(self, journal: Any, result: WorkerResult) -> None:
-        self.journal = journal
+    def __init__(self, journal: JournalWriter, result: WorkerResult) -> None:
+        # A journal declares its bulk path; only then is it used as one.
+        self.buffered = journal.bulk
+        self.journal = cast("BulkJournalWriter", journal)
         self.result = result
-        self.buffered = bool(getattr(journal, "bulk", False)) and hasattr(journal, "prepare")
         self._ops: list[Any] = []
         self._flushed_at = time.monotonic()
         self._predictions: dict[str, Any] = {}  # buffered prediction ops by event id

@@ -52,7 +52,8 @@ class SoonTask:
         self._coro, self._done = None, True
         return True
 
-    def _run(self) -> None:
+    def step(self) -> None:
+        """Run it now (the ready queue calls this once)."""
         coro, self._coro = self._coro, None
         if coro is None:
             return
@@ -78,7 +79,7 @@ class Soon:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> SoonTask:
         task = SoonTask(coro)
-        self._ready.append(task._run)
+        self._ready.append(task.step)
         return task
 
     def run_ready(self) -> None:

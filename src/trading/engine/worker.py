@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from cryptoarena.clock import Clock, SimClock
@@ -31,11 +31,12 @@ from cryptoarena.trading.engine.bars import BarPipeline
 from cryptoarena.trading.engine.decide import Decider
 from cryptoarena.trading.engine.duties import Duties
 from cryptoarena.trading.engine.lifecycle import Lifecycle
+from cryptoarena.trading.engine.ports import EngineJournal
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks, run_now
-from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.base import Exchange, TapeVenue
 from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.forecasts.pump import ForecastPump, ForecastSource
 from cryptoarena.trading.portfolio.ledger import Ledger
@@ -59,7 +60,7 @@ class Worker:
         *,
         feed: MarketFeed,
         exchange: Exchange,
-        journal: Any,
+        journal: EngineJournal,
         clock: Clock,
         run_id: str,
         forecasts: ForecastSource | None = None,
@@ -78,8 +79,13 @@ class Worker:
         self.clock = clock
         self.run_id = run_id
         self.symbol = config.arena.symbol
+        # A venue that fills against the tape gets every batch the feed gives (declared).
+        self._tape_venue: TapeVenue | None = (
+            cast("TapeVenue", exchange) if exchange.capabilities.tape_fills else None
+        )
         # A simulated clock means a backtest: forecasts in lock-step, orders sent inline.
-        self.lockstep = isinstance(clock, SimClock)
+        self.lockstep = clock.simulated
+        self._sim_clock = cast("SimClock", clock) if clock.simulated else None
         # A backtest (as fast as possible) journals equity at its own, coarser interval.
         self.backtest = self.lockstep and getattr(feed, "speed", 1.0) is None
         self.result = WorkerResult(run_id)
@@ -184,7 +190,7 @@ class Worker:
         possible), and forecasts that never wait (none, or computed before the replay)."""
         if not self.lockstep:
             return "the clock is not simulated"
-        if not hasattr(self.exchange, "updates_sync"):
+        if not self.exchange.capabilities.pull_updates:
             return f"{type(self.exchange).__name__} is not a simulated venue"
         if not hasattr(self.feed, "batches") or getattr(self.feed, "speed", None) is not None:
             return "the feed is not an as-fast-as-possible replay"
@@ -323,8 +329,8 @@ class Worker:
             if not trades:
                 return
         last = trades[-1]
-        if isinstance(self.clock, SimClock):
-            self.clock.advance_to(last.ts)
+        if self._sim_clock is not None:
+            self._sim_clock.advance_to(last.ts)
         self.bars.add(trades)
         self.state.touch.update(trades)
         self.state.last_price = last.price
@@ -332,11 +338,10 @@ class Worker:
         self.result.trades += len(trades)
         # A paper venue fills against the same tape, after the strategies saw it (also while
         # fast-forwarding a resumed replay: it then only learns the last price).
-        on_trades = getattr(self.exchange, "on_trades", None)
         router = self.state.router
-        if on_trades is not None and router is not None:
+        if self._tape_venue is not None and router is not None:
             # Book the paper fills now (the update stream repeats them; exec ids dedupe).
-            for fill in on_trades(trades):
+            for fill in self._tape_venue.on_trades(trades):
                 router.ledger.on_fill(fill)
 
     async def _tick_to(self, now_ns: int) -> None:
@@ -349,8 +354,8 @@ class Worker:
         while self._next_tick_s <= target_s:
             tick_ns = self._next_tick_s * NS_PER_S
             self._next_tick_s += 1
-            if isinstance(self.clock, SimClock):
-                self.clock.advance_to(tick_ns)
+            if self._sim_clock is not None:
+                self._sim_clock.advance_to(tick_ns)
             # Let the exchange's order updates and fills reach the books before deciding.
             await self.tasks.pause()
             await self._on_tick(tick_ns)

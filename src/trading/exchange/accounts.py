@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.data.records import Trade
-from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.base import Exchange, VenueCapabilities
 from cryptoarena.trading.exchange.errors import InvalidOrderError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -51,6 +51,8 @@ class AccountsExchange:
         self.members = members
         self.bindings = dict(bindings)
         self.name = name
+        # Its paper member fills against the tape; its updates come through the event loop.
+        self.capabilities = VenueCapabilities(tape_fills=PAPER in members)
         self._by_index: list[Exchange] = [members[a] for a in bindings.values()]
 
     # -- routing ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from decimal import Decimal
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.records import Bar
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
+from cryptoarena.trading.exchange.base import VenueCapabilities
 from cryptoarena.trading.exchange.errors import (
     ExchangeError,
     InvalidOrderError,
@@ -269,6 +270,7 @@ class BarExchange:
     lets the strategies decide at the bar's close (``clock`` = the close time)."""
 
     books_are_accounts = True  # as on the paper exchange: one account per book
+    capabilities = VenueCapabilities(pull_updates=True)  # fills from bars, not the tape
 
     def __init__(
         self,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from cryptoarena.data.records import Trade
 from cryptoarena.trading.exchange.models import (
     Balance,
     Fill,
@@ -16,8 +19,33 @@ from cryptoarena.trading.exchange.models import (
 )
 
 
+@dataclass(frozen=True)
+class VenueCapabilities:
+    """What a venue declares it can do (freqtrade's ``_ft_has``), so the engine never probes an
+    exchange for methods: a real venue declares neither."""
+
+    tape_fills: bool = False  # fills against the replayed tape: hand it each batch (TapeVenue)
+    pull_updates: bool = False  # updates pulled without an event loop (PullVenue): sync drive
+
+
+LIVE_VENUE = VenueCapabilities()
+
+
+class TapeVenue(Protocol):
+    def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
+        """Feed one batch of tape trades; returns the fills it caused (also in its updates)."""
+        ...
+
+
+class PullVenue(Protocol):
+    def updates_sync(self, wake: Callable[[], None]) -> deque[Order | Fill]:
+        """Updates appended to the returned deque as they happen, ``wake`` called on each."""
+        ...
+
+
 class Exchange(Protocol):
     name: str
+    capabilities: VenueCapabilities
 
     async def start(self) -> None:
         """Connect and reconcile open orders, positions and balance with the venue."""

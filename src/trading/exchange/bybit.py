@@ -18,6 +18,7 @@ from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.config import BybitSettings
 from cryptoarena.retry import RetryPolicy
 from cryptoarena.trading.exchange import bybit_codec as codec
+from cryptoarena.trading.exchange.base import LIVE_VENUE
 from cryptoarena.trading.exchange.bybit_config import BybitExchangeConfig
 from cryptoarena.trading.exchange.bybit_http import BybitHttp, make_http
 from cryptoarena.trading.exchange.bybit_tracker import OrderTracker
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 
 class BybitExchange:
+    capabilities = LIVE_VENUE
+
     def __init__(
         self,
         settings: BybitSettings,

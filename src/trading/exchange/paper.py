@@ -21,6 +21,7 @@ from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.book_replay import RecordedMarket
 from cryptoarena.data.records import Trade
 from cryptoarena.trading.exchange.account import ZERO
+from cryptoarena.trading.exchange.base import VenueCapabilities
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -58,6 +59,7 @@ class PaperExchange:
     # Each book (strategy) has its own account here: its reduce-only orders are judged
     # against its own position, never the net of the other books (see the router).
     books_are_accounts = True
+    capabilities = VenueCapabilities(tape_fills=True, pull_updates=True)
 
     def __init__(
         self,

@@ -249,6 +249,11 @@ class Journal:
         writer: its thread then has the interpreter to itself)."""
         return self._writer.wait_for("durable_seq", seq, timeout_s)
 
+    def backlog(self) -> int:
+        """Events queued for the database and not yet taken by its writer thread: a backtest
+        waits on this rather than outrun the database (engine/duties.py)."""
+        return self._writer.backlog()
+
     @property
     def last_seq(self) -> int:
         """The last seq assigned (recorded, prepared or used up)."""

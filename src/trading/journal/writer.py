@@ -76,6 +76,10 @@ class Writer(threading.Thread):
         self.ready = threading.Event()
 
     # -- caller side ----------------------------------------------------------------------
+    def backlog(self) -> int:
+        """Ops queued for this thread and not yet taken (approximate, as ``qsize``)."""
+        return self._queue.qsize()
+
     def submit(self, build: Callable[[int], Op]) -> Op:
         """Assign the next seq and enqueue; when the queue is full, spill (never drop)."""
         with self.lock:
@@ -407,6 +411,9 @@ class Reader:
 
     def wait_for(self, attr: str, target: int, timeout_s: float) -> bool:
         return True
+
+    def backlog(self) -> int:
+        return 0  # nothing is ever queued
 
     def stop(self, timeout_s: float) -> None:
         with self._lock:
