@@ -125,7 +125,7 @@ def test_loss_checks_along_a_path_equal_on_equity_at_every_mark() -> None:
     for k in range(first_halt):
         two.on_equity("a", float(equity[k]), int(ts[k]))
     path.commit(first_halt - 1)
-    assert many._peak == two._peak and many._day == two._day
+    assert many.marks == two.marks and many.marks
     many.on_equity("a", float(equity[first_halt]), int(ts[first_halt]))
     assert many.halted == halted_then
     # The total (global limits) the same way, from a state carried over.

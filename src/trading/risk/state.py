@@ -35,7 +35,7 @@ def loss_measures(start: Num, peak: Num, equity: Num, capital: float) -> tuple[N
 
 def loss_breach(daily: Num, drawdown: Num, max_daily_loss: float, max_drawdown: float) -> Num:
     """Where a mark breaks a loss limit (a bool, or a bool array along a path)."""
-    return (daily > max_daily_loss) | (drawdown > max_drawdown)  # type: ignore[no-any-return]
+    return (daily > max_daily_loss) | (drawdown > max_drawdown)
 
 
 @dataclass(frozen=True, slots=True)
