@@ -122,3 +122,26 @@ def test_delete_filters_beyond_the_indexed_fields_too(settings: Settings) -> Non
         pytest.raises(JournalClosedError),
     ):
         reader.delete("fills", {"run_id": "d"})
+
+
+def test_the_journal_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`arena journal stats` prints the day's documents and MB/day; a too young age for
+    `arena journal compact` is one error line, exit 2, and nothing deleted."""
+    from cryptoarena.cli import app
+    from typer.testing import CliRunner
+
+    settings = Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal"), home=tmp_path)
+    monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
+    _record(settings, "day", 100)
+    runner = CliRunner()
+    out = runner.invoke(app, ["journal", "stats"])
+    assert out.exit_code == 0, out.output
+    assert "2020-02-22: " in out.output and "equity 300" in out.output and "MB/day" in out.output
+    bad = runner.invoke(app, ["journal", "compact", "--older-than-days", "0.01"])
+    assert bad.exit_code == 2
+    lines = [line for line in bad.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in bad.output
+    with Journal.open(settings, run_id="r", readonly=True) as reader:
+        assert reader.count("equity", {"run_id": "day"}) == 300
+    done = runner.invoke(app, ["journal", "compact", "--dry-run"])
+    assert done.exit_code == 0 and "kept whole" in done.output and "day" in done.output
