@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from cryptoarena.trading.results.source import JournalReader as ResultsReader
 from cryptoarena.trading.results.source import wall_ns
 
 logger = logging.getLogger(__name__)
@@ -191,27 +192,8 @@ class RunData:
         return fresh
 
 
-class JournalReader(Protocol):
-    def find(
-        self,
-        kind: str,
-        filter: Mapping[str, Any] | None = None,
-        *,
-        sort: list[tuple[str, int]] | None = None,
-        limit: int = 0,
-        projection: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    def equity_window(
-        self,
-        run_id: str,
-        strategy: str | None = None,
-        *,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        per_minute: bool = False,
-        projection: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]: ...
+class JournalReader(ResultsReader, Protocol):
+    """What the read model reads: the report's reader, and counts."""
 
     def count(self, kind: str, filter: Mapping[str, Any] | None = None) -> int: ...
 

@@ -3,20 +3,40 @@ without changing any report or verdict; the journal's growth per day is reported
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pymongo
 import pytest
 from cryptoarena.clock import SimClock
-from cryptoarena.config import Settings
-from cryptoarena.trading.journal import Journal
+from cryptoarena.config import MongoSettings, Settings
+from cryptoarena.trading.journal import Journal, JournalClosedError
 from cryptoarena.trading.journal.compaction import compact, journal_stats
 from cryptoarena.trading.results.render import render_json
 from cryptoarena.trading.results.source import RAW_SNAPSHOT_LIMIT, build_report
+from pydantic import SecretStr
 
 T0 = 1_582_329_600_000_000_000  # 2020-02-22 00:00 UTC
 NS = 10**9
 NAMES = [("ai", "ai"), ("sma", "classical"), ("hold", "reference")]
+MONGO_URI = os.environ.get("ARENA_MONGO__URI")  # read before the autouse fixture clears it
+
+
+@pytest.fixture(params=["embedded", pytest.param("mongodb", marks=pytest.mark.skipif(
+    not MONGO_URI, reason="ARENA_MONGO__URI not set"))])  # fmt: skip
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The same policy on both stores: compaction goes through the store's own delete_many."""
+    if request.param == "embedded":
+        yield Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal"), home=tmp_path)
+        return
+    assert MONGO_URI
+    database = f"arena_test_{uuid.uuid4().hex[:10]}"
+    yield Settings(mongo=MongoSettings(uri=SecretStr(MONGO_URI), database=database,
+                                       spill_dir=tmp_path / "spill"), home=tmp_path)  # fmt: skip
+    pymongo.MongoClient(MONGO_URI, serverSelectionTimeoutMS=3000).drop_database(database)
 
 
 def _record(settings: Settings, run_id: str, n: int) -> None:
@@ -51,8 +71,7 @@ def _record(settings: Settings, run_id: str, n: int) -> None:
         assert j.sync(120)
 
 
-def test_compaction_keeps_every_report_and_verdict(tmp_path: Path) -> None:
-    settings = Settings(mongo={"embedded_dir": tmp_path / "journal"}, home=tmp_path)  # type: ignore[arg-type]
+def test_compaction_keeps_every_report_and_verdict(settings: Settings) -> None:
     long_n, short_n = RAW_SNAPSHOT_LIMIT + 1_000, 300
     _record(settings, "long", long_n)
     _record(settings, "short", short_n)
@@ -78,8 +97,7 @@ def test_compaction_keeps_every_report_and_verdict(tmp_path: Path) -> None:
     assert after == before
 
 
-def test_journal_stats_counts_documents_per_day_and_size(tmp_path: Path) -> None:
-    settings = Settings(mongo={"embedded_dir": tmp_path / "journal"}, home=tmp_path)  # type: ignore[arg-type]
+def test_journal_stats_counts_documents_per_day_and_size(settings: Settings) -> None:
     _record(settings, "day", 200)
     with Journal.open(settings, run_id="reader", readonly=True) as journal:
         stats = journal_stats(journal)
@@ -90,3 +108,40 @@ def test_journal_stats_counts_documents_per_day_and_size(tmp_path: Path) -> None
     assert counts["predictions"] == 100 and counts["runs"] == 2
     assert stats.days == 1 and stats.storage_bytes > 0
     assert stats.bytes_per_day == stats.storage_bytes
+
+
+def test_delete_filters_beyond_the_indexed_fields_too(settings: Settings) -> None:
+    with Journal.open(settings, run_id="d") as journal:
+        journal.record_many("fills", [{"strategy": "a", "price": p} for p in (1.0, 2.0, 3.0)])
+        assert journal.sync(30)
+        # ``price`` is no indexed column: the embedded store checks it in Python.
+        assert journal.delete("fills", {"run_id": "d", "price": {"$gte": 2.0}}) == 2
+        assert [d["price"] for d in journal.find("fills", {"run_id": "d"})] == [1.0]
+    with (
+        Journal.open(settings, run_id="r", readonly=True) as reader,
+        pytest.raises(JournalClosedError),
+    ):
+        reader.delete("fills", {"run_id": "d"})
+
+
+def test_the_journal_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`arena journal stats` prints the day's documents and MB/day; a too young age for
+    `arena journal compact` is one error line, exit 2, and nothing deleted."""
+    from cryptoarena.cli import app
+    from typer.testing import CliRunner
+
+    settings = Settings(mongo=MongoSettings(embedded_dir=tmp_path / "journal"), home=tmp_path)
+    monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
+    _record(settings, "day", 100)
+    runner = CliRunner()
+    out = runner.invoke(app, ["journal", "stats"])
+    assert out.exit_code == 0, out.output
+    assert "2020-02-22: " in out.output and "equity 300" in out.output and "MB/day" in out.output
+    bad = runner.invoke(app, ["journal", "compact", "--older-than-days", "0.01"])
+    assert bad.exit_code == 2
+    lines = [line for line in bad.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in bad.output
+    with Journal.open(settings, run_id="r", readonly=True) as reader:
+        assert reader.count("equity", {"run_id": "day"}) == 300
+    done = runner.invoke(app, ["journal", "compact", "--dry-run"])
+    assert done.exit_code == 0 and "kept whole" in done.output and "day" in done.output
