@@ -125,7 +125,9 @@ class Fills:
         return True
 
 
-async def test_sma_fills_on_one_second_bars_equal_the_vectorised_oracle() -> None:
+async def run_sma(trades: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, Fills]:
+    """SMA 5/20 long/flat on 1 s bars of ``trades`` through the engine and the paper venue:
+    its fills as (ts_ns, side, price, qty), and the journal that kept them."""
     config = parse_arena_config(
         {
             "arena": {"min_trade_fraction": 0.0, "order_timeout_s": TIMEOUT_S},
@@ -152,13 +154,11 @@ async def test_sma_fills_on_one_second_bars_equal_the_vectorised_oracle() -> Non
             ],
         }
     )
-    # 40 minutes without an exact SMA tie (where float rounding decides either way)
-    trades = tape_slice(60_540, 40)
     clock = SimClock(int(trades["ts"].iloc[0]))
     exchange = PaperExchange(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
     journal = Fills()
     worker = Worker(config, feed=ReplayFeed(trades), exchange=exchange, journal=journal,
-                    clock=clock, run_id="oracle")  # fmt: skip
+                    clock=clock, run_id=run_id)  # fmt: skip
     assert worker.sync
     await worker.run()
     got = pd.DataFrame(
@@ -169,6 +169,13 @@ async def test_sma_fills_on_one_second_bars_equal_the_vectorised_oracle() -> Non
             "qty": [float(f["qty"]) for f in journal.fills],
         }
     )
+    return got, journal
+
+
+async def test_sma_fills_on_one_second_bars_equal_the_vectorised_oracle() -> None:
+    # 40 minutes without an exact SMA tie (where float rounding decides either way)
+    trades = tape_slice(60_540, 40)
+    got, journal = await run_sma(trades, "oracle")
     want = oracle(trades)
     assert len(want) > 40, "too few fills to say anything"
     pd.testing.assert_frame_equal(got, want, check_dtype=False)

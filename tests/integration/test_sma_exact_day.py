@@ -9,19 +9,12 @@ opinion, keep the position".
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import numpy as np
 import pandas as pd
 import pytest
-from cryptoarena.clock import SimClock
-from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.trading.config import parse_arena_config
-from cryptoarena.trading.engine import Worker
-from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 
-from tests.integration.test_backtest_oracle import NS, TIMEOUT_S, Fills, oracle
+from tests.integration.test_backtest_oracle import NS, oracle, run_sma
 from tests.integration.trading_kit import tardis_day
 
 pytestmark = pytest.mark.slow
@@ -30,32 +23,6 @@ pytestmark = pytest.mark.slow
 async def test_sma_fills_over_the_shipped_day_equal_the_exact_rule() -> None:
     if not sample_path(TARDIS_DAY).exists():
         pytest.skip(f"missing the shipped day {TARDIS_DAY}")
-    config = parse_arena_config(
-        {
-            "arena": {"min_trade_fraction": 0.0, "order_timeout_s": TIMEOUT_S},
-            "risk": {
-                "strategy": {"max_orders_per_minute": 10_000},
-                "global": {
-                    "max_orders_per_minute": 10_000,
-                    "price_band_bps": 1e6,
-                    "max_data_age_s": 1e9,
-                },
-            },
-            "strategy": [
-                {
-                    "name": "sma",
-                    "kind": "sma_cross",
-                    "params": {
-                        "fast": 5,
-                        "slow": 20,
-                        "bar_size": "1s",
-                        "size": 0.0015,
-                        "allow_short": False,
-                    },
-                }
-            ],
-        }
-    )
     trades = tardis_day()
     # Precondition: the day has exact ties, where float noise could decide.
     sec = trades["ts"].to_numpy(np.int64) // NS
@@ -65,21 +32,7 @@ async def test_sma_fills_over_the_shipped_day_equal_the_exact_rule() -> None:
     i = np.arange(20, len(cents))
     ties = 20 * (csum[i + 1] - csum[i + 1 - 5]) == 5 * (csum[i + 1] - csum[i + 1 - 20])
     assert ties.sum() > 100
-    clock = SimClock(int(trades["ts"].iloc[0]))
-    exchange = PaperExchange(PaperExchangeConfig(initial_balance=Decimal(10_000)), clock=clock)
-    journal = Fills()
-    worker = Worker(config, feed=ReplayFeed(trades), exchange=exchange, journal=journal,
-                    clock=clock, run_id="exact")  # fmt: skip
-    assert worker.sync
-    await worker.run()
-    got = pd.DataFrame(
-        {
-            "ts_ns": [f["ts_ns"] for f in journal.fills],
-            "side": [f["side"] for f in journal.fills],
-            "price": [float(f["price"]) for f in journal.fills],
-            "qty": [float(f["qty"]) for f in journal.fills],
-        }
-    )
+    got, _ = await run_sma(trades, "exact")
     want = oracle(trades, ties=True)
     assert len(want) > 1000, "too few fills to say anything"
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
