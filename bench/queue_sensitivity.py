@@ -8,7 +8,8 @@ through the worker and the paper venue over a slice of the shipped day (Binance 
 2020-02-22: trades only, so the L2/L3 models cannot run on it) under each queue model: ``none``
 (the old through rule), ``tape`` (the default: 10 s lookback), and ``tape`` with a 1 s lookback
 (a less conservative estimate). One row per strategy and model: fills, maker fills, maker
-quantity and P&L. Every journal lives in a temporary folder. Prints a Markdown table.
+quantity, the mean 5 s markout of the maker fills (bps, positive: the market moved the fill's
+way; ``results.markouts``) and P&L. Every journal lives in a temporary folder. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
@@ -34,6 +36,7 @@ from cryptoarena.trading.config import ArenaConfig, parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.results.markouts import markouts_bps
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "configs" / "arena.example.toml"
@@ -78,10 +81,19 @@ def run(config: ArenaConfig, trades: pd.DataFrame, venue: dict[str, Any]) -> dic
     for s in config.strategies:
         mine = [f for f in fills if f.get("strategy") == s.name]
         maker = [f for f in mine if f.get("is_maker")]
+        marks = markouts_bps(
+            np.array([f["ts_ns"] for f in maker], np.int64),
+            np.array([float(f["price"]) for f in maker]),
+            np.array([1 if f["side"] == "Buy" else -1 for f in maker]),
+            trades["ts"].to_numpy(np.int64),
+            trades["price"].to_numpy(np.float64),
+            (5,),
+        )
         rows[s.name] = {
             "fills": len(mine),
             "maker": len(maker),
             "maker_qty": sum(float(f.get("qty", 0)) for f in maker),
+            "markout_5s": float(np.nanmean(marks)) if len(maker) else float("nan"),
             "pnl": result.equity.get(s.name, float(capital)) - float(capital),
         }
     return rows
@@ -108,7 +120,7 @@ def main() -> None:
         for label, _ in MODELS:
             r = results[label][s.name]
             cells.append(f"{r['maker']}/{r['fills']} fills, {r['maker_qty']:.3f} BTC, "
-                         f"P&L {r['pnl']:+.2f}")  # fmt: skip
+                         f"5 s markout {r['markout_5s']:+.1f} bps, P&L {r['pnl']:+.2f}")  # fmt: skip
         print(f"| {s.name} | " + " | ".join(cells) + " |")
 
 
