@@ -96,6 +96,15 @@ class ArenaSettings(BaseModel):
     # With a Bybit exchange: the account of strategies that name none (else they trade paper).
     default_account: str | None = Field(default=None, max_length=32, pattern=ACCOUNT_PATTERN)
 
+    @field_validator("queue_model")
+    @classmethod
+    def _queue_model_without_a_book(cls, value: QueueModel) -> QueueModel:
+        # Arena runs replay trades only; the book models need a recorded book passed to the venue.
+        if QueueModel(value) in (QueueModel.L2, QueueModel.L3):
+            raise ValueError(f"queue_model {QueueModel(value).value!r} needs a recorded book, "
+                             "which arena runs do not load yet: use 'tape' or 'none'")  # fmt: skip
+        return value
+
 
 class ArenaConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

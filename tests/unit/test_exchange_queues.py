@@ -23,6 +23,7 @@ from cryptoarena.data.book_replay import (
 )
 from cryptoarena.data.records import BUY, SELL, Trade
 from cryptoarena.data.samples import BITSTAMP_DAY
+from cryptoarena.trading.config import ArenaConfigError, parse_arena_config
 from cryptoarena.trading.exchange.models import (
     Fill,
     OrderRequest,
@@ -259,3 +260,12 @@ def test_the_bitstamp_day_loads_as_an_l2_and_l3_book() -> None:
     first = int(market.l2.ts[0])
     (bid, _), (ask, _) = market.l2.levels(BID, first)[0], market.l2.levels(ASK, first)[0]
     assert bid < ask and market.l2.mid(first) == pytest.approx((bid + ask) / 2)
+
+
+def test_an_arena_file_picks_the_queue_model_and_refuses_book_models_without_a_book() -> None:
+    spec = {"name": "hold", "kind": "buy_and_hold"}
+    assert parse_arena_config({"strategy": [spec]}).arena.queue_model == QueueModel.TAPE
+    chosen = parse_arena_config({"arena": {"queue_model": "none"}, "strategy": [spec]})
+    assert chosen.arena.queue_model == QueueModel.NONE
+    with pytest.raises(ArenaConfigError, match="'l3' needs a recorded book"):
+        parse_arena_config({"arena": {"queue_model": "l3"}, "strategy": [spec]})
