@@ -160,7 +160,7 @@ def load_bitstamp_market(path: Path | str, levels: int = 20) -> tuple[RecordedMa
     n = len(rows)
     arr = [np.array([r[k] for r in rows], np.float64).reshape(n, levels) for k in range(4)]
     tape = BookTape(np.asarray(snap_ts, np.int64), arr[0], arr[1], arr[2], arr[3])
-    cols = list(zip(*ev, strict=True)) if ev else [[]] * 7
+    cols: list[tuple[float, ...]] = list(zip(*ev, strict=True)) if ev else [()] * 7
     events = OrderEvents(
         ts=np.asarray(cols[0], np.int64),
         pos=np.asarray(cols[1], np.int64),

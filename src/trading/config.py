@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cryptoarena.trading.exchange.queues import QueueModel
 from cryptoarena.trading.risk.limits import RiskConfig
 from cryptoarena.trading.strategies import STRATEGY_TYPES, Strategy, build_strategy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -60,7 +61,8 @@ class StrategySpec(BaseModel):
 
 
 class ArenaSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Enum values as plain strings: the run record stores this model as a document.
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=True)
 
     symbol: str = Field(default="BTCUSDT", pattern=r"^[A-Z0-9]{2,20}$")
     # Every book starts with the same capital (USDT).
@@ -69,6 +71,9 @@ class ArenaSettings(BaseModel):
     fee_rate: float = Field(default=0.00055, ge=0.0, lt=0.01)
     # The maker fee per side maker strategies assume (Bybit linear: 0.02 %).
     maker_fee_rate: float = Field(default=0.0002, ge=-0.01, lt=0.01)
+    # Queue position of resting orders on the paper venue (docs/exchange.md, "Queue position"):
+    # the conservative tape estimate unless asked otherwise; recorded with the run, in its report.
+    queue_model: QueueModel = QueueModel.TAPE
     # Ignore target changes smaller than this fraction of equity (no churn on rounding).
     min_trade_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
     equity_every_s: float = Field(default=5.0, gt=0.0)
@@ -90,6 +95,15 @@ class ArenaSettings(BaseModel):
     forecast_window: int = Field(default=256, ge=16, le=4096)
     # With a Bybit exchange: the account of strategies that name none (else they trade paper).
     default_account: str | None = Field(default=None, max_length=32, pattern=ACCOUNT_PATTERN)
+
+    @field_validator("queue_model")
+    @classmethod
+    def _queue_model_without_a_book(cls, value: QueueModel) -> QueueModel:
+        # Arena runs replay trades only; the book models need a recorded book passed to the venue.
+        if QueueModel(value) in (QueueModel.L2, QueueModel.L3):
+            raise ValueError(f"queue_model {QueueModel(value).value!r} needs a recorded book, "
+                             "which arena runs do not load yet: use 'tape' or 'none'")  # fmt: skip
+        return value
 
 
 class ArenaConfig(BaseModel):

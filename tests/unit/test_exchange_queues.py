@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.data.book_replay import (
     ASK,
@@ -17,8 +19,11 @@ from cryptoarena.data.book_replay import (
     BookTape,
     OrderEvents,
     RecordedMarket,
+    load_bitstamp_market,
 )
 from cryptoarena.data.records import BUY, SELL, Trade
+from cryptoarena.data.samples import BITSTAMP_DAY
+from cryptoarena.trading.config import ArenaConfigError, parse_arena_config
 from cryptoarena.trading.exchange.models import (
     Fill,
     OrderRequest,
@@ -240,3 +245,27 @@ async def test_l3_fifo_moves_up_on_cancels_and_fills_ahead_then_takes_fills_behi
     tape.n, tape.ts = 14, T0 + 14 * MS
     fills = tape.trade("100.0", "1.0")  # t15
     assert [(f.qty, f.price, f.is_maker) for f in fills] == [(D("0.6"), D("100.0"), True)]
+
+
+def test_the_bitstamp_day_loads_as_an_l2_and_l3_book() -> None:
+    """The recorded Bitstamp day (data/sample; /work/shared/data README section 8): every
+    top-20 snapshot, order event and trade position, none refused."""
+    path = Path(__file__).resolve().parents[2] / "data" / "sample" / BITSTAMP_DAY
+    if not path.exists():
+        pytest.skip(f"data/sample/{BITSTAMP_DAY} is missing from this checkout")
+    market, report = load_bitstamp_market(path)
+    assert market.l2 is not None and market.l3 is not None and market.depth == "L3"
+    assert report.malformed == 0 and report.rows == 276_767  # every message of the day
+    assert len(market.l2) == 29_992 and len(market.l3.trade_pos) == 4_251
+    first = int(market.l2.ts[0])
+    (bid, _), (ask, _) = market.l2.levels(BID, first)[0], market.l2.levels(ASK, first)[0]
+    assert bid < ask and market.l2.mid(first) == pytest.approx((bid + ask) / 2)
+
+
+def test_an_arena_file_picks_the_queue_model_and_refuses_book_models_without_a_book() -> None:
+    spec = {"name": "hold", "kind": "buy_and_hold"}
+    assert parse_arena_config({"strategy": [spec]}).arena.queue_model == QueueModel.TAPE
+    chosen = parse_arena_config({"arena": {"queue_model": "none"}, "strategy": [spec]})
+    assert chosen.arena.queue_model == QueueModel.NONE
+    with pytest.raises(ArenaConfigError, match="'l3' needs a recorded book"):
+        parse_arena_config({"arena": {"queue_model": "l3"}, "strategy": [spec]})

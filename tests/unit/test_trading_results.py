@@ -529,3 +529,19 @@ def test_one_unit_for_the_verdict_in_every_format(tmp_path: Path) -> None:
     for text in (report.verdict.sentence, console.export_text(), body):
         assert "bp/day" in text and "basis points of capital per day" in text
         assert "per period" not in text and "per snapshot" not in text and "bps per" not in text
+
+
+def test_every_report_says_which_queue_model_filled_the_quotes(tmp_path: Path) -> None:
+    """Issue #20 item 1: the run record's queue model is printed in the report; runs recorded
+    before queue models had none, and say so."""
+    settings = _settings(tmp_path)
+    arena = {"capital": 10_000.0, "queue_model": "tape"}
+    _record_run(settings, "queued", T0, n=40, started={"arena": arena})
+    _record_run(settings, "older", T0, n=40)
+    with Journal.open(settings, run_id="reader", readonly=True) as journal:
+        queued = collect(journal, "queued", verdict=VerdictConfig(resamples=100)).report
+        older = collect(journal, "older", verdict=VerdictConfig(resamples=100)).report
+    console = Console(record=True, width=200)
+    render_table(console, queued)
+    assert "queue model tape: " in console.export_text()
+    assert any(n.startswith("queue model none (recorded before queue models)") for n in older.notes)

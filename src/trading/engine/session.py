@@ -98,8 +98,9 @@ def make_exchange(
     from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 
     capital = Decimal(str(config.arena.capital))  # per book: no book's margin is another's
+    paper = PaperExchangeConfig(initial_balance=capital, queue_model=config.arena.queue_model)
     if kind is ExchangeKind.PAPER:
-        return PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
+        return PaperExchange(paper, clock=clock)
     from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
     from cryptoarena.trading.exchange.bybit import BybitExchange
 
@@ -118,7 +119,7 @@ def make_exchange(
         # Signing needs wall-clock time even when the market data is a replay.
         members[account] = BybitExchange(bybit, clock=LiveClock())
     if any(a == PAPER for a in bindings.values()):
-        members[PAPER] = PaperExchange(PaperExchangeConfig(initial_balance=capital), clock=clock)
+        members[PAPER] = PaperExchange(paper, clock=clock)
     return AccountsExchange(members, bindings, name=f"bybit-{env.value}")
 
 

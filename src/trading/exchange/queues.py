@@ -48,6 +48,26 @@ class QueueModel(StrEnum):
     L3 = "l3"
 
 
+# What each model assumes, in one line for the run's report (docs/exchange.md).
+_ASSUMES = {
+    QueueModel.NONE: "no queue: only trades through a quote fill it, all of their size (optimistic)",
+    QueueModel.TAPE: "the tape's recent size at a quote's price is ahead of it (conservative)",
+    QueueModel.L2: "the recorded book's displayed size at a quote's price is ahead of it",
+    QueueModel.L3: "exact FIFO position from the recorded order events",
+}
+
+
+def queue_note(model: object) -> str:
+    """The report's line on how resting orders were filled (``model``: the run record's
+    ``queue_model``; missing on runs recorded before queue models, which had none)."""
+    try:
+        known = QueueModel(str(model)) if model is not None else QueueModel.NONE
+    except ValueError:
+        return f"queue model {model!r}: unknown"
+    old = " (recorded before queue models)" if model is None else ""
+    return f"queue model {known.value}{old}: {_ASSUMES[known]}"
+
+
 def _dec(value: float) -> Decimal:
     return Decimal(str(value))
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from cryptoarena.trading.exchange.queues import queue_note
 from cryptoarena.trading.results.forecasts import forecast_quality
 from cryptoarena.trading.results.model import Halt, RunReport, StrategyRow
 from cryptoarena.trading.results.significance import probabilistic_sharpe
@@ -374,6 +375,7 @@ def collect(
     in_sample = start.get("in_sample")
     if in_sample is True:
         notes.insert(0, "IN-SAMPLE: scored on bars the model was trained or validated on")
+    notes.append(queue_note((start.get("arena") or {}).get("queue_model")))
     error = stop.get("error") if stop else None
     if error:
         notes.append(f"crashed: {error}")

@@ -1,0 +1,128 @@
+"""How much maker results depend on the queue model (issue #20 item 1; docs/exchange.md).
+
+    .venv/bin/python -m bench.queue_sensitivity [--minutes 240] [--start-minute 0]
+
+The classical strategies of ``configs/arena.example.toml`` (buy-and-hold and the AI arms left
+out: the AI arm needs a served model) switched to ``execution = "maker"`` on 1 s bars, replayed
+through the worker and the paper venue over a slice of the shipped day (Binance USD-M BTCUSDT,
+2020-02-22: trades only, so the L2/L3 models cannot run on it) under each queue model: ``none``
+(the old through rule), ``tape`` (the default: 10 s lookback), and ``tape`` with a 1 s lookback
+(a less conservative estimate). One row per strategy and model: fills, maker fills, maker
+quantity, the mean 5 s markout of the maker fills (bps, positive: the market moved the fill's
+way; ``results.markouts``) and P&L. Every journal lives in a temporary folder. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from cryptoarena.clock import SimClock
+from cryptoarena.config import Settings
+from cryptoarena.data.loaders import load_trades
+from cryptoarena.data.records import NS_PER_S
+from cryptoarena.data.replay_feed import ReplayFeed
+from cryptoarena.data.samples import TARDIS_DAY, sample_path
+from cryptoarena.trading.config import ArenaConfig, parse_arena_config
+from cryptoarena.trading.engine import Worker
+from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.results.markouts import markouts_bps
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "configs" / "arena.example.toml"
+SKIP = {"buy_and_hold", "ai_forecast"}
+# (label, venue settings): the models the shipped day (trades only) can run.
+MODELS: list[tuple[str, dict[str, Any]]] = [
+    ("none", {"queue_model": "none"}),
+    ("tape 10 s (default)", {"queue_model": "tape"}),
+    ("tape 1 s", {"queue_model": "tape", "queue_lookback_s": 1.0}),
+]
+
+
+def maker_config() -> ArenaConfig:
+    raw = tomllib.loads(EXAMPLE.read_text())
+    strategies = []
+    for spec in raw["strategy"]:
+        if spec["kind"] in SKIP:
+            continue
+        params = {**spec.get("params", {}), "execution": "maker"}
+        if "bar_size" in params:
+            params["bar_size"] = "1s"
+        spec = {k: v for k, v in spec.items() if k != "account"}
+        strategies.append({**spec, "params": params})
+    return parse_arena_config({"arena": raw.get("arena", {}), "strategy": strategies})
+
+
+def run(config: ArenaConfig, trades: pd.DataFrame, venue: dict[str, Any]) -> dict[str, Any]:
+    clock = SimClock(int(trades["ts"].iloc[0]))
+    capital = Decimal(str(config.arena.capital))
+    cfg = PaperExchangeConfig(initial_balance=capital, **venue)
+    exchange = PaperExchange(cfg, clock=clock)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(mongo={"embedded_dir": Path(tmp)})  # type: ignore[arg-type]
+        journal = Journal.open(settings, run_id="bench", clock=clock, bulk=True)
+        worker = Worker(config, feed=ReplayFeed(trades), exchange=exchange, journal=journal,
+                        clock=clock, run_id="bench")  # fmt: skip
+        result = asyncio.run(worker.run())
+        assert journal.sync(120), "the journal did not catch up"
+        fills = list(journal.find("fills", {"run_id": "bench"}))
+        journal.close()
+    rows: dict[str, Any] = {}
+    for s in config.strategies:
+        mine = [f for f in fills if f.get("strategy") == s.name]
+        maker = [f for f in mine if f.get("is_maker")]
+        marks = markouts_bps(
+            np.array([f["ts_ns"] for f in maker], np.int64),
+            np.array([float(f["price"]) for f in maker]),
+            np.array([1 if f["side"] == "Buy" else -1 for f in maker]),
+            trades["ts"].to_numpy(np.int64),
+            trades["price"].to_numpy(np.float64),
+            (5,),
+        )
+        rows[s.name] = {
+            "fills": len(mine),
+            "maker": len(maker),
+            "maker_qty": sum(float(f.get("qty", 0)) for f in maker),
+            "markout_5s": float(np.nanmean(marks)) if len(maker) else float("nan"),
+            "pnl": result.equity.get(s.name, float(capital)) - float(capital),
+        }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=240)
+    parser.add_argument("--start-minute", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    trades, _ = load_trades(sample_path(TARDIS_DAY))
+    t0 = int(trades["ts"].iloc[0]) + args.start_minute * 60 * NS_PER_S
+    t1 = t0 + args.minutes * 60 * NS_PER_S
+    trades = trades[(trades["ts"] >= t0) & (trades["ts"] < t1)].reset_index(drop=True)
+    config = maker_config()
+    results = {label: run(config, trades, venue) for label, venue in MODELS}
+    print(f"{TARDIS_DAY}, minutes {args.start_minute}-{args.start_minute + args.minutes}, "
+          f"{len(trades):,} trades; load {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+    print("| strategy (maker, 1 s bars) | " + " | ".join(label for label, _ in MODELS) + " |")
+    print("|---|" + "---|" * len(MODELS))
+    for s in config.strategies:
+        cells = []
+        for label, _ in MODELS:
+            r = results[label][s.name]
+            cells.append(f"{r['maker']}/{r['fills']} fills, {r['maker_qty']:.3f} BTC, "
+                         f"5 s markout {r['markout_5s']:+.1f} bps, P&L {r['pnl']:+.2f}")  # fmt: skip
+        print(f"| {s.name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
