@@ -167,8 +167,7 @@ def register(app: typer.Typer) -> None:
         print_report(console, result.report)
         info = result.info
         console.print(
-            f"registered {info.name} version {info.version} (run {info.run_id}) @challenger; "
-            f"{result.decision.reason}" + ("; now @champion" if result.promoted else "")
+            f"registered {info.name} version {info.version} (run {info.run_id}): {result.message}"
         )
 
     @app.command()
