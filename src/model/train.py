@@ -35,6 +35,7 @@ from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPre
 from cryptoarena.model.judge import (
     CANDIDATE,
     LSTM,
+    WINDOWS_FILE,
     baselines,
     evaluate_forecasters,
     gate_block,
@@ -62,7 +63,6 @@ from cryptoarena.model.windows import gather, valid_anchors
 logger = logging.getLogger(__name__)
 
 Promote = Literal["gate", "force", "never"]
-WINDOWS_FILE = "windows.parquet"  # per-window forecasts and errors of every evaluation
 TINY_CONFIG = LSTMConfig(
     window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
 )
