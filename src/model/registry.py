@@ -166,10 +166,8 @@ def promotion_message(decision: GateDecision, how: str | None) -> str:
         verdict = "would also have promoted it" if decision.promote else "refused it"
         return f"FORCED to @champion (the gate {verdict}: {decision.reason})"
     if how == "bootstrap":
-        return (
-            f"made bootstrap @champion because the registry had none, although the gate "
-            f"refused it ({decision.reason})"
-        )
+        gate = "the gate agreed" if decision.promote else "although the gate refused it"
+        return f"made bootstrap @champion because the registry had none, {gate} ({decision.reason})"
     if how == "gate":
         return f"{decision.reason}; now @champion"
     return f"{decision.reason}; stays @challenger"
