@@ -41,13 +41,15 @@ def champion_version(name: str, tracking_uri: str) -> str | None:
 
 
 @task(retries=3, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def make_bootstrap_champion(name: str, version: str, tracking_uri: str) -> None:
-    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG
+def make_bootstrap_champion(
+    name: str, version: str, tracking_uri: str, promote: bool, reason: str
+) -> None:
+    from cryptoarena.model.registry import GateDecision, crown, promotion_message
     from cryptoarena.model.tracking import tracking_context
 
+    message = promotion_message(GateDecision(promote, reason), "bootstrap")
     with tracking_context(tracking_uri) as client:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        client.set_model_version_tag(name, version, PROMOTION_TAG, "bootstrap")
+        crown(client, name, version, "bootstrap", message)
 
 
 @flow(name="bootstrap")
@@ -62,7 +64,9 @@ def bootstrap_flow(
         return {"model": name, "champion": existing, "trained": False}
     bars = load_bars("sample", max_bars)
     candidate = train_candidate(bars, tracking_uri, name, True, "sample", 0.05)
-    make_bootstrap_champion(name, candidate.version, tracking_uri)
+    make_bootstrap_champion(
+        name, candidate.version, tracking_uri, candidate.promote, candidate.reason
+    )
     logger.info("%s v%s is the bootstrap @champion (%s)", name, candidate.version, candidate.reason)
     return {"model": name, "champion": candidate.version, "trained": True}
 

@@ -4,9 +4,11 @@ by hand there, or with ``prefect deployment run '<flow>/<deployment>'``.
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.deployments
 
-Schedules: collect every 15 minutes (backfill, 14 minutes of the live stream into the lake,
-compaction, quality checks), drift hourly (with the live predictions' errors from the journal;
-triggers a retrain when it finds drift), retrain nightly at 03:00 UTC.
+Schedules: collect every 15 minutes (backfill, 14 minutes of the live trades and Bybit
+orderbook.50 into the lake's UTC-day partitions, compaction, quality checks), drift hourly (with
+the live predictions' errors from the journal; triggers a retrain when it finds drift), retrain
+nightly at 03:00 UTC on every collected day (split by day, gated on the newest untouched day;
+a champion change is recorded in the registry: ``registry.champion_history``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from prefect import serve
 from flows.collect import collect_flow
 from flows.drift import drift_flow
 from flows.retrain import retrain_flow
-from flows.schedules import COLLECT_INTERVAL_S, DRIFT_CRON, RETRAIN_CRON
+from flows.schedules import BOOK_DEPTH, COLLECT_INTERVAL_S, DRIFT_CRON, RETRAIN_CRON
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,10 @@ def deployments() -> list[Any]:
         collect_flow.to_deployment(
             name="every-15-min",
             interval=COLLECT_INTERVAL_S,
-            # Record the live stream for most of each interval, then compact and check.
-            parameters={"record_s": COLLECT_INTERVAL_S - 60.0},
+            # Record the live trades and orderbook.50 (per-second top-20 snapshots) for most of
+            # each interval into the lake's day partitions, then compact and check: the nightly
+            # retrain trains on every collected day and gates on the newest.
+            parameters={"record_s": COLLECT_INTERVAL_S - 60.0, "book_depth": BOOK_DEPTH},
             tags=["data"],
         )
     )

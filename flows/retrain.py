@@ -1,6 +1,7 @@
 """Retrain flow: bars (shipped sample or lake) → train → evaluate vs baselines and champion →
-register @challenger → promote to @champion through the evidence gate (pooled DM tests on
-purged walk-forward folds). Logic lives in
+register @challenger → promote to @champion through the evidence gate (DM tests vs persistence
+and the paired test vs the champion on the newest untouched block; with the lake's collected
+days the split and the CV folds are by UTC day and the block is the newest day). Logic lives in
 cryptoarena.model.mlops; only the network-bound registry task retries.
 
     python -m flows.retrain --tiny            # one local run (ephemeral Prefect API)
@@ -61,6 +62,7 @@ def retrain_flow(
         "run_id": candidate.run_id,
         "promoted": promoted,
         "gate": candidate.reason,
+        "gate_block": candidate.report.get("gate_block", {}),
         "cv_pooled": candidate.report.get("cv", {}).get("pooled", {}),
         "metrics": candidate.metrics,
     }

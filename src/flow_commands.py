@@ -35,9 +35,9 @@ class FlowName(StrEnum):
 
 
 WHAT = {
-    FlowName.RETRAIN: "train the LSTM, judge it against the baselines and the champion, register",
-    FlowName.DRIFT: "drift of recent features and forecast errors (Wasserstein); may retrain",
-    FlowName.COLLECT: "backfill trades into the lake, record the live stream, compact, check quality",
+    FlowName.RETRAIN: "train on every collected day, gate on the newest day (vs persistence and champion)",
+    FlowName.DRIFT: "drift vs the training span's own null (5 % false alarms), skill test; may retrain",
+    FlowName.COLLECT: "backfill trades, record live trades and orderbook.50 by UTC day, compact, check",
 }
 
 

@@ -167,8 +167,7 @@ def register(app: typer.Typer) -> None:
         print_report(console, result.report)
         info = result.info
         console.print(
-            f"registered {info.name} version {info.version} (run {info.run_id}) @challenger; "
-            f"{result.decision.reason}" + ("; now @champion" if result.promoted else "")
+            f"registered {info.name} version {info.version} (run {info.run_id}): {result.message}"
         )
 
     @app.command()
@@ -199,11 +198,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Judge a registered version against the baselines: the held-out test split, and purged
         walk-forward cross-validation (per fold and pooled, with CIs and DM tests)."""
+        import pandas as pd
         import torch
         from cryptoarena.model import mlops
         from cryptoarena.model.cv import CVConfig
         from cryptoarena.model.datasets import second_venue_bars
-        from cryptoarena.model.judge import evaluate_version
+        from cryptoarena.model.judge import WINDOWS_FILE, evaluate_version, log_evaluation
         from cryptoarena.model.registry import ModelNotFound
 
         torch.set_num_threads(threads)
@@ -225,6 +225,7 @@ def register(app: typer.Typer) -> None:
                 bars = _bars(data, max_bars, settings.data.sample_dir, book)
             venue2 = second_venue_bars(settings.data.sample_dir) if second_venue else None
             cv = CVConfig(folds=folds, scheme=scheme, alpha=alpha)  # type: ignore[arg-type]
+            windows: list[pd.DataFrame] = []
             report = evaluate_version(
                 uri,
                 tracking_uri=settings.mlflow.tracking_uri,
@@ -232,6 +233,7 @@ def register(app: typer.Typer) -> None:
                 second_venue=venue2,
                 cv=cv,
                 refit_lstm=refit_lstm,
+                windows=windows,
             )
         except (ModelNotFound, ValueError, FileNotFoundError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)  # one line, never wrapped
@@ -244,7 +246,16 @@ def register(app: typer.Typer) -> None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
             (out / "report.md").write_text(markdown(report))
+            windows[0].to_parquet(out / WINDOWS_FILE)
+        eval_run = log_evaluation(
+            report, windows[0], tracking_uri=settings.mlflow.tracking_uri,
+            experiment=settings.mlflow.experiment,
+        )  # fmt: skip
         console.print(
             f"{uri}: test split {report['data']['test_first']} → {report['data']['test_last']}"
         )
         print_report(console, report)
+        console.print(
+            f"every window's forecast and error: MLflow run {eval_run}, report/{WINDOWS_FILE}"
+            + (f" (and {out / WINDOWS_FILE})" if out is not None else "")
+        )

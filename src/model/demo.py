@@ -21,7 +21,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.model.cli import print_report
     from cryptoarena.model.datasets import load_bars, second_venue_bars
     from cryptoarena.model.lstm import LSTMConfig
-    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG, get_alias_version
+    from cryptoarena.model.registry import CHAMPION, crown, get_alias_version, promotion_message
     from cryptoarena.model.tracking import tracking_context
     from cryptoarena.model.train import TINY_CONFIG, train
 
@@ -55,8 +55,9 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     status = "@champion by the gate" if result.promoted else "@challenger only"
     if not result.promoted and get_alias_version(name, CHAMPION, tracking_uri=uri) is None:
         with tracking_context(uri) as client:
-            client.set_registered_model_alias(name, CHAMPION, version)
-            client.set_model_version_tag(name, version, PROMOTION_TAG, "bootstrap")
+            crown(
+                client, name, version, "bootstrap", promotion_message(result.decision, "bootstrap")
+            )
         note += "; made bootstrap @champion (the registry had none) so serving can start"
         status = "bootstrap @champion: served although the gate refused it"
     console.print(f"{name} v{version}: {note}")

@@ -52,6 +52,13 @@ class Prepared:
         a = self.split.train
         return self.features[int(a[0]) - self.window + 1 : int(a[-1]) + 1]
 
+    def train_span_bars(self) -> pd.DataFrame:
+        """The bars of the training span (with the features' warm-up before it): what the drift
+        check's in-span null is calibrated on."""
+        a = self.split.train
+        first = max(0, int(a[0]) - self.window + 1 - self.spec.lookback)
+        return self.bars.iloc[first : int(a[-1]) + 1]
+
     def reference_sample(self, max_rows: int = 5000) -> pd.DataFrame:
         """Training-split features (evenly thinned) as the drift reference."""
         rows = self.train_rows()

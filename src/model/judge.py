@@ -97,6 +97,7 @@ def load_champion(name: str, tracking_uri: str) -> tuple[str | None, Forecaster 
 
 
 CANDIDATE = "candidate"
+WINDOWS_FILE = "windows.parquet"  # per-window forecasts and errors of every evaluation
 
 
 def gate_block(
@@ -157,6 +158,34 @@ def gate_block(
     return out, pd.concat(frames, ignore_index=True).assign(section="gate")
 
 
+def log_evaluation(
+    report: dict[str, Any], windows: pd.DataFrame, *, tracking_uri: str, experiment: str
+) -> str:
+    """One MLflow run per evaluation: the report and every window's forecast and error
+    (``report/windows.parquet``), tagged with the version judged. Returns the run id."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from cryptoarena.model.tracking import ensure_experiment, tracking_context
+
+    info = report["model"]
+    with tracking_context(tracking_uri) as client:
+        exp_id = ensure_experiment(client, experiment, tracking_uri)
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"evaluate v{info['version']}") as run:
+            mlflow.set_tags(
+                {"kind": "evaluation", "model.name": info["name"],
+                 "model.version": str(info["version"]), "data.hash": report["data"]["hash"]}
+            )  # fmt: skip
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp)
+                (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+                windows.to_parquet(out / WINDOWS_FILE)
+                mlflow.log_artifacts(str(out), artifact_path="report")
+            return str(run.info.run_id)
+
+
 def _iso(t: int) -> str:
     return str(np.datetime64(int(t), "ns").astype("datetime64[s]"))
 
@@ -182,9 +211,11 @@ def evaluate_version(
     second_venue: pd.DataFrame | None = None,
     cv: CVConfig | None = None,
     refit_lstm: bool = False,
+    windows: list[pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """A registered forecaster vs the baselines on the test split of ``bars`` (and venue 2),
-    and cross-validated (``cv``; ``second_venue_cv``)."""
+    and cross-validated (``cv``; ``second_venue_cv``). ``windows``: gets one frame of every
+    scored window's forecast and error (test split and CV folds; :func:`window_frame`)."""
     model = load_forecaster(model_uri, tracking_uri=tracking_uri)
     if second_venue is not None and model.spec.book and not has_book(second_venue):
         logger.warning("the second venue has no order book: a book model is not judged there")
@@ -193,7 +224,13 @@ def evaluate_version(
     everyone = {LSTM: model} | {
         k: wrap(p, model.info, model.spec, k) for k, p in baselines(prepared).items()
     }
-    results, _, _ = evaluate_forecasters(prepared.bars, prepared.split.test, everyone)
+    test = prepared.split.test
+    results, actual, preds = evaluate_forecasters(prepared.bars, test, everyone)
+    ts = prepared.bars["ts"].to_numpy(np.int64)
+    frames = [
+        window_frame(m, -1, test, ts, actual[:, -1], p[:, -1]).assign(section="test")
+        for m, p in preds.items()
+    ]
     report: dict[str, Any] = {
         "model": model.info.model_dump(),
         "data": {"hash": prepared.data_hash, **prepared.span},
@@ -223,10 +260,14 @@ def evaluate_version(
 
         config = LSTMConfig.model_validate(model.info.train_config or {"window": model.info.window})
         fitters[f"{LSTM}_refit"] = lstm_fitter(config, model.spec)
+    cv_frames: list[pd.DataFrame] = []
     report["cv"] = cross_validate(
         bars, spec=model.spec, window=model.info.window, fitters=fitters, fixed={LSTM: model},
-        exclude={LSTM: span}, cfg=cv,
+        exclude={LSTM: span}, cfg=cv, windows=cv_frames,
     )  # fmt: skip
+    frames += [f.assign(section="cv") for f in cv_frames]
+    if windows is not None:
+        windows.append(pd.concat(frames, ignore_index=True))
     if second_venue is not None:
         report["second_venue_cv"] = cross_validate(
             second_venue, spec=model.spec, window=model.info.window, fixed={LSTM: model},

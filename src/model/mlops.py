@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
-from cryptoarena import alerts
 from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
 
@@ -104,9 +104,16 @@ def train_candidate(
 ) -> Candidate:
     """Train, evaluate against the baselines and the champion, register as ``@challenger``.
 
-    The champion alias is not touched here: :func:`promote` applies the gate's verdict.
+    The champion alias is not touched here: :func:`promote` applies the gate's verdict. Bars of
+    several UTC days (the lake's collected days) are split by day: the newest day is the gate
+    block no model saw, the rest trains, and the report's CV folds are whole days.
     """
     from cryptoarena.model.train import TINY_CONFIG, train
+    from cryptoarena.model.windows import utc_day
+
+    days = len(np.unique(utc_day(bars["ts"].to_numpy(np.int64)))) if len(bars) else 0
+    if days >= 2:
+        logger.info("%d UTC days of bars: split by day, gated on the newest", days)
 
     result = train(
         bars,
@@ -116,6 +123,7 @@ def train_candidate(
         promote="never",
         data_label=label,
         gate_alpha=gate_alpha,
+        by_day=days >= 2,
     )
     return Candidate(
         name=name,
@@ -129,20 +137,20 @@ def train_candidate(
 
 
 def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> bool:
-    """Move ``@champion`` to the candidate when the gate said so (or when forced)."""
-    from cryptoarena.model.registry import CHAMPION, PROMOTION_TAG, set_alias
+    """Move ``@champion`` to the candidate when the gate said so (or when forced; the message
+    says "FORCED" then)."""
+    from cryptoarena.model.registry import GateDecision, crown, promotion_message
     from cryptoarena.model.tracking import tracking_context
 
+    decision = GateDecision(candidate.promote, candidate.reason)
     if not (candidate.promote or force):
         logger.info(
-            "%s v%s stays challenger: %s", candidate.name, candidate.version, candidate.reason
+            "%s v%s: %s", candidate.name, candidate.version, promotion_message(decision, None)
         )
         return False
-    set_alias(candidate.name, CHAMPION, candidate.version, tracking_uri=tracking_uri)
-    alerts.new_champion(candidate.name, candidate.version, candidate.reason)
     how = "gate" if candidate.promote else "forced"
     with tracking_context(tracking_uri) as client:
-        client.set_model_version_tag(candidate.name, candidate.version, PROMOTION_TAG, how)
+        crown(client, candidate.name, candidate.version, how, promotion_message(decision, how))
     return True
 
 

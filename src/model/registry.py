@@ -166,10 +166,8 @@ def promotion_message(decision: GateDecision, how: str | None) -> str:
         verdict = "would also have promoted it" if decision.promote else "refused it"
         return f"FORCED to @champion (the gate {verdict}: {decision.reason})"
     if how == "bootstrap":
-        return (
-            f"made bootstrap @champion because the registry had none, although the gate "
-            f"refused it ({decision.reason})"
-        )
+        gate = "the gate agreed" if decision.promote else "although the gate refused it"
+        return f"made bootstrap @champion because the registry had none, {gate} ({decision.reason})"
     if how == "gate":
         return f"{decision.reason}; now @champion"
     return f"{decision.reason}; stays @challenger"
@@ -192,6 +190,63 @@ def get_alias_version(name: str, alias: str, *, tracking_uri: str) -> str | None
             return str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException:
             return None
+
+
+PROMOTED_AT_TAG = "promotion.at_ms"  # when @champion moved to the version (epoch ms)
+PROMOTION_MESSAGE_TAG = "promotion.message"
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """One move of ``@champion`` (a season event): read back by :func:`champion_history`."""
+
+    model: str
+    version: str
+    at_ms: int  # epoch milliseconds (UTC)
+    how: str  # gate | forced | bootstrap
+    message: str
+
+
+def crown(client: Any, name: str, version: str, how: str, message: str) -> ChampionChange:
+    """Point ``@champion`` at ``version`` and record the change on the version (how, when, what
+    the gate said) so :func:`champion_history` can list it; alerts. The only place that moves
+    ``@champion``."""
+    import time
+
+    from cryptoarena import alerts
+
+    if how not in PROMOTED_BY:
+        raise ValueError(f"promotion must be one of {PROMOTED_BY}, got {how!r}")
+    change = ChampionChange(name, str(version), time.time_ns() // 1_000_000, how, message)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, PROMOTION_TAG, how)
+    client.set_model_version_tag(name, version, PROMOTED_AT_TAG, str(change.at_ms))
+    client.set_model_version_tag(name, version, PROMOTION_MESSAGE_TAG, message[:4000])
+    logger.info("%s v%s is @champion: %s", name, version, message)
+    alerts.new_champion(name, str(version), message)
+    return change
+
+
+def champion_history(name: str, *, tracking_uri: str) -> list[ChampionChange]:
+    """Every recorded move of ``@champion`` of ``name``, oldest first (what a season shows as its
+    model events). Versions crowned before the time was tagged are listed at their creation."""
+    with tracking_context(tracking_uri) as client:
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            return []
+    out = [
+        ChampionChange(
+            name,
+            str(v.version),
+            int(v.tags.get(PROMOTED_AT_TAG) or v.creation_timestamp or 0),
+            v.tags[PROMOTION_TAG],
+            v.tags.get(PROMOTION_MESSAGE_TAG, v.tags.get("gate", "")),
+        )
+        for v in versions
+        if v.tags.get(PROMOTION_TAG) in PROMOTED_BY
+    ]
+    return sorted(out, key=lambda c: (c.at_ms, int(c.version)))
 
 
 def set_alias(name: str, alias: str, version: str, *, tracking_uri: str) -> None:

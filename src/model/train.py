@@ -25,7 +25,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-from cryptoarena import alerts
 from cryptoarena.config import get_settings
 from cryptoarena.model.book import has_book
 from cryptoarena.model.cv import CVConfig, cross_validate, window_frame
@@ -36,6 +35,7 @@ from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPre
 from cryptoarena.model.judge import (
     CANDIDATE,
     LSTM,
+    WINDOWS_FILE,
     baselines,
     evaluate_forecasters,
     gate_block,
@@ -48,10 +48,10 @@ from cryptoarena.model.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_ARTIFACT,
-    PROMOTION_TAG,
     REFERENCE_FILE,
     SCALER_FILE,
     GateDecision,
+    crown,
     evidence_gate,
     model_metadata,
     promotion_message,
@@ -63,7 +63,6 @@ from cryptoarena.model.windows import gather, valid_anchors
 logger = logging.getLogger(__name__)
 
 Promote = Literal["gate", "force", "never"]
-WINDOWS_FILE = "windows.parquet"  # per-window forecasts and errors of every evaluation
 TINY_CONFIG = LSTMConfig(
     window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
 )
@@ -219,9 +218,7 @@ def train(
                 client.set_model_version_tag(name, version, key, value)
             mlflow.set_tags(decision.tags())  # the run says it too (MLflow UI, search)
             if promoted:
-                client.set_registered_model_alias(name, CHAMPION, version)
-                client.set_model_version_tag(name, version, PROMOTION_TAG, how)
-                alerts.new_champion(name, version, promotion_message(decision, how))
+                crown(client, name, version, how, promotion_message(decision, how))
             mlflow.set_tags({"registry.version": version, "registry.promoted": str(promoted)})
     info = _info(name, version, run_id, cfg, spec, metrics)
     forecaster = Forecaster(info, spec, TorchPredictor(net))
@@ -281,11 +278,10 @@ def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
     reference = prepared.reference_sample()
     reference.to_parquet(ref)
     files = []
-    a = prepared.split.train
-    span = prepared.bars.iloc[max(0, int(a[0]) - prepared.window + 1 - prepared.spec.lookback) :
-                              int(a[-1]) + 1]  # fmt: skip
     try:
-        calibration = calibrate(span, reference, prepared.spec, scaler=prepared.scaler)
+        calibration = calibrate(
+            prepared.train_span_bars(), reference, prepared.spec, scaler=prepared.scaler
+        )
         files.append(out / CALIBRATION_FILE)
         files[-1].write_text(calibration.model_dump_json())
     except ValueError as exc:  # a training span shorter than two drift windows

@@ -18,7 +18,7 @@ def test_train_then_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "persistence" in result.output and "ridge" in result.output
-    assert "version 1" in result.output
+    assert "version 1" in result.output and "stays @challenger" in result.output
     assert (tmp_path / "artifacts").is_dir()  # artifacts next to the database
 
     out = tmp_path / "eval"
@@ -33,6 +33,18 @@ def test_train_then_evaluate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     report = json.loads((out / "report.json").read_text())
     assert len(report["cv"]["folds"]) == 3 and "skill_ci95" in report["cv"]["pooled"]["ridge"]
+    # Every scored window's forecast and error is saved (and logged to MLflow): the report's
+    # test-split skill is reproduced from them by the one skill definition.
+    import pandas as pd
+    from cryptoarena.model.skill import forecast_skill
+
+    windows = pd.read_parquet(out / "windows.parquet")
+    assert {"test", "cv"} == set(windows["section"])
+    lstm = windows[(windows["section"] == "test") & (windows["model"] == "lstm")]
+    sk = forecast_skill(lstm["err_bp"].to_numpy(), lstm["persistence_err_bp"].to_numpy())
+    assert sk.n == report["test"]["lstm"]["n"]
+    assert sk.mse_skill == pytest.approx(report["test"]["lstm"]["skill"], rel=1e-9, abs=1e-12)
+    assert "every window's forecast and error: MLflow run" in result.output
     bad_scheme = runner.invoke(app, ["evaluate", "1", "--max-bars", "5000", "--scheme", "x"])
     assert bad_scheme.exit_code == 2 and "walk_forward or blocked" in bad_scheme.output
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+from flows.collect import collect_flow
 from flows.deployments import DRIFT_CRON, RETRAIN_CRON, deployments
 from flows.drift import drift_flow
 from flows.retrain import retrain_flow
@@ -18,3 +19,6 @@ def test_deployments_have_schedules_and_valid_parameters() -> None:
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(by_flow[flow.name].parameters) <= accepted
     assert by_flow["collect"].schedules[0].schedule.interval.total_seconds() == 15 * 60
+    # Trades and Bybit orderbook.50 recorded day by day into the lake.
+    assert by_flow["collect"].parameters["book_depth"] == 50
+    assert set(by_flow["collect"].parameters) <= set(inspect.signature(collect_flow.fn).parameters)

@@ -147,3 +147,19 @@ def test_walk_forward_lstm_is_retrained_on_each_folds_past(bars: pd.DataFrame) -
     assert pooled["lstm_refit"]["n"] == pooled["ridge"]["n"] > 0  # every fold scored
     assert np.isfinite(pooled["lstm_refit"]["skill"])
     assert any(r["b"] == "lstm_refit" and r["a"] == "ridge" for r in cv["pairwise"])
+
+
+def test_folds_by_day_are_whole_days() -> None:
+    from cryptoarena.model.cv import make_folds
+    from cryptoarena.model.windows import NS_PER_DAY, utc_day
+
+    ts = (np.arange(3 * 8640, dtype=np.int64) * 10) * 1_000_000_000 + 19_000 * NS_PER_DAY
+    anchors = np.arange(len(ts))
+    folds = make_folds(anchors, k=6, gap=20, scheme="walk_forward", ts=ts)
+    days = utc_day(ts)
+    assert [len(set(days[f.test])) for f in folds] == [1] * len(folds)
+    assert (
+        sorted({int(days[f.test][0]) for f in folds}) == sorted(set(days.tolist()))[-len(folds) :]
+    )
+    for f in folds:
+        assert not len(f.train) or f.train.max() <= f.test[0] - 20  # past only, with the gap

@@ -71,3 +71,21 @@ def test_dataset_items_and_batches() -> None:
     np.testing.assert_array_equal(xb[7].numpy(), x.numpy())
     with pytest.raises(ValueError):
         WindowDataset(feats, targets, np.array([5]), 10)
+
+
+def test_day_split_gates_on_the_newest_day() -> None:
+    """Bars of three collected UTC days (with a hole between the last two): the newest day is
+    the test block, validation and training lie before it with the gap, nothing overlaps."""
+    from cryptoarena.model.windows import NS_PER_DAY, day_split, utc_day
+
+    day = 86_400
+    secs = np.concatenate([np.arange(0, 2 * day, 10), np.arange(2 * day + 3600, 3 * day, 10)])
+    ts = secs.astype(np.int64) * 1_000_000_000 + 19_000 * NS_PER_DAY
+    anchors = np.arange(len(ts))
+    split = day_split(ts, anchors, gap=50)
+    days = utc_day(ts)
+    assert set(days[split.test]) == {days[-1]} and len(split.test) == (day - 3600) // 10
+    assert split.val[-1] <= split.test[0] - 50 and split.train[-1] <= split.val[0] - 50
+    assert set(days[split.train]) == {days[0], days[0] + 1}
+    with pytest.raises(ValueError, match="two UTC days"):
+        day_split(ts[:100], anchors[:100], gap=5)
