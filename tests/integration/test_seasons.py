@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from cryptoarena.cli import app
 from cryptoarena.config import Settings, get_settings
+from cryptoarena.dashboard.app import create_app
 from cryptoarena.trading.seasons.season import SeasonDay, load, open_season, run_pending
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +107,13 @@ def test_a_three_day_season_survives_a_crash_and_reports_each_day(settings: Sett
     assert rep["verdict"]["sentence"].startswith("No season verdict: the season's runs have no AI")
     table = runner.invoke(app, ["season", "report", "s3"])
     assert table.exit_code == 0 and all(f"{d} UTC" in table.output for d in DAYS)
+
+    # The dashboard's season route serves the same report.
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/seasons").json() == ["s3"]
+        served = client.get("/api/seasons/s3").json()
+        assert served["cumulative"] == rep["cumulative"] and served["verdict"] == rep["verdict"]
+        assert client.get("/api/seasons/nope").status_code == 404
 
 
 def test_one_season_one_config_and_bad_input_is_one_line(
