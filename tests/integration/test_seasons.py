@@ -97,6 +97,10 @@ def test_a_three_day_season_survives_a_crash_and_reports_each_day(settings: Sett
     for block in rep["days"]:
         assert block["rows"] and all(r["fills"] >= 0 for r in block["rows"])
         assert {"pnl", "return_bp", "fees", "status", "rank"} <= set(block["rows"][0])
+    # Halts during a day are in its block even when the day's end released them (the example
+    # config's daily-loss limit stops most strategies on each of these real days).
+    assert all(any(r["halted"] for r in b["rows"]) for b in rep["days"])
+    assert any("daily loss" in (r["halted"] or "") for r in rep["days"][0]["rows"])
     # Cumulative P&L at each day's end is the running sum of that strategy's day P&Ls.
     name = rep["days"][0]["rows"][0]["strategy"]
     per_day = [next(r["pnl"] for r in b["rows"] if r["strategy"] == name) for b in rep["days"]]
