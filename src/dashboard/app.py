@@ -15,6 +15,7 @@ from cryptoarena.dashboard.live import LiveHub
 from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.dashboard.registry_view import RegistryView
 from cryptoarena.dashboard.routes import router
+from cryptoarena.dashboard.season_routes import router as season_router
 from cryptoarena.dashboard.tail import EmbeddedTail, QueryTail, Tail
 from cryptoarena.trading.risk.killswitch import kill_switch
 from fastapi import FastAPI, Request, Response
@@ -94,6 +95,7 @@ def create_app(
     app.state.kill = kill_switch(settings)
     app.state.registry = RegistryView(settings)
     app.include_router(router)
+    app.include_router(season_router)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

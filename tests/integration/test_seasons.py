@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from cryptoarena.cli import app
 from cryptoarena.config import Settings, get_settings
+from cryptoarena.dashboard.app import create_app
 from cryptoarena.trading.seasons.season import SeasonDay, load, open_season, run_pending
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,6 +97,10 @@ def test_a_three_day_season_survives_a_crash_and_reports_each_day(settings: Sett
     for block in rep["days"]:
         assert block["rows"] and all(r["fills"] >= 0 for r in block["rows"])
         assert {"pnl", "return_bp", "fees", "status", "rank"} <= set(block["rows"][0])
+    # Halts during a day are in its block even when the day's end released them (the example
+    # config's daily-loss limit stops most strategies on each of these real days).
+    assert all(any(r["halted"] for r in b["rows"]) for b in rep["days"])
+    assert any("daily loss" in (r["halted"] or "") for r in rep["days"][0]["rows"])
     # Cumulative P&L at each day's end is the running sum of that strategy's day P&Ls.
     name = rep["days"][0]["rows"][0]["strategy"]
     per_day = [next(r["pnl"] for r in b["rows"] if r["strategy"] == name) for b in rep["days"]]
@@ -105,6 +111,13 @@ def test_a_three_day_season_survives_a_crash_and_reports_each_day(settings: Sett
     assert rep["verdict"]["sentence"].startswith("No season verdict: the season's runs have no AI")
     table = runner.invoke(app, ["season", "report", "s3"])
     assert table.exit_code == 0 and all(f"{d} UTC" in table.output for d in DAYS)
+
+    # The dashboard's season route serves the same report.
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/seasons").json() == ["s3"]
+        served = client.get("/api/seasons/s3").json()
+        assert served["cumulative"] == rep["cumulative"] and served["verdict"] == rep["verdict"]
+        assert client.get("/api/seasons/nope").status_code == 404
 
 
 def test_one_season_one_config_and_bad_input_is_one_line(

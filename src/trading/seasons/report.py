@@ -28,7 +28,9 @@ class DayRow(BaseModel):
     return_bp: float  # P&L after fees in basis points of the strategy's capital
     fees: float
     fills: int
-    status: str  # halted (at which limit) / inactive / ""
+    status: str  # halted at the day's end (at which limit) / inactive / ""
+    # The first halt of the day, even one its UTC day's end released (daily loss).
+    halted: str | None = None
 
 
 class DayBlock(BaseModel):
@@ -56,7 +58,7 @@ class SeasonReport(BaseModel):
     unit: str = "bp/day"
 
 
-def day_block(day: str, report: RunReport) -> DayBlock:
+def day_block(day: str, report: RunReport, halts: dict[str, str] | None = None) -> DayBlock:
     capital = report.capital
     if capital is None or capital <= 0:
         raise SeasonError(f"run {report.run_id} records no capital: cannot express bp/day")
@@ -70,6 +72,7 @@ def day_block(day: str, report: RunReport) -> DayBlock:
             fees=r.fees,
             fills=r.fills,
             status=status_text(r),
+            halted=(halts or {}).get(r.name),
         )
         for r in report.strategies
     ]
@@ -85,15 +88,20 @@ def day_block(day: str, report: RunReport) -> DayBlock:
     )
 
 
-def build(season: Season, reports: dict[str, RunReport]) -> SeasonReport:
-    """The season's report from the run report of each day (keyed by run id)."""
+def build(
+    season: Season,
+    reports: dict[str, RunReport],
+    halts: dict[str, dict[str, str]] | None = None,
+) -> SeasonReport:
+    """The season's report from the run report of each day (keyed by run id) and each run's
+    strategy halts during the day (``halts[run_id][strategy]``: the first halt's reason)."""
     blocks: list[DayBlock] = []
     for d in season.days:
         rep = reports.get(d.run_id or "")
         if rep is None or not d.complete:
             blocks.append(DayBlock(day=d.day, run_id=d.run_id, complete=False))
         else:
-            blocks.append(day_block(d.day, rep))
+            blocks.append(day_block(d.day, rep, (halts or {}).get(rep.run_id)))
     done = [b for b in blocks if b.complete]
     names = sorted({r.strategy for b in done for r in b.rows})
     families = {r.strategy: r.family for b in done for r in b.rows}
@@ -127,11 +135,23 @@ def load_report(settings: Settings, name: str) -> SeasonReport:
 
     season = load(settings, name)
     reports: dict[str, RunReport] = {}
+    halts: dict[str, dict[str, str]] = {}
     with Journal.open(settings, run_id="season-report", readonly=True) as journal:
         for d in season.days:
             if d.run_id and d.complete and journal.runs(d.run_id):
                 reports[d.run_id] = collect(journal, d.run_id).report
-    return build(season, reports)
+                events = journal.find(
+                    "risk_events",
+                    {"run_id": d.run_id, "type": "halt"},
+                    projection={"_id": 0, "strategy": 1, "reason": 1, "ts_ns": 1},
+                )
+                events.sort(key=lambda e: int(e.get("ts_ns", 0)))
+                first: dict[str, str] = {}
+                for e in events:
+                    if e.get("strategy"):
+                        first.setdefault(str(e["strategy"]), str(e.get("reason", "")))
+                halts[d.run_id] = first
+    return build(season, reports, halts)
 
 
 def render_table(console: Console, rep: SeasonReport) -> None:
@@ -147,7 +167,7 @@ def render_table(console: Console, rep: SeasonReport) -> None:
             )
             continue
         t = Table(title=f"{b.day} UTC · run {b.run_id}", title_justify="left")
-        for col in ("#", "strategy", "family", "P&L", "bp/day", "fees", "fills", "status"):
+        for col in ("#", "strategy", "family", "P&L", "bp/day", "fees", "fills", "halted"):
             t.add_column(
                 col, justify="right" if col in ("P&L", "bp/day", "fees", "fills") else "left"
             )
@@ -160,7 +180,7 @@ def render_table(console: Console, rep: SeasonReport) -> None:
                 fmt(r.return_bp, ".1f"),
                 fmt(r.fees),
                 str(r.fills),
-                r.status,
+                r.status or (f"{r.halted} (released at the day's end)" if r.halted else ""),
             )
         console.print(t)
         for q in b.forecasts:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from cryptoarena.trading.results.verdict import fmt_bp as _bp
 from pydantic import BaseModel, ConfigDict
 from scipy.stats import norm
 from scipy.stats import t as student_t
@@ -35,12 +36,12 @@ class DayDiff(BaseModel):
     versus: str  # a classical strategy or "classical mean"
     per_day: list[float]
     mean: float
-    ci: tuple[float, float] | None  # None under two days (no day-to-day spread)
     confidence: float
-    significant: bool
-    sd: float | None
-    days_needed: int | None  # for 80 % power at the detectable difference
-    detect_bp_day: float | None
+    ci: tuple[float, float] | None = None  # None under two days (no day-to-day spread)
+    significant: bool = False
+    sd: float | None = None
+    days_needed: int | None = None  # for 80 % power at the detectable difference
+    detect_bp_day: float | None = None
 
 
 class SeasonVerdict(BaseModel):
@@ -64,18 +65,7 @@ def paired(ai: str, versus: str, diffs: Sequence[float], confidence: float) -> D
     d = np.asarray(diffs, dtype=np.float64)
     mean = float(d.mean()) if len(d) else math.nan
     if len(d) < 2:
-        return DayDiff(
-            ai=ai,
-            versus=versus,
-            per_day=list(d),
-            mean=mean,
-            ci=None,
-            confidence=confidence,
-            significant=False,
-            sd=None,
-            days_needed=None,
-            detect_bp_day=None,
-        )
+        return DayDiff(ai=ai, versus=versus, per_day=list(d), mean=mean, confidence=confidence)
     sd = float(d.std(ddof=1))
     half = float(student_t.ppf(0.5 + confidence / 2.0, len(d) - 1)) * sd / math.sqrt(len(d))
     ci = (mean - half, mean + half)
@@ -94,11 +84,6 @@ def paired(ai: str, versus: str, diffs: Sequence[float], confidence: float) -> D
         days_needed=needed,
         detect_bp_day=detect,
     )
-
-
-def _bp(x: float) -> str:
-    text = f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
-    return "0" if text in ("-0", "0") else text
 
 
 def power_words(d: DayDiff) -> str:

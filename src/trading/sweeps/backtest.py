@@ -46,7 +46,7 @@ class PointResult:
     fees: float | None = None
     fills: int | None = None
     round_trips: int | None = None
-    sharpe: float | None = None  # annualised from the snapshot interval
+    sharpe: float | None = None  # per snapshot, not annualised
     max_drawdown: float | None = None
     psr: float | None = None
     periods: int = 0
@@ -108,7 +108,7 @@ def backtest(settings: Settings, job: PointJob) -> Any:
 def run_point(job: PointJob, settings: Settings | None = None) -> PointResult:
     """Run one point and score it from its journal; raises when the backtest fails."""
     from cryptoarena.trading.results.report import load
-    from cryptoarena.trading.results.stats import period_returns
+    from cryptoarena.trading.results.stats import per_period_sharpe, period_returns
 
     started = time.perf_counter()
     job.directory.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,8 @@ def run_point(job: PointJob, settings: Settings | None = None) -> PointResult:
         fees=row.fees,
         fills=row.fills,
         round_trips=row.round_trips,
-        sharpe=row.sharpe,
+        # Per snapshot, not annualised (the report's Sharpe is per day, none under 3 days).
+        sharpe=per_period_sharpe(returns),
         max_drawdown=row.max_drawdown,
         psr=row.psr,
         periods=len(returns),
