@@ -17,7 +17,8 @@ from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
 from cryptoarena.trading.journal import Journal
 
-from tests.e2e.test_dashboard_e2e import ARGS, CHROMIUM, STATIC, Watched, _free_port
+from tests.e2e.test_dashboard_e2e import CHROMIUM, STATIC, Watched, _free_port
+from tests.e2e.test_dashboard_e2e import browser as browser  # the same chromium fixture
 from tests.integration.dashboard_kit import RUN_ID, backtest_journal
 from tests.integration.trading_kit import ROOT, arena_env, start_arena
 
@@ -75,16 +76,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
 
 
 def _rows(w: Watched) -> list[str]:
