@@ -81,6 +81,16 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             print_cv(console, report[key], f"15 s forecasts, {title}")
 
 
+def promotion_outcome(reason: str, gate_promotes: bool, promoted: bool) -> str:
+    """The gate's verdict and what happened to @champion; a promotion the gate refused was
+    forced (``--promote force``), and says so."""
+    if not promoted:
+        return reason
+    if gate_promotes:
+        return f"{reason}; now @champion"
+    return f"{reason}; now @champion anyway (forced: --promote force)"
+
+
 def _bars(data: Path | None, max_bars: int | None, sample_dir: Path, book: bool) -> Any:
     """Bars of ``data`` (default: the shipped day); with ``book``, with its order book."""
     from cryptoarena.model.datasets import load_bars
@@ -168,7 +178,7 @@ def register(app: typer.Typer) -> None:
         info = result.info
         console.print(
             f"registered {info.name} version {info.version} (run {info.run_id}) @challenger; "
-            f"{result.decision.reason}" + ("; now @champion" if result.promoted else "")
+            + promotion_outcome(result.decision.reason, result.decision.promote, result.promoted)
         )
 
     @app.command()

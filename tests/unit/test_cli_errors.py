@@ -170,3 +170,13 @@ def test_a_corrupt_archive_is_a_damaged_file_not_an_io_error(tmp_path: Path) -> 
         load_trades(bad)
     with pytest.raises(FileNotFoundError):
         load_trades(tmp_path / "missing.csv.gz")
+
+
+def test_a_forced_promotion_says_it_was_forced() -> None:
+    """`arena train --promote force` printed "refused …; now @champion" as if the gate agreed."""
+    from cryptoarena.model.cli import promotion_outcome
+
+    refused = "refused: not significantly better than persistence"
+    assert "forced" in promotion_outcome(refused, gate_promotes=False, promoted=True)
+    assert promotion_outcome(refused, gate_promotes=False, promoted=False) == refused
+    assert "forced" not in promotion_outcome("promoted", gate_promotes=True, promoted=True)
