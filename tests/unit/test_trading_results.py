@@ -421,3 +421,16 @@ def test_a_resumed_run_without_a_new_stop_record_is_incomplete(tmp_path: Path) -
     assert report.incarnations == 2
     assert report.complete is False and report.ended_by is None
     assert any("no stop record after the last start" in n for n in report.notes)
+
+
+def test_the_comparison_plot_has_a_legend_for_its_colours() -> None:
+    """comparison.png coloured bars red or grey with no legend saying what either meant."""
+    from cryptoarena.trading.results.model import Comparison
+    from cryptoarena.trading.results.plots import comparison_legend
+
+    def comp(lo: float, hi: float) -> Comparison:
+        return Comparison(ai="ai", versus="x", mean_diff_bps=(lo + hi) / 2, ci=(lo, hi),
+                          significant=lo > 0 or hi < 0)  # fmt: skip
+
+    labels = [p.get_label() for p in comparison_legend([comp(-3, -1), comp(-1, 2), comp(-2, 1)])]
+    assert len(labels) == 2 and "below 0" in labels[0] and "spans 0" in labels[1]
