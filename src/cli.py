@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sys
+from typing import Any
 
 import typer
+import typer.core
+import typer.rich_utils
 from cryptoarena.config import ConfigError, get_settings, unknown_env_names
-from cryptoarena.console import setup_logging
+from cryptoarena.console import PIPED_WIDTH, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,22 @@ COMMAND_MODULES = (
     "cryptoarena.flow_commands",
 )
 
+
+def _help_layout() -> None:
+    """Help as wide as tables when piped (rich would wrap it at 80 columns), and flags without
+    a ``<bool>`` type column (typer shows one for every option; a flag takes no value)."""
+    if not sys.stdout.isatty() and not {"COLUMNS", "TERMINAL_WIDTH"} & set(os.environ):
+        typer.rich_utils.MAX_WIDTH = PIPED_WIDTH
+    shown = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_help_layout()
+
 app = typer.Typer(
     help="cryptoarena: an LSTM forecaster against classical strategies on BTCUSDT, after fees.",
     no_args_is_help=True,
@@ -37,7 +58,11 @@ app = typer.Typer(
 @app.callback()
 def _root(
     verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="Debug logging on the console, libraries included."
+        False,
+        "--verbose",
+        "-v",
+        help="Every log record on the console too (DEBUG, libraries "
+        "included); without it they go only to the log file (settings.log_file).",
     ),
 ) -> None:
     try:
@@ -45,7 +70,7 @@ def _root(
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_file, verbose=verbose)
+    setup_logging(settings.log_level, settings.log_file, verbose=verbose, command=True)
     for problem in unknown_env_names():
         typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
 

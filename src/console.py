@@ -1,8 +1,11 @@
 """What the user sees on the terminal, and where the rest goes.
 
-- The console shows the project's own log records (``cryptoarena.*``, ``flows.*``, the flow
-  and task run lines of our Prefect flows) and every warning; library chatter (httpx request lines, MLflow's table migrations, …) goes only to the
-  log file, ``settings.log_file`` (default ``var/log/arena.log``), with everything else.
+- A command's console shows what it prints (tables, summaries) and warnings, one short line
+  each (``warning: …``); every log record goes to the log file, ``settings.log_file`` (default
+  ``var/log/arena.log``). ``-v`` shows them all on the console too, libraries included.
+- Servers (``arena serve``, ``arena flows serve``) also show the project's own INFO records
+  (``cryptoarena.*``, ``flows.*``, the run lines of our Prefect flows) with timestamps;
+  library chatter (httpx request lines, MLflow's table migrations, …) stays in the file.
 - Tables keep their columns when the output is piped (rich would assume 80 columns).
 - Third-party telemetry is off for this project's runs (Prefect's reported "database is locked"
   tracebacks on the temporary API and phones home; neither helps a user).
@@ -72,11 +75,22 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: str, log_file: Path | None, *, verbose: bool = False) -> Path | None:
+class _Short(logging.Formatter):
+    """``warning: message`` (an ``error:`` line for errors), as the commands' own lines read."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {super().format(record)}"
+
+
+def setup_logging(
+    level: str, log_file: Path | None, *, verbose: bool = False, command: bool = False
+) -> Path | None:
     """Console and file handlers on the root logger (replacing ones set up here before).
 
-    ``verbose`` shows everything at DEBUG on the console, libraries included. Returns the log
-    file, or None when it cannot be written (the console still works)."""
+    ``command``: a command's console, warnings only (its output is its own lines and tables);
+    otherwise a server's, with the project's INFO records. ``verbose`` shows everything at
+    DEBUG on the console, libraries included. Returns the log file, or None when it cannot be
+    written (the console still works)."""
     quiet_libraries()
     # MLflow imported before MLFLOW_CONFIGURE_LOGGING was set has its own stderr handler (and
     # does not propagate): route its records through ours instead.
@@ -90,8 +104,12 @@ def setup_logging(level: str, log_file: Path | None, *, verbose: bool = False) -
         handler.close()
     console_level = logging.DEBUG if verbose else logging.getLevelName(level)
     console = _Stderr()
+    if command and not verbose:
+        console_level = max(console_level, logging.WARNING)
+        console.setFormatter(_Short("%(message)s"))
+    else:
+        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     console.setLevel(console_level)
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not verbose:
         console.addFilter(_ProjectOrWarning())
     console.arena = True  # type: ignore[attr-defined]

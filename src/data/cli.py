@@ -92,7 +92,8 @@ def import_cmd(
                     for why in result.load.examples[:3]:
                         typer.secho(f"  {path.name}: malformed: {why}", fg="yellow", err=True)
             progress.advance(task)
-    console.print(table)
+    if table.row_count:  # every file refused: its error lines say all there is
+        console.print(table)
     if failed:
         raise typer.Exit(1)
 

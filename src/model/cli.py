@@ -55,11 +55,12 @@ def print_cv(console: Console, cv: dict[str, Any], title: str) -> None:
         CV_HEADER,
         coverage_lines,
         cv_fold_rows,
+        cv_head,
         cv_pair_rows,
         cv_pooled_rows,
     )
 
-    head = f"{title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars"
+    head = f"{title}: {cv_head(cv)}"
     header, rows = cv_fold_rows(cv)
     console.print(_rich_table(f"{head}, per fold (skill)", header, rows))
     console.print(_rich_table(f"{head}, pooled", CV_HEADER, cv_pooled_rows(cv)))

@@ -34,7 +34,9 @@ def comparison_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
                 _fmt(r["mae_bp"]),
                 _fmt(r["rmse_bp"]),
                 _fmt(r["skill"], 4),
-                _fmt(r["dir_acc_big"]) + f" (n={r['n_big_moves']})",
+                _fmt(r["dir_acc_big"]) + f" (n={r['n_big_moves']})"
+                if r["n_big_moves"]
+                else "– (no move > fees)",
                 _fmt(r["dm_stat"], 2),
                 _fmt(r["dm_p"], 4) if name != "persistence" else "–",
                 f"{r.get('n_signals', 0)}"
@@ -83,6 +85,13 @@ def cv_pooled_rows(cv: dict[str, Any]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def cv_head(cv: dict[str, Any]) -> str:
+    """Scheme, folds (and how many were scored: walk-forward's first fold only trains), purge."""
+    k, scored = cv["k"], len(cv["folds"])
+    folds = f"{k} folds" if scored == k else f"{k} folds, {scored} scored"
+    return f"{cv['scheme']}, {folds}, purge/embargo {cv['gap']} bars"
 
 
 def cv_fold_rows(cv: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -137,7 +146,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def cv_markdown(cv: dict[str, Any], title: str) -> list[str]:
     lines = [
-        f"## {title}: {cv['scheme']}, {cv['k']} folds, purge/embargo {cv['gap']} bars",
+        f"## {title}: {cv_head(cv)}",
         "",
         f"Pooled over the scored folds (DM vs persistence; significant = lower loss at "
         f"p < {cv['alpha']}, HLN):",

@@ -218,8 +218,15 @@ def backtest(
     replay_file: Path | None = typer.Option(
         None, help="Trade file (default: the shipped real day)."
     ),
-    start_minute: float = typer.Option(0.0, help="Start this many minutes into the file."),
-    minutes: float | None = typer.Option(None, help="Only this many minutes."),
+    start_minute: float | None = typer.Option(
+        None,
+        help="Start this many minutes into the file (default: with a model, a 20 min warm-up "
+        "before its validation end, so --minutes counts bars it never saw; else 0).",
+        show_default=False,
+    ),
+    minutes: float | None = typer.Option(
+        None, help="Only this many minutes (after the warm-up when the start is the default)."
+    ),
     exchange: ExchangeChoice = typer.Option(ExchangeChoice.PAPER, help="Where orders go."),
     forecast_url: str | None = typer.Option(
         None, help="Model server (default: settings.serving.url, else the champion in-process)."
@@ -245,6 +252,11 @@ def backtest(
     if bars or files:
         _run_bars(bars, files or [], config, run_id, slippage_bps, equity_every)
         return
+    source = None
+    if start_minute is None:
+        start_minute, minutes, source = _out_of_sample_start(
+            config, replay_file, minutes, forecast_url, allow_in_sample
+        )
     opts = _session_options(
         source=SourceChoice.REPLAY,
         exchange=exchange,
@@ -254,9 +266,41 @@ def backtest(
         minutes=minutes,
         speed=None,
         forecast_url=forecast_url,
+        forecast_source=source,
         allow_in_sample=allow_in_sample,
     )
     _run(opts, config, report=True)
+
+
+def _out_of_sample_start(
+    config_path: Path | None,
+    replay_file: Path | None,
+    minutes: float | None,
+    forecast_url: str | None,
+    allow_in_sample: bool,
+) -> tuple[float, float | None, Any]:
+    """(start minute, minutes, in-process forecasts) for a backtest given no --start-minute: a
+    warm-up before the model's validation end, so the replay has bars the model never saw to
+    trade. Without an AI arm, a model or its training span, or with --allow-in-sample: 0."""
+    from cryptoarena.trading.forecasts.choice import WARMUP_MINUTES, choose_forecasts, minute_of
+
+    config = _load_config(config_path)
+    if allow_in_sample or not any(s.kind == "ai_forecast" for s in config.strategies):
+        return 0.0, minutes, None
+    settings = get_settings()
+    choice = choose_forecasts(settings, forecast_url)
+    if choice.valid_until_ns is None:
+        return 0.0, minutes, choice.source
+    try:
+        until = minute_of(settings, choice.valid_until_ns, replay_file)
+    except (OSError, ValueError):  # the session reports a bad replay file the usual way
+        return 0.0, minutes, choice.source
+    start = max(0.0, until - WARMUP_MINUTES)
+    typer.echo(
+        f"replay from minute {start:.0f}: {until - start:.0f} min of warm-up, then bars after the "
+        f"model's validation end ({choice.described}); --start-minute to choose"
+    )
+    return start, None if minutes is None else minutes + (until - start), choice.source
 
 
 def report(

@@ -146,6 +146,13 @@ class ArenaConfig(BaseModel):
         return [spec.build() for spec in self.strategies]
 
 
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``strategy.2.name`` for the second [[strategy]] table: counted from 1, as a user does."""
+    if len(loc) > 1 and loc[0] == "strategy" and isinstance(loc[1], int):
+        loc = (loc[0], loc[1] + 1, *loc[2:])
+    return ".".join(str(p) for p in loc) or "(top)"
+
+
 def parse_arena_config(data: dict[str, Any], source: str = "<config>") -> ArenaConfig:
     try:
         return ArenaConfig.model_validate(data)
@@ -154,8 +161,7 @@ def parse_arena_config(data: dict[str, Any], source: str = "<config>") -> ArenaC
         # A bad strategy also leaves the tuple "too short" (pydantic drops it): say it once.
         bad_strategy = any(len(e["loc"]) > 1 and e["loc"][0] == "strategy" for e in errors)
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: "
-            + str(err["msg"]).removeprefix("Value error, ")
+            f"{_where(err['loc'])}: " + str(err["msg"]).removeprefix("Value error, ")
             for err in errors
             if not (bad_strategy and err["loc"] == ("strategy",) and err["type"] == "too_short")
         )

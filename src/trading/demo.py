@@ -14,10 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from cryptoarena.config import Settings
-from cryptoarena.data.records import NS_PER_S
+from cryptoarena.trading.forecasts.choice import WARMUP_MINUTES, choose_forecasts, minute_of
 from rich.console import Console
 
 logger = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ logger = logging.getLogger(__name__)
 QUICK_MINUTES, FULL_MINUTES = 8.0, 360.0
 # Replayed before the first traded bar: the strategies' warm-up (the longest classical one, and
 # the forecast window of 256 one-second bars).
-QUICK_WARMUP_MINUTES, FULL_WARMUP_MINUTES = 5.0, 20.0
+QUICK_WARMUP_MINUTES = 5.0  # the full demo's is choice.WARMUP_MINUTES
 DAY_MINUTES = 1440.0
 # The quick demo's tiny model forecasts smaller moves (at most ~0.3 bps) than the full demo's
 # champion (median 0.18, 95th percentile 0.46 bps): its AI arms get lower thresholds than the
@@ -33,38 +32,12 @@ DAY_MINUTES = 1440.0
 QUICK_AI_THRESHOLDS_BPS = {"taker": 0.15, "maker": 0.08}
 
 
-def _forecast_source(settings: Settings) -> tuple[Any, str, int | None]:
-    """(source, description, the model's validation end): the server if it is up, else the
-    champion in-process, else None."""
-    from cryptoarena.trading.engine.session import _served_model
-    from cryptoarena.trading.forecasts.local import load_champion, valid_until_ns
-
-    url = settings.serving.url
-    served = asyncio.run(_served_model(url))
-    uri = settings.mlflow.tracking_uri
-    if served is not None:
-        from cryptoarena.serving.client import ForecastClient
-
-        until = valid_until_ns(uri, str(served.get("run_id") or ""))
-        client = ForecastClient(url, timeout_s=1.0, max_age_s=2.5)
-        return client, f"the model served at {url}", until
-    champion = load_champion(settings)
-    if champion.source is None:
-        return None, f"{champion.described}: the AI arm stands aside", None
-    return champion.source, champion.described, valid_until_ns(uri, champion.run_id)
-
-
 def _start_minute(settings: Settings, until: int | None, default: float, warmup: float) -> float:
     """Where the replay starts: ``default``, or ``warmup`` minutes before the model's validation
     end; the session trades only after that end (bars the model never saw)."""
     if until is None:
         return default
-    from cryptoarena.data.loaders import load_trades
-    from cryptoarena.data.samples import TARDIS_DAY, sample_path
-
-    trades, _ = load_trades(sample_path(TARDIS_DAY, settings.data.sample_dir))
-    first = int(trades["ts"].iloc[0])
-    return max(default, (until - first) / (60 * NS_PER_S) - warmup)
+    return max(default, minute_of(settings, until) - warmup)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
@@ -74,9 +47,10 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
     from cryptoarena.trading.results.render import render_table, sample_line
     from cryptoarena.trading.results.report import build_report
 
-    source, described, until = _forecast_source(settings)
+    choice = choose_forecasts(settings)
+    source, described, until = choice.source, choice.described, choice.valid_until_ns
     # With a model: its warm-up before the validation end, then the minutes traded.
-    warmup = 0.0 if until is None else QUICK_WARMUP_MINUTES if quick else FULL_WARMUP_MINUTES
+    warmup = 0.0 if until is None else QUICK_WARMUP_MINUTES if quick else WARMUP_MINUTES
     start = _start_minute(settings, until, 60.0, warmup)
     minutes = warmup + (QUICK_MINUTES if quick else FULL_MINUTES)
     minutes = min(minutes, max(DAY_MINUTES - start, QUICK_MINUTES))
@@ -99,7 +73,7 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         "(trading only after the model's validation end: bars it never saw) through the worker: "
         f"{len(config.strategies)} strategies, paper exchange; AI arm: {described}"
     )
-    if source is None:
+    if source is None and choice.served_at is None:
         # No forecaster: an unreachable URL makes the AI arm stand aside, journaled.
         options = SessionOptions(**{**options.__dict__, "forecast_url": "http://127.0.0.1:9"})
     started = time.perf_counter()

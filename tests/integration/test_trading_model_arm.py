@@ -186,3 +186,34 @@ def test_the_demo_trades_both_ai_arms_out_of_sample(tmp_path: Path, tiny_registr
     assert "out of sample: scored from" in line
     for arm, got in by_arm.items():
         assert f"{arm} {len(got)} fills" in line
+
+
+def test_the_demos_suggested_backtest_runs_as_written_after_the_validation_end(
+    tmp_path: Path, tiny_registry: str
+) -> None:
+    """The demo suggests `arena backtest --minutes 60`; it used to exit 2 ("the replay ends …
+    before the model's validation end"). Without --start-minute the replay now starts a warm-up
+    before that end, and --minutes counts bars the model never saw."""
+    from cryptoarena.cli import app
+    from typer.testing import CliRunner
+
+    config = tmp_path / "arena.toml"
+    config.write_text(
+        '[[strategy]]\nname = "ai"\nkind = "ai_forecast"\n'
+        '[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    )
+    env = {
+        "ARENA_MONGO__EMBEDDED_DIR": str(tmp_path / "journal"),
+        "ARENA_MLFLOW__TRACKING_URI": tiny_registry,
+        "ARENA_SERVING__URL": "http://127.0.0.1:9",
+        "ARENA_SERVING__MODEL_NAME": MODEL,
+        "ARENA_TRADING__KILL_FILE": str(tmp_path / "kill"),
+        "ARENA_LOG_FILE": str(tmp_path / "arena.log"),
+    }
+    args = ["backtest", "--config", str(config), "--run-id", "next", "--minutes", "2"]
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "replay from minute" in result.output
+    started, orders, _ = _runs(_settings(tmp_path, tiny_registry), "next")
+    assert started["in_sample"] is False
+    assert orders and all(o["ts_ns"] > started["model_valid_until_ns"] for o in orders)

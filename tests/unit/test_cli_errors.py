@@ -170,3 +170,13 @@ def test_a_corrupt_archive_is_a_damaged_file_not_an_io_error(tmp_path: Path) -> 
         load_trades(bad)
     with pytest.raises(FileNotFoundError):
         load_trades(tmp_path / "missing.csv.gz")
+
+
+def test_a_forced_promotion_says_it_was_forced() -> None:
+    """`arena train --promote force` printed "refused …; now @champion" as if the gate agreed."""
+    from cryptoarena.model.registry import GateDecision, promotion_message
+
+    refused = GateDecision(False, "refused: not significantly better than persistence")
+    assert promotion_message(refused, "forced").startswith("FORCED to @champion (the gate refused")
+    assert promotion_message(refused, None).endswith("stays @challenger")
+    assert "FORCED" not in promotion_message(GateDecision(True, "promoted"), "gate")

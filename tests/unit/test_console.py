@@ -56,6 +56,32 @@ def test_library_chatter_goes_to_the_log_file_not_the_console(
         assert line in written
 
 
+def test_a_command_console_shows_warnings_in_one_short_line_and_logs_only_in_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_root_logging: None
+) -> None:
+    log_file = tmp_path / "arena.log"
+    setup_logging("INFO", log_file, command=True)
+    logging.getLogger("cryptoarena.trading.engine.duties").info("progress: market time …")
+    logging.getLogger("cryptoarena.data.lake").warning("lake: 3 rows dropped")
+    assert capsys.readouterr().err == "warning: lake: 3 rows dropped\n"
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    assert "progress: market time" in log_file.read_text()
+    setup_logging("INFO", log_file, command=True, verbose=True)  # -v: everything, libraries too
+    logging.getLogger("httpx").debug("HTTP Request: GET /x")
+    assert "HTTP Request: GET /x" in capsys.readouterr().err
+
+
+def test_piped_help_is_not_wrapped_at_80_columns_and_flags_show_no_type() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    done = subprocess.run(
+        [ARENA, "--help"], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    verbose = next(line for line in done.stdout.splitlines() if "--verbose" in line)
+    assert "<bool>" not in verbose
+    assert "(settings.log_file)" in verbose  # its help on one line, not wrapped at 80 columns
+
+
 def test_setting_up_twice_does_not_double_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_root_logging: None
 ) -> None:
@@ -143,7 +169,7 @@ def test_backtest_progress_shows_market_time_and_a_rate(tmp_path: Path) -> None:
         "ARENA_TRADING__KILL_FILE": str(tmp_path / "kill"),
         "ARENA_LOG_FILE": str(tmp_path / "arena.log"),
     }
-    args = ["backtest", "--config", str(config), "--minutes", "21"]
+    args = ["-v", "backtest", "--config", str(config), "--minutes", "21"]  # logs: -v
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "progress:" in line]

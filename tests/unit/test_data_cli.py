@@ -65,3 +65,12 @@ def test_malformed_rows_are_reported(lake_dir: Path, tmp_path: Path) -> None:
 def test_info_on_empty_lake(lake_dir: Path) -> None:
     result = runner.invoke(app, ["data", "info"])
     assert result.exit_code == 0 and "empty" in result.output
+
+
+def test_a_text_file_is_one_error_line_and_no_empty_table(lake_dir: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some text\n")
+    result = runner.invoke(app, ["data", "import", str(notes)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output

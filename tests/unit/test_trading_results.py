@@ -545,3 +545,16 @@ def test_every_report_says_which_queue_model_filled_the_quotes(tmp_path: Path) -
     render_table(console, queued)
     assert "queue model tape: " in console.export_text()
     assert any(n.startswith("queue model none (recorded before queue models)") for n in older.notes)
+
+
+def test_the_comparison_plot_has_a_legend_for_its_colours() -> None:
+    """comparison.png coloured bars red or grey with no legend saying what either meant."""
+    from cryptoarena.trading.results.model import Comparison
+    from cryptoarena.trading.results.plots import comparison_legend
+
+    def comp(lo: float, hi: float) -> Comparison:
+        return Comparison(ai="ai", versus="x", mean_diff_bp_day=(lo + hi) / 2, ci=(lo, hi),
+                          significant=lo > 0 or hi < 0)  # fmt: skip
+
+    labels = [p.get_label() for p in comparison_legend([comp(-3, -1), comp(-1, 2), comp(-2, 1)])]
+    assert len(labels) == 2 and "below 0" in labels[0] and "spans 0" in labels[1]

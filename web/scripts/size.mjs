@@ -19,7 +19,8 @@ for (const name of readdirSync(assets)) {
   gz += z
 }
 writeFileSync(join(dir, 'size.json'), JSON.stringify({ js_bytes: raw, js_gzip_bytes: gz, budget: BUDGET, files }, null, 2))
-console.log(`built JS: ${(raw / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped (budget ${BUDGET / 1024} KB)`)
+// The budget is on the gzipped size (what a browser downloads): say so next to that number.
+console.log(`built JS: ${(gz / 1024).toFixed(1)} KB gzipped of ${BUDGET / 1024} KB budget (${(raw / 1024).toFixed(1)} KB before gzip)`)
 if (gz > BUDGET) {
   console.error('error: the built JavaScript is over the 250 KB gzipped budget')
   process.exit(1)

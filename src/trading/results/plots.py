@@ -4,17 +4,18 @@ comparison (matplotlib's Agg backend: no display, no network)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
-from cryptoarena.trading.results.model import RunReport
+from cryptoarena.trading.results.model import Comparison, RunReport
 from cryptoarena.trading.results.stats import drawdown_curve
 
 if TYPE_CHECKING:
     from cryptoarena.trading.results.source import Curve
+    from matplotlib.patches import Patch
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,7 @@ def write_plots(
         means = np.array([c.mean_diff_bp_day for c in comps])
         err = np.array([[c.mean_diff_bp_day - c.ci[0] for c in comps],
                         [c.ci[1] - c.mean_diff_bp_day for c in comps]])  # fmt: skip
-        colors = [
-            "tab:green" if c.ci[0] > 0 else "tab:red" if c.ci[1] < 0 else "tab:grey" for c in comps
-        ]
+        colors = [_COMPARISON_COLOR[_comparison_side(c.ci)] for c in comps]
         y = np.arange(len(comps))
         ax.barh(y, means, xerr=np.maximum(err, 0.0), color=colors, capsize=3)
         ax.set_yticks(y, labels, fontsize=7)
@@ -94,8 +93,30 @@ def write_plots(
         ax.set(xlabel=f"mean return difference (bp of capital per day), {report.verdict.confidence:.0%} CI",
                title="AI vs classical (paired moving-block bootstrap)")  # fmt: skip
         ax.invert_yaxis()
+        ax.legend(handles=comparison_legend(comps), fontsize=7, loc="best")
         fig.tight_layout()
         fig.savefig(out_dir / "comparison.png", dpi=100)
         plt.close(fig)
         written.append(("AI vs classical", "comparison.png"))
     return written
+
+
+# What a bar's colour says: its interval wholly above zero, wholly below, or across it.
+_COMPARISON_COLOR = {"ahead": "tab:green", "behind": "tab:red", "unclear": "tab:grey"}
+_COMPARISON_LABEL = {
+    "ahead": "AI ahead (interval above 0)",
+    "behind": "AI behind (interval below 0)",
+    "unclear": "no clear difference (interval spans 0)",
+}
+
+
+def _comparison_side(ci: tuple[float, float]) -> str:
+    return "ahead" if ci[0] > 0 else "behind" if ci[1] < 0 else "unclear"
+
+
+def comparison_legend(comps: Sequence[Comparison]) -> list[Patch]:
+    """One legend entry per colour the comparison plot uses (the red vs grey had none)."""
+    from matplotlib.patches import Patch
+
+    sides = dict.fromkeys(_comparison_side(c.ci) for c in comps)
+    return [Patch(color=_COMPARISON_COLOR[s], label=_COMPARISON_LABEL[s]) for s in sides]

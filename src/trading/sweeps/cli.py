@@ -77,7 +77,7 @@ def sweep(
         False, help="Leave out points the strategy refuses (e.g. fast >= slow) instead of failing."
     ),
     out: Path | None = typer.Option(
-        None, help="Output folder (default: <settings.home>/sweeps); one sub-folder per sweep."
+        None, help="Output folder (default: <settings.home>/var/sweeps); one sub-folder per sweep."
     ),
     workers: int | None = typer.Option(
         None, min=1, help="Local Dask worker processes (default: CPU cores, at most one per point)."
@@ -116,7 +116,7 @@ def sweep(
 
         if dask_address:
             check_address(dask_address)
-        plan = plan_sweep(settings, data, out or settings.home / "sweeps")
+        plan = plan_sweep(settings, data, out or settings.home / "var" / "sweeps")
     except (SweepError, ArenaConfigError) as exc:
         _fail(str(exc))
     cluster = Cluster(address=dask_address, workers=workers)

@@ -112,7 +112,19 @@ def shared_api(startup_timeout_s: int = 120) -> Iterator[str]:
         else:
             os.environ["PREFECT_API_URL"] = before
         if server is not None:
+            _drain_prefect_workers()
             server.stop()
+
+
+def _drain_prefect_workers(timeout_s: float = 5.0) -> None:
+    """Send the queued log and event batches while the temporary API still answers: left for
+    interpreter exit, they retried against a stopped server for over a minute and ended in
+    "--- Error logging to API --- All connection attempts failed"."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout_s)
+    EventsWorker.drain_all(timeout=timeout_s)
 
 
 def run_sweep(plan: SweepPlan, cluster: Cluster, tracking_uri: str | None = None) -> SweepSummary:
