@@ -8,12 +8,11 @@ masked)`` pair the decision journal deduplicates on (``Decider``). The per-bar d
 
 Two ways to get them, with the same result:
 
-- **Vectorised** (the classical kinds): ``sma_cross`` by TA-Lib over the whole span in one call
-  (the incremental ``Sma`` does the same arithmetic in the same order: bit-for-bit equal); the
-  others by their real incremental indicator run over the span in a tight loop (exact by
-  construction; TA-Lib's EMA/RSI/STDDEV round differently), with the strategy's rule applied to
-  the series in numpy. tests/unit/test_bar_signals.py checks targets, classes and reasons
-  against each strategy stepped bar by bar.
+- **Vectorised** (the classical kinds): each by its real incremental indicator run over the span
+  in a tight loop (exact by construction; TA-Lib is a dev-only oracle, never imported at run
+  time), with the strategy's rule applied to the series in numpy.
+  tests/unit/test_bar_signals.py checks targets, classes and reasons against each strategy
+  stepped bar by bar.
 - **Generic** (any other kind): the strategy's own guarded step (``StrategyRunner.step``) on
   each bar in a tight loop, without the engine around it.
 """
@@ -127,13 +126,15 @@ def generic_signals(runner: StrategyRunner, bars: pd.DataFrame, fee_rate: float)
 
 
 def _sma_cross(runner: StrategyRunner, bars: pd.DataFrame) -> Signals:
-    import talib
+    from cryptoarena.trading.strategies.indicators import Sma
 
     cfg = runner.strategy.config
     close = bars["close"].to_numpy(np.float64)
     n = len(close)
-    fast = talib.SMA(close, cfg.fast) if n >= cfg.fast else np.full(n, np.nan)
-    slow = talib.SMA(close, cfg.slow) if n >= cfg.slow else np.full(n, np.nan)
+    fast_sma, slow_sma = Sma(cfg.fast), Sma(cfg.slow)
+    values = close.tolist()
+    fast = _series([fast_sma.update(x) for x in values])
+    slow = _series([slow_sma.update(x) for x in values])
     warm = min(runner.warmup_bars, n)
     long_t = float(cfg.size)
     short_t = -float(cfg.size) if cfg.allow_short else 0.0

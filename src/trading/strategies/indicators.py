@@ -10,8 +10,7 @@ class Sma:
     """Simple moving average over the last ``period`` values (a running sum, not a re-sum).
 
     The sum is updated in TA-Lib's order (add the new value, read, then drop the oldest), so
-    the values equal ``talib.SMA`` bit for bit: a bar backtest computes the series with TA-Lib
-    and must take the same decisions (engine/bar_signals.py)."""
+    the values equal ``talib.SMA`` bit for bit (tests/unit/test_indicators_talib.py)."""
 
     __slots__ = ("_sum", "_window", "period", "value")
 
