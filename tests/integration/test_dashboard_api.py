@@ -150,11 +150,13 @@ def test_kill_switch_needs_the_token(made: Settings) -> None:
 
 def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
     received: list[dict[str, object]] = []
+    subscribed = threading.Event()  # the hub sends `hello` once this stream is subscribed
     with _client(made) as client:
         last = client.get("/api/fills", params={"limit": 1}).json()["items"][0]
 
         def write_fill() -> None:
-            time.sleep(0.5)
+            if not subscribed.wait(20):
+                return  # the assertion below reports the missing stream
             with Journal.open(made, run_id=RUN_ID) as journal:
                 journal.record("fills", {"strategy": "sma_cross", "side": "Sell",
                                          "price": "9999.5", "qty": "0.001", "fee": "0.01",
@@ -167,6 +169,8 @@ def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
             for line in response.iter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
+                    if event == "hello":
+                        subscribed.set()
                 elif line.startswith("data: ") and event == "fill":
                     received.append(json.loads(line[6:]))
                     break
