@@ -32,7 +32,13 @@ import pandas as pd
 
 from bench.bars import machine  # the machine line every bench prints
 
-KLINES = Path(os.environ.get("ARENA_BENCH_KLINES", "/work/shared/data/binance_spot_BTCUSDT_1m"))
+# The recorded klines: ARENA_BENCH_KLINES, else the shared data beside the checkout.
+KLINES = Path(
+    os.environ.get(
+        "ARENA_BENCH_KLINES",
+        Path(__file__).resolve().parents[1].parent / "shared/data/binance_spot_BTCUSDT_1m",
+    )
+)
 FEE = 0.00055
 SIX = [
     ("sma_cross", "sma_cross", {"fast": 5, "slow": 20}),

@@ -43,7 +43,6 @@ class DataSettings(BaseModel):
 
 class MlflowSettings(BaseModel):
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
-    artifact_root: Path = Path("mlruns/artifacts")
     experiment: str = "cryptoarena-forecaster"
 
 

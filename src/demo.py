@@ -80,6 +80,7 @@ def next_steps(settings: Settings) -> list[str]:
     ]
     return [
         *lines,
-        f"journal: {journal}; registry: {tracking} (artifacts in {settings.mlflow.artifact_root});",
+        f"journal: {journal}; registry: {tracking} (artifacts in artifacts/ beside a SQLite"
+        " registry's database, else where its server keeps them);",
         f"lake: {settings.data.lake_dir}; full log of this run: {settings.log_file}",
     ]

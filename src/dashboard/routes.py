@@ -73,7 +73,10 @@ def fills(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> s.Page[s.Fill]:
-    return reader.fills(resolve_run(reader, run_id), strategy, limit, offset)
+    try:
+        return reader.fills(resolve_run(reader, run_id), strategy, limit, offset)
+    except LookupError as exc:
+        raise _missing(exc) from None
 
 
 @router.get("/positions", response_model=list[s.Position])
@@ -105,6 +108,8 @@ def forecasts(
 def models(reader: ReaderDep, registry: RegistryDep, run_id: RunQuery = None) -> s.Models:
     versions, drift, error = registry.get()
     run = run_id or reader.latest_run_id()
+    if run_id is not None and reader.run_info(run_id) is None:
+        raise HTTPException(404, f"no run {run_id!r} in the journal")
     events = reader.model_events(run) if run else []
     return s.Models(
         pending=not registry.read_once,
@@ -125,7 +130,10 @@ def risk_events(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> s.Page[s.RiskEvent]:
-    return reader.risk_events(resolve_run(reader, run_id), strategy, limit, offset)
+    try:
+        return reader.risk_events(resolve_run(reader, run_id), strategy, limit, offset)
+    except LookupError as exc:
+        raise _missing(exc) from None
 
 
 def kill_state(kill: KillSwitch, settings_token: bool) -> s.KillState:
@@ -177,7 +185,7 @@ def kill_switch(
         if body.action == "engage":
             kill.engage(body.token or None, body.reason, by="dashboard")
         else:
-            kill.release(body.token or None)
+            kill.release(body.token or None, by="dashboard")
     except KillSwitchError as exc:
         logger.warning("dashboard kill switch refused: %s", exc)
         raise HTTPException(403, str(exc)) from None

@@ -40,7 +40,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ARENA_DATA__SYMBOL": settings.data.symbol,
         "ARENA_DATA__SAMPLE_DIR": str(settings.data.sample_dir),
         "ARENA_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
-        "ARENA_MLFLOW__ARTIFACT_ROOT": str(settings.mlflow.artifact_root),
         "ARENA_SERVING__MODEL_NAME": settings.serving.model_name,
         "ARENA_SERVING__POLL_INTERVAL_S": str(settings.serving.poll_interval_s),
         "ARENA_SERVING__INFERENCE": settings.serving.inference,

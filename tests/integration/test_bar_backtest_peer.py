@@ -45,7 +45,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_month_of_klines_makes_backtesting_pys_trades() -> None:
     files = sorted(KLINES.glob(MONTH))
     if len(files) < 28:
-        pytest.skip(f"the recorded 1 m klines are not at {KLINES}")
+        pytest.skip(
+            f"needs the 28+ recorded 1 m kline files {MONTH} in {KLINES} (the shared data "
+            "beside the checkout, or set ARENA_BENCH_KLINES)"
+        )
     config = parse_arena_config(CONFIG)
     run_id = f"peer-{time.time_ns()}"
     options = BarRunOptions(

@@ -95,6 +95,20 @@ def test_lists_page_and_views_answer(made: Settings) -> None:
         assert client.get("/api/leaderboard", params={"run_id": "nope"}).status_code == 404
 
 
+RUN_ROUTES = ["/api/leaderboard", "/api/equity", "/api/fills", "/api/positions",
+              "/api/strategies/buy_hold", "/api/forecasts", "/api/models", "/api/risk/events",
+              "/api/risk"]  # fmt: skip
+
+
+def test_every_run_route_answers_404_for_an_unknown_run(made: Settings) -> None:
+    with _client(made) as client:
+        for route in RUN_ROUTES:
+            assert client.get(route).status_code == 200, route  # the run that exists
+        got = {route: client.get(route, params={"run_id": "nope"}) for route in RUN_ROUTES}
+    assert {r: g.status_code for r, g in got.items()} == dict.fromkeys(RUN_ROUTES, 404)
+    assert all("nope" in g.json()["detail"] for g in got.values())
+
+
 def test_pages_are_read_at_request_time(made: Settings) -> None:
     site = Path(made.dashboard.site_dir)
     with _client(made) as client:
@@ -126,19 +140,23 @@ def test_kill_switch_needs_the_token(made: Settings) -> None:
         assert client.post("/api/kill", json={"action": "release"}).status_code == 403
         released = client.post("/api/kill", json={"action": "release", "token": "s3cret"})
         assert released.json()["engaged"] is False
-    # A release is a record signed with the token (the workers verify it), not a deleted file.
+    # A release is a record signed with the token (the workers verify it), not a deleted file,
+    # and says who asked for it (the workers journal it as such).
     switch = KillSwitch(Path(made.trading.kill_file), SecretStr("s3cret"))
     doc = switch.read()
     assert doc is not None and doc["engaged"] is False and switch.verified(doc)
+    assert doc["by"] == "dashboard"
 
 
 def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
     received: list[dict[str, object]] = []
+    subscribed = threading.Event()  # the hub sends `hello` once this stream is subscribed
     with _client(made) as client:
         last = client.get("/api/fills", params={"limit": 1}).json()["items"][0]
 
         def write_fill() -> None:
-            time.sleep(0.5)
+            if not subscribed.wait(20):
+                return  # the assertion below reports the missing stream
             with Journal.open(made, run_id=RUN_ID) as journal:
                 journal.record("fills", {"strategy": "sma_cross", "side": "Sell",
                                          "price": "9999.5", "qty": "0.001", "fee": "0.01",
@@ -151,6 +169,8 @@ def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
             for line in response.iter_lines():
                 if line.startswith("event: "):
                     event = line[7:]
+                    if event == "hello":
+                        subscribed.set()
                 elif line.startswith("data: ") and event == "fill":
                     received.append(json.loads(line[6:]))
                     break

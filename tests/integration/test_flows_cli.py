@@ -48,7 +48,6 @@ def test_arena_flows_run_retrain_is_a_real_prefect_run_from_any_folder(tmp_path:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARENA_", "PREFECT_"))}
     env |= {
         "ARENA_MLFLOW__TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "ARENA_MLFLOW__ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "ARENA_DATA__SAMPLE_DIR": str(ROOT / "data" / "sample"),
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "OMP_NUM_THREADS": "1",

@@ -38,6 +38,19 @@ def _env(tmp: Path) -> dict[str, str]:
     return arena_env(tmp, ARENA_TRADING__KILL_TOKEN="s3cret-kill")
 
 
+def _wait_for_fill(
+    tmp: Path, run_id: str, strategy: str, proc: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    """Until the running worker's journal holds a fill of ``strategy`` (read beside the writer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with Journal.open(journal_settings(tmp), run_id="probe", readonly=True) as journal:
+            if journal.find("fills", {"run_id": run_id, "strategy": strategy}):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no fill of {strategy} in run {run_id} within {timeout} s")
+
+
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -58,7 +71,7 @@ def test_trade_is_killed_across_processes_then_stops_gracefully_on_sigterm(tmp_p
     proc = start_arena(args, env, log)
     try:
         _wait_for(log, "progress:", proc)
-        time.sleep(3.0)  # 2 minutes of market at 40×: buy-and-hold is long by now
+        _wait_for_fill(tmp_path, "live1", "hold", proc)  # buy-and-hold is long: a kill must flatten
         wrong = subprocess.run(
             [ARENA, "kill", "--token", "nope"], cwd=ROOT, env=env, capture_output=True
         )

@@ -139,7 +139,15 @@ def test_sigkill_mid_run_then_restart_restores_books_without_reusing_an_order_id
     (tmp_path / "arena.toml").write_text(CONFIG)
     first = _backtest(tmp_path, "crash")
     _wait_for_progress(tmp_path / "crash.log", first, min_orders=6)
-    time.sleep(1.0)  # let the journal's writer (50 ms batches) make some of it durable
+    # The kill must come after some of the run is durable (the writer commits 50 ms batches).
+    deadline = time.monotonic() + 60
+    while first.poll() is None and time.monotonic() < deadline:
+        with Journal.open(journal_settings(tmp_path), run_id="probe", readonly=True) as journal:
+            if journal.find("fills", {"run_id": "crash"}):
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no fill of the first incarnation reached the journal while it ran")
     assert first.poll() is None, "the backtest ended before it could be killed"
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL

@@ -1,5 +1,5 @@
-"""The embedded store's pymongo subset agrees with MongoDB's query semantics (mongomock's matcher
-as the oracle) whether a filter runs as SQL on the indexed columns or in Python."""
+"""The embedded store's pymongo subset agrees with MongoDB's query semantics (the expected _ids
+written out per filter) whether a filter runs as SQL on the indexed columns or in Python."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from cryptoarena.trading.journal import docstore
-from litemongo._vendor.mongomock.filtering import filter_applies
+from cryptoarena.trading.journal.matching import matches
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
@@ -21,28 +21,47 @@ DOCS: list[dict[str, Any]] = [
     {"_id": "f", "run_id": "r1", "strategy": "sma", "ts_ns": 10, "seq": 6, "x": 2},
 ]
 
-FILTERS: list[dict[str, Any]] = [
-    {},
-    {"run_id": "r1"},
-    {"run_id": None},
-    {"run_id": {"$in": ["r1", "r2"]}},
-    {"strategy": 5},
-    {"strategy": "5"},
-    {"ts_ns": {"$gte": 5, "$lt": 10}},
-    {"ts_ns": {"$gt": "6"}},
-    {"ts_ns": {"$lte": 10}},
-    {"ts_ns": 7.5},
-    {"ts_ns": None},
-    {"ts_ns": {"$exists": False}},
-    {"run_id": "r1", "x": 2},
-    {"run_id": "r1", "x": 1},
-    {"x": None},
-    {"nested.k": 3},
-    {"$or": [{"run_id": "r2"}, {"strategy": "rsi"}]},
-    {"_id": "c"},
-    {"_id": {"$in": ["a", "f", "zz"]}},
-    {"strategy": {"$ne": "sma"}},
-    {"event": "started", "ts_ns": {"$gte": 0}},
+# (filter, the _ids MongoDB returns, in insertion order). Beyond the journal's own filters, each
+# operator of cryptoarena.trading.journal.matching on nulls, missing fields, arrays and mixed
+# types; ``{"x": True}`` matches nothing here, as in MongoDB (a bool is not the number 1).
+CASES: list[tuple[dict[str, Any], str]] = [
+    ({}, "abcdef"),
+    ({"run_id": "r1"}, "abf"),
+    ({"run_id": None}, "e"),
+    ({"run_id": {"$in": ["r1", "r2"]}}, "abcdf"),
+    ({"strategy": 5}, ""),
+    ({"strategy": "5"}, "e"),
+    ({"ts_ns": {"$gte": 5, "$lt": 10}}, "ab"),
+    ({"ts_ns": {"$gt": "6"}}, "c"),
+    ({"ts_ns": {"$lte": 10}}, "abef"),
+    ({"ts_ns": 7.5}, "b"),
+    ({"ts_ns": None}, "d"),
+    ({"ts_ns": {"$exists": False}}, ""),
+    ({"run_id": "r1", "x": 2}, "bf"),
+    ({"run_id": "r1", "x": 1}, "ab"),
+    ({"x": None}, "cde"),
+    ({"nested.k": 3}, "d"),
+    ({"$or": [{"run_id": "r2"}, {"strategy": "rsi"}]}, "bcd"),
+    ({"_id": "c"}, "c"),
+    ({"_id": {"$in": ["a", "f", "zz"]}}, "af"),
+    ({"strategy": {"$ne": "sma"}}, "bde"),
+    ({"event": "started", "ts_ns": {"$gte": 0}}, "e"),
+    ({"x": {"$ne": None}}, "abf"),
+    ({"x": {"$nin": [1, None]}}, "f"),
+    ({"x": 2}, "bf"),
+    ({"x": [1, 2]}, "b"),
+    ({"x": {"$gt": 1}}, "bf"),
+    ({"nested.k": {"$exists": True}}, "d"),
+    ({"nested.k": None}, "abcef"),
+    ({"$and": [{"run_id": "r1"}, {"seq": {"$gt": 1}}]}, "bf"),
+    ({"$nor": [{"run_id": "r1"}]}, "cde"),
+    ({"ts_ns": {"$gte": None}}, "d"),
+    ({"ts_ns": {"$gt": None}}, ""),
+    ({"seq": {"$in": [1.0, 3]}}, "ac"),
+    ({"x": True}, ""),
+    ({"seq": {"$eq": 2}}, "b"),
+    ({"strategy": {"$in": [None]}}, "d"),
+    ({"event": {"$exists": True}}, "e"),
 ]
 
 
@@ -55,11 +74,24 @@ def coll(tmp_path: Path) -> docstore.Collection:
     return c
 
 
-@pytest.mark.parametrize("filt", FILTERS, ids=[str(f) for f in FILTERS])
-def test_find_and_count_match_mongodb_semantics(coll: docstore.Collection, filt: dict) -> None:
-    expected = [d["_id"] for d in DOCS if filter_applies(filt, d)]
-    assert [d["_id"] for d in coll.find(filt)] == expected
+@pytest.mark.parametrize(("filt", "ids"), CASES, ids=[str(f) for f, _ in CASES])
+def test_find_and_count_match_mongodb_semantics(
+    coll: docstore.Collection, filt: dict, ids: str
+) -> None:
+    expected = list(ids)
+    assert [d["_id"] for d in DOCS if matches(filt, d)] == expected  # the matcher alone
+    assert [d["_id"] for d in coll.find(filt)] == expected  # SQL on the columns + the matcher
     assert coll.count_documents(filt) == len(expected)
+
+
+@pytest.mark.parametrize(
+    "filt", [{"x": {"$regex": "a"}}, {"$where": "1"}, {"x": {"$in": 1}}, {"x": {"$gt": [1]}}]
+)
+def test_an_operator_the_matcher_does_not_know_is_refused(
+    coll: docstore.Collection, filt: dict
+) -> None:
+    with pytest.raises(OperationFailure):
+        coll.count_documents(filt)
 
 
 def test_sort_follows_mongodb_type_order_and_limits(coll: docstore.Collection) -> None:

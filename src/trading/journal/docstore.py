@@ -10,7 +10,8 @@ out into real columns, so that:
 - a batch is one SQLite transaction of ``executemany`` statements (WAL, ``synchronous=NORMAL``);
 - the fields the journal indexes (:data:`INDEXABLE`) get real SQLite indexes, and a query that
   starts with them (equality, ranges, ``$in``; sorting) runs as SQL; whatever else a filter says
-  is then checked in Python with mongomock's matcher (exact MongoDB semantics);
+  is then checked in Python by :mod:`.matching` (MongoDB's semantics for the operators the
+  project uses; any other operator is refused);
 - readers in other processes open the file read-only (``mode=ro``) beside the writer: WAL lets
   them read while it writes, they never take a write lock and never create anything.
 
@@ -41,7 +42,7 @@ from typing import Any, Final
 
 import bson
 from bson.codec_options import CodecOptions
-from litemongo._vendor.mongomock.filtering import filter_applies
+from cryptoarena.trading.journal.matching import matches
 from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
@@ -547,7 +548,7 @@ class Collection:
                 sql = f"SELECT COUNT(*) FROM {self._t}{where}"
                 return int(conn.execute(sql, params).fetchone()[0])
             rows = conn.execute(f"SELECT doc FROM {self._t}{where}", params).fetchall()
-        return sum(1 for (blob,) in rows if filter_applies(residual, _decode(blob)))
+        return sum(1 for (blob,) in rows if matches(residual, _decode(blob)))
 
 
 @dataclass(frozen=True)
@@ -627,7 +628,7 @@ class Cursor:
     ) -> list[dict[str, Any]]:
         sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         if residual:
-            docs = [d for d in docs if filter_applies(residual, d)]
+            docs = [d for d in docs if matches(residual, d)]
         if self._sort and not sql_sort:
             for field, direction in reversed(self._sort):
                 docs.sort(key=partial(_field_key, field), reverse=direction < 0)

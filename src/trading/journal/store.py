@@ -16,9 +16,12 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
+import bson
 import bson.errors
+from bson.codec_options import CodecOptions
 from cryptoarena.config import MongoSettings
 from cryptoarena.trading.journal import docstore, schema
 from cryptoarena.trading.journal.spill import Op, SpillLog
@@ -81,6 +84,28 @@ def spill_name(mongo: MongoSettings) -> str:
     return f"{mongo.database}.{kind}-{digest}"
 
 
+_LITEMONGO_CODEC: Final[CodecOptions[dict[str, Any]]] = CodecOptions(tz_aware=True)
+
+
+def _litemongo_documents(path: Path) -> Iterator[dict[str, Any]]:
+    """The documents of one litemongo collection file (SQLite: a ``documents`` table of
+    ``(_id, doc)`` rows, ``doc`` the BSON bytes), in insertion order; none if there is no file.
+    Read directly, so litemongo is no run-time dependency for this one-time copy (a plain
+    connection: one left with a ``-wal`` file by a crash is recovered on open)."""
+    if not path.is_file():
+        return
+    conn = sqlite3.connect(path)
+    try:
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'documents'"
+        ).fetchone():
+            return
+        for (blob,) in conn.execute("SELECT doc FROM documents ORDER BY ROWID"):
+            yield bson.decode(blob, codec_options=_LITEMONGO_CODEC)
+    finally:
+        conn.close()
+
+
 def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
     """Copy a journal kept by litemongo (the embedded store before this one: a folder of SQLite
     files, ``<embedded_dir>/<database>/``) into the embedded store, then rename that folder to
@@ -89,20 +114,15 @@ def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
     old = mongo.embedded_dir / mongo.database
     if mongo.uri is not None or not old.is_dir():
         return 0
-    from litemongo.client import connect as litemongo_connect  # only for this one-time copy
-
     logger.warning("journal: copying the litemongo journal %s into the embedded store", old)
-    source = litemongo_connect(str(mongo.embedded_dir.absolute()), tz_aware=True)
     target = docstore.Client(mongo.embedded_dir)
     copied = 0
     try:
         db = target[mongo.database]
         ensure_indexes(db)
-        for name in source[mongo.database].list_collection_names():
-            if name not in schema.COLLECTIONS:
-                continue
+        for name in schema.COLLECTIONS:
             docs: list[tuple[str, Any, dict[str, Any]]] = []
-            for doc in source[mongo.database][name].find():
+            for doc in _litemongo_documents(old / name):
                 docs.append(("put", doc["_id"], doc))
                 if len(docs) >= chunk:
                     db[name].write_events(docs)
@@ -111,7 +131,6 @@ def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
                 db[name].write_events(docs)
                 copied += len(docs)
     finally:
-        source.close()
         target.close()
     old.rename(old.with_name(f"{mongo.database}.litemongo-migrated"))
     logger.warning("journal: copied %d documents from litemongo; the old folder is kept", copied)

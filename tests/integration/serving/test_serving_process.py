@@ -179,7 +179,11 @@ async def test_promotion_during_a_request_stream_fails_no_request(
 
     workers = [asyncio.create_task(stream(w)) for w in range(4)]
     try:
-        await asyncio.sleep(0.5)
+        # Traffic flows and is answered by the champion before the promotion.
+        deadline = time.monotonic() + 20
+        while sum(1 for _, v in seen if v == registry.champion) < 20:
+            assert time.monotonic() < deadline and not failures, failures[:3]
+            await asyncio.sleep(0.05)
         promoted_at = time.monotonic()
         await asyncio.to_thread(
             set_alias,
