@@ -36,7 +36,7 @@ class FlowName(StrEnum):
 
 WHAT = {
     FlowName.RETRAIN: "train on every collected day, gate on the newest day (vs persistence and champion)",
-    FlowName.DRIFT: "drift vs the training span's own null (5 % false alarms), skill test; may retrain",
+    FlowName.DRIFT: "Wasserstein drift vs the training span's null (5 % false alarms); may retrain",
     FlowName.COLLECT: "backfill trades, record live trades and orderbook.50 by UTC day, compact, check",
 }
 
