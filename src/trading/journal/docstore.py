@@ -523,7 +523,7 @@ class Collection:
                         conn.execute(f"DELETE FROM {self._t}{where}", params).rowcount
                     )
                 rows = conn.execute(f"SELECT rowid, doc FROM {self._t}{where}", params).fetchall()
-                ids = [(r,) for r, blob in rows if filter_applies(residual, _decode(blob))]
+                ids = [(r,) for r, blob in rows if matches(residual, _decode(blob))]
                 conn.executemany(f"DELETE FROM {self._t} WHERE rowid = ?", ids)
                 return DeleteResult(len(ids))
 
