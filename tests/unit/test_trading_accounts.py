@@ -51,7 +51,7 @@ def test_two_strategies_on_one_account_are_refused(
 
 @pytest.mark.parametrize("name", ["Main", "a__b", "has-dash", "", "x" * 33])
 def test_account_names_fit_the_environment_variable_scheme(name: str) -> None:
-    with pytest.raises(ArenaConfigError, match=r"strategy\.0\.account"):
+    with pytest.raises(ArenaConfigError, match=r"strategy\.1\.account"):
         _config(name)
 
 
