@@ -8,9 +8,11 @@ huge body and sends none of it. The rest runs in-process against the real regist
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -113,6 +115,64 @@ def test_a_body_within_the_limit_gets_through(guarded_port: int) -> None:
     )
     answer = _raw(guarded_port, head, [body])
     assert answer.startswith("HTTP/1.1 422"), answer  # past the guard, to the schema
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _requests_counted(port: int) -> dict[str, float]:
+    """``arena_serving_requests_total`` of POST /v1/forecast by status, read over HTTP."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counted: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("arena_serving_requests_total{") and 'route="/v1/forecast"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            counted[status] = float(line.rsplit(" ", 1)[1])
+    return counted
+
+
+def test_a_client_that_hangs_up_mid_body_is_a_499_in_one_line(guarded_port: int) -> None:
+    # Before: uvicorn logged "Exception in ASGI application" (ClientDisconnect) with a
+    # traceback and the request was counted as a 500.
+    records = _Records()
+    watched = [logging.getLogger("uvicorn.error"), logging.getLogger("cryptoarena.serving")]
+    levels = [log.level for log in watched]
+    for log in watched:
+        log.addHandler(records)
+        log.setLevel(logging.INFO)
+    before = _requests_counted(guarded_port)
+    try:
+        head = (
+            "POST /v1/forecast HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", guarded_port), timeout=10) as conn:
+            conn.sendall(head.encode() + b'{"symbol": "BTCUSDT", "bars": {"ts": [1, 2,')
+            conn.shutdown(socket.SHUT_WR)  # hang up with 960 bytes still owed
+        deadline = time.monotonic() + 10
+        counted = _requests_counted(guarded_port)
+        while counted.get("499", 0.0) == before.get("499", 0.0) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the server's own counter, not waiting blind
+            counted = _requests_counted(guarded_port)
+    finally:
+        for log, level in zip(watched, levels, strict=True):
+            log.removeHandler(records)
+            log.setLevel(level)
+    assert counted.get("499", 0.0) == before.get("499", 0.0) + 1, counted
+    assert counted.get("500", 0.0) == before.get("500", 0.0), counted
+    lines = [r.getMessage() for r in records.records]
+    assert not any("Exception in ASGI application" in m for m in lines), lines
+    assert not any(r.exc_info for r in records.records), lines
+    assert [m for m in lines if "disconnected" in m] == [
+        "client disconnected mid-request: POST /v1/forecast"
+    ]
 
 
 # -- in-process, with the real champion ------------------------------------------------------
