@@ -139,6 +139,10 @@ class DashboardSettings(BaseModel):
     poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     # The MLflow UI people can open (e.g. http://127.0.0.1:5000), for links to drift runs.
     mlflow_ui_url: str | None = None
+    # Wrong kill-switch tokens: this many within the window lock the switch (429) for a while.
+    kill_max_failures: int = Field(default=5, ge=1)
+    kill_failure_window_s: float = Field(default=60.0, gt=0)
+    kill_lockout_s: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -17,6 +17,7 @@ from cryptoarena.dashboard.registry_view import RegistryView
 from cryptoarena.dashboard.routes import router
 from cryptoarena.dashboard.season_routes import router as season_router
 from cryptoarena.dashboard.tail import EmbeddedTail, QueryTail, Tail
+from cryptoarena.dashboard.throttle import TokenThrottle
 from cryptoarena.trading.risk.killswitch import kill_switch
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
@@ -93,6 +94,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.kill = kill_switch(settings)
+    board = settings.dashboard
+    app.state.kill_throttle = TokenThrottle(
+        board.kill_max_failures, board.kill_failure_window_s, board.kill_lockout_s
+    )
     app.state.registry = RegistryView(settings)
     app.include_router(router)
     app.include_router(season_router)

@@ -8,6 +8,7 @@ from cryptoarena.config import Settings
 from cryptoarena.dashboard.live import LiveHub
 from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.dashboard.registry_view import RegistryView
+from cryptoarena.dashboard.throttle import TokenThrottle
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from fastapi import Depends, HTTPException, Query, Request
 
@@ -28,6 +29,10 @@ def _kill(request: Request) -> KillSwitch:
     return request.app.state.kill
 
 
+def _kill_throttle(request: Request) -> TokenThrottle:
+    return request.app.state.kill_throttle
+
+
 def _registry(request: Request) -> RegistryView:
     return request.app.state.registry
 
@@ -36,6 +41,7 @@ ReaderDep = Annotated[DashboardReader, Depends(_reader)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 HubDep = Annotated[LiveHub, Depends(_hub)]
 KillDep = Annotated[KillSwitch, Depends(_kill)]
+KillThrottleDep = Annotated[TokenThrottle, Depends(_kill_throttle)]
 RegistryDep = Annotated[RegistryView, Depends(_registry)]
 
 RunQuery = Annotated[

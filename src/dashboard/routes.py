@@ -12,6 +12,7 @@ from cryptoarena.dashboard import schemas as s
 from cryptoarena.dashboard.deps import (
     HubDep,
     KillDep,
+    KillThrottleDep,
     Limit,
     Offset,
     Points,
@@ -175,20 +176,34 @@ def kill_status(kill: KillDep, settings: SettingsDep) -> s.KillState:
 
 @router.post("/kill", response_model=s.KillState)
 def kill_switch(
-    body: s.KillRequest, kill: KillDep, settings: SettingsDep, hub: HubDep
+    body: s.KillRequest,
+    kill: KillDep,
+    settings: SettingsDep,
+    hub: HubDep,
+    throttle: KillThrottleDep,
 ) -> s.KillState:
     """Engage or release the kill switch of every worker on this machine. Both need the token:
-    a web page is not a terminal on the machine, so without a configured token it refuses."""
+    a web page is not a terminal on the machine, so without a configured token it refuses.
+    Wrong tokens spend a failure budget (see throttle.py): past it, 429 for a while."""
     if settings.trading.kill_token is None:
         raise HTTPException(403, "no kill token configured (ARENA_TRADING__KILL_TOKEN)")
+    wait = throttle.retry_after()
+    if wait:
+        raise HTTPException(
+            429,
+            f"too many wrong kill-switch tokens: locked, retry in {wait} s "
+            "(`arena kill` on the machine is not throttled)",
+            headers={"Retry-After": str(wait)},
+        )
     try:
         if body.action == "engage":
             kill.engage(body.token or None, body.reason, by="dashboard")
         else:
             kill.release(body.token or None, by="dashboard")
     except KillSwitchError as exc:
-        logger.warning("dashboard kill switch refused: %s", exc)
+        throttle.failed(str(exc))
         raise HTTPException(403, str(exc)) from None
+    throttle.succeeded()
     state = kill_state(kill, True)
     hub.publish("kill", state.model_dump())
     return state

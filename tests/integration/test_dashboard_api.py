@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptoarena.config import Settings
 from cryptoarena.dashboard.app import create_app
+from cryptoarena.dashboard.throttle import TokenThrottle
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.results.report import build_report
 from cryptoarena.trading.risk.killswitch import KillSwitch
@@ -146,6 +147,46 @@ def test_kill_switch_needs_the_token(made: Settings) -> None:
     doc = switch.read()
     assert doc is not None and doc["engaged"] is False and switch.verified(doc)
     assert doc["by"] == "dashboard"
+
+
+def test_wrong_kill_tokens_are_throttled_and_logged_in_aggregate(
+    made: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: 200 wrong tokens were 200 answers of 403 and 200 WARNING lines.
+    armed = made.model_copy(
+        update={"trading": made.trading.model_copy(update={"kill_token": SecretStr("s3cret")})}
+    )
+    switch = KillSwitch(Path(made.trading.kill_file), SecretStr("s3cret"))
+    assert switch.status() is None  # not engaged to begin with
+    now = [1000.0]  # the throttle's clock, moved by the test (the server's speed is not)
+    app = create_app(armed)
+    board = armed.dashboard
+    assert board.kill_max_failures == 5 and board.kill_lockout_s == 60.0  # the defaults
+    app.state.kill_throttle = TokenThrottle(
+        board.kill_max_failures, board.kill_failure_window_s, board.kill_lockout_s, lambda: now[0]
+    )
+    with TestClient(app) as client, caplog.at_level("WARNING", logger="cryptoarena.dashboard"):
+        wrong = [
+            client.post("/api/kill", json={"action": "engage", "token": f"guess{i}"})
+            for i in range(200)
+        ]
+        assert [r.status_code for r in wrong] == [403] * 5 + [429] * 195
+        assert wrong[-1].headers["retry-after"] == "60"
+        now[0] += 30
+        locked = client.post("/api/kill", json={"action": "engage", "token": "s3cret"})
+        assert locked.status_code == 429  # the right token waits too: no oracle while locked
+        assert locked.headers["retry-after"] == "30"
+        assert switch.status() is None
+        now[0] += 30  # the lockout is over: the right token works again
+        ok = client.post("/api/kill", json={"action": "engage", "token": "s3cret"})
+        assert ok.status_code == 200 and ok.json()["engaged"] is True
+        released = client.post("/api/kill", json={"action": "release", "token": "s3cret"})
+        assert released.status_code == 200 and released.json()["engaged"] is False
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("cryptoarena.dashboard")]
+    assert len(lines) == 3, lines  # the first refusal, the lockout, its end
+    assert "5 wrong tokens" in lines[1] and "locked for 60 s" in lines[1]
+    assert "196 requests refused with 429" in lines[2]  # 195 guesses and the right token
+    assert not any("s3cret" in m or "guess" in m for m in lines)
 
 
 def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
