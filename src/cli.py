@@ -13,7 +13,7 @@ from typing import Any
 import typer
 import typer.core
 import typer.rich_utils
-from cryptoarena.config import ConfigError, get_settings, unknown_env_names
+from cryptoarena.config import ConfigError, get_settings, secret_values, unknown_env_names
 from cryptoarena.console import PIPED_WIDTH, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,13 @@ def _root(
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    setup_logging(settings.log_level, settings.log_file, verbose=verbose, command=True)
+    setup_logging(
+        settings.log_level,
+        settings.log_file,
+        verbose=verbose,
+        command=True,
+        secrets=secret_values(settings),
+    )
     for problem in unknown_env_names():
         typer.secho(f"warning: {problem}", fg=typer.colors.YELLOW, err=True)
 

@@ -209,6 +209,29 @@ def _setting_names(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str
     return names
 
 
+def secret_values(model: BaseModel) -> list[str]:
+    """Every ``SecretStr`` value set in ``model`` (keys, tokens, alert URLs, the MongoDB URI),
+    nested groups, lists and named accounts included: what the logs must never show."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            if text := value.get_secret_value():
+                found.append(text)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(model)
+    return found
+
+
 def unknown_env_names(environ: Mapping[str, str] | None = None) -> list[str]:
     """One line per ``ARENA_*`` variable that names no setting (with the closest name):
     pydantic-settings ignores them silently, so a typo (``ARENA_MONGO__URL``) would quietly

@@ -7,6 +7,10 @@
   (``cryptoarena.*``, ``flows.*``, the run lines of our Prefect flows) with timestamps;
   library chatter (httpx request lines, MLflow's table migrations, …) stays in the file.
 - Tables keep their columns when the output is piped (rich would assume 80 columns).
+- Secrets never reach the console or the file, at any level, whoever logs them: every record's
+  formatted text (traceback included) has the configured secrets, and the token-bearing parts
+  of secret URLs (user, password, path segments, query values: apprise logs those one by one
+  at DEBUG), replaced by ``***``.
 - Third-party telemetry is off for this project's runs (Prefect's reported "database is locked"
   tracebacks on the temporary API and phones home; neither helps a user).
 """
@@ -16,9 +20,12 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rich.console import Console
 
@@ -27,6 +34,11 @@ logger = logging.getLogger(__name__)
 # Loggers whose INFO records the console shows: ours, and Prefect's run lines of our flows
 # (get_run_logger() records are "prefect.flow_runs"). Others show from WARNING up.
 CONSOLE_LOGGERS = ("cryptoarena", "flows", "__main__", "prefect.flow_runs", "prefect.task_runs")
+MASK = "***"
+# Parts of a secret URL shorter than this are not masked on their own (ports, "json", "hook"):
+# masking them would blank common words in every line; tokens are longer.
+MIN_SECRET_PART = 6
+_HOSTNAME = re.compile(r"^(localhost|[\w-]+(\.[\w-]+)+)$")  # a.b.c or an IP: not secret
 PIPED_WIDTH = 160  # wide enough for the leaderboard and the model tables, one line per row
 LOG_FILE_BYTES = 10 * 1024 * 1024
 # Environment defaults for the libraries we drive (a value the user set wins).
@@ -52,6 +64,45 @@ def make_console(**kwargs: Any) -> Console:
     return Console(width=PIPED_WIDTH, **kwargs)
 
 
+def secret_parts(secret: str) -> set[str]:
+    """``secret`` and, for a URL, the parts of it a library may log separately."""
+    parts = {secret}
+    if "://" not in secret:
+        return parts
+    url = urlsplit(secret)
+    pieces = re.split(r"[@:]", url.netloc) + url.path.split("/")
+    pieces += [value for _, value in parse_qsl(url.query, keep_blank_values=True)]
+    for piece in pieces:
+        for text in (piece, unquote(piece)):
+            if len(text) >= MIN_SECRET_PART and not _HOSTNAME.match(text):
+                parts.add(text)
+    return parts
+
+
+class SecretMask:
+    """Replaces every configured secret (and its URL parts) in a text by ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        parts = set().union(*(secret_parts(s) for s in secrets if s))
+        # Longest first, so a whole URL is masked before its parts.
+        alternatives = sorted(parts, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if parts else None
+
+    def __call__(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(MASK, text)
+
+
+class _Masked(logging.Formatter):
+    """A formatter whose whole output (message, arguments, traceback) is masked."""
+
+    def __init__(self, fmt: str, mask: SecretMask) -> None:
+        super().__init__(fmt)
+        self.mask = mask
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.mask(super().format(record))
+
+
 class _ProjectOrWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
@@ -75,7 +126,7 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
-class _Short(logging.Formatter):
+class _Short(_Masked):
     """``warning: message`` (an ``error:`` line for errors), as the commands' own lines read."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -83,15 +134,22 @@ class _Short(logging.Formatter):
 
 
 def setup_logging(
-    level: str, log_file: Path | None, *, verbose: bool = False, command: bool = False
+    level: str,
+    log_file: Path | None,
+    *,
+    verbose: bool = False,
+    command: bool = False,
+    secrets: Iterable[str] = (),
 ) -> Path | None:
     """Console and file handlers on the root logger (replacing ones set up here before).
 
     ``command``: a command's console, warnings only (its output is its own lines and tables);
     otherwise a server's, with the project's INFO records. ``verbose`` shows everything at
-    DEBUG on the console, libraries included. Returns the log file, or None when it cannot be
-    written (the console still works)."""
+    DEBUG on the console, libraries included. ``secrets`` (``config.secret_values(settings)``)
+    are masked in both. Returns the log file, or None when it cannot be written (the console
+    still works)."""
     quiet_libraries()
+    mask = SecretMask(secrets)
     # MLflow imported before MLFLOW_CONFIGURE_LOGGING was set has its own stderr handler (and
     # does not propagate): route its records through ours instead.
     mlflow_logger = logging.getLogger("mlflow")
@@ -106,9 +164,9 @@ def setup_logging(
     console = _Stderr()
     if command and not verbose:
         console_level = max(console_level, logging.WARNING)
-        console.setFormatter(_Short("%(message)s"))
+        console.setFormatter(_Short("%(message)s", mask))
     else:
-        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        console.setFormatter(_Masked("%(asctime)s %(levelname)s %(name)s: %(message)s", mask))
     console.setLevel(console_level)
     if not verbose:
         console.addFilter(_ProjectOrWarning())
@@ -127,7 +185,7 @@ def setup_logging(
         else:
             file.setLevel(min(logging.INFO, console_level))
             file.setFormatter(
-                logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+                _Masked("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s", mask)
             )
             file.arena = True  # type: ignore[attr-defined]
             root.addHandler(file)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cryptoarena.config import Settings, load_settings, unknown_env_names
+from cryptoarena.config import Settings, load_settings, secret_values, unknown_env_names
 from cryptoarena.console import setup_logging
 from cryptoarena.serving.deps import ServingState
 from cryptoarena.serving.docs import add_offline_docs
@@ -138,7 +138,7 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     # The same console/log-file split as the CLI (a bare basicConfig handler would also bind
     # the stderr of the moment and print every library's chatter).
-    setup_logging(settings.log_level, settings.log_file)
+    setup_logging(settings.log_level, settings.log_file, secrets=secret_values(settings))
     for problem in unknown_env_names():
         logger.warning("%s", problem)
     return create_app(settings)

@@ -177,3 +177,42 @@ def test_backtest_progress_shows_market_time_and_a_rate(tmp_path: Path) -> None:
     assert not any(re.search(r"t=\d{9,}", line) for line in lines)
     assert re.search(r"progress: market time 2020-02-22 \d\d:\d\d:\d\d UTC; trades=", lines[0])
     assert re.search(r"market time 2020-02-22 \d\d:\d\d:\d\d UTC \([\d,]+× real time\)", lines[1])
+
+
+def test_secrets_are_masked_in_every_record_at_every_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], restore_root_logging: None
+) -> None:
+    # Before: with -v, apprise's DEBUG lines wrote the alert URL's path token and header value
+    # to the console and the log file.
+    import apprise
+    from cryptoarena.config import AlertSettings, BybitSettings, TradingSettings, secret_values
+
+    url = "json://user:pw5ecret@127.0.0.1:9/hook/T0KENxyz42?+X-Api-Key=HEADERs3cret"
+    settings = Settings(
+        alerts=AlertSettings(urls=[url]),  # type: ignore[list-item]
+        trading=TradingSettings(kill_token="kill-t0ken-99"),  # type: ignore[arg-type]
+        bybit=BybitSettings(api_key="BYBITkey123", api_secret="BYBITsecret456"),  # type: ignore[arg-type]
+    )
+    secrets = ["pw5ecret", "T0KENxyz42", "HEADERs3cret", "kill-t0ken-99", "BYBITkey123",
+               "BYBITsecret456"]  # fmt: skip
+    log_file = tmp_path / "arena.log"
+    setup_logging(
+        "INFO", log_file, command=True, verbose=True, secrets=secret_values(settings)
+    )  # as `arena -v` sets it up
+    notifier = apprise.Apprise()
+    assert notifier.add(url)
+    assert not notifier.notify(body="halt", title="arena")  # port 9: refused, locally
+    log = logging.getLogger("cryptoarena.test")
+    log.debug("signing with %s and %s", "BYBITkey123", "BYBITsecret456")
+    try:
+        raise RuntimeError("kill token kill-t0ken-99 rejected")
+    except RuntimeError:
+        log.exception("failed")
+    console = capsys.readouterr().err
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    written = log_file.read_text()
+    for text in (console, written):
+        assert "JSON POST URL: http://127.0.0.1:9/hook/***" in text  # apprise's DEBUG line
+        assert "signing with *** and ***" in text and "RuntimeError: kill token ***" in text
+        assert [s for s in secrets if s in text] == []
