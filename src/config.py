@@ -90,6 +90,8 @@ class ServingSettings(BaseModel):
     # Request bodies above this are refused with 413 before they are read (a 64-window batch
     # of 80 bars is ~1 MB; one window of the 4096-bar maximum ~0.8 MB).
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A request (headers and body) must arrive within this, or its connection is closed.
+    request_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class TradingSettings(BaseModel):
@@ -143,6 +145,8 @@ class DashboardSettings(BaseModel):
     kill_max_failures: int = Field(default=5, ge=1)
     kill_failure_window_s: float = Field(default=60.0, gt=0)
     kill_lockout_s: float = Field(default=60.0, gt=0)
+    # A request (headers and body) must arrive within this, or its connection is closed.
+    request_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.http_deadline import deadline_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,12 @@ def dashboard(
         url_file.parent.mkdir(parents=True, exist_ok=True)
         url_file.write_text(url + "\n")
     # Open event streams would hold a graceful shutdown forever: give them a second.
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+        http=deadline_protocol(settings.dashboard.request_timeout_s),
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

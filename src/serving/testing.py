@@ -146,10 +146,13 @@ def serve_inherited_socket(fd: int, workers: int = 1) -> None:
 def serve_socket(sock: socket.socket, *, workers: int = 1, log_level: str = "warning") -> None:
     """Run the app from the environment on an already bound, listening socket."""
     import uvicorn
+    from cryptoarena.config import get_settings
+    from cryptoarena.http_deadline import deadline_protocol
 
     config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
+        http=deadline_protocol(get_settings().serving.request_timeout_s),
         access_log=False,
         log_level=log_level,
         lifespan="on",

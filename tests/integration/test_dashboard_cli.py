@@ -60,3 +60,27 @@ def test_any_free_port_takes_another_port_and_says_which(tmp_path: Path, busy_po
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_the_dashboard_closes_a_connection_whose_headers_stall(tmp_path: Path) -> None:
+    # Before: `arena dashboard` (uvicorn) waited for the rest of the headers forever.
+    url_file = tmp_path / "run" / "dashboard.url"
+    env = {**arena_env(tmp_path), "ARENA_DASHBOARD__REQUEST_TIMEOUT_S": "1"}
+    args = ["dashboard", "--port", "0", "--url-file", str(url_file)]
+    proc = start_arena(args, env, tmp_path / "dashboard.log")
+    try:
+        deadline = time.monotonic() + 60
+        while not (url_file.is_file() and url_file.read_text().endswith("\n")):
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
+            assert time.monotonic() < deadline, "no URL file in 60 s"
+            time.sleep(0.1)
+        port = int(url_file.read_text().strip().rstrip("/").rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: t\r\n")  # never finished
+            started = time.monotonic()
+            conn.settimeout(8)
+            assert conn.recv(65536) == b""  # times out (fails) while the server waits on
+            assert time.monotonic() - started < 5
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import uvicorn
 from cryptoarena.config import ServingSettings, Settings
+from cryptoarena.http_deadline import deadline_protocol
 from cryptoarena.serving.app import create_app
 from cryptoarena.serving.client import bars_payload
 from fastapi import FastAPI
@@ -42,11 +43,13 @@ class NoChampion:
 
 
 @contextmanager
-def uvicorn_thread(app: FastAPI) -> Iterator[int]:
+def uvicorn_thread(app: FastAPI, request_timeout_s: float = 10.0) -> Iterator[int]:
+    """The app under uvicorn with the servers' own request deadline (http_deadline)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    http = deadline_protocol(request_timeout_s)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -173,6 +176,59 @@ def test_a_client_that_hangs_up_mid_body_is_a_499_in_one_line(guarded_port: int)
     assert [m for m in lines if "disconnected" in m] == [
         "client disconnected mid-request: POST /v1/forecast"
     ]
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> float:
+    """How long until the server closed the connection (it sends nothing first)."""
+    started = time.monotonic()
+    conn.settimeout(seconds)
+    assert conn.recv(65536) == b""  # socket.timeout (the test fails) if the server waits on
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def impatient_port() -> Iterator[int]:
+    settings = Settings(serving=ServingSettings(poll_interval_s=3600, request_timeout_s=1.0))
+    app = create_app(settings, source=NoChampion())
+    with uvicorn_thread(app, settings.serving.request_timeout_s) as port:
+        yield port
+
+
+def test_a_client_sending_its_headers_slowly_is_closed_at_the_deadline(
+    impatient_port: int,
+) -> None:
+    # Before: uvicorn waited for the rest of the headers as long as the client liked.
+    with socket.create_connection(("127.0.0.1", impatient_port), timeout=10) as conn:
+        conn.sendall(b"POST /v1/forecast HTTP/1.1\r\nHost: t\r\n")  # never finished
+        assert _closed_within(conn, 8) < 5
+
+
+def test_a_client_stalling_its_body_is_closed_and_counted_as_499(impatient_port: int) -> None:
+    before = _requests_counted(impatient_port).get("499", 0.0)
+    head = (
+        "POST /v1/forecast HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", impatient_port), timeout=10) as conn:
+        conn.sendall(head.encode() + b'{"symbol": ')  # 89 bytes never come
+        assert _closed_within(conn, 8) < 5
+    deadline = time.monotonic() + 10
+    while _requests_counted(impatient_port).get("499", 0.0) == before:
+        assert time.monotonic() < deadline, "the stalled request was never counted"
+        time.sleep(0.05)
+
+
+def test_a_kept_alive_connection_is_not_cut_while_it_is_quick(impatient_port: int) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", impatient_port), timeout=10) as conn:
+        for _ in range(3):
+            conn.sendall(request)
+            answer = b""
+            while not answer.endswith(b"}"):
+                data = conn.recv(65536)
+                assert data, "closed"
+                answer += data
+            assert answer.startswith(b"HTTP/1.1 200"), answer
 
 
 # -- in-process, with the real champion ------------------------------------------------------
