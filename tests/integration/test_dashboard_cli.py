@@ -26,6 +26,16 @@ def busy_port() -> Iterator[int]:
         yield int(other.getsockname()[1])
 
 
+def _served_url(proc: subprocess.Popen[bytes], url_file: Path, log: Path) -> str:
+    """The URL the dashboard wrote once it listens (it writes the file whole, then a newline)."""
+    deadline = time.monotonic() + 60
+    while not (url_file.is_file() and url_file.read_text().endswith("\n")):
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "no URL file in 60 s"
+        time.sleep(0.1)
+    return url_file.read_text().strip()
+
+
 def test_a_busy_port_is_one_error_line_before_any_url(tmp_path: Path, busy_port: int) -> None:
     env = arena_env(tmp_path)
     done = subprocess.run(
@@ -46,12 +56,7 @@ def test_any_free_port_takes_another_port_and_says_which(tmp_path: Path, busy_po
     args = ["dashboard", "--port", str(busy_port), "--any-free-port", "--url-file", str(url_file)]
     proc = start_arena(args, arena_env(tmp_path), log)
     try:
-        deadline = time.monotonic() + 60
-        while not (url_file.is_file() and url_file.read_text().endswith("\n")):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no URL file in 60 s"
-            time.sleep(0.1)
-        url = url_file.read_text().strip()
+        url = _served_url(proc, url_file, log)
         assert url.startswith("http://127.0.0.1:") and f":{busy_port}/" not in url
         with urllib.request.urlopen(f"{url}api/health", timeout=10) as response:
             assert response.status == 200
@@ -69,12 +74,8 @@ def test_the_dashboard_closes_a_connection_whose_headers_stall(tmp_path: Path) -
     args = ["dashboard", "--port", "0", "--url-file", str(url_file)]
     proc = start_arena(args, env, tmp_path / "dashboard.log")
     try:
-        deadline = time.monotonic() + 60
-        while not (url_file.is_file() and url_file.read_text().endswith("\n")):
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
-            assert time.monotonic() < deadline, "no URL file in 60 s"
-            time.sleep(0.1)
-        port = int(url_file.read_text().strip().rstrip("/").rsplit(":", 1)[1])
+        url = _served_url(proc, url_file, tmp_path / "dashboard.log")
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
             conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: t\r\n")  # never finished
             started = time.monotonic()
