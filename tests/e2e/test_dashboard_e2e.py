@@ -110,6 +110,14 @@ class Watched:
         result = self.page.evaluate("async () => await axe.run(document)")
         return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
+    def settle(self) -> None:
+        """Until the page's data requests are answered and the charts drawn from them painted:
+        the network idle, then two animation frames (a draw, then its paint)."""
+        self.page.wait_for_load_state("networkidle")
+        self.page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.screenshots / f"dashboard-{name}.png"), full_page=True)
 
@@ -135,7 +143,7 @@ def test_every_page_renders_cleanly(
     w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900}, bypass_csp=True)
     w.page.goto(f"{base}/{path}")
     w.page.wait_for_selector(ready, timeout=15_000)
-    w.page.wait_for_timeout(700)  # charts draw after data arrives
+    w.settle()  # charts draw after data arrives
     w.shot(name)
     serious = w.axe()
     assert not serious, json.dumps(
@@ -207,7 +215,7 @@ def test_phone_layout(dashboard, browser, screenshots) -> None:
     for name, path, ready in PAGES[:4]:
         w.page.goto(f"{base}/{path}")
         w.page.wait_for_selector(ready, timeout=15_000)
-        w.page.wait_for_timeout(500)
+        w.settle()
         # Nothing wider than the screen except inside the scrollable table regions.
         overflow = w.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{name}: the page is {overflow}px wider than a phone"
