@@ -144,12 +144,10 @@ async def test_silent_socket_is_replaced(fake: FakeBybit, real_trades: list[Trad
     await wait_subscribed(fake)
     await push(fake, real_trades[:10])
     assert fake.silence() == 1  # the socket stays open but nothing comes back, not even pongs
-    deadline = time.monotonic() + 15
-    while not feed.gaps and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await push(fake, real_trades[10:20])  # on the new connection
-    while len(got) < 20 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: feed.gaps, "the silent socket replaced (a gap reported)", 15)
+    await wait_subscribed(fake)
+    assert await push(fake, real_trades[10:20]) == 0  # on the new connection
+    await wait_until(lambda: len(got) >= 20, "the trades of the new connection", 15)
     await feed.close()
     await asyncio.wait_for(consumer, 5)
     assert feed.gaps and feed.gaps[0].reason.startswith("silent")
