@@ -2,7 +2,9 @@
 its own process over a journal made by a short real backtest. Every page renders without a
 console error or a serious accessibility violation (axe-core, injected); the overview's numbers
 equal the API's; a fill journaled while the page is open appears without a reload; the kill
-switch without the token is refused. Screenshots go to artifacts/ (looked at by a person)."""
+switch without the token is refused. Screenshots and dashboard-timings.json go to the folder
+named by ARENA_SCREENSHOTS (e.g. ``ARENA_SCREENSHOTS=artifacts``, git-ignored, to look at them),
+else to a pytest temporary folder (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 STATIC = ROOT / "src" / "dashboard" / "static" / "index.html"
-ARTIFACTS = ROOT / "artifacts"
 TOKEN = "e2e-kill-token"
 
 
@@ -96,7 +97,8 @@ def browser() -> Iterator[Any]:
 class Watched:
     """A page with its console errors collected."""
 
-    def __init__(self, browser: Any, **context: Any) -> None:
+    def __init__(self, browser: Any, screenshots: Path, **context: Any) -> None:
+        self.screenshots = screenshots
         self.context = browser.new_context(**context)
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -108,9 +110,16 @@ class Watched:
         result = self.page.evaluate("async () => await axe.run(document)")
         return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
+    def settle(self) -> None:
+        """Until the page's data requests are answered and the charts drawn from them painted:
+        the network idle, then two animation frames (a draw, then its paint)."""
+        self.page.wait_for_load_state("networkidle")
+        self.page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+
     def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.screenshots / f"dashboard-{name}.png"), full_page=True)
 
 
 PAGES = [
@@ -125,14 +134,16 @@ PAGES = [
 
 
 @pytest.mark.parametrize(("name", "path", "ready"), PAGES, ids=[p[0] for p in PAGES])
-def test_every_page_renders_cleanly(dashboard, browser, name: str, path: str, ready: str) -> None:
+def test_every_page_renders_cleanly(
+    dashboard, browser, screenshots, name: str, path: str, ready: str
+) -> None:
     base, _ = dashboard
     # axe is injected as a script tag: only this context lets it past the page's CSP (the
     # other tests run under the CSP, so a violation there is a console error).
-    w = Watched(browser, viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900}, bypass_csp=True)
     w.page.goto(f"{base}/{path}")
     w.page.wait_for_selector(ready, timeout=15_000)
-    w.page.wait_for_timeout(700)  # charts draw after data arrives
+    w.settle()  # charts draw after data arrives
     w.shot(name)
     serious = w.axe()
     assert not serious, json.dumps(
@@ -142,17 +153,18 @@ def test_every_page_renders_cleanly(dashboard, browser, name: str, path: str, re
     w.context.close()
 
 
-def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) -> None:
+def test_overview_matches_the_api_and_shows_a_new_fill_live(
+    dashboard, browser, screenshots
+) -> None:
     base, settings = dashboard
     board = _get(f"{base}/api/leaderboard")
-    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900})
     w.page.goto(f"{base}/#/")
     w.page.wait_for_selector("[data-strategy]")
     # How long the first render took (from navigation start to the leaderboard's rows): written
     # down for docs/benchmarks.md, never asserted (timing depends on the machine's load).
     first_ms = w.page.evaluate("performance.now()")
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps({"first_render_ms": first_ms}))
+    (screenshots / "dashboard-timings.json").write_text(json.dumps({"first_render_ms": first_ms}))
     shown = w.page.eval_on_selector_all(
         "tr[data-strategy]",
         """rows => rows.map(r => ({strategy: r.dataset.strategy,
@@ -186,20 +198,24 @@ def test_overview_matches_the_api_and_shows_a_new_fill_live(dashboard, browser) 
     w.shot("overview-live-fill")
     assert not w.errors, w.errors
     w.context.close()
-    timings = json.loads((ARTIFACTS / "dashboard-timings.json").read_text())
+    timings = json.loads((screenshots / "dashboard-timings.json").read_text())
     timings["live_fill_s"] = took
-    (ARTIFACTS / "dashboard-timings.json").write_text(json.dumps(timings))
+    (screenshots / "dashboard-timings.json").write_text(json.dumps(timings))
 
 
-def test_phone_layout(dashboard, browser) -> None:
+def test_phone_layout(dashboard, browser, screenshots) -> None:
     base, _ = dashboard
     w = Watched(
-        browser, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+        browser,
+        screenshots,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
     )
     for name, path, ready in PAGES[:4]:
         w.page.goto(f"{base}/{path}")
         w.page.wait_for_selector(ready, timeout=15_000)
-        w.page.wait_for_timeout(500)
+        w.settle()
         # Nothing wider than the screen except inside the scrollable table regions.
         overflow = w.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{name}: the page is {overflow}px wider than a phone"
@@ -208,9 +224,9 @@ def test_phone_layout(dashboard, browser) -> None:
     w.context.close()
 
 
-def test_kill_switch_without_the_token_is_refused(dashboard, browser) -> None:
+def test_kill_switch_without_the_token_is_refused(dashboard, browser, screenshots) -> None:
     base, settings = dashboard
-    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900})
     w.page.goto(f"{base}/#/risk")
     w.page.wait_for_selector("#h-kill")
     # Keyboard only: tab to the engage button, press it twice (arm, confirm).
@@ -237,9 +253,11 @@ def test_kill_switch_without_the_token_is_refused(dashboard, browser) -> None:
     w.context.close()
 
 
-def test_model_page_claims_nothing_while_the_registry_is_being_read(dashboard, browser) -> None:
+def test_model_page_claims_nothing_while_the_registry_is_being_read(
+    dashboard, browser, screenshots
+) -> None:
     base, _ = dashboard
-    w = Watched(browser, viewport={"width": 1280, "height": 900})
+    w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900})
     pending = {"pending": True, "available": True, "error": None, "name": "btc-lstm",
                "versions": [], "drift": None, "events": []}  # fmt: skip
     # The server's first registry read held open: the page must say it is reading, and must

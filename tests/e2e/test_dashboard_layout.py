@@ -1,10 +1,11 @@
 """Layout in a real browser (issue #23): at 1366, 1440 and 1920 px no table or chart is wider
 than its card, at 390 px (a phone) no chart is (a phone's wide tables scroll inside their own
 region, by design), and no character on any page renders as tofu with the fonts Debian ships.
-Screenshots go to artifacts/ (looked at by a person)."""
+Screenshots go to $ARENA_SCREENSHOTS or a pytest temporary folder (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,14 +61,14 @@ def _visit(w: Watched, base: str, path: str, ready: str) -> None:
 
 @pytest.mark.parametrize("width", [1366, 1440, 1920, 390])
 def test_nothing_overflows_its_card_and_no_glyph_is_tofu(
-    dashboard: Any, browser: Any, width: int
+    dashboard: Any, browser: Any, screenshots: Path, width: int
 ) -> None:
     base, _ = dashboard
     phone = width < 600
     context: dict[str, Any] = {"viewport": {"width": width, "height": 900}}
     if phone:
         context.update(device_scale_factor=2, is_mobile=True)
-    w = Watched(browser, **context)
+    w = Watched(browser, screenshots, **context)
     for name, path, ready in PAGES:
         _visit(w, base, path, ready)
         assert w.page.evaluate(OVERFLOWS, not phone) == [], f"{name} at {width} px"

@@ -1,6 +1,7 @@
 """The run picker (issue #19 item 5) in a real browser (Debian's chromium via Playwright): after a
 later run, the earlier (demo) run stays reachable from every page, and the URL says which run
-(``?run=``) so a link or a reload shows the same run. Screenshots go to artifacts/."""
+(``?run=``) so a link or a reload shows the same run. Screenshots go to
+$ARENA_SCREENSHOTS or a pytest temporary folder (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,8 +87,9 @@ def _rows(w: Watched) -> list[str]:
 
 
 @pytest.mark.parametrize("width", [1440, 390], ids=["desktop", "phone"])
-def test_the_earlier_run_stays_reachable_and_the_url_says_which(dashboard: str, browser: Any,
-                                                                 width: int) -> None:  # fmt: skip
+def test_the_earlier_run_stays_reachable_and_the_url_says_which(
+    dashboard: str, browser: Any, screenshots: Path, width: int
+) -> None:
     base = dashboard
     runs = [r["run_id"] for r in _get(f"{base}/api/runs")["items"]]
     assert runs[0] == LATER and RUN_ID in runs  # precondition: the demo run is not the latest
@@ -94,7 +97,7 @@ def test_the_earlier_run_stays_reachable_and_the_url_says_which(dashboard: str, 
         r["strategy"] for r in _get(f"{base}/api/leaderboard?run_id={RUN_ID}")["rows"]
     )
 
-    w = Watched(browser, viewport={"width": width, "height": 900})
+    w = Watched(browser, screenshots, viewport={"width": width, "height": 900})
     w.page.goto(f"{base}/#/")
     w.page.wait_for_selector("tr[data-strategy='later_hold']")
     assert _rows(w) == ["later_hold"]  # the latest run by default

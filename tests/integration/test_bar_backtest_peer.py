@@ -1,7 +1,7 @@
 """A month of real 1 m klines: ``arena backtest --bars`` makes the same trades as backtesting.py
 set to the same fill rule (next bar's open, Bybit taker fee, no slippage, one position at a
 time, flips at one open). The peer's strategy, the satoshi instrument and the round trips read
-from our journal are bench/backtest_bars.py's own (the bench compares a year the same way)."""
+from our journal are tests/bar_peer.py's, which bench/backtest_bars.py compares a year with."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.engine.bar_session import BarRunOptions, run_bar_backtest
 from cryptoarena.trading.exchange.bar_fills import BarFillConfig
 
-from bench.backtest_bars import (
+from tests.bar_peer import (
     FEE,
     KLINES,
     NO_LIMITS,

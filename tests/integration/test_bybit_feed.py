@@ -50,6 +50,14 @@ async def wait_subscribed(fake: FakeBybit, timeout: float = 15.0) -> None:
     await asyncio.to_thread(fake.wait_subscribed, TOPIC, timeout=timeout)
 
 
+async def wait_until(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
 def collect(feed: BybitFeed) -> tuple[list[Trade], asyncio.Task[None]]:
     """Start consuming ``feed`` in a task; the list fills as batches arrive."""
     got: list[Trade] = []
@@ -101,10 +109,14 @@ async def test_every_trade_exactly_once_across_drop_close_and_downtime(
     assert time.time_ns() - down_at >= 5e9
     await push(fake, chunks[7] + chunks[8] + chunks[9])
 
-    deadline = time.monotonic() + 10
-    while len(got) < len(trades) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # anything extra (a duplicate) would show up now
+    # Nothing more can come once every gap's backfill is merged (the only other source of a
+    # trade) and a last trade pushed after everything has arrived (one connection keeps order).
+    await wait_until(lambda: len(feed.gaps) == 3, "the three gaps' backfills merged")
+    last = trades[-1]  # the wire carries ms
+    marker = Trade(last.ts + 1_000_000, last.price, last.size, last.side, f"{last.trade_id}-marker")
+    assert await push(fake, [marker]) == 0
+    await wait_until(lambda: bool(got) and got[-1].trade_id == marker.trade_id, "the marker")
+    assert got.pop().trade_id == marker.trade_id
     await feed.close()
     await asyncio.wait_for(consumer, 5)
 
@@ -132,12 +144,10 @@ async def test_silent_socket_is_replaced(fake: FakeBybit, real_trades: list[Trad
     await wait_subscribed(fake)
     await push(fake, real_trades[:10])
     assert fake.silence() == 1  # the socket stays open but nothing comes back, not even pongs
-    deadline = time.monotonic() + 15
-    while not feed.gaps and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await push(fake, real_trades[10:20])  # on the new connection
-    while len(got) < 20 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: feed.gaps, "the silent socket replaced (a gap reported)", 15)
+    await wait_subscribed(fake)
+    assert await push(fake, real_trades[10:20]) == 0  # on the new connection
+    await wait_until(lambda: len(got) >= 20, "the trades of the new connection", 15)
     await feed.close()
     await asyncio.wait_for(consumer, 5)
     assert feed.gaps and feed.gaps[0].reason.startswith("silent")
@@ -165,14 +175,6 @@ def test_config_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         False,
     )
     assert cfg.silence_s == 5
-
-
-async def wait_until(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not in {timeout} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def gap_with_stalled_backfill(

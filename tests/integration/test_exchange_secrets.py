@@ -11,7 +11,7 @@ from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side
 
 from tests.fakes.bybit_account import TEST_KEY, TEST_SECRET
 from tests.fakes.tape import real_tape
-from tests.integration.bybit_harness import bybit_on_fake
+from tests.integration.bybit_harness import bybit_on_fake, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 LOGGERS = (
@@ -38,11 +38,9 @@ async def test_key_and_secret_never_reach_the_logs(caplog: pytest.LogCaptureFixt
         await ex.cancel_order("BTCUSDT", "sec-1")
         await ex.position("BTCUSDT")
         fake.drop()  # a reconnect re-authenticates: also silent about the keys
-        assert ex.stream is not None
-        while ex.stream.reconnects < 1:
-            import asyncio
-
-            await asyncio.sleep(0.05)
+        stream = ex.stream
+        assert stream is not None
+        await wait_for(lambda: stream.reconnects >= 1, timeout=30)
         account.rest.fail_next(10004, path="/v5/order/create")
         with pytest.raises(AuthenticationError) as err:
             await ex.place_order(OrderRequest("sec-2", "BTCUSDT", Side.BUY, Decimal("0.01")))

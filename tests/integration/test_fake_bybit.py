@@ -89,7 +89,9 @@ def test_abrupt_graceful_and_downtime() -> None:
             ws.recv()
 
         ws = websocket.create_connection(fake.ws_url(), timeout=5)
-        time.sleep(0.05)
+        deadline = time.monotonic() + 5  # the handshake is done before the server's handler runs
+        while not fake.conns and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert fake.drop(graceful=True) == 1
         opcode, frame = ws.recv_data_frame(control_frame=True)
         assert opcode == websocket.ABNF.OPCODE_CLOSE

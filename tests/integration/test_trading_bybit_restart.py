@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,7 +61,8 @@ KEYS = {name: (f"key-{name}-7Qx", f"secret-{name}-Zr9") for name in ("hold", "na
 
 
 class Market(threading.Thread):
-    """Pushes real trades, re-stamped to now, ~20 per 100 ms, until stopped."""
+    """Pushes real trades, re-stamped to now, ~20 per 100 ms, until stopped. Holding ``lock``
+    holds the market: no trade, so no fill, happens meanwhile."""
 
     def __init__(self, account: FakeAccounts) -> None:
         super().__init__(daemon=True)
@@ -69,15 +71,17 @@ class Market(threading.Thread):
                              tape["trade_id"].tolist(), strict=True))  # fmt: skip
         self.account = account
         self.stop = threading.Event()
+        self.lock = threading.Lock()
         self.pushed = 0
 
     def run(self) -> None:
         i = 0
         while not self.stop.is_set() and i < len(self.rows):
-            now = time.time_ns()
-            batch = [Trade(now + k * 1000, p, q, int(s), f"r{tid}", "BTCUSDT")
-                     for k, (p, q, s, tid) in enumerate(self.rows[i : i + 20])]  # fmt: skip
-            self.account.trade(batch)
+            with self.lock:
+                now = time.time_ns()
+                batch = [Trade(now + k * 1000, p, q, int(s), f"r{tid}", "BTCUSDT")
+                         for k, (p, q, s, tid) in enumerate(self.rows[i : i + 20])]  # fmt: skip
+                self.account.trade(batch)
             i += 20
             self.pushed = i
             time.sleep(0.1)
@@ -102,12 +106,52 @@ def _orders(accounts: FakeAccounts) -> list[str]:
             for r in accounts[name].rest.received("/v5/order/create")]  # fmt: skip
 
 
-def _wait(predicate, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+def _working(fake: FakeBybit, accounts: FakeAccounts) -> set[str]:
+    """Client ids of the orders working at the exchange now (read on the fake's loop)."""
+    return fake.call(
+        lambda: {o.client_id for n in KEYS for o in accounts[n].matching.venue.open_orders()}
+    )
+
+
+def _executions(fake: FakeBybit, accounts: FakeAccounts) -> list[dict[str, str]]:
+    return fake.call(lambda: [row for n in KEYS for row in accounts[n].matching.executions])
+
+
+def _kill_with_an_order_working(
+    proc: subprocess.Popen[bytes],
+    fake: FakeBybit,
+    accounts: FakeAccounts,
+    market: Market,
+    log: Path,
+) -> tuple[set[str], set[str]]:
+    """SIGKILL the worker once it has sent 6 orders and one of them is still working at the
+    exchange, with the market held so that order cannot fill before the worker is dead.
+    Returns the working orders' client ids and the exec ids the exchange had at the kill."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(_orders(accounts)) >= 6:
+            with market.lock:
+                working = _working(fake, accounts)
+                if working:
+                    proc.send_signal(signal.SIGKILL)
+                    assert proc.wait(10) == -signal.SIGKILL
+                    return working, {r["execId"] for r in _executions(fake, accounts)}
+        time.sleep(0.01)
+    raise AssertionError(f"no order working at the exchange; worker log: {log.read_text()[-3000:]}")
+
+
+def _wait(
+    predicate: Callable[[], object],
+    proc: subprocess.Popen[bytes] | None,
+    log: Path,
+    timeout: float = 60,
+) -> None:
+    """Wait until ``predicate()``; fail early if ``proc`` (the worker, when one runs) exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             break
         time.sleep(0.05)
     raise AssertionError(f"condition not met; worker log: {log.read_text()[-3000:]}")
@@ -122,11 +166,16 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
         market.start()
         try:
             first = _worker(tmp_path, fake, log)
-            _wait(lambda: len(_orders(account)) >= 6, first, log)
-            first.send_signal(signal.SIGKILL)
-            assert first.wait(10) == -signal.SIGKILL
+            working, execs_at_kill = _kill_with_an_order_working(first, fake, account, market, log)
             sent_before = len(_orders(account))
-            time.sleep(0.5)  # the market goes on; orders in flight fill without the worker
+
+            # The market goes on: an order the dead worker left working fills in the gap.
+            def gap_fills() -> list[dict[str, str]]:
+                return [r for r in _executions(fake, account)
+                        if r["orderLinkId"] in working and r["execId"] not in execs_at_kill]  # fmt: skip
+
+            _wait(gap_fills, None, log, timeout=30)
+            filled_in_gap = {r["orderLinkId"] for r in gap_fills()}
 
             second = _worker(tmp_path, fake, log)
             _wait(lambda: len(_orders(account)) >= sent_before + 6, second, log)
@@ -136,6 +185,11 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
             market.stop.set()
             market.join(5)
         venue_qty = {n: account[n].matching.venue.account.position("BTCUSDT").qty for n in KEYS}
+        venue_filled = {
+            cid: account[n].matching.venue.orders[cid].filled_qty
+            for n in KEYS
+            for cid in filled_in_gap & set(account[n].matching.venue.orders)
+        }
         link_ids = _orders(account)
 
     # The exchange never saw the same client order id twice.
@@ -163,5 +217,12 @@ def test_sigkill_and_restart_against_bybit_reconciles_with_the_exchange(tmp_path
                 Side(f["side"]), Decimal(f["qty"]), Decimal(f["price"]), Decimal(f["fee"])
             )
         assert {n: books[n].qty if n in books else 0 for n in KEYS} == venue_qty
+        # The orders that filled while no worker ran are journaled with all the exchange filled.
+        journaled_qty = {
+            cid: sum((Decimal(f["qty"]) for f in journal.find(
+                "fills", {"run_id": "bybit-crash", "client_id": cid})), Decimal(0))
+            for cid in filled_in_gap
+        }  # fmt: skip
+        assert journaled_qty == venue_filled
         net = sum((b.qty for b in books.values()), Decimal(0))
         assert net == Decimal(stop["books_qty"]) == Decimal(stop["exchange_qty"])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -38,9 +39,17 @@ async def test_journal_outage_mid_run_every_event_exactly_once(tmp_path: Path) -
         writer=WriterConfig(queue_size=512, batch_size=64, retry_initial_s=0.2, retry_max_s=0.5)
     )
     seen_outage = asyncio.Event()
+    during_outage: list[int] = []  # events handed over while the database was unreachable
+
+    async def until(condition: Callable[[], object], timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return bool(condition())
 
     async def outage(journal: Journal) -> None:
-        await asyncio.sleep(1.0)
+        # The outage comes once the run is under way: some of its orders are in the database.
+        assert await until(lambda: journal.find("orders", {"run_id": "outage"}, limit=1))
         with ExitStack() as stack:
             for coll in ("orders",):  # the embedded store is one file: one lock stops it all
                 for _ in range(200):  # the writer may be mid-transaction: retry the lock
@@ -49,21 +58,23 @@ async def test_journal_outage_mid_run_every_event_exactly_once(tmp_path: Path) -
                         break
                     except Exception:
                         await asyncio.sleep(0.01)
-            deadline = time.monotonic() + 20
-            while journal.healthy and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if not journal.healthy:
+            if await until(lambda: not journal.healthy):
                 seen_outage.set()
-            await asyncio.sleep(2.0)  # the worker keeps trading against the dead database
+                # The worker keeps trading against the dead database: 50 more events.
+                dead_from = journal.last_seq
+                await until(lambda: journal.last_seq >= dead_from + 50)
+                if not journal.healthy:
+                    during_outage.append(journal.last_seq - dead_from)
 
     with Journal.open(settings, run_id="outage", config=small) as journal:
         task = asyncio.create_task(outage(journal))
         # 25 market minutes at 200× last 7.5 s of wall time however fast the machine: the
-        # outage (after 1 s) always falls inside the run.
+        # outage (once its first orders are in) falls inside the run.
         worker, result = await run_worker(config, tape_slice(3600, 25), journal, run_id="outage",
                                           source=TrailingMoveSource(), speed=200)  # fmt: skip
         await task
         assert seen_outage.is_set(), "the database never became unreachable during the run"
+        assert during_outage and during_outage[0] >= 50, "no events handed over in the outage"
         assert journal.sync(120) and journal.healthy
 
         # Every event the worker handed over is in the database exactly once.
