@@ -1,7 +1,7 @@
 """What the user sees on the terminal, and where the rest goes.
 
-- A command's console shows what it prints (tables, summaries) and warnings, one short line
-  each (``warning: …``); every log record goes to the log file, ``settings.log_file`` (default
+- A command's console shows what it prints (tables, summaries), warnings, one short line
+  each (``warning: …``), and the progress lines of long work (``extra=PROGRESS``); every log record goes to the log file, ``settings.log_file`` (default
   ``var/log/arena.log``). ``-v`` shows them all on the console too, libraries included.
 - Servers (``arena serve``, ``arena flows serve``) also show the project's own INFO records
   (``cryptoarena.*``, ``flows.*``, the run lines of our Prefect flows) with timestamps;
@@ -103,6 +103,16 @@ class _Masked(logging.Formatter):
         return self.mask(super().format(record))
 
 
+PROGRESS = {"progress": True}
+"""``logger.info(..., extra=PROGRESS)``: a progress line of long work, which a command's quiet
+console shows too (plain, no timestamp); other INFO records go only to the log file."""
+
+
+class _WarningOrProgress(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.__dict__.get("progress") is True
+
+
 class _ProjectOrWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         name = record.name
@@ -127,9 +137,12 @@ class _Stderr(logging.StreamHandler):
 
 
 class _Short(_Masked):
-    """``warning: message`` (an ``error:`` line for errors), as the commands' own lines read."""
+    """``warning: message`` (an ``error:`` line for errors), as the commands' own lines read;
+    a progress line as it is."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.levelno < logging.WARNING:
+            return super().format(record)
         return f"{record.levelname.lower()}: {super().format(record)}"
 
 
@@ -163,8 +176,9 @@ def setup_logging(
     console_level = logging.DEBUG if verbose else logging.getLevelName(level)
     console = _Stderr()
     if command and not verbose:
-        console_level = max(console_level, logging.WARNING)
+        console_level = max(console_level, logging.INFO)
         console.setFormatter(_Short("%(message)s", mask))
+        console.addFilter(_WarningOrProgress())
     else:
         console.setFormatter(_Masked("%(asctime)s %(levelname)s %(name)s: %(message)s", mask))
     console.setLevel(console_level)

@@ -21,7 +21,7 @@ CONFIG_HELP = "Arena TOML (strategies, limits); default: settings.trading.config
 
 
 # The closed choices as Enums, so --help lists them and a typo gets them in the error. They
-# mirror trading.session's Source and ExchangeKind (a test keeps them equal) without importing
+# mirror engine.session's Source and ExchangeKind (a test keeps them equal) without importing
 # the session machinery for `arena --help`.
 class SourceChoice(StrEnum):
     REPLAY = "replay"

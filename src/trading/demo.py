@@ -28,7 +28,7 @@ QUICK_WARMUP_MINUTES = 5.0  # the full demo's is choice.WARMUP_MINUTES
 DAY_MINUTES = 1440.0
 # The quick demo's tiny model forecasts smaller moves (at most ~0.3 bps) than the full demo's
 # champion (median 0.18, 95th percentile 0.46 bps): its AI arms get lower thresholds than the
-# example config's (arena_config.AI_THRESHOLDS_BPS).
+# example config's (trading.config.AI_THRESHOLDS_BPS).
 QUICK_AI_THRESHOLDS_BPS = {"taker": 0.15, "maker": 0.08}
 
 
@@ -68,12 +68,17 @@ def demo_step(settings: Settings, console: Console, quick: bool) -> str:
         speed=None,
         forecast_source=source,
     )
-    console.print(
-        f"replaying {minutes:.0f} min of the shipped real BTCUSDT day from minute {start:.0f} "
-        "(trading only after the model's validation end: bars it never saw) through the worker: "
-        f"{len(config.strategies)} strategies, paper exchange; AI arm: {described}"
+    no_model = source is None and choice.served_at is None
+    unseen = (
+        "" if no_model else " (trading only after the model's validation end: bars it never saw)"
     )
-    if source is None and choice.served_at is None:
+    aside = "; the AI arm stands aside (journaled), the others trade" if no_model else ""
+    console.print(
+        f"replaying {minutes:.0f} min of the shipped real BTCUSDT day from minute {start:.0f}"
+        f"{unseen} through the worker: {len(config.strategies)} strategies, paper exchange; "
+        f"AI arm: {described}{aside}"
+    )
+    if no_model:
         # No forecaster: an unreachable URL makes the AI arm stand aside, journaled.
         options = SessionOptions(**{**options.__dict__, "forecast_url": "http://127.0.0.1:9"})
     started = time.perf_counter()

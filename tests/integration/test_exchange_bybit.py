@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from cryptoarena.trading.exchange.models import OrderRequest, OrderStatus, OrderType, Side
+from cryptoarena.trading.exchange.queues import QueueModel
 from cryptoarena.trading.exchange.venue import VenueConfig, to_decimal
 
 from tests.fakes.tape import real_tape
@@ -195,7 +196,10 @@ async def test_post_only_limit_amend_and_reduce_only_through_real_pybit() -> Non
             )
         return out
 
-    async with bybit_on_fake(VenueConfig(latency_ms=0, initial_balance=D("100000"))) as (
+    # The through-rule (no queue ahead): this checks the wire and the order mechanics; queue
+    # models have their own tests (test_exchange_queues.py).
+    venue = VenueConfig(latency_ms=0, initial_balance=D("100000"), queue_model=QueueModel.NONE)
+    async with bybit_on_fake(venue) as (
         ex,
         account,
         _fake,

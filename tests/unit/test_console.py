@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptoarena.cli import app
 from cryptoarena.config import Settings
-from cryptoarena.console import QUIET_ENV, make_console, quiet_libraries, setup_logging
+from cryptoarena.console import PROGRESS, QUIET_ENV, make_console, quiet_libraries, setup_logging
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,9 @@ def test_a_command_console_shows_warnings_in_one_short_line_and_logs_only_in_the
     setup_logging("INFO", log_file, command=True)
     logging.getLogger("cryptoarena.trading.engine.duties").info("progress: market time …")
     logging.getLogger("cryptoarena.data.lake").warning("lake: 3 rows dropped")
-    assert capsys.readouterr().err == "warning: lake: 3 rows dropped\n"
+    # a progress line of long work is shown as it is (no timestamp, no level)
+    logging.getLogger("cryptoarena.trading.engine.duties").info("progress: 2 of 9", extra=PROGRESS)
+    assert capsys.readouterr().err == "warning: lake: 3 rows dropped\nprogress: 2 of 9\n"
     for handler in logging.getLogger().handlers:
         handler.flush()
     assert "progress: market time" in log_file.read_text()

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from cryptoarena.console import PROGRESS
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.ports import EngineJournal
@@ -162,6 +163,7 @@ class Duties:
                 r.bars,
                 r.orders,
                 sum(b.fills for b in self.books.values()),
+                extra=PROGRESS,
             )
         if now_ns >= self._next_equity_ns:
             self._next_equity_ns = now_ns + self._equity_every_ns
