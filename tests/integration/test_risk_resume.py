@@ -182,7 +182,11 @@ def _is_halt(line: str) -> bool:
 # restored), so a kill landing in that window changes a book and every later decision of it.
 # Kills elsewhere compare equal (books, orders, halts); the risk state's own restore is pinned
 # by test_a_strategy_halted_for_daily_loss_stays_halted_after_a_sigkill and the unit tests.
-@pytest.mark.xfail(strict=False, reason="an order in flight at a SIGKILL is not resumed exactly")
+@pytest.mark.skip(
+    reason="known gap (issue #19 item 1): an order in flight at a SIGKILL (router follow-ups, the "
+    "paper venue's working orders) is not journaled, so a resume differs; a non-strict xfail "
+    "could never fail, so it is skipped until that state is restored"
+)
 @pytest.mark.parametrize("command", [TRADE_2H, BACKTEST], ids=["trade-replay", "backtest"])
 def test_sigkill_at_three_moments_then_resume_equals_the_uninterrupted_run(
     tmp_path: Path, command: list[str]
