@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, S
         ARENA_DASHBOARD__POLL_INTERVAL_S="0.25",
         ARENA_MLFLOW__TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
     )
+    with running_dashboard(tmp, port, env) as base:
+        yield base, settings
+
+
+@contextmanager
+def running_dashboard(tmp: Path, port: int, env: dict[str, str]) -> Iterator[str]:
+    """``arena dashboard`` on ``port`` until /api/health answers (its log in tmp); its URL."""
     proc = start_arena(["dashboard", "--port", str(port)], env, tmp / "dashboard.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -78,7 +86,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, S
                 assert proc.poll() is None, (tmp / "dashboard.log").read_text()
                 assert time.monotonic() < deadline, "dashboard did not answer in 60 s"
                 time.sleep(0.3)
-        yield base, settings
+        yield base
     finally:
         proc.terminate()
         proc.wait(20)

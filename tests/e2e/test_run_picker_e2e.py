@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,10 +18,16 @@ from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
 from cryptoarena.trading.journal import Journal
 
-from tests.e2e.test_dashboard_e2e import CHROMIUM, STATIC, Watched, _free_port
+from tests.e2e.test_dashboard_e2e import (
+    CHROMIUM,
+    STATIC,
+    Watched,
+    _free_port,
+    running_dashboard,
+)
 from tests.e2e.test_dashboard_e2e import browser as browser  # the same chromium fixture
 from tests.integration.dashboard_kit import RUN_ID, backtest_journal
-from tests.integration.trading_kit import ROOT, arena_env, start_arena
+from tests.integration.trading_kit import ROOT, arena_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -62,22 +67,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = arena_env(tmp, ARENA_DASHBOARD__SITE_DIR=str(tmp / "site"),
                     ARENA_MLFLOW__TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}")  # fmt: skip
-    proc = start_arena(["dashboard", "--port", str(port)], env, tmp / "dashboard.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"{base}/api/health")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, (tmp / "dashboard.log").read_text()
-                assert time.monotonic() < deadline, "dashboard did not answer in 60 s"
-                time.sleep(0.3)
+    with running_dashboard(tmp, port, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def _rows(w: Watched) -> list[str]:

@@ -21,7 +21,7 @@ from cryptoarena.data.book_replay import (
     RecordedMarket,
     load_bitstamp_market,
 )
-from cryptoarena.data.records import BUY, SELL, Trade
+from cryptoarena.data.records import BUY
 from cryptoarena.data.samples import BITSTAMP_DAY
 from cryptoarena.trading.config import ArenaConfigError, parse_arena_config
 from cryptoarena.trading.exchange.models import (
@@ -34,21 +34,9 @@ from cryptoarena.trading.exchange.models import (
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.exchange.queues import QueueModel
 
+from tests.unit.test_exchange_limits import MS, T0, Tape  # the hand-made tape, written once
+
 D = Decimal
-T0 = 1_700_000_000 * 10**9
-MS = 1_000_000
-
-
-class Tape:
-    def __init__(self, ex: PaperExchange, clock: SimClock) -> None:
-        self.ex, self.clock, self.n, self.ts = ex, clock, 0, T0
-
-    def trade(self, price: str, size: str = "1", side: int = SELL, gap_ms: int = 1) -> list[Fill]:
-        self.n += 1
-        self.ts += gap_ms * MS
-        self.clock.advance_to(self.ts)
-        t = Trade(self.ts, float(price), float(size), side, f"t{self.n}", "BTCUSDT")
-        return self.ex.on_trades([t])
 
 
 def make(market: RecordedMarket | None = None, **cfg: object) -> tuple[PaperExchange, Tape]:
