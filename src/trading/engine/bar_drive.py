@@ -216,7 +216,7 @@ class BarDrive:
         if self.n == 0:
             return
         w.duties.start_timers(int(self.close_ns[0]))
-        venue = self.venue
+        working = self.venue.working
         lanes = self.lanes
         closes = self.close_arr.tolist()
         close_ns = self.close_ns.tolist()
@@ -226,7 +226,7 @@ class BarDrive:
         try:
             for i in range(self.n):
                 changed = False
-                if venue.has_open:
+                if working:
                     self._open_phase(i)
                     changed = True
                 c = closes[i]
@@ -279,7 +279,7 @@ class BarDrive:
             router.band_ref = bar.open
             run_now(w.duties.housekeeping(ts))
             self._drain()
-            if self.venue.has_open:
+            if self.venue.working:
                 for fill in self.venue.on_bars([bar], self.symbol):
                     router.ledger.on_fill(fill)
                 self._drain()

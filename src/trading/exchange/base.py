@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -41,10 +41,9 @@ class TapeVenue(Protocol):
 class BarFillVenue(Protocol):
     """A simulated venue a bar backtest drives: each bar in turn, before its close decides."""
 
-    @property
-    def has_open(self) -> bool:
-        """Any order still working (nothing to match on a bar otherwise)."""
-        ...
+    # The orders still working, by client id (empty: nothing to match on a bar); read per bar,
+    # so a plain mapping rather than a call.
+    working: Mapping[str, object]
 
     def on_bars(self, bars: Iterable[Bar], symbol: str) -> list[Fill]:
         """Match the working orders against these bars of ``symbol``; returns the fills (also

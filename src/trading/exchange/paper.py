@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from cryptoarena.clock import Clock, LiveClock
@@ -78,6 +78,7 @@ class PaperExchange:
         self.clock: Clock = clock or LiveClock()
         self.book_of = book_of
         self.venue = SimVenue(self.config, name=self.name, market=market)
+        self.working: Mapping[str, object] = self.venue.working  # read by a bar driver
         # A bar backtest's driver passes a stream it empties itself, synchronously.
         self._updates: UpdateStream[Order | Fill] = updates or UpdateStream()
         self._closed = False
@@ -88,10 +89,6 @@ class PaperExchange:
         return publish(self.venue.on_trades(trades), self._updates)
 
     # -- bars (klines) -----------------------------------------------------------------------
-    @property
-    def has_open(self) -> bool:
-        return self.venue.has_open
-
     def on_bars(self, bars: Iterable[Bar], symbol: str) -> list[Fill]:
         """Feed bars of ``symbol`` in order; returns the fills they caused (also in updates())."""
         fills: list[Fill] = []

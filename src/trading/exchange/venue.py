@@ -127,7 +127,8 @@ class SimVenue:
         self.accounts: dict[str, LinearAccount] = {}  # by book
         self.marks: dict[str, Decimal] = {}  # one dict, shared by every book's account
         self.orders: dict[str, SimOrder] = {}  # by client id, every order ever accepted
-        self._open: dict[str, SimOrder] = {}  # the ones still working: the hot loop's list
+        # The ones still working: the hot loop's list (a bar driver skips bars while it is empty).
+        self.working: dict[str, SimOrder] = {}
         self.by_exchange_id: dict[str, SimOrder] = {}
         self.last_price: dict[str, Decimal] = {}
         self.last_side: dict[str, int] = {}  # taker side of the last trade, per symbol
@@ -175,7 +176,7 @@ class SimVenue:
             book=book,
         )
         self.orders[req.client_id] = order
-        self._open[req.client_id] = order
+        self.working[req.client_id] = order
         self.by_exchange_id[order.exchange_id] = order
         return order.snapshot(), True
 
@@ -201,7 +202,7 @@ class SimVenue:
             raise OrderNotFoundError("Order does not exist", code=ORDER_NOT_FOUND)
         order.pending = None
         order.close(OrderStatus.CANCELLED, now_ns, cancel_type="CancelByUser")
-        self._open.pop(order.request.client_id, None)
+        self.working.pop(order.request.client_id, None)
         return order.snapshot()
 
     def amend(
@@ -248,15 +249,10 @@ class SimVenue:
         order.pending = (now_ns + self._latency_ns(), new.qty, new.price)
         return order.snapshot()
 
-    @property
-    def has_open(self) -> bool:
-        """Any order still working (a bar driver skips matching bars when there is none)."""
-        return bool(self._open)
-
     def open_orders(self, symbol: str | None = None, book: str | None = None) -> list[Order]:
         return [
             o.snapshot()
-            for o in self._open.values()
+            for o in self.working.values()
             if o.status.is_open
             and (symbol is None or o.request.symbol == symbol)
             and (book is None or o.book == book)
@@ -265,7 +261,7 @@ class SimVenue:
     def order_margin(self, book: str = "") -> Decimal:
         total = ZERO
         account = self.book(book)
-        for o in self._open.values():
+        for o in self.working.values():
             if o.status.is_open and not o.request.reduce_only and o.book == book:
                 price = o.request.price or self.last_price.get(o.request.symbol, ZERO)
                 opening = account.opening_qty(o.request.symbol, o.request.side, o.remaining)
@@ -304,7 +300,7 @@ class SimVenue:
     def on_trades(self, trades: Iterable[Trade]) -> list[Order | Execution]:
         """Match open orders against new tape trades; returns order updates and executions."""
         events: list[Order | Execution] = []
-        if not self._open:
+        if not self.working:
             # Nothing can fill: only the last price (and side) per symbol matters.
             last: dict[str, Trade] = {}
             queues = self.queues
@@ -317,8 +313,8 @@ class SimVenue:
             return events
         for trade in trades:
             price = to_decimal(trade.price)
-            self.queues.before(trade, self._open.values())
-            if self._open:
+            self.queues.before(trade, self.working.values())
+            if self.working:
                 self._match_trade(trade, price, events)
             self._mark(trade, price)
             self.queues.observe(trade)
@@ -337,7 +333,7 @@ class SimVenue:
         ref_side = self.last_side.get(trade.symbol, 0)
         touched = False  # did any order get past the hot path (and maybe close)?
         at_level = self.queues.at_level_matters
-        for order in list(self._open.values()):
+        for order in list(self.working.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
                 continue
@@ -387,8 +383,8 @@ class SimVenue:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
                 events.append(order.snapshot())
         if touched:
-            for cid in [cid for cid, o in self._open.items() if not o.status.is_open]:
-                del self._open[cid]
+            for cid in [cid for cid, o in self.working.items() if not o.status.is_open]:
+                del self.working[cid]
 
     @staticmethod
     def _post_only_takes(order: SimOrder, ts_ns: int, events: list[Order | Execution]) -> bool:
@@ -495,9 +491,9 @@ class SimVenue:
         module's docstring); the bar's close becomes the last price. Returns order updates and
         executions, like :meth:`on_trades`."""
         events: list[Order | Execution] = []
-        if self._open:
+        if self.working:
             open_ = to_decimal(bar.open)
-            for order in list(self._open.values()):
+            for order in list(self.working.values()):
                 if order.request.symbol != symbol or bar.ts < order.arrival_ns:
                     continue
                 if order.pending is not None and bar.ts >= order.pending[0]:
@@ -505,7 +501,7 @@ class SimVenue:
                     events.append(order.snapshot())
                 self._match_bar(order, bar, open_, events)
                 if not order.status.is_open:
-                    del self._open[order.request.client_id]
+                    del self.working[order.request.client_id]
         self.mark(symbol, to_decimal(bar.close))
         return events
 
