@@ -353,3 +353,26 @@ def test_an_entry_the_book_cannot_margin_is_refused_as_on_the_tape(tmp_path: Pat
     with Journal.open(get_settings(), run_id="margin", readonly=True) as journal:
         refused = journal.find("order_updates", {"run_id": "margin", "status": "Rejected"})
     assert refused and all("ab not enough" in r["reason"] for r in refused)
+
+
+def test_a_bar_drive_needs_a_venue_that_declares_bar_fills(tmp_path: Path) -> None:
+    from cryptoarena.clock import SimClock
+    from cryptoarena.trading.config import parse_arena_config
+    from cryptoarena.trading.engine import Worker
+    from cryptoarena.trading.engine.bar_drive import BarDrive, NoFeed, PulledUpdates
+    from cryptoarena.trading.engine.bar_session import load_bars
+    from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
+    from cryptoarena.trading.exchange.paper import PaperExchange
+
+    config = parse_arena_config(
+        {"strategy": [{"name": "sma", "kind": "sma_cross", "params": {"bar_size": "1m"}}]}
+    )
+    clock = SimClock(T0_MS * 10**6)
+    # Its paper member fills from bars, but the accounts venue itself declares no bar_fills.
+    exchange = AccountsExchange({PAPER: PaperExchange(clock=clock)}, {"sma": PAPER}, "accounts")
+    assert not exchange.capabilities.bar_fills
+    with Journal.open(get_settings(), run_id="nobars", clock=clock, bulk=True) as journal:
+        worker = Worker(config, feed=NoFeed("BTCUSDT"), exchange=exchange, journal=journal,
+                        clock=clock, run_id="nobars")  # fmt: skip
+        with pytest.raises(ValueError, match="needs a venue that fills from bars"):
+            BarDrive(worker, exchange, PulledUpdates(), load_bars(write_klines(tmp_path)))
