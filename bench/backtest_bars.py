@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.backtest_bars growth         # strategies 1/2/4/6 and spans 1/6/23 months
 
 ``sma``: SMA 20/60 over a year of klines through ``arena backtest --bars``'s own code (the engine,
-risk, books, router, journal in bulk mode, a BarExchange: next open, Bybit taker fee, no
+risk, books, router, journal in bulk mode, the paper venue fed bars: next open, Bybit taker fee, no
 slippage), beside backtesting.py 0.6.6 and backtrader 1.9.78.123 set to the same rule (fills at
 the next bar's open, commission 0.055 %, one position at a time, a flip at one open), and the
 trades compared with backtesting.py's (entry and exit times equal, prices to 1e-12). Bars/s is
@@ -138,11 +138,11 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> str:
 def bench_sma(year: str, peers: list[str]) -> None:
     paths = files(f"BTCUSDT-1m-{year}-*.csv.gz")
     arena = {"capital": 1_000_000.0, "min_trade_fraction": 0.5, "fee_rate": FEE}
-    from cryptoarena.trading.exchange.bar_fills import BarFillConfig
+    from cryptoarena.trading.exchange.paper import PaperExchangeConfig
 
     load_s, run_s, run_id, result = ours(
         paths, [("sma", "sma_cross", {"fast": 20, "slow": 60})], arena, NO_LIMITS,
-        fill=BarFillConfig(instruments=(satoshi_instrument(),)),
+        fill=PaperExchangeConfig(instruments=(satoshi_instrument(),)),
     )  # fmt: skip
     n = result.bars
     print(f"machine: {machine()}")

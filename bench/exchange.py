@@ -131,7 +131,7 @@ def klines_and_bar_venue(folder: Path) -> dict[str, object]:
     """Load every kline file, then run a market order every 60 bars over 2024's bars."""
     from cryptoarena.data.loaders import load_binance_klines_many
     from cryptoarena.data.records import bars_to_records
-    from cryptoarena.trading.exchange.bar_fills import BarFillConfig, BarVenue
+    from cryptoarena.trading.exchange.venue import SimVenue, VenueConfig
 
     files = sorted(folder.glob("*.csv.gz"))
     t0 = time.perf_counter()
@@ -139,11 +139,11 @@ def klines_and_bar_venue(folder: Path) -> dict[str, object]:
     load_s = time.perf_counter() - t0
     year = frame[frame["ts"] < 1_735_689_600 * 10**9]  # 2024
     bars = bars_to_records(year)
-    venue = BarVenue(BarFillConfig(initial_balance=D("10000000")))
+    venue = SimVenue(VenueConfig(latency_ms=0, initial_balance=D("10000000")), name="bars")
     fills = 0
     t0 = time.perf_counter()
     for i, bar in enumerate(bars):
-        fills += len(venue.on_bar(bar))
+        fills += len(venue.on_bar(bar, "BTCUSDT"))
         if i % 60 == 0:
             side = Side.BUY if (i // 60) % 2 == 0 else Side.SELL
             venue.submit(OrderRequest(f"m{i}", "BTCUSDT", side, D("0.05")), bar.ts + 60 * 10**9)

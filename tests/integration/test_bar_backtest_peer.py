@@ -13,7 +13,7 @@ import pytest
 from cryptoarena.config import get_settings
 from cryptoarena.trading.config import parse_arena_config
 from cryptoarena.trading.engine.bar_session import BarRunOptions, run_bar_backtest
-from cryptoarena.trading.exchange.bar_fills import BarFillConfig
+from cryptoarena.trading.exchange.paper import PaperExchangeConfig
 
 from tests.bar_peer import (
     FEE,
@@ -53,7 +53,7 @@ def test_a_month_of_klines_makes_backtesting_pys_trades() -> None:
     run_id = f"peer-{time.time_ns()}"
     options = BarRunOptions(
         files=tuple(files), run_id=run_id, slippage_bps=0.0, progress=False,
-        fill=BarFillConfig(instruments=(satoshi_instrument(),)),
+        fill=PaperExchangeConfig(instruments=(satoshi_instrument(),)),
     )  # fmt: skip
     result = run_bar_backtest(get_settings(), config, options)
     assert result.complete

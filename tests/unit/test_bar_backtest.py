@@ -322,3 +322,57 @@ def test_the_last_equity_snapshot_is_at_the_last_bar_not_the_last_event(tmp_path
     final = [s for s in snaps if s["strategy"] == "sma"][-1]
     assert final["ts_ns"] == last_close_ns
     assert final["mark"] == float(last[4]) and final["qty"] != 0  # an open position, marked
+
+
+def test_an_entry_the_book_cannot_margin_is_refused_as_on_the_tape(tmp_path: Path) -> None:
+    """The bar run's venue is the paper venue: its margin check holds on bars too (the old bar
+    venue filled any size). At leverage 0.5 a whole-equity long needs twice the wallet."""
+    from cryptoarena.trading.config import parse_arena_config
+    from cryptoarena.trading.engine.bar_session import BarRunOptions, run_bar_backtest
+    from cryptoarena.trading.exchange.paper import PaperExchangeConfig
+
+    config = parse_arena_config(
+        {
+            "arena": {"capital": 10000.0},
+            "strategy": [
+                {
+                    "name": "sma",
+                    "kind": "sma_cross",
+                    "params": {"fast": 1, "slow": 2, "bar_size": "1m"},
+                }
+            ],
+        }
+    )
+    options = BarRunOptions(
+        files=tuple(write_klines(tmp_path)), run_id="margin", progress=False,
+        fill=PaperExchangeConfig(leverage=Decimal("0.5")),
+    )  # fmt: skip
+    result = run_bar_backtest(get_settings(), config, options)
+    assert result.complete and result.orders > 0  # it tried: the long at bar 2's close
+    assert _fills("margin") == []
+    with Journal.open(get_settings(), run_id="margin", readonly=True) as journal:
+        refused = journal.find("order_updates", {"run_id": "margin", "status": "Rejected"})
+    assert refused and all("ab not enough" in r["reason"] for r in refused)
+
+
+def test_a_bar_drive_needs_a_venue_that_declares_bar_fills(tmp_path: Path) -> None:
+    from cryptoarena.clock import SimClock
+    from cryptoarena.trading.config import parse_arena_config
+    from cryptoarena.trading.engine import Worker
+    from cryptoarena.trading.engine.bar_drive import BarDrive, NoFeed, PulledUpdates
+    from cryptoarena.trading.engine.bar_session import load_bars
+    from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
+    from cryptoarena.trading.exchange.paper import PaperExchange
+
+    config = parse_arena_config(
+        {"strategy": [{"name": "sma", "kind": "sma_cross", "params": {"bar_size": "1m"}}]}
+    )
+    clock = SimClock(T0_MS * 10**6)
+    # Its paper member fills from bars, but the accounts venue itself declares no bar_fills.
+    exchange = AccountsExchange({PAPER: PaperExchange(clock=clock)}, {"sma": PAPER}, "accounts")
+    assert not exchange.capabilities.bar_fills
+    with Journal.open(get_settings(), run_id="nobars", clock=clock, bulk=True) as journal:
+        worker = Worker(config, feed=NoFeed("BTCUSDT"), exchange=exchange, journal=journal,
+                        clock=clock, run_id="nobars")  # fmt: skip
+        with pytest.raises(ValueError, match="needs a venue that fills from bars"):
+            BarDrive(worker, exchange, PulledUpdates(), load_bars(write_klines(tmp_path)))

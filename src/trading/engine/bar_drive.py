@@ -1,10 +1,11 @@
 """The bar backtest's clock driver: recorded 1-minute klines through the engine's own parts.
 
 The same strategies, decision step (:class:`Decider`), risk manager, books, order router,
-journal and duties as every other run, with a :class:`BarExchange` as the venue. Per 1 m bar:
+journal and duties as every other run, on the paper venue fed bars instead of trades (a venue
+declaring ``bar_fills``: :class:`~cryptoarena.trading.exchange.paper.PaperExchange`). Per 1 m bar:
 
-1. If orders are working: the clock moves to the bar's **open**, ``BarExchange.on_bars`` fills
-   the orders sent at the previous close at this open (docs/exchange.md), the fills and order
+1. If orders are working: the clock moves to the bar's **open**, ``on_bars`` fills the orders
+   sent at the previous close at this open (the bar fill rule, docs/exchange.md), the fills and order
    updates go to the router's ledger; the rest of a target an exit could not reach alone (a
    flip's entry) is sent now and fills at the same open.
 2. The clock moves to the bar's **close**; every strategy whose bar closes here decides; the
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from cryptoarena.trading.engine.signals import Signals, compute_signals
 from cryptoarena.trading.engine.state import must_flatten
 from cryptoarena.trading.engine.sync import run_now
 from cryptoarena.trading.engine.worker import Worker
-from cryptoarena.trading.exchange.bar_fills import BarExchange
+from cryptoarena.trading.exchange.base import BarFillVenue, Exchange
 from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.exchange.updates import UpdateStream
 from cryptoarena.trading.execution.router import OrderRouter
@@ -117,19 +118,23 @@ class _Lane:
 
 
 class BarDrive:
-    """Drives a built :class:`Worker` (composition root) over 1 m klines on a BarExchange."""
+    """Drives a built :class:`Worker` (composition root) over 1 m klines on a venue that
+    declares ``bar_fills``."""
 
     def __init__(
         self,
         worker: Worker,
-        exchange: BarExchange,
+        exchange: Exchange,
         stream: PulledUpdates,
         bars: pd.DataFrame,
         *,
         progress: bool = True,
     ) -> None:
         self.w = worker
-        self.exchange = exchange
+        if not exchange.capabilities.bar_fills:
+            raise ValueError(f"{exchange.name}: a bar backtest needs a venue that fills from bars")
+        self.venue = cast("BarFillVenue", exchange)
+        self.symbol = worker.symbol
         self.stream = stream
         self.progress = progress
         self.n = len(bars)
@@ -211,7 +216,7 @@ class BarDrive:
         if self.n == 0:
             return
         w.duties.start_timers(int(self.close_ns[0]))
-        venue = self.exchange.venue
+        working = self.venue.working
         lanes = self.lanes
         closes = self.close_arr.tolist()
         close_ns = self.close_ns.tolist()
@@ -221,7 +226,7 @@ class BarDrive:
         try:
             for i in range(self.n):
                 changed = False
-                if venue.has_open:
+                if working:
                     self._open_phase(i)
                     changed = True
                 c = closes[i]
@@ -264,7 +269,7 @@ class BarDrive:
         ts = int(self.ts[i])
         w.clock.advance_to(ts)  # type: ignore[attr-defined]
         bar = self._bar(i)
-        for fill in self.exchange.on_bars([bar]):
+        for fill in self.venue.on_bars([bar], self.symbol):
             router.ledger.on_fill(fill)
         self._drain()
         if router.follow_ups():
@@ -274,8 +279,8 @@ class BarDrive:
             router.band_ref = bar.open
             run_now(w.duties.housekeeping(ts))
             self._drain()
-            if self.exchange.venue.has_open:
-                for fill in self.exchange.on_bars([bar]):
+            if self.venue.working:
+                for fill in self.venue.on_bars([bar], self.symbol):
                     router.ledger.on_fill(fill)
                 self._drain()
 
@@ -285,6 +290,7 @@ class BarDrive:
         w.state.last_price = c
         w.state.last_trade_ns = now
         self.router.band_ref = c
+        self.venue.mark(self.symbol, Decimal(str(c)))  # what an order sent now is margined at
 
     def _decide(self, lane: _Lane, i: int, k: int, c: float, now: int) -> None:
         self._at_close(c, now)
@@ -464,7 +470,7 @@ class _Progress:
 
 async def drive(
     worker: Worker,
-    exchange: BarExchange,
+    exchange: Exchange,
     stream: PulledUpdates,
     bars: pd.DataFrame,
     *,

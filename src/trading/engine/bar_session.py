@@ -2,8 +2,8 @@
 
 Builds the run like any backtest (the same :class:`Worker` composition, the journal in bulk
 mode, the run's "started"/"stopped" documents, so ``arena report`` reads it), with a
-:class:`BarExchange` as the venue and :mod:`cryptoarena.trading.engine.bar_drive` as the clock
-driver. Strategies that cannot trade 1 m klines (a bar size that is not a whole number of
+the paper venue fed bars (:meth:`PaperExchange.on_bars`, the bar fill rule) and
+:mod:`cryptoarena.trading.engine.bar_drive` as the clock driver. Strategies that cannot trade 1 m klines (a bar size that is not a whole number of
 minutes, or forecast strategies, which need 1 s bars and a model) are left out of the run with
 a warning, and the run's "started" document names them with the reason (``skipped``).
 """
@@ -28,7 +28,7 @@ from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import WorkerResult
 from cryptoarena.trading.engine.session import SessionError
-from cryptoarena.trading.exchange.bar_fills import BarFillConfig
+from cryptoarena.trading.exchange.paper import PaperExchangeConfig
 from cryptoarena.trading.risk.killswitch import KillSwitch
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ class BarRunOptions:
     slippage_bps: float = 1.0
     equity_every_s: float = 3600.0
     progress: bool = True
-    # The venue's fees, instruments, cap (default: Bybit's; slippage and capital from above).
-    fill: BarFillConfig | None = None
+    # The venue's fees, instruments, leverage, volume cap (default: the paper venue's, Bybit's;
+    # slippage and capital from above, no latency: a bar is the model's smallest step).
+    fill: PaperExchangeConfig | None = None
 
 
 def kline_files(paths: Sequence[Path]) -> list[Path]:
@@ -150,7 +151,7 @@ def run_bar_backtest(
 ) -> WorkerResult:
     from cryptoarena.trading.engine import Worker
     from cryptoarena.trading.engine.bar_drive import NoFeed, PulledUpdates, drive
-    from cryptoarena.trading.exchange.bar_fills import BarExchange
+    from cryptoarena.trading.exchange.paper import PaperExchange
     from cryptoarena.trading.journal import Journal
 
     files = kline_files(options.files)
@@ -175,15 +176,16 @@ def run_bar_backtest(
     run_id = options.run_id or f"bars-{stamp}"
     clock = SimClock(int(bars["ts"].iloc[0]))
     stream = PulledUpdates()
-    exchange = BarExchange(
-        (options.fill or BarFillConfig()).model_copy(
+    exchange = PaperExchange(
+        (options.fill or PaperExchangeConfig()).model_copy(
             update={
+                "name": "bars",
+                "latency_ms": 0.0,
                 "slippage_bps": Decimal(str(options.slippage_bps)),
                 "initial_balance": Decimal(str(cfg.arena.capital)),
             }
         ),
         clock=clock,
-        symbol=symbol,
         updates=stream,
     )
     notes: dict[str, Any] = {

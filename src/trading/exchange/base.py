@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from cryptoarena.data.records import Trade
+from cryptoarena.data.records import Bar, Trade
 from cryptoarena.trading.exchange.models import (
     Balance,
     Fill,
@@ -26,6 +26,7 @@ class VenueCapabilities:
 
     tape_fills: bool = False  # fills against the replayed tape: hand it each batch (TapeVenue)
     pull_updates: bool = False  # updates pulled without an event loop (PullVenue): sync drive
+    bar_fills: bool = False  # fills against recorded bars (klines): hand it each bar (BarFillVenue)
 
 
 LIVE_VENUE = VenueCapabilities()
@@ -34,6 +35,23 @@ LIVE_VENUE = VenueCapabilities()
 class TapeVenue(Protocol):
     def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
         """Feed one batch of tape trades; returns the fills it caused (also in its updates)."""
+        ...
+
+
+class BarFillVenue(Protocol):
+    """A simulated venue a bar backtest drives: each bar in turn, before its close decides."""
+
+    # The orders still working, by client id (empty: nothing to match on a bar); read per bar,
+    # so a plain mapping rather than a call.
+    working: Mapping[str, object]
+
+    def on_bars(self, bars: Iterable[Bar], symbol: str) -> list[Fill]:
+        """Match the working orders against these bars of ``symbol``; returns the fills (also
+        in its updates). Each bar's close becomes the last price."""
+        ...
+
+    def mark(self, symbol: str, price: Decimal) -> None:
+        """The last price without a bar or trade (a decision at a close)."""
         ...
 
 

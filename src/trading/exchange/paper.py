@@ -8,18 +8,21 @@ Each strategy trades its own *book* on the venue (own wallet, position and margi
 the client id (``<run tag>-<strategy index>-<incarnation>-<seq>``, see :func:`book_of`); with
 the default ``Liquidity.ISOLATED`` it fills against the tape as if it were alone, so its fills
 never depend on which other strategies run or in what order (docs/exchange.md).
+
+A bar backtest feeds it klines instead (:meth:`PaperExchange.on_bars`, the venue's bar fill
+rule): the same orders, margin, books and updates, with fills from bars.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.book_replay import RecordedMarket
-from cryptoarena.data.records import Trade
+from cryptoarena.data.records import Bar, Trade
 from cryptoarena.trading.exchange.account import ZERO
 from cryptoarena.trading.exchange.base import VenueCapabilities
 from cryptoarena.trading.exchange.errors import ExchangeError
@@ -59,7 +62,7 @@ class PaperExchange:
     # Each book (strategy) has its own account here: its reduce-only orders are judged
     # against its own position, never the net of the other books (see the router).
     books_are_accounts = True
-    capabilities = VenueCapabilities(tape_fills=True, pull_updates=True)
+    capabilities = VenueCapabilities(tape_fills=True, pull_updates=True, bar_fills=True)
 
     def __init__(
         self,
@@ -68,19 +71,33 @@ class PaperExchange:
         clock: Clock | None = None,
         book_of: Callable[[str], str] = book_of,
         market: RecordedMarket | None = None,
+        updates: UpdateStream[Order | Fill] | None = None,
     ):
         self.config = config or PaperExchangeConfig()
         self.name = self.config.name
         self.clock: Clock = clock or LiveClock()
         self.book_of = book_of
         self.venue = SimVenue(self.config, name=self.name, market=market)
-        self._updates: UpdateStream[Order | Fill] = UpdateStream()
+        self.working: Mapping[str, object] = self.venue.working  # read by a bar driver
+        # A bar backtest's driver passes a stream it empties itself, synchronously.
+        self._updates: UpdateStream[Order | Fill] = updates or UpdateStream()
         self._closed = False
 
     # -- the tape ---------------------------------------------------------------------------
     def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
         """Feed one batch of tape trades; returns the fills it caused (also in updates())."""
         return publish(self.venue.on_trades(trades), self._updates)
+
+    # -- bars (klines) -----------------------------------------------------------------------
+    def on_bars(self, bars: Iterable[Bar], symbol: str) -> list[Fill]:
+        """Feed bars of ``symbol`` in order; returns the fills they caused (also in updates())."""
+        fills: list[Fill] = []
+        for bar in bars:
+            fills += publish(self.venue.on_bar(bar, symbol), self._updates)
+        return fills
+
+    def mark(self, symbol: str, price: Decimal) -> None:
+        self.venue.mark(symbol, price)
 
     # -- the protocol -----------------------------------------------------------------------
     async def start(self) -> None:

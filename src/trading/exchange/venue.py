@@ -25,6 +25,14 @@ sequence of orders gets the same fills and fees on both. Rules (docs/exchange.md
 - With a recorded book (L2), a taker order walks the book as it stood when the order arrived,
   level by level, instead of the tape.
 - IOC/FOK are resolved on the first trade after arrival.
+
+Recorded klines carry no trades: :meth:`SimVenue.on_bar` matches the same orders, books and
+accounts against one bar instead (the bar fill rule, docs/exchange.md "Bar-level fills", what
+backtesting.py does): an order is first seen by the first bar that opens at or after its
+arrival; a market order, or a limit at or beyond that open, takes at the open moved against it
+by ``slippage_bps`` (capped at its limit); a resting limit fills at its price in the first bar
+that trades through it (``low < price`` for a buy). Submission, margin, reduce-only, cancels and
+amendments are the venue's one set of rules whatever the data.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from cryptoarena.data.book_replay import ASK, BID, RecordedMarket
-from cryptoarena.data.records import BUY, SELL, Trade
+from cryptoarena.data.records import BUY, SELL, Bar, Trade
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
 from cryptoarena.trading.exchange.errors import (
     InsufficientBalanceError,
@@ -68,6 +76,7 @@ __all__ = ["Execution", "Liquidity", "SimVenue", "VenueConfig", "to_decimal"]
 ORDER_NOT_FOUND = 110001  # Bybit: "order not exists or too late to cancel/replace"
 
 _IDS = uuid.UUID("6d1c3b8e-6f53-4f0e-9a53-63a7f3c1a001")
+BPS = Decimal("0.0001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +127,8 @@ class SimVenue:
         self.accounts: dict[str, LinearAccount] = {}  # by book
         self.marks: dict[str, Decimal] = {}  # one dict, shared by every book's account
         self.orders: dict[str, SimOrder] = {}  # by client id, every order ever accepted
-        self._open: dict[str, SimOrder] = {}  # the ones still working: the hot loop's list
+        # The ones still working: the hot loop's list (a bar driver skips bars while it is empty).
+        self.working: dict[str, SimOrder] = {}
         self.by_exchange_id: dict[str, SimOrder] = {}
         self.last_price: dict[str, Decimal] = {}
         self.last_side: dict[str, int] = {}  # taker side of the last trade, per symbol
@@ -166,7 +176,7 @@ class SimVenue:
             book=book,
         )
         self.orders[req.client_id] = order
-        self._open[req.client_id] = order
+        self.working[req.client_id] = order
         self.by_exchange_id[order.exchange_id] = order
         return order.snapshot(), True
 
@@ -192,7 +202,7 @@ class SimVenue:
             raise OrderNotFoundError("Order does not exist", code=ORDER_NOT_FOUND)
         order.pending = None
         order.close(OrderStatus.CANCELLED, now_ns, cancel_type="CancelByUser")
-        self._open.pop(order.request.client_id, None)
+        self.working.pop(order.request.client_id, None)
         return order.snapshot()
 
     def amend(
@@ -242,7 +252,7 @@ class SimVenue:
     def open_orders(self, symbol: str | None = None, book: str | None = None) -> list[Order]:
         return [
             o.snapshot()
-            for o in self._open.values()
+            for o in self.working.values()
             if o.status.is_open
             and (symbol is None or o.request.symbol == symbol)
             and (book is None or o.book == book)
@@ -251,7 +261,7 @@ class SimVenue:
     def order_margin(self, book: str = "") -> Decimal:
         total = ZERO
         account = self.book(book)
-        for o in self._open.values():
+        for o in self.working.values():
             if o.status.is_open and not o.request.reduce_only and o.book == book:
                 price = o.request.price or self.last_price.get(o.request.symbol, ZERO)
                 opening = account.opening_qty(o.request.symbol, o.request.side, o.remaining)
@@ -290,7 +300,7 @@ class SimVenue:
     def on_trades(self, trades: Iterable[Trade]) -> list[Order | Execution]:
         """Match open orders against new tape trades; returns order updates and executions."""
         events: list[Order | Execution] = []
-        if not self._open:
+        if not self.working:
             # Nothing can fill: only the last price (and side) per symbol matters.
             last: dict[str, Trade] = {}
             queues = self.queues
@@ -303,8 +313,8 @@ class SimVenue:
             return events
         for trade in trades:
             price = to_decimal(trade.price)
-            self.queues.before(trade, self._open.values())
-            if self._open:
+            self.queues.before(trade, self.working.values())
+            if self.working:
                 self._match_trade(trade, price, events)
             self._mark(trade, price)
             self.queues.observe(trade)
@@ -323,7 +333,7 @@ class SimVenue:
         ref_side = self.last_side.get(trade.symbol, 0)
         touched = False  # did any order get past the hot path (and maybe close)?
         at_level = self.queues.at_level_matters
-        for order in list(self._open.values()):
+        for order in list(self.working.values()):
             req = order.request
             if req.symbol != trade.symbol or trade.ts < order.arrival_ns:
                 continue
@@ -341,15 +351,7 @@ class SimVenue:
             first = not order.phase
             if first:
                 order.phase = self._phase(req, ref, ref_side, order.arrival_ns)
-                if req.time_in_force is TimeInForce.POST_ONLY and order.phase == "taker":
-                    order.pending = None
-                    order.close(
-                        OrderStatus.CANCELLED,
-                        trade.ts,
-                        cancel_type="CancelByUser",
-                        reason="EC_PostOnlyWillTakeLiquidity",
-                    )
-                    events.append(order.snapshot())
+                if self._post_only_takes(order, trade.ts, events):
                     continue
                 if order.phase == "maker":
                     self.queues.join(order, order.arrival_ns)
@@ -381,8 +383,23 @@ class SimVenue:
                 order.close(OrderStatus.CANCELLED, trade.ts, cancel_type="CancelByUser")
                 events.append(order.snapshot())
         if touched:
-            for cid in [cid for cid, o in self._open.items() if not o.status.is_open]:
-                del self._open[cid]
+            for cid in [cid for cid, o in self.working.items() if not o.status.is_open]:
+                del self.working[cid]
+
+    @staticmethod
+    def _post_only_takes(order: SimOrder, ts_ns: int, events: list[Order | Execution]) -> bool:
+        """A PostOnly order that would take on arrival is cancelled instead (True)."""
+        if order.phase != "taker" or order.request.time_in_force is not TimeInForce.POST_ONLY:
+            return False
+        order.pending = None
+        order.close(
+            OrderStatus.CANCELLED,
+            ts_ns,
+            cancel_type="CancelByUser",
+            reason="EC_PostOnlyWillTakeLiquidity",
+        )
+        events.append(order.snapshot())
+        return True
 
     @staticmethod
     def _land_amendment(order: SimOrder) -> None:
@@ -461,6 +478,85 @@ class SimVenue:
             fills.append((qty, level))
             need -= qty
         return fills
+
+    # -- matching bars (klines, no tape) --------------------------------------------------
+    def mark(self, symbol: str, price: Decimal) -> None:
+        """The last price of ``symbol`` without a trade (a bar's close): what prices a market
+        order's margin and marks every book, as a trade would."""
+        self.last_price[symbol] = price
+        self.marks[symbol] = price
+
+    def on_bar(self, bar: Bar, symbol: str) -> list[Order | Execution]:
+        """Match the working orders of ``symbol`` against one bar (the bar fill rule in the
+        module's docstring); the bar's close becomes the last price. Returns order updates and
+        executions, like :meth:`on_trades`."""
+        events: list[Order | Execution] = []
+        if self.working:
+            open_ = to_decimal(bar.open)
+            for order in list(self.working.values()):
+                if order.request.symbol != symbol or bar.ts < order.arrival_ns:
+                    continue
+                if order.pending is not None and bar.ts >= order.pending[0]:
+                    self._land_amendment(order)  # a bar is the model's smallest step
+                    events.append(order.snapshot())
+                self._match_bar(order, bar, open_, events)
+                if not order.status.is_open:
+                    del self.working[order.request.client_id]
+        self.mark(symbol, to_decimal(bar.close))
+        return events
+
+    def _match_bar(
+        self, order: SimOrder, bar: Bar, open_: Decimal, events: list[Order | Execution]
+    ) -> None:
+        req = order.request
+        buy = req.side is Side.BUY
+        first = not order.phase
+        if first:
+            # Judged once against the open: a limit at or beyond it would take there.
+            takes = req.price is None or (req.price >= open_ if buy else req.price <= open_)
+            order.phase = "taker" if req.order_type is OrderType.MARKET or takes else "maker"
+            if self._post_only_takes(order, bar.ts, events):
+                return
+        price: Decimal | None = None
+        maker = order.phase == "maker"
+        if not maker:
+            slip = self.config.slippage_bps * BPS
+            price = open_ * (1 + slip if buy else 1 - slip)
+            if req.price is not None:
+                price = min(price, req.price) if buy else max(price, req.price)
+        elif req.price is not None and (
+            to_decimal(bar.low) < req.price if buy else to_decimal(bar.high) > req.price
+        ):
+            price = req.price  # traded through: a touch is not enough (the queue is unknown)
+        qty = ZERO if price is None else self._bar_room(order, bar)
+        if req.reduce_only:
+            can = self._reducible(req, order.book)
+            if can == 0:  # the venue's one reduce-only rule, as on the tape
+                order.close(OrderStatus.CANCELLED, bar.ts, cancel_type="CancelByReduceOnly")
+                events.append(order.snapshot())
+                return
+            qty = min(qty, can)
+        immediate = req.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
+        if req.time_in_force is TimeInForce.FOK and qty < order.remaining:
+            qty = ZERO
+        if qty > 0 and price is not None:
+            exec_id = str(uuid.uuid5(_IDS, f"{order.exchange_id}/bar/{bar.ts}"))
+            rate = self.config.maker_fee if maker else self.config.taker_fee
+            events.append(
+                execute(self.book(order.book), order, qty, price, rate, maker, bar.ts, exec_id)
+            )
+        if first and immediate and order.status.is_open:
+            order.close(OrderStatus.CANCELLED, bar.ts, cancel_type="CancelByUser")
+            events.append(order.snapshot())
+        elif req.order_type is OrderType.LIMIT:
+            order.phase = "maker"  # what a crossing limit did not get now rests at its price
+
+    def _bar_room(self, order: SimOrder, bar: Bar) -> Decimal:
+        cap = self.config.max_volume_fraction
+        if cap is None:
+            return order.remaining
+        instrument = self.instrument(order.request.symbol)
+        return min(order.remaining, instrument.round_qty(to_decimal(bar.volume) * cap))
 
     def _reducible(self, req: OrderRequest, book: str) -> Decimal:
         return reducible(self.book(book), req)

@@ -1,4 +1,4 @@
-"""Frozen configuration of a simulated venue (paper exchange and the fake Bybit)."""
+"""Frozen configuration of a simulated venue (paper exchange, bar backtests, the fake Bybit)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,7 @@ class VenueConfig(BaseModel):
     queue_model: QueueModel = QueueModel.TAPE
     queue_lookback_s: float = Field(default=10.0, gt=0, le=3600)
     queue_min_qty: Decimal = Field(default=Decimal(0), ge=0)
+    # Bars only (``SimVenue.on_bar``, docs/exchange.md "Bar-level fills"): what a taker pays
+    # against a bar's open, and an optional cap of one bar's fill at this share of its volume.
+    slippage_bps: Decimal = Field(default=Decimal("1"), ge=0, le=1000)
+    max_volume_fraction: Decimal | None = Field(default=None, gt=0, le=1)
