@@ -275,19 +275,23 @@ def render_events(console: Console, ev: SeasonEvents) -> None:
             "(not its events)",
             highlight=False,
         )
-    days: dict[str, list[SeasonEvent]] = {}
-    for e in ev.events:
-        days.setdefault(e.day, []).append(e)
-    for day, items in days.items():
-        for e in items:
-            if e.kind == "champion":
-                console.print(
-                    f"  {_clock(e.at_ms, date=True)}  {champion_line(e)}", highlight=False
-                )
-        stops = [
-            f"{'all' if e.strategy == '*' else e.strategy} {_clock(e.at_ms)}"
-            for e in items
-            if e.kind == "halt"
-        ]
+    # Time order; consecutive halts of one day share a line.
+    stops: list[SeasonEvent] = []
+
+    def flush() -> None:
         if stops:
-            console.print(f"  {day}  ‖ halted: {', '.join(stops)}", highlight=False)
+            names = ", ".join(
+                f"{'all' if e.strategy == '*' else e.strategy} {_clock(e.at_ms)}" for e in stops
+            )
+            console.print(f"  {stops[0].day}  ‖ halted: {names}", highlight=False)
+            stops.clear()
+
+    for e in ev.events:
+        if e.kind == "halt":
+            if stops and stops[0].day != e.day:
+                flush()
+            stops.append(e)
+        else:
+            flush()
+            console.print(f"  {_clock(e.at_ms, date=True)}  {champion_line(e)}", highlight=False)
+    flush()
