@@ -19,6 +19,7 @@ from cryptoarena.model.tracking import tracking_context
 
 from tests.e2e.test_dashboard_e2e import CHROMIUM, STATIC, Watched, _free_port, running_dashboard
 from tests.e2e.test_dashboard_e2e import browser as browser  # the same chromium fixture
+from tests.e2e.test_dashboard_layout import OVERFLOWS, TOFU
 from tests.integration.season_kit import journal_season, season_days
 from tests.integration.trading_kit import arena_env
 
@@ -96,6 +97,9 @@ def test_model_versions_and_halts_are_on_the_season_timeline(
     w.settle()
     assert _marker_pixels(w) > 0
     w.shot(f"season-events-{width}")
+    # Nothing wider than its card (the table may scroll at 390 px), no glyph drawn as tofu (‖).
+    assert w.page.evaluate(OVERFLOWS, width >= 600) == [], f"overflow at {width} px"
+    assert w.page.evaluate(TOFU, None) == [], f"tofu at {width} px"
     assert not w.axe(), "serious accessibility violations on the season page"
     assert not w.errors, w.errors
     w.context.close()
