@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptoarena.config import Settings
 from cryptoarena.dashboard import schemas as s
+from cryptoarena.model.champions import ChampionChange, champion_changes
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class RegistryView:
         self._lock = threading.Lock()
         self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
         self._value = (0.0, ([], None, None))
+        self._changes: list[ChampionChange] = []  # every move of @champion (season events)
         self._refreshing = False
         self.read_once = False  # False until the first read finished (the page says "reading")
 
@@ -42,6 +44,17 @@ class RegistryView:
                     target=self._refresh, name="dashboard-registry", daemon=True
                 ).start()
         return value
+
+    def champions(self) -> tuple[list[ChampionChange], str | None, bool]:
+        """The cached champion changes of the served model, why they are missing when the
+        registry is unreadable, and whether its first read is still under way (starts a refresh
+        when stale, like :meth:`get`)."""
+        _, _, error = self.get()
+        with self._lock:
+            changes, pending = list(self._changes), not self.read_once
+        if pending:
+            return changes, "model registry: still reading (ask again shortly)", True
+        return changes, (f"model registry unreadable: {error}" if error else None), False
 
     def refresh_now(self) -> None:
         self._refresh()
@@ -91,7 +104,11 @@ class RegistryView:
         aliases: dict[str, list[str]] = {}
         for alias, ver in sorted(alias_map.items()):
             aliases.setdefault(str(ver), []).append(alias)
-        for mv in client.search_model_versions(f"name='{self.name}'"):
+        found = client.search_model_versions(f"name='{self.name}'")
+        changes = champion_changes(self.name, found)
+        with self._lock:
+            self._changes = changes
+        for mv in found:
             metrics: dict[str, float] = {}
             run_tags: dict[str, str] = {}
             if mv.run_id:

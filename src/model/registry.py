@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from cryptoarena.model.champions import (
+    PROMOTED_AT_TAG,
+    PROMOTED_BY,
+    PROMOTION_MESSAGE_TAG,
+    PROMOTION_TAG,
+    ChampionChange,
+    champion_changes,
+)
 from cryptoarena.model.features import FeatureSpec, Scaler
 from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.tracking import tracking_context
@@ -45,11 +53,6 @@ def registry_name(symbol: str, horizon_s: int) -> str:
 
 class ModelNotFound(LookupError):
     """No such registered model, version or alias."""
-
-
-# How @champion was set, tagged on the version as ``promotion`` (shown by /v1/model).
-PROMOTION_TAG = "promotion"
-PROMOTED_BY = ("gate", "bootstrap", "forced")
 
 
 @dataclass(frozen=True)
@@ -192,21 +195,6 @@ def get_alias_version(name: str, alias: str, *, tracking_uri: str) -> str | None
             return None
 
 
-PROMOTED_AT_TAG = "promotion.at_ms"  # when @champion moved to the version (epoch ms)
-PROMOTION_MESSAGE_TAG = "promotion.message"
-
-
-@dataclass(frozen=True)
-class ChampionChange:
-    """One move of ``@champion`` (a season event): read back by :func:`champion_history`."""
-
-    model: str
-    version: str
-    at_ms: int  # epoch milliseconds (UTC)
-    how: str  # gate | forced | bootstrap
-    message: str
-
-
 def crown(client: Any, name: str, version: str, how: str, message: str) -> ChampionChange:
     """Point ``@champion`` at ``version`` and record the change on the version (how, when, what
     the gate said) so :func:`champion_history` can list it; alerts. The only place that moves
@@ -229,24 +217,13 @@ def crown(client: Any, name: str, version: str, how: str, message: str) -> Champ
 
 def champion_history(name: str, *, tracking_uri: str) -> list[ChampionChange]:
     """Every recorded move of ``@champion`` of ``name``, oldest first (what a season shows as its
-    model events). Versions crowned before the time was tagged are listed at their creation."""
+    model events; the tags are read by ``champions.champion_changes``)."""
     with tracking_context(tracking_uri) as client:
         try:
             versions = client.search_model_versions(f"name = '{name}'")
         except MlflowException:
             return []
-    out = [
-        ChampionChange(
-            name,
-            str(v.version),
-            int(v.tags.get(PROMOTED_AT_TAG) or v.creation_timestamp or 0),
-            v.tags[PROMOTION_TAG],
-            v.tags.get(PROMOTION_MESSAGE_TAG, v.tags.get("gate", "")),
-        )
-        for v in versions
-        if v.tags.get(PROMOTION_TAG) in PROMOTED_BY
-    ]
-    return sorted(out, key=lambda c: (c.at_ms, int(c.version)))
+    return champion_changes(name, versions)
 
 
 def set_alias(name: str, alias: str, version: str, *, tracking_uri: str) -> None:
