@@ -97,15 +97,15 @@ def test_a_new_version_shows_on_the_next_read_and_says_how_it_became_champion(tm
     message = promotion_message(refused, "bootstrap")
     crown(client, "btcusdt-15s", mv.version, "bootstrap", message)
 
+    assert view.outdated()  # the file changed: the page is told to ask again
     versions, _, error = view.get(wait_s=30)  # the next read, not the cached empty registry
     assert error is None and [v.version for v in versions] == ["1"]
     assert versions[0].aliases == ["champion"] and versions[0].promotion == "bootstrap"
     assert versions[0].promotion_message == message
     assert message.startswith("made bootstrap @champion because the registry had none")
     assert versions[0].gate == refused.reason
-    # Reading does not change the file: no change, no new read.
-    stamp = view._stamp()
-    assert view.get() == (versions, None, None) and view._stamp() == stamp
+    # Reading does not change the file: the view is current, the page is not told to ask again.
+    assert not view.outdated() and view.get() == (versions, None, None)
 
 
 def test_a_version_crowned_before_the_message_tag_gets_the_same_sentence() -> None:
