@@ -44,7 +44,8 @@ def champion_version(name: str, tracking_uri: str) -> str | None:
 def make_bootstrap_champion(
     name: str, version: str, tracking_uri: str, promote: bool, reason: str
 ) -> None:
-    from cryptoarena.model.registry import GateDecision, crown, promotion_message
+    from cryptoarena.model.champions import GateDecision, promotion_message
+    from cryptoarena.model.registry import crown
     from cryptoarena.model.tracking import tracking_context
 
     message = promotion_message(GateDecision(promote, reason), "bootstrap")

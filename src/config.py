@@ -46,6 +46,13 @@ class MlflowSettings(BaseModel):
     experiment: str = "cryptoarena-forecaster"
 
 
+def sqlite_db_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for servers and other stores)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///") :])
+
+
 class MongoSettings(BaseModel):
     # Empty means the embedded store (one SQLite file, <embedded_dir>/<database>.sqlite3).
     uri: SecretStr | None = None

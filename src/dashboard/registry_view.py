@@ -1,16 +1,19 @@
-"""Model versions (with the promotion gate's reason and metrics) and the latest drift check,
-read from the MLflow registry. MLflow is slow to import and may be away: the view is built in
-a worker thread, cached for ``TTL_S``, and says why when it cannot be read."""
+"""Model versions (with how each became champion, the gate's reason and metrics) and the latest
+drift check, read from the MLflow registry. MLflow is slow to import and may be away: the view is
+built in a worker thread, cached, and says why when it cannot be read. The cache is read again
+when the registry's SQLite file changes (a new version must show on the next page load), else
+every ``TTL_S`` (a server: nothing cheap tells that it changed)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptoarena.config import Settings
+from cryptoarena.config import Settings, sqlite_db_path
 from cryptoarena.dashboard import schemas as s
 from cryptoarena.model.champions import ChampionChange, champion_changes
 
@@ -18,31 +21,65 @@ logger = logging.getLogger(__name__)
 
 # Reading the registry costs ~1 s of CPU (MLflow): promotions are rare, so not often.
 TTL_S = 120.0
+# A training run writes its metrics every epoch: after a change, at most one read per gap.
+CHANGE_GAP_S = 2.0
+# How long the Model page's request waits for the read after a change (~1 s; more when busy:
+# then the answer says pending and the page asks again).
+PAGE_WAIT_S = 8.0
+
+View = tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]
+Stamp = tuple[tuple[int, int] | None, ...]
 
 
 class RegistryView:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, change_gap_s: float = CHANGE_GAP_S) -> None:
         self._uri = settings.mlflow.tracking_uri
         self._experiment = settings.mlflow.experiment
         self.name = settings.serving.model_name
         self._ui = (settings.dashboard.mlflow_ui_url or "").rstrip("/")
+        db = sqlite_db_path(self._uri)
+        # SQLite writes land in the database or its journal files: any of them changing is news.
+        ends = ("", "-wal", "-journal")
+        self._files = [] if db is None else [db.with_name(db.name + e) for e in ends]
+        self._gap = change_gap_s
         self._lock = threading.Lock()
-        self._value: tuple[float, tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]]
-        self._value = (0.0, ([], None, None))
+        self._done = threading.Event()  # set while no read is under way
+        self._done.set()
+        self._value: tuple[float, Stamp, View] = (0.0, self._stamp(), ([], None, None))
         self._changes: list[ChampionChange] = []  # every move of @champion (season events)
         self._refreshing = False
         self.read_once = False  # False until the first read finished (the page says "reading")
 
-    def get(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]:
-        """The cached view; starts a refresh in the background when it is older than TTL_S."""
+    def _stamp(self) -> Stamp:
+        """The registry files' (mtime, size): a cheap fingerprint of a SQLite registry."""
+        out: list[tuple[int, int] | None] = []
+        for f in self._files:
+            try:
+                st = os.stat(f)
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def get(self, wait_s: float = 0.0) -> View:
+        """The cached view. Read again in the background when it is older than TTL_S, or when
+        the registry changed since it was read: then wait up to ``wait_s`` for the new read, so
+        the first page load after a new version shows it."""
         with self._lock:
-            at, value = self._value
-            stale = time.monotonic() - at > TTL_S
-            if stale and not self._refreshing:
+            at, stamp, value = self._value
+            age = time.monotonic() - at
+            changed = self._stamp() != stamp and age > self._gap
+            if (changed or age > TTL_S) and not self._refreshing:
                 self._refreshing = True
+                self._done.clear()
                 threading.Thread(
                     target=self._refresh, name="dashboard-registry", daemon=True
                 ).start()
+        # (Before the first read there is nothing stale to replace: the page says "reading".)
+        if changed and self.read_once and wait_s > 0 and self._done.wait(wait_s):
+            with self._lock:
+                value = self._value[2]
         return value
 
     def champions(self) -> tuple[list[ChampionChange], str | None, bool]:
@@ -55,6 +92,11 @@ class RegistryView:
         if pending:
             return changes, "model registry: still reading (ask again shortly)", True
         return changes, (f"model registry unreadable: {error}" if error else None), False
+
+    def outdated(self) -> bool:
+        """The registry changed since the cached read: a new read is due or under way."""
+        with self._lock:
+            return self._stamp() != self._value[1]
 
     def refresh_now(self) -> None:
         self._refresh()
@@ -78,20 +120,20 @@ class RegistryView:
         return f"IN SAMPLE: the run trades data {trained}"
 
     def _refresh(self) -> None:
+        stamp = self._stamp()  # before the read: a write during it is news for the next get
         try:
-            value: tuple[list[s.ModelVersion], s.DriftStatus | None, str | None] = (
-                *self._read(),
-                None,
-            )
+            value: View = (*self._read(), None)
         except Exception as exc:  # the registry is optional for the dashboard
             logger.warning("dashboard: MLflow registry unreadable: %s", exc)
             value = ([], None, f"{type(exc).__name__}: {exc}"[:300])
         with self._lock:
-            self._value = (time.monotonic(), value)
+            self._value = (time.monotonic(), stamp, value)
             self._refreshing = False
             self.read_once = True
+            self._done.set()
 
     def _read(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None]:
+        from cryptoarena.model.champions import PROMOTION_TAG
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
@@ -124,7 +166,8 @@ class RegistryView:
                     aliases=aliases.get(str(mv.version), []),
                     created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
                     gate=tags.get("gate"),
-                    promotion=tags.get("promotion"),
+                    promotion=tags.get(PROMOTION_TAG),
+                    promotion_message=crowning_message(tags),
                     metrics={k: float(v) for k, v in metrics.items()},
                     run_id=mv.run_id,
                     train_first=run_tags.get("data.train_first"),
@@ -162,3 +205,24 @@ class RegistryView:
                 else None
             ),
         )
+
+
+def crowning_message(tags: dict[str, Any]) -> str | None:
+    """How a version became @champion, from its registry tags: the message recorded when it was
+    crowned, else (versions crowned before that tag existed) the same sentence rebuilt from how
+    and the gate's verdict; None for a version never crowned."""
+    from cryptoarena.model.champions import (
+        PROMOTED_BY,
+        PROMOTION_MESSAGE_TAG,
+        PROMOTION_TAG,
+        GateDecision,
+        promotion_message,
+    )
+
+    how = tags.get(PROMOTION_TAG)
+    if how not in PROMOTED_BY:
+        return None
+    if tags.get(PROMOTION_MESSAGE_TAG):
+        return str(tags[PROMOTION_MESSAGE_TAG])
+    decision = GateDecision(tags.get("gate.verdict") == "promote", str(tags.get("gate") or "—"))
+    return promotion_message(decision, how)

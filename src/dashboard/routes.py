@@ -23,6 +23,7 @@ from cryptoarena.dashboard.deps import (
     resolve_run,
 )
 from cryptoarena.dashboard.reader import DashboardReader
+from cryptoarena.dashboard.registry_view import PAGE_WAIT_S
 from cryptoarena.trading.risk.killswitch import KillSwitch, KillSwitchError
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -107,13 +108,14 @@ def forecasts(
 
 @router.get("/models", response_model=s.Models)
 def models(reader: ReaderDep, registry: RegistryDep, run_id: RunQuery = None) -> s.Models:
-    versions, drift, error = registry.get()
+    versions, drift, error = registry.get(wait_s=PAGE_WAIT_S)
     run = run_id or reader.latest_run_id()
     if run_id is not None and reader.run_info(run_id) is None:
         raise HTTPException(404, f"no run {run_id!r} in the journal")
     events = reader.model_events(run) if run else []
     return s.Models(
-        pending=not registry.read_once,
+        # Not read yet, or changed since (a read still under way): the page asks again.
+        pending=not registry.read_once or registry.outdated(),
         available=error is None and registry.read_once,
         error=error,
         name=registry.name,

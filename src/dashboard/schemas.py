@@ -192,7 +192,10 @@ class ModelVersion(BaseModel):
     aliases: list[str]
     created_ms: int | None
     gate: str | None  # the promotion gate's reason
-    promotion: str | None
+    promotion: str | None  # how @champion was set: gate | bootstrap | forced
+    # What happened when it was crowned (model.champions.promotion_message), e.g. "made bootstrap
+    # @champion because the registry had none, although the gate refused it (refused: …)".
+    promotion_message: str | None = None
     metrics: dict[str, float]
     run_id: str | None
     train_first: str | None = None  # the training split's first and last bar (UTC, ISO)
@@ -209,7 +212,7 @@ class DriftStatus(BaseModel):
 
 
 class Models(BaseModel):
-    pending: bool  # the first registry read is still under way: ask again shortly
+    pending: bool  # a registry read (the first, or after a change) is under way: ask again
     available: bool
     error: str | None
     name: str

@@ -1,12 +1,13 @@
 """Champion changes as the registry records them, read without MLflow or torch (the dashboard
 holds neither in memory): ``registry.crown`` writes these tags on the version it crowns,
-:func:`champion_changes` reads them back from model versions however they were fetched."""
+:func:`champion_changes` reads them back from model versions however they were fetched; the
+gate's decision and the one-line promotion message live here for the same reason."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -45,3 +46,32 @@ def champion_changes(name: str, versions: Iterable[Any]) -> list[ChampionChange]
         if (v.tags or {}).get(PROMOTION_TAG) in PROMOTED_BY
     ]
     return sorted(out, key=lambda c: (c.at_ms, int(c.version)))
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    numbers: dict[str, float] = field(default_factory=dict)
+    block: dict[str, str] = field(default_factory=dict)  # the gate block's span (UTC, ISO)
+
+    def tags(self) -> dict[str, str]:
+        """What is tagged on the model version: the verdict, every p-value and number behind it,
+        and the block it was judged on."""
+        out = {"gate": self.reason, "gate.verdict": "promote" if self.promote else "refuse"}
+        out |= {f"gate.block_{k}": v for k, v in self.block.items()}
+        return out | {f"gate.{k}": f"{v:.6g}" for k, v in self.numbers.items()}
+
+
+def promotion_message(decision: GateDecision, how: str | None) -> str:
+    """One line saying what happened to a new version: ``how`` is how ``@champion`` was set
+    (``gate``, ``forced``, ``bootstrap``) or None when it was not."""
+    if how == "forced":
+        verdict = "would also have promoted it" if decision.promote else "refused it"
+        return f"FORCED to @champion (the gate {verdict}: {decision.reason})"
+    if how == "bootstrap":
+        gate = "the gate agreed" if decision.promote else "although the gate refused it"
+        return f"made bootstrap @champion because the registry had none, {gate} ({decision.reason})"
+    if how == "gate":
+        return f"{decision.reason}; now @champion"
+    return f"{decision.reason}; stays @challenger"

@@ -18,10 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
+    from cryptoarena.model.champions import promotion_message
     from cryptoarena.model.cli import print_report
     from cryptoarena.model.datasets import load_bars, second_venue_bars
     from cryptoarena.model.lstm import LSTMConfig
-    from cryptoarena.model.registry import CHAMPION, crown, get_alias_version, promotion_message
+    from cryptoarena.model.registry import CHAMPION, crown, get_alias_version
     from cryptoarena.model.tracking import tracking_context
     from cryptoarena.model.train import TINY_CONFIG, train
 

@@ -139,7 +139,8 @@ def train_candidate(
 def promote(candidate: Candidate, *, tracking_uri: str, force: bool = False) -> bool:
     """Move ``@champion`` to the candidate when the gate said so (or when forced; the message
     says "FORCED" then)."""
-    from cryptoarena.model.registry import GateDecision, crown, promotion_message
+    from cryptoarena.model.champions import GateDecision, promotion_message
+    from cryptoarena.model.registry import crown
     from cryptoarena.model.tracking import tracking_context
 
     decision = GateDecision(candidate.promote, candidate.reason)

@@ -14,7 +14,6 @@ import math
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from cryptoarena.model.champions import (
     PROMOTION_MESSAGE_TAG,
     PROMOTION_TAG,
     ChampionChange,
+    GateDecision,
     champion_changes,
 )
 from cryptoarena.model.features import FeatureSpec, Scaler
@@ -53,21 +53,6 @@ def registry_name(symbol: str, horizon_s: int) -> str:
 
 class ModelNotFound(LookupError):
     """No such registered model, version or alias."""
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promote: bool
-    reason: str
-    numbers: dict[str, float] = field(default_factory=dict)
-    block: dict[str, str] = field(default_factory=dict)  # the gate block's span (UTC, ISO)
-
-    def tags(self) -> dict[str, str]:
-        """What is tagged on the model version: the verdict, every p-value and number behind it,
-        and the block it was judged on."""
-        out = {"gate": self.reason, "gate.verdict": "promote" if self.promote else "refuse"}
-        out |= {f"gate.block_{k}": v for k, v in self.block.items()}
-        return out | {f"gate.{k}": f"{v:.6g}" for k, v in self.numbers.items()}
 
 
 def _significant(entry: Mapping[str, Any] | None, alpha: float) -> bool:
@@ -160,20 +145,6 @@ def evidence_gate(
         f"refused: {vs_persistence}, but {vs_champ}{where} ({skill} vs the champion's "
         f"{champ_skill})",
     )
-
-
-def promotion_message(decision: GateDecision, how: str | None) -> str:
-    """One line saying what happened to a new version: ``how`` is how ``@champion`` was set
-    (``gate``, ``forced``, ``bootstrap``) or None when it was not."""
-    if how == "forced":
-        verdict = "would also have promoted it" if decision.promote else "refused it"
-        return f"FORCED to @champion (the gate {verdict}: {decision.reason})"
-    if how == "bootstrap":
-        gate = "the gate agreed" if decision.promote else "although the gate refused it"
-        return f"made bootstrap @champion because the registry had none, {gate} ({decision.reason})"
-    if how == "gate":
-        return f"{decision.reason}; now @champion"
-    return f"{decision.reason}; stays @challenger"
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:

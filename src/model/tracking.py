@@ -17,18 +17,12 @@ from urllib.parse import urlparse
 
 import mlflow
 import pytorch_lightning as pl
+from cryptoarena.config import sqlite_db_path
 from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
 
 _LOCK = threading.RLock()
-
-
-def sqlite_db_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (None for servers and other stores)."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(tracking_uri[len("sqlite:///") :])
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:

@@ -27,6 +27,7 @@ import pandas as pd
 import pytorch_lightning as pl
 from cryptoarena.config import get_settings
 from cryptoarena.model.book import has_book
+from cryptoarena.model.champions import GateDecision, promotion_message
 from cryptoarena.model.cv import CVConfig, cross_validate, window_frame
 from cryptoarena.model.evaluation import headline_metrics
 from cryptoarena.model.features import FeatureSpec, min_bars
@@ -50,11 +51,9 @@ from cryptoarena.model.registry import (
     MODEL_ARTIFACT,
     REFERENCE_FILE,
     SCALER_FILE,
-    GateDecision,
     crown,
     evidence_gate,
     model_metadata,
-    promotion_message,
 )
 from cryptoarena.model.report import write_report
 from cryptoarena.model.tracking import MlflowEpochMetrics, ensure_experiment, tracking_context

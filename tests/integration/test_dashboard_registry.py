@@ -68,3 +68,52 @@ def test_an_unreadable_registry_is_reported_not_raised(tmp_path) -> None:
     view.refresh_now()
     versions, status, error = view.get()
     assert versions == [] and status is None and error
+
+
+def test_a_new_version_shows_on_the_next_read_and_says_how_it_became_champion(tmp_path) -> None:
+    """Issue #23: the first Model page load after a new version showed the old registry (a
+    2-minute cache), and the bootstrap champion read "Promoted because: refused …"."""
+    from cryptoarena.model.champions import GateDecision, promotion_message
+    from cryptoarena.model.registry import crown
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = Settings(
+        mlflow={"tracking_uri": uri, "experiment": "arena-test"},  # type: ignore[arg-type]
+        serving={"model_name": "btcusdt-15s"},  # type: ignore[arg-type]
+    )
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("arena-test", artifact_location=str(tmp_path / "art"))
+    client.create_registered_model("btcusdt-15s")
+    view = RegistryView(settings, change_gap_s=0.0)
+    view.refresh_now()
+    assert view.get(wait_s=30) == ([], None, None)  # read once, nothing registered yet
+
+    run = client.create_run(exp)
+    client.log_metric(run.info.run_id, "test.lstm.skill", -0.0187)
+    mv = client.create_model_version("btcusdt-15s", f"{tmp_path}/m1", run.info.run_id)
+    refused = GateDecision(False, "refused: not significantly better than persistence")
+    for key, value in refused.tags().items():
+        client.set_model_version_tag("btcusdt-15s", mv.version, key, value)
+    message = promotion_message(refused, "bootstrap")
+    crown(client, "btcusdt-15s", mv.version, "bootstrap", message)
+
+    assert view.outdated()  # the file changed: the page is told to ask again
+    versions, _, error = view.get(wait_s=30)  # the next read, not the cached empty registry
+    assert error is None and [v.version for v in versions] == ["1"]
+    assert versions[0].aliases == ["champion"] and versions[0].promotion == "bootstrap"
+    assert versions[0].promotion_message == message
+    assert message.startswith("made bootstrap @champion because the registry had none")
+    assert versions[0].gate == refused.reason
+    # Reading does not change the file: the view is current, the page is not told to ask again.
+    assert not view.outdated() and view.get() == (versions, None, None)
+
+
+def test_a_version_crowned_before_the_message_tag_gets_the_same_sentence() -> None:
+    from cryptoarena.dashboard.registry_view import crowning_message
+    from cryptoarena.model.champions import GateDecision, promotion_message
+
+    refused = GateDecision(False, "refused: no untouched windows to judge on")
+    tags = {"promotion": "forced", **refused.tags()}
+    assert crowning_message(tags) == promotion_message(refused, "forced")
+    assert crowning_message({"gate": "refused: x"}) is None  # never crowned

@@ -174,7 +174,7 @@ def test_a_corrupt_archive_is_a_damaged_file_not_an_io_error(tmp_path: Path) -> 
 
 def test_a_forced_promotion_says_it_was_forced() -> None:
     """`arena train --promote force` printed "refused …; now @champion" as if the gate agreed."""
-    from cryptoarena.model.registry import GateDecision, promotion_message
+    from cryptoarena.model.champions import GateDecision, promotion_message
 
     refused = GateDecision(False, "refused: not significantly better than persistence")
     assert promotion_message(refused, "forced").startswith("FORCED to @champion (the gate refused")

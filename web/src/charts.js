@@ -1,5 +1,6 @@
 // Chart preparation: pure functions from API payloads to what Chart.js and D3 draw.
 import { quantile } from 'd3-array'
+import { clock, day, hhmm } from './format.js'
 
 // Colour-blind-safe palette (Okabe–Ito) plus dash patterns, so lines differ by more than hue.
 export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#999999', '#8C6D00']
@@ -66,6 +67,34 @@ export function bounds(datasets, pad = 0.05) {
   return { xmin: xmin - xpad, xmax: xmax + xpad, ymin: ymin - span * pad, ymax: ymax + span * pad }
 }
 
+const SECOND = 1000
+const MINUTE = 60 * SECOND
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+// Round steps a clock reads at a glance; each divides the next larger unit (multiples of a step
+// counted from the epoch are then round UTC times).
+const STEPS = [1, 2, 5, 10, 15, 30].map((k) => k * SECOND)
+  .concat([1, 2, 3, 5, 10, 15, 30].map((k) => k * MINUTE), [1, 2, 3, 6, 12].map((k) => k * HOUR), [1, 2, 5, 10, 30].map((k) => k * DAY))
+
+/**
+ * Time-axis ticks from ``min`` to ``max`` (ms since the epoch): round UTC times evenly spaced,
+ * the finest round step that gives at most ``most`` of them, and the label that step needs
+ * ("14:03:30", "14:05", "2020-02-22"). Never the data's own ends (20:22:41, 23:59:53).
+ */
+export function timeTicks(min, max, most = 6) {
+  if (!(max > min) || most < 1) return { values: [], label: clock }
+  const step = STEPS.find((s) => Math.floor(max / s) - Math.ceil(min / s) + 1 <= most) ?? STEPS.at(-1)
+  const values = []
+  for (let t = Math.ceil(min / step) * step; t <= max; t += step) values.push(t)
+  const label = step % DAY === 0 ? day : step % MINUTE === 0 ? hhmm : clock
+  return { values, label }
+}
+
+/** How many time labels fit ``px`` of axis ("14:03:30" is ~50 px; a gap between them). */
+export function tickCount(px) {
+  return Math.max(2, Math.min(8, Math.floor(px / 80)))
+}
+
 /** Fills as chart markers: buys ▲ below-to-up, sells ▼; shape tells the side, not colour. */
 export function fillMarkers(fills) {
   const buys = [], sells = []
@@ -96,12 +125,26 @@ export function fanBands(predictions, n = 30) {
   return { t0, base, bands, path: newest.path.map((y, h) => ({ t: t0 + (h + 1) * 1000, y })) }
 }
 
-/** Realised prices to draw under the fan: each resolved forecast's realised price at its target. */
+/** The price line under the fan: each forecast's base price (the last price) at its time. */
 export function realisedSeries(predictions) {
   const out = []
   for (const p of predictions) out.push({ t: Math.floor(p.ts_ns / 1e6), y: p.base_price })
   out.sort((a, b) => a.t - b.t)
   return out
+}
+
+/**
+ * What the forecast chart draws: the last ``historyMs`` of the price up to the newest forecast,
+ * and the fan to its right, on a fixed time domain (a long or sparse history would otherwise
+ * squeeze the 15 s fan into a few pixels at the right edge).
+ */
+export function fanWindow(predictions, historyMs = 90_000, n = 30) {
+  const fan = fanBands(predictions, n)
+  const all = realisedSeries(predictions)
+  if (!fan) return all.length ? { fan: null, actual: all, domain: [all[0].t, all.at(-1).t] } : null
+  const from = fan.t0 - historyMs
+  const actual = all.filter((p) => p.t >= from && p.t <= fan.t0)
+  return { fan, actual, domain: [from, fan.bands.at(-1).t] }
 }
 
 /** AI-vs-rival intervals ready to draw: finite ones only, with the side each falls on. */

@@ -10,6 +10,7 @@ import {
   ScatterController,
   Tooltip,
 } from 'chart.js'
+import { tickCount, timeTicks } from './charts.js'
 import { clock, num } from './format.js'
 
 Chart.register(LineController, ScatterController, LineElement, PointElement, LinearScale, Tooltip, Legend, Filler)
@@ -42,7 +43,13 @@ export function timeOptions({ yTitle, xTitle = 'time (UTC)', legend = true, digi
       x: {
         type: 'linear',
         title: { display: true, text: xTitle },
-        ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: typeof window !== 'undefined' && window.innerWidth < 600 ? 3 : 6, callback: (v) => clock(v) },
+        // A linear scale puts ticks at its ends and at round milliseconds (20:22:41, 20:56:40):
+        // round UTC times instead, as many as the axis width holds.
+        afterBuildTicks: (axis) => {
+          const { values, label } = timeTicks(axis.min, axis.max, tickCount(axis.width))
+          axis.ticks = values.map((value) => ({ value, text: label(value) }))
+        },
+        ticks: { maxRotation: 0, autoSkip: false, callback: (v, i, ticks) => ticks[i]?.text ?? clock(v) },
       },
       y: { type: 'linear', title: { display: true, text: yTitle }, ticks: { callback: (v) => num(v, digits) } },
     },

@@ -74,11 +74,22 @@ export function clock(ms) {
   return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
 }
 
+/** UTC hour and minute: "14:03". */
+export function hhmm(ms) {
+  return isNum(ms) ? clock(ms).slice(0, 5) : '—'
+}
+
+/** UTC date: "2020-02-22". */
+export function day(ms) {
+  if (!isNum(ms)) return '—'
+  const d = new Date(ms)
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`
+}
+
 /** Date and UTC time: "2020-02-22 03:00:04 UTC". */
 export function stamp(ms) {
   if (!isNum(ms)) return '—'
-  const d = new Date(ms)
-  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${clock(ms)} UTC`
+  return `${day(ms)} ${clock(ms)} UTC`
 }
 
 export function nsToMs(ns) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { appendPoint, bounds, equityDatasets, fanBands, fillMarkers, intervalDomain, intervalRows } from '../src/charts.js'
+import { appendPoint, bounds, equityDatasets, fanBands, fanWindow, fillMarkers, intervalDomain, intervalRows, tickCount, timeTicks } from '../src/charts.js'
 
 const series = [
   { strategy: 'sma', family: 'classical', points: [{ t: 1, y: 100 }, { t: 2, y: 98 }] },
@@ -73,6 +73,65 @@ describe('fills and forecasts', () => {
     expect(fan.bands[0].lo).toBeLessThan(fan.bands[0].hi)
     expect(fan.path.at(-1)).toEqual({ t: 4000, y: 196 })
     expect(fanBands([])).toBeNull()
+  })
+})
+
+describe('time axis ticks', () => {
+  const at = (iso) => Date.parse(`${iso}Z`)
+  it('puts ticks at round, evenly spaced UTC times, not at the data ends (20:22:41, 20:56:40…)', () => {
+    // The equity chart of issue #23: 20:22:41 to 23:59:53.
+    const { values, label } = timeTicks(at('2020-02-22T20:22:41'), at('2020-02-22T23:59:53'), 6)
+    expect(values.map(label)).toEqual(['21:00', '22:00', '23:00'])
+    // With room for more labels, a finer round step.
+    const more = timeTicks(at('2020-02-22T20:22:41'), at('2020-02-22T23:59:53'), 8)
+    expect(more.values.map(more.label)).toEqual(['20:30', '21:00', '21:30', '22:00', '22:30', '23:00', '23:30'])
+  })
+  it('never gives more ticks than asked, and labels by the step (seconds, minutes, days)', () => {
+    for (const [a, b] of [['01:41:13', '01:49:07'], ['00:00:03', '23:59:53'], ['01:47:40', '01:49:22']]) {
+      for (const most of [2, 3, 6, 8]) {
+        const { values } = timeTicks(at(`2020-02-22T${a}`), at(`2020-02-22T${b}`), most)
+        expect(values.length).toBeGreaterThan(0)
+        expect(values.length).toBeLessThanOrEqual(most)
+      }
+    }
+    const seconds = timeTicks(at('2020-02-22T01:47:40'), at('2020-02-22T01:49:22'), 7)
+    expect(seconds.values.map(seconds.label)).toEqual(['01:47:45', '01:48:00', '01:48:15', '01:48:30', '01:48:45', '01:49:00', '01:49:15'])
+    const days = timeTicks(at('2020-02-20T12:00:00'), at('2020-02-24T12:00:00'), 4)
+    expect(days.values.map(days.label)).toEqual(['2020-02-21', '2020-02-22', '2020-02-23', '2020-02-24'])
+    expect(timeTicks(5, 5, 6).values).toEqual([])
+  })
+  it('fits the number of labels to the axis width', () => {
+    expect(tickCount(100)).toBe(2)
+    expect(tickCount(250)).toBe(3)
+    expect(tickCount(1000)).toBe(8)
+  })
+  it('keeps at least two labels on a phone-sized axis (one minute-step label alone said little)', () => {
+    const { values, label } = timeTicks(at('2020-02-22T01:41:13'), at('2020-02-22T01:49:07'), 3)
+    expect(values.map(label)).toEqual(['01:42', '01:45', '01:48'])
+  })
+})
+
+describe('the forecast window', () => {
+  // A forecast a second for 20 minutes: the whole history would leave the 15 s fan 1 % wide.
+  const preds = Array.from({ length: 1200 }, (_, i) => ({
+    ts_ns: (1_000_000 + i) * 1e9, base_price: 100 + (i % 7), path: Array.from({ length: 15 }, (_, h) => 100 + h),
+  }))
+  it('shows a fixed recent window of the price so the 15 s fan keeps a readable share', () => {
+    const w = fanWindow(preds, 90_000)
+    const newest = (1_000_000 + 1199) * 1000
+    expect(w.domain).toEqual([newest - 90_000, newest + 15_000])
+    expect(w.actual[0].t).toBeGreaterThanOrEqual(newest - 90_000)
+    expect(w.actual.at(-1).t).toBe(newest)
+    const share = (w.fan.bands.at(-1).t - w.fan.t0) / (w.domain[1] - w.domain[0])
+    expect(share).toBeGreaterThan(0.1)
+    expect(fanWindow(preds, 45_000).fan.bands).toHaveLength(15)
+  })
+  it('draws the price alone when no forecast has a path, and nothing without forecasts', () => {
+    const flat = preds.slice(0, 3).map((p) => ({ ...p, path: [] }))
+    const w = fanWindow(flat)
+    expect(w.fan).toBeNull()
+    expect(w.actual).toHaveLength(3)
+    expect(fanWindow([])).toBeNull()
   })
 })
 
