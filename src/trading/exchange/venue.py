@@ -422,7 +422,7 @@ class SimVenue:
         room = min(order.remaining, available)
         if room <= 0:
             return [], False, False
-        if order.phase == "taker" and self.queues.book is not None:
+        if order.phase == "taker" and self.queues.takers_walk_book:
             # Once, at arrival: the book as it stood then. A limit's rest then rests at its
             # price; a market order's rest takes from the tape's later trades ("tape").
             walked = self._walk_book(order)
