@@ -321,3 +321,20 @@ def test_the_report_lines_say_which_taker_rule_filled_the_run() -> None:
         "arrival, level by level (VWAP beyond the touch)"
     )
     assert taker_note(None).startswith("taker fills tape (recorded before book replays): ")
+
+
+async def test_fills_come_in_whole_lots_so_no_position_keeps_dust() -> None:
+    """Recorded sizes with more decimals than the lot (Bitstamp's 8) filled 0.21221510 BTC,
+    leaving positions no order could close (0.00023 BTC: "truncated to zero" every bar)."""
+    ex, tape = make(queue_model=QueueModel.NONE)
+    tape.trade("100.5", side=BUY)
+    await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
+    fills = tape.trade("99.9", "0.4567")  # through: 0.4567 of it, in lots of 0.001
+    assert [(f.qty, f.price) for f in fills] == [(D("0.456"), D("100.0"))]
+    assert tape.trade("99.9", "0.0009") == []  # less than a lot fills nothing
+    thin = book([(T0, [(100.0, 3.0)], [(100.1, 0.12345), (100.2, 5.0)])])
+    ex, tape = make(RecordedMarket("hand", thin))
+    tape.trade("100.05", "0.1", side=BUY)
+    await ex.place_order(OrderRequest("m", "BTCUSDT", Side.BUY, D("0.5"), OrderType.MARKET))
+    fills = tape.trade("100.05", "0.01", side=BUY)
+    assert [(f.qty, f.price) for f in fills] == [(D("0.123"), D("100.1")), (D("0.377"), D("100.2"))]
