@@ -23,6 +23,10 @@ ahead with its size, and only the rest fills the order. Cancels are assumed behi
 trade at the price on the order's own side (a buyer lifting asks there) says nothing about it
 and fills nothing. ``none`` is the old rule: no queue, only trades strictly through the price
 fill, up to their size.
+
+Taker orders follow :func:`taker_rule`: with a recorded book (L2) they walk its levels, under
+every queue model; without one they take from the tape. A run records both rules
+(:func:`fill_rules`) and its report prints them (:func:`queue_note`, :func:`taker_note`).
 """
 
 from __future__ import annotations
