@@ -399,6 +399,16 @@ def load_nautilus_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     return _finish(frame, report, ts_ns=ts), report
 
 
+def _bitstamp_line(first: str) -> bool:
+    return " order_" in first or " trade {" in first
+
+
+def is_bitstamp_log(path: Path) -> bool:
+    """A Bitstamp feed log (its trades, and its recorded book: ``data.book_replay``)."""
+    with _open_text(Path(path)) as stream:
+        return _bitstamp_line(stream.readline(4096))
+
+
 @_damage_named
 def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
     """Detect the format of a recorded trade file and load it."""
@@ -416,7 +426,7 @@ def load_trades(path: Path) -> tuple[pd.DataFrame, LoadReport]:
         return load_bybit_trade_dump(path)
     if '"stream"' in head and "@trade" in head:
         return load_binance_feed(path)
-    if " order_" in first or " trade {" in first:
+    if _bitstamp_line(first):
         return load_bitstamp_log(path)
     fields = first.split(",")
     if len(fields) == len(KLINE_COLUMNS) and all(f.replace(".", "", 1).isdigit() for f in fields):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -216,7 +217,16 @@ def backtest(
         None, help="Resume this run (books restored) or name a new one."
     ),
     replay_file: Path | None = typer.Option(
-        None, help="Trade file (default: the shipped real day)."
+        None,
+        help="Trade file (default: the shipped real day); a Bitstamp feed log brings its "
+        "recorded book (L2 and L3).",
+    ),
+    lake_day: datetime | None = typer.Option(
+        None,
+        formats=["%Y-%m-%d"],
+        help="Replay this UTC day of the lake (settings.data.lake_dir) instead of a file: its "
+        "trades of the arena's symbol and its recorded book (L2) if the collector kept one.",
+        show_default=False,
     ),
     start_minute: float | None = typer.Option(
         None,
@@ -253,6 +263,8 @@ def backtest(
         _run_bars(bars, files or [], config, run_id, slippage_bps, equity_every)
         return
     source = None
+    if start_minute is None and lake_day is not None:
+        start_minute = 0.0  # the out-of-sample start is worked out on trade files only
     if start_minute is None:
         start_minute, minutes, source = _out_of_sample_start(
             config, replay_file, minutes, forecast_url, allow_in_sample
@@ -262,6 +274,7 @@ def backtest(
         exchange=exchange,
         run_id=run_id,
         replay_file=replay_file,
+        replay_day=lake_day.date() if lake_day is not None else None,
         start_minute=start_minute,
         minutes=minutes,
         speed=None,

@@ -73,6 +73,7 @@ class ArenaSettings(BaseModel):
     maker_fee_rate: float = Field(default=0.0002, ge=-0.01, lt=0.01)
     # Queue position of resting orders on the paper venue (docs/exchange.md, "Queue position"):
     # the conservative tape estimate unless asked otherwise; recorded with the run, in its report.
+    # "l2"/"l3" need a recorded book in the replay (the session refuses them without one).
     queue_model: QueueModel = QueueModel.TAPE
     # Ignore target changes smaller than this fraction of equity (no churn on rounding).
     min_trade_fraction: float = Field(default=0.05, ge=0.0, le=1.0)
@@ -95,15 +96,6 @@ class ArenaSettings(BaseModel):
     forecast_window: int = Field(default=256, ge=16, le=4096)
     # With a Bybit exchange: the account of strategies that name none (else they trade paper).
     default_account: str | None = Field(default=None, max_length=32, pattern=ACCOUNT_PATTERN)
-
-    @field_validator("queue_model")
-    @classmethod
-    def _queue_model_without_a_book(cls, value: QueueModel) -> QueueModel:
-        # Arena runs replay trades only; the book models need a recorded book passed to the venue.
-        if QueueModel(value) in (QueueModel.L2, QueueModel.L3):
-            raise ValueError(f"queue_model {QueueModel(value).value!r} needs a recorded book, "
-                             "which arena runs do not load yet: use 'tape' or 'none'")  # fmt: skip
-        return value
 
 
 class ArenaConfig(BaseModel):

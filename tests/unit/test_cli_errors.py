@@ -180,3 +180,24 @@ def test_a_forced_promotion_says_it_was_forced() -> None:
     assert promotion_message(refused, "forced").startswith("FORCED to @champion (the gate refused")
     assert promotion_message(refused, None).endswith("stays @challenger")
     assert "FORCED" not in promotion_message(GateDecision(True, "promoted"), "gate")
+
+
+def test_a_book_queue_model_on_a_replay_without_a_book_is_one_line(tmp_path: Path) -> None:
+    """queue_model l2/l3 is accepted in the file, refused at start when the replay (here the
+    shipped Binance day: trades only) has no recorded book, before anything is journaled."""
+    config = tmp_path / "l3.toml"
+    config.write_text(
+        '[arena]\nqueue_model = "l3"\n[[strategy]]\nname = "h"\nkind = "buy_and_hold"\n'
+    )
+    args = ["backtest", "--config", str(config), "--replay-file", str(sample_path(TRADES))]
+    line = one_error_line(runner.invoke(app, [*args, "--minutes", "1"]), code=2)
+    assert "queue_model 'l3' needs recorded order events (L3), and this run has none" in line
+    assert not (tmp_path / "journal").exists()
+
+
+def test_a_lake_day_the_lake_does_not_hold_is_one_line(tmp_path: Path) -> None:
+    args = ["backtest", "--config", CONFIG, "--lake-day", "2020-02-22", "--minutes", "1"]
+    line = one_error_line(runner.invoke(app, args), code=2)
+    assert "no trades in the lake's BTCUSDT 2020-02-22" in line, line
+    both = [*args, "--replay-file", str(sample_path(TRADES))]
+    assert "a file or a lake day, not both" in one_error_line(runner.invoke(app, both), code=2)

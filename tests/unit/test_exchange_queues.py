@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cryptoarena.clock import SimClock
+from cryptoarena.config import Settings
 from cryptoarena.data.book_replay import (
     ASK,
     BID,
@@ -23,7 +24,8 @@ from cryptoarena.data.book_replay import (
 )
 from cryptoarena.data.records import BUY
 from cryptoarena.data.samples import BITSTAMP_DAY
-from cryptoarena.trading.config import ArenaConfigError, parse_arena_config
+from cryptoarena.trading.config import parse_arena_config
+from cryptoarena.trading.engine.session import ExchangeKind, SessionError, make_exchange
 from cryptoarena.trading.exchange.models import (
     Fill,
     OrderRequest,
@@ -32,7 +34,7 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
-from cryptoarena.trading.exchange.queues import QueueModel
+from cryptoarena.trading.exchange.queues import QueueModel, fill_rules, taker_note
 
 from tests.unit.test_exchange_limits import MS, T0, Tape  # the hand-made tape, written once
 
@@ -250,10 +252,89 @@ def test_the_bitstamp_day_loads_as_an_l2_and_l3_book() -> None:
     assert bid < ask and market.l2.mid(first) == pytest.approx((bid + ask) / 2)
 
 
-def test_an_arena_file_picks_the_queue_model_and_refuses_book_models_without_a_book() -> None:
+def test_an_arena_file_picks_any_queue_model_and_the_session_refuses_a_book_model_without_a_book() -> (
+    None
+):
+    """l2/l3 used to be refused at load (arena runs loaded no book); now the session refuses
+    them, in one line, only when the run has no recorded book to give the paper venue."""
     spec = {"name": "hold", "kind": "buy_and_hold"}
     assert parse_arena_config({"strategy": [spec]}).arena.queue_model == QueueModel.TAPE
     chosen = parse_arena_config({"arena": {"queue_model": "none"}, "strategy": [spec]})
     assert chosen.arena.queue_model == QueueModel.NONE
-    with pytest.raises(ArenaConfigError, match="'l3' needs a recorded book"):
-        parse_arena_config({"arena": {"queue_model": "l3"}, "strategy": [spec]})
+    l3 = parse_arena_config({"arena": {"queue_model": "l3"}, "strategy": [spec]})
+    with pytest.raises(SessionError) as refused:
+        make_exchange(Settings(), l3, ExchangeKind.PAPER, SimClock(T0), False)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("queue_model 'l3' needs recorded order events (L3), and this run")
+    l2_book = RecordedMarket("hand", book([(T0, [(100.0, 3.0)], [(100.1, 2.0)])]))
+    with pytest.raises(SessionError, match="'l3' needs recorded order events"):
+        make_exchange(Settings(), l3, ExchangeKind.PAPER, SimClock(T0), False, l2_book)
+    l2 = parse_arena_config({"arena": {"queue_model": "l2"}, "strategy": [spec]})
+    exchange = make_exchange(Settings(), l2, ExchangeKind.PAPER, SimClock(T0), False, l2_book)
+    assert exchange.venue.queues.describe() == {
+        "queue_model": "l2",
+        "queue_lookback_s": 10.0,
+        "queue_min_qty": "0",
+        "taker_fills": "book",
+        "book": "hand (L2)",
+    }
+
+
+async def test_with_a_book_a_market_order_walks_it_under_any_queue_model_else_the_tape() -> None:
+    """A market sell of 2.5 against bids 100.0 x 1, 99.9 x 1, 99.8 x 3: 1 + 1 + 0.5, VWAP
+    (100.0 + 99.9 + 0.5 x 99.8) / 2.5 = 99.92 (by hand); without a book the same order fills
+    on the next seller-initiated print, at its price, up to its size."""
+    hand = book([(T0, [(100.0, 1.0), (99.9, 1.0), (99.8, 3.0)], [(100.1, 2.0)])])
+    sell = OrderRequest("m", "BTCUSDT", Side.SELL, D("2.5"), OrderType.MARKET)
+    for model in (QueueModel.TAPE, QueueModel.NONE):
+        ex, tape = make(RecordedMarket("hand", hand), queue_model=model)
+        assert ex.venue.queues.describe()["taker_fills"] == "book"
+        tape.trade("100.05", "0.1", side=BUY)
+        await ex.place_order(sell)
+        fills = tape.trade("100.05", "0.01", side=BUY)  # the next event: the book is walked
+        assert [(f.qty, f.price, f.is_maker) for f in fills] == [
+            (D("1.0"), D("100.0"), False),
+            (D("1.0"), D("99.9"), False),
+            (D("0.5"), D("99.8"), False),
+        ]
+        vwap = sum((f.qty * f.price for f in fills), D(0)) / qty(fills)
+        assert vwap == D("99.92")
+        assert ex.venue.orders["m"].status.value == "Filled"
+    ex, tape = make()
+    assert ex.venue.queues.describe()["taker_fills"] == "tape"
+    tape.trade("100.05", "0.1", side=BUY)
+    await ex.place_order(sell)
+    assert tape.trade("100.1", "5", side=BUY) == []  # a buyer: not this order's side
+    fills = tape.trade("99.5", "1")
+    assert [(f.qty, f.price, f.is_maker) for f in fills] == [(D("1"), D("99.5"), False)]
+
+
+def test_the_report_lines_say_which_taker_rule_filled_the_run() -> None:
+    rules = fill_rules(QueueModel.L3, RecordedMarket("bitstamp day", l3=events(
+        [(1, CREATED, 1, BID, 100.0, 1.0)], {})), 10.0, D(0))  # fmt: skip
+    assert rules == {"queue_model": "l3", "taker_fills": "tape", "book": "bitstamp day (L3)"}
+    assert taker_note(rules).startswith("taker fills tape: on the tape's later trades")
+    walked = {"taker_fills": "book", "book": "lake BTCUSDT book (L2)"}
+    assert taker_note(walked) == (
+        "taker fills book: walk the recorded book (lake BTCUSDT book (L2)) as it stood at "
+        "arrival, level by level (VWAP beyond the touch)"
+    )
+    assert taker_note(None).startswith("taker fills tape (recorded before book replays): ")
+
+
+async def test_fills_come_in_whole_lots_so_no_position_keeps_dust() -> None:
+    """Recorded sizes with more decimals than the lot (Bitstamp's 8) filled 0.21221510 BTC,
+    leaving positions no order could close (0.00023 BTC: "truncated to zero" every bar)."""
+    ex, tape = make(queue_model=QueueModel.NONE)
+    tape.trade("100.5", side=BUY)
+    await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
+    fills = tape.trade("99.9", "0.4567")  # through: 0.4567 of it, in lots of 0.001
+    assert [(f.qty, f.price) for f in fills] == [(D("0.456"), D("100.0"))]
+    assert tape.trade("99.9", "0.0009") == []  # less than a lot fills nothing
+    thin = book([(T0, [(100.0, 3.0)], [(100.1, 0.12345), (100.2, 5.0)])])
+    ex, tape = make(RecordedMarket("hand", thin))
+    tape.trade("100.05", "0.1", side=BUY)
+    await ex.place_order(OrderRequest("m", "BTCUSDT", Side.BUY, D("0.5"), OrderType.MARKET))
+    fills = tape.trade("100.05", "0.01", side=BUY)
+    assert [(f.qty, f.price) for f in fills] == [(D("0.123"), D("100.1")), (D("0.377"), D("100.2"))]

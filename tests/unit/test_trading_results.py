@@ -522,19 +522,23 @@ def test_one_unit_for_the_verdict_in_every_format(tmp_path: Path) -> None:
 
 
 def test_every_report_says_which_queue_model_filled_the_quotes(tmp_path: Path) -> None:
-    """Issue #20 item 1: the run record's queue model is printed in the report; runs recorded
-    before queue models had none, and say so."""
+    """Issue #20 item 1: the run record's queue model and taker rule (with the recorded book
+    the run replayed) are printed in the report; runs recorded before either say so."""
     settings = _settings(tmp_path)
-    arena = {"capital": 10_000.0, "queue_model": "tape"}
-    _record_run(settings, "queued", T0, n=40, started={"arena": arena})
+    arena = {"capital": 10_000.0, "queue_model": "l3"}
+    fills = {"queue_model": "l3", "taker_fills": "book", "book": "bitstamp day (L3)"}
+    _record_run(settings, "queued", T0, n=40, started={"arena": arena, "fills": fills})
     _record_run(settings, "older", T0, n=40)
     with Journal.open(settings, run_id="reader", readonly=True) as journal:
         queued = collect(journal, "queued", verdict=VerdictConfig(resamples=100)).report
         older = collect(journal, "older", verdict=VerdictConfig(resamples=100)).report
     console = Console(record=True, width=200)
     render_table(console, queued)
-    assert "queue model tape: " in console.export_text()
+    text = console.export_text()
+    assert "queue model l3: " in text
+    assert "taker fills book: walk the recorded book (bitstamp day (L3))" in text
     assert any(n.startswith("queue model none (recorded before queue models)") for n in older.notes)
+    assert any(n.startswith("taker fills tape (recorded before book replays)") for n in older.notes)
 
 
 def test_the_comparison_plot_has_a_legend_for_its_colours() -> None:

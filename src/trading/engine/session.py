@@ -8,19 +8,24 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from cryptoarena.clock import Clock, LiveClock, SimClock
 from cryptoarena.config import ENV_PREFIX, BybitEnv, Settings
+from cryptoarena.data.book_replay import RecordedMarket
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import Worker, WorkerResult
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from cryptoarena.trading.exchange.paper import PaperExchangeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ class SessionOptions:
     # Replay: a trade file (default: the shipped real day), a slice of it, and the speed
     # (None = as fast as possible: a backtest).
     replay_file: Path | None = None
+    # ...or a day of the collector's lake (settings.data.lake_dir): its trades of the arena's
+    # symbol, with its recorded book (Bybit orderbook.50) when it has one.
+    replay_day: date | None = None
     start_minute: float = 0.0
     minutes: float | None = None
     speed: float | None = None
@@ -66,14 +74,30 @@ def default_run_id(options: SessionOptions) -> str:
     return f"{options.source.value}-{options.exchange.value}-{stamp}"
 
 
-def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
-    from cryptoarena.data.loaders import load_trades
+def replay_path(settings: Settings, options: SessionOptions) -> Path:
+    """The trade file a replay reads (unless it replays a lake day)."""
     from cryptoarena.data.samples import TARDIS_DAY, sample_path
 
-    path = options.replay_file or sample_path(TARDIS_DAY, settings.data.sample_dir)
-    trades, report = load_trades(Path(path))
-    if report.malformed:
-        logger.warning("replay: %s", report.summary())
+    return Path(options.replay_file or sample_path(TARDIS_DAY, settings.data.sample_dir))
+
+
+def replay_trades(settings: Settings, options: SessionOptions, symbol: str) -> pd.DataFrame:
+    from cryptoarena.data.loaders import load_trades
+
+    if options.replay_day is not None:
+        from cryptoarena.data.lake import Lake, day_start_ns
+
+        if options.replay_file is not None:
+            raise SessionError("replay a file or a lake day, not both")
+        start = day_start_ns(options.replay_day)
+        lake = Lake(settings.data.lake_dir)
+        path: Path | str = f"the lake's {symbol} {options.replay_day} ({settings.data.lake_dir})"
+        trades = lake.read_trades(symbol, start, start + 86_400 * NS_PER_S)
+    else:
+        path = replay_path(settings, options)
+        trades, report = load_trades(path)
+        if report.malformed:
+            logger.warning("replay: %s", report.summary())
     if trades.empty:
         raise SessionError(f"no trades in {path}")
     t0 = int(trades["ts"].iloc[0]) + int(options.start_minute * 60 * NS_PER_S)
@@ -88,19 +112,62 @@ def replay_trades(settings: Settings, options: SessionOptions) -> pd.DataFrame:
     return sliced
 
 
+def recorded_market(
+    settings: Settings, options: SessionOptions, symbol: str, trades: pd.DataFrame | None
+) -> RecordedMarket | None:
+    """The recorded book a replay plays with its trades (None: the tape only): a Bitstamp feed
+    log's own (L2 snapshots and L3 order events), or a lake day's recorded book (L2, Bybit
+    ``orderbook.50`` from the collector). A trade file of any other format has none."""
+    if options.source is not Source.REPLAY or trades is None or trades.empty:
+        return None
+    from cryptoarena.data.book_replay import lake_market, load_bitstamp_market
+
+    if options.replay_day is not None:
+        from cryptoarena.data.lake import BOOK, Lake
+
+        lake = Lake(settings.data.lake_dir)
+        if options.replay_day not in lake.days(symbol, BOOK):
+            return None  # an earlier day's last state would be a stale book, not this day's
+        first, last = int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1])
+        return lake_market(lake, symbol, first, last + 1)
+    from cryptoarena.data.loaders import is_bitstamp_log
+
+    path = replay_path(settings, options)
+    if not is_bitstamp_log(path):
+        return None
+    started = time.perf_counter()
+    market, report = load_bitstamp_market(path)
+    if report.malformed:
+        logger.warning("replay book: %s", report.summary())
+    logger.info("replay book: %s loaded in %.1f s", market.name, time.perf_counter() - started)
+    return market
+
+
 def make_exchange(
-    settings: Settings, config: ArenaConfig, kind: ExchangeKind, clock: Clock, allow_mainnet: bool
+    settings: Settings,
+    config: ArenaConfig,
+    kind: ExchangeKind,
+    clock: Clock,
+    allow_mainnet: bool,
+    market: RecordedMarket | None = None,
 ) -> Any:
     """Paper: one paper venue, each book on its own account there with the arena's capital
     (accounts ignored). Bybit: one BybitExchange per
     distinct bound account (its own keys), strategies without one on a paper venue fed by the
-    same tape, all behind one :class:`AccountsExchange`."""
-    from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
+    same tape, all behind one :class:`AccountsExchange`. ``market``: the replay's recorded
+    book, which the paper venue fills against (queue models l2/l3 refuse to start without)."""
+    from cryptoarena.trading.exchange.paper import PaperExchange
+    from cryptoarena.trading.exchange.queues import QueueModel, missing_book
 
-    capital = Decimal(str(config.arena.capital))  # per book: no book's margin is another's
-    paper = PaperExchangeConfig(initial_balance=capital, queue_model=config.arena.queue_model)
+    paper = paper_config(config)
+    missing = missing_book(QueueModel(paper.queue_model), market)
+    if missing is not None and (kind is ExchangeKind.PAPER or None in config.accounts().values()):
+        raise SessionError(
+            f"{missing}, and this run has none: replay a Bitstamp feed log (L2 and L3) or a "
+            "lake day with a recorded book (--lake-day, L2), or use queue_model 'tape'"
+        )
     if kind is ExchangeKind.PAPER:
-        return PaperExchange(paper, clock=clock)
+        return PaperExchange(paper, clock=clock, market=market)
     from cryptoarena.trading.exchange.accounts import PAPER, AccountsExchange
     from cryptoarena.trading.exchange.bybit import BybitExchange
 
@@ -119,8 +186,26 @@ def make_exchange(
         # Signing needs wall-clock time even when the market data is a replay.
         members[account] = BybitExchange(bybit, clock=LiveClock())
     if any(a == PAPER for a in bindings.values()):
-        members[PAPER] = PaperExchange(paper, clock=clock)
+        members[PAPER] = PaperExchange(paper, clock=clock, market=market)
     return AccountsExchange(members, bindings, name=f"bybit-{env.value}")
+
+
+def paper_config(config: ArenaConfig) -> PaperExchangeConfig:
+    """The arena's paper venue: its capital per book, its queue model."""
+    from cryptoarena.trading.exchange.paper import PaperExchangeConfig
+
+    capital = Decimal(str(config.arena.capital))  # per book: no book's margin is another's
+    return PaperExchangeConfig(initial_balance=capital, queue_model=config.arena.queue_model)
+
+
+def fill_rules_of(config: ArenaConfig, market: RecordedMarket | None) -> dict[str, object]:
+    """The paper venue's fill rules as the run records them (queue model, book, taker rule)."""
+    from cryptoarena.trading.exchange.queues import QueueModel, fill_rules
+
+    venue = paper_config(config)
+    return fill_rules(
+        QueueModel(venue.queue_model), market, venue.queue_lookback_s, venue.queue_min_qty
+    )
 
 
 def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr]:
@@ -147,7 +232,7 @@ def make_feed_with_trades(
     if options.source is Source.REPLAY:
         from cryptoarena.data.replay_feed import ReplayFeed
 
-        trades = replay_trades(settings, options)
+        trades = replay_trades(settings, options, symbol)
         clock = SimClock(int(trades["ts"].iloc[0]))
         # The worker moves the simulated clock itself, tick by tick, as the bars close (the
         # feed would jump it to the end of each batch, ahead of the bars still to close).
@@ -155,6 +240,8 @@ def make_feed_with_trades(
         return feed, clock, trades
     if options.speed is not None:
         raise SessionError("--speed only applies to --source replay")
+    if options.replay_day is not None:
+        raise SessionError("--lake-day only applies to --source replay")
     from cryptoarena.data.bybit_feed import BybitFeed, BybitFeedConfig
 
     return BybitFeed(BybitFeedConfig.from_settings(settings, symbol=symbol)), LiveClock(), None
@@ -313,7 +400,10 @@ async def run_session(
     run_id = options.run_id or default_run_id(options)
     feed, clock, trades = make_feed_with_trades(settings, options, config.arena.symbol)
     span = None if trades is None else (int(trades["ts"].iloc[0]), int(trades["ts"].iloc[-1]))
-    exchange = make_exchange(settings, config, options.exchange, clock, options.allow_mainnet)
+    market = recorded_market(settings, options, config.arena.symbol, trades)
+    exchange = make_exchange(
+        settings, config, options.exchange, clock, options.allow_mainnet, market
+    )
     plan = await make_forecasts(settings, options, config, clock)
     trade_from_ns, sample = out_of_sample(options, plan, span)
     if trades is not None and is_backtest(options):
@@ -339,7 +429,11 @@ async def run_session(
             durable_orders=options.exchange is not ExchangeKind.PAPER,
             recorded_bars=_lake_bars(settings, config) if options.source is Source.BYBIT else None,
             trade_from_ns=trade_from_ns,
-            run_notes={"forecasts": plan.described, **sample},
+            run_notes={
+                "forecasts": plan.described,
+                "fills": fill_rules_of(config, market),
+                **sample,
+            },
         )
         if handle_signals:
             worker.install_signal_handlers()

@@ -23,6 +23,10 @@ ahead with its size, and only the rest fills the order. Cancels are assumed behi
 trade at the price on the order's own side (a buyer lifting asks there) says nothing about it
 and fills nothing. ``none`` is the old rule: no queue, only trades strictly through the price
 fill, up to their size.
+
+Taker orders follow :func:`taker_rule`: with a recorded book (L2) they walk its levels, under
+every queue model; without one they take from the tape. A run records both rules
+(:func:`fill_rules`) and its report prints them (:func:`queue_note`, :func:`taker_note`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,64 @@ _ASSUMES = {
     QueueModel.L2: "the recorded book's displayed size at a quote's price is ahead of it",
     QueueModel.L3: "exact FIFO position from the recorded order events",
 }
+
+
+class TakerRule(StrEnum):
+    """How taker orders (market orders, crossing limits) fill: on the tape's later trades, or
+    by walking the recorded book when the replay has one (docs/exchange.md)."""
+
+    TAPE = "tape"
+    BOOK = "book"
+
+
+_TAKES = {
+    TakerRule.TAPE: "on the tape's later trades from their side, each at its price and size",
+    TakerRule.BOOK: "walk the recorded book{book} as it stood at arrival, level by level "
+    "(VWAP beyond the touch)",
+}
+
+
+def taker_rule(market: RecordedMarket | None) -> TakerRule:
+    """Takers walk the recorded book whenever the replay has one (L2 snapshots)."""
+    return TakerRule.BOOK if market is not None and market.l2 is not None else TakerRule.TAPE
+
+
+def missing_book(model: QueueModel, market: RecordedMarket | None) -> str | None:
+    """Why ``model`` cannot run on ``market`` (None: it can): l2 needs recorded snapshots, l3
+    recorded order events."""
+    if model is QueueModel.L2 and (market is None or market.l2 is None):
+        return "queue_model 'l2' needs a recorded book (L2 snapshots)"
+    if model is QueueModel.L3 and (market is None or market.l3 is None):
+        return "queue_model 'l3' needs recorded order events (L3)"
+    return None
+
+
+def fill_rules(
+    model: QueueModel, market: RecordedMarket | None, lookback_s: float, min_qty: Decimal
+) -> dict[str, object]:
+    """What a run records about its fills (and a report prints): the queue model and its
+    parameters, the recorded book if any, and the taker rule that book implies."""
+    doc: dict[str, object] = {"queue_model": model.value}
+    if model in (QueueModel.TAPE, QueueModel.L2):
+        doc["queue_lookback_s"] = lookback_s
+        doc["queue_min_qty"] = str(min_qty)
+    doc["taker_fills"] = taker_rule(market).value
+    doc["book"] = f"{market.name} ({market.depth})" if market is not None else None
+    return doc
+
+
+def taker_note(fills: object) -> str:
+    """The report's line on how taker orders were filled (``fills``: the run record's
+    ``fills`` section; missing on runs recorded before book replays, which used the tape)."""
+    rule = fills.get("taker_fills") if isinstance(fills, dict) else None
+    book = fills.get("book") if isinstance(fills, dict) else None
+    try:
+        known = TakerRule(str(rule)) if rule is not None else TakerRule.TAPE
+    except ValueError:
+        return f"taker fills {rule!r}: unknown"
+    old = " (recorded before book replays)" if rule is None else ""
+    on = f" ({book})" if book else ""
+    return f"taker fills {known.value}{old}: " + _TAKES[known].format(book=on)
 
 
 def queue_note(model: object) -> str:
@@ -114,10 +176,9 @@ class Queues:
         min_qty: Decimal,
         market: RecordedMarket | None = None,
     ) -> None:
-        if model is QueueModel.L2 and (market is None or market.l2 is None):
-            raise ValueError("queue_model l2 needs a recorded book (L2 snapshots) for the replay")
-        if model is QueueModel.L3 and (market is None or market.l3 is None):
-            raise ValueError("queue_model l3 needs recorded order events (L3) for the replay")
+        missing = missing_book(model, market)
+        if missing is not None:
+            raise ValueError(f"{missing} for the replay")
         self.model = model
         self.min_qty = min_qty
         self.lookback_s = lookback_s
@@ -131,15 +192,14 @@ class Queues:
         """Trades at a resting order's price can move or fill it (all models but ``none``)."""
         return self.model is not QueueModel.NONE
 
+    @property
+    def takers_walk_book(self) -> bool:
+        """Taker orders walk the recorded book (:func:`taker_rule`)."""
+        return taker_rule(self.market) is TakerRule.BOOK
+
     def describe(self) -> dict[str, object]:
         """What a run records and a report prints."""
-        doc: dict[str, object] = {"queue_model": self.model.value}
-        if self.model in (QueueModel.TAPE, QueueModel.L2):
-            doc["queue_lookback_s"] = self.lookback_s
-            doc["queue_min_qty"] = str(self.min_qty)
-        if self.market is not None:
-            doc["book"] = f"{self.market.name} ({self.market.depth})"
-        return doc
+        return fill_rules(self.model, self.market, self.lookback_s, self.min_qty)
 
     # -- the tape ---------------------------------------------------------------------------
     def before(self, trade: Trade, orders: Iterable[SimOrder]) -> None:

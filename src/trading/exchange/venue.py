@@ -21,7 +21,8 @@ sequence of orders gets the same fills and fees on both. Rules (docs/exchange.md
 - A resting limit fills at its price (maker fee) only after the queue ahead of it at its price
   has traded (``exchange.queues``: estimated from the tape by default, from a recorded book
   when there is one); a trade fills it by at most what is left of its size once it has paid
-  off that queue (partial fills).
+  off that queue (partial fills). Fills come in whole lots (``qty_step``): the part of a trade
+  or level below a lot fills nothing.
 - With a recorded book (L2), a taker order walks the book as it stood when the order arrived,
   level by level, instead of the tape.
 - IOC/FOK are resolved on the first trade after arrival.
@@ -40,7 +41,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from cryptoarena.data.book_replay import ASK, BID, RecordedMarket
 from cryptoarena.data.records import BUY, SELL, Bar, Trade
@@ -358,6 +359,7 @@ class SimVenue:
             key = "" if shared else order.book
             available = left.get(key, size)
             fills, maker, walked = self._match(order, trade, price, size, available)
+            fills = _lots(fills, self.instruments[req.symbol].qty_step)
             qty = sum((q for q, _ in fills), ZERO)
             if req.reduce_only:
                 reducible = self._reducible(req, order.book)
@@ -439,7 +441,7 @@ class SimVenue:
         room = min(order.remaining, available)
         if room <= 0:
             return [], False, False
-        if order.phase == "taker" and self.queues.book is not None:
+        if order.phase == "taker" and self.queues.takers_walk_book:
             # Once, at arrival: the book as it stood then. A limit's rest then rests at its
             # price; a market order's rest takes from the tape's later trades ("tape").
             walked = self._walk_book(order)
@@ -467,6 +469,7 @@ class SimVenue:
         req = order.request
         buy = req.side is Side.BUY
         need = order.remaining
+        step = self.instruments[req.symbol].qty_step
         fills: list[tuple[Decimal, Decimal]] = []
         for px, sz in book.levels(ASK if buy else BID, order.arrival_ns):
             level = to_decimal(px)
@@ -474,7 +477,9 @@ class SimVenue:
                 req.price is not None and (level > req.price if buy else level < req.price)
             ):
                 break
-            qty = min(need, to_decimal(sz))
+            qty = _lot(min(need, to_decimal(sz)), step)  # whole lots level by level
+            if qty <= 0:
+                continue
             fills.append((qty, level))
             need -= qty
         return fills
@@ -568,6 +573,18 @@ class SimVenue:
         exec_id = str(uuid.uuid5(_IDS, key))
         rate = self.config.maker_fee if maker else self.config.taker_fee
         return execute(self.book(order.book), order, qty, price, rate, maker, trade.ts, exec_id)
+
+
+def _lots(fills: list[tuple[Decimal, Decimal]], step: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """Fills in whole lots of the instrument, as a venue fills (a recorded trade or level of
+    0.12345 BTC gives 0.123): the part below a lot is not filled, so no position is left with
+    dust no order could close."""
+    out = [(_lot(q, step), p) for q, p in fills]
+    return [(q, p) for q, p in out if q > 0]
+
+
+def _lot(qty: Decimal, step: Decimal) -> Decimal:
+    return (qty / step).to_integral_value(ROUND_FLOOR) * step
 
 
 def _trim(fills: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Decimal, Decimal]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from cryptoarena.trading.exchange.queues import queue_note
+from cryptoarena.trading.exchange.queues import queue_note, taker_note
 from cryptoarena.trading.results.forecasts import forecast_quality
 from cryptoarena.trading.results.model import Halt, RunReport, StrategyRow
 from cryptoarena.trading.results.significance import probabilistic_sharpe
@@ -376,6 +376,8 @@ def collect(
     if in_sample is True:
         notes.insert(0, "IN-SAMPLE: scored on bars the model was trained or validated on")
     notes.append(queue_note((start.get("arena") or {}).get("queue_model")))
+    if "bars" not in start:  # a bar run's takers fill at the next open (its own fill_rule)
+        notes.append(taker_note(start.get("fills")))
     error = stop.get("error") if stop else None
     if error:
         notes.append(f"crashed: {error}")
