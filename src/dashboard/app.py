@@ -72,6 +72,7 @@ def create_app(
         else:
             app.state.reader = reader
         app.state.hub = LiveHub(app.state.reader, settings.dashboard.poll_interval_s)
+        app.state.registry.get()  # starts the first (slow) registry read in the background
         await app.state.hub.start()
         # The first leaderboard of a long run takes seconds: compute it before a page asks.
         threading.Thread(target=_warm, args=(app.state.reader,), daemon=True).start()
@@ -97,8 +98,6 @@ def create_app(
     app.state.kill_throttle = TokenThrottle(
         board.kill_max_failures, board.kill_failure_window_s, board.kill_lockout_s
     )
-    # Read on the first request that needs it (the Model page, a leaderboard's sample), not at
-    # start: MLflow's client and its SQLite store add ~170 MB to an idle dashboard.
     app.state.registry = RegistryView(settings)
     app.include_router(router)
     app.include_router(season_router)

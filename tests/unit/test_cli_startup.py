@@ -77,8 +77,8 @@ def test_a_command_s_help_imports_no_heavy_library(command: str) -> None:
 
 
 def test_the_dashboard_app_imports_no_model_pandas_or_statistics_stack() -> None:
-    """An idle dashboard was 264 MB before any data (pandas, scipy, arch, then MLflow in the
-    registry's first read); its routes import those when a request needs them."""
+    """Importing the app took 264 MB before any data (pandas, scipy, arch, matplotlib); they
+    now come with what needs them (the registry's read, the first verdict), after it answers."""
     assert _heavy_packages_of("cryptoarena.dashboard.app", HEAVY + STATS) == []
 
 
