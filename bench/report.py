@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.report [--hours 24] [--strategies 10] [--journal DIR]
     .venv/bin/python -m bench.report --journal DIR --run-id RUN   # a real run already journaled
     .venv/bin/python -m bench.report --bootstrap [--days 1 7 30]
+    .venv/bin/python -m bench.report --startup [--registry sqlite:///DIR/mlflow.db] [--repeat 3]
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
 strategy every 5 s, one prediction per second with its realised price, a halt, ``stopped``)
@@ -17,6 +18,15 @@ Bootstrap: the verdict on 4 synthetic equity curves of 5-second snapshots over N
 resamples, in a fresh process per case (peak RSS = ``ru_maxrss`` of that child): the current
 ``arch`` moving-block bootstrap, and the old in-memory index array (reimplemented below as it
 was) for the sizes the machine can hold.
+
+Start-up (issue #21 item 6): fresh ``arena`` processes on the example config, in a temporary
+home and journal: each command's ``--help``; ``arena backtest --minutes 5`` (every strategy,
+the AI arm with the ``@champion`` of ``--registry`` loaded in-process, or standing aside
+without one) timed to its first ``progress:`` line and to its end; then ``arena report`` of
+that run. One untimed warm-up of each (MLflow creates its database on a first visit), then the
+median of ``--repeat`` runs, with the CPU time of the child (user + sys). Run it with another
+checkout's interpreter (``/work/main/.venv/bin/python -m bench.report --startup`` from this
+folder) to measure that checkout's ``arena``.
 """
 
 from __future__ import annotations
@@ -128,6 +138,73 @@ def time_report(root: Path, run_id: str) -> None:
         print(f"| {name} | {wall:.2f} s | {cpu_s:.2f} s | {mem} |")
 
 
+# -- start-up --------------------------------------------------------------------------------
+
+
+def _timed(
+    argv: list[str], env: dict[str, str], marker: str | None = None
+) -> tuple[float, float, float]:
+    """(wall to ``marker``'s first line or NaN, wall to the end, CPU) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    first = math.nan
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, cwd=Path(__file__).resolve().parents[1]) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if marker and math.isnan(first) and marker in line:
+                first = time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode})")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return first, wall, cpu
+
+
+def time_startup(registry: str | None, repeat: int) -> None:
+    import statistics
+    import tempfile
+
+    arena = str(Path(sys.executable).with_name("arena"))
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+        env |= {
+            "ARENA_HOME": tmp,
+            "ARENA_MONGO__EMBEDDED_DIR": f"{tmp}/journal",
+            "ARENA_TRADING__KILL_FILE": f"{tmp}/arena.kill",
+            "ARENA_SERVING__URL": "http://127.0.0.1:9",  # no server: the champion in-process
+            "ARENA_MLFLOW__TRACKING_URI": registry or f"sqlite:///{tmp}/mlflow.db",
+            "ARENA_LOG_FILE": f"{tmp}/arena.log",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        config = str(root / "configs" / "arena.example.toml")
+        cases: list[tuple[str, list[str], str | None]] = [
+            (f"`arena {c} --help`".replace("  ", " "), [*c.split(), "--help"], None)
+            for c in ("", "backtest", "report", "dashboard")
+        ]
+        backtest = ["backtest", "--config", config, "--minutes", "5", "--allow-in-sample"]
+        cases.append(("`arena backtest --minutes 5` (example config)", backtest, "progress:"))
+        cases.append(("`arena report` of that run", ["report", "--run-id", "startup"], None))
+        print(f"load average {os.getloadavg()[0]:.1f}; registry: {registry or 'empty'}")
+        print("| command | to the first progress line | wall | CPU (user+sys) |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, args, marker in cases:
+            if args[0] == "backtest":
+                args = [*args, "--run-id", "startup"]
+            runs = []
+            for i in range(repeat + 1):
+                if args[0] == "backtest":  # each timed run a fresh run, not a resume
+                    args = [*args[:-1], f"startup{i}"] if i else args
+                runs.append(_timed([arena, *args], env, marker))
+            first, wall, cpu = (statistics.median(r[k] for r in runs[1:]) for k in range(3))
+            to_first = "—" if math.isnan(first) else f"{first:.2f} s"
+            print(f"| {name} | {to_first} | {wall:.2f} s | {cpu:.2f} s |")
+        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
 # -- bootstrap memory ---------------------------------------------------------------------------
 
 
@@ -191,11 +268,17 @@ def main() -> None:
     parser.add_argument("--days", type=float, nargs="*", default=[1, 7, 30])
     parser.add_argument("--old-max-days", type=float, default=2.0)
     parser.add_argument("--run-id", help="time this run of --journal instead of a synthetic one")
+    parser.add_argument("--startup", action="store_true", help="time the commands' start-up")
+    parser.add_argument("--registry", help="--startup: MLflow tracking URI holding @champion")
+    parser.add_argument("--repeat", type=int, default=3, help="--startup: timed runs per command")
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     if args.bootstrap:
         time_bootstrap(args.days, args.old_max_days)
+        return
+    if args.startup:
+        time_startup(args.registry, args.repeat)
         return
     marker = args.journal / "bench-run.json"
     if args.run_id:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.soak [--days 30] [--speed 2000] [--seed 7] [--checkpoints 1,10,30]
     .venv/bin/python -m bench.soak dashboard --journal DIR     # the dashboard alone on a journal
+    .venv/bin/python -m bench.soak idle                        # the dashboard with no data at all
 
 The tape is SYNTHETIC (:mod:`cryptoarena.data.synthetic`): a block bootstrap of the shipped real
 Binance BTCUSDT day (30-minute blocks of real trades, price-rescaled so blocks join),
@@ -20,6 +21,11 @@ rejects file); it must be 0. Prints a Markdown table and one JSON line.
 ``dashboard`` mode: ``arena dashboard`` over an existing journal (e.g. the journal of
 ``arena trade --speed 400`` over the shipped day): resident memory after every route was asked
 for, its peak, and each route's p99.
+
+``idle`` mode: ``arena dashboard`` on an empty journal and an empty MLflow store: resident
+memory once it answers ``/api/health`` and again ``--idle-s`` seconds later (what its own
+start-up loads, before any data), and the compiled libraries it has mapped (``/proc/PID/maps``;
+pure-Python packages such as MLflow show only through theirs, e.g. SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -289,11 +295,42 @@ def dashboard_only(args: argparse.Namespace) -> None:
     print(json.dumps({"rss_mb": rss, "peak_mb": peak, "p99_ms": p99, "journal_mb": size / 1e6}))
 
 
+def mapped_packages(pid: int) -> list[str]:
+    """The site-packages whose compiled modules a process has mapped."""
+    found = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        _, sep, rest = line.partition("site-packages/")
+        if sep and "/" in rest:
+            found.add(rest.split("/")[0])
+    return sorted(found)
+
+
+def dashboard_idle(args: argparse.Namespace) -> None:
+    root = Path(tempfile.mkdtemp(prefix="soak-idle-"))
+    started = time.perf_counter()
+    dash = start_dashboard(root, root / "journal", args.port)
+    try:
+        ready = time.perf_counter() - started
+        at_health, _ = rss_mb(dash.pid)
+        time.sleep(args.idle_s)  # background work started with the app (none should be heavy)
+        later, peak = rss_mb(dash.pid)
+        libs = mapped_packages(dash.pid)
+    finally:
+        dash.terminate()
+        dash.wait(20)
+    print(f"machine: {_machine()}")
+    print(f"dashboard answered health after {ready:.1f} s; RSS {at_health:.0f} MB then, "
+          f"{later:.0f} MB {args.idle_s:g} s later (peak {peak:.0f} MB)")  # fmt: skip
+    print("compiled libraries mapped: " + ", ".join(libs))
+    print(json.dumps({"rss_health_mb": at_health, "rss_idle_mb": later, "peak_mb": peak,
+                      "libraries": libs}))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("mode", nargs="?", default="soak", choices=("soak", "dashboard"))
+    ap.add_argument("mode", nargs="?", default="soak", choices=("soak", "dashboard", "idle"))
     ap.add_argument("--days", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=2000.0)
     ap.add_argument("--seed", type=int, default=7)
@@ -302,11 +339,14 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18_097)
     ap.add_argument("--keep", type=Path, default=None, help="work (and keep) everything here")
     ap.add_argument("--journal", type=Path, help="dashboard mode: the journal folder")
+    ap.add_argument("--idle-s", type=float, default=20.0, help="idle mode: seconds to wait")
     args = ap.parse_args()
     if args.mode == "dashboard":
         if args.journal is None:
             ap.error("dashboard mode needs --journal")
         dashboard_only(args)
+    elif args.mode == "idle":
+        dashboard_idle(args)
     else:
         soak(args)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import typer
 from cryptoarena.config import get_settings
-from cryptoarena.http_deadline import deadline_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,7 @@ def dashboard(
     """The web dashboard over the journal: leaderboard, equity, trades, forecasts, risk, kill switch."""
     import uvicorn
     from cryptoarena.dashboard.app import create_app
+    from cryptoarena.http_deadline import deadline_protocol  # uvicorn: not for `arena --help`
 
     settings = get_settings()
     bind_host = host or settings.dashboard.host

@@ -9,9 +9,12 @@ side: +1 buy, -1 sell, 0 unknown) and ``trade_id`` (string). A bar frame has ``B
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the records themselves need no pandas (the dashboard imports them)
+    import pandas as pd
 
 TRADE_COLUMNS: tuple[str, ...] = ("ts", "price", "size", "side", "trade_id")
 BAR_COLUMNS: tuple[str, ...] = (
@@ -91,6 +94,8 @@ def trades_frame(
     ts: np.ndarray, price: np.ndarray, size: np.ndarray, side: np.ndarray, trade_id: np.ndarray
 ) -> pd.DataFrame:
     """Build a trade frame with the canonical dtypes, sorted by time (stable)."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
             "ts": np.asarray(ts, dtype=np.int64),
@@ -121,6 +126,8 @@ def bars_to_records(bars: pd.DataFrame) -> list[Bar]:
 
 
 def records_to_bars(bars: list[Bar]) -> pd.DataFrame:
+    import pandas as pd
+
     if not bars:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS}).astype(
             {"ts": np.int64, "trades": np.int64}

@@ -12,10 +12,11 @@ import json
 import logging
 import math
 import re
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from cryptoarena.model.champions import (
@@ -28,10 +29,12 @@ from cryptoarena.model.champions import (
     champion_changes,
 )
 from cryptoarena.model.features import FeatureSpec, Scaler
-from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
 from cryptoarena.model.tracking import tracking_context
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
+
+if TYPE_CHECKING:  # torch: imported only where a model is loaded (a registry lookup needs none)
+    from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +220,31 @@ def _resolve(model_uri: str, tracking_uri: str) -> tuple[str, str, str]:
         return name, str(mv.version), str(mv.run_id or "")
 
 
+def _mlflow_pytorch() -> Any:
+    """``mlflow.pytorch`` without PyTorch Lightning. The module imports Lightning only to offer
+    its checkpoint callback and goes on without it when the import fails (it is optional for
+    MLflow); loading a model never needs it, and importing it costs ~3 s. So Lightning is made
+    unimportable for that one import, unless something in this process already loaded it (a
+    training run). ``load_model`` and its pickle-safety checks are MLflow's own, unchanged."""
+    if "mlflow.pytorch" in sys.modules:
+        return sys.modules["mlflow.pytorch"]
+    blocked = [n for n in ("pytorch_lightning", "lightning") if n not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # None: `import` raises ImportError
+    try:
+        import mlflow.pytorch
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return mlflow.pytorch
+
+
 def load_forecaster(model_uri: str, *, tracking_uri: str) -> Forecaster:
     """Load a registered forecaster (``models:/<name>@champion`` or ``models:/<name>/<version>``)."""
-    import mlflow.pytorch
+    from cryptoarena.model.forecaster import Forecaster, ForecastModelInfo, TorchPredictor
+
+    mlflow_pytorch = _mlflow_pytorch()
 
     name, version, run_id = _resolve(model_uri, tracking_uri)
     with tracking_context(tracking_uri), tempfile.TemporaryDirectory() as tmp:
@@ -233,7 +258,7 @@ def load_forecaster(model_uri: str, *, tracking_uri: str) -> Forecaster:
         meta = (Model.load(local).metadata or {}).get(METADATA_KEY)
         if not meta:
             raise ModelNotFound(f"{model_uri}: version {version} is not a cryptoarena forecaster")
-        net = mlflow.pytorch.load_model(local)
+        net = mlflow_pytorch.load_model(local)
     with tracking_context(tracking_uri) as client:
         tags = dict(client.get_model_version(name, version).tags or {})
     info = ForecastModelInfo(

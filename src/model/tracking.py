@@ -1,4 +1,5 @@
-"""MLflow tracking plumbing: where runs and artifacts go, and per-epoch metrics from Lightning.
+"""MLflow tracking plumbing: where runs and artifacts go (no Lightning here: loading a model
+needs only MLflow and torch; the per-epoch metrics callback lives with training).
 
 MLflow keeps its tracking URI in process-global state; :func:`tracking_context` sets it (and the
 registry URI) for one block under a lock and puts the previous values back, so a test or a server
@@ -16,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
-import pytorch_lightning as pl
 from cryptoarena.config import sqlite_db_path
 from mlflow.tracking import MlflowClient
 
@@ -68,25 +68,3 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
     return str(
         client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
     )
-
-
-class MlflowEpochMetrics(pl.Callback):
-    """Logs Lightning's epoch metrics (train/val loss…) to the active MLflow run, step = epoch."""
-
-    def __init__(self) -> None:
-        self.history: list[dict[str, float]] = []
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        metrics = {
-            k: float(v)
-            for k, v in trainer.callback_metrics.items()
-            if k.startswith(("train_", "val_")) and not k.endswith("_step")
-        }
-        metrics["epoch"] = float(trainer.current_epoch)
-        self.history.append(metrics)
-        if mlflow.active_run() is not None:
-            mlflow.log_metrics(
-                {k: v for k, v in metrics.items() if k != "epoch"}, step=trainer.current_epoch
-            )

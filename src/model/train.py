@@ -56,7 +56,7 @@ from cryptoarena.model.registry import (
     model_metadata,
 )
 from cryptoarena.model.report import write_report
-from cryptoarena.model.tracking import MlflowEpochMetrics, ensure_experiment, tracking_context
+from cryptoarena.model.tracking import ensure_experiment, tracking_context
 from cryptoarena.model.windows import gather, valid_anchors
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,28 @@ Promote = Literal["gate", "force", "never"]
 TINY_CONFIG = LSTMConfig(
     window=20, hidden=8, max_epochs=1, batch_size=128, limit_train_batches=20, patience=1
 )
+
+
+class MlflowEpochMetrics(pl.Callback):
+    """Logs Lightning's epoch metrics (train/val loss…) to the active MLflow run, step = epoch."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith(("train_", "val_")) and not k.endswith("_step")
+        }
+        metrics["epoch"] = float(trainer.current_epoch)
+        self.history.append(metrics)
+        if mlflow.active_run() is not None:
+            mlflow.log_metrics(
+                {k: v for k, v in metrics.items() if k != "epoch"}, step=trainer.current_epoch
+            )
 
 
 @dataclass

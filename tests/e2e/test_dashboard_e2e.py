@@ -280,7 +280,13 @@ def test_model_page_claims_nothing_while_the_registry_is_being_read(
     w.page.wait_for_selector("[role=status]:has-text('Reading the MLflow registry')")
     text = w.page.inner_text("main")
     assert "none registered" not in text and "No versions registered" not in text
-    # Once the read is done (the real API, an empty registry), the page says so plainly.
+    # Once the read is done (the real API, an empty registry), the page says so plainly. The
+    # server's first read (MLflow's import, its new database) runs in the background from the
+    # start; the dashboard answers health before it, so wait for it here.
+    deadline = time.monotonic() + 120
+    while _get(f"{base}/api/models")["pending"]:
+        assert time.monotonic() < deadline, "the registry's first read took over 120 s"
+        time.sleep(0.5)
     w.page.unroute("**/api/models*")
     w.page.reload()
     w.page.wait_for_selector("text=none registered", timeout=15_000)

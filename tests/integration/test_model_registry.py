@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +61,28 @@ def test_reloaded_model_gives_the_same_forecasts(store: str, trained, bars: pd.D
     assert_float32_close(disk, mem)  # exported graph vs eager net: float32 rounding
     # Batch sizes other than the input example's (2) work: the batch dimension is dynamic.
     assert loaded.predict(windows[:1]).shape == (1, 15)
+
+
+LOAD_PROBE = """
+import json, sys
+from cryptoarena.model.registry import load_forecaster
+loaded = load_forecaster(sys.argv[1], tracking_uri=sys.argv[2])
+lightning = sorted(m for m in sys.modules if m.split(".")[0] in ("pytorch_lightning", "lightning"))
+import pytorch_lightning  # still importable afterwards (a training run in the same process)
+print(json.dumps({"version": loaded.info.version, "lightning": lightning}))
+"""
+
+
+def test_the_champion_loads_without_importing_lightning(store: str, trained) -> None:  # type: ignore[no-untyped-def]
+    """Issue #21 item 6: loading a model goes through MLflow's own loader (its pickle-safety
+    checks included) but never imports PyTorch Lightning (~3 s of a backtest's start-up)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_PROBE, f"models:/{NAME}@{CHAMPION}", store],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["version"] == trained.info.version
+    assert out["lightning"] == []
 
 
 def test_registry_aliases_and_metadata(store: str, trained) -> None:  # type: ignore[no-untyped-def]

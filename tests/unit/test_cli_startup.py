@@ -1,5 +1,9 @@
-"""`arena` commands that only print fixed text start without the heavy libraries: the command
-modules every invocation loads import pandas, Prefect, MLflow or torch only inside commands."""
+"""`arena` commands start without the heavy libraries they do not use (issue #21 item 6, issue
+#19's dashboard memory): the command modules every invocation loads import pandas, Prefect,
+MLflow or torch only inside commands; a registry lookup needs no torch or Lightning; the
+dashboard's app and the report's modules import the verdict's statistics stack (scipy, arch)
+only when a verdict is computed. Checked on ``sys.modules`` of a fresh interpreter, not timed
+(the start-up times are in docs/benchmarks.md, from ``bench/report.py --startup``)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("prefect", "pandas", "mlflow", "torch", "dask")
+HEAVY = ("prefect", "pandas", "mlflow", "torch", "dask", "pytorch_lightning", "lightning")
+# The verdict's statistics stack, plotting, and the servers' libraries.
+STATS = ("scipy", "arch", "statsmodels", "matplotlib")
+SERVER = ("uvicorn",)
 PROBE = """
 import json, sys
 from cryptoarena.cli import main
@@ -21,15 +30,29 @@ except SystemExit:
     pass
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
+IMPORT_PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+heavy = json.loads(sys.argv[2])
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))))
+"""
 
 
-def _heavy_modules_after(args: list[str]) -> tuple[list[str], str]:
+def _run(code: str, *args: str) -> tuple[list[str], str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
+        [sys.executable, "-c", code, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     *text, loaded = done.stdout.strip().splitlines()
     return json.loads(loaded), "\n".join(text)
+
+
+def _heavy_modules_after(args: list[str], heavy: tuple[str, ...] = HEAVY) -> tuple[list[str], str]:
+    return _run(PROBE, json.dumps(args), json.dumps(heavy))
+
+
+def _heavy_packages_of(module: str, heavy: tuple[str, ...]) -> list[str]:
+    return _run(IMPORT_PROBE, module, json.dumps(heavy))[0]
 
 
 def test_flows_list_imports_no_heavy_library_and_says_what_each_flow_does() -> None:
@@ -41,6 +64,31 @@ def test_flows_list_imports_no_heavy_library_and_says_what_each_flow_does() -> N
 
 
 def test_help_imports_no_heavy_library() -> None:
-    loaded, text = _heavy_modules_after(["--help"])
+    loaded, text = _heavy_modules_after(["--help"], HEAVY + STATS + SERVER)
     assert "sweep" in text
     assert loaded == []
+
+
+@pytest.mark.parametrize("command", ["backtest", "report", "dashboard", "trade"])
+def test_a_command_s_help_imports_no_heavy_library(command: str) -> None:
+    loaded, text = _heavy_modules_after([command, "--help"], HEAVY + STATS + SERVER)
+    assert f"arena {command}" in text  # its own usage line: the command was reached
+    assert loaded == []
+
+
+def test_the_dashboard_app_imports_no_model_pandas_or_statistics_stack() -> None:
+    """Importing the app took 264 MB before any data (pandas, scipy, arch, matplotlib); they
+    now come with what needs them (the registry's read, the first verdict), after it answers."""
+    assert _heavy_packages_of("cryptoarena.dashboard.app", HEAVY + STATS) == []
+
+
+def test_the_report_modules_import_the_statistics_stack_only_to_compute() -> None:
+    assert _heavy_packages_of("cryptoarena.trading.results.report", HEAVY + STATS) == []
+
+
+def test_a_registry_lookup_imports_neither_torch_nor_lightning() -> None:
+    """`arena backtest` with an AI arm asks the registry for @champion first: MLflow, but no
+    torch (only to load a model) and never Lightning (training only)."""
+    loaded = _heavy_packages_of("cryptoarena.model.registry", HEAVY)
+    assert "mlflow" in loaded  # the probe sees what the module needs
+    assert not {"torch", "pytorch_lightning", "lightning"} & set(loaded)

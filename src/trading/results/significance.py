@@ -23,8 +23,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from arch.bootstrap import MovingBlockBootstrap, optimal_block_length
-from scipy.stats import kurtosis, norm, skew
+
+# scipy and arch (which brings pandas and statsmodels along) are imported in the functions that
+# use them: importing the results package (the dashboard, `arena report --help`) costs ~150 MB
+# and ~2 s without them.
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class Moments:
 
 def moments(returns: np.ndarray) -> Moments | None:
     """None when the Sharpe ratio is undefined (fewer than 3 returns, or no variance)."""
+    from scipy.stats import kurtosis, skew
+
     r = np.asarray(returns, dtype=np.float64)
     if len(r) < 3:
         return None
@@ -61,6 +65,8 @@ def psr_from_moments(
     sr: float, n: int, skewness: float, kurt: float, sr_star: float = 0.0
 ) -> float:
     """Probabilistic Sharpe ratio from the per-period Sharpe ``sr`` of ``n`` returns."""
+    from scipy.stats import norm
+
     denom = 1.0 - skewness * sr + (kurt - 1.0) / 4.0 * sr * sr
     if n < 2 or not denom > 0.0:
         return float("nan")
@@ -77,6 +83,8 @@ def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | N
 
 def expected_max_sharpe(sr_variance: float, n_trials: int) -> float:
     """SR₀: the per-period Sharpe the best of ``n_trials`` reaches with no skill at all."""
+    from scipy.stats import norm
+
     if n_trials < 2 or not sr_variance > 0.0:
         return 0.0
     return math.sqrt(sr_variance) * (
@@ -118,6 +126,8 @@ def deflated_sharpe(returns: dict[str, np.ndarray]) -> Deflated | None:
 def block_length(series: np.ndarray, *, max_fraction: float = 0.25) -> int:
     """Politis–White block length for a moving-block bootstrap of ``series`` (one column or
     several: the longest), at least 1 and at most ``max_fraction`` of the sample."""
+    from arch.bootstrap import optimal_block_length
+
     x = np.asarray(series, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -145,6 +155,8 @@ def bootstrap_column_means(
     Memory is O(n + resamples × k): one index vector of n at a time, never resamples × n. The
     mean of a resample is computed from how often each row was drawn (``bincount``), which is
     the same number as the mean of the gathered rows and ~6× faster than gathering them."""
+    from arch.bootstrap import MovingBlockBootstrap
+
     x = np.ascontiguousarray(matrix, dtype=np.float64)
     n = x.shape[0]
     xt = np.ascontiguousarray(x.T)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from cryptoarena.trading.exchange.queues import queue_note, taker_note
 from cryptoarena.trading.results.forecasts import forecast_quality
 from cryptoarena.trading.results.model import Halt, RunReport, StrategyRow
 from cryptoarena.trading.results.significance import probabilistic_sharpe
@@ -286,6 +285,9 @@ def collect(
     """Everything the report says, and the curves for its plots. ``per_minute=None`` chooses:
     runs longer than ``RAW_SNAPSHOT_LIMIT`` snapshots per strategy read the per-minute read
     model when the journal keeps one; shorter runs read every snapshot."""
+    # The venue's queue models import pandas (recorded books): not when the dashboard starts.
+    from cryptoarena.trading.exchange.queues import queue_note, taker_note
+
     runs = journal.find("runs", {"run_id": run_id})
     runs.sort(key=lambda d: (wall_ns(d) or 0, int(d.get("seq", 0))))
     starts = [r for r in runs if r.get("event") == "started"]

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 import numpy as np
 from cryptoarena.trading.results.verdict import fmt_bp as _bp
 from pydantic import BaseModel, ConfigDict
-from scipy.stats import norm
-from scipy.stats import t as student_t
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +55,15 @@ class SeasonVerdict(BaseModel):
 def days_for_power(sd: float, detect: float, *, alpha: float = ALPHA, power: float = POWER) -> int:
     """Days a two-sided paired test at ``alpha`` needs to see a mean difference ``detect`` with
     probability ``power`` when per-day differences spread by ``sd`` (normal approximation)."""
+    from scipy.stats import norm  # ~60 MB: not for every importer of the season routes
+
     z = norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power)
     return max(2, math.ceil((z * sd / detect) ** 2))
 
 
 def paired(ai: str, versus: str, diffs: Sequence[float], confidence: float) -> DayDiff:
+    from scipy.stats import t as student_t
+
     d = np.asarray(diffs, dtype=np.float64)
     mean = float(d.mean()) if len(d) else math.nan
     if len(d) < 2:
