@@ -212,3 +212,28 @@ def test_a_follow_up_is_journaled_when_it_changes_only(tmp_path: Path) -> None:
         docs = journal.find("follow_ups", {"run_id": "r"}, sort=[("ts_ns", 1)])
     assert [(d["ts_ns"], d["follow_up"]) for d in docs] == [(1, rest.doc()), (3, None)]
     assert router.follow == {}
+
+
+def test_behind_accounts_only_the_paper_member_takes_an_order_back() -> None:
+    """A Bybit account keeps its own orders (reconciliation settles them); the paper member
+    lost them with the worker and works them again."""
+    from cryptoarena.clock import LiveClock
+    from cryptoarena.config import Settings
+    from cryptoarena.trading.exchange.accounts import AccountsExchange
+    from cryptoarena.trading.exchange.bybit import BybitExchange
+    from pydantic import SecretStr
+
+    keys = {"api_key": SecretStr("key"), "api_secret": SecretStr("secret")}
+    bybit = BybitExchange(Settings().bybit.model_copy(update=keys), clock=LiveClock())
+    tape = real_tape(5)
+    paper, _ = _paper(tape[0].ts)
+    accounts = AccountsExchange({"acc": bybit, "paper": paper}, {"s0": "acc", "s1": "paper"}, "x")
+    assert accounts.capabilities.journal_orders
+
+    def working(cid: str) -> WorkingOrder:
+        request = OrderRequest(cid, "BTCUSDT", Side.BUY, D("1"))
+        return WorkingOrder(request, "s", tape[0].ts, D(0), D(0), D(0), None, None)
+
+    assert not accounts.restore_order(working("run-00-aa-1"), resume_ns=tape[0].ts)
+    assert accounts.restore_order(working("run-01-aa-1"), resume_ns=tape[0].ts)
+    assert [o.client_id for o in paper.venue.open_orders()] == ["run-01-aa-1"]
