@@ -237,3 +237,31 @@ def test_behind_accounts_only_the_paper_member_takes_an_order_back() -> None:
     assert not accounts.restore_order(working("run-00-aa-1"), resume_ns=tape[0].ts)
     assert accounts.restore_order(working("run-01-aa-1"), resume_ns=tape[0].ts)
     assert [o.client_id for o in paper.venue.open_orders()] == ["run-01-aa-1"]
+
+
+def test_a_later_incarnation_s_risk_state_wins_a_tie_at_the_same_instant(tmp_path: Path) -> None:
+    """Seq restarts with each incarnation: the dead one's longer session must not win a tie
+    with the state the resumed incarnation journaled at the same instant."""
+    from cryptoarena.trading.engine.restore import restore_risk
+
+    t = 10 * 1_000_000_000
+    capitals = {"a": 10000.0, "b": 10000.0}
+
+    def halted_doc(strategy: str) -> dict[str, object]:
+        docs: list[dict[str, object]] = []
+        rm = RiskManager(RiskConfig(), capitals, lambda _doc: None, journal_state=docs.append)
+        rm.halt(strategy, "strategy raised", t)
+        assert docs and docs[-1]["ts_ns"] == t
+        return docs[-1]
+
+    with Journal.open(journal_settings(tmp_path), run_id="r") as journal:
+        for k in range(5):  # the first incarnation ran longer: its seq is higher
+            journal.record("decisions", {"strategy": "a", "target": 0.0, "ts_ns": k})
+        journal.record("risk_state", halted_doc("a"))
+        assert journal.flush(10.0)
+    with Journal.open(journal_settings(tmp_path), run_id="r") as journal:
+        journal.record("risk_state", halted_doc("b"))  # what the resumed incarnation decided
+        assert journal.flush(10.0)
+        fresh = RiskManager(RiskConfig(), capitals, lambda _doc: None)
+        assert restore_risk(journal, "r", fresh, t)
+    assert set(fresh.halted) == {"b"}

@@ -107,7 +107,9 @@ def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: in
     docs = journal.find(
         "risk_state",
         {"run_id": run_id, "ts_ns": {"$lte": checkpoint_ns}},
-        sort=[("ts_ns", -1), ("seq", -1)],
+        # Ties in recording order across incarnations (an event id sorts by the journal session,
+        # then seq; seq alone restarts with each): the incarnation that redid an instant wins.
+        sort=[("ts_ns", -1), ("_id", -1)],
         limit=1,
     )
     if not docs:
