@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 from cryptoarena.trading.exchange.models import Side
-from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.execution.orders import run_tag
+from cryptoarena.trading.journal import KINDS, Journal
 from cryptoarena.trading.portfolio.ledger import Ledger
 
 from tests.integration.trading_kit import arena_env, journal_settings, start_arena
@@ -83,6 +84,9 @@ TRADE_2H = [*TRADE[:-1], "120"]
 BACKTEST = ["backtest", "--start-minute", "430", "--minutes", "120"]
 
 Outcome = dict[str, Any]
+# Time order, ties in recording order across incarnations (an event id sorts by the session
+# that wrote it, then its seq; seq alone restarts with each incarnation).
+RECORDED = [("ts_ns", 1), ("_id", 1)]
 
 
 def _start(tmp: Path, command: list[str], run_id: str) -> subprocess.Popen[bytes]:
@@ -124,6 +128,24 @@ def _after(marker: Callable[[str], bool], progress_lines: int) -> Callable[[list
     return ready
 
 
+def _journaled(tmp: Path, kind: str, filt: dict[str, Any], n: int) -> Callable[[], bool]:
+    """True once ``n`` documents of ``kind`` of the crash run are durable in the journal: a
+    backtest buffers its events (up to half a second of wall time), so a log line alone does
+    not say they survive a kill."""
+
+    def ready() -> bool:
+        with Journal.open(journal_settings(tmp), run_id="crash", readonly=True) as journal:
+            return len(journal.find(kind, {"run_id": "crash", **filt}, limit=n)) >= n
+
+    return ready
+
+
+def _both(
+    logged: Callable[[list[str]], bool], durable: Callable[[], bool]
+) -> Callable[[list[str]], bool]:
+    return lambda lines: logged(lines) and durable()
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
@@ -133,10 +155,10 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def _outcome(tmp: Path, run_id: str) -> Outcome:
     """Every order (without its ids), every book (rebuilt from the fills) and every halt."""
     with Journal.open(journal_settings(tmp), run_id=run_id) as journal:
-        orders = journal.find("orders", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
-        fills = journal.find("fills", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
-        events = journal.find("risk_events", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
-        runs = journal.find("runs", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
+        orders = journal.find("orders", {"run_id": run_id}, sort=RECORDED)
+        fills = journal.find("fills", {"run_id": run_id}, sort=RECORDED)
+        events = journal.find("risk_events", {"run_id": run_id}, sort=RECORDED)
+        runs = journal.find("runs", {"run_id": run_id}, sort=RECORDED)
     books: dict[str, Ledger] = {}
     for f in fills:
         book = books.setdefault(f["strategy"], Ledger(f["strategy"], capital=Decimal(CAPITAL)))
@@ -176,17 +198,8 @@ def _is_halt(line: str) -> bool:
 
 
 @pytest.mark.timeout(900)  # five runs of a loaded 2-core machine
-# Known gap outside the risk state (engine/execution): an order in flight at the kill (partly
-# filled, then expired; or still filling on the paper venue) is not continued as the
-# uninterrupted run continues it (its follow-up and the venue's working order are not
-# restored), so a kill landing in that window changes a book and every later decision of it.
-# Kills elsewhere compare equal (books, orders, halts); the risk state's own restore is pinned
-# by test_a_strategy_halted_for_daily_loss_stays_halted_after_a_sigkill and the unit tests.
-@pytest.mark.skip(
-    reason="known gap (issue #19 item 1): an order in flight at a SIGKILL (router follow-ups, the "
-    "paper venue's working orders) is not journaled, so a resume differs; a non-strict xfail "
-    "could never fail, so it is skipped until that state is restored"
-)
+# Where a kill lands is up to the machine's speed; the journal-cut test below puts the
+# checkpoint inside an order's life on purpose.
 @pytest.mark.parametrize("command", [TRADE_2H, BACKTEST], ids=["trade-replay", "backtest"])
 def test_sigkill_at_three_moments_then_resume_equals_the_uninterrupted_run(
     tmp_path: Path, command: list[str]
@@ -203,7 +216,12 @@ def test_sigkill_at_three_moments_then_resume_equals_the_uninterrupted_run(
 
     # Each kill waits on the log of the incarnation it kills: 1, orders sent (before the
     # halts); 2, just after a halt; 3, later (a restored halt goes on holding).
-    moments = [orders_sent, _after(_is_halt, 1), progress(3)]
+    # The first two wait until what they mark is durable (else a resume has nothing to restore).
+    moments = [
+        _both(orders_sent, _journaled(tmp_path, "orders", {}, 4)),
+        _both(_after(_is_halt, 1), _journaled(tmp_path, "risk_events", {"type": "halt"}, 1)),
+        progress(3),
+    ]
     for ready in moments:
         size = log.stat().st_size if log.exists() else 0
         proc = _start(tmp_path, command, "crash")
@@ -240,3 +258,50 @@ def test_a_strategy_halted_for_daily_loss_stays_halted_after_a_sigkill(tmp_path:
         if o["strategy"] == "macd" and o["incarnation"] == second_incarnation
     ]  # fmt: skip
     assert after == [], after
+
+
+def _crash_at(tmp: Path, cut_ns: int, run_id: str) -> None:
+    """The journal a SIGKILL leaves when everything up to ``cut_ns`` was durable: the baseline's
+    events at or before it, as run ``run_id`` (its client ids carry that run's tag)."""
+    with Journal.open(journal_settings(tmp), run_id=run_id) as journal:
+        for kind in KINDS:
+            for doc in journal.find(kind, {"run_id": "base", "ts_ns": {"$lte": cut_ns}}):
+                if kind == "runs" and doc["event"] != "started":
+                    continue
+                doc = {k: v for k, v in doc.items() if k not in ("_id", "seq", "run_id")}
+                if "client_id" in doc:
+                    doc["client_id"] = doc["client_id"].replace(run_tag("base"), run_tag(run_id))
+                journal.record(kind, doc)
+        assert journal.flush(30.0)
+
+
+@pytest.mark.timeout(600)
+def test_a_resume_with_orders_in_flight_at_the_checkpoint_equals_the_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    """Checkpoints inside an order's life: partly filled with its rest still to fill (and to
+    expire), and an exit whose follow-up (the rest of the target) is still to be sent. Fails
+    when the paper venue's working order or the router's follow-up is not restored."""
+    (tmp_path / "arena.toml").write_text(CONFIG)
+    baseline = _baseline(tmp_path, BACKTEST)
+    with Journal.open(journal_settings(tmp_path), run_id="base", readonly=True) as journal:
+        fills = journal.find("fills", {"run_id": "base"}, sort=RECORDED)
+        follow_ups = journal.find("follow_ups", {"run_id": "base"}, sort=RECORDED)
+    times: dict[str, list[int]] = {}
+    for f in fills:
+        times.setdefault(f["client_id"], []).append(int(f["ts_ns"]))
+    # An order filled over several instants: the checkpoint at its first fill.
+    partly = next(t[0] for t in times.values() if len(set(t)) >= 3)
+    # A follow-up set when its exit was sent: the checkpoint there.
+    pending = next(int(d["ts_ns"]) for d in follow_ups if d["follow_up"] is not None)
+    for k, cut in enumerate((partly, pending)):
+        run_id = f"cut{k}"
+        _crash_at(tmp_path, cut, run_id)
+        proc = _start(tmp_path, BACKTEST, run_id)
+        assert proc.wait(600) == 0, (tmp_path / f"{run_id}.log").read_text()[-3000:]
+        resumed = _outcome(tmp_path, run_id)
+        restored = resumed["starts"][-1]["restored"]
+        assert restored["checkpoint_ns"] == cut
+        assert restored["orders_working"] >= 1
+        assert k == 0 or restored["follow_ups"] >= 1
+        _assert_same_decisions(resumed, baseline)

@@ -127,7 +127,7 @@ class Duties:
                     must_flatten(self.risk, name, flatten_on_kill=self.flatten_on_kill)
                     and follow.target != 0.0
                 ):
-                    router.follow.pop(name, None)
+                    router.set_follow(name, None, now_ns)
                     continue
                 age = None
                 if follow.uses_forecast:
@@ -135,7 +135,7 @@ class Duties:
                         self.pump.view(now_ns) if self.pump is not None else (None, None, None)
                     )
                     if forecast is None:  # the forecast behind the target is gone: stand aside
-                        router.follow.pop(name, None)
+                        router.set_follow(name, None, now_ns)
                         continue
                 cid = await router.rebalance(
                     name,

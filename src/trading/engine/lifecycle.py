@@ -26,7 +26,9 @@ from cryptoarena.trading.engine.restore import (
     pending_predictions,
     reconcile,
     restore_books,
+    restore_follow_ups,
     restore_risk,
+    restore_working_orders,
     seed_paper_exchange,
 )
 from cryptoarena.trading.engine.result import WorkerResult, family
@@ -154,6 +156,13 @@ class Lifecycle:
                     )
         if report.fills_replayed and seed_paper_exchange(self.exchange, self.symbol, self.books):
             report.notes.append("paper venue seeded from the journal's books")
+        # What was in flight at the checkpoint goes on as the uninterrupted run went on.
+        report.orders_working = restore_working_orders(
+            self.journal, self.run_id, router, report.checkpoint_ns
+        )
+        report.follow_ups = restore_follow_ups(
+            self.journal, self.run_id, router, report.checkpoint_ns
+        )
         updates: asyncio.Task[None] | None = None
         if self.sync:
             assert isinstance(self.tasks, Soon)

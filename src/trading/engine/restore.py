@@ -14,12 +14,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from cryptoarena.trading.exchange.accounts import PAPER
+from cryptoarena.trading.exchange.base import JournalVenue, WorkingOrder
 from cryptoarena.trading.exchange.errors import ExchangeError
-from cryptoarena.trading.exchange.models import Side
-from cryptoarena.trading.execution.router import OrderRouter
+from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
+from cryptoarena.trading.execution.router import FollowUp, OrderRouter
 from cryptoarena.trading.forecasts.pump import PendingPrediction
 from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.manager import MINUTE_NS, RiskManager
@@ -37,6 +38,8 @@ class RestoreReport:
     predictions_resolved: int = 0  # of those, resolved at start from recorded bars
     orders_known: int = 0
     orders_recovered: int = 0
+    orders_working: int = 0  # working at the checkpoint, worked again by a paper venue
+    follow_ups: int = 0  # the rest of a target the router still had to send
     fills_recovered: int = 0
     checkpoint_ns: int = 0
     risk_restored: bool = False  # the risk state (halts, kill, loss marks) from the journal
@@ -53,6 +56,8 @@ class RestoreReport:
             "predictions_resolved": self.predictions_resolved,
             "orders_known": self.orders_known,
             "orders_recovered": self.orders_recovered,
+            "orders_working": self.orders_working,
+            "follow_ups": self.follow_ups,
             "fills_recovered": self.fills_recovered,
             "checkpoint_ns": self.checkpoint_ns,
             "risk_restored": self.risk_restored,
@@ -102,7 +107,9 @@ def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: in
     docs = journal.find(
         "risk_state",
         {"run_id": run_id, "ts_ns": {"$lte": checkpoint_ns}},
-        sort=[("ts_ns", -1), ("seq", -1)],
+        # Ties in recording order across incarnations (an event id sorts by the journal session,
+        # then seq; seq alone restarts with each): the incarnation that redid an instant wins.
+        sort=[("ts_ns", -1), ("_id", -1)],
         limit=1,
     )
     if not docs:
@@ -116,6 +123,118 @@ def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: in
     sent = [(str(d["strategy"]), int(d["ts_ns"])) for d in orders]
     risk.restore(RiskState.from_doc(docs[0]), sent, checkpoint_ns)
     return True
+
+
+TERMINAL = ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
+
+
+def working_orders(journal: Any, run_id: str, checkpoint_ns: int) -> list[WorkingOrder]:
+    """The orders still working at the checkpoint, as the journal tells it: sent at or before
+    it, not finished by an update at or before it, not all filled (an update journaled after
+    the checkpoint belongs to what the resumed run does again)."""
+    upto = {"run_id": run_id, "ts_ns": {"$lte": checkpoint_ns}}
+    order = [("ts_ns", 1), ("_id", 1)]
+    orders = journal.find("orders", upto, sort=order)
+    if not orders:
+        return []
+    finished: set[str] = set()
+    exchange_ids: dict[str, str] = {}
+    amended: dict[str, Decimal] = {}
+    for doc in journal.find("order_updates", upto, sort=order):
+        cid = doc["client_id"]
+        if doc.get("status") in TERMINAL:
+            finished.add(cid)
+        elif doc.get("status") == "Amend" and doc.get("price") is not None:
+            amended[cid] = Decimal(doc["price"])
+        if doc.get("exchange_id"):
+            exchange_ids[cid] = str(doc["exchange_id"])
+    filled: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for doc in journal.find("fills", upto, sort=order):
+        qty = Decimal(doc["qty"])
+        acc = filled[doc["client_id"]]
+        acc[0] += qty
+        acc[1] += qty * Decimal(doc["price"])
+        acc[2] += Decimal(doc["fee"])
+    out = []
+    for doc in orders:
+        cid = doc["client_id"]
+        qty = Decimal(doc["qty"])
+        done, value, fee = filled.get(cid, [Decimal(0)] * 3)
+        if cid in finished or done >= qty:
+            continue
+        price = None if doc.get("price") is None else Decimal(doc["price"])
+        request = OrderRequest(
+            client_id=cid,
+            symbol=doc["symbol"],
+            side=Side(doc["side"]),
+            qty=qty,
+            order_type=OrderType(doc["order_type"]),
+            price=price,
+            time_in_force=TimeInForce(doc["time_in_force"]),
+            reduce_only=bool(doc["reduce_only"]),
+        )
+        out.append(
+            WorkingOrder(
+                request=request,
+                strategy=str(doc["strategy"]),
+                sent_ns=int(doc["ts_ns"]),
+                filled_qty=done,
+                cum_value=value,
+                cum_fee=fee,
+                exchange_id=exchange_ids.get(cid),
+                price=amended.get(cid, price),
+            )
+        )
+    return out
+
+
+def resume_ns(journal: Any, run_id: str, checkpoint_ns: int) -> int:
+    """The first trade time the resumed venue has not seen: a checkpoint that is a fill's time
+    saw the trades of that instant; one that is a tick's time (a decision, an order, a
+    snapshot) saw only the trades before it."""
+    at = journal.find("fills", {"run_id": run_id, "ts_ns": checkpoint_ns}, limit=1)
+    return checkpoint_ns + 1 if at else checkpoint_ns
+
+
+def restore_working_orders(
+    journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int
+) -> int:
+    """A venue that kept its orders in memory (the paper venue) works the orders that were
+    working at the checkpoint again, and the router has them in flight, timed from when they
+    were sent: the resumed run continues them as the uninterrupted run did (no order is sent
+    twice: the same client ids, the venue's rest of them). Returns how many."""
+    exchange = router.exchange
+    if not exchange.capabilities.journal_orders:
+        return 0
+    venue = cast("JournalVenue", exchange)
+    since = resume_ns(journal, run_id, checkpoint_ns)
+    restored = 0
+    for order in working_orders(journal, run_id, checkpoint_ns):
+        if order.strategy not in router.books:
+            continue
+        if not venue.restore_order(order, resume_ns=since):
+            continue
+        req = order.request
+        router.resume_order(
+            order.strategy, req.client_id, req.side, req.qty, order.sent_ns, order.price
+        )
+        restored += 1
+    return restored
+
+
+def restore_follow_ups(journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int) -> int:
+    """The rest of each strategy's target the router still had to send at the checkpoint (the
+    newest ``follow_ups`` document at or before it). Returns how many."""
+    docs = journal.find(
+        "follow_ups",
+        {"run_id": run_id, "ts_ns": {"$lte": checkpoint_ns}},
+        sort=[("ts_ns", 1), ("_id", 1)],
+    )
+    newest = {str(d["strategy"]): d.get("follow_up") for d in docs}
+    for strategy, doc in newest.items():
+        if doc is not None and strategy in router.books:
+            router.follow[strategy] = FollowUp.from_doc(doc)
+    return len(router.follow)
 
 
 def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
@@ -147,10 +266,12 @@ async def reconcile(
         for doc in journal.find(
             "order_updates", {"run_id": run_id}, projection={"client_id": 1, "status": 1}
         )
-        if doc.get("status") in ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
+        if doc.get("status") in TERMINAL
     }
     router.ledger.applied.update(filled)
-    candidates = [cid for cid in router.ledger.sent if cid not in finished]
+    # Orders a paper venue works again (restore_working_orders) are in flight, not left over.
+    settled = finished | {f.client_id for f in router.ledger.in_flight.values()}
+    candidates = [cid for cid in router.ledger.sent if cid not in settled]
     for cid in candidates:
         await _settle_order(router, cid, report, now_ns, known=True, finished=finished)
     # Lost ids: incarnations that never stopped cleanly may have sent orders whose journal

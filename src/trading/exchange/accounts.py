@@ -14,10 +14,15 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from cryptoarena.data.records import Trade
-from cryptoarena.trading.exchange.base import Exchange, VenueCapabilities
+from cryptoarena.trading.exchange.base import (
+    Exchange,
+    JournalVenue,
+    VenueCapabilities,
+    WorkingOrder,
+)
 from cryptoarena.trading.exchange.errors import InvalidOrderError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -52,7 +57,9 @@ class AccountsExchange:
         self.bindings = dict(bindings)
         self.name = name
         # Its paper member fills against the tape; its updates come through the event loop.
-        self.capabilities = VenueCapabilities(tape_fills=PAPER in members)
+        self.capabilities = VenueCapabilities(
+            tape_fills=PAPER in members, journal_orders=PAPER in members
+        )
         self._by_index: list[Exchange] = [members[a] for a in bindings.values()]
 
     # -- routing ----------------------------------------------------------------------------
@@ -164,6 +171,13 @@ class AccountsExchange:
                 task.cancel()
 
     # -- the paper member -------------------------------------------------------------------
+    def restore_order(self, order: WorkingOrder, *, resume_ns: int) -> bool:
+        """Only a member that keeps its orders in memory (the paper venue) takes one back."""
+        exchange = self._for_client(order.request.client_id)
+        if exchange is None or not exchange.capabilities.journal_orders:
+            return False
+        return cast("JournalVenue", exchange).restore_order(order, resume_ns=resume_ns)
+
     def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
         paper = self.members.get(PAPER)
         return [] if paper is None else list(paper.on_trades(trades))

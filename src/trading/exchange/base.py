@@ -27,6 +27,9 @@ class VenueCapabilities:
     tape_fills: bool = False  # fills against the replayed tape: hand it each batch (TapeVenue)
     pull_updates: bool = False  # updates pulled without an event loop (PullVenue): sync drive
     bar_fills: bool = False  # fills against recorded bars (klines): hand it each bar (BarFillVenue)
+    # Keeps its working orders only in memory: a restart gives them back from the journal
+    # (JournalVenue); a real venue keeps them itself.
+    journal_orders: bool = False
 
 
 LIVE_VENUE = VenueCapabilities()
@@ -58,6 +61,28 @@ class BarFillVenue(Protocol):
 class PullVenue(Protocol):
     def updates_sync(self, wake: Callable[[], None]) -> deque[Order | Fill]:
         """Updates appended to the returned deque as they happen, ``wake`` called on each."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkingOrder:
+    """An order that was still working when the worker stopped, as its journal tells it: what
+    was sent, when, and what of it had filled (the fills booked before the stop)."""
+
+    request: OrderRequest
+    strategy: str
+    sent_ns: int
+    filled_qty: Decimal
+    cum_value: Decimal  # sum of qty x price over its fills
+    cum_fee: Decimal
+    exchange_id: str | None  # the venue's id, when an update journaled it
+    price: Decimal | None  # the limit it works at now (an amendment that landed moved it)
+
+
+class JournalVenue(Protocol):
+    def restore_order(self, order: WorkingOrder, *, resume_ns: int) -> bool:
+        """Work ``order`` again (its rest, on its own terms), seeing only trades at or after
+        ``resume_ns``; False if this venue does not hold the order's book."""
         ...
 
 

@@ -24,7 +24,7 @@ from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.book_replay import RecordedMarket
 from cryptoarena.data.records import Bar, Trade
 from cryptoarena.trading.exchange.account import ZERO
-from cryptoarena.trading.exchange.base import VenueCapabilities
+from cryptoarena.trading.exchange.base import VenueCapabilities, WorkingOrder
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -62,7 +62,9 @@ class PaperExchange:
     # Each book (strategy) has its own account here: its reduce-only orders are judged
     # against its own position, never the net of the other books (see the router).
     books_are_accounts = True
-    capabilities = VenueCapabilities(tape_fills=True, pull_updates=True, bar_fills=True)
+    capabilities = VenueCapabilities(
+        tape_fills=True, pull_updates=True, bar_fills=True, journal_orders=True
+    )
 
     def __init__(
         self,
@@ -199,6 +201,13 @@ class PaperExchange:
         state.qty, state.avg_price = qty, (avg_price if qty != 0 else ZERO)
         account.wallet += realised - fees
         account.fees_paid += fees
+        return True
+
+    def restore_order(self, order: WorkingOrder, *, resume_ns: int) -> bool:
+        """After a restart: the venue lived in the worker's memory, so an order the journal saw
+        working goes on working here (its book from its client id), on trades from
+        ``resume_ns`` on."""
+        self.venue.restore(order, self.book_of(order.request.client_id), resume_ns)
         return True
 
     def updates(self) -> AsyncIterator[Order | Fill]:

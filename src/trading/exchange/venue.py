@@ -46,6 +46,7 @@ from decimal import ROUND_FLOOR, Decimal
 from cryptoarena.data.book_replay import ASK, BID, RecordedMarket
 from cryptoarena.data.records import BUY, SELL, Bar, Trade
 from cryptoarena.trading.exchange.account import ZERO, LinearAccount
+from cryptoarena.trading.exchange.base import WorkingOrder
 from cryptoarena.trading.exchange.errors import (
     InsufficientBalanceError,
     InvalidOrderError,
@@ -180,6 +181,39 @@ class SimVenue:
         self.working[req.client_id] = order
         self.by_exchange_id[order.exchange_id] = order
         return order.snapshot(), True
+
+    def restore(self, working: WorkingOrder, book: str, resume_ns: int) -> None:
+        """After a restart: work an order of the venue's previous life again (idempotent on the
+        client id), with what had filled of it, on the trades from ``resume_ns`` on (the ones
+        before were seen by that life). A limit that had arrived rests again at its price; its
+        place in the queue died with that life, so only trades through its price fill it."""
+        req = working.request
+        if req.client_id in self.orders:
+            return
+        if working.price is not None:
+            req = replace(req, price=working.price)
+        seq = self._seq.get(book, 0) + 1
+        self._seq[book] = seq
+        arrival = working.sent_ns + self._latency_ns()
+        order = SimOrder(
+            request=req,
+            exchange_id=working.exchange_id
+            or str(uuid.uuid5(_IDS, f"{self.name}/{book}/restored/{req.client_id}")),
+            seq=seq,
+            created_ns=working.sent_ns,
+            arrival_ns=max(arrival, resume_ns),
+            status=OrderStatus.PARTIALLY_FILLED if working.filled_qty else OrderStatus.NEW,
+            filled_qty=working.filled_qty,
+            cum_value=working.cum_value,
+            cum_fee=working.cum_fee,
+            updated_ns=working.sent_ns,
+            book=book,
+        )
+        if req.order_type is OrderType.LIMIT and arrival < resume_ns:
+            order.phase = "maker"
+        self.orders[req.client_id] = order
+        self.working[req.client_id] = order
+        self.by_exchange_id[order.exchange_id] = order
 
     def _latency_ns(self) -> int:
         return int(self.config.latency_ms * 1_000_000)

@@ -31,6 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
@@ -69,6 +70,23 @@ class FollowUp:
     uses_forecast: bool
     decision_id: str | None
     market: bool = False  # the rest of a forced exit stays a market order
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "uses_forecast": self.uses_forecast,
+            "decision_id": self.decision_id,
+            "market": self.market,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> FollowUp:
+        return cls(
+            float(doc["target"]),
+            bool(doc["uses_forecast"]),
+            doc.get("decision_id"),
+            bool(doc.get("market", False)),
+        )
 
 
 class OrderRouter:
@@ -123,6 +141,34 @@ class OrderRouter:
         """Strategies with the rest of a target to send, and no order in flight now."""
         return {n: f for n, f in self.follow.items() if n not in self.ledger.in_flight}
 
+    def set_follow(self, strategy: str, follow: FollowUp | None, now_ns: int) -> None:
+        """Set (or drop, ``None``) the rest of ``strategy``'s target; every change is journaled
+        (``follow_ups``): a restart gives the router back what it still had to send."""
+        if self.follow.get(strategy) == follow:
+            return
+        if follow is None:
+            del self.follow[strategy]
+        else:
+            self.follow[strategy] = follow
+        doc = None if follow is None else follow.doc()
+        self._record("follow_ups", {"strategy": strategy, "follow_up": doc, "ts_ns": now_ns})
+
+    def resume_order(
+        self,
+        strategy: str,
+        client_id: str,
+        side: Side,
+        qty: Decimal,
+        sent_ns: int,
+        price: Decimal | None,
+    ) -> None:
+        """A restart: an order of an earlier incarnation still works at the venue. It is in
+        flight again with its own send time (the timeout counts from there) and, for a maker
+        strategy's PostOnly limit at ``price``, it is that strategy's resting quote again."""
+        self.ledger.in_flight[strategy] = InFlight(client_id, strategy, side, qty, sent_ns)
+        if price is not None and self.quotes.is_maker(strategy):
+            self.quotes.rest(strategy, client_id, side, price, sent_ns)
+
     def _venue_reduces(self, strategy: str, side: Side, qty: Decimal) -> bool:
         venue = self.venue_of[strategy]
         net = sum((b.qty for n, b in self.books.items() if self.venue_of[n] == venue), Decimal(0))
@@ -155,11 +201,12 @@ class OrderRouter:
             if strategy in self.ledger.in_flight:
                 why = "forced exit" if market else "the target no longer wants it"
                 await self._cancel_quote(strategy, quote, why)
+        rest = FollowUp(target, uses_forecast, decision_id, market)
         if strategy in self.ledger.in_flight or price <= 0:
             if strategy in self.follow:  # a newer target replaces the rest of the older one
-                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
+                self.set_follow(strategy, rest, now_ns)
             return None
-        self.follow.pop(strategy, None)
+        self.set_follow(strategy, None, now_ns)
         book = self.books[strategy]
         if target == 0.0 and book.qty == 0:
             return None  # flat and meant to be: nothing to size (most bars of most books)
@@ -178,12 +225,12 @@ class OrderRouter:
             # of the target (a flip's entry, the next slice) follows once this one is done.
             exit_qty = min(qty, abs(before), inst.max_qty)
             if exit_qty < qty:
-                self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
+                self.set_follow(strategy, rest, now_ns)
             qty = exit_qty
             reduce_only = self._venue_reduces(strategy, side, qty)
         elif qty > inst.max_qty:
             # An entry above the venue's maximum: in slices, each checked on its own.
-            self.follow[strategy] = FollowUp(target, uses_forecast, decision_id, market)
+            self.set_follow(strategy, rest, now_ns)
             qty = inst.max_qty
         signed = qty if side == Side.BUY else -qty
         after = before + signed

@@ -22,6 +22,9 @@ KINDS: Final = (
     # The risk manager's state after each change (halts, kill, loss-check marks): a restart
     # restores the newest one (risk/state.py).
     "risk_state",
+    # The rest of a target the router still has to send, per strategy, after each change (a
+    # flip's entry, the next slice of a large exit): a restart restores the newest one.
+    "follow_ups",
 )
 
 # Read models, kept up to date by the journal so live views never aggregate the whole journal.
@@ -41,6 +44,7 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "fills": ("strategy",),
     "equity": ("strategy",),
     "decisions": ("strategy",),
+    "follow_ups": ("strategy",),
 }
 
 IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
@@ -74,6 +78,7 @@ INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "risk_events": [_RUN_TS, _STRATEGY_TS],
     "model_events": [_RUN_TS],
     "risk_state": [_RUN_TS],
+    "follow_ups": [_RUN_TS],
     EQUITY_LATEST: [([("run_id", 1)], {})],
     EQUITY_MINUTE: [([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})],
 }
