@@ -47,6 +47,9 @@ QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # the temporary Prefect API's heartbeat
     # MLflow installs its own stderr handler at import; without it its records reach ours.
     "MLFLOW_CONFIGURE_LOGGING": "false",
+    # The temporary Prefect API of a flow run without PREFECT_API_URL: on a busy 2-core machine
+    # it takes longer than Prefect's 20 s to answer, and the run died with a traceback.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 

@@ -50,6 +50,30 @@ def run_demo(
     return done
 
 
+def next_commands(settings: Settings) -> list[tuple[str, str]]:
+    """The demo's "what next": (command, what it shows), in the order printed. The test of the
+    suggested commands (tests/integration/test_suggested_commands.py) runs every ``arena`` one
+    on the demo's state, so each is written to run as printed."""
+    serving = settings.serving
+    return [
+        ("arena report", "the demo run's leaderboard again, from the journal"),
+        ("arena serve", f"the forecast server: http://{serving.host}:{serving.port}/docs"),
+        (
+            "arena backtest --minutes 60",
+            "every strategy on 60 min of the real day the model never saw",
+        ),
+        ("arena flows run retrain --tiny", "a Prefect flow run: train, judge, register"),
+        (
+            f"mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --port 5000",
+            "the MLflow UI (runs, drift reports, the model registry) at http://127.0.0.1:5000",
+        ),
+        (
+            "prefect server start",
+            "the Prefect UI at http://127.0.0.1:4200 (then arena flows serve)",
+        ),
+    ]
+
+
 def next_steps(settings: Settings) -> list[str]:
     """What to open or run after the demo, with this machine's paths."""
     tracking = settings.mlflow.tracking_uri
@@ -58,21 +82,7 @@ def next_steps(settings: Settings) -> list[str]:
         if settings.mongo.uri
         else f"{settings.mongo.embedded_dir} (embedded store, one SQLite file)"
     )
-    serving = settings.serving
-    todo = [
-        ("arena report", "the demo run's leaderboard again, from the journal"),
-        ("arena serve", f"the forecast server: http://{serving.host}:{serving.port}/docs"),
-        ("arena backtest", "every strategy on the shipped real day (add --minutes 60)"),
-        ("arena flows run retrain --tiny", "a Prefect flow run: train, judge, register"),
-        (
-            f"mlflow ui --backend-store-uri {tracking} --port 5000",
-            "the MLflow UI (runs, drift reports, the model registry) at http://127.0.0.1:5000",
-        ),
-        (
-            "prefect server start",
-            "the Prefect UI at http://127.0.0.1:4200 (then arena flows serve)",
-        ),
-    ]
+    todo = next_commands(settings)
     width = max(len(cmd) for cmd, _ in todo[:4]) + 3
     lines = [
         f"  {cmd:<{width}}{what}" if len(cmd) < width else f"  {cmd}\n  {'':<{width}}{what}"

@@ -23,11 +23,11 @@ logger = logging.getLogger(__name__)
 
 
 def demo_step(settings: Settings, console: Console, quick: bool) -> str:
-    names = (
-        [NAUTILUS_TRADES, BINANCE_FEED] if quick else [NAUTILUS_TRADES, BINANCE_FEED, TARDIS_DAY]
-    )
-    # The lake gets the shipped training day (quick mode: the 46-second file, to stay fast).
-    lake_name = NAUTILUS_TRADES if quick else TARDIS_DAY
+    # Quick or not, the lake gets the shipped training day (about 5 s): the drift and retrain
+    # flows read its last half hour, and the demo's "what next" suggests them (with the
+    # 46-second file alone, `arena flows run drift` had 47 bars and failed).
+    names = [NAUTILUS_TRADES, BINANCE_FEED, TARDIS_DAY]
+    lake_name = TARDIS_DAY
     table = Table(title="shipped real trades → 1-second bars")
     for col in ("file", "trades", "malformed", "bars", "empty s", "first", "last", "close range"):
         table.add_column(col)

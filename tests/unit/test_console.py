@@ -139,6 +139,25 @@ def test_telemetry_is_off_for_the_project_unless_the_user_says_otherwise(
     assert out.stdout.split() == ["false", "1", "False"], out.stderr
 
 
+def test_a_flow_run_waits_for_its_temporary_prefect_api_on_a_busy_machine() -> None:
+    # Issue #23: `arena flows run drift` (no PREFECT_API_URL) died with "Timed out while
+    # attempting to connect to ephemeral Prefect API server" after Prefect's default 20 s.
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV}
+    code = (
+        "import flows; from prefect.settings import "
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as wait; print(wait.value())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert int(out.stdout) >= 120, out.stderr
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "7"  # the user's own choice wins
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert int(out.stdout) == 7, out.stderr
+
+
 def test_the_demo_ends_by_saying_what_to_open_or_run_next(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
