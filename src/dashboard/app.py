@@ -3,6 +3,7 @@ owns it), starts the live stream, and serves the API under /api and the built UI
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -24,6 +25,8 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_WAIT_S = 15.0  # how long a stop waits for the background reads to end
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Everything comes from this server: no CDN, no inline script (Chart.js sets inline styles).
@@ -59,6 +62,14 @@ def _warm(reader: DashboardReader) -> None:
         logger.info("dashboard: warm-up skipped: %s", exc)
 
 
+def _wait_idle(warm: threading.Thread, registry: RegistryView) -> None:
+    warm.join(SHUTDOWN_WAIT_S)
+    if warm.is_alive():
+        logger.warning("dashboard: the warm-up still runs after %.0f s; closing", SHUTDOWN_WAIT_S)
+    if not registry.wait_idle(SHUTDOWN_WAIT_S):
+        logger.warning("dashboard: the registry read still runs after %.0f s", SHUTDOWN_WAIT_S)
+
+
 def create_app(
     settings: Settings, *, reader: DashboardReader | None = None, static_dir: Path | None = None
 ) -> FastAPI:
@@ -75,11 +86,17 @@ def create_app(
         app.state.registry.get()  # starts the first (slow) registry read in the background
         await app.state.hub.start()
         # The first leaderboard of a long run takes seconds: compute it before a page asks.
-        threading.Thread(target=_warm, args=(app.state.reader,), daemon=True).start()
+        warm = threading.Thread(
+            target=_warm, args=(app.state.reader,), name="dashboard-warm", daemon=True
+        )
+        warm.start()
         try:
             yield
         finally:
             await app.state.hub.stop()
+            # A thread still reading the journal or the registry while they close, or while the
+            # interpreter exits, can crash the process (a SIGSEGV after Ctrl-C): let them end.
+            await asyncio.to_thread(_wait_idle, warm, app.state.registry)
             if journal is not None:
                 app.state.reader.close()
                 journal.close()

@@ -82,6 +82,11 @@ class RegistryView:
                 value = self._value[2]
         return value
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no read is under way (a stop must not close what a read is using); False
+        when one still runs after ``timeout_s``."""
+        return self._done.wait(timeout_s)
+
     def champions(self) -> tuple[list[ChampionChange], str | None, bool]:
         """The cached champion changes of the served model, why they are missing when the
         registry is unreadable, and whether its first read is still under way (starts a refresh

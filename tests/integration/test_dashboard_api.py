@@ -302,3 +302,24 @@ def test_in_or_out_of_sample_is_what_the_run_recorded(tmp_path: Path) -> None:
         reader.close()
     assert want is not None and want.startswith("IN-SAMPLE")
     assert got == want
+
+
+def test_a_stop_waits_for_the_background_reads_before_closing(
+    made: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up reads the journal in a thread: a stop that closed the journal (and let the
+    interpreter exit) under that read crashed the process now and then (SIGSEGV after Ctrl-C)."""
+    import cryptoarena.dashboard.app as dashboard_app
+
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_warm(reader: object) -> None:  # the first leaderboard of a long run
+        started.set()
+        time.sleep(0.5)
+        finished.set()
+
+    monkeypatch.setattr(dashboard_app, "_warm", slow_warm)
+    with _client(made):
+        assert started.wait(30), "the warm-up never started"
+        assert not finished.is_set()
+    assert finished.is_set(), "the stop closed the journal while the warm-up was reading it"
