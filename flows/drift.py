@@ -15,6 +15,7 @@ from cryptoarena import alerts
 from cryptoarena.config import get_settings
 from cryptoarena.model import mlops
 from cryptoarena.model.drift import DriftConfig, run_drift_check
+from cryptoarena.model.features import FeatureError
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--trigger-retrain", action="store_true")
     parser.add_argument("--use-journal", action="store_true", help="errors of live predictions")
     args = parser.parse_args(argv)
-    print(
-        drift_flow(
+    try:
+        summary = drift_flow(
             source=args.source,
             max_bars=args.max_bars,
             last_s=args.last_s,
@@ -100,7 +101,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
             use_journal=args.use_journal,
             report_dir=args.report_dir,
         )
-    )
+    except (ValueError, FeatureError) as exc:  # no or too few bars: the data, not a bug
+        parser.exit(2, f"error: drift: {exc} (the traceback is in the log file)\n")
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -140,13 +140,15 @@ class _Stderr(logging.StreamHandler):
 
 
 class _Short(_Masked):
-    """``warning: message`` (an ``error:`` line for errors), as the commands' own lines read;
-    a progress line as it is."""
+    """``warning: message`` (an ``error:`` line for errors) on one line, as the commands' own
+    lines read; a progress line as it is."""
 
     def format(self, record: logging.LogRecord) -> str:
         if record.levelno < logging.WARNING:
             return super().format(record)
-        return f"{record.levelname.lower()}: {super().format(record)}"
+        # One line: a traceback (attached, or inside a library's message) is in the log file.
+        lines = record.getMessage().splitlines() or [""]
+        return f"{record.levelname.lower()}: {self.mask(lines[0])}"
 
 
 def setup_logging(

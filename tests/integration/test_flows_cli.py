@@ -68,3 +68,22 @@ def test_arena_flows_run_retrain_is_a_real_prefect_run_from_any_folder(tmp_path:
     assert "Traceback" not in output and "database is locked" not in output
     assert "HTTP Request" not in output and "Beginning flow run" not in output
     assert "HTTP Request" in logged
+
+
+def test_a_drift_check_without_bars_is_one_error_line(tmp_path: Path) -> None:
+    """The lake holds no bars for the window: one line saying so and exit 2, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARENA_", "PREFECT_"))}
+    env |= {
+        "ARENA_MLFLOW__TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    assert not (tmp_path / "var" / "lake").exists()  # an empty lake
+    done = subprocess.run(
+        [ARENA, "flows", "run", "drift", "--report-dir", str(tmp_path / "report")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("error: drift:")]
+    assert len(errors) == 1 and "no bars" in errors[0], output
