@@ -60,7 +60,10 @@ RUN = "RUN"  # a placeholder resolved once the demo ran: its trading run
 
 # Prose that names a command which needs arguments; its suggestions with arguments are run.
 # These are checked to name a command of `arena`, not run bare.
-NAMES = {"arena sweep", "arena evaluate", "arena data import", "arena season start", "arena flows"}
+NAMES = {
+    "arena sweep", "arena evaluate", "arena data import", "arena season start",
+    "arena season report", "arena flows",
+}  # fmt: skip
 
 
 SHIPPED_DAY = "data/sample/binance_usdm_BTCUSDT_trades_2020-02-22.csv.gz"
@@ -226,6 +229,8 @@ def how(command: str) -> str | Serve | None:
     for pattern, action in HOW:
         if not re.search(pattern, command):
             continue
+        if isinstance(action, Serve) and re.search(r"(^| )--help\b", command):
+            return None  # a server's help runs to its end
         if isinstance(action, Serve) and action.port is not None:
             server = "serving" if action.port == 8000 else "dashboard"
             given = re.search(rf"--port (\d+)|ARENA_{server.upper()}__PORT=(\d+)", command)
