@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from cryptoarena.config import get_settings
+from cryptoarena.data.records import NS_PER_S
 from cryptoarena.trading.results.model import ReportFormat
 
 if TYPE_CHECKING:
@@ -263,11 +264,15 @@ def backtest(
         _run_bars(bars, files or [], config, run_id, slippage_bps, equity_every)
         return
     source = None
-    if start_minute is None and lake_day is not None:
-        start_minute = 0.0  # the out-of-sample start is worked out on trade files only
     if start_minute is None:
+        # A lake day's minutes count from its 00:00 UTC (its first trade is at most seconds later).
+        day_start_ns = (
+            int(lake_day.replace(tzinfo=UTC).timestamp()) * NS_PER_S
+            if lake_day is not None
+            else None
+        )
         start_minute, minutes, source = _out_of_sample_start(
-            config, replay_file, minutes, forecast_url, allow_in_sample
+            config, replay_file, minutes, forecast_url, allow_in_sample, day_start_ns
         )
     opts = _session_options(
         source=SourceChoice.REPLAY,
@@ -291,6 +296,7 @@ def _out_of_sample_start(
     minutes: float | None,
     forecast_url: str | None,
     allow_in_sample: bool,
+    first_ns: int | None = None,
 ) -> tuple[float, float | None, Any]:
     """(start minute, minutes, in-process forecasts) for a backtest given no --start-minute: a
     warm-up before the model's validation end, so the replay has bars the model never saw to
@@ -305,8 +311,14 @@ def _out_of_sample_start(
     if choice.valid_until_ns is None:
         return 0.0, minutes, choice.source
     try:
-        until = minute_of(settings, choice.valid_until_ns, replay_file)
+        until = (
+            minute_of(settings, choice.valid_until_ns, replay_file)
+            if first_ns is None
+            else (choice.valid_until_ns - first_ns) / (60 * NS_PER_S)
+        )
     except (OSError, ValueError):  # the session reports a bad replay file the usual way
+        return 0.0, minutes, choice.source
+    if until <= 0:  # the replay starts after the validation end: all of it is out of sample
         return 0.0, minutes, choice.source
     start = max(0.0, until - WARMUP_MINUTES)
     typer.echo(
