@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from cryptoarena.trading.results.source import JournalReader as ResultsReader
-from cryptoarena.trading.results.source import wall_ns
+from cryptoarena.trading.results.source import ReportJournal, wall_ns
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +191,7 @@ class RunData:
         return fresh
 
 
-class JournalReader(ResultsReader, Protocol):
+class ReadModelJournal(ReportJournal, Protocol):
     """What the read model reads: the report's reader, and counts."""
 
     def count(self, kind: str, filter: Mapping[str, Any] | None = None) -> int: ...
@@ -203,7 +202,7 @@ class MemoryStore:
     for (:meth:`load`) and only loaded runs take the tail's documents; without one (tests)
     every run takes every document."""
 
-    def __init__(self, journal: JournalReader | None = None, *, runs_kept: int = RUNS_KEPT):
+    def __init__(self, journal: ReadModelJournal | None = None, *, runs_kept: int = RUNS_KEPT):
         self.lock = threading.RLock()
         self.journal = journal
         self.runs_kept = runs_kept
@@ -305,7 +304,7 @@ EQUITY_PROJECTION = {"_id": 0, "strategy": 1, "ts_ns": 1, "seq": 1, "equity": 1,
                      "mark": 1}  # fmt: skip
 
 
-def _load(journal: JournalReader, data: RunData) -> None:
+def _load(journal: ReadModelJournal, data: RunData) -> None:
     """A run's history: per strategy the per-minute read model day by day up to the newest
     hour, the raw snapshots of that hour, and the newest fills, risk events and forecasts."""
     run_id = data.run_id
@@ -333,7 +332,7 @@ def _load(journal: JournalReader, data: RunData) -> None:
 
 
 def _days(
-    journal: JournalReader, run_id: str, name: str, start: int, end: int
+    journal: ReadModelJournal, run_id: str, name: str, start: int, end: int
 ) -> Iterable[dict[str, Any]]:
     """The per-minute snapshots in [start, end), a day per query (bounded transient memory)."""
     for lo in range(start - start % DAY_NS, end, DAY_NS):
@@ -342,7 +341,7 @@ def _days(
                                          projection=EQUITY_PROJECTION)  # fmt: skip
 
 
-def _seed(journal: JournalReader, kind: str, data: RunData, recent: Recent, names: list[str],
+def _seed(journal: ReadModelJournal, kind: str, data: RunData, recent: Recent, names: list[str],
           light: Callable[[dict[str, Any]], dict[str, Any]]) -> None:  # fmt: skip
     """The newest ``recent.kept`` documents of the run and of each strategy, and the counts."""
     run_id, newest = data.run_id, [("ts_ns", -1)]

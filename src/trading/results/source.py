@@ -32,7 +32,11 @@ from cryptoarena.trading.results.verdict import Arm, VerdictConfig, aligned_retu
 logger = logging.getLogger(__name__)
 
 
-class JournalReader(Protocol):
+class ReportJournal(Protocol):
+    """What a report reads: the journal's query and its equity windows (raw or per minute).
+    (``engine.ports.JournalFind`` states the same ``find``; importing it would load the engine
+    package, and with it pandas, into every report and the dashboard.)"""
+
     def find(
         self,
         kind: str,
@@ -83,7 +87,7 @@ def wall_ns(doc: Mapping[str, Any]) -> int | None:
         return None
 
 
-def latest_run_id(journal: JournalReader) -> str | None:
+def latest_run_id(journal: ReportJournal) -> str | None:
     """The most recently *started* run (wall clock of its start), not the one with the latest
     market time: two backtests of the same day replay the same times."""
     started = journal.find(
@@ -108,7 +112,7 @@ def minute_model_available() -> bool:
 
 
 def load_curves(
-    journal: JournalReader, run_id: str, names: Sequence[str], *, per_minute: bool = False
+    journal: ReportJournal, run_id: str, names: Sequence[str], *, per_minute: bool = False
 ) -> dict[str, Curve]:
     """Each strategy's equity snapshots in time order (one indexed ``run_id + strategy`` query
     per strategy); ``per_minute`` reads the last snapshot of each minute instead."""
@@ -150,7 +154,7 @@ def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[s
 
 
 def _halts(
-    journal: JournalReader, run_id: str, stopped: Mapping[str, Any] | None
+    journal: ReportJournal, run_id: str, stopped: Mapping[str, Any] | None
 ) -> dict[str, Halt]:
     """``strategy -> Halt`` for the halts in force at the end (a daily-loss halt that its UTC day's
     end released is not); key ``"*"`` for a global halt or an unreleased kill switch."""
@@ -264,7 +268,7 @@ class ReportData:
 
 
 def build_report(
-    journal: JournalReader,
+    journal: ReportJournal,
     run_id: str,
     *,
     verdict: VerdictConfig | None = None,
@@ -275,7 +279,7 @@ def build_report(
 
 
 def collect(
-    journal: JournalReader,
+    journal: ReportJournal,
     run_id: str,
     *,
     verdict: VerdictConfig | None = None,
