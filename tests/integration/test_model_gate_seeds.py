@@ -5,9 +5,6 @@ significant waived the paired test), and every p-value and the gate block are in
 from __future__ import annotations
 
 import pandas as pd
-import pytest
-import torch
-from cryptoarena.model.datasets import load_bars
 from cryptoarena.model.registry import (
     CHALLENGER,
     CHAMPION,
@@ -21,30 +18,23 @@ NAME = "btcusdt-15s"
 SEEDS = (9, 13, 21)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.set_num_threads(1)
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
-@pytest.fixture(scope="module")
-def bars() -> pd.DataFrame:
-    return load_bars(max_bars=7200)
-
-
-def test_seed_only_challengers_are_never_promoted(store: str, bars: pd.DataFrame) -> None:
-    champion = train(bars, tracking_uri=store, name=NAME, cfg=TINY_CONFIG, promote="force")
+def test_seed_only_challengers_are_never_promoted(
+    mlflow_store: str, day_bars: pd.DataFrame
+) -> None:
+    champion = train(
+        day_bars, tracking_uri=mlflow_store, name=NAME, cfg=TINY_CONFIG, promote="force"
+    )
     assert champion.promoted and champion.message.startswith("FORCED to @champion")
-    first = get_alias_version(NAME, CHAMPION, tracking_uri=store)
+    first = get_alias_version(NAME, CHAMPION, tracking_uri=mlflow_store)
     assert first == champion.info.version
     for seed in SEEDS:
         cfg = TINY_CONFIG.model_copy(update={"seed": seed})
-        result = train(bars, tracking_uri=store, name=NAME, cfg=cfg, promote="gate")
+        result = train(day_bars, tracking_uri=mlflow_store, name=NAME, cfg=cfg, promote="gate")
         version = result.info.version
         assert not result.promoted, f"seed {seed}: {result.decision.reason}"
         assert result.message.endswith("stays @challenger")
-        assert get_alias_version(NAME, CHALLENGER, tracking_uri=store) == version
-        with tracking_context(store) as client:
+        assert get_alias_version(NAME, CHALLENGER, tracking_uri=mlflow_store) == version
+        with tracking_context(mlflow_store) as client:
             tags = client.get_model_version(NAME, version).tags
             run_tags = client.get_run(result.info.run_id).data.tags
             artifacts = [f.path for f in client.list_artifacts(result.info.run_id, "report")]
@@ -59,7 +49,7 @@ def test_seed_only_challengers_are_never_promoted(store: str, bars: pd.DataFrame
         assert block["first"] >= result.prepared.span["test_first"][:19]
         assert tags["gate.verdict"] == "refuse" and tags.get("promotion") is None
         assert f"report/{WINDOWS_FILE}" in artifacts  # every window's errors, auditable
-    assert get_alias_version(NAME, CHAMPION, tracking_uri=store) == first
-    history = champion_history(NAME, tracking_uri=store)
+    assert get_alias_version(NAME, CHAMPION, tracking_uri=mlflow_store) == first
+    history = champion_history(NAME, tracking_uri=mlflow_store)
     assert [(c.version, c.how) for c in history] == [(first, "forced")]
     assert history[0].message.startswith("FORCED")
