@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
+from cryptoarena.data.feed import LIVE_FEED
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
@@ -98,6 +99,8 @@ class CallbackFeed:
     def __init__(self, feed: Any, on_batch: Any, *, with_batch: bool = False) -> None:
         self.feed, self.on_batch, self.with_batch = feed, on_batch, with_batch
         self.symbol, self.gaps = feed.symbol, feed.gaps
+        # Async only, at the live equity interval (as a feed that declares nothing).
+        self.capabilities = LIVE_FEED
 
     async def _iterate(self) -> Any:
         i = 0
