@@ -18,6 +18,7 @@ import pytest
 from cryptoarena.clock import SimClock
 from cryptoarena.data.feed import LIVE_FEED, FeedCapabilities
 from cryptoarena.data.replay_feed import ReplayFeed
+from cryptoarena.serving.client import ForecastCapabilities
 from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.engine.worker import KILL_POLL_SYNC_S
@@ -39,7 +40,8 @@ VOLATILE = ("incarnation", "exchange_id", "order_id", "exec_id")
 
 
 class InstantSource(TrailingMoveSource):
-    waits = False  # in-process and instant: the backtest is driven synchronously
+    # In-process and instant: the backtest is driven synchronously.
+    capabilities = ForecastCapabilities(waits=False)
 
 
 async def _run(tmp, *, sync: bool, bulk: bool, minutes: float = 10) -> tuple[Worker, dict]:

@@ -20,7 +20,7 @@ from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.serving.client import SERVED, Forecast, ForecastUnavailable
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
@@ -72,12 +72,18 @@ class TrailingMoveSource:
 
     ``fail_after`` makes every request after that many fail (a server that went away)."""
 
+    capabilities = SERVED  # stands in for a model server: its requests may wait
+    model_run_id = None
+
     def __init__(self, fail_after: int | None = None) -> None:
         self.calls = 0
         self.fail_after = fail_after
 
     async def health(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        return None
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
         self.calls += 1

@@ -195,7 +195,7 @@ class Worker:
         declared = self.feed.capabilities
         if not (declared.batches and declared.as_fast_as_possible):
             return "the feed is not an as-fast-as-possible replay"
-        if forecasts is not None and getattr(forecasts, "waits", True):
+        if forecasts is not None and forecasts.capabilities.waits:
             return f"{type(forecasts).__name__} forecasts may wait"
         return None
 
