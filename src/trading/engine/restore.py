@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from cryptoarena.trading.exchange.accounts import PAPER
-from cryptoarena.trading.exchange.base import JournalVenue, WorkingOrder
+from cryptoarena.trading.exchange.base import AccountsVenue, Exchange, JournalVenue, WorkingOrder
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
 from cryptoarena.trading.execution.router import FollowUp, OrderRouter
@@ -305,12 +304,11 @@ async def reconcile(
         report.mismatch = (
             f"exchange position {report.exchange_qty} != sum of books {report.books_qty}"
         )
-    per_account = getattr(exchange, "positions", None)
-    if per_account is not None:
+    if exchange.capabilities.accounts:
         # One account per strategy (or the paper venue for the unbound): each must match alone,
         # a long on one account and a short on another must not pass as "net flat".
         wrong = []
-        for acc in await per_account(symbol):
+        for acc in await cast("AccountsVenue", exchange).positions(symbol):
             books = sum((router.books[s].qty for s in acc.strategies), Decimal(0))
             report.accounts[acc.account] = {"exchange_qty": str(acc.qty), "books_qty": str(books)}
             if acc.qty != books:
@@ -369,49 +367,20 @@ async def _settle_order(
     return True
 
 
-def seed_paper_exchange(
-    exchange: Any, symbol: str, books: dict[str, Ledger], index: dict[str, int] | None = None
-) -> bool:
-    """A paper venue lives in the worker's memory: after a restart, give it the books' position
-    and P&L back (the journal is its only persistence). Returns True if seeded. Each book goes
-    to its own account on the venue (``seed_book``, keyed by the strategy index of its client
-    ids). Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
-    index = index if index is not None else {name: i for i, name in enumerate(books)}
-    bindings = getattr(exchange, "bindings", None)
-    if bindings is not None:
-        paper = exchange.paper
-        mine = {n: b for n, b in books.items() if bindings.get(n) == PAPER}
-        return paper is not None and seed_paper_exchange(paper, symbol, mine, index)
-    seed_book = getattr(exchange, "seed_book", None)
-    if seed_book is not None:
-        seeded = False
-        for name, b in books.items():
-            if b.qty != 0 or b.realised != 0 or b.fees != 0:
-                seeded |= bool(
-                    seed_book(
-                        f"{index[name]:02d}",
-                        symbol,
-                        qty=b.qty,
-                        avg_price=b.avg_price,
-                        realised=b.realised,
-                        fees=b.fees,
-                    )
-                )
-        return seeded
-    venue = getattr(exchange, "venue", None)
-    account = getattr(venue, "account", None)
-    if account is None:
+def seed_paper_exchange(exchange: Exchange, symbol: str, books: dict[str, Ledger]) -> bool:
+    """A paper venue lives in the worker's memory (it declares ``journal_orders``): after a
+    restart, give it the books' position and P&L back (the journal is its only persistence).
+    Returns True if seeded. Each book goes to its own account on the venue (``seed_book``,
+    keyed by the strategy index of its client ids); behind an :class:`AccountsExchange` only
+    the books bound to its paper venue are taken."""
+    if not exchange.capabilities.journal_orders:
         return False
-    state = account.position_state(symbol)
-    if state.qty != 0:
-        return False
-    net = sum((b.qty for b in books.values()), Decimal(0))
-    if net != 0:
-        cost = sum((b.qty * b.avg_price for b in books.values()), Decimal(0))
-        state.qty = net
-        state.avg_price = cost / net
-    realised = sum((b.realised for b in books.values()), Decimal(0))
-    fees = sum((b.fees for b in books.values()), Decimal(0))
-    account.wallet += realised - fees
-    account.fees_paid += fees
-    return True
+    venue = cast("JournalVenue", exchange)
+    seeded = False
+    for i, b in enumerate(books.values()):
+        if b.qty != 0 or b.realised != 0 or b.fees != 0:
+            book = f"{i:02d}"
+            seeded |= venue.seed_book(
+                book, symbol, qty=b.qty, avg_price=b.avg_price, realised=b.realised, fees=b.fees
+            )
+    return seeded
