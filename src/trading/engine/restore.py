@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
+from cryptoarena.trading.engine.ports import JournalFind, JournalReader
 from cryptoarena.trading.exchange.base import AccountsVenue, Exchange, JournalVenue, WorkingOrder
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
@@ -69,7 +70,7 @@ class RestoreReport:
 
 
 def restore_books(
-    journal: Any, run_id: str, books: dict[str, Ledger], router: OrderRouter
+    journal: JournalReader, run_id: str, books: dict[str, Ledger], router: OrderRouter
 ) -> RestoreReport:
     """Replay journaled fills into fresh books; teach the router every id already used."""
     report = RestoreReport()
@@ -99,7 +100,7 @@ def restore_books(
     return report
 
 
-def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: int) -> bool:
+def restore_risk(journal: JournalFind, run_id: str, risk: RiskManager, checkpoint_ns: int) -> bool:
     """The risk manager's state at the checkpoint: the newest ``risk_state`` document at or
     before it (halts, the kill, the loss checks' marks; nothing the run does after it counts)
     and the order-rate windows from the orders of the minute before. True if one was found."""
@@ -127,7 +128,7 @@ def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: in
 TERMINAL = ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
 
 
-def working_orders(journal: Any, run_id: str, checkpoint_ns: int) -> list[WorkingOrder]:
+def working_orders(journal: JournalFind, run_id: str, checkpoint_ns: int) -> list[WorkingOrder]:
     """The orders still working at the checkpoint, as the journal tells it: sent at or before
     it, not finished by an update at or before it, not all filled (an update journaled after
     the checkpoint belongs to what the resumed run does again)."""
@@ -187,7 +188,7 @@ def working_orders(journal: Any, run_id: str, checkpoint_ns: int) -> list[Workin
     return out
 
 
-def resume_ns(journal: Any, run_id: str, checkpoint_ns: int) -> int:
+def resume_ns(journal: JournalFind, run_id: str, checkpoint_ns: int) -> int:
     """The first trade time the resumed venue has not seen: a checkpoint that is a fill's time
     saw the trades of that instant; one that is a tick's time (a decision, an order, a
     snapshot) saw only the trades before it."""
@@ -196,7 +197,7 @@ def resume_ns(journal: Any, run_id: str, checkpoint_ns: int) -> int:
 
 
 def restore_working_orders(
-    journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int
+    journal: JournalFind, run_id: str, router: OrderRouter, checkpoint_ns: int
 ) -> int:
     """A venue that kept its orders in memory (the paper venue) works the orders that were
     working at the checkpoint again, and the router has them in flight, timed from when they
@@ -221,7 +222,9 @@ def restore_working_orders(
     return restored
 
 
-def restore_follow_ups(journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int) -> int:
+def restore_follow_ups(
+    journal: JournalFind, run_id: str, router: OrderRouter, checkpoint_ns: int
+) -> int:
     """The rest of each strategy's target the router still had to send at the checkpoint (the
     newest ``follow_ups`` document at or before it). Returns how many."""
     docs = journal.find(
@@ -236,7 +239,7 @@ def restore_follow_ups(journal: Any, run_id: str, router: OrderRouter, checkpoin
     return len(router.follow)
 
 
-def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
+def pending_predictions(journal: JournalFind, run_id: str) -> list[PendingPrediction]:
     """The run's predictions without a realised price (pending at a crash or a stop)."""
     docs = journal.find(
         "predictions",
@@ -247,7 +250,7 @@ def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
     return sorted(out, key=lambda p: p.target_ns)
 
 
-def _filled_by_client(journal: Any, run_id: str) -> dict[str, Decimal]:
+def _filled_by_client(journal: JournalFind, run_id: str) -> dict[str, Decimal]:
     filled: dict[str, Decimal] = defaultdict(Decimal)
     for doc in journal.find("fills", {"run_id": run_id}, projection={"client_id": 1, "qty": 1}):
         filled[doc["client_id"]] += Decimal(doc["qty"])
@@ -255,7 +258,7 @@ def _filled_by_client(journal: Any, run_id: str) -> dict[str, Decimal]:
 
 
 async def reconcile(
-    journal: Any, run_id: str, router: OrderRouter, report: RestoreReport, *, now_ns: int
+    journal: JournalFind, run_id: str, router: OrderRouter, report: RestoreReport, *, now_ns: int
 ) -> RestoreReport:
     """Ask the exchange about every order the journal did not see finish, and find lost ones."""
     exchange, symbol = router.exchange, router.instrument.symbol
@@ -318,7 +321,7 @@ async def reconcile(
     return report
 
 
-def _unclean_incarnations(journal: Any, run_id: str) -> list[str]:
+def _unclean_incarnations(journal: JournalFind, run_id: str) -> list[str]:
     """Incarnations of this run that started and never recorded a clean stop."""
     runs = journal.find("runs", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
     out: list[str] = []
