@@ -15,7 +15,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -205,3 +205,10 @@ class PrecomputedForecasts:
 
     async def aclose(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # what they declare, checked by the type checker
+    from cryptoarena.trading.forecasts.pump import ForecastSource, LookupSource
+
+    _local: type[ForecastSource] = LocalForecasts
+    _precomputed: type[LookupSource] = PrecomputedForecasts
