@@ -36,7 +36,7 @@ from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.serving.client import Forecast, ForecastCapabilities, ForecastUnavailable
 from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
@@ -45,10 +45,15 @@ from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfi
 class InstantForecasts:
     """A forecaster with no cost: the last 15 s drift continued (keeps the AI arm busy)."""
 
-    waits = False  # in-process, instant: the backtest can be driven synchronously
+    # In-process, instant: the backtest can be driven synchronously.
+    capabilities = ForecastCapabilities(waits=False)
+    model_run_id = None
 
     async def health(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        return None
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
         close = bars["close"].to_numpy()

@@ -35,7 +35,7 @@ from typing import Any
 from cryptoarena.config import BybitEnv, Settings
 from cryptoarena.data.book import BookMessageError, BookSnapshot, BybitBookTracker
 from cryptoarena.data.bybit_ws import FeedWebSocket, fetch_recent_trades, in_daemon_thread
-from cryptoarena.data.feed import FeedGap
+from cryptoarena.data.feed import LIVE_FEED, FeedGap
 from cryptoarena.data.loaders import parse_bybit_public_trade
 from cryptoarena.data.records import Trade
 from cryptoarena.data.trade_sequencer import TradeSequencer
@@ -105,6 +105,8 @@ class BybitFeedConfig:
 
 class BybitFeed:
     """``async for batch in BybitFeed(config)``: lists of trades in exchange-time order."""
+
+    capabilities = LIVE_FEED
 
     def __init__(
         self,

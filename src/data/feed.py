@@ -1,8 +1,12 @@
-"""The market feed contract: an async iterator of trade batches, live or recorded."""
+"""The market feed contract: an async iterator of trade batches, live or recorded.
+
+A feed *declares* what it is (:class:`FeedCapabilities`): the engine reads the declaration
+instead of probing the feed for a speed or a ``batches`` method.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,12 +27,33 @@ class FeedGap:
     missed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FeedCapabilities:
+    """What a feed declares, so the engine never probes it: a live feed declares nothing."""
+
+    # Batches come as fast as the engine takes them (a backtest's replay), not on the wall clock.
+    as_fast_as_possible: bool = False
+    batches: bool = False  # hands out its batches without the event loop too (BatchFeed)
+    span_ns: int = 0  # the exchange time a recorded replay covers (0: open-ended, live)
+
+
+LIVE_FEED = FeedCapabilities()
+
+
 class MarketFeed(Protocol):
     """Yields batches of trades in exchange-time order; gaps are reported in ``gaps``."""
 
     symbol: str
     gaps: list[FeedGap]
+    capabilities: FeedCapabilities
 
     def __aiter__(self) -> AsyncIterator[list[Trade]]: ...
 
     async def close(self) -> None: ...
+
+
+class BatchFeed(MarketFeed, Protocol):
+    """A feed that declares ``batches``: the same batches as ``async for``, without the event
+    loop (a backtest's synchronous drive)."""
+
+    def batches(self) -> Iterator[list[Trade]]: ...

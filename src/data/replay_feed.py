@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from cryptoarena.clock import SimClock
-from cryptoarena.data.feed import FeedGap
+from cryptoarena.data.feed import FeedCapabilities, FeedGap
 from cryptoarena.data.lake import Lake
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S, TRADE_COLUMNS, Trade
@@ -104,6 +104,10 @@ class ReplayFeed:
         ]
         self._starts = batch_bounds(ts, batch_ms * 1_000_000, max_batch)
         self._closed = False
+        # As fast as possible (a backtest) it also hands its batches out without the event loop.
+        self.capabilities = FeedCapabilities(
+            as_fast_as_possible=speed is None, batches=speed is None, span_ns=self.span_ns
+        )
 
     @classmethod
     def from_file(cls, path: Path | str, **kwargs: object) -> ReplayFeed:

@@ -43,6 +43,20 @@ class ForecastUnavailable(RuntimeError):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastCapabilities:
+    """What a forecast source declares, so the engine never probes it (a served model, which
+    may always wait on the network, declares nothing)."""
+
+    waits: bool = True  # a request may wait (network, inference in a thread): no sync drive
+    # Forecasts looked up by bar (computed before a backtest): the pump calls
+    # ``forecast_for(symbol, n_bars, last_ts)`` and builds no frame of bars.
+    lookup: bool = False
+
+
+SERVED = ForecastCapabilities()
+
+
 @dataclass(frozen=True)
 class Forecast:
     """A forecast path for 1…15 s after the close of the bar that opened at ``bar_ts_ns``."""
@@ -75,6 +89,9 @@ def bars_payload(bars: pd.DataFrame) -> dict[str, list[Any]]:
 
 
 class ForecastClient:
+    capabilities = SERVED
+    model_run_id: str | None = None  # the server's model: asked for at /v1/model when needed
+
     def __init__(
         self,
         base_url: str,

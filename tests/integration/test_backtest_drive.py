@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from cryptoarena.clock import SimClock
+from cryptoarena.data.feed import LIVE_FEED, FeedCapabilities
 from cryptoarena.data.replay_feed import ReplayFeed
+from cryptoarena.serving.client import ForecastCapabilities
 from cryptoarena.trading.config import all_strategies_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.engine.worker import KILL_POLL_SYNC_S
@@ -38,7 +40,8 @@ VOLATILE = ("incarnation", "exchange_id", "order_id", "exec_id")
 
 
 class InstantSource(TrailingMoveSource):
-    waits = False  # in-process and instant: the backtest is driven synchronously
+    # In-process and instant: the backtest is driven synchronously.
+    capabilities = ForecastCapabilities(waits=False)
 
 
 async def _run(tmp, *, sync: bool, bulk: bool, minutes: float = 10) -> tuple[Worker, dict]:
@@ -132,12 +135,52 @@ def test_the_drive_is_chosen_by_capability() -> None:
     assert not durable.sync
 
 
+class Shaped:
+    """A replay's shape (``batches``, ``speed``, ``span_ns``) with ``declared`` capabilities."""
+
+    def __init__(self, feed: ReplayFeed, declared: FeedCapabilities) -> None:
+        self.feed, self.capabilities = feed, declared
+        self.symbol, self.gaps, self.speed, self.span_ns = feed.symbol, feed.gaps, None, 0
+
+    def batches(self) -> Any:
+        return self.feed.batches()
+
+    def __aiter__(self) -> Any:
+        return self.feed.__aiter__()
+
+    async def close(self) -> None:
+        await self.feed.close()
+
+
+def test_the_worker_reads_the_feeds_declaration_not_its_shape() -> None:
+    config = all_strategies_config(bar_size="10s")
+    trades = tape_slice(3600, 1)
+    clock = SimClock(int(trades["ts"].iloc[0]))
+
+    def worker(declared: FeedCapabilities) -> Worker:
+        return Worker(config, feed=Shaped(ReplayFeed(trades), declared),
+                      exchange=PaperExchange(clock=clock), journal=Fills(), clock=clock,
+                      run_id=RUN)  # fmt: skip
+
+    # Shaped like an as-fast-as-possible replay, declared live: driven and journaled as live.
+    live = worker(LIVE_FEED)
+    assert not live.sync and not live.backtest
+    assert live.duties.journal_every_s == config.arena.equity_every_s
+    # Declared a backtest over 6 hours (its span_ns attribute says 0): about 1,440 equity
+    # snapshots a strategy over the declared span, every 15 s.
+    six_hours = FeedCapabilities(as_fast_as_possible=True, batches=True, span_ns=6 * 3600 * 10**9)
+    back = worker(six_hours)
+    assert back.sync and back.backtest
+    assert back.duties.journal_every_s == pytest.approx(15.0)
+
+
 class CrashingFeed:
     """A replay whose batches break off with an error after ``after`` batches."""
 
     def __init__(self, feed: ReplayFeed, after: int) -> None:
         self.feed, self.after = feed, after
-        self.symbol, self.gaps, self.speed = feed.symbol, feed.gaps, None
+        self.symbol, self.gaps = feed.symbol, feed.gaps
+        self.capabilities = FeedCapabilities(as_fast_as_possible=True, batches=True)
 
     def batches(self) -> Any:
         for i, batch in enumerate(self.feed.batches()):
@@ -194,7 +237,8 @@ class DrillFeed:
 
     def __init__(self, feed: ReplayFeed, switch: Any, engage: int, release: int) -> None:
         self.feed, self.switch, self.engage, self.release = feed, switch, engage, release
-        self.symbol, self.gaps, self.speed, self.span_ns = feed.symbol, feed.gaps, None, 0
+        self.symbol, self.gaps = feed.symbol, feed.gaps
+        self.capabilities = FeedCapabilities(as_fast_as_possible=True, batches=True)
 
     def batches(self) -> Any:
         for i, batch in enumerate(self.feed.batches()):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 from cryptoarena.data.replay_feed import ReplayFeed
-from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.serving.client import SERVED, Forecast, ForecastUnavailable
 from cryptoarena.trading.config import ArenaConfig, parse_arena_config
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.journal import Journal
@@ -62,11 +62,17 @@ class Script:
     """The AI arm's forecasts by the second of the bar they are made on: a 15 s log return, or
     None for an outage (the source raises, as a dead model server would)."""
 
+    capabilities = SERVED
+    model_run_id = None
+
     def __init__(self, plan: Callable[[int], float | None]) -> None:
         self.plan = plan
 
     async def health(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        return None
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
         ts = int(bars["ts"].iloc[-1])

@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.config import Settings
+from cryptoarena.data.feed import LIVE_FEED
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.replay_feed import ReplayFeed
 from cryptoarena.data.samples import TARDIS_DAY, sample_path
-from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.serving.client import SERVED, Forecast, ForecastUnavailable
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
@@ -71,12 +72,18 @@ class TrailingMoveSource:
 
     ``fail_after`` makes every request after that many fail (a server that went away)."""
 
+    capabilities = SERVED  # stands in for a model server: its requests may wait
+    model_run_id = None
+
     def __init__(self, fail_after: int | None = None) -> None:
         self.calls = 0
         self.fail_after = fail_after
 
     async def health(self) -> bool:
         return True
+
+    async def aclose(self) -> None:
+        return None
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Forecast:
         self.calls += 1
@@ -98,6 +105,8 @@ class CallbackFeed:
     def __init__(self, feed: Any, on_batch: Any, *, with_batch: bool = False) -> None:
         self.feed, self.on_batch, self.with_batch = feed, on_batch, with_batch
         self.symbol, self.gaps = feed.symbol, feed.gaps
+        # Async only, at the live equity interval (as a feed that declares nothing).
+        self.capabilities = LIVE_FEED
 
     async def _iterate(self) -> Any:
         i = 0

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from cryptoarena.clock import SimClock
+from cryptoarena.data.bybit_feed import BybitFeed
+from cryptoarena.data.feed import LIVE_FEED, FeedCapabilities
 from cryptoarena.data.lake import Lake
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S, Trade
@@ -82,3 +84,19 @@ def test_batch_bounds_split_large_windows() -> None:
     ts = np.array([0, 1, 2, 3, 4, 10**9, 10**9 + 1], dtype=np.int64)
     assert batch_bounds(ts, 10**8, 2).tolist() == [0, 2, 4, 5]
     assert batch_bounds(ts, 10**8, 100).tolist() == [0, 5]
+
+
+def test_a_replay_declares_what_it_is(trades: pd.DataFrame) -> None:
+    span = int(trades["ts"].iloc[-1] - trades["ts"].iloc[0])
+    assert span > 0
+    # As fast as possible: a backtest's feed, with batches without the event loop.
+    assert ReplayFeed(trades).capabilities == FeedCapabilities(
+        as_fast_as_possible=True, batches=True, span_ns=span
+    )
+    # At a speed it waits for the wall clock: async only.
+    paced = ReplayFeed(trades, speed=10.0)
+    assert paced.capabilities == FeedCapabilities(span_ns=span)
+    with pytest.raises(ValueError, match="waits"):
+        next(paced.batches())
+    # A live feed declares nothing.
+    assert BybitFeed().capabilities == LIVE_FEED == FeedCapabilities()

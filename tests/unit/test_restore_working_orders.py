@@ -239,6 +239,35 @@ def test_behind_accounts_only_the_paper_member_takes_an_order_back() -> None:
     assert [o.client_id for o in paper.venue.open_orders()] == ["run-01-aa-1"]
 
 
+def test_behind_accounts_only_the_paper_member_s_books_are_seeded() -> None:
+    """The accounts exchange declares ``accounts`` (its bindings, read by the router and the
+    run record) and routes ``seed_book`` by strategy index: a Bybit account holds its own
+    position, the paper member gets its book back from the journal."""
+    from cryptoarena.clock import LiveClock
+    from cryptoarena.config import Settings
+    from cryptoarena.trading.engine.restore import seed_paper_exchange
+    from cryptoarena.trading.exchange.accounts import AccountsExchange
+    from cryptoarena.trading.exchange.base import account_bindings
+    from cryptoarena.trading.exchange.bybit import BybitExchange
+    from pydantic import SecretStr
+
+    keys = {"api_key": SecretStr("key"), "api_secret": SecretStr("secret")}
+    bybit = BybitExchange(Settings().bybit.model_copy(update=keys), clock=LiveClock())
+    paper, _ = _paper(real_tape(5)[0].ts)
+    bindings = {"s0": "acc", "s1": "paper"}
+    accounts = AccountsExchange({"acc": bybit, "paper": paper}, bindings, "x")
+    assert account_bindings(accounts) == bindings
+    assert account_bindings(paper) == {} and account_bindings(bybit) == {}
+    long, short = Ledger("s0", capital=D(10000)), Ledger("s1", capital=D(10000))
+    long.apply_fill(Side.BUY, D("1"), D("100"), D("0.05"))
+    short.apply_fill(Side.SELL, D("2"), D("101"), D("0.05"))
+    assert seed_paper_exchange(accounts, "BTCUSDT", {"s0": long, "s1": short})
+    assert paper.book_position("00", "BTCUSDT").qty == 0  # s0 trades on its Bybit account
+    assert paper.book_position("01", "BTCUSDT").qty == D("-2")
+    # A real venue keeps its own books: nothing to seed.
+    assert not seed_paper_exchange(bybit, "BTCUSDT", {"s0": long})
+
+
 def test_a_later_incarnation_s_risk_state_wins_a_tie_at_the_same_instant(tmp_path: Path) -> None:
     """Seq restarts with each incarnation: the dead one's longer session must not win a tie
     with the state the resumed incarnation journaled at the same instant."""

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptoarena.clock import SimClock
+from cryptoarena.trading.exchange.base import LIVE_VENUE
 from cryptoarena.trading.exchange.errors import TemporaryExchangeError
 from cryptoarena.trading.exchange.instruments import BTCUSDT_LINEAR
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side
@@ -21,6 +22,8 @@ from cryptoarena.trading.risk.manager import RiskManager
 
 class FlakyVenue:
     """place_order fails with the given errors, then raises them all again (never succeeds)."""
+
+    capabilities = LIVE_VENUE
 
     def __init__(self, *errors: Exception) -> None:
         self.errors = list(errors)

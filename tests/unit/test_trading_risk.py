@@ -246,9 +246,15 @@ async def test_the_forecast_backoff_is_capped_and_never_overflows() -> None:
     """Issue #10 item 4: ``2.0 ** (consecutive - 3)`` raised OverflowError after ~1,000
     consecutive failures (a full-day backtest without a model server crashed)."""
     from cryptoarena.data.records import Bar
+    from cryptoarena.serving.client import SERVED
     from cryptoarena.trading.forecasts.pump import ForecastPump, backoff_s
 
     class Down:
+        capabilities = SERVED
+
+        async def aclose(self) -> None:
+            return None
+
         async def forecast(self, symbol: str, bars: object) -> object:
             raise RuntimeError("connection refused")
 
@@ -267,9 +273,15 @@ def test_pending_predictions_are_resolved_from_recorded_bars() -> None:
     """A live restart does not replay the past: predictions that came due while the worker was
     down are resolved from the collector's recorded 1-second bars, as live bars would."""
     import pandas as pd
+    from cryptoarena.serving.client import SERVED
     from cryptoarena.trading.forecasts.pump import ForecastPump, PendingPrediction
 
     class Idle:
+        capabilities = SERVED
+
+        async def aclose(self) -> None:
+            return None
+
         async def forecast(self, symbol: str, bars: object) -> object:
             raise RuntimeError("unused")
 

@@ -36,6 +36,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 from cryptoarena.data.bars import resample_bars
+from cryptoarena.data.feed import LIVE_FEED
 from cryptoarena.data.records import NS_PER_S, Bar, Trade
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.signals import Signals, compute_signals
@@ -84,6 +85,9 @@ class PulledUpdates(UpdateStream[Order | Fill]):
 
 class NoFeed:
     """A bar run has no trade feed: the driver reads the klines itself."""
+
+    # Declares nothing: the worker keeps the live equity interval for a bar run.
+    capabilities = LIVE_FEED
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol

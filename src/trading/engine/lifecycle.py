@@ -35,7 +35,7 @@ from cryptoarena.trading.engine.result import WorkerResult, family
 from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
-from cryptoarena.trading.exchange.base import Exchange, PullVenue
+from cryptoarena.trading.exchange.base import Exchange, PullVenue, account_bindings
 from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.execution.maker_quotes import MakerQuotes
 from cryptoarena.trading.execution.orders import incarnation_tag
@@ -188,7 +188,7 @@ class Lifecycle:
                 "source": self.source_name,
                 "exchange": self.exchange.name,
                 # Where each strategy trades: its Bybit account, or "paper" (the same tape).
-                "accounts": getattr(self.exchange, "bindings", None)
+                "accounts": account_bindings(self.exchange)
                 or dict.fromkeys(self.books, self.exchange.name),
                 "symbol": self.symbol,
                 "strategies": [

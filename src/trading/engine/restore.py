@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from cryptoarena.trading.exchange.accounts import PAPER
-from cryptoarena.trading.exchange.base import JournalVenue, WorkingOrder
+from cryptoarena.trading.engine.ports import JournalFind, JournalReader
+from cryptoarena.trading.exchange.base import AccountsVenue, Exchange, JournalVenue, WorkingOrder
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import OrderRequest, OrderType, Side, TimeInForce
 from cryptoarena.trading.execution.router import FollowUp, OrderRouter
@@ -70,7 +70,7 @@ class RestoreReport:
 
 
 def restore_books(
-    journal: Any, run_id: str, books: dict[str, Ledger], router: OrderRouter
+    journal: JournalReader, run_id: str, books: dict[str, Ledger], router: OrderRouter
 ) -> RestoreReport:
     """Replay journaled fills into fresh books; teach the router every id already used."""
     report = RestoreReport()
@@ -100,7 +100,7 @@ def restore_books(
     return report
 
 
-def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: int) -> bool:
+def restore_risk(journal: JournalFind, run_id: str, risk: RiskManager, checkpoint_ns: int) -> bool:
     """The risk manager's state at the checkpoint: the newest ``risk_state`` document at or
     before it (halts, the kill, the loss checks' marks; nothing the run does after it counts)
     and the order-rate windows from the orders of the minute before. True if one was found."""
@@ -128,7 +128,7 @@ def restore_risk(journal: Any, run_id: str, risk: RiskManager, checkpoint_ns: in
 TERMINAL = ("Filled", "Cancelled", "Rejected", "PartiallyFilledCanceled")
 
 
-def working_orders(journal: Any, run_id: str, checkpoint_ns: int) -> list[WorkingOrder]:
+def working_orders(journal: JournalFind, run_id: str, checkpoint_ns: int) -> list[WorkingOrder]:
     """The orders still working at the checkpoint, as the journal tells it: sent at or before
     it, not finished by an update at or before it, not all filled (an update journaled after
     the checkpoint belongs to what the resumed run does again)."""
@@ -188,7 +188,7 @@ def working_orders(journal: Any, run_id: str, checkpoint_ns: int) -> list[Workin
     return out
 
 
-def resume_ns(journal: Any, run_id: str, checkpoint_ns: int) -> int:
+def resume_ns(journal: JournalFind, run_id: str, checkpoint_ns: int) -> int:
     """The first trade time the resumed venue has not seen: a checkpoint that is a fill's time
     saw the trades of that instant; one that is a tick's time (a decision, an order, a
     snapshot) saw only the trades before it."""
@@ -197,7 +197,7 @@ def resume_ns(journal: Any, run_id: str, checkpoint_ns: int) -> int:
 
 
 def restore_working_orders(
-    journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int
+    journal: JournalFind, run_id: str, router: OrderRouter, checkpoint_ns: int
 ) -> int:
     """A venue that kept its orders in memory (the paper venue) works the orders that were
     working at the checkpoint again, and the router has them in flight, timed from when they
@@ -222,7 +222,9 @@ def restore_working_orders(
     return restored
 
 
-def restore_follow_ups(journal: Any, run_id: str, router: OrderRouter, checkpoint_ns: int) -> int:
+def restore_follow_ups(
+    journal: JournalFind, run_id: str, router: OrderRouter, checkpoint_ns: int
+) -> int:
     """The rest of each strategy's target the router still had to send at the checkpoint (the
     newest ``follow_ups`` document at or before it). Returns how many."""
     docs = journal.find(
@@ -237,7 +239,7 @@ def restore_follow_ups(journal: Any, run_id: str, router: OrderRouter, checkpoin
     return len(router.follow)
 
 
-def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
+def pending_predictions(journal: JournalFind, run_id: str) -> list[PendingPrediction]:
     """The run's predictions without a realised price (pending at a crash or a stop)."""
     docs = journal.find(
         "predictions",
@@ -248,7 +250,7 @@ def pending_predictions(journal: Any, run_id: str) -> list[PendingPrediction]:
     return sorted(out, key=lambda p: p.target_ns)
 
 
-def _filled_by_client(journal: Any, run_id: str) -> dict[str, Decimal]:
+def _filled_by_client(journal: JournalFind, run_id: str) -> dict[str, Decimal]:
     filled: dict[str, Decimal] = defaultdict(Decimal)
     for doc in journal.find("fills", {"run_id": run_id}, projection={"client_id": 1, "qty": 1}):
         filled[doc["client_id"]] += Decimal(doc["qty"])
@@ -256,7 +258,7 @@ def _filled_by_client(journal: Any, run_id: str) -> dict[str, Decimal]:
 
 
 async def reconcile(
-    journal: Any, run_id: str, router: OrderRouter, report: RestoreReport, *, now_ns: int
+    journal: JournalFind, run_id: str, router: OrderRouter, report: RestoreReport, *, now_ns: int
 ) -> RestoreReport:
     """Ask the exchange about every order the journal did not see finish, and find lost ones."""
     exchange, symbol = router.exchange, router.instrument.symbol
@@ -305,12 +307,11 @@ async def reconcile(
         report.mismatch = (
             f"exchange position {report.exchange_qty} != sum of books {report.books_qty}"
         )
-    per_account = getattr(exchange, "positions", None)
-    if per_account is not None:
+    if exchange.capabilities.accounts:
         # One account per strategy (or the paper venue for the unbound): each must match alone,
         # a long on one account and a short on another must not pass as "net flat".
         wrong = []
-        for acc in await per_account(symbol):
+        for acc in await cast("AccountsVenue", exchange).positions(symbol):
             books = sum((router.books[s].qty for s in acc.strategies), Decimal(0))
             report.accounts[acc.account] = {"exchange_qty": str(acc.qty), "books_qty": str(books)}
             if acc.qty != books:
@@ -320,7 +321,7 @@ async def reconcile(
     return report
 
 
-def _unclean_incarnations(journal: Any, run_id: str) -> list[str]:
+def _unclean_incarnations(journal: JournalFind, run_id: str) -> list[str]:
     """Incarnations of this run that started and never recorded a clean stop."""
     runs = journal.find("runs", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
     out: list[str] = []
@@ -369,49 +370,20 @@ async def _settle_order(
     return True
 
 
-def seed_paper_exchange(
-    exchange: Any, symbol: str, books: dict[str, Ledger], index: dict[str, int] | None = None
-) -> bool:
-    """A paper venue lives in the worker's memory: after a restart, give it the books' position
-    and P&L back (the journal is its only persistence). Returns True if seeded. Each book goes
-    to its own account on the venue (``seed_book``, keyed by the strategy index of its client
-    ids). Behind an :class:`AccountsExchange` only the books bound to its paper venue count."""
-    index = index if index is not None else {name: i for i, name in enumerate(books)}
-    bindings = getattr(exchange, "bindings", None)
-    if bindings is not None:
-        paper = exchange.paper
-        mine = {n: b for n, b in books.items() if bindings.get(n) == PAPER}
-        return paper is not None and seed_paper_exchange(paper, symbol, mine, index)
-    seed_book = getattr(exchange, "seed_book", None)
-    if seed_book is not None:
-        seeded = False
-        for name, b in books.items():
-            if b.qty != 0 or b.realised != 0 or b.fees != 0:
-                seeded |= bool(
-                    seed_book(
-                        f"{index[name]:02d}",
-                        symbol,
-                        qty=b.qty,
-                        avg_price=b.avg_price,
-                        realised=b.realised,
-                        fees=b.fees,
-                    )
-                )
-        return seeded
-    venue = getattr(exchange, "venue", None)
-    account = getattr(venue, "account", None)
-    if account is None:
+def seed_paper_exchange(exchange: Exchange, symbol: str, books: dict[str, Ledger]) -> bool:
+    """A paper venue lives in the worker's memory (it declares ``journal_orders``): after a
+    restart, give it the books' position and P&L back (the journal is its only persistence).
+    Returns True if seeded. Each book goes to its own account on the venue (``seed_book``,
+    keyed by the strategy index of its client ids); behind an :class:`AccountsExchange` only
+    the books bound to its paper venue are taken."""
+    if not exchange.capabilities.journal_orders:
         return False
-    state = account.position_state(symbol)
-    if state.qty != 0:
-        return False
-    net = sum((b.qty for b in books.values()), Decimal(0))
-    if net != 0:
-        cost = sum((b.qty * b.avg_price for b in books.values()), Decimal(0))
-        state.qty = net
-        state.avg_price = cost / net
-    realised = sum((b.realised for b in books.values()), Decimal(0))
-    fees = sum((b.fees for b in books.values()), Decimal(0))
-    account.wallet += realised - fees
-    account.fees_paid += fees
-    return True
+    venue = cast("JournalVenue", exchange)
+    seeded = False
+    for i, b in enumerate(books.values()):
+        if b.qty != 0 or b.realised != 0 or b.fees != 0:
+            book = f"{i:02d}"
+            seeded |= venue.seed_book(
+                book, symbol, qty=b.qty, avg_price=b.avg_price, realised=b.realised, fees=b.fees
+            )
+    return seeded

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from cryptoarena.trading.exchange.paper import PaperExchangeConfig
+    from cryptoarena.trading.forecasts.pump import ForecastSource
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class SessionOptions:
     speed: float | None = None
     # Forecasts: the model server's URL (None: settings.serving.url), or an in-process source.
     forecast_url: str | None = None
-    forecast_source: Any = None
+    forecast_source: ForecastSource | None = None
     allow_mainnet: bool = False
     # Backtests with the AI arm trade only after the model's validation end unless this is set
     # (the run is then marked in-sample).
@@ -211,12 +212,13 @@ def fill_rules_of(config: ArenaConfig, market: RecordedMarket | None) -> dict[st
 def account_keys(settings: Settings, account: str) -> tuple[SecretStr, SecretStr]:
     """A bound account's API key and secret, from the environment only."""
     creds = settings.accounts.get(account)
-    for field in ("api_key", "api_secret"):
-        if creds is None or getattr(creds, field) is None:
+    key, secret = (None, None) if creds is None else (creds.api_key, creds.api_secret)
+    for field, value in (("api_key", key), ("api_secret", secret)):
+        if value is None:
             var = f"{ENV_PREFIX}ACCOUNTS__{account.upper()}__{field.upper()}"
             raise SessionError(f"account {account!r} is bound to a strategy but {var} is not set")
-    assert creds is not None and creds.api_key is not None and creds.api_secret is not None
-    return creds.api_key, creds.api_secret
+    assert key is not None and secret is not None
+    return key, secret
 
 
 def make_feed(settings: Settings, options: SessionOptions, symbol: str) -> tuple[Any, Clock]:
@@ -252,7 +254,7 @@ class ForecastPlan:
     """A session's forecasts: the source (None: the AI arm stands aside), what it is, and the
     end of the data its model was trained and validated on (None: unknown)."""
 
-    source: Any
+    source: ForecastSource | None
     described: str
     valid_until_ns: int | None = None
 
@@ -286,8 +288,7 @@ async def make_forecasts(
 
     uri = settings.mlflow.tracking_uri
     if options.forecast_source is not None:
-        info = getattr(options.forecast_source, "info", None)
-        run = getattr(info, "run_id", None)
+        run = options.forecast_source.model_run_id
         return ForecastPlan(options.forecast_source, "in-process source", valid_until_ns(uri, run))
     if not any(s.kind == "ai_forecast" for s in config.strategies):
         return ForecastPlan(None, "no AI arm")

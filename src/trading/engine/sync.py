@@ -10,6 +10,7 @@ network call, a sleep): it is closed and reported, never silently run some other
 from __future__ import annotations
 
 import asyncio
+import types
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -29,7 +30,8 @@ def run_now(coro: Coroutine[Any, Any, T]) -> T:
         result: T = done.value
         return result
     coro.close()
-    name = getattr(coro, "__qualname__", repr(coro))
+    # A native coroutine names its function; any other Coroutine says what it is.
+    name = coro.__qualname__ if isinstance(coro, types.CoroutineType) else repr(coro)
     raise WouldWait(f"{name} waited on {waited_on!r}: not runnable synchronously")
 
 

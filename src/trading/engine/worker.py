@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import pandas as pd
 from cryptoarena.clock import Clock, SimClock
-from cryptoarena.data.feed import MarketFeed
+from cryptoarena.data.feed import BatchFeed, MarketFeed
 from cryptoarena.data.records import NS_PER_S, Trade
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.bars import BarPipeline
@@ -87,7 +87,7 @@ class Worker:
         self.lockstep = clock.simulated
         self._sim_clock = cast("SimClock", clock) if clock.simulated else None
         # A backtest (as fast as possible) journals equity at its own, coarser interval.
-        self.backtest = self.lockstep and getattr(feed, "speed", 1.0) is None
+        self.backtest = self.lockstep and feed.capabilities.as_fast_as_possible
         self.result = WorkerResult(run_id)
         self.state = RunState()
         self.record = Recorder(journal, self.result)
@@ -179,7 +179,7 @@ class Worker:
         the replay's span, never finer than ``equity_every_s`` (a short backtest keeps live
         resolution) nor coarser than ``backtest_equity_every_s``."""
         arena = self.config.arena
-        span_s = getattr(self.feed, "span_ns", 0) / NS_PER_S
+        span_s = self.feed.capabilities.span_ns / NS_PER_S
         return min(
             arena.backtest_equity_every_s, max(arena.equity_every_s, span_s / BACKTEST_SNAPSHOTS)
         )
@@ -192,9 +192,10 @@ class Worker:
             return "the clock is not simulated"
         if not self.exchange.capabilities.pull_updates:
             return f"{type(self.exchange).__name__} is not a simulated venue"
-        if not hasattr(self.feed, "batches") or getattr(self.feed, "speed", None) is not None:
+        declared = self.feed.capabilities
+        if not (declared.batches and declared.as_fast_as_possible):
             return "the feed is not an as-fast-as-possible replay"
-        if forecasts is not None and getattr(forecasts, "waits", True):
+        if forecasts is not None and forecasts.capabilities.waits:
             return f"{type(forecasts).__name__} forecasts may wait"
         return None
 
@@ -245,7 +246,7 @@ class Worker:
         """The backtest's drive: batch after batch, each run to its end without the event loop
         (:meth:`step`), handing the loop back only every ``SYNC_YIELD_EVERY`` batches (signals,
         a stop request)."""
-        batches = self.feed.batches()  # type: ignore[attr-defined]
+        batches = cast("BatchFeed", self.feed).batches()  # declared (_sync_capable)
         for k, batch in enumerate(batches):
             if self._stop.is_set():
                 break

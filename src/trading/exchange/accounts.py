@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptoarena.data.records import Trade
 from cryptoarena.trading.exchange.base import (
+    AccountPosition,
+    AccountsVenue,
     Exchange,
     JournalVenue,
+    TapeVenue,
     VenueCapabilities,
     WorkingOrder,
 )
@@ -38,13 +40,6 @@ logger = logging.getLogger(__name__)
 PAPER = "paper"  # the member name of the paper venue (a reserved account name)
 
 
-@dataclass(frozen=True)
-class AccountPosition:
-    account: str
-    strategies: tuple[str, ...]
-    qty: Decimal
-
-
 class AccountsExchange:
     """``members``: account name → exchange; ``bindings``: strategy name → account name, in the
     worker's strategy order (the router's index)."""
@@ -58,7 +53,7 @@ class AccountsExchange:
         self.name = name
         # Its paper member fills against the tape; its updates come through the event loop.
         self.capabilities = VenueCapabilities(
-            tape_fills=PAPER in members, journal_orders=PAPER in members
+            tape_fills=PAPER in members, journal_orders=PAPER in members, accounts=True
         )
         self._by_index: list[Exchange] = [members[a] for a in bindings.values()]
 
@@ -178,10 +173,32 @@ class AccountsExchange:
             return False
         return cast("JournalVenue", exchange).restore_order(order, resume_ns=resume_ns)
 
+    def seed_book(
+        self,
+        book: str,
+        symbol: str,
+        *,
+        qty: Decimal,
+        avg_price: Decimal,
+        realised: Decimal,
+        fees: Decimal,
+    ) -> bool:
+        """Only the member that keeps its books in memory (the paper venue) is seeded: a real
+        account holds its own position."""
+        index = int(book) if book.isdigit() else len(self._by_index)
+        exchange = self._by_index[index] if index < len(self._by_index) else None
+        if exchange is None or not exchange.capabilities.journal_orders:
+            return False
+        return cast("JournalVenue", exchange).seed_book(
+            book, symbol, qty=qty, avg_price=avg_price, realised=realised, fees=fees
+        )
+
     def on_trades(self, trades: Sequence[Trade]) -> list[Fill]:
         paper = self.members.get(PAPER)
         return [] if paper is None else list(paper.on_trades(trades))
 
-    @property
-    def paper(self) -> Any:
-        return self.members.get(PAPER)
+
+if TYPE_CHECKING:  # what it declares, checked by the type checker
+    _accounts: type[AccountsVenue] = AccountsExchange
+    _journal: type[JournalVenue] = AccountsExchange
+    _tape: type[TapeVenue] = AccountsExchange

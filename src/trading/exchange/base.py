@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptoarena.data.records import Bar, Trade
 from cryptoarena.trading.exchange.models import (
@@ -27,9 +27,12 @@ class VenueCapabilities:
     tape_fills: bool = False  # fills against the replayed tape: hand it each batch (TapeVenue)
     pull_updates: bool = False  # updates pulled without an event loop (PullVenue): sync drive
     bar_fills: bool = False  # fills against recorded bars (klines): hand it each bar (BarFillVenue)
-    # Keeps its working orders only in memory: a restart gives them back from the journal
-    # (JournalVenue); a real venue keeps them itself.
+    # Keeps its working orders and books only in memory: a restart gives them back from the
+    # journal (JournalVenue); a real venue keeps them itself.
     journal_orders: bool = False
+    # One account per strategy behind one exchange: strategy → account bindings, and a
+    # position per account to reconcile alone (AccountsVenue).
+    accounts: bool = False
 
 
 LIVE_VENUE = VenueCapabilities()
@@ -84,6 +87,44 @@ class JournalVenue(Protocol):
         """Work ``order`` again (its rest, on its own terms), seeing only trades at or after
         ``resume_ns``; False if this venue does not hold the order's book."""
         ...
+
+    def seed_book(
+        self,
+        book: str,
+        symbol: str,
+        *,
+        qty: Decimal,
+        avg_price: Decimal,
+        realised: Decimal,
+        fees: Decimal,
+    ) -> bool:
+        """Give ``book`` (a strategy index, as in its client ids) its position and P&L back
+        from the journal; False (nothing done) if it already trades or is not held here."""
+        ...
+
+
+@dataclass(frozen=True)
+class AccountPosition:
+    account: str
+    strategies: tuple[str, ...]
+    qty: Decimal
+
+
+class AccountsVenue(Protocol):
+    """A venue that declares ``accounts``: each strategy trades on its own account."""
+
+    bindings: dict[str, str]  # strategy name → account name, in the worker's strategy order
+
+    async def positions(self, symbol: str) -> list[AccountPosition]:
+        """The position of each account, with the strategies bound to it."""
+        ...
+
+
+def account_bindings(exchange: Exchange) -> dict[str, str]:
+    """Strategy → account on a venue that declares ``accounts``; empty on any other."""
+    if not exchange.capabilities.accounts:
+        return {}
+    return cast("AccountsVenue", exchange).bindings
 
 
 class Exchange(Protocol):

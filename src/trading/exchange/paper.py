@@ -19,12 +19,16 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.data.book_replay import RecordedMarket
 from cryptoarena.data.records import Bar, Trade
 from cryptoarena.trading.exchange.account import ZERO
 from cryptoarena.trading.exchange.base import VenueCapabilities, WorkingOrder
+
+if TYPE_CHECKING:
+    from cryptoarena.trading.exchange.base import BarFillVenue, JournalVenue, PullVenue, TapeVenue
 from cryptoarena.trading.exchange.errors import ExchangeError
 from cryptoarena.trading.exchange.models import (
     Balance,
@@ -221,3 +225,10 @@ class PaperExchange:
     def _check_open(self) -> None:
         if self._closed:
             raise ExchangeError(f"paper exchange {self.name} is closed")
+
+
+if TYPE_CHECKING:  # what it declares, checked by the type checker
+    _tape: type[TapeVenue] = PaperExchange
+    _pull: type[PullVenue] = PaperExchange
+    _bars: type[BarFillVenue] = PaperExchange
+    _journal: type[JournalVenue] = PaperExchange

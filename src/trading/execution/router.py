@@ -36,7 +36,7 @@ from typing import Any
 from cryptoarena.clock import Clock
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.retry import RetryPolicy, retry_async
-from cryptoarena.trading.exchange.base import Exchange
+from cryptoarena.trading.exchange.base import Exchange, account_bindings
 from cryptoarena.trading.exchange.errors import (
     AmbiguousOrderError,
     ExchangeError,
@@ -131,11 +131,8 @@ class OrderRouter:
         self.follow: dict[str, FollowUp] = {}
         # Books that share one venue position (one paper venue, one Bybit account): reduce-only
         # is only true of an exit when it also reduces that shared position.
-        bindings = getattr(exchange, "bindings", None)
-        self.venue_of: dict[str, str] = {
-            name: str(bindings.get(name, "")) if isinstance(bindings, dict) else ""
-            for name in self.books
-        }
+        bindings = account_bindings(exchange)
+        self.venue_of: dict[str, str] = {name: bindings.get(name, "") for name in self.books}
 
     def follow_ups(self) -> dict[str, FollowUp]:
         """Strategies with the rest of a target to send, and no order in flight now."""

@@ -15,14 +15,14 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from cryptoarena.clock import Clock, LiveClock
 from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
-from cryptoarena.serving.client import Forecast, ForecastUnavailable
+from cryptoarena.serving.client import Forecast, ForecastCapabilities, ForecastUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +45,14 @@ def make_forecast(
 
 
 class LocalForecasts:
-    waits = True  # inference in a worker thread
+    capabilities = ForecastCapabilities(waits=True)  # inference in a worker thread
 
     def __init__(self, forecaster: Any, *, symbol: str = "BTCUSDT", clock: Clock | None = None):
         self.forecaster = forecaster
         self.symbol = symbol
         self.clock: Clock = clock or LiveClock()
         self.info = forecaster.info
+        self.model_run_id: str | None = self.info.run_id
 
     async def health(self) -> bool:
         return True
@@ -154,7 +155,7 @@ class PrecomputedForecasts:
     (:class:`LocalForecasts` per bar) up to float32 rounding of batched inference."""
 
     # A lookup: a request never waits, so the backtest can be driven synchronously.
-    waits = False
+    capabilities = ForecastCapabilities(waits=False, lookup=True)
 
     def __init__(
         self,
@@ -166,6 +167,7 @@ class PrecomputedForecasts:
         batch: int = 8192,
     ) -> None:
         self.info = forecaster.info
+        self.model_run_id: str | None = self.info.run_id
         self.clock: Clock = clock or LiveClock()
         self._need = int(self.info.min_bars)
         self._window = window
@@ -203,3 +205,10 @@ class PrecomputedForecasts:
 
     async def aclose(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # what they declare, checked by the type checker
+    from cryptoarena.trading.forecasts.pump import ForecastSource, LookupSource
+
+    _local: type[ForecastSource] = LocalForecasts
+    _precomputed: type[LookupSource] = PrecomputedForecasts

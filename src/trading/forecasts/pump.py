@@ -15,11 +15,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
 from cryptoarena.data.records import BAR_COLUMNS, NS_PER_S, Bar
+
+if TYPE_CHECKING:  # serving.client imports httpx: only its declaration's type is needed here
+    from cryptoarena.serving.client import ForecastCapabilities
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +43,27 @@ class ForecastLike(Protocol):
 
 
 class ForecastSource(Protocol):
-    """serving.client.ForecastClient fits; so does an in-process adapter."""
+    """serving.client.ForecastClient fits; so does an in-process adapter. A source declares
+    what it is (``capabilities``) instead of the engine probing it for methods."""
+
+    capabilities: ForecastCapabilities
+    # The MLflow run of the model behind it when the source holds one (in-process); None
+    # otherwise (a model server is asked for its own).
+    model_run_id: str | None
 
     async def forecast(self, symbol: str, bars: pd.DataFrame) -> Any: ...
 
     async def health(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LookupSource(ForecastSource, Protocol):
+    """A source that declares ``lookup``: forecasts computed before a backtest, by bar."""
+
+    def forecast_for(self, symbol: str, n_bars: int, last: int) -> Any:
+        """The forecast from the bar that opened at ``last`` given ``n_bars`` bars."""
+        ...
 
 
 class BarWindow:
@@ -106,6 +125,8 @@ class ForecastPump:
         tasks: Any = None,
     ) -> None:
         self.source = source
+        # A source that looks forecasts up by bar (declared) needs no frame of bars per request.
+        self._lookup = cast("LookupSource", source) if source.capabilities.lookup else None
         # Where requests run: None, tasks on the running loop; a backtest's synchronous drive
         # passes its ready queue (engine.sync.Soon): the same requests, in the same order.
         self.tasks = tasks
@@ -159,20 +180,20 @@ class ForecastPump:
         # the same bars (the next one is appended only after this task has started).
         # A source that looks forecasts up by bar (computed before a backtest) needs no frame:
         # building one per bar would cost more than the whole decision step.
-        lookup = getattr(self.source, "forecast_for", None)
+        lookup = self._lookup
         window = self.window
         frame = None if lookup is not None else window.frame()
         base = window.last("close")
         self.requests += 1
         try:
             if lookup is not None:
-                forecast = lookup(self.symbol, len(window), window.last("ts"))
+                forecast = lookup.forecast_for(self.symbol, len(window), window.last("ts"))
             else:
                 forecast = await self.source.forecast(self.symbol, frame)
         except Exception as exc:  # ForecastUnavailable and anything the source raises
             self.failures += 1
             self._consecutive += 1
-            self.problem = f"forecast unavailable: {getattr(exc, 'reason', None) or exc}"
+            self.problem = f"forecast unavailable: {exc}"  # ForecastUnavailable: its reason
             logger.debug("forecast failed: %s", self.problem)
             if self._consecutive >= 3:
                 pause_s = backoff_s(self._consecutive)
@@ -212,9 +233,7 @@ class ForecastPump:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await (self.tasks.join(self._task) if self.tasks is not None else self._task)
-        aclose = getattr(self.source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self.source.aclose()
 
     # -- what the AI strategy sees ----------------------------------------------------------
     def view(self, now_ns: int) -> tuple[ForecastLike | None, str | None, float | None]:

@@ -658,7 +658,9 @@ def _no_gc() -> Iterator[None]:
 def _kind(req: Any) -> str:
     if isinstance(req, InsertOne):
         return "insert"
-    filt = getattr(req, "_filter", None)
+    if not isinstance(req, ReplaceOne | UpdateOne):
+        return "other"
+    filt = req._filter
     if not isinstance(filt, dict) or set(filt) != {"_id"}:
         return "other"
     if isinstance(req, ReplaceOne):

@@ -141,11 +141,10 @@ def migrate_litemongo(mongo: MongoSettings, chunk: int = 5_000) -> int:
 def batch(db: Any) -> Iterator[None]:
     """One transaction (one commit) per batch on the embedded store; MongoDB commits per
     write (no sessions needed: every write is idempotent)."""
-    transaction = getattr(db, "transaction", None)
-    if transaction is None:
+    if not isinstance(db, docstore.Database):
         yield
         return
-    with transaction():
+    with db.transaction():
         yield
 
 

@@ -17,12 +17,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from cryptoarena.config import Settings, get_settings
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.sweeps.grid import GridPoint
+
+if TYPE_CHECKING:
+    from cryptoarena.trading.engine.result import WorkerResult
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def point_settings(settings: Settings, directory: Path) -> Settings:
     )
 
 
-def backtest(settings: Settings, job: PointJob) -> Any:
+def backtest(settings: Settings, job: PointJob) -> WorkerResult:
     """The adapter to the engine: one backtest of ``job`` (the ``arena backtest`` path)."""
     from cryptoarena.trading.engine.session import SessionOptions, run_session
 
@@ -114,9 +117,8 @@ def run_point(job: PointJob, settings: Settings | None = None) -> PointResult:
     job.directory.mkdir(parents=True, exist_ok=True)
     local = point_settings(settings or get_settings(), job.directory)
     result = backtest(local, job)
-    if getattr(result, "complete", True) is False:  # a replay that did not run to its end
-        ended = getattr(result, "ended_by", "unknown cause")
-        raise RuntimeError(f"backtest {job.run_id} did not complete: {ended}")
+    if not result.complete:  # a replay that did not run to its end
+        raise RuntimeError(f"backtest {job.run_id} did not complete: {result.ended_by}")
     data = load(local, job.run_id)
     name = job.config.strategies[0].name
     row = next((r for r in data.report.strategies if r.name == name), None)
