@@ -1,8 +1,8 @@
-"""The order-book ridge as the AI arm (issue #20 item 2), end to end on a short slice of the
-shipped Bitstamp 2015-05-01 day: fitted on its first half hour of book bars, tracked in MLflow,
-its training span read back from the run's tags, forecasts precomputed per second from the
-book, and an arena session on the replay with its recorded book (queue model ``l2``, takers
-walking the book) trading only the bars after the training span."""
+"""The order-book ridge as the AI arm (issue #20 item 2), end to end on the shipped Bitstamp
+2015-05-01 day: fitted on its first minutes of book bars, tracked in MLflow, its training span
+read back from the run's tags, forecasts precomputed per second from the book, and
+`arena backtest --forecaster book-ridge` on a short slice of the replay with its recorded book
+(queue model ``l2``, takers walking the book) trading only the bars after the training span."""
 
 from __future__ import annotations
 
@@ -14,13 +14,6 @@ from cryptoarena.config import Settings
 from cryptoarena.data.records import NS_PER_S
 from cryptoarena.data.samples import BITSTAMP_DAY
 from cryptoarena.model.features import BOOK_FEATURES, FeatureSpec
-from cryptoarena.trading.config import parse_arena_config
-from cryptoarena.trading.engine.session import (
-    ExchangeKind,
-    SessionOptions,
-    Source,
-    run_session,
-)
 from cryptoarena.trading.forecasts.choice import ForecastChoice, book_ridge_forecasts
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.results.source import build_report
@@ -29,18 +22,6 @@ pytestmark = pytest.mark.slow
 
 BITSTAMP = Path(__file__).resolve().parents[2] / "data" / "sample" / BITSTAMP_DAY
 TRAIN_MINUTES = 30.0
-CONFIG = parse_arena_config(
-    {
-        "arena": {"queue_model": "l2"},
-        "strategy": [
-            {"name": "ai_taker", "kind": "ai_forecast",
-             "params": {"execution": "taker", "threshold_bps": 0.1}},
-            {"name": "sma_cross", "kind": "sma_cross",
-             "params": {"fast": 5, "slow": 20, "bar_size": "1s"}},
-            {"name": "hold", "kind": "buy_and_hold"},
-        ],
-    }
-)  # fmt: skip
 
 
 def _settings(tmp: Path) -> Settings:
@@ -80,28 +61,48 @@ def test_the_book_ridge_is_fitted_before_its_held_out_span_and_tracked(
     assert 0.0 <= held["dm_p"] <= 1.0
 
 
-async def test_a_short_slice_of_the_bitstamp_day_trades_the_book_ridge_out_of_sample(
-    fitted: tuple[Settings, ForecastChoice],
+def test_a_short_slice_of_the_bitstamp_day_trades_the_book_ridge_out_of_sample(
+    tmp_path: Path,
 ) -> None:
-    """Minutes 25–35 of the day: five minutes of warm-up inside the training span, then five
-    minutes the model never saw. Only the latter are traded."""
-    settings, choice = fitted
-    assert choice.trained is not None
-    options = SessionOptions(
-        source=Source.REPLAY, exchange=ExchangeKind.PAPER, run_id="bookridge",
-        replay_file=BITSTAMP, start_minute=TRAIN_MINUTES - 5, minutes=10, speed=None,
-        forecast_source=choice.source,
-    )  # fmt: skip
-    await run_session(settings, CONFIG, options, handle_signals=False)
+    """`arena backtest --forecaster book-ridge` as the docs run it, on a short slice: fitted on
+    the day's first 15 minutes, the replay starts at the day's start (the default: a warm-up
+    before the training span's end, here all of it) and trades 5 minutes the model never saw,
+    under queue model l2 with takers walking the book."""
+    from cryptoarena.cli import app
+    from typer.testing import CliRunner
+
+    if not BITSTAMP.exists():
+        pytest.skip(f"the shipped Bitstamp day data/sample/{BITSTAMP_DAY} is missing")
+    config = tmp_path / "arena.toml"
+    config.write_text(
+        '[arena]\nqueue_model = "l2"\n'
+        '[[strategy]]\nname = "ai_taker"\nkind = "ai_forecast"\n'
+        'params = { execution = "taker", threshold_bps = 0.1 }\n'
+        '[[strategy]]\nname = "sma_cross"\nkind = "sma_cross"\n'
+        'params = { fast = 5, slow = 20, bar_size = "1s" }\n'
+        '[[strategy]]\nname = "hold"\nkind = "buy_and_hold"\n'
+    )
+    settings = _settings(tmp_path)
+    env = {
+        "ARENA_MONGO__EMBEDDED_DIR": str(settings.mongo.embedded_dir),
+        "ARENA_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
+        "ARENA_SERVING__URL": settings.serving.url,
+        "ARENA_TRADING__KILL_FILE": str(settings.trading.kill_file),
+        "ARENA_LOG_FILE": str(tmp_path / "arena.log"),
+    }
+    args = ["backtest", "-c", str(config), "--forecaster", "book-ridge", "--train-minutes", "15",
+            "--minutes", "5", "--replay-file", str(BITSTAMP), "--run-id", "bookridge"]  # fmt: skip
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "MSE skill vs persistence" in result.output  # the held-out line, before the run
     with Journal.open(settings, run_id="bookridge") as journal:
-        journal.sync(30)
         started = journal.find("runs", {"run_id": "bookridge", "event": "started"})[0]
         orders = journal.find("orders", {"run_id": "bookridge"})
         preds = journal.find("predictions", {"run_id": "bookridge"})
         report = build_report(journal, "bookridge")
-    until = choice.trained.until_ns
+    until = started["model_valid_until_ns"]
     assert started["in_sample"] is False and started["trade_from_ns"] == until
-    assert started["model_trained_from_ns"] == choice.trained.first_ns
+    assert until - started["model_trained_from_ns"] <= (15 * 60 + 16) * NS_PER_S
     assert started["fills"]["queue_model"] == "l2"
     assert preds and {p["model_name"] for p in preds} == {"book-ridge"}
     ai = [o for o in orders if o["strategy"] == "ai_taker"]
