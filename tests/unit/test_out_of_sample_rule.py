@@ -110,3 +110,23 @@ def test_the_cli_forecaster_choices_mirror_the_forecast_sources() -> None:
     from cryptoarena.trading.forecasts.choice import Forecaster
 
     assert [c.value for c in ForecasterChoice] == [f.value for f in Forecaster]
+
+
+def test_the_report_says_a_replay_outside_the_span_is_out_of_sample_without_a_start() -> None:
+    """A 2015 replay under a 2020 model used to read "scored from 2020-02-22 20:00 (after the
+    model's validation end)", a time the replay never reaches."""
+    from cryptoarena.trading.results.model import RunReport
+    from cryptoarena.trading.results.render import sample_line
+
+    def line(**fields: int | None) -> str | None:
+        # Only the sample fields are read: the rest of a report is not needed here.
+        return sample_line(RunReport.model_construct(run_id="r", in_sample=False, **fields))
+
+    outside = line(model_valid_until_ns=T0 + 20 * H, trade_from_ns=None)
+    assert outside is not None and "holds no bar the model trained or validated on" in outside
+    assert "scored from" not in outside
+    inside = line(model_valid_until_ns=T0 + 20 * H, trade_from_ns=T0 + 20 * H)
+    assert (
+        inside
+        == "out of sample: scored from 2020-02-22 20:00:00 UTC (after the model's validation end)"
+    )
