@@ -16,6 +16,7 @@ from cryptoarena.trading.results.model import ReportFormat
 if TYPE_CHECKING:
     from cryptoarena.trading.config import ArenaConfig
     from cryptoarena.trading.engine.session import SessionOptions
+    from cryptoarena.trading.forecasts.choice import ForecastChoice
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def backtest(
 
 def _book_ridge(
     config_path: Path | None, replay_file: Path | None, lake_day: datetime | None, minutes: float
-) -> Any:
+) -> ForecastChoice:
     """The book ridge's forecasts for this replay (a file with a recorded book)."""
     from cryptoarena.trading.forecasts.choice import book_ridge_forecasts
 
@@ -324,11 +325,16 @@ def _book_ridge(
     except (OSError, ValueError) as exc:
         _fail(exc)
     held = choice.held_out or {}
+
+    def num(key: str, fmt: str = "+.4f") -> str:
+        value = held.get(key)
+        return "n/a" if value is None else format(value, fmt)  # None: persistence is exact
+
     typer.echo(
         f"AI arm: {choice.described}; held out {held.get('first')} to {held.get('last')} "
-        f"({held.get('n', 0):,} forecasts): MSE skill vs persistence {held.get('skill', 0):+.4f} "
-        f"(95 % CI [{held.get('skill_lo', 0):+.4f}, {held.get('skill_hi', 0):+.4f}], DM p "
-        f"{held.get('dm_p', 1):.2g}), MAE skill {held.get('mae_skill', 0):+.4f}"
+        f"({held.get('n', 0):,} forecasts): MSE skill vs persistence {num('skill')} (95 % CI "
+        f"[{num('skill_lo')}, {num('skill_hi')}], DM p {num('dm_p', '.2g')}), MAE skill "
+        f"{num('mae_skill')}"
     )
     return choice
 
@@ -340,7 +346,7 @@ def _out_of_sample_start(
     forecast_url: str | None,
     allow_in_sample: bool,
     first_ns: int | None = None,
-    choice: Any = None,
+    choice: ForecastChoice | None = None,
 ) -> tuple[float, float | None, Any]:
     """(start minute, minutes, in-process forecasts) for a backtest given no --start-minute: a
     replay that overlaps the span the model was trained and validated on starts a warm-up
