@@ -16,6 +16,7 @@ from cryptoarena.trading.results.model import ReportFormat
 if TYPE_CHECKING:
     from cryptoarena.trading.config import ArenaConfig
     from cryptoarena.trading.engine.session import SessionOptions
+    from cryptoarena.trading.forecasts.choice import ForecastChoice
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ CONFIG_HELP = "Arena TOML (strategies, limits); default: settings.trading.config
 class SourceChoice(StrEnum):
     REPLAY = "replay"
     BYBIT = "bybit"
+
+
+class ForecasterChoice(StrEnum):  # mirrors trading.forecasts.choice.Forecaster (a test)
+    CHAMPION = "champion"
+    BOOK_RIDGE = "book-ridge"
 
 
 class ExchangeChoice(StrEnum):
@@ -245,6 +251,15 @@ def backtest(
     allow_in_sample: bool = typer.Option(
         False, help="Also trade bars the AI model trained or validated on (run marked in-sample)."
     ),
+    forecaster: ForecasterChoice = typer.Option(
+        ForecasterChoice.CHAMPION,
+        help="The AI arm's model: the served model or registered @champion, or book-ridge: the "
+        "order-book ridge fitted on the replay's first --train-minutes (a replay with a book: "
+        "a Bitstamp feed log), judged on the rest against persistence and tracked in MLflow.",
+    ),
+    train_minutes: float = typer.Option(
+        720.0, min=1.0, help="--forecaster book-ridge: fit on this many first minutes."
+    ),
     bars: bool = typer.Option(
         False, "--bars", help="Backtest on the 1 m kline FILES given (Binance daily CSVs)."
     ),
@@ -264,6 +279,10 @@ def backtest(
         _run_bars(bars, files or [], config, run_id, slippage_bps, equity_every)
         return
     source = None
+    choice = None
+    if forecaster is ForecasterChoice.BOOK_RIDGE:
+        choice = _book_ridge(config, replay_file, lake_day, train_minutes)
+        source = choice.source
     if start_minute is None:
         # A lake day's minutes count from its 00:00 UTC (its first trade is at most seconds later).
         day_start_ns = (
@@ -272,7 +291,7 @@ def backtest(
             else None
         )
         start_minute, minutes, source = _out_of_sample_start(
-            config, replay_file, minutes, forecast_url, allow_in_sample, day_start_ns
+            config, replay_file, minutes, forecast_url, allow_in_sample, day_start_ns, choice
         )
     opts = _session_options(
         source=SourceChoice.REPLAY,
@@ -290,6 +309,36 @@ def backtest(
     _run(opts, config, report=True)
 
 
+def _book_ridge(
+    config_path: Path | None, replay_file: Path | None, lake_day: datetime | None, minutes: float
+) -> ForecastChoice:
+    """The book ridge's forecasts for this replay (a file with a recorded book)."""
+    from cryptoarena.trading.forecasts.choice import book_ridge_forecasts
+
+    if replay_file is None or lake_day is not None:
+        _fail(ValueError("--forecaster book-ridge needs --replay-file with a recorded book"))
+    config = _load_config(config_path)
+    try:
+        choice = book_ridge_forecasts(
+            get_settings(), replay_file, minutes, window=config.arena.forecast_window
+        )
+    except (OSError, ValueError) as exc:
+        _fail(exc)
+    held = choice.held_out or {}
+
+    def num(key: str, fmt: str = "+.4f") -> str:
+        value = held.get(key)
+        return "n/a" if value is None else format(value, fmt)  # None: persistence is exact
+
+    typer.echo(
+        f"AI arm: {choice.described}; held out {held.get('first')} to {held.get('last')} "
+        f"({held.get('n', 0):,} forecasts): MSE skill vs persistence {num('skill')} (95 % CI "
+        f"[{num('skill_lo')}, {num('skill_hi')}], DM p {num('dm_p', '.2g')}), MAE skill "
+        f"{num('mae_skill')}"
+    )
+    return choice
+
+
 def _out_of_sample_start(
     config_path: Path | None,
     replay_file: Path | None,
@@ -297,29 +346,36 @@ def _out_of_sample_start(
     forecast_url: str | None,
     allow_in_sample: bool,
     first_ns: int | None = None,
+    choice: ForecastChoice | None = None,
 ) -> tuple[float, float | None, Any]:
     """(start minute, minutes, in-process forecasts) for a backtest given no --start-minute: a
-    warm-up before the model's validation end, so the replay has bars the model never saw to
-    trade. Without an AI arm, a model or its training span, or with --allow-in-sample: 0."""
-    from cryptoarena.trading.forecasts.choice import WARMUP_MINUTES, choose_forecasts, minute_of
+    replay that overlaps the span the model was trained and validated on starts a warm-up
+    before its validation end, so it has bars the model never saw to trade. Without an AI arm,
+    a model or its training span, a replay wholly outside that span, or with
+    --allow-in-sample: 0. ``choice``: the forecasts already chosen (else the champion's)."""
+    from cryptoarena.trading.forecasts.choice import WARMUP_MINUTES, choose_forecasts, replay_span
 
     config = _load_config(config_path)
+    source = None if choice is None else choice.source
     if allow_in_sample or not any(s.kind == "ai_forecast" for s in config.strategies):
-        return 0.0, minutes, None
+        return 0.0, minutes, source
     settings = get_settings()
-    choice = choose_forecasts(settings, forecast_url)
-    if choice.valid_until_ns is None:
+    choice = choice or choose_forecasts(settings, forecast_url)
+    trained = choice.trained
+    if trained is None:
         return 0.0, minutes, choice.source
     try:
-        until = (
-            minute_of(settings, choice.valid_until_ns, replay_file)
+        # A lake day: its 00:00 UTC to its end (its trades lie inside).
+        first, last = (
+            replay_span(settings, replay_file)
             if first_ns is None
-            else (choice.valid_until_ns - first_ns) / (60 * NS_PER_S)
+            else (first_ns, first_ns + 86_400 * NS_PER_S - 1)
         )
     except (OSError, ValueError):  # the session reports a bad replay file the usual way
         return 0.0, minutes, choice.source
-    if until <= 0:  # the replay starts after the validation end: all of it is out of sample
+    if not trained.overlaps(first, last):  # the model never saw any of it
         return 0.0, minutes, choice.source
+    until = (trained.until_ns - first) / (60 * NS_PER_S)
     start = max(0.0, until - WARMUP_MINUTES)
     typer.echo(
         f"replay from minute {start:.0f}: {until - start:.0f} min of warm-up, then bars after the "

@@ -218,6 +218,7 @@ LONG: list[tuple[str, str]] = [
     (r"\barena backtest --config configs/arena\.example\.toml --minutes 120$",
      "replays 2 hours of the day with the AI arm in-process (~2 min)"),
     (r"--bars \.\./shared/", "backtests a year or more of 1 m klines (minutes)"),
+    (r"--forecaster book-ridge", "fits the book ridge and replays 12 h of the Bitstamp day (~8 min)"),
     (r"\barena sweep ", "18 or more backtests on a temporary Prefect API and Dask (~1.5 min)"),
     (r"flows run retrain(?!.*--tiny)", "trains an LSTM on the day in a Prefect flow (minutes)"),
     (r"flows run drift .*--trigger-retrain",

@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from cryptoarena.trading.exchange.paper import PaperExchangeConfig
+    from cryptoarena.trading.forecasts.local import TrainedSpan
     from cryptoarena.trading.forecasts.pump import ForecastSource
 
 logger = logging.getLogger(__name__)
@@ -252,11 +253,15 @@ def make_feed_with_trades(
 @dataclass(frozen=True)
 class ForecastPlan:
     """A session's forecasts: the source (None: the AI arm stands aside), what it is, and the
-    end of the data its model was trained and validated on (None: unknown)."""
+    span of the data its model was trained and validated on (None: unknown)."""
 
     source: ForecastSource | None
     described: str
-    valid_until_ns: int | None = None
+    trained: TrainedSpan | None = None
+
+    @property
+    def valid_until_ns(self) -> int | None:
+        return None if self.trained is None else self.trained.until_ns
 
 
 def is_backtest(options: SessionOptions) -> bool:
@@ -284,12 +289,12 @@ async def make_forecasts(
     """The AI arm's forecasts. A backtest without an explicit ``--forecast-url`` uses the model
     server if one answers, else loads the ``@champion`` in-process (the same Forecaster);
     with neither it says so once, loudly, at the start, and the AI arm stands aside."""
-    from cryptoarena.trading.forecasts.local import load_champion, valid_until_ns
+    from cryptoarena.trading.forecasts.local import load_champion, trained_span
 
     uri = settings.mlflow.tracking_uri
     if options.forecast_source is not None:
         run = options.forecast_source.model_run_id
-        return ForecastPlan(options.forecast_source, "in-process source", valid_until_ns(uri, run))
+        return ForecastPlan(options.forecast_source, "in-process source", trained_span(uri, run))
     if not any(s.kind == "ai_forecast" for s in config.strategies):
         return ForecastPlan(None, "no AI arm")
     from cryptoarena.serving.client import ForecastClient
@@ -307,9 +312,7 @@ async def make_forecasts(
             )
             return ForecastPlan(None, f"no model: {champion.described}")
         logger.info("AI arm: no model server at %s; %s", url, champion.described)
-        return ForecastPlan(
-            champion.source, champion.described, valid_until_ns(uri, champion.run_id)
-        )
+        return ForecastPlan(champion.source, champion.described, trained_span(uri, champion.run_id))
     client = ForecastClient(
         url,
         timeout_s=config.arena.forecast_timeout_s,
@@ -318,28 +321,33 @@ async def make_forecasts(
     )
     run = str(served.get("run_id") or "") if served else None
     described = f"the model served at {url}" if served else f"model server at {url} (not ready)"
-    return ForecastPlan(client, described, valid_until_ns(uri, run))
+    return ForecastPlan(client, described, trained_span(uri, run))
 
 
 def out_of_sample(
     options: SessionOptions, plan: ForecastPlan, span: tuple[int, int] | None
 ) -> tuple[int, dict[str, Any]]:
     """(trade from, run notes): a backtest with the AI arm trades, for every strategy (a fair
-    comparison), only on bars after the model's validation end; the bars before only warm the
-    strategies up. ``allow_in_sample`` trades them too, and the run is marked in-sample."""
-    until = plan.valid_until_ns
-    if until is None or not is_backtest(options) or plan.source is None or span is None:
+    comparison), only on bars the model never saw. A replay wholly before or after the span the
+    model was trained and validated on trades from its start; one that overlaps it trades only
+    after the model's validation end (the bars before only warm the strategies up).
+    ``allow_in_sample`` trades them too, and the run is marked in-sample."""
+    trained = plan.trained
+    if trained is None or not is_backtest(options) or plan.source is None or span is None:
         return 0, {"in_sample": None}
+    until = trained.until_ns
     first, last = span
-    if first >= until:
-        return 0, {"in_sample": False, "model_valid_until_ns": until}
+    seen = {"model_valid_until_ns": until, "model_trained_from_ns": trained.first_ns}
+    if not trained.overlaps(first, last):
+        return 0, {"in_sample": False, **seen}
     if options.allow_in_sample:
         logger.warning(
-            "IN-SAMPLE backtest: the replay starts before the model's validation end (%s); "
-            "the run is marked in-sample",
+            "IN-SAMPLE backtest: the replay holds bars the model trained or validated on "
+            "(%s to %s); the run is marked in-sample",
+            "?" if trained.first_ns is None else _utc(trained.first_ns),
             _utc(until),
         )
-        return 0, {"in_sample": True, "model_valid_until_ns": until}
+        return 0, {"in_sample": True, **seen}
     if last < until:
         raise SessionError(
             f"the replay ends ({_utc(last)}) before the model's validation end ({_utc(until)}): "
@@ -351,7 +359,7 @@ def out_of_sample(
         "only warm the strategies up; --allow-in-sample to trade them)",
         _utc(until),
     )
-    return until, {"in_sample": False, "model_valid_until_ns": until, "trade_from_ns": until}
+    return until, {"in_sample": False, **seen, "trade_from_ns": until}
 
 
 def batch_forecasts(
@@ -377,7 +385,7 @@ def batch_forecasts(
         batched.computed,
         time.perf_counter() - started,
     )
-    return ForecastPlan(batched, f"{plan.described}, batched", plan.valid_until_ns)
+    return ForecastPlan(batched, f"{plan.described}, batched", plan.trained)
 
 
 def _utc(ts_ns: int) -> str:

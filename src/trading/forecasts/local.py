@@ -4,9 +4,9 @@
 calls as ForecastClient (the demo and backtests use it when no model server runs). Inference runs
 in a worker thread, so the event loop (and the trading hot path) never waits on torch.
 
-:func:`valid_until_ns` reads, from the MLflow run that trained a model, the end of the data it
-was trained AND validated on (its ``data.val_last`` tag plus the forecast horizon): bars after it
-are out of sample for that model.
+:func:`trained_span` reads, from the MLflow run that trained a model, the span of the data it was
+trained AND validated on (its ``data.first`` tag to its ``data.val_last`` tag plus the forecast
+horizon): a replay that holds none of those bars is out of sample for that model.
 """
 
 from __future__ import annotations
@@ -100,9 +100,24 @@ def load_champion(settings: Settings, clock: Clock | None = None) -> ChampionCho
     )
 
 
-def valid_until_ns(tracking_uri: str, run_id: str | None, horizon_s: int = 15) -> int | None:
-    """The end of the data a model was trained and validated on (ns), from its training run's
-    tags; None when the run or the tag is missing."""
+@dataclass(frozen=True)
+class TrainedSpan:
+    """The bars a model was trained and validated on: from ``first_ns`` (None: unknown, an older
+    run that does not say; every bar before ``until_ns`` then counts as seen) to ``until_ns``
+    (exclusive: the first bar after its last validation label)."""
+
+    first_ns: int | None
+    until_ns: int
+
+    def overlaps(self, first_ns: int, last_ns: int) -> bool:
+        """Whether a replay of bars ``first_ns``..``last_ns`` holds a bar the model saw: THE
+        in-sample rule (a replay wholly before or after the span is out of sample)."""
+        return first_ns < self.until_ns and (self.first_ns is None or last_ns >= self.first_ns)
+
+
+def trained_span(tracking_uri: str, run_id: str | None, horizon_s: int = 15) -> TrainedSpan | None:
+    """The span of the data a model was trained and validated on (ns), from its training run's
+    tags; None when the run or its validation end is missing."""
     if not run_id:
         return None
     from cryptoarena.model.tracking import tracking_context
@@ -117,8 +132,12 @@ def valid_until_ns(tracking_uri: str, run_id: str | None, horizon_s: int = 15) -
     if not last:
         return None
     anchor = int(np.datetime64(last, "ns").astype(np.int64))
+    first = tags.get("data.first")
     # The last validation anchor's label reaches horizon_s further; its bar closes 1 s later.
-    return anchor + (horizon_s + 1) * NS_PER_S
+    return TrainedSpan(
+        int(np.datetime64(first, "ns").astype(np.int64)) if first else None,
+        anchor + (horizon_s + 1) * NS_PER_S,
+    )
 
 
 def replay_bars(trades: pd.DataFrame, symbol: str | None = None) -> pd.DataFrame:

@@ -70,9 +70,17 @@ def sample_line(report: RunReport) -> str | None:
         until = when(report.model_valid_until_ns) if report.model_valid_until_ns else "unknown"
         return f"IN-SAMPLE: the model was trained/validated on data up to {until}"
     if report.in_sample is False:
-        since = report.trade_from_ns or report.model_valid_until_ns
-        start = when(since) if since else "the start"
-        return f"out of sample: scored from {start} (after the model's validation end)"
+        if report.trade_from_ns:
+            return (
+                f"out of sample: scored from {when(report.trade_from_ns)} "
+                "(after the model's validation end)"
+            )
+        # The replay lies wholly before or after the span the model saw: all of it is scored.
+        until = when(report.model_valid_until_ns) if report.model_valid_until_ns else "unknown"
+        return (
+            "out of sample: the replay holds no bar the model trained or validated on "
+            f"(its validation end: {until})"
+        )
     return None
 
 
