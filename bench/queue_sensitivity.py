@@ -6,10 +6,11 @@ The classical strategies of ``configs/arena.example.toml`` (buy-and-hold and the
 out: the AI arm needs a served model) switched to ``execution = "maker"`` on 1 s bars, replayed
 through the worker and the paper venue over a slice of a shipped day under each queue model.
 ``--day binance`` (default: Binance USD-M BTCUSDT 2020-02-22, trades only, so the L2/L3 models
-cannot run on it): ``none`` (the old through rule), ``tape`` (the default: 10 s lookback), and
-``tape`` with a 1 s lookback (a less conservative estimate). ``--day bitstamp`` (Bitstamp BTC/USD
+cannot run on it): ``none`` (the old through rule), ``tape`` (the default: the last 10 s or the
+last 20 prints, whichever reaches further back), and ``tape`` over the last 10 s only (the old
+default) and the last 1 s only (less conservative estimates). ``--day bitstamp`` (Bitstamp BTC/USD
 2015-05-01 with its recorded book, which the venue is given as an arena run on it is: takers walk
-it): ``none``, ``tape``, ``l2`` and ``l3``. One row per strategy and model: fills, maker fills, maker
+it): ``none``, ``tape`` (default), ``tape`` over 10 s only, ``l2`` and ``l3``. One row per strategy and model: fills, maker fills, maker
 quantity, the mean 5 s markout of the maker fills (bps, positive: the market moved the fill's
 way; ``results.markouts``) and P&L. Every journal lives in a temporary folder. Prints a Markdown table.
 """
@@ -48,12 +49,14 @@ SKIP = {"buy_and_hold", "ai_forecast"}
 MODELS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "binance": [
         ("none", {"queue_model": "none"}),
-        ("tape 10 s (default)", {"queue_model": "tape"}),
-        ("tape 1 s", {"queue_model": "tape", "queue_lookback_s": 1.0}),
+        ("tape 10 s / 20 prints (default)", {"queue_model": "tape"}),
+        ("tape 10 s only", {"queue_model": "tape", "queue_min_trades": 0}),
+        ("tape 1 s only", {"queue_model": "tape", "queue_lookback_s": 1.0, "queue_min_trades": 0}),
     ],
     "bitstamp": [
         ("none", {"queue_model": "none"}),
-        ("tape 10 s (default)", {"queue_model": "tape"}),
+        ("tape 10 s / 20 prints (default)", {"queue_model": "tape"}),
+        ("tape 10 s only", {"queue_model": "tape", "queue_min_trades": 0}),
         ("l2", {"queue_model": "l2"}),
         ("l3", {"queue_model": "l3"}),
     ],
@@ -133,7 +136,7 @@ def main() -> None:
     config = maker_config()
     results = {label: run(config, trades, venue, market) for label, venue in models}
     print(f"{DAYS[args.day]}, minutes {args.start_minute}-{args.start_minute + args.minutes}, "
-          f"{len(trades):,} trades; load {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+          f"{len(trades):,} trades; load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores\n")  # fmt: skip
     print("| strategy (maker, 1 s bars) | " + " | ".join(label for label, _ in models) + " |")
     print("|---|" + "---|" * len(models))
     for s in config.strategies:

@@ -34,7 +34,7 @@ from cryptoarena.trading.exchange.models import (
     TimeInForce,
 )
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
-from cryptoarena.trading.exchange.queues import QueueModel, fill_rules, taker_note
+from cryptoarena.trading.exchange.queues import QueueModel, fill_rules, queue_note, taker_note
 
 from tests.unit.test_exchange_limits import MS, T0, Tape  # the hand-made tape, written once
 
@@ -107,12 +107,44 @@ async def test_a_level_that_did_not_trade_is_taken_as_deep_as_its_neighbours() -
 
 
 async def test_the_estimate_is_only_the_lookback_window_and_at_least_the_floor() -> None:
-    ex, tape = make(queue_lookback_s=1.0, queue_min_qty=D("0.5"))
+    ex, tape = make(queue_lookback_s=1.0, queue_min_qty=D("0.5"), queue_min_trades=0)
     tape.trade("100.0", "25")
     tape.trade("100.2", "1", side=BUY, gap_ms=2_000)  # the 25 BTC left the 1 s window
     await ex.place_order(quote("q", Side.BUY, "1", "100.0"))
     assert tape.trade("100.0", "0.4") == []  # the floor: 0.5 ahead
     assert qty(tape.trade("100.0", "0.4")) == D("0.3")
+
+
+async def test_on_a_sparse_tape_the_window_reaches_back_the_last_prints() -> None:
+    """Bitstamp 2015 prints every ~20-40 s: a 10 s window was mostly empty, so a quote joined
+    with nothing ahead and the first print filled it (1.7x the recorded book's fills). The
+    window now reaches back ``queue_min_trades`` prints (20 by default) whatever their age."""
+    ex, tape = make()
+    assert ex.config.queue_min_trades == 20 and ex.config.queue_lookback_s == 10.0
+    tape.trade("100.5", side=BUY)
+    tape.trade("100.0", "25")  # sellers hit 25 BTC at the bid...
+    tape.trade("100.5", "0.1", side=BUY, gap_ms=40_000)  # ...40 s before the quote joins
+    await ex.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert tape.trade("99.9", "0.001") == []
+    spot = ex.venue.orders["q"].queue
+    assert spot is not None and spot.ahead == D("24.999")  # the 25 BTC, less the through print
+
+    # Past the last 20 prints and the 10 s, the 25 BTC is forgotten again.
+    ex, tape = make()
+    tape.trade("100.5", side=BUY)
+    tape.trade("100.0", "25")
+    for _ in range(20):
+        tape.trade("100.5", "0.1", side=BUY, gap_ms=2_000)
+    await ex.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert qty(tape.trade("99.9", "0.001")) == D("0.001")
+
+    # The old window (10 s only) forgot it after 40 s of silence.
+    old, old_tape = make(queue_min_trades=0)
+    old_tape.trade("100.5", side=BUY)
+    old_tape.trade("100.0", "25")
+    old_tape.trade("100.5", "0.1", side=BUY, gap_ms=40_000)
+    await old.place_order(quote("q", Side.BUY, "0.5", "100.0"))
+    assert qty(old_tape.trade("99.9", "0.001")) == D("0.001")
 
 
 async def test_each_book_waits_in_the_queue_as_if_alone() -> None:
@@ -275,6 +307,7 @@ def test_an_arena_file_picks_any_queue_model_and_the_session_refuses_a_book_mode
     assert exchange.venue.queues.describe() == {
         "queue_model": "l2",
         "queue_lookback_s": 10.0,
+        "queue_min_trades": 20,
         "queue_min_qty": "0",
         "taker_fills": "book",
         "book": "hand (L2)",
@@ -312,7 +345,7 @@ async def test_with_a_book_a_market_order_walks_it_under_any_queue_model_else_th
 
 def test_the_report_lines_say_which_taker_rule_filled_the_run() -> None:
     rules = fill_rules(QueueModel.L3, RecordedMarket("bitstamp day", l3=events(
-        [(1, CREATED, 1, BID, 100.0, 1.0)], {})), 10.0, D(0))  # fmt: skip
+        [(1, CREATED, 1, BID, 100.0, 1.0)], {})), 10.0, D(0), min_trades=20)  # fmt: skip
     assert rules == {"queue_model": "l3", "taker_fills": "tape", "book": "bitstamp day (L3)"}
     assert taker_note(rules).startswith("taker fills tape: on the tape's later trades")
     walked = {"taker_fills": "book", "book": "lake BTCUSDT book (L2)"}
@@ -321,6 +354,20 @@ def test_the_report_lines_say_which_taker_rule_filled_the_run() -> None:
         "arrival, level by level (VWAP beyond the touch)"
     )
     assert taker_note(None).startswith("taker fills tape (recorded before book replays): ")
+
+
+def test_the_report_line_states_the_tape_estimates_window() -> None:
+    rules = make()[0].venue.queues.describe()
+    assert queue_note(rules["queue_model"], rules) == (
+        "queue model tape: the tape's recent size at a quote's price is ahead of it "
+        "(conservative); the tape estimate reads the last 10 s or the last 20 prints, "
+        "whichever reaches further back"
+    )
+    before = {"queue_model": "tape", "queue_lookback_s": 10.0, "queue_min_qty": "0.5"}
+    assert queue_note("tape", before).endswith("reads the last 10 s, at least 0.5 ahead")
+    assert queue_note("l3", fill_rules(QueueModel.L3, None, 10.0, D(0), min_trades=20)) == (
+        "queue model l3: exact FIFO position from the recorded order events"
+    )
 
 
 async def test_fills_come_in_whole_lots_so_no_position_keeps_dust() -> None:

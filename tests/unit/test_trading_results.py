@@ -139,6 +139,23 @@ def test_flat_ai_against_losing_classical_names_the_margin() -> None:
     )  # 2e-5 per 5 s snapshot = 0.2 bp × 17,280 snapshots a day
 
 
+def test_a_run_shorter_than_a_day_says_its_bp_per_day_is_scaled_up_from_its_minutes() -> None:
+    """An 8-minute demo's verdict read "+1,533 bp/day" as if a day had been measured."""
+    cfg = VerdictConfig(resamples=200)
+    short = decide(_arms(3e-5, n=96), period_s=5.0, config=cfg)  # 96 × 5 s: 8 minutes
+    assert short.case != "too_little_data" and short.periods * 5.0 == 480
+    assert short.sentence.endswith(
+        " The run covers 8 minutes of returns, less than a day: every bp/day here is scaled up "
+        "from those 8 minutes, not measured over a day."
+    )
+    flat = decide(_arms(0.0, ai_fills=0, n=96), period_s=5.0, config=cfg)
+    assert flat.case == "ai_flat" and "scaled up from those 8 minutes" in flat.sentence
+    hours = decide(_arms(3e-5, n=3000), period_s=5.0, config=cfg)  # 250 minutes
+    assert "scaled up from those 250 minutes" in hours.sentence
+    day = decide(_arms(3e-5, n=1440), period_s=60.0, config=cfg)  # a whole day of minutes
+    assert day.case != "too_little_data" and "scaled" not in day.sentence
+
+
 def test_no_verdict_without_data_or_arms() -> None:
     short = decide(_arms(1e-4, n=10), period_s=5.0, config=VerdictConfig(resamples=100))
     assert short.case == "too_little_data" and short.ci is None

@@ -206,7 +206,11 @@ def fill_rules_of(config: ArenaConfig, market: RecordedMarket | None) -> dict[st
 
     venue = paper_config(config)
     return fill_rules(
-        QueueModel(venue.queue_model), market, venue.queue_lookback_s, venue.queue_min_qty
+        QueueModel(venue.queue_model),
+        market,
+        venue.queue_lookback_s,
+        venue.queue_min_qty,
+        min_trades=venue.queue_min_trades,
     )
 
 

@@ -6,9 +6,11 @@ it only after the size *ahead* of it has traded, like hftbacktest's ``RiskAverse
 
 - ``tape`` (default, no book needed): the size ahead when the order joins is *estimated from the
   tape*: everything that printed at its price against its side (sellers hitting a bid, buyers
-  lifting an ask, or an unknown taker) in the ``queue_lookback_s`` before it joined (if nothing
-  printed there: the most that printed at any one price against that side in that time), and at
-  least ``queue_min_qty``. The level is assumed to hold again what the tape just took from it.
+  lifting an ask, or an unknown taker) in the window before it joined (if nothing printed there:
+  the most that printed at any one price against that side in it), and at least
+  ``queue_min_qty``. The window is the last ``queue_lookback_s`` or the last
+  ``queue_min_trades`` prints, whichever reaches further back, so a sparse tape's window is
+  never empty. The level is assumed to hold again what the tape just took from it.
 - ``l2``: the size *displayed* at its price in the recorded book when it joins (0 when it
   improves on the best price: nobody is ahead), the tape estimate where the book says nothing;
   afterwards never more than the level now displays (what left it was ahead of us, at best).
@@ -92,13 +94,19 @@ def missing_book(model: QueueModel, market: RecordedMarket | None) -> str | None
 
 
 def fill_rules(
-    model: QueueModel, market: RecordedMarket | None, lookback_s: float, min_qty: Decimal
+    model: QueueModel,
+    market: RecordedMarket | None,
+    lookback_s: float,
+    min_qty: Decimal,
+    *,
+    min_trades: int,
 ) -> dict[str, object]:
     """What a run records about its fills (and a report prints): the queue model and its
     parameters, the recorded book if any, and the taker rule that book implies."""
     doc: dict[str, object] = {"queue_model": model.value}
     if model in (QueueModel.TAPE, QueueModel.L2):
         doc["queue_lookback_s"] = lookback_s
+        doc["queue_min_trades"] = min_trades
         doc["queue_min_qty"] = str(min_qty)
     doc["taker_fills"] = taker_rule(market).value
     doc["book"] = f"{market.name} ({market.depth})" if market is not None else None
@@ -119,15 +127,28 @@ def taker_note(fills: object) -> str:
     return f"taker fills {known.value}{old}: " + _TAKES[known].format(book=on)
 
 
-def queue_note(model: object) -> str:
+def queue_note(model: object, fills: object = None) -> str:
     """The report's line on how resting orders were filled (``model``: the run record's
-    ``queue_model``; missing on runs recorded before queue models, which had none)."""
+    ``queue_model``, missing on runs recorded before queue models, which had none; ``fills``:
+    its ``fills`` section, whose window of the tape estimate the line states when recorded)."""
     try:
         known = QueueModel(str(model)) if model is not None else QueueModel.NONE
     except ValueError:
         return f"queue model {model!r}: unknown"
     old = " (recorded before queue models)" if model is None else ""
-    return f"queue model {known.value}{old}: {_ASSUMES[known]}"
+    note = f"queue model {known.value}{old}: {_ASSUMES[known]}"
+    lookback = fills.get("queue_lookback_s") if isinstance(fills, dict) else None
+    if known in (QueueModel.TAPE, QueueModel.L2) and lookback is not None:
+        assert isinstance(fills, dict)
+        where = "where the book shows nothing, " if known is QueueModel.L2 else ""
+        trades = fills.get("queue_min_trades")  # absent: recorded before the trade-count window
+        span = f"the last {lookback:g} s" + (
+            f" or the last {trades} prints, whichever reaches further back" if trades else ""
+        )
+        note += f"; {where}the tape estimate reads {span}"
+        if Decimal(str(fills.get("queue_min_qty", 0))) > 0:
+            note += f", at least {fills['queue_min_qty']} ahead"
+    return note
 
 
 def _dec(value: float) -> Decimal:
@@ -135,10 +156,14 @@ def _dec(value: float) -> Decimal:
 
 
 class TapeMemory:
-    """The last ``lookback_s`` of the tape, per symbol: (ts, price, taker side, size)."""
+    """The recent tape, per symbol: (ts, price, taker side, size). The window is the last
+    ``lookback_s`` *or* the last ``min_trades`` prints, whichever reaches further back: on a
+    sparse tape (a print every 20-40 s) a fixed 10 s window is mostly empty, and an empty
+    window would put nothing ahead of a quote (docs/exchange.md, "the tape estimate")."""
 
-    def __init__(self, lookback_s: float) -> None:
+    def __init__(self, lookback_s: float, min_trades: int) -> None:
         self.window_ns = int(lookback_s * NS_PER_S)
+        self.min_trades = min_trades
         self._trades: dict[str, deque[tuple[int, float, int, float]]] = {}
 
     def add(self, trade: Trade) -> None:
@@ -147,19 +172,22 @@ class TapeMemory:
             q = self._trades[trade.symbol] = deque()
         q.append((trade.ts, trade.price, trade.side, trade.size))
         horizon = trade.ts - self.window_ns
-        while q[0][0] < horizon:
+        while len(q) > self.min_trades and q[0][0] < horizon:
             q.popleft()
 
     def printed_against(self, symbol: str, side: Side, price: float, now_ns: int) -> float:
         """Size that printed at ``price`` against a resting order on ``side`` (or with an unknown
-        taker) within the window before ``now_ns``; if nothing printed there, the most that
-        printed at any one price against that side (the level is taken to be like its
-        neighbours; 0 on a silent tape)."""
+        taker) within the window before ``now_ns`` (the lookback, or the last ``min_trades``
+        prints if they reach further back); if nothing printed there, the most that printed at
+        any one price against that side (the level is taken to be like its neighbours; 0 on a
+        silent tape)."""
         against = SELL if side is Side.BUY else BUY
+        q = self._trades.get(symbol, ())
         horizon = now_ns - self.window_ns
+        oldest_kept = len(q) - self.min_trades  # the last min_trades count whatever their age
         by_price: dict[float, float] = {}
-        for ts, px, taker, size in self._trades.get(symbol, ()):
-            if ts >= horizon and taker in (against, 0):
+        for i, (ts, px, taker, size) in enumerate(q):
+            if (ts >= horizon or i >= oldest_kept) and taker in (against, 0):
                 by_price[px] = by_price.get(px, 0.0) + size
         return by_price.get(price) or max(by_price.values(), default=0.0)
 
@@ -174,6 +202,7 @@ class Queues:
         *,
         lookback_s: float,
         min_qty: Decimal,
+        min_trades: int,
         market: RecordedMarket | None = None,
     ) -> None:
         missing = missing_book(model, market)
@@ -184,7 +213,8 @@ class Queues:
         self.lookback_s = lookback_s
         self.market = market
         self.book = market.l2 if market is not None else None
-        self.memory = TapeMemory(lookback_s)
+        self.min_trades = min_trades
+        self.memory = TapeMemory(lookback_s, min_trades)
         self._l3 = _L3Book(market.l3) if model is QueueModel.L3 and market and market.l3 else None
 
     @property
@@ -199,7 +229,9 @@ class Queues:
 
     def describe(self) -> dict[str, object]:
         """What a run records and a report prints."""
-        return fill_rules(self.model, self.market, self.lookback_s, self.min_qty)
+        return fill_rules(
+            self.model, self.market, self.lookback_s, self.min_qty, min_trades=self.min_trades
+        )
 
     # -- the tape ---------------------------------------------------------------------------
     def before(self, trade: Trade, orders: Iterable[SimOrder]) -> None:

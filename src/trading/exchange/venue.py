@@ -123,6 +123,7 @@ class SimVenue:
             config.queue_model,
             lookback_s=config.queue_lookback_s,
             min_qty=config.queue_min_qty,
+            min_trades=config.queue_min_trades,
             market=market,
         )
         self.instruments = {i.symbol: i for i in config.instruments}

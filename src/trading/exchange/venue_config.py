@@ -42,6 +42,9 @@ class VenueConfig(BaseModel):
     queue_model: QueueModel = QueueModel.TAPE
     queue_lookback_s: float = Field(default=10.0, gt=0, le=3600)
     queue_min_qty: Decimal = Field(default=Decimal(0), ge=0)
+    # The tape estimate's window reaches back at least this many prints: about what 10 s hold
+    # on a liquid tape (median 21 on the Binance day), so a sparse tape's window is not empty.
+    queue_min_trades: int = Field(default=20, ge=0, le=100_000)
     # Bars only (``SimVenue.on_bar``, docs/exchange.md "Bar-level fills"): what a taker pays
     # against a bar's open, and an optional cap of one bar's fill at this share of its volume.
     slippage_bps: Decimal = Field(default=Decimal("1"), ge=0, le=1000)

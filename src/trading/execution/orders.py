@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from cryptoarena.trading.exchange.errors import InvalidOrderError
+from cryptoarena.trading.exchange.instruments import prepare_order
 from cryptoarena.trading.exchange.models import (
     Fill,
     Instrument,
     Order,
     OrderRequest,
+    OrderType,
     Side,
     TimeInForce,
 )
@@ -74,6 +77,28 @@ def size_order(
     if qty == 0 or qty < inst.min_qty or qty * mark < inst.min_notional:
         return None
     return (Side.BUY if delta > 0 else Side.SELL), qty
+
+
+def unsendable(
+    inst: Instrument,
+    side: Side,
+    qty: Decimal,
+    *,
+    limit: Decimal | None,
+    mark: Decimal,
+    reduce_only: bool,
+) -> str | None:
+    """Why the venue would refuse an order of ``qty`` (a limit at ``limit``, else a market order
+    valued at ``mark``), or None. The venue's own checks (:func:`prepare_order`: lot, minimum
+    quantity, minimum order value, which reduce-only orders are exempt from), so a residual
+    that can never be accepted is dust, not an order refused again every bar."""
+    kind = OrderType.MARKET if limit is None else OrderType.LIMIT
+    probe = OrderRequest("dust-check", inst.symbol, side, qty, kind, limit, reduce_only=reduce_only)
+    try:
+        prepare_order(inst, probe, mark)
+    except InvalidOrderError as exc:
+        return str(exc)
+    return None
 
 
 def fill_doc(strategy: str, fill: Fill, realised: Decimal) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from cryptoarena.trading.exchange.models import (
     Side,
 )
 from cryptoarena.trading.execution.maker_quotes import MakerQuotes, Quote
-from cryptoarena.trading.execution.orders import InFlight, order_doc, size_order
+from cryptoarena.trading.execution.orders import InFlight, order_doc, size_order, unsendable
 from cryptoarena.trading.execution.tracking import OrderLedger, Record
 from cryptoarena.trading.portfolio.ledger import Ledger
 from cryptoarena.trading.risk.manager import OrderIntent, RiskManager
@@ -129,6 +129,7 @@ class OrderRouter:
         self.durable_wait_s = 10.0
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # injectable for tests
         self.follow: dict[str, FollowUp] = {}
+        self.dust: dict[str, tuple[Side, Decimal]] = {}  # the residual last noted, per strategy
         # Books that share one venue position (one paper venue, one Bybit account): reduce-only
         # is only true of an exit when it also reduces that shared position.
         bindings = account_bindings(exchange)
@@ -216,19 +217,36 @@ class OrderRouter:
         if maker and join is None:
             return None  # no touch yet (no trade seen): nothing to join
         before = book.qty
-        reduce_only = False
-        if before != 0 and (side == Side.SELL) == (before > 0):
+        mark = Decimal(str(price))
+        reduce_only = folded = False
+        exiting = before != 0 and (side == Side.SELL) == (before > 0)
+        if exiting:
             # An exit: at most the position, at most the venue's maximum order size; the rest
             # of the target (a flip's entry, the next slice) follows once this one is done.
             exit_qty = min(qty, abs(before), inst.max_qty)
-            if exit_qty < qty:
-                self.set_follow(strategy, rest, now_ns)
-            qty = exit_qty
-            reduce_only = self._venue_reduces(strategy, side, qty)
-        elif qty > inst.max_qty:
+            reduces = self._venue_reduces(strategy, side, exit_qty)
+            alone = unsendable(inst, side, exit_qty, limit=join, mark=mark, reduce_only=reduces)
+            if exit_qty < qty and alone is not None:
+                # A position no order can close alone (a partial fill's residue below the
+                # venue's minimum) goes with the entry: one order that flips the book.
+                self._note_dust(strategy, side, exit_qty, alone, "closed with the entry", now_ns)
+                exiting = False
+                folded = True
+            else:
+                if exit_qty < qty:
+                    self.set_follow(strategy, rest, now_ns)
+                qty = exit_qty
+                reduce_only = reduces
+        if not exiting and qty > inst.max_qty:
             # An entry above the venue's maximum: in slices, each checked on its own.
             self.set_follow(strategy, rest, now_ns)
             qty = inst.max_qty
+        refused = unsendable(inst, side, qty, limit=join, mark=mark, reduce_only=reduce_only)
+        if refused is not None:  # e.g. a maker quote worth less than the minimum at its price
+            self._note_dust(strategy, side, qty, refused, "not sent", now_ns)
+            return None
+        if not folded:
+            self.dust.pop(strategy, None)  # a later residual is noted again
         signed = qty if side == Side.BUY else -qty
         after = before + signed
         intent = OrderIntent(
@@ -283,6 +301,21 @@ class OrderRouter:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return cid
+
+    def _note_dust(
+        self, strategy: str, side: Side, qty: Decimal, why: str, action: str, now_ns: int
+    ) -> None:
+        """A residual the venue would refuse: logged and journaled (``risk_events``, type
+        ``dust``) once, not again every bar while the same residual stays."""
+        if self.dust.get(strategy) == (side, qty):
+            return
+        self.dust[strategy] = (side, qty)
+        logger.info(
+            "%s: %s %s cannot be sent alone (%s): %s", strategy, side.value, qty, why, action
+        )
+        doc = {"type": "dust", "strategy": strategy, "side": side.value, "qty": str(qty),
+               "reason": why, "action": action, "ts_ns": now_ns}  # fmt: skip
+        self._record("risk_events", doc)
 
     async def flatten(
         self, strategy: str, *, price: float, now_ns: int, last_trade_ns: int | None

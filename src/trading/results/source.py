@@ -8,7 +8,8 @@ Reads, all through the journal's public ``find`` (its pymongo-like API):
 - ``equity`` per strategy through ``Journal.equity_window`` (the ``run_id + strategy + ts_ns``
   index; for long runs the per-minute ``equity_minute`` read model), projected to
   ``ts_ns``/``equity``/``qty``: the curves the ratios and the verdict need.
-- ``risk_events`` of the run, halts only: who was halted, why and when.
+- ``risk_events`` of the run, halts only: who was halted, why and when; and residuals the
+  venue would refuse (``dust``), counted per strategy.
 - ``predictions`` of the run (``run_id``, indexed): forecast quality of the resolved ones.
 
 No aggregation runs over the whole journal. ``complete`` and ``ended_by`` are read defensively:
@@ -151,6 +152,25 @@ def _expected_snapshots(start: Mapping[str, Any], latest: Mapping[str, Mapping[s
     end = max((int(d.get("ts_ns", 0)) for d in latest.values()), default=0)
     begin = int(start.get("ts_ns", end))
     return max(0.0, (end - begin) / 1e9 / every)
+
+
+def _dust_notes(journal: ReportJournal, run_id: str) -> list[str]:
+    """Per strategy: residuals the venue would refuse (below its minimum order), each noted
+    once by the router instead of being sent and refused every bar."""
+    events = journal.find(
+        "risk_events",
+        {"run_id": run_id, "type": "dust"},
+        projection={"_id": 0, "strategy": 1, "action": 1},
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for e in events:
+        key = (str(e.get("strategy")), str(e.get("action", "not sent")))
+        counts[key] = counts.get(key, 0) + 1
+    return [
+        f"{name}: {n} residual{'s' if n > 1 else ''} below the venue's minimum order, "
+        f"{action} (dust)"
+        for (name, action), n in sorted(counts.items())
+    ]
 
 
 def _halts(
@@ -371,6 +391,7 @@ def collect(
             notes.append(f"{row.name} HALTED: {row.halted.reason}")
         if row.inactive:
             notes.append(f"{row.name} inactive: no fills, not ranked")
+    notes += _dust_notes(journal, run_id)
     quality = []
     if forecasts:
         # The run's predictions through the run_id index, whole: on the embedded store a
@@ -381,7 +402,7 @@ def collect(
     in_sample = start.get("in_sample")
     if in_sample is True:
         notes.insert(0, "IN-SAMPLE: scored on bars the model was trained or validated on")
-    notes.append(queue_note((start.get("arena") or {}).get("queue_model")))
+    notes.append(queue_note((start.get("arena") or {}).get("queue_model"), start.get("fills")))
     if "bars" not in start:  # a bar run's takers fill at the next open (its own fill_rule)
         notes.append(taker_note(start.get("fills")))
     error = stop.get("error") if stop else None

@@ -5,7 +5,8 @@ strategies' (an equal-weight classical portfolio), with a paired moving-block bo
 the sentence is chosen from that interval only (an interval that excludes zero is never called
 "not significant"). **One unit everywhere: basis points of capital per day** (``bp/day``: the
 mean per-snapshot difference × snapshots per day; a mean scales linearly, so this is the same
-evidence in a unit a reader can compare across runs and with a season's per-day figures).
+evidence in a unit a reader can compare across runs and with a season's per-day figures). On a
+run shorter than a day the sentence says so, and from how many minutes the figure is scaled.
 
 With several AI arms the headline is the one with the highest P&L among those that traded, and
 it says so: its interval is widened for that pick to 1 − α/k (Bonferroni, the first and
@@ -84,6 +85,26 @@ def _zero(ci: tuple[float, float]) -> str:
     return "excludes zero" if ci[0] > 0.0 or ci[1] < 0.0 else "includes zero"
 
 
+def _span_words(span_s: float) -> str:
+    """A run's length in words: seconds under a minute, whole minutes beyond."""
+    if span_s < 60:
+        return f"{span_s:.0f} seconds"
+    minutes = round(span_s / 60)
+    return "1 minute" if minutes == 1 else f"{minutes:,} minutes"
+
+
+def scaled_note(span_s: float | None) -> str:
+    """Said after every verdict in bp/day on a run shorter than a day: the figure is a short
+    run's mean scaled up to a day, not a day's result (an 8-minute demo read +1,533 bp/day)."""
+    if span_s is None or span_s >= SECONDS_PER_DAY:
+        return ""
+    span = _span_words(span_s)
+    return (
+        f" The run covers {span} of returns, less than a day: every bp/day here is scaled up "
+        f"from those {span}, not measured over a day."
+    )
+
+
 def _others(others: Sequence[OtherArm], confidence: float) -> str:
     parts = []
     for o in others:
@@ -109,8 +130,10 @@ def sentence(
     periods: int = 0,
     arms: int = 1,
     others: Sequence[OtherArm] = (),
+    span_s: float | None = None,
 ) -> str:
-    """The verdict in words, from the numbers only (differences in bp/day)."""
+    """The verdict in words, from the numbers only (differences in bp/day; ``span_s``: the
+    seconds of returns they come from, said when less than a day)."""
     if case == "no_ai_arm":
         return "No verdict: the run has no AI arm."
     if case == "no_classical_arm":
@@ -125,7 +148,7 @@ def sentence(
         interval += f", widened for picking 1 of {arms} arms (Holm)"
     per = f"{UNIT} ({UNIT_WORDS})"
     significant = lo > 0.0 or hi < 0.0
-    tail = _others(others, confidence)
+    tail = _others(others, confidence) + scaled_note(span_s)
     if case == "ai_flat":
         subject = "The AI arm did not trade" if arms == 1 else f"None of the {arms} AI arms traded"
         if significant:
@@ -282,6 +305,7 @@ def decide(
             periods=n,
             arms=k,
             others=others,
+            span_s=n * period_s,
         ),
         case=case,
         ci=ci,
