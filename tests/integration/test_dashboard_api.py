@@ -204,7 +204,8 @@ def test_wrong_kill_tokens_are_throttled_and_logged_in_aggregate(
     assert not any("s3cret" in m or "guess" in m for m in lines)
 
 
-def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
+@pytest.mark.parametrize("with_markout", [False, True], ids=["fill", "markout-then-fill"])
+def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings, with_markout: bool) -> None:
     received: list[dict[str, object]] = []
     subscribed = threading.Event()  # the hub sends `hello` once this stream is subscribed
     with _client(made) as client:
@@ -214,6 +215,10 @@ def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
             if not subscribed.wait(20):
                 return  # the assertion below reports the missing stream
             with Journal.open(made, run_id=RUN_ID) as journal:
+                if with_markout:  # a kind the stream does not push, in the same poll
+                    journal.record("markouts", {"strategy": "sma_cross", "side": "Sell",
+                                                "bps": [1.0, None, None], "horizons_s": [1, 5, 15],
+                                                "ts_ns": last["ts_ns"]})  # fmt: skip
                 journal.record("fills", {"strategy": "sma_cross", "side": "Sell",
                                          "price": "9999.5", "qty": "0.001", "fee": "0.01",
                                          "realised": "0", "ts_ns": last["ts_ns"] + 10**9})  # fmt: skip
