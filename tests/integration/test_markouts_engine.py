@@ -19,7 +19,8 @@ from cryptoarena.trading.engine import Worker
 from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfig
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.results.markouts import markouts_bps
-from cryptoarena.trading.results.render import render_table
+from cryptoarena.trading.results.model import RunReport
+from cryptoarena.trading.results.render import render_json, render_markdown, render_table
 from cryptoarena.trading.results.source import build_report
 from rich.console import Console
 
@@ -82,6 +83,9 @@ async def test_every_fill_gets_its_markouts_and_the_report_shows_them(tmp_path: 
     render_table(console, report)
     text = console.export_text()
     assert "fill markouts (bp)" in text and "(n " in text
+    markdown = render_markdown(report, tmp_path / "md").read_text()
+    assert "## Fill markouts (bp)" in markdown
+    assert RunReport.model_validate_json(render_json(report)) == report
 
 
 async def test_a_resumed_run_neither_loses_nor_doubles_waiting_markouts(tmp_path: Path) -> None:
