@@ -81,7 +81,8 @@ class LiveHub:
         for coll, doc in new:
             if coll == "runs":
                 runs_changed = True
-            elif doc.get("run_id") == latest:
+            elif coll in WATCHED and doc.get("run_id") == latest:
+                # Markouts are not pushed: the strategy view refetches them with equity.
                 events.append((WATCHED[coll], _event(coll, doc)))
         if runs_changed and latest is not None:
             info = self.reader.run_info(latest)

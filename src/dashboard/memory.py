@@ -3,7 +3,9 @@ more, so the dashboard's memory stays flat however long a run or a season lasts.
 
 Per run and strategy the equity curve is kept in tiers (:class:`TieredCurve`): the raw
 snapshots of the newest hour, the last snapshot of each minute for the two days before, the last
-of each hour beyond (a 30-day run of ten strategies is ~45k small tuples). Fills and risk events:
+of each hour beyond (a 30-day run of ten strategies is ~45k small tuples). Fill markouts: per
+strategy counts and sums only (:class:`~cryptoarena.trading.results.markouts.MarkoutStats`),
+never the records. Fills and risk events:
 the newest few hundred per strategy and run, with their counts (older pages are read from the
 journal's indexes on demand); forecasts: the newest hour. A run's history is read from the
 journal when the run is first asked for (the ``equity_minute`` read model day by day, the raw
@@ -24,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from cryptoarena.trading.results.markouts import MarkoutStats
+from cryptoarena.trading.results.model import Markouts
 from cryptoarena.trading.results.source import ReportJournal, wall_ns
 
 logger = logging.getLogger(__name__)
@@ -149,6 +153,31 @@ class Recent:
         return list(self.items), self.total
 
 
+class MarkoutBook:
+    """A run's fill markouts folded per strategy, and the ids of the newest records folded (the
+    tail and a run's load may overlap): fixed size however many fills the run has."""
+
+    IDS_KEPT = 4_000
+
+    def __init__(self) -> None:
+        self.stats: dict[str, MarkoutStats] = {}
+        self._ids: dict[str, None] = {}
+
+    def add(self, doc: Mapping[str, Any]) -> bool:
+        eid = str(doc.get("_id"))
+        if eid in self._ids:
+            return False
+        self._ids[eid] = None
+        if len(self._ids) > self.IDS_KEPT:
+            del self._ids[next(iter(self._ids))]
+        self.stats.setdefault(str(doc.get("strategy")), MarkoutStats()).add(doc)
+        return True
+
+    def summary(self, strategy: str) -> Markouts | None:
+        stats = self.stats.get(strategy)
+        return None if stats is None else stats.summary()
+
+
 @dataclass
 class RunData:
     run_id: str
@@ -157,6 +186,7 @@ class RunData:
     last_equity: dict[str, dict[str, Any]] = field(default_factory=dict)  # full, per strategy
     fills: Recent = field(default_factory=lambda: Recent(FILLS_KEPT))
     risk: Recent = field(default_factory=lambda: Recent(RISK_KEPT))
+    markouts: MarkoutBook = field(default_factory=MarkoutBook)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id, insertion order
     loaded: bool = False
     version: int = 0  # bumped on every new equity snapshot
@@ -271,7 +301,7 @@ class MemoryStore:
                     key = (wall_ns(doc) or 0, int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
                     if key >= self._latest_key:
                         self._latest_key, self.latest = key, str(run_id)
-            for coll in ("equity", "fills", "predictions", "risk_events"):
+            for coll in ("equity", "fills", "predictions", "risk_events", "markouts"):
                 for doc in sorted(batch.get(coll, ()), key=_key):
                     run_id = doc.get("run_id")
                     if not run_id:
@@ -293,6 +323,8 @@ def _take(data: RunData, coll: str, doc: dict[str, Any]) -> bool:
         return data.fills.add(_fill(doc))
     if coll == "risk_events":
         return data.risk.add(doc)
+    if coll == "markouts":
+        return data.markouts.add(doc)
     return data.add_prediction(doc)
 
 
@@ -325,6 +357,8 @@ def _load(journal: ReadModelJournal, data: RunData) -> None:
     names = sorted({str(d["strategy"]) for d in latest} | set(data.families()))
     _seed(journal, "fills", data, data.fills, names, _fill)
     _seed(journal, "risk_events", data, data.risk, names, dict)
+    for doc in _markouts(journal, run_id):
+        data.markouts.add(doc)
     newest = [("ts_ns", -1)]
     preds = journal.find("predictions", {"run_id": run_id}, sort=newest, limit=FORECASTS_KEPT)
     for doc in reversed(preds):
@@ -339,6 +373,22 @@ def _days(
         yield from journal.equity_window(run_id, name, per_minute=True, start_ns=max(lo, start),
                                          end_ns=min(lo + DAY_NS, end),
                                          projection=EQUITY_PROJECTION)  # fmt: skip
+
+
+MARKOUT_PROJECTION = {"_id": 1, "strategy": 1, "is_maker": 1, "horizons_s": 1, "bps": 1, "ref": 1}
+
+
+def _markouts(journal: ReadModelJournal, run_id: str) -> Iterable[dict[str, Any]]:
+    """The run's markout records, a day of fills per query (bounded transient memory)."""
+    filt = {"run_id": run_id}
+    first = journal.find("markouts", filt, sort=[("ts_ns", 1)], limit=1, projection={"ts_ns": 1})
+    last = journal.find("markouts", filt, sort=[("ts_ns", -1)], limit=1, projection={"ts_ns": 1})
+    if not first or not last:
+        return
+    start, end = int(first[0]["ts_ns"]), int(last[0]["ts_ns"])
+    for lo in range(start, end + 1, DAY_NS):
+        window = {"run_id": run_id, "ts_ns": {"$gte": lo, "$lt": lo + DAY_NS}}
+        yield from journal.find("markouts", window, projection=MARKOUT_PROJECTION)
 
 
 def _seed(journal: ReadModelJournal, kind: str, data: RunData, recent: Recent, names: list[str],

@@ -427,6 +427,7 @@ class DashboardReader:
         with self.store.lock:
             curve = data.curve(name)
             fills, _ = data.fills.newest(name)
+            markouts = data.markouts.summary(name)
         capital = self._capital(run_id)
         ts = np.array([p.ts_ns // 1_000_000 for p in curve], dtype=np.int64)
         mark = np.array([p.mark for p in curve], dtype=np.float64)
@@ -447,6 +448,7 @@ class DashboardReader:
             position=position,
             row=row,
             risk_events=events,
+            markouts=markouts,
         )
 
     # -- forecasts -------------------------------------------------------------------------

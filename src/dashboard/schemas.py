@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
+from cryptoarena.trading.results.model import Markouts
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
@@ -156,6 +157,9 @@ class StrategyDetail(BaseModel):
     position: list[PositionPoint]
     row: StrategyRow | None
     risk_events: list[RiskEvent]
+    # Mean fill markouts at 1/5/15 s with their counts and intervals (``arena report``'s own
+    # model); None before any fill's markout is journaled.
+    markouts: Markouts | None = None
 
 
 class Prediction(BaseModel):

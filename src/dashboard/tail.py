@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 # What the dashboard follows; predictions are re-read near the end (their realised price is
 # filled in 15 s later, in place).
-TAILED = ("runs", "equity", "fills", "predictions", "risk_events")
+TAILED = ("runs", "equity", "fills", "predictions", "risk_events", "markouts")
 REREAD_PREDICTIONS = 64
 BUSY_MS = 5000  # a reader waits this long for the writer's checkpoint, never fails at once
 

@@ -232,6 +232,36 @@ def test_phone_layout(dashboard, browser, screenshots) -> None:
     w.context.close()
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_strategy_page_shows_the_fill_markouts(dashboard, browser, screenshots, width) -> None:
+    base, _ = dashboard
+    board = _get(f"{base}/api/leaderboard")
+    details = [_get(f"{base}/api/strategies/{r['strategy']}") for r in board["rows"]]
+    detail = next((d for d in details if d["markouts"] is not None), None)
+    assert detail is not None, "the backtest must fill for markouts to exist"
+    name, five = detail["strategy"], detail["markouts"]["horizons"][1]
+    assert five["horizon_s"] == 5 and five["fills"] > 0
+    w = Watched(browser, screenshots, viewport={"width": width, "height": 900})
+    w.page.goto(f"{base}/#/strategy/{name}")
+    w.page.wait_for_selector("[data-testid=markouts] tbody tr", timeout=15_000)
+    w.settle()
+    rows = w.page.eval_on_selector_all(
+        "[data-testid=markouts] tbody tr",
+        "rows => rows.map(r => [...r.querySelectorAll('th, td')].map(c => c.innerText))",
+    )
+    assert [r[0] for r in rows] == ["1 s", "5 s", "15 s"]
+    # The page's 5 s mean and fill count are the API's (true minus for negatives).
+    mean = f"{abs(five['mean_bp']):.2f} bp"
+    assert rows[1][1].endswith(mean) and rows[1][3] == str(five["fills"])
+    overflow = w.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page is {overflow}px wider than the window"
+    w.page.locator("[data-testid=markouts]").screenshot(
+        path=str(screenshots / f"dashboard-markouts-{width}.png")
+    )
+    assert not w.errors, w.errors
+    w.context.close()
+
+
 def test_kill_switch_without_the_token_is_refused(dashboard, browser, screenshots) -> None:
     base, settings = dashboard
     w = Watched(browser, screenshots, viewport={"width": 1280, "height": 900})

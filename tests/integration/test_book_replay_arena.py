@@ -246,6 +246,10 @@ def test_a_lake_day_replays_with_its_recorded_book_and_refuses_l2_without_one(
     with Journal.open(settings, run_id="reader", readonly=True) as journal:
         (started,) = journal.find("runs", {"run_id": "booked", "event": "started"})
         fills = journal.find("fills", {"run_id": "booked"}, sort=[("seq", 1)])
+        marks = journal.find("markouts", {"run_id": "booked"})
+    # Markouts read the recorded book's mid (p: bids from p - 0.5, asks from p + 0.5).
+    assert sorted(m["exec_id"] for m in marks) == sorted(f["exec_id"] for f in fills)
+    assert all(m["ref"] == ["mid"] * 3 and m["ref_px"] == [p] * 3 for m in marks)
     assert started["fills"]["book"] == "lake BTCUSDT book (L2)"
     assert started["fills"]["taker_fills"] == "book"
     # buy_and_hold buys ~1 BTC at once: it walks the hand-made asks, 0.4 + 0.4 + the rest.

@@ -13,6 +13,7 @@ from cryptoarena.config import Settings
 from cryptoarena.dashboard.app import create_app
 from cryptoarena.dashboard.throttle import TokenThrottle
 from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.results.model import Markouts
 from cryptoarena.trading.results.report import build_report
 from cryptoarena.trading.risk.killswitch import KillSwitch
 from fastapi.testclient import TestClient
@@ -94,6 +95,20 @@ def test_lists_page_and_views_answer(made: Settings) -> None:
         assert client.get("/api/runs", params={"run_id": "../x"}).status_code == 200
         assert client.get("/api/leaderboard", params={"run_id": "../x"}).status_code == 422
         assert client.get("/api/leaderboard", params={"run_id": "nope"}).status_code == 404
+
+
+def test_the_strategy_page_shows_the_reports_markouts(made: Settings) -> None:
+    with Journal.open(made, run_id="check", readonly=True) as journal:
+        report = build_report(journal, RUN_ID, forecasts=False)
+    with_markouts = [r for r in report.strategies if r.markouts is not None]
+    assert with_markouts, "the backtest must fill for markouts to exist"
+    with _client(made) as client:
+        for row in report.strategies:
+            detail = client.get(f"/api/strategies/{row.name}").json()
+            got = (
+                None if detail["markouts"] is None else Markouts.model_validate(detail["markouts"])
+            )
+            assert got == row.markouts, row.name
 
 
 RUN_ROUTES = ["/api/leaderboard", "/api/equity", "/api/fills", "/api/positions",
@@ -189,7 +204,8 @@ def test_wrong_kill_tokens_are_throttled_and_logged_in_aggregate(
     assert not any("s3cret" in m or "guess" in m for m in lines)
 
 
-def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
+@pytest.mark.parametrize("with_markout", [False, True], ids=["fill", "markout-then-fill"])
+def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings, with_markout: bool) -> None:
     received: list[dict[str, object]] = []
     subscribed = threading.Event()  # the hub sends `hello` once this stream is subscribed
     with _client(made) as client:
@@ -199,6 +215,10 @@ def test_a_journaled_fill_is_pushed_to_the_stream(made: Settings) -> None:
             if not subscribed.wait(20):
                 return  # the assertion below reports the missing stream
             with Journal.open(made, run_id=RUN_ID) as journal:
+                if with_markout:  # a kind the stream does not push, in the same poll
+                    journal.record("markouts", {"strategy": "sma_cross", "side": "Sell",
+                                                "bps": [1.0, None, None], "horizons_s": [1, 5, 15],
+                                                "ts_ns": last["ts_ns"]})  # fmt: skip
                 journal.record("fills", {"strategy": "sma_cross", "side": "Sell",
                                          "price": "9999.5", "qty": "0.001", "fee": "0.01",
                                          "realised": "0", "ts_ns": last["ts_ns"] + 10**9})  # fmt: skip
@@ -225,7 +245,8 @@ def test_the_tail_follows_inserts_and_in_place_updates(tmp_path: Path) -> None:
 
     settings = Settings(mongo={"embedded_dir": tmp_path / "journal"})  # type: ignore[arg-type]
     tail = EmbeddedTail(settings.mongo.embedded_dir, settings.mongo.database)
-    assert tail.poll() == {c: [] for c in ("runs", "equity", "fills", "predictions", "risk_events")}
+    tailed = ("runs", "equity", "fills", "predictions", "risk_events", "markouts")
+    assert tail.poll() == {c: [] for c in tailed}
     with Journal.open(settings, run_id="t1") as journal:
         pid = journal.record("predictions", {"ts_ns": 5, "base_price": 100.0,
                                              "log_returns": [0.001], "realised_price": None})  # fmt: skip

@@ -92,6 +92,21 @@ def test_fills_at_the_next_open_plus_slippage_with_taker_fees(tmp_path: Path) ->
         assert f["is_maker"] is False
 
 
+def test_a_bar_runs_markouts_are_recorded_as_unknown(tmp_path: Path) -> None:
+    from cryptoarena.trading.execution.markouts import NO_TICKS
+
+    files = write_klines(tmp_path)
+    args = ["backtest", "-c", _config(tmp_path), "--run-id", "bars-mk"]
+    result = runner.invoke(app, [*args, "--bars", *map(str, files)])
+    assert result.exit_code == 0, result.output
+    fills = _fills("bars-mk")
+    with Journal.open(get_settings(), run_id="bars-mk", readonly=True) as journal:
+        marks = journal.find("markouts", {"run_id": "bars-mk"})
+    # 1 m klines hold no price 1, 5 or 15 s after a fill: one record per fill, every one None.
+    assert fills and sorted(m["exec_id"] for m in marks) == sorted(f["exec_id"] for f in fills)
+    assert all(m["bps"] == [None, None, None] and m["missing"] == NO_TICKS for m in marks)
+
+
 def test_a_bar_run_is_in_the_json_report_with_its_strategies(tmp_path: Path) -> None:
     files = write_klines(tmp_path)
     text = (

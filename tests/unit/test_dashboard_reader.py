@@ -33,3 +33,29 @@ def test_wilson_interval() -> None:
     lo, hi = wilson(60, 100)
     assert lo == pytest.approx(0.502, abs=1e-3) and hi == pytest.approx(0.691, abs=1e-3)
     assert np.isnan(wilson(0, 0)[0])
+
+
+def test_the_read_model_folds_markouts_once_each_into_counts_and_sums() -> None:
+    from cryptoarena.dashboard.memory import MemoryStore
+
+    store = MemoryStore()  # no journal: every run takes every document
+    docs = [
+        {"_id": f"r:1:{k}", "run_id": "r", "strategy": "s", "ts_ns": k, "seq": k,
+         "is_maker": k % 2 == 0, "horizons_s": [1, 5, 15], "bps": [1.0, 2.0 * k, None],
+         "ref": ["trade", "trade", None]}
+        for k in range(1, 5)
+    ]  # fmt: skip
+    store.apply({"runs": [{"_id": "r:1:0", "run_id": "r", "event": "started"}], "markouts": docs})
+    # The tail and a run's load may hand the same records again: folded once.
+    store.apply({"markouts": docs[2:]})
+    data = store.get("r")
+    assert data is not None
+    summary = data.markouts.summary("s")
+    assert summary is not None and summary.records == 4
+    one, five, fifteen = summary.horizons
+    assert (one.fills, one.mean_bp) == (4, 1.0)
+    assert five.mean_bp == pytest.approx(5.0) and (five.maker_fills, five.taker_fills) == (2, 2)
+    assert fifteen.fills == 0 and fifteen.mean_bp is None
+    # Fixed size: counts and sums per horizon, not the records.
+    assert not hasattr(data.markouts.stats["s"], "docs")
+    assert data.markouts.summary("other") is None

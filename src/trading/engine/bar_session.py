@@ -152,6 +152,7 @@ def run_bar_backtest(
     from cryptoarena.trading.engine import Worker
     from cryptoarena.trading.engine.bar_drive import NoFeed, PulledUpdates, drive
     from cryptoarena.trading.exchange.paper import PaperExchange
+    from cryptoarena.trading.execution.markouts import MarkoutPrices
     from cryptoarena.trading.journal import Journal
 
     files = kline_files(options.files)
@@ -219,6 +220,8 @@ def run_bar_backtest(
             kill_switch=kill,
             source_name="bars",
             run_notes=notes,
+            # 1 m klines hold no price 1, 5 or 15 s after a fill: those markouts are unknown.
+            markout_prices=MarkoutPrices(ticks=False),
         )
         result = asyncio.run(drive(worker, exchange, stream, bars, progress=options.progress))
     finally:

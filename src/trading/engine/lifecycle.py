@@ -38,6 +38,7 @@ from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks
 from cryptoarena.trading.exchange.base import Exchange, PullVenue, account_bindings
 from cryptoarena.trading.exchange.models import Fill, Order
 from cryptoarena.trading.execution.maker_quotes import MakerQuotes
+from cryptoarena.trading.execution.markouts import MarkoutTracker
 from cryptoarena.trading.execution.orders import incarnation_tag
 from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.execution.tracking import OrderLedger
@@ -72,6 +73,7 @@ class Lifecycle:
         trade_from_ns: int,
         run_notes: dict[str, Any],
         tasks: Tasks | None = None,
+        markouts: MarkoutTracker | None = None,
     ) -> None:
         self.config = config
         self.exchange = exchange
@@ -93,6 +95,7 @@ class Lifecycle:
         self.trade_from_ns = trade_from_ns
         self.run_notes = run_notes
         self.symbol = config.arena.symbol
+        self.markouts = markouts
         # Soon (engine.sync): the synchronous drive; the exchange's updates are then pulled
         # from a plain queue (venue_updates) instead of consumed by a task.
         self.tasks: Tasks = tasks or LoopTasks()
@@ -112,6 +115,7 @@ class Lifecycle:
             clock=self.clock,
             run_id=self.run_id,
             incarnation=incarnation,
+            markouts=self.markouts,
         )
         self.state.router = router = OrderRouter(
             exchange=self.exchange,
@@ -139,6 +143,11 @@ class Lifecycle:
         report.risk_restored = restore_risk(
             self.journal, self.run_id, self.risk, report.checkpoint_ns
         )
+        if self.markouts is not None and report.checkpoint_ns:
+            # Fills just before the checkpoint whose markouts the last incarnation never wrote.
+            report.markouts_pending = self.markouts.restore(
+                self.journal, self.run_id, report.checkpoint_ns
+            )
         if self.pump is not None:
             # Predictions pending at a crash: resolved from the recorded bars (a live feed does
             # not replay the past) and, for the rest, from the bars that close from now on.
@@ -276,6 +285,12 @@ class Lifecycle:
                 await asyncio.wait_for(updates, timeout=2.0)
             if not updates.done():
                 updates.cancel()
+        if self.markouts is not None:
+            if self.result.complete:
+                self.markouts.close()  # horizons past the end are None, said so
+            else:
+                # Stopped short (a crash, a stopped replay): a resumed run takes them over.
+                self.markouts.drop()
         self.result.fills = sum(b.fills for b in self.books.values())
         result = self.result
         if result.error is None and self.risk.killed is not None:

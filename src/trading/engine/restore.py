@@ -41,6 +41,7 @@ class RestoreReport:
     orders_working: int = 0  # working at the checkpoint, worked again by a paper venue
     follow_ups: int = 0  # the rest of a target the router still had to send
     fills_recovered: int = 0
+    markouts_pending: int = 0  # fills just before the checkpoint still waiting for markouts
     checkpoint_ns: int = 0
     risk_restored: bool = False  # the risk state (halts, kill, loss marks) from the journal
     exchange_qty: Decimal = Decimal(0)
@@ -59,6 +60,7 @@ class RestoreReport:
             "orders_working": self.orders_working,
             "follow_ups": self.follow_ups,
             "fills_recovered": self.fills_recovered,
+            "markouts_pending": self.markouts_pending,
             "checkpoint_ns": self.checkpoint_ns,
             "risk_restored": self.risk_restored,
             "exchange_qty": str(self.exchange_qty),

@@ -408,6 +408,7 @@ async def run_session(
     settings: Settings, config: ArenaConfig, options: SessionOptions, *, handle_signals: bool = True
 ) -> WorkerResult:
     from cryptoarena import alerts
+    from cryptoarena.trading.execution.markouts import MarkoutPrices
     from cryptoarena.trading.journal import Journal
 
     run_id = options.run_id or default_run_id(options)
@@ -442,6 +443,8 @@ async def run_session(
             durable_orders=options.exchange is not ExchangeKind.PAPER,
             recorded_bars=_lake_bars(settings, config) if options.source is Source.BYBIT else None,
             trade_from_ns=trade_from_ns,
+            # Markouts against the recorded book's mid where the replay has one.
+            markout_prices=MarkoutPrices(book=market.l2 if market is not None else None),
             run_notes={
                 "forecasts": plan.described,
                 "fills": fill_rules_of(config, market),

@@ -37,6 +37,7 @@ from cryptoarena.trading.engine.runner import StrategyRunner
 from cryptoarena.trading.engine.state import Recorder, RunState
 from cryptoarena.trading.engine.sync import LoopTasks, Soon, Tasks, run_now
 from cryptoarena.trading.exchange.base import Exchange, TapeVenue
+from cryptoarena.trading.execution.markouts import MarkoutPrices, MarkoutTracker
 from cryptoarena.trading.execution.router import OrderRouter
 from cryptoarena.trading.forecasts.pump import ForecastPump, ForecastSource
 from cryptoarena.trading.portfolio.ledger import Ledger
@@ -71,6 +72,7 @@ class Worker:
         trade_from_ns: int = 0,
         run_notes: dict[str, Any] | None = None,
         sync: bool | None = None,
+        markout_prices: MarkoutPrices | None = None,
     ) -> None:
         self.config = config
         self.feed = feed
@@ -91,6 +93,8 @@ class Worker:
         self.result = WorkerResult(run_id)
         self.state = RunState()
         self.record = Recorder(journal, self.result)
+        # Every fill's 1/5/15 s markout, from the same trades and fills the engine sees.
+        self.markouts = MarkoutTracker(self.record, markout_prices)
         strategies = config.build_strategies()
         self.runners = [StrategyRunner(s) for s in strategies]
         # The synchronous drive (no event-loop round trip per tick) where nothing can wait:
@@ -166,6 +170,7 @@ class Worker:
             # How often equity is journaled (a backtest's coarser interval): the report reads it.
             run_notes={**(run_notes or {}), "equity_journal_every_s": self.duties.journal_every_s},
             tasks=self.tasks,
+            markouts=self.markouts,
         )
         self._next_tick_s: int | None = None
         self._stop = asyncio.Event()
@@ -337,6 +342,7 @@ class Worker:
         self.state.last_price = last.price
         self.state.last_trade_ns = last.ts
         self.result.trades += len(trades)
+        self.markouts.on_trades(trades)  # before this batch's fills: their horizons are ahead
         # A paper venue fills against the same tape, after the strategies saw it (also while
         # fast-forwarding a resumed replay: it then only learns the last price).
         router = self.state.router

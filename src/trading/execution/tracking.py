@@ -12,6 +12,7 @@ from typing import Any
 
 from cryptoarena.clock import Clock
 from cryptoarena.trading.exchange.models import Fill, Order, OrderStatus
+from cryptoarena.trading.execution.markouts import MarkoutTracker
 from cryptoarena.trading.execution.orders import (
     InFlight,
     fill_doc,
@@ -35,8 +36,11 @@ class OrderLedger:
         clock: Clock,
         run_id: str,
         incarnation: str,
+        markouts: MarkoutTracker | None = None,
     ) -> None:
         self.books = books
+        # Every fill booked waits there for its markout horizons.
+        self.markouts = markouts
         self._record = record
         self.clock = clock
         self.run_id = run_id
@@ -121,6 +125,8 @@ class OrderLedger:
         book = self.books[strategy]
         realised = book.apply_fill(fill.side, fill.qty, fill.price, fill.fee, fill.ts_ns)
         self._record("fills", fill_doc(strategy, fill, realised))
+        if self.markouts is not None:
+            self.markouts.on_fill(strategy, fill)
         applied = self.applied[fill.client_id] = (
             self.applied.get(fill.client_id, Decimal(0)) + fill.qty
         )

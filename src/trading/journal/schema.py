@@ -25,6 +25,9 @@ KINDS: Final = (
     # The rest of a target the router still has to send, per strategy, after each change (a
     # flip's entry, the next slice of a large exit): a restart restores the newest one.
     "follow_ups",
+    # Each fill's 1/5/15 s markout (execution/markouts.py), journaled once its last horizon
+    # passed (or the run ended), filed at the fill's time.
+    "markouts",
 )
 
 # Read models, kept up to date by the journal so live views never aggregate the whole journal.
@@ -45,6 +48,7 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "equity": ("strategy",),
     "decisions": ("strategy",),
     "follow_ups": ("strategy",),
+    "markouts": ("strategy",),
 }
 
 IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
@@ -79,6 +83,7 @@ INDEXES: Final[dict[str, list[IndexSpec]]] = {
     "model_events": [_RUN_TS],
     "risk_state": [_RUN_TS],
     "follow_ups": [_RUN_TS],
+    "markouts": [_RUN_TS, _STRATEGY_TS],
     EQUITY_LATEST: [([("run_id", 1)], {})],
     EQUITY_MINUTE: [([("run_id", 1), ("strategy", 1), ("ts_ns", 1)], {})],
 }

@@ -48,6 +48,33 @@ class Halt(_Frozen):
     scope: Literal["strategy", "global", "kill"] = "strategy"
 
 
+class MarkoutHorizon(_Frozen):
+    """Mean markout at one horizon over the fills that have one (bp, positive: the market moved
+    the fill's way), with a normal 95 % interval of the mean (None below two fills); makers
+    (PostOnly quotes) and takers apart."""
+
+    horizon_s: int
+    fills: int
+    mean_bp: float | None = None
+    ci: tuple[float, float] | None = None
+    maker_fills: int = 0
+    maker_mean_bp: float | None = None
+    taker_fills: int = 0
+    taker_mean_bp: float | None = None
+
+
+class Markouts(_Frozen):
+    """A strategy's fill markouts at 1, 5 and 15 s (``records``: fills with a markout record;
+    a horizon past the run's end has none). ``reference``: "mid" (a recorded book), "trade"
+    (the last trade price), or both when the book had gaps."""
+
+    records: int
+    reference: str | None = None
+    confidence: float = 0.95
+    interval: Literal["normal"] = "normal"
+    horizons: list[MarkoutHorizon] = Field(default_factory=list)
+
+
 class StrategyRow(_Frozen):
     """One line of the leaderboard, ranked by P&L after fees. ``rank`` is ``None`` for an
     inactive strategy (no fills: nothing to rank); strategies whose P&L is equal to the cent
@@ -86,6 +113,7 @@ class StrategyRow(_Frozen):
     snapshots: int
     psr: float | None = None  # P(true Sharpe > 0)
     halted: Halt | None = None
+    markouts: Markouts | None = None  # None: no fill with a markout record
 
 
 UNIT = "bp/day"

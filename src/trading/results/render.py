@@ -124,6 +124,43 @@ def _columns() -> dict[str, object]:
     }
 
 
+MARKOUT_HEAD = ("strategy", "reference", "1 s", "5 s", "15 s", "5 s maker", "5 s taker")
+
+
+def _markout_cell(mean: float | None, n: int, ci: tuple[float, float] | None = None) -> str:
+    if mean is None:
+        return "—"
+    interval = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci is not None else ""
+    return f"{mean:+.2f}{interval} (n {n})"
+
+
+def markout_rows(report: RunReport) -> list[list[str]]:
+    """Per strategy with markouts: the mean markout (bp) and its normal 95 % interval at each
+    horizon, then makers and takers apart at 5 s."""
+    rows: list[list[str]] = []
+    for r in report.strategies:
+        m = r.markouts
+        if m is None:
+            continue
+        by = {h.horizon_s: h for h in m.horizons}
+        cells = [r.name, m.reference or "—"]
+        for h in (1, 5, 15):
+            x = by.get(h)
+            cells.append("—" if x is None else _markout_cell(x.mean_bp, x.fills, x.ci))
+        five = by.get(5)
+        cells.append("—" if five is None else _markout_cell(five.maker_mean_bp, five.maker_fills))
+        cells.append("—" if five is None else _markout_cell(five.taker_mean_bp, five.taker_fills))
+        rows.append(cells)
+    return rows
+
+
+MARKOUT_WORDS = (
+    "Markouts: bp of the fill price, positive when the market then moved the fill's way "
+    "(negative: adverse selection); reference = the book's mid, else the last trade; mean "
+    "[95 % normal interval] (n fills)."
+)
+
+
 def render_table(console: Console, report: RunReport) -> None:
     columns = _columns()
     table = Table(title=f"leaderboard · run {report.run_id} (after fees)")
@@ -141,6 +178,15 @@ def render_table(console: Console, report: RunReport) -> None:
     if sample is not None:
         console.print(sample, style="bold red" if report.in_sample else "green")
     console.print(table)
+    marks = markout_rows(report)
+    if marks:
+        mt = Table(title="fill markouts (bp)")
+        for col in MARKOUT_HEAD:
+            mt.add_column(col, justify="left" if col in ("strategy", "reference") else "right")
+        for cells in marks:
+            mt.add_row(*cells)
+        console.print(mt)
+        console.print(MARKOUT_WORDS, style="dim", highlight=False)
     for r in report.strategies:
         if r.halted is not None:
             console.print(f"[red]HALTED[/red] {r.name}: {halted_text(r)}")
@@ -272,6 +318,12 @@ def render_markdown(
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines.append("")
+    marks = markout_rows(report)
+    if marks:
+        lines += ["## Fill markouts (bp)", "", MARKOUT_WORDS, "",
+                  "| " + " | ".join(MARKOUT_HEAD) + " |", "|" + " --- |" * len(MARKOUT_HEAD)]  # fmt: skip
+        lines += ["| " + " | ".join(cells) + " |" for cells in marks]
+        lines.append("")
     if report.forecasts:
         lines += ["## Forecast quality (prediction ledger)", "",
                   "| model version | resolved | MAE bps | persistence MAE bps | MSE skill | MAE skill | direction right % |",

@@ -11,6 +11,8 @@ Reads, all through the journal's public ``find`` (its pymongo-like API):
 - ``risk_events`` of the run, halts only: who was halted, why and when; and residuals the
   venue would refuse (``dust``), counted per strategy.
 - ``predictions`` of the run (``run_id``, indexed): forecast quality of the resolved ones.
+- ``markouts`` of the run (``run_id``, indexed): per strategy the mean fill markout at 1, 5 and
+  15 s, folded into counts and sums (``results.markouts.MarkoutStats``).
 
 No aggregation runs over the whole journal. ``complete`` and ``ended_by`` are read defensively:
 a run journaled before runs recorded them gets ``None`` ("unknown"), and the notes say so.
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from cryptoarena.trading.results.forecasts import forecast_quality
+from cryptoarena.trading.results.markouts import fold
 from cryptoarena.trading.results.model import Halt, RunReport, StrategyRow
 from cryptoarena.trading.results.significance import probabilistic_sharpe
 from cryptoarena.trading.results.stats import curve_stats, stats_from_latest
@@ -337,6 +340,7 @@ def collect(
             "(the journal's equity_minute read model); final P&L, fees and fills are exact"
         )
     halts = _halts(journal, run_id, stop)
+    markouts = fold(journal.find("markouts", {"run_id": run_id}))
 
     returns = aligned_returns({n: (c.ts_ns, c.equity) for n, c in curves.items()})
     rows: list[StrategyRow] = []
@@ -382,6 +386,7 @@ def collect(
                 psr=probabilistic_sharpe(returns.get(name, np.empty(0))),
                 halted=halt,
                 at_limit=limit_of(halt),
+                markouts=markouts[name].summary() if name in markouts else None,
             )
         )
         arms.append(Arm(name, family, returns.get(name, np.empty(0)), s.pnl, s.fills))
