@@ -351,12 +351,16 @@ class BarDrive:
         close = self.close_arr[i:end]
         risk = self.w.risk
         paths: list[tuple[str | None, EquityPath]] = []
-        total = np.zeros(end - i)
+        halted = risk.halted
+        total: np.ndarray | None = None
         for name, book in self.w.books.items():
             equity = float(book.cash - book.fees) + float(book.qty) * close
-            total += equity
-            if name not in risk.halted:
+            # The sum in book order from 0.0, as a zero-filled total would add them.
+            total = equity + 0.0 if total is None else total + equity
+            if name not in halted:
                 paths.append((name, risk.equity_path(name, ts, equity)))
+        if total is None:
+            total = np.zeros(end - i)
         if risk.global_halt is None:
             paths.append((None, risk.equity_path(None, ts, total)))
         self.paths, self.path_from, self.path_end = paths, i, end
