@@ -18,8 +18,10 @@ declaring ``bar_fills``: :class:`~cryptoarena.trading.exchange.paper.PaperExchan
 Most bars change nothing: decisions are computed for the whole span before the loop
 (``signals.py``), so a bar whose decision class is unchanged, whose target needs no order
 (the order sizing rule of ``orders.size_order``, pre-checked in float and confirmed exactly) and
-on which nothing is due costs a few comparisons. Everything the engine does on the other bars
-goes through the same code as a live run.
+on which nothing is due gets no work: with no order working or in flight, the next bar where
+something can happen is found over the span at once and the quiet bars before it are jumped
+over (:meth:`BarDrive._quiet_until`). Everything the engine does on the other bars goes through
+the same code as a live run.
 """
 
 from __future__ import annotations
