@@ -59,10 +59,11 @@ def files(pattern: str) -> list[Path]:
 def ours(
     paths: list[Path], specs: list[tuple[str, str, dict[str, Any]]], arena: dict[str, Any],
     risk: dict[str, Any] | None, *, fill: Any = None,
-) -> tuple[float, float, str, Any]:  # fmt: skip
-    """(load s, run s, run id, result): ``run_bar_backtest`` in a fresh journal. The files are
-    read once first (page cache warm), then the run reads and runs them (its load is timed
-    apart by its own log; the run time here excludes the read)."""
+) -> tuple[float, float, str, Any, float]:  # fmt: skip
+    """(load s, run s, run id, result, run CPU s): ``run_bar_backtest`` in a fresh journal. The
+    files are read once first (page cache warm), then the run reads and runs them (its load is
+    timed apart by its own log; the run time here excludes the read). CPU is the process's (the
+    journal's writer thread too): on a shared, loaded machine it varies less than wall time."""
     from cryptoarena.config import get_settings
     from cryptoarena.trading.config import parse_arena_config
     from cryptoarena.trading.engine import bar_session
@@ -84,12 +85,12 @@ def ours(
         options = bar_session.BarRunOptions(
             files=tuple(paths), run_id=run_id, slippage_bps=0.0, progress=False, fill=fill
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = bar_session.run_bar_backtest(get_settings(), config, options)
-        run_s = time.perf_counter() - started
+        run_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     finally:
         bar_session.load_bars = real_load  # type: ignore[assignment]
-    return load_s, run_s, run_id, result
+    return load_s, run_s, run_id, result, cpu_s
 
 
 def backtrader_run(data: pd.DataFrame, fast: np.ndarray, slow: np.ndarray) -> tuple[float, int]:
@@ -140,7 +141,7 @@ def bench_sma(year: str, peers: list[str]) -> None:
     arena = {"capital": 1_000_000.0, "min_trade_fraction": 0.5, "fee_rate": FEE}
     from cryptoarena.trading.exchange.paper import PaperExchangeConfig
 
-    load_s, run_s, run_id, result = ours(
+    load_s, run_s, run_id, result, cpu_s = ours(
         paths, [("sma", "sma_cross", {"fast": 20, "slow": 60})], arena, NO_LIMITS,
         fill=PaperExchangeConfig(instruments=(satoshi_instrument(),)),
     )  # fmt: skip
@@ -148,12 +149,15 @@ def bench_sma(year: str, peers: list[str]) -> None:
     print(f"machine: {machine()}")
     print(f"klines: {n:,} ({len(paths)} files of {year}), read in {load_s:.2f} s")
     print(f"cryptoarena  run {run_s:6.2f} s  {n / run_s:>10,.0f} bars/s  "
-          f"{result.orders:,} orders, {result.fills:,} fills")  # fmt: skip
+          f"{result.orders:,} orders, {result.fills:,} fills, CPU {cpu_s:.2f} s")  # fmt: skip
     data, fast, slow = peer_data(paths)
     if "backtesting" in peers:
+        cpu = time.process_time()
         bt_s, trades = backtesting_py(data, fast, slow)
+        bt_cpu = time.process_time() - cpu  # (with building its trade list: a few ms)
         print(f"backtesting.py    {bt_s:6.2f} s  {n / bt_s:>10,.0f} bars/s  {len(trades):,} trades"
-              f"  -> ours {bt_s / run_s:.2f}x its bars/s")  # fmt: skip
+              f"  -> ours {bt_s / run_s:.2f}x its bars/s; CPU {bt_cpu:.2f} s: ours "
+              f"{bt_cpu / cpu_s:.2f}x by CPU")  # fmt: skip
         print(f"  trades: {compare(our_trades(run_id), trades)}")
     if "backtrader" in peers:
         btr_s, orders = backtrader_run(data, fast, slow)
@@ -164,9 +168,10 @@ def bench_sma(year: str, peers: list[str]) -> None:
 def bench_six(months: str, count: int, example_limits: bool) -> float:
     paths = files(f"BTCUSDT-1m-{months}.csv.gz")
     risk = None if example_limits else NO_LIMITS
-    load_s, run_s, _, result = ours(paths, SIX[:count], {}, risk)
+    load_s, run_s, _, result, cpu_s = ours(paths, SIX[:count], {}, risk)
     print(f"{count} strategies, {len(paths)} days ({result.bars:,} klines, read in {load_s:.1f} s):"
-          f" run {run_s:.2f} s ({result.bars / run_s:,.0f} bars/s), {result.orders:,} orders, "
+          f" run {run_s:.2f} s, CPU {cpu_s:.2f} s ({result.bars / run_s:,.0f} bars/s), "
+          f"{result.orders:,} orders, "
           f"{result.fills:,} fills, {'example' if example_limits else 'no'} loss limits")  # fmt: skip
     return run_s
 

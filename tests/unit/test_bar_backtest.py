@@ -391,3 +391,110 @@ def test_a_bar_drive_needs_a_venue_that_declares_bar_fills(tmp_path: Path) -> No
                         clock=clock, run_id="nobars")  # fmt: skip
         with pytest.raises(ValueError, match="needs a venue that fills from bars"):
             BarDrive(worker, exchange, PulledUpdates(), load_bars(write_klines(tmp_path)))
+
+
+def _documents(run_id: str) -> dict[str, list[str]]:
+    """Every journal document of a run, as text, with what differs between two runs of the
+    same inputs (run id, incarnation, the ids made from them) masked."""
+    import re
+
+    from cryptoarena.trading.journal import schema
+
+    out: dict[str, list[str]] = {}
+    with Journal.open(get_settings(), run_id=run_id, readonly=True) as journal:
+        for coll in schema.KINDS:
+            docs = journal.find(coll, {"run_id": run_id}, sort=[("seq", 1)])
+            texts = [json.dumps(d, sort_keys=True, default=str) for d in docs]
+            out[coll] = texts
+    incarnations = {m for t in out["runs"] for m in re.findall(r'"incarnation": "([a-z0-9]+)"', t)}
+    assert incarnations  # the masks below rely on it
+
+    def mask(text: str) -> str:
+        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
+        for inc in incarnations:
+            text = text.replace(inc, "INC")
+        text = re.sub(r'"[0-9a-f]{8}-(\d\d-INC)', r'"C-\1', text)
+        return re.sub(r"[0-9a-f]{16}:", "S:", text.replace(run_id, "RUN"))
+
+    return {coll: [mask(t) for t in texts] for coll, texts in out.items()}
+
+
+# Four strategies (one on 5 m bars) under limits that halt them within the day.
+QUIET_HALTS = """
+[arena]
+capital = 10000.0
+[risk.strategy]
+max_daily_loss = 0.004
+max_drawdown = 0.006
+[risk.global]
+max_daily_loss = 0.5
+max_drawdown = 0.5
+[[strategy]]
+name = "sma"
+kind = "sma_cross"
+params = { fast = 20, slow = 60, bar_size = "1m" }
+[[strategy]]
+name = "rsi"
+kind = "rsi_reversion"
+params = { bar_size = "1m" }
+[[strategy]]
+name = "boll5"
+kind = "bollinger"
+params = { bar_size = "5m" }
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+params = { bar_size = "1m" }
+"""
+# No limits and a small min_trade_fraction: books re-size to their target between changes of
+# their decision's class (the order-size pre-check finds those bars).
+QUIET_RESIZE = """
+[arena]
+capital = 10000.0
+min_trade_fraction = 0.001
+[[strategy]]
+name = "sma"
+kind = "sma_cross"
+params = { fast = 20, slow = 60, bar_size = "1m" }
+[[strategy]]
+name = "hold"
+kind = "buy_and_hold"
+params = { bar_size = "1m" }
+"""
+
+
+@pytest.mark.parametrize("config", [QUIET_HALTS, QUIET_RESIZE], ids=["halts", "resize"])
+def test_skipping_quiet_bars_journals_what_the_bar_by_bar_loop_journals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, config: str
+) -> None:
+    # Issue #21 item 3: bars on which nothing can happen are jumped over (decisions known over
+    # the span, the order-size pre-check vectorised). The shipped day of klines with four
+    # strategies (one on 5 m bars) and limits that halt within the day: the documents equal
+    # those of the loop that visits every bar.
+    import logging
+
+    from cryptoarena.trading.engine import bar_drive
+
+    day = sample_path("BTCUSDT-1m-2024-03-11.csv.gz")
+    if not day.exists():
+        pytest.skip(f"missing the shipped klines {day}")
+    path = _config(tmp_path, config)
+
+    def run(run_id: str) -> dict[str, list[str]]:
+        args = ["backtest", "-c", path, "--run-id", run_id, "--slippage-bps", "0", "--bars"]
+        result = runner.invoke(app, [*args, str(day)])
+        assert result.exit_code == 0, result.output
+        return _documents(run_id)
+
+    with caplog.at_level(logging.INFO, logger="cryptoarena.trading.engine.bar_drive"):
+        skipped = run("quiet-run-a1")
+    said = [r.getMessage() for r in caplog.records if "quiet bars skipped" in r.getMessage()]
+    assert said and not said[-1].endswith(" 0 quiet bars skipped"), said  # the skip path ran
+    monkeypatch.setattr(bar_drive, "_MIN_QUIET", 10**9)  # every bar visited
+    walked = run("quiet-run-b2")
+    assert walked["fills"]
+    if config is QUIET_HALTS:  # the limits halted books
+        assert [t for t in walked["risk_events"] if '"type": "halt"' in t]
+    else:  # orders without a change of class: re-sizing (a decision's class per order)
+        assert len(walked["orders"]) > len(walked["decisions"]) // 2
+    assert skipped == walked

@@ -47,6 +47,31 @@ def test_clean_document_converts_types_and_copies() -> None:
     assert out["nested"] == {"a": [1, 2]}
 
 
+def test_decimal_fields_keep_their_exact_text() -> None:
+    # Prices, sizes and fees of every order and fill: the fast branch for a field's Decimal
+    # gives the text the general one gives (a subclass, nested, in a list), secrets still go.
+    class Price(Decimal):
+        pass
+
+    doc = {
+        "fee": Decimal("550.00012936554482500000"),
+        "qty": Decimal("1E-8"),
+        "zero": Decimal("-0.000"),
+        "sub": Price("42455.4700000"),
+        "inner": {"price": Decimal("0.10")},
+        "list": [Decimal("2.50")],
+        "api_key": Decimal("1"),
+    }
+    assert clean_document(doc) == {
+        "fee": "550.00012936554482500000",
+        "qty": "1E-8",
+        "zero": "-0.000",
+        "sub": "42455.4700000",
+        "inner": {"price": "0.10"},
+        "list": ["2.50"],
+    }
+
+
 @pytest.mark.parametrize(
     "key",
     ["api_key", "apiKey", "API-KEY", "api_secret", "password", "token", "X-BAPI-SIGN", "sign"],

@@ -131,3 +131,43 @@ def test_loss_checks_along_a_path_equal_on_equity_at_every_mark() -> None:
     # The total (global limits) the same way, from a state carried over.
     total = many.equity_path(None, ts[first_halt:], equity[first_halt:] * 3)
     assert 0 <= total.breach <= n - first_halt
+
+
+@pytest.mark.parametrize("carried", ["none", "same day", "day before"])
+def test_loss_checks_along_a_path_inside_one_day_equal_on_equity_at_every_mark(
+    carried: str,
+) -> None:
+    # A path inside one UTC day (a block between fills) takes a shorter route: the marks it
+    # commits and the breach it finds are still those of on_equity, mark by mark.
+    rng = np.random.default_rng(11)
+    n = 200
+    day0 = 1_700_006_400 * 10**9  # a UTC midnight
+    assert day0 % DAY_NS == 0
+    ts = day0 + 3_600 * 10**9 + np.arange(n, dtype=np.int64) * 60 * 10**9
+    assert ts[0] // DAY_NS == ts[-1] // DAY_NS  # the precondition of the short route
+    equity = 10_000 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+    config = RiskConfig(strategy=StrategyLimits(max_daily_loss=0.02, max_drawdown=0.05))
+
+    def fresh() -> RiskManager:
+        risk = RiskManager(config, {"a": 10_000.0}, lambda doc: None)
+        if carried != "none":  # a mark left earlier: today's, or yesterday's
+            at = int(ts[0]) - (30 * 10**9 if carried == "same day" else DAY_NS)
+            risk.on_equity("a", 10_150.0, at)
+        return risk
+
+    one, many = fresh(), fresh()
+    first_halt = n
+    for k in range(n):
+        one.on_equity("a", float(equity[k]), int(ts[k]))
+        if "a" in one.halted:
+            first_halt = k
+            break
+    assert first_halt < n  # the path breaks the daily limit somewhere: the breach is checked
+    path = many.equity_path("a", ts, equity)
+    assert path.breach == first_halt
+    for k in range(first_halt):
+        step = fresh()
+        for j in range(k + 1):
+            step.on_equity("a", float(equity[j]), int(ts[j]))
+        path.commit(k)
+        assert many.marks == step.marks

@@ -18,8 +18,10 @@ declaring ``bar_fills``: :class:`~cryptoarena.trading.exchange.paper.PaperExchan
 Most bars change nothing: decisions are computed for the whole span before the loop
 (``signals.py``), so a bar whose decision class is unchanged, whose target needs no order
 (the order sizing rule of ``orders.size_order``, pre-checked in float and confirmed exactly) and
-on which nothing is due costs a few comparisons. Everything the engine does on the other bars
-goes through the same code as a live run.
+on which nothing is due gets no work: with no order working or in flight, the next bar where
+something can happen is found over the span at once and the quiet bars before it are jumped
+over (:meth:`BarDrive._quiet_until`). Everything the engine does on the other bars goes through
+the same code as a live run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -56,6 +59,7 @@ MINUTE_NS = 60 * NS_PER_S
 _NO_CLASS = -1
 _FIRST_BLOCK = 64  # bars of loss checks computed ahead after a change of the books
 _MAX_BLOCK = 16_384
+_MIN_QUIET = 8  # bars: a shorter quiet span is walked bar by bar
 KILL_POLL_BARS_S = 0.25  # wall seconds between reads of the kill file in a bar run
 
 
@@ -114,6 +118,9 @@ class _Lane:
     keys: list[int]
     targets: list[float]
     index: list[int]  # 1 m bar → the strategy's own bar index (-1: none closes there)
+    closes: np.ndarray  # bool per 1 m bar: the strategy's bar closes there
+    target_arr: np.ndarray  # the targets again, for the order-size pre-check over a span
+    changes: list[int]  # the bars whose class differs from the last one decided (sorted)
     last_key: int = _NO_CLASS
     fills_seen: int = -1
     cash: float = 0.0  # cash − fees, float: the pre-check of the sizing rule
@@ -158,6 +165,7 @@ class BarDrive:
         arena = worker.config.arena
         self.min_fraction = float(arena.min_trade_fraction)
         self.instrument_min_qty = 0.0
+        self.skipped = 0  # quiet bars jumped over (nothing could happen on them)
 
     # -- set-up -----------------------------------------------------------------------------
     def _lanes(self, bars: pd.DataFrame) -> list[_Lane]:
@@ -178,6 +186,12 @@ class BarDrive:
             index[at[:m]] = np.arange(m)
             if sig.crash_at >= 0:
                 keys[at[sig.crash_at]] = -2  # the crash itself
+            closing = np.flatnonzero(keys != _NO_CLASS)
+            kept = keys[closing]
+            # A bar decides when its class differs from the previous closing bar's (the first
+            # closing bar always: the lane starts at _NO_CLASS).
+            changed = np.ones(len(kept), dtype=bool)
+            changed[1:] = kept[1:] != kept[:-1]
             lanes.append(
                 _Lane(
                     sig,
@@ -186,6 +200,9 @@ class BarDrive:
                     keys.tolist(),
                     targets.tolist(),
                     index.tolist(),
+                    keys != _NO_CLASS,
+                    targets,
+                    closing[changed].tolist(),
                 )
             )
         logger.info(
@@ -227,8 +244,18 @@ class BarDrive:
         shown = _Progress(self.n, self.progress)
         ledger_in_flight = router.ledger.in_flight
         follow = router.follow
+        n = self.n
+        i = 0
         try:
-            for i in range(self.n):
+            while i < n:
+                if not (working or ledger_in_flight or follow or self.flatten_due):
+                    quiet_to = self._quiet_until(i, close_ns)
+                    if quiet_to > i:  # nothing can happen on these bars: no per-bar work
+                        self.skipped += quiet_to - i
+                        if (quiet_to - 1) >> 12 != (i - 1) >> 12:
+                            shown.update(quiet_to)
+                        i = quiet_to
+                        continue
                 changed = False
                 if working:
                     self._open_phase(i)
@@ -257,6 +284,7 @@ class BarDrive:
                     self._housekeeping(i, c, now)
                 if i & 4095 == 0:
                     shown.update(i)
+                i += 1
             # The run ends at the last bar's close, not at its last event: the final snapshot
             # (the engine's stop) marks the books there (issue #20 item 8).
             self._commit(self.n - 1)
@@ -310,16 +338,61 @@ class BarDrive:
         lane.last_key = k
         self._drain()
 
+    def _quiet_until(self, i: int, close_ns: list[int]) -> int:
+        """The first bar from ``i`` on where something can happen, with no order working, in
+        flight or following up and no book to flatten: a decision class changes, the order-size
+        pre-check (:meth:`_wants`, the same float rule over the span) finds an order, the loss
+        checks' block ends or breaches, a daily halt ends, or an equity snapshot is due. The
+        bars before it are exactly those on which the per-bar loop would do nothing."""
+        end = self.path_end
+        if i >= end:
+            return i
+        for at in (self.breach_at, self.release_at):
+            if at >= i:
+                end = min(end, at)
+        end = bisect_left(close_ns, self.w.duties.next_equity_ns, i, end)
+        for lane in self.lanes:
+            k = bisect_left(lane.changes, i)
+            if k < len(lane.changes):
+                end = min(end, lane.changes[k])
+        if end - i < _MIN_QUIET:  # the bar-by-bar loop is cheaper than the span's arrays
+            return i
+        for lane in self.lanes:
+            if not lane.blocked:
+                end = i + self._first_want(lane, i, end)
+                if end == i:
+                    break
+        return end
+
+    def _first_want(self, lane: _Lane, i: int, end: int) -> int:
+        """:meth:`_wants` at every closing bar of ``i..end-1`` at once (the same float
+        operations, element by element): the offset of the first bar where it is True, else
+        ``end - i``."""
+        self._book_floats(lane)
+        target = lane.target_arr[i:end]
+        price = self.close_arr[i:end]
+        q = lane.qty
+        equity = lane.cash + q * price
+        with np.errstate(all="ignore"):
+            delta = np.abs(target * equity / price - q)
+            sized = (delta * price >= self.min_fraction * equity * (1 - 1e-9)) & (
+                delta >= self.instrument_min_qty * (1 - 1e-9)
+            )
+        wants = (
+            lane.closes[i:end]
+            & (target == target)
+            & (equity > 0)
+            & np.where(target == 0.0, q != 0.0, sized)
+        )
+        first = int(np.argmax(wants))
+        return first if wants[first] else end - i
+
     def _wants(self, lane: _Lane, target: float, price: float) -> bool:
         """Might :func:`size_order` give an order at ``price``? Float pre-check with a margin
         (the exact check is the router's own); False only when it certainly gives none."""
         if target != target:
             return False
-        book = lane.book
-        if book.fills != lane.fills_seen:
-            lane.fills_seen = book.fills
-            lane.cash = float(book.cash - book.fees)
-            lane.qty = float(book.qty)
+        self._book_floats(lane)
         q = lane.qty
         equity = lane.cash + q * price
         if equity <= 0:
@@ -330,6 +403,15 @@ class BarDrive:
         return delta * price >= self.min_fraction * equity * (
             1 - 1e-9
         ) and delta >= self.instrument_min_qty * (1 - 1e-9)
+
+    @staticmethod
+    def _book_floats(lane: _Lane) -> None:
+        """The book's cash (less fees) and size as floats, read again after a fill."""
+        book = lane.book
+        if book.fills != lane.fills_seen:
+            lane.fills_seen = book.fills
+            lane.cash = float(book.cash - book.fees)
+            lane.qty = float(book.qty)
 
     def _drain(self) -> None:
         pending = self.stream.pending
@@ -355,12 +437,16 @@ class BarDrive:
         close = self.close_arr[i:end]
         risk = self.w.risk
         paths: list[tuple[str | None, EquityPath]] = []
-        total = np.zeros(end - i)
+        halted = risk.halted
+        total: np.ndarray | None = None
         for name, book in self.w.books.items():
             equity = float(book.cash - book.fees) + float(book.qty) * close
-            total += equity
-            if name not in risk.halted:
+            # The sum in book order from 0.0, as a zero-filled total would add them.
+            total = equity + 0.0 if total is None else total + equity
+            if name not in halted:
                 paths.append((name, risk.equity_path(name, ts, equity)))
+        if total is None:
+            total = np.zeros(end - i)
         if risk.global_halt is None:
             paths.append((None, risk.equity_path(None, ts, total)))
         self.paths, self.path_from, self.path_end = paths, i, end
@@ -489,11 +575,12 @@ async def drive(
         drive.run()
         elapsed = time.perf_counter() - started
         logger.info(
-            "bar backtest: %d bars in %.2f s (%s bars/s), %d orders",
+            "bar backtest: %d bars in %.2f s (%s bars/s), %d orders, %d quiet bars skipped",
             drive.n,
             elapsed,
             f"{drive.n / elapsed:,.0f}" if elapsed > 0 else "-",
             worker.result.orders,
+            drive.skipped,
         )
         await drive.finish()
         worker.result.stopped_by = "klines ended"

@@ -395,24 +395,35 @@ class RiskManager:
             capital = self.capitals.get(strategy, float(equity[0]))
             daily_max, dd_max = lim.max_daily_loss, lim.max_drawdown
         n = len(equity)
-        day = ts_ns // DAY_NS
         before = self.risk_state.marks.get(key)
-        new = np.empty(n, dtype=bool)
-        new[0] = before is None or before.day != int(day[0])
-        new[1:] = day[1:] != day[:-1]
-        days = np.cumsum(new) - 1  # which of the span's new days each mark is in (-1: none)
         carried = before.start if before is not None else float(equity[0])
-        firsts = equity[new]
-        start = (
-            np.where(days >= 0, firsts[np.maximum(days, 0)], carried)
-            if firsts.size
-            else np.full(n, carried)
-        )
+        first_day = int(ts_ns[0]) // DAY_NS
+        day: np.ndarray | int
+        start: np.ndarray | float
+        if int(ts_ns[-1]) // DAY_NS == first_day:
+            # The span lies in one UTC day (most spans: a block between fills): one day, one
+            # start, no per-mark arrays for them (the same values as the general case).
+            day = first_day
+            start = carried if before is not None and before.day == first_day else float(equity[0])
+        else:
+            day = ts_ns // DAY_NS
+            new = np.empty(n, dtype=bool)
+            new[0] = before is None or before.day != first_day
+            new[1:] = day[1:] != day[:-1]
+            days = np.cumsum(new) - 1  # which of the span's new days each mark is in (-1: none)
+            firsts = equity[new]
+            start = (
+                np.where(days >= 0, firsts[np.maximum(days, 0)], carried)
+                if firsts.size
+                else np.full(n, carried)
+            )
         first_peak = before.peak if before is not None else self._first_peak(key, float(equity[0]))
-        peak = np.maximum(np.maximum.accumulate(equity), first_peak)
+        peak = np.maximum.accumulate(equity)
+        np.maximum(peak, first_peak, out=peak)
         daily, drawdown = loss_measures(start, peak, equity, capital)
         bad = loss_breach(daily, drawdown, daily_max, dd_max)
-        breach = int(np.argmax(bad)) if bool(bad.any()) else n
+        first = int(np.argmax(bad))
+        breach = first if bad[first] else n
         return EquityPath(self.risk_state, key, day, start, peak, breach)
 
     def state(self) -> dict[str, Any]:
@@ -432,16 +443,16 @@ class EquityPath:
 
     state: RiskState
     key: str
-    day: np.ndarray
-    start: np.ndarray
+    day: np.ndarray | int  # an int: every mark of the path is in this UTC day
+    start: np.ndarray | float  # a float: the day's start equity at every mark
     peak: np.ndarray
     breach: int
 
     def commit(self, k: int) -> None:
         """The marks :meth:`RiskManager.on_equity` would leave after marks ``0..k``."""
-        self.state.advance(
-            self.key, Mark(int(self.day[k]), float(self.start[k]), float(self.peak[k]))
-        )
+        day = self.day if isinstance(self.day, int) else int(self.day[k])
+        start = self.start if isinstance(self.start, float) else float(self.start[k])
+        self.state.advance(self.key, Mark(day, start, float(self.peak[k])))
 
 
 def _who(key: str) -> str:

@@ -24,10 +24,13 @@ GLOBAL = "*"  # the key of the total (global limits)
 Num = TypeVar("Num", float, np.ndarray)
 
 
-def loss_measures(start: Num, peak: Num, equity: Num, capital: float) -> tuple[Num, Num]:
-    """(daily loss as a fraction of capital, drawdown as a fraction of the peak)."""
+def loss_measures(start: Num | float, peak: Num, equity: Num, capital: float) -> tuple[Num, Num]:
+    """(daily loss as a fraction of capital, drawdown as a fraction of the peak); along a path
+    ``start`` may be one float for every mark (a path inside one UTC day)."""
     daily = (start - equity) / capital if capital > 0 else equity * 0.0
     if isinstance(peak, np.ndarray):
+        if peak.min() > 0:  # the usual case: the same values without the guarded division
+            return daily, (peak - equity) / peak
         with np.errstate(divide="ignore", invalid="ignore"):
             return daily, np.where(peak > 0, (peak - equity) / peak, 0.0)
     return daily, (peak - equity) / peak if peak > 0 else equity * 0.0
