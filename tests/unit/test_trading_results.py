@@ -326,6 +326,75 @@ def test_bootstrap_means_equal_arch_resampled_means() -> None:
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
 
 
+def _ar1(n: int, phi: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.standard_t(4, n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + e[t]
+    return x
+
+
+@pytest.mark.parametrize("n", [8, 9, 40, 500, 17_280])
+@pytest.mark.parametrize("phi", [0.0, 0.3, 0.9, -0.5])
+def test_politis_white_equals_arch_optimal_block_length(n: int, phi: float) -> None:
+    """The numpy Politis–White is arch's ``optimal_block_length`` (circular), to the rounding,
+    on white noise, persistent and alternating series of every length the verdict meets."""
+    from arch.bootstrap import optimal_block_length
+    from cryptoarena.trading.results.significance import politis_white_circular
+
+    x = _ar1(n, phi, seed=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theirs = float(optimal_block_length(x)["circular"].iloc[0])
+        ours = politis_white_circular(x)
+    assert np.isfinite(theirs)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_block_length_is_arch_s_on_several_columns_and_degenerate_ones() -> None:
+    """Several columns take the longest; constant and near-constant columns are handled as the
+    arch-based code handled them (left out, or their length kept when finite)."""
+    import math
+    import warnings
+
+    from arch.bootstrap import optimal_block_length
+    from cryptoarena.trading.results.significance import block_length
+
+    n = 3000
+    cols = [_ar1(n, 0.8, 1), _ar1(n, 0.1, 2), np.zeros(n), np.r_[np.zeros(n - 1), 1e-300]]
+    x = np.column_stack(cols)
+    live = x[:, np.std(x, axis=0) > 0.0]
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lengths = optimal_block_length(live)["circular"].to_numpy(dtype=np.float64)
+    lengths = lengths[np.isfinite(lengths)]
+    expected = min(max(1, math.ceil(float(lengths.max()))), int(n * 0.25))
+    assert expected > 1  # the persistent column sets it
+    assert block_length(x) == expected
+    assert block_length(np.zeros((100, 2))) == 1 and block_length(np.ones(5)) == 1
+
+
+def test_the_verdict_imports_neither_arch_nor_pandas() -> None:
+    """The dashboard computes the verdict in its own process: arch (with pandas and
+    statsmodels) was ~100 MB of its resident memory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from cryptoarena.trading.results.verdict import compare_ai_vs_classical\n"
+        "rng = np.random.default_rng(0)\n"
+        "c = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 3001)) for _ in range(3)]\n"
+        "r = compare_ai_vs_classical(c[0], c[1:], resamples=50)\n"
+        "assert r.ci_low_bp_day < r.ci_high_bp_day and r.block >= 1\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'arch', 'pandas', 'statsmodels'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"
+
+
 def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:
     """When the journal keeps the ``equity_minute`` read model, a run longer than the raw limit
     is reported from it: one point per minute, and the report says so."""
