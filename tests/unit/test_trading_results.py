@@ -24,6 +24,7 @@ from cryptoarena.trading.results.significance import (
     deflated_from_moments,
     deflated_sharpe,
     expected_max_sharpe,
+    moments,
     probabilistic_sharpe,
     psr_from_moments,
 )
@@ -375,24 +376,47 @@ def test_block_length_is_arch_s_on_several_columns_and_degenerate_ones() -> None
     assert block_length(np.zeros((100, 2))) == 1 and block_length(np.ones(5)) == 1
 
 
-def test_the_verdict_imports_neither_arch_nor_pandas() -> None:
-    """The dashboard computes the verdict in its own process: arch (with pandas and
-    statsmodels) was ~100 MB of its resident memory."""
+REPORT_IN_A_FRESH_PROCESS = """
+import json, sys
+from cryptoarena.config import Settings
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.results.source import build_report
+settings = Settings(mongo={"embedded_dir": sys.argv[1]}, home=sys.argv[2])
+with Journal.open(settings, run_id="reader", readonly=True) as journal:
+    report = build_report(journal, "r1", forecasts=False)
+assert report.verdict is not None and report.verdict.ci is not None, report.verdict
+heavy = {"arch", "pandas", "pyarrow", "scipy", "statsmodels", "matplotlib"}
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
+"""
+
+
+def test_a_report_with_its_verdict_imports_no_pandas_scipy_or_arch(tmp_path: Path) -> None:
+    """Issue #19: the dashboard computes the leaderboard's report in its own process; arch (with
+    pandas and statsmodels), scipy.stats and the lake's pandas/pyarrow stayed resident there
+    (~200 MB of its 365 MB after a day)."""
     import subprocess
     import sys
 
-    code = (
-        "import sys, numpy as np\n"
-        "from cryptoarena.trading.results.verdict import compare_ai_vs_classical\n"
-        "rng = np.random.default_rng(0)\n"
-        "c = [1e4 * np.cumprod(1 + rng.normal(0, 1e-4, 3001)) for _ in range(3)]\n"
-        "r = compare_ai_vs_classical(c[0], c[1:], resamples=50)\n"
-        "assert r.ci_low_bp_day < r.ci_high_bp_day and r.block >= 1\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'arch', 'pandas', 'statsmodels'}))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
-    assert done.stdout.strip() == "[]"
+    settings = _settings(tmp_path)
+    _record_run(settings, "r1", T0, n=400)
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_IN_A_FRESH_PROCESS, str(tmp_path / "journal"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_moments_equal_scipy_s_skewness_and_kurtosis(seed: int) -> None:
+    """Computed without scipy (the PSR's and DSR's normal distribution is the standard
+    library's: the hand-computed PSR and the paper's DSR above pin it)."""
+    from scipy.stats import kurtosis, skew
+
+    r = np.random.default_rng(seed).standard_t(3 + seed, 5000) * 1e-4 + 2e-6
+    m = moments(r)
+    assert m is not None
+    assert m.skew == pytest.approx(float(skew(r)), rel=1e-10)
+    assert m.kurtosis == pytest.approx(float(kurtosis(r, fisher=False)), rel=1e-10)
 
 
 def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:

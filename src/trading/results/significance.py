@@ -23,11 +23,12 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
-# scipy is imported in the functions that use it: importing the results package (the dashboard,
-# `arena report --help`) stays ~60 MB and ~1 s lighter.
+# numpy and the standard library only: every leaderboard the dashboard computes runs this, and
+# scipy.stats (~60 MB resident) or arch (pandas, statsmodels: ~100 MB) would stay in its process.
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +47,24 @@ class Moments:
 
 def moments(returns: np.ndarray) -> Moments | None:
     """None when the Sharpe ratio is undefined (fewer than 3 returns, or no variance)."""
-    from scipy.stats import kurtosis, skew
-
     r = np.asarray(returns, dtype=np.float64)
     if len(r) < 3:
         return None
     sd = float(np.std(r, ddof=1))
     if not sd > 0.0:
         return None
+    mean = float(np.mean(r))
+    dev = r - mean
+    m2 = float(np.mean(dev**2))
+    m3 = float(np.mean(dev**3))
+    m4 = float(np.mean(dev**4))
+    # As scipy.stats.skew/kurtosis (bias=True): NaN when the variance is lost in rounding.
+    lost = m2 <= (np.finfo(np.float64).resolution * mean) ** 2
     return Moments(
         n=len(r),
-        sharpe=float(np.mean(r)) / sd,
-        skew=float(skew(r)),
-        kurtosis=float(kurtosis(r, fisher=False)),
+        sharpe=mean / sd,
+        skew=math.nan if lost else m3 / m2**1.5,
+        kurtosis=math.nan if lost else m4 / m2**2,
     )
 
 
@@ -66,12 +72,10 @@ def psr_from_moments(
     sr: float, n: int, skewness: float, kurt: float, sr_star: float = 0.0
 ) -> float:
     """Probabilistic Sharpe ratio from the per-period Sharpe ``sr`` of ``n`` returns."""
-    from scipy.stats import norm
-
     denom = 1.0 - skewness * sr + (kurt - 1.0) / 4.0 * sr * sr
     if n < 2 or not denom > 0.0:
         return float("nan")
-    return float(norm.cdf((sr - sr_star) * math.sqrt(n - 1) / math.sqrt(denom)))
+    return NormalDist().cdf((sr - sr_star) * math.sqrt(n - 1) / math.sqrt(denom))
 
 
 def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | None:
@@ -84,13 +88,11 @@ def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | N
 
 def expected_max_sharpe(sr_variance: float, n_trials: int) -> float:
     """SR₀: the per-period Sharpe the best of ``n_trials`` reaches with no skill at all."""
-    from scipy.stats import norm
-
     if n_trials < 2 or not sr_variance > 0.0:
         return 0.0
     return math.sqrt(sr_variance) * (
-        (1.0 - EULER_GAMMA) * float(norm.ppf(1.0 - 1.0 / n_trials))
-        + EULER_GAMMA * float(norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
+        (1.0 - EULER_GAMMA) * NormalDist().inv_cdf(1.0 - 1.0 / n_trials)
+        + EULER_GAMMA * NormalDist().inv_cdf(1.0 - 1.0 / (n_trials * math.e))
     )
 
 
