@@ -153,7 +153,9 @@ class RegistryView:
         try:
             value: View = (*self._read(), None)
         except RegistryUnreadable as exc:  # the registry is optional for the dashboard
-            logger.warning("dashboard: MLflow registry unreadable: %s", exc)
+            # A read a stop ended is no news for whoever reads the log.
+            log = logger.info if self._stopped else logger.warning
+            log("dashboard: MLflow registry unreadable: %s", exc)
             value = ([], None, str(exc)[:300])
         except Exception as exc:
             logger.warning("dashboard: MLflow registry unreadable: %s", exc, exc_info=True)
