@@ -161,6 +161,10 @@ class RegistryView:
         except Exception as exc:
             logger.warning("dashboard: MLflow registry unreadable: %s", exc, exc_info=True)
             value = ([], None, f"{type(exc).__name__}: {exc}"[:300])
+        if self._files and stamp[0] is None:
+            # The read created the database (MLflow makes its schema on a first visit): that
+            # write is the read's own, not news that would make the next page wait for another.
+            stamp = self._stamp()
         with self._lock:
             self._value = (time.monotonic(), stamp, value)
             self._refreshing = False

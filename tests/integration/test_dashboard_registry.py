@@ -194,3 +194,14 @@ def test_a_stop_ends_a_read_under_way(silent_server: str) -> None:
     assert not view.stop(0.0)  # the precondition: a read is under way
     assert view.stop(60.0)
     assert view.get()[2] == "the dashboard stopped during the read"
+
+
+def test_the_first_read_creating_the_database_is_not_a_change(tmp_path: Path) -> None:
+    """MLflow creates its SQLite schema on a first read: that is no new version, so the next
+    Model page request must not wait for another read (it waited past a client's 10 s)."""
+    db = tmp_path / "mlflow.db"
+    view = RegistryView(Settings(mlflow={"tracking_uri": f"sqlite:///{db}"}))  # type: ignore[arg-type]
+    assert not db.exists()  # the precondition: the read makes it
+    view.refresh_now()
+    assert db.exists() and view.get()[2] is None
+    assert not view.outdated()
