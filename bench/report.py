@@ -16,8 +16,9 @@ of configs/arena.example.toml) instead of writing a synthetic one.
 
 Bootstrap: the verdict on 4 synthetic equity curves of 5-second snapshots over N days, 2,000
 resamples, in a fresh process per case (peak RSS = ``ru_maxrss`` of that child): the current
-``arch`` moving-block bootstrap, and the old in-memory index array (reimplemented below as it
-was) for the sizes the machine can hold.
+moving-block bootstrap ("current": numpy, the draws of ``arch``'s, which it used until issue
+#19), and the old in-memory index array (reimplemented below as it was) for the sizes the
+machine can hold.
 
 Start-up (issue #21 item 6): fresh ``arena`` processes on the example config, in a temporary
 home and journal: each command's ``--help``; ``arena backtest --minutes 5`` (every strategy,
@@ -249,7 +250,7 @@ def time_bootstrap(days: list[float], old_max_days: float) -> None:
     print("| days | periods | bootstrap | block | wall | peak RSS | of which the bootstrap |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for d in days:
-        for which in ("old", "arch"):
+        for which in ("old", "current"):
             if which == "old" and d > old_max_days:
                 continue
             out = subprocess.run([sys.executable, "-c", _CHILD_BOOT, str(d), which],

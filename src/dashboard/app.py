@@ -66,7 +66,7 @@ def _wait_idle(warm: threading.Thread, registry: RegistryView) -> None:
     warm.join(SHUTDOWN_WAIT_S)
     if warm.is_alive():
         logger.warning("dashboard: the warm-up still runs after %.0f s; closing", SHUTDOWN_WAIT_S)
-    if not registry.wait_idle(SHUTDOWN_WAIT_S):
+    if not registry.stop(SHUTDOWN_WAIT_S):
         logger.warning("dashboard: the registry read still runs after %.0f s", SHUTDOWN_WAIT_S)
 
 

@@ -1,38 +1,54 @@
 """Model versions (with how each became champion, the gate's reason and metrics) and the latest
-drift check, read from the MLflow registry. MLflow is slow to import and may be away: the view is
-built in a worker thread, cached, and says why when it cannot be read. The cache is read again
-when the registry's SQLite file changes (a new version must show on the next page load), else
-every ``TTL_S`` (a server: nothing cheap tells that it changed)."""
+drift check, read from the MLflow registry. MLflow is slow to import, holds ~150 MB once imported
+(pandas, scipy, SQLAlchemy) and may be away: the view is read by a short-lived child process
+(:mod:`cryptoarena.dashboard.registry_read`, from a worker thread), cached, and says why when it
+cannot be read or did not answer within ``READ_TIMEOUT_S``. The cache is read again when the
+registry's SQLite file changes (a new version must show on the next page load), else every
+``TTL_S`` (a server: nothing cheap tells that it changed; a SQLite file: every
+``SQLITE_TTL_S``, in case two writes fell in one mtime tick)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptoarena.config import Settings, sqlite_db_path
 from cryptoarena.dashboard import schemas as s
-from cryptoarena.model.champions import ChampionChange, champion_changes
+from cryptoarena.model.champions import ChampionChange
 
 logger = logging.getLogger(__name__)
 
-# Reading the registry costs ~1 s of CPU (MLflow): promotions are rare, so not often.
+# A read costs ~5 s of CPU (a child importing MLflow), more under load: promotions are rare.
 TTL_S = 120.0
+SQLITE_TTL_S = 900.0
+# A registry that does not answer (a stuck tracking server) or a machine so loaded that MLflow
+# does not even import: the read is stopped and the page says so (a read took 35 s at load 17).
+READ_TIMEOUT_S = 120.0
 # A training run writes its metrics every epoch: after a change, at most one read per gap.
 CHANGE_GAP_S = 2.0
-# How long the Model page's request waits for the read after a change (~1 s; more when busy:
-# then the answer says pending and the page asks again).
-PAGE_WAIT_S = 8.0
+# How long the Model page's request waits for the read after a change, so that the first request
+# after a new version shows it (issue #23): the child takes ~8 s on this 2-core machine at load
+# ~10 (it imports MLflow each time). Longer, the answer says pending and the page asks again.
+PAGE_WAIT_S = 30.0
 
 View = tuple[list[s.ModelVersion], s.DriftStatus | None, str | None]
 Stamp = tuple[tuple[int, int] | None, ...]
 
 
 class RegistryView:
-    def __init__(self, settings: Settings, *, change_gap_s: float = CHANGE_GAP_S) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        change_gap_s: float = CHANGE_GAP_S,
+        timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
         self._uri = settings.mlflow.tracking_uri
         self._experiment = settings.mlflow.experiment
         self.name = settings.serving.model_name
@@ -42,6 +58,10 @@ class RegistryView:
         ends = ("", "-wal", "-journal")
         self._files = [] if db is None else [db.with_name(db.name + e) for e in ends]
         self._gap = change_gap_s
+        self._ttl = SQLITE_TTL_S if self._files else TTL_S
+        self._timeout = timeout_s
+        self._child: subprocess.Popen[str] | None = None  # the read under way
+        self._stopped = False
         self._lock = threading.Lock()
         self._done = threading.Event()  # set while no read is under way
         self._done.set()
@@ -63,14 +83,15 @@ class RegistryView:
         return tuple(out)
 
     def get(self, wait_s: float = 0.0) -> View:
-        """The cached view. Read again in the background when it is older than TTL_S, or when
+        """The cached view. Read again in the background when it is older than its TTL, or when
         the registry changed since it was read: then wait up to ``wait_s`` for the new read, so
         the first page load after a new version shows it."""
         with self._lock:
             at, stamp, value = self._value
             age = time.monotonic() - at
             changed = self._stamp() != stamp and age > self._gap
-            if (changed or age > TTL_S) and not self._refreshing:
+            due = changed or age > self._ttl
+            if due and not self._refreshing and not self._stopped:
                 self._refreshing = True
                 self._done.clear()
                 threading.Thread(
@@ -82,9 +103,13 @@ class RegistryView:
                 value = self._value[2]
         return value
 
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no read is under way (a stop must not close what a read is using); False
-        when one still runs after ``timeout_s``."""
+    def stop(self, timeout_s: float) -> bool:
+        """End a read under way (its child is killed: a stop does not wait for a slow registry)
+        and wait for its thread; False when it still runs after ``timeout_s``."""
+        with self._lock:
+            self._stopped = True
+            if self._child is not None:
+                self._child.kill()
         return self._done.wait(timeout_s)
 
     def champions(self) -> tuple[list[ChampionChange], str | None, bool]:
@@ -128,9 +153,18 @@ class RegistryView:
         stamp = self._stamp()  # before the read: a write during it is news for the next get
         try:
             value: View = (*self._read(), None)
-        except Exception as exc:  # the registry is optional for the dashboard
-            logger.warning("dashboard: MLflow registry unreadable: %s", exc)
+        except RegistryUnreadable as exc:  # the registry is optional for the dashboard
+            # A read a stop ended is no news for whoever reads the log.
+            log = logger.info if self._stopped else logger.warning
+            log("dashboard: MLflow registry unreadable: %s", exc)
+            value = ([], None, str(exc)[:300])
+        except Exception as exc:
+            logger.warning("dashboard: MLflow registry unreadable: %s", exc, exc_info=True)
             value = ([], None, f"{type(exc).__name__}: {exc}"[:300])
+        if self._files and stamp[0] is None:
+            # The read created the database (MLflow makes its schema on a first visit): that
+            # write is the read's own, not news that would make the next page wait for another.
+            stamp = self._stamp()
         with self._lock:
             self._value = (time.monotonic(), stamp, value)
             self._refreshing = False
@@ -138,96 +172,46 @@ class RegistryView:
             self._done.set()
 
     def _read(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None]:
-        from cryptoarena.model.champions import PROMOTION_TAG
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
-        versions: list[s.ModelVersion] = []
-        # search_model_versions leaves the aliases out: take them from the registered model.
+        request = {"uri": self._uri, "experiment": self._experiment, "name": self.name,
+                   "ui": self._ui}  # fmt: skip
+        child = subprocess.Popen(
+            [sys.executable, "-m", "cryptoarena.dashboard.registry_read"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with self._lock:
+            self._child = child
+            if self._stopped:  # stop() came before the child existed
+                child.kill()
         try:
-            alias_map: dict[str, str] = dict(client.get_registered_model(self.name).aliases or {})
-        except Exception:  # no such model yet
-            alias_map = {}
-        aliases: dict[str, list[str]] = {}
-        for alias, ver in sorted(alias_map.items()):
-            aliases.setdefault(str(ver), []).append(alias)
-        found = client.search_model_versions(f"name='{self.name}'")
-        changes = champion_changes(self.name, found)
+            out, err = child.communicate(json.dumps(request), timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise RegistryUnreadable(
+                f"no answer within {self._timeout:g} s (the read was stopped; asked again "
+                f"in {self._ttl:g} s)"
+            ) from None
+        finally:
+            with self._lock:
+                self._child = None
+        if self._stopped:
+            raise RegistryUnreadable("the dashboard stopped during the read")
+        if child.returncode != 0:
+            last = (err.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+            raise RegistryUnreadable(f"the registry reader failed: {last}")
+        answer = json.loads(out)
+        if "error" in answer:
+            raise RegistryUnreadable(answer["error"])
+        changes = [ChampionChange(**c) for c in answer["changes"]]
         with self._lock:
             self._changes = changes
-        for mv in found:
-            metrics: dict[str, float] = {}
-            run_tags: dict[str, str] = {}
-            if mv.run_id:
-                try:
-                    data = client.get_run(mv.run_id).data
-                    metrics, run_tags = dict(data.metrics), dict(data.tags)
-                except Exception:
-                    metrics = {}
-            tags: dict[str, Any] = dict(mv.tags or {})
-            versions.append(
-                s.ModelVersion(
-                    version=str(mv.version),
-                    aliases=aliases.get(str(mv.version), []),
-                    created_ms=int(mv.creation_timestamp) if mv.creation_timestamp else None,
-                    gate=tags.get("gate"),
-                    promotion=tags.get(PROMOTION_TAG),
-                    promotion_message=crowning_message(tags),
-                    metrics={k: float(v) for k, v in metrics.items()},
-                    run_id=mv.run_id,
-                    train_first=run_tags.get("data.train_first"),
-                    train_last=run_tags.get("data.train_last"),
-                )
-            )
-        versions.sort(key=lambda v: int(v.version) if v.version.isdigit() else 0, reverse=True)
-        return versions, self._drift(client)
-
-    def _drift(self, client: Any) -> s.DriftStatus | None:
-        exp = client.get_experiment_by_name(self._experiment)
-        if exp is None:
-            return None
-        runs = client.search_runs(
-            [exp.experiment_id],
-            filter_string="tags.kind = 'drift'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if not runs:
-            return None
-        run = runs[0]
-        tags = run.data.tags
-        retrain = tags.get("drift.should_retrain")
-        return s.DriftStatus(
-            checked_ms=run.info.start_time,
-            model_version=tags.get("model.version"),
-            should_retrain=None if retrain is None else retrain == "True",
-            reasons=tags.get("drift.reasons"),
-            run_id=run.info.run_id,
-            # The MLflow UI's page for this run (ARENA_DASHBOARD__MLFLOW_UI_URL), if one is set.
-            run_url=(
-                f"{self._ui}/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
-                if self._ui
-                else None
-            ),
-        )
+        versions = [s.ModelVersion.model_validate(v) for v in answer["versions"]]
+        drift = answer["drift"]
+        return versions, None if drift is None else s.DriftStatus.model_validate(drift)
 
 
-def crowning_message(tags: dict[str, Any]) -> str | None:
-    """How a version became @champion, from its registry tags: the message recorded when it was
-    crowned, else (versions crowned before that tag existed) the same sentence rebuilt from how
-    and the gate's verdict; None for a version never crowned."""
-    from cryptoarena.model.champions import (
-        PROMOTED_BY,
-        PROMOTION_MESSAGE_TAG,
-        PROMOTION_TAG,
-        GateDecision,
-        promotion_message,
-    )
-
-    how = tags.get(PROMOTION_TAG)
-    if how not in PROMOTED_BY:
-        return None
-    if tags.get(PROMOTION_MESSAGE_TAG):
-        return str(tags[PROMOTION_MESSAGE_TAG])
-    decision = GateDecision(tags.get("gate.verdict") == "promote", str(tags.get("gate") or "—"))
-    return promotion_message(decision, how)
+class RegistryUnreadable(Exception):
+    """Why the registry could not be read, in words for the Model page."""

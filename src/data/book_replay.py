@@ -19,12 +19,16 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from cryptoarena.data.book import frame_levels
-from cryptoarena.data.lake import Lake
 from cryptoarena.data.records import LoadReport
+
+# pandas and the lake (pyarrow, ~100 MB) only where a lake's book is read: the report's fill notes
+# (trading.exchange.queues) import this module, and the dashboard's leaderboard imports them.
+if TYPE_CHECKING:
+    import pandas as pd
+    from cryptoarena.data.lake import Lake
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +181,8 @@ def load_bitstamp_market(path: Path | str, levels: int = 20) -> tuple[RecordedMa
 
 def book_tape(frame: pd.DataFrame) -> BookTape:
     """The lake's book table (``cryptoarena.data.book.book_frame``) as a :class:`BookTape`."""
+    from cryptoarena.data.book import frame_levels
+
     n = frame_levels(frame)
     if n == 0 or frame.empty:
         raise ValueError("the book table has no levels")

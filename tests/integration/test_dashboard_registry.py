@@ -1,13 +1,23 @@
 """The Model page's registry view against a real MLflow registry (SQLite): versions with their
-aliases, gate reason and metrics, and the latest drift check with its link."""
+aliases, gate reason and metrics, and the latest drift check with its link; read by a child
+process (MLflow never enters the dashboard's), which a registry that does not answer cannot
+hang."""
 
 from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cryptoarena.config import Settings
 from cryptoarena.dashboard.registry_view import RegistryView
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# Every read imports MLflow in a fresh child: ~5 s of CPU, 20-35 s at load ~17.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 def test_versions_gate_reasons_and_the_latest_drift_check(tmp_path) -> None:
@@ -110,10 +120,88 @@ def test_a_new_version_shows_on_the_next_read_and_says_how_it_became_champion(tm
 
 
 def test_a_version_crowned_before_the_message_tag_gets_the_same_sentence() -> None:
-    from cryptoarena.dashboard.registry_view import crowning_message
+    from cryptoarena.dashboard.registry_read import crowning_message
     from cryptoarena.model.champions import GateDecision, promotion_message
 
     refused = GateDecision(False, "refused: no untouched windows to judge on")
     tags = {"promotion": "forced", **refused.tags()}
     assert crowning_message(tags) == promotion_message(refused, "forced")
     assert crowning_message({"gate": "refused: x"}) is None  # never crowned
+
+
+def _one_version_registry(tmp_path: Path) -> str:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("arena-test", artifact_location=str(tmp_path / "art"))
+    client.create_registered_model("btcusdt-15s")
+    run = client.create_run(exp)
+    client.create_model_version("btcusdt-15s", f"{tmp_path}/m1", run.info.run_id)
+    client.set_registered_model_alias("btcusdt-15s", "champion", "1")
+    return uri
+
+
+READ_IN_A_FRESH_PROCESS = """
+import json, sys
+from cryptoarena.config import Settings
+from cryptoarena.dashboard.registry_view import RegistryView
+settings = Settings(mlflow={"tracking_uri": sys.argv[1]}, serving={"model_name": "btcusdt-15s"})
+view = RegistryView(settings)
+view.refresh_now()
+versions, _, error = view.get()
+loaded = {m.split(".")[0] for m in sys.modules}
+print(json.dumps({"versions": [(v.version, v.aliases) for v in versions], "error": error,
+                  "heavy": sorted(loaded & {"mlflow", "pandas", "scipy", "sqlalchemy"})}))
+"""
+
+
+def test_the_dashboard_process_never_imports_mlflow(tmp_path: Path) -> None:
+    """Issue #19: MLflow with pandas and scipy was ~150 MB of the dashboard's resident memory;
+    the versions are read by a child and reach the dashboard as JSON."""
+    uri = _one_version_registry(tmp_path)
+    done = subprocess.run([sys.executable, "-c", READ_IN_A_FRESH_PROCESS, uri],
+                          capture_output=True, text=True, timeout=400, check=True)  # fmt: skip
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["error"] is None and seen["versions"] == [["1", ["champion"]]]
+    assert seen["heavy"] == []
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A tracking server that accepts connections and never answers (a stuck MLflow server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_registry_that_does_not_answer_is_a_clear_state_not_a_hang(silent_server: str) -> None:
+    settings = Settings(mlflow={"tracking_uri": silent_server})  # type: ignore[arg-type]
+    view = RegistryView(settings, timeout_s=5.0)
+    view.refresh_now()  # MLflow alone would retry for minutes
+    versions, status, error = view.get()
+    assert view.read_once and versions == [] and status is None
+    assert error is not None and error.startswith("no answer within 5 s (the read was stopped")
+
+
+def test_a_stop_ends_a_read_under_way(silent_server: str) -> None:
+    """A stopping dashboard does not wait for a registry that does not answer: the read's child
+    is killed (also when the stop comes before the child started)."""
+    settings = Settings(mlflow={"tracking_uri": silent_server})  # type: ignore[arg-type]
+    view = RegistryView(settings, timeout_s=600.0)
+    view.get()  # starts the read in the background
+    assert not view.stop(0.0)  # the precondition: a read is under way
+    assert view.stop(60.0)
+    assert view.get()[2] == "the dashboard stopped during the read"
+
+
+def test_the_first_read_creating_the_database_is_not_a_change(tmp_path: Path) -> None:
+    """MLflow creates its SQLite schema on a first read: that is no new version, so the next
+    Model page request must not wait for another read (it waited past a client's 10 s)."""
+    db = tmp_path / "mlflow.db"
+    view = RegistryView(Settings(mlflow={"tracking_uri": f"sqlite:///{db}"}))  # type: ignore[arg-type]
+    assert not db.exists()  # the precondition: the read makes it
+    view.refresh_now()
+    assert db.exists() and view.get()[2] is None
+    assert not view.outdated()

@@ -419,6 +419,21 @@ def test_workflows_validate_against_the_schema(name: str) -> None:
     assert _validate(workflow, _schema("github-workflows")) == []
 
 
+def test_the_mongodb_job_runs_every_test_with_a_mongodb_variant() -> None:
+    """A test module whose MongoDB variant runs only when ARENA_MONGO__URI is set is skipped
+    everywhere but CI's mongodb job (the one with a MongoDB service): that job must run it."""
+    variants = sorted(
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "tests").rglob("test_*.py")
+        if p != Path(__file__).resolve() and 'os.environ.get("ARENA_MONGO__URI")' in p.read_text()
+    )
+    assert "tests/unit/test_journal_compaction.py" in variants  # the pattern still finds them
+    job = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())["jobs"]["mongodb"]
+    assert job["env"]["ARENA_MONGO__URI"].startswith("mongodb://")
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert [v for v in variants if v not in runs] == []
+
+
 @pytest.mark.parametrize("name", WORKFLOW_FILES)
 def test_workflows_run_what_exists(name: str) -> None:
     workflow = yaml.safe_load((WORKFLOWS / name).read_text())

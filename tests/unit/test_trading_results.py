@@ -24,6 +24,7 @@ from cryptoarena.trading.results.significance import (
     deflated_from_moments,
     deflated_sharpe,
     expected_max_sharpe,
+    moments,
     probabilistic_sharpe,
     psr_from_moments,
 )
@@ -341,6 +342,98 @@ def test_bootstrap_means_equal_arch_resampled_means() -> None:
     bs = MovingBlockBootstrap(7, x, seed=np.random.default_rng(9))
     theirs = bs.apply(lambda a: a.mean(axis=0), reps=50)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-14)
+
+
+def _ar1(n: int, phi: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    e = rng.standard_t(4, n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + e[t]
+    return x
+
+
+@pytest.mark.parametrize("n", [8, 9, 40, 500, 17_280])
+@pytest.mark.parametrize("phi", [0.0, 0.3, 0.9, -0.5])
+def test_politis_white_equals_arch_optimal_block_length(n: int, phi: float) -> None:
+    """The numpy Politis–White is arch's ``optimal_block_length`` (circular), to the rounding,
+    on white noise, persistent and alternating series of every length the verdict meets."""
+    from arch.bootstrap import optimal_block_length
+    from cryptoarena.trading.results.significance import politis_white_circular
+
+    x = _ar1(n, phi, seed=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theirs = float(optimal_block_length(x)["circular"].iloc[0])
+        ours = politis_white_circular(x)
+    assert np.isfinite(theirs)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_block_length_is_arch_s_on_several_columns_and_degenerate_ones() -> None:
+    """Several columns take the longest; constant and near-constant columns are handled as the
+    arch-based code handled them (left out, or their length kept when finite)."""
+    import math
+    import warnings
+
+    from arch.bootstrap import optimal_block_length
+    from cryptoarena.trading.results.significance import block_length
+
+    n = 3000
+    cols = [_ar1(n, 0.8, 1), _ar1(n, 0.1, 2), np.zeros(n), np.r_[np.zeros(n - 1), 1e-300]]
+    x = np.column_stack(cols)
+    live = x[:, np.std(x, axis=0) > 0.0]
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lengths = optimal_block_length(live)["circular"].to_numpy(dtype=np.float64)
+    lengths = lengths[np.isfinite(lengths)]
+    expected = min(max(1, math.ceil(float(lengths.max()))), int(n * 0.25))
+    assert expected > 1  # the persistent column sets it
+    assert block_length(x) == expected
+    assert block_length(np.zeros((100, 2))) == 1 and block_length(np.ones(5)) == 1
+
+
+REPORT_IN_A_FRESH_PROCESS = """
+import json, sys
+from cryptoarena.config import Settings
+from cryptoarena.trading.journal import Journal
+from cryptoarena.trading.results.source import build_report
+settings = Settings(mongo={"embedded_dir": sys.argv[1]}, home=sys.argv[2])
+with Journal.open(settings, run_id="reader", readonly=True) as journal:
+    report = build_report(journal, "r1", forecasts=False)
+assert report.verdict is not None and report.verdict.ci is not None, report.verdict
+heavy = {"arch", "pandas", "pyarrow", "scipy", "statsmodels", "matplotlib"}
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
+"""
+
+
+def test_a_report_with_its_verdict_imports_no_pandas_scipy_or_arch(tmp_path: Path) -> None:
+    """Issue #19: the dashboard computes the leaderboard's report in its own process; arch (with
+    pandas and statsmodels), scipy.stats and the lake's pandas/pyarrow stayed resident there
+    (~200 MB of its 365 MB after a day)."""
+    import subprocess
+    import sys
+
+    settings = _settings(tmp_path)
+    _record_run(settings, "r1", T0, n=400)
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_IN_A_FRESH_PROCESS, str(tmp_path / "journal"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_moments_equal_scipy_s_skewness_and_kurtosis(seed: int) -> None:
+    """Computed without scipy (the PSR's and DSR's normal distribution is the standard
+    library's: the hand-computed PSR and the paper's DSR above pin it)."""
+    from scipy.stats import kurtosis, skew
+
+    r = np.random.default_rng(seed).standard_t(3 + seed, 5000) * 1e-4 + 2e-6
+    m = moments(r)
+    assert m is not None
+    assert m.skew == pytest.approx(float(skew(r)), rel=1e-10)
+    assert m.kurtosis == pytest.approx(float(kurtosis(r, fisher=False)), rel=1e-10)
 
 
 def test_long_runs_read_the_per_minute_read_model(tmp_path: Path) -> None:

@@ -10,9 +10,11 @@
   ``SR₀ = √V[SR] · ((1−γ)·Φ⁻¹(1−1/N) + γ·Φ⁻¹(1−1/(N·e)))`` (γ = Euler–Mascheroni), where V[SR]
   is the variance of the N per-period Sharpe estimates. The more strategies, the higher the bar.
 - The bootstrap resamples the per-period returns of every strategy *jointly* (rows of one
-  matrix), so a difference of column means is a paired bootstrap of the difference. It uses
-  ``arch``'s ``MovingBlockBootstrap`` (memory grows with n, never with n × resamples) with the
-  block length chosen from the data by Politis–White (``optimal_block_length``).
+  matrix), so a difference of column means is a paired bootstrap of the difference: a moving
+  block bootstrap (memory grows with n, never with n × resamples) with the block length chosen
+  from the data by Politis–White. Both are written here in numpy, draw for draw the same as
+  ``arch``'s ``MovingBlockBootstrap`` and ``optimal_block_length`` (the tests' oracle): ``arch``
+  brings pandas and statsmodels, ~100 MB in the dashboard that shows the verdict.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
-# scipy and arch (which brings pandas and statsmodels along) are imported in the functions that
-# use them: importing the results package (the dashboard, `arena report --help`) costs ~150 MB
-# and ~2 s without them.
+# numpy and the standard library only: every leaderboard the dashboard computes runs this, and
+# scipy.stats (~60 MB resident) or arch (pandas, statsmodels: ~100 MB) would stay in its process.
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +47,24 @@ class Moments:
 
 def moments(returns: np.ndarray) -> Moments | None:
     """None when the Sharpe ratio is undefined (fewer than 3 returns, or no variance)."""
-    from scipy.stats import kurtosis, skew
-
     r = np.asarray(returns, dtype=np.float64)
     if len(r) < 3:
         return None
     sd = float(np.std(r, ddof=1))
     if not sd > 0.0:
         return None
+    mean = float(np.mean(r))
+    dev = r - mean
+    m2 = float(np.mean(dev**2))
+    m3 = float(np.mean(dev**3))
+    m4 = float(np.mean(dev**4))
+    # As scipy.stats.skew/kurtosis (bias=True): NaN when the variance is lost in rounding.
+    lost = m2 <= (np.finfo(np.float64).resolution * mean) ** 2
     return Moments(
         n=len(r),
-        sharpe=float(np.mean(r)) / sd,
-        skew=float(skew(r)),
-        kurtosis=float(kurtosis(r, fisher=False)),
+        sharpe=mean / sd,
+        skew=math.nan if lost else m3 / m2**1.5,
+        kurtosis=math.nan if lost else m4 / m2**2,
     )
 
 
@@ -65,12 +72,10 @@ def psr_from_moments(
     sr: float, n: int, skewness: float, kurt: float, sr_star: float = 0.0
 ) -> float:
     """Probabilistic Sharpe ratio from the per-period Sharpe ``sr`` of ``n`` returns."""
-    from scipy.stats import norm
-
     denom = 1.0 - skewness * sr + (kurt - 1.0) / 4.0 * sr * sr
     if n < 2 or not denom > 0.0:
         return float("nan")
-    return float(norm.cdf((sr - sr_star) * math.sqrt(n - 1) / math.sqrt(denom)))
+    return NormalDist().cdf((sr - sr_star) * math.sqrt(n - 1) / math.sqrt(denom))
 
 
 def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | None:
@@ -83,13 +88,11 @@ def probabilistic_sharpe(returns: np.ndarray, sr_star: float = 0.0) -> float | N
 
 def expected_max_sharpe(sr_variance: float, n_trials: int) -> float:
     """SR₀: the per-period Sharpe the best of ``n_trials`` reaches with no skill at all."""
-    from scipy.stats import norm
-
     if n_trials < 2 or not sr_variance > 0.0:
         return 0.0
     return math.sqrt(sr_variance) * (
-        (1.0 - EULER_GAMMA) * float(norm.ppf(1.0 - 1.0 / n_trials))
-        + EULER_GAMMA * float(norm.ppf(1.0 - 1.0 / (n_trials * math.e)))
+        (1.0 - EULER_GAMMA) * NormalDist().inv_cdf(1.0 - 1.0 / n_trials)
+        + EULER_GAMMA * NormalDist().inv_cdf(1.0 - 1.0 / (n_trials * math.e))
     )
 
 
@@ -123,11 +126,45 @@ def deflated_sharpe(returns: dict[str, np.ndarray]) -> Deflated | None:
     return Deflated(best, len(srs), m.sharpe, threshold, None if math.isnan(value) else value)
 
 
+def politis_white_circular(x: np.ndarray) -> float:
+    """Politis–White (2004, with Patton–Politis–White's 2009 correction) optimal block length of
+    a circular/moving block bootstrap of the 1-D ``x``, as ``arch``'s ``optimal_block_length``
+    computes it (its ``circular`` column): the flat-top lag window's bandwidth m is twice the
+    first lag after which k_n autocorrelations stay inside ±2·√(log10(n)/n), and
+    ``b = (2·G² / (4/3·σ̂⁴))^(1/3) · n^(1/3)``, at most min(3√n, n/3). Not finite when the series
+    has no variance at the lags used."""
+    nobs = x.shape[0]
+    eps = x - x.mean(0)
+    b_max = float(np.ceil(min(3 * np.sqrt(nobs), nobs / 3)))
+    kn = max(5, int(np.log10(nobs)))
+    m_max = int(np.ceil(np.sqrt(nobs))) + kn
+    cv = 2 * np.sqrt(np.log10(nobs) / nobs)
+    acv = np.zeros(m_max + 1)
+    abs_acorr = np.zeros(m_max + 1)
+    opt_m: int | None = None
+    # arch's own sums (normalised by the shifted tails, not a common length): same numbers.
+    for i in range(m_max + 1):
+        v1 = eps[i + 1 :] @ eps[i + 1 :]
+        v2 = eps[: -(i + 1)] @ eps[: -(i + 1)]
+        cross = eps[i:] @ eps[: nobs - i]
+        acv[i] = cross / nobs
+        abs_acorr[i] = np.abs(cross) / np.sqrt(v1 * v2)
+        if i >= kn and opt_m is None and np.all(abs_acorr[i - kn : i] < cv):
+            opt_m = i - kn
+    m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
+    g = 0.0
+    lr_acv = float(acv[0])
+    for k in range(1, m + 1):  # the flat-top window, summed in order (as arch: same rounding)
+        lam = 1 if k / m <= 1 / 2 else 2 * (1 - k / m)
+        g += 2 * lam * k * acv[k]
+        lr_acv += 2 * lam * acv[k]
+    b_cb = ((2 * g**2) / (4 / 3 * lr_acv**2)) ** (1 / 3) * nobs ** (1 / 3)
+    return float(min(b_cb, b_max))
+
+
 def block_length(series: np.ndarray, *, max_fraction: float = 0.25) -> int:
     """Politis–White block length for a moving-block bootstrap of ``series`` (one column or
     several: the longest), at least 1 and at most ``max_fraction`` of the sample."""
-    from arch.bootstrap import optimal_block_length
-
     x = np.asarray(series, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -137,34 +174,42 @@ def block_length(series: np.ndarray, *, max_fraction: float = 0.25) -> int:
     live = x[:, np.std(x, axis=0) > 0.0]
     if live.shape[1] == 0:
         return 1
-    with warnings.catch_warnings():  # near-constant columns warn; their length is still usable
+    # Near-constant columns divide by ~0 (warnings); their length is still usable.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        lengths = optimal_block_length(live)["circular"].to_numpy(dtype=np.float64)
+        lengths = np.array([politis_white_circular(col) for col in live.T], dtype=np.float64)
     lengths = lengths[np.isfinite(lengths)]
     if len(lengths) == 0:
         return 1
     return int(min(max(1, math.ceil(float(lengths.max()))), max(1, int(n * max_fraction))))
 
 
+def moving_block_indices(n: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """One moving-block resample of ``n`` rows: ⌈n/block⌉ blocks of ``block`` consecutive rows,
+    each starting uniformly in [0, n − block], joined and cut to n (the draws of ``arch``'s
+    ``MovingBlockBootstrap.update_indices`` from the same generator)."""
+    blocks = -(-n // block)
+    starts = rng.integers(n - block + 1, size=blocks, dtype=np.int64)
+    return (starts[:, None] + np.arange(block)).ravel()[:n]
+
+
 def bootstrap_column_means(
     matrix: np.ndarray, *, block: int, resamples: int, seed: int
 ) -> np.ndarray:
     """``resamples`` × k bootstrap means of the columns of ``matrix`` (n × k), rows resampled
-    in moving blocks of ``block`` by ``arch``'s ``MovingBlockBootstrap`` (seeded).
+    in moving blocks of ``block`` (:func:`moving_block_indices`, seeded).
 
     Memory is O(n + resamples × k): one index vector of n at a time, never resamples × n. The
     mean of a resample is computed from how often each row was drawn (``bincount``), which is
     the same number as the mean of the gathered rows and ~6× faster than gathering them."""
-    from arch.bootstrap import MovingBlockBootstrap
-
     x = np.ascontiguousarray(matrix, dtype=np.float64)
     n = x.shape[0]
     xt = np.ascontiguousarray(x.T)
-    bs = MovingBlockBootstrap(block, x, seed=np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
     out = np.empty((resamples, x.shape[1]), dtype=np.float64)
     for rep in range(resamples):
-        idx = bs.update_indices()
-        out[rep] = xt @ np.bincount(np.asarray(idx), minlength=n) / n
+        idx = moving_block_indices(n, block, rng)
+        out[rep] = xt @ np.bincount(idx, minlength=n) / n
     return out
 
 
