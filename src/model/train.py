@@ -265,6 +265,14 @@ def _gate(
     """The evidence gate on the newest untouched block (``report["gate_block"]``), and, for the
     report only, purged walk-forward CV of the candidate and the baselines over the bars
     (``report["cv"]``; folds are UTC days with ``by_day``)."""
+    # A book champion cannot be scored on bars without a book: never compared, so never beaten.
+    unscorable = champion is not None and champion.spec.book and not has_book(prepared.bars)
+    if unscorable:
+        logger.warning(
+            "champion v%s forecasts from order-book features these bars lack: not comparable",
+            champion_version,
+        )
+        champion = None
     span = training_span(champion.info.run_id, tracking_uri) if champion is not None else []
     block, block_windows = gate_block(prepared, candidate, champion, span)
     report["gate_block"] = block
@@ -278,9 +286,9 @@ def _gate(
         )  # fmt: skip
     except ValueError as exc:  # too few bars for folds: the gate does not need them
         logger.info("no cross-validation for the report: %s", exc)
-    if champion_version is not None and champion is None:
+    if champion_version is not None and champion is None and not unscorable:
         logger.warning("champion v%s cannot be loaded: judged as if absent", champion_version)
-    return evidence_gate(
+    decision = evidence_gate(
         block[CANDIDATE],
         block.get(CHAMPION),
         block.get("versus_champion"),
@@ -288,6 +296,14 @@ def _gate(
         champion_version=champion_version if champion is not None else None,
         block={k: str(v) for k, v in block["block"].items()},
     )
+    if unscorable:
+        reason = (
+            f"refused: champion v{champion_version} forecasts from order-book features that "
+            "these bars lack, so the two cannot be compared on one block (--promote force crowns "
+            "the candidate anyway)"
+        )
+        return GateDecision(False, reason, decision.numbers, decision.block)
+    return decision
 
 
 def _extra_files(prepared: Prepared, out: Path) -> list[Path]:
