@@ -21,24 +21,25 @@ from typer.testing import CliRunner
 
 from tests.integration.season_kit import HALT_AT_H, HALT_REASON, journal_season, season_days
 from tests.integration.test_model_registry import NAME
-from tests.integration.test_model_registry import store as store  # the same tmp registry
 
 MESSAGE = "promoted: significantly better than persistence (DM p 0.001 < 0.05); now @champion"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str) -> Iterator[Settings]:
+def settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str
+) -> Iterator[Settings]:
     monkeypatch.setenv("ARENA_MONGO__EMBEDDED_DIR", str(tmp_path / "journal"))
     monkeypatch.setenv("ARENA_HOME", str(tmp_path))
-    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", store)
+    monkeypatch.setenv("ARENA_MLFLOW__TRACKING_URI", mlflow_store)
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
 
 
-def _crown_new_version(store: str, tmp: Path) -> str:
+def _crown_new_version(mlflow_store: str, tmp: Path) -> str:
     """A new version of the served model crowned through the registry's one crowning path."""
-    with tracking_context(store) as client:
+    with tracking_context(mlflow_store) as client:
         if not client.search_registered_models(f"name = '{NAME}'"):
             client.create_registered_model(NAME)
         version = str(client.create_model_version(NAME, source=str(tmp)).version)
@@ -51,7 +52,7 @@ def _champions(rep: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_a_champion_crowned_during_the_season_is_one_of_its_events(
-    settings: Settings, store: str, tmp_path: Path
+    settings: Settings, mlflow_store: str, tmp_path: Path
 ) -> None:
     assert settings.serving.model_name == NAME  # the served model is the one crowned below
     days = season_days(3)
@@ -61,7 +62,7 @@ def test_a_champion_crowned_during_the_season_is_one_of_its_events(
     seen = {e["version"] for e in _champions(before)}
 
     crowned_from = int(time.time() * 1000)
-    version = _crown_new_version(store, tmp_path)
+    version = _crown_new_version(mlflow_store, tmp_path)
     assert version not in seen
 
     out = runner.invoke(app, ["season", "report", "live3", "--json"])
