@@ -211,6 +211,8 @@ class BybitFeed:
                     await self._backfill(self._gen, *gap)
                     gap = None
                 reason = await self._watch()
+                if self._closing:  # not only cancelled: 3.11's wait_for can swallow a cancel
+                    break
                 gap = (self._ws.last_message_ns if self._ws else time.time_ns(), reason)
                 logger.warning("bybit feed: %s; reconnecting", reason)
                 self.stats["reconnects"] += 1
@@ -229,6 +231,8 @@ class BybitFeed:
             what="bybit feed connect",
         )
         async for attempt in retrying:
+            if self._closing:  # a close whose cancel was swallowed: stop retrying
+                return
             with attempt:
                 self._gen += 1
                 try:
@@ -297,6 +301,8 @@ class BybitFeed:
         cfg = self.config
         while True:
             await asyncio.sleep(cfg.check_interval_s)
+            if self._closing:
+                return "closing"
             ws = self._ws
             if ws is None or ws.dead:
                 return "socket closed"

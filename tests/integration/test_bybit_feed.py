@@ -277,3 +277,20 @@ async def test_reconnects_back_off_under_the_retry_policy(fake: FakeBybit) -> No
         full = min(0.8, 0.2 * 2 ** (n - 1))
         assert full / 2 <= slept <= full, sleeps
     assert feed.stats["connect_failures"] == len(sleeps), sleeps
+
+
+async def test_a_close_whose_cancel_is_swallowed_still_ends_the_supervisor(
+    fake: FakeBybit,
+) -> None:
+    """Python 3.11's ``asyncio.wait_for`` can swallow a cancel that meets a finished future (a
+    subscribe ack arriving as close() cancels): the supervisor then went on watching the new
+    socket for ever and close() hung (seen once in CI). Closing is also a flag it checks."""
+    feed = BybitFeed(config(fake))
+    _, consumer = collect(feed)
+    await wait_subscribed(fake)
+    supervisor = feed._supervisor  # the cancel close() would send is what 3.11 may lose
+    assert supervisor is not None and not supervisor.done()
+    feed._closing = True  # close()'s first step, without its cancel
+    await asyncio.wait_for(asyncio.shield(supervisor), 5)
+    await feed.close()
+    await asyncio.wait_for(consumer, 5)
