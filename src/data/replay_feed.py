@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 # As fast as possible still hands the event loop back every this many batches.
 YIELD_EVERY = 32
 
+# Trades turned into Python lists at a time: enough to keep per-batch slicing cheap, small
+# enough that a month-long tape does not hold a Python object per trade.
+CHUNK = 65_536
+
 # A frozen dataclass __init__ costs ~2.5 µs per record; writing its slots directly makes the
 # same, equal Trade several times faster (a backtest replays every trade of the day).
 _new = object.__new__
@@ -94,14 +98,18 @@ class ReplayFeed:
         self.gaps: list[FeedGap] = []
         self.delivered = 0
         self._ts = ts
-        # Python lists once, up front: slicing them per batch is far cheaper than numpy → Python.
-        self._lists = [
-            ts.tolist(),
-            trades["price"].to_numpy(np.float64).tolist(),
-            trades["size"].to_numpy(np.float64).tolist(),
-            trades["side"].to_numpy(np.int8).tolist(),
-            [str(k) for k in trades["trade_id"].tolist()],
-        ]
+        # Columns stay numpy; Python lists are made a chunk at a time (slicing lists per batch
+        # is far cheaper than numpy → Python per trade, but lists of a whole month's tape cost
+        # ~100 bytes per trade for as long as the replay runs).
+        self._cols = (
+            ts,
+            trades["price"].to_numpy(np.float64),
+            trades["size"].to_numpy(np.float64),
+            trades["side"].to_numpy(np.int8),
+            trades["trade_id"].to_numpy(object),
+        )
+        self._chunk_at = 0
+        self._chunk: list[list[object]] = [[] for _ in self._cols]
         self._starts = batch_bounds(ts, batch_ms * 1_000_000, max_batch)
         self._closed = False
         # As fast as possible (a backtest) it also hands its batches out without the event loop.
@@ -140,8 +148,21 @@ class ReplayFeed:
         self._closed = True
 
     def _batch(self, i: int, j: int) -> list[Trade]:
+        """Trades ``i:j`` (batches are asked for in order, so one chunk of lists is kept)."""
+        at = self._chunk_at
+        if i < at or j > at + len(self._chunk[0]):
+            at, end = i, min(max(j, i + CHUNK), len(self._ts))
+            ts, price, size, side, ids = self._cols
+            self._chunk = [
+                ts[at:end].tolist(),
+                price[at:end].tolist(),
+                size[at:end].tolist(),
+                side[at:end].tolist(),
+                [str(k) for k in ids[at:end].tolist()],
+            ]
+            self._chunk_at = at
         symbols = repeat(self.symbol, j - i)
-        return list(map(_make_trade, *(col[i:j] for col in self._lists), symbols))
+        return list(map(_make_trade, *(col[i - at : j - at] for col in self._chunk), symbols))
 
     def batches(self) -> Iterator[list[Trade]]:
         """The same batches as ``async for``, without the event loop: a backtest's synchronous

@@ -100,3 +100,44 @@ def test_a_replay_declares_what_it_is(trades: pd.DataFrame) -> None:
         next(paced.batches())
     # A live feed declares nothing.
     assert BybitFeed().capabilities == LIVE_FEED == FeedCapabilities()
+
+
+def test_batches_across_list_chunks_are_the_trades_in_order(
+    trades: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lists are made a chunk at a time: batches straddling chunk edges lose and repeat none."""
+    import cryptoarena.data.replay_feed as replay_feed
+
+    whole = [b for b in ReplayFeed(trades, max_batch=37).batches()]
+    monkeypatch.setattr(replay_feed, "CHUNK", 101)  # smaller than many batches, prime offsets
+    chunked = [b for b in ReplayFeed(trades, max_batch=37).batches()]
+    assert len(trades) > 10 * 101  # the precondition: many chunk edges
+    assert chunked == whole
+    assert [t.trade_id for b in chunked for t in b] == list(trades["trade_id"])
+
+
+def test_a_long_tape_is_not_held_as_python_objects_per_trade() -> None:
+    """A month-long replay must not cost ~100 bytes of Python objects per trade up front."""
+    import tracemalloc
+
+    n = 200_000
+    rng = np.random.default_rng(3)
+    tape = pd.DataFrame(
+        {
+            "ts": np.arange(n, dtype=np.int64) * 50_000_000,
+            "price": 100.0 + rng.random(n),
+            "size": rng.random(n),
+            "side": rng.choice(np.array([-1, 1], dtype=np.int8), n),
+            "trade_id": [str(i) for i in range(n)],
+        }
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        feed = ReplayFeed(tape)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    seen = sum(len(b) for b in feed.batches())
+    assert seen == n
+    assert held < 10 * n, f"the feed holds {held / n:.0f} bytes per trade"
