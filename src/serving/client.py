@@ -52,6 +52,9 @@ class ForecastCapabilities:
     # Forecasts looked up by bar (computed before a backtest): the pump calls
     # ``forecast_for(symbol, n_bars, last_ts)`` and builds no frame of bars.
     lookup: bool = False
+    # The model is in-process and its forecasts depend on past bars only: a backtest may have
+    # ``precompute(bars, window=, clock=)`` compute them all up front, in batches.
+    batches: bool = False
 
 
 SERVED = ForecastCapabilities()

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 from cryptoarena.clock import Clock, LiveClock, SimClock
@@ -371,19 +371,15 @@ def batch_forecasts(
 ) -> ForecastPlan:
     """A backtest with an in-process model: every forecast of the replay computed up front in
     large batches (they depend only on past bars), instead of one inference per bar."""
-    from cryptoarena.trading.forecasts.local import (
-        LocalForecasts,
-        PrecomputedForecasts,
-        replay_bars,
-    )
+    from cryptoarena.trading.forecasts.local import replay_bars
+    from cryptoarena.trading.forecasts.pump import BatchSource
 
-    if not isinstance(plan.source, LocalForecasts):
+    if plan.source is None or not plan.source.capabilities.batches:
         return plan
     started = time.perf_counter()
     bars = replay_bars(trades, config.arena.symbol)
-    batched = PrecomputedForecasts(
-        plan.source.forecaster, bars, window=config.arena.forecast_window, clock=clock
-    )
+    source = cast(BatchSource, plan.source)
+    batched = source.precompute(bars, window=config.arena.forecast_window, clock=clock)
     logger.info(
         "AI arm: %d forecasts computed in batches in %.1f s before the replay",
         batched.computed,

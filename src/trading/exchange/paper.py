@@ -61,11 +61,10 @@ class PaperExchangeConfig(VenueConfig):
 
 
 class PaperExchange:
-    """Fills against the tape it is fed; same calls, errors and codes as the Bybit adapter."""
+    """Fills against the tape it is fed; same calls, errors and codes as the Bybit adapter.
+    Each book (strategy) has its own account here: its reduce-only orders are judged against
+    its own position, never the net of the other books (see the router)."""
 
-    # Each book (strategy) has its own account here: its reduce-only orders are judged
-    # against its own position, never the net of the other books (see the router).
-    books_are_accounts = True
     capabilities = VenueCapabilities(
         tape_fills=True, pull_updates=True, bar_fills=True, journal_orders=True
     )

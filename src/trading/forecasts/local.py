@@ -45,7 +45,8 @@ def make_forecast(
 
 
 class LocalForecasts:
-    capabilities = ForecastCapabilities(waits=True)  # inference in a worker thread
+    # Inference in a worker thread; a backtest may batch it (forecasts use past bars only).
+    capabilities = ForecastCapabilities(waits=True, batches=True)
 
     def __init__(self, forecaster: Any, *, symbol: str = "BTCUSDT", clock: Clock | None = None):
         self.forecaster = forecaster
@@ -53,6 +54,12 @@ class LocalForecasts:
         self.clock: Clock = clock or LiveClock()
         self.info = forecaster.info
         self.model_run_id: str | None = self.info.run_id
+
+    def precompute(
+        self, bars: pd.DataFrame, *, window: int, clock: Clock | None = None
+    ) -> PrecomputedForecasts:
+        """Every forecast over ``bars`` computed before the replay, served by bar time."""
+        return PrecomputedForecasts(self.forecaster, bars, window=window, clock=clock)
 
     async def health(self) -> bool:
         return True

@@ -61,8 +61,18 @@ class ForecastSource(Protocol):
 class LookupSource(ForecastSource, Protocol):
     """A source that declares ``lookup``: forecasts computed before a backtest, by bar."""
 
+    computed: int  # forecasts computed before the replay
+
     def forecast_for(self, symbol: str, n_bars: int, last: int) -> Any:
         """The forecast from the bar that opened at ``last`` given ``n_bars`` bars."""
+        ...
+
+
+class BatchSource(ForecastSource, Protocol):
+    """A source that declares ``batches``: it can compute a whole replay's forecasts up front."""
+
+    def precompute(self, bars: pd.DataFrame, *, window: int, clock: Any) -> LookupSource:
+        """A lookup source with the forecast of every bar of ``bars`` (``window`` bars each)."""
         ...
 
 
