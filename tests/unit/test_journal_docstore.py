@@ -160,3 +160,35 @@ def test_unique_partial_index_and_read_only_client(tmp_path: Path) -> None:
         reader["orders"].insert_one({"_id": 9})
     assert docstore.Client(tmp_path / "absent", readonly=True)["test"]["x"].count_documents({}) == 0
     assert not (tmp_path / "absent").exists()
+
+
+def test_a_projected_query_never_holds_every_document_decoded(tmp_path: Path) -> None:
+    """A month of per-minute equity read for three fields (the report's curves): documents are
+    decoded a chunk at a time and projected, so the query's peak is far below decoding all
+    of them at once (before: ~6.3 kB per document here, and 287 MB for a 30-day soak's ten curves)."""
+    import tracemalloc
+
+    coll = docstore.Client(tmp_path)["test"]["equity_minute"]
+    n = 20_000
+    pad = {f"field_{k}": k * 1.5 for k in range(40)}  # a full snapshot has many fields
+    coll.insert_many(
+        [
+            {"run_id": "r", "strategy": "s", "ts_ns": i, "equity": 1.0 + i, "qty": 0.0, **pad}
+            for i in range(n)
+        ]  # fmt: skip
+    )
+    query = {"run_id": "r", "strategy": "s"}
+    projection = {"_id": 0, "ts_ns": 1, "equity": 1, "qty": 1}
+    tracemalloc.start()
+    try:
+        docs = list(coll.find(query, projection).sort("ts_ns", 1))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [d["ts_ns"] for d in docs] == list(range(n))
+    assert docs[5] == {"ts_ns": 5, "equity": 6.0, "qty": 0.0}
+    whole = list(coll.find(query))  # the precondition: a whole document is much larger
+    assert len(whole[0]) > 40
+    assert peak < 3_500 * n, f"peak {peak / n:.0f} bytes per document"
+    # Paging and filters Python evaluates still apply, in order.
+    assert [d["ts_ns"] for d in coll.find({**query, "field_3": 4.5}).skip(3).limit(2)] == [3, 4]

@@ -55,6 +55,8 @@ _RANGE_OPS: Final = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _CODEC: Final[CodecOptions[dict[str, Any]]] = CodecOptions(tz_aware=True, tzinfo=dt.UTC)
 SUFFIX: Final = ".sqlite3"
 _BUSY_MS = 5000
+# Documents decoded at a time by a query whose order SQL gives (see Cursor._run).
+DECODE_CHUNK: Final = 4096
 _MISSING: Final = object()
 _FAST_KINDS: Final = {"new": "insert", "ins": "set_on_insert", "put": "replace"}
 _UPDATE_ALL = ", ".join(f'"{c}"=excluded."{c}"' for c in (*INDEXABLE, "doc"))
@@ -619,22 +621,41 @@ class Cursor:
                 return []
             conn = coll.database.conn()
             assert conn is not None
-            blobs = b"".join(blob for (blob,) in conn.execute(sql, params))
+            blobs = [blob for (blob,) in conn.execute(sql, params)]
         with _no_gc():  # many fresh acyclic dicts: the cycle collector would only slow this
-            return self._finish(bson.decode_all(blobs, codec_options=_CODEC), residual, paged)
+            if self._sort and not all(field in _COLUMNS for field, _ in self._sort):
+                docs = bson.decode_all(b"".join(blobs), codec_options=_CODEC)
+                return self._finish(docs, residual, paged)
+            # In SQL's order already: decoded a chunk at a time and filtered and projected
+            # as it goes, so a month's equity (tens of thousands of full documents) never
+            # exists decoded all at once when a few fields of each are asked for.
+            out: list[dict[str, Any]] = []
+            for i in range(0, len(blobs), DECODE_CHUNK):
+                chunk = b"".join(blobs[i : i + DECODE_CHUNK])
+                out += self._select(bson.decode_all(chunk, codec_options=_CODEC), residual)
+            if not paged:
+                out = out[self._skip : self._skip + self._limit if self._limit else None]
+            return out
+
+    def _select(self, docs: list[dict[str, Any]], residual: dict[str, Any]) -> list[dict[str, Any]]:
+        """The documents matching the residual filter, projected."""
+        if residual:
+            docs = [d for d in docs if matches(residual, d)]
+        return self._project(docs)
 
     def _finish(
         self, docs: list[dict[str, Any]], residual: dict[str, Any], paged: bool
     ) -> list[dict[str, Any]]:
-        sql_sort = all(field in _COLUMNS for field, _ in self._sort)
         if residual:
             docs = [d for d in docs if matches(residual, d)]
-        if self._sort and not sql_sort:
-            for field, direction in reversed(self._sort):
-                docs.sort(key=partial(_field_key, field), reverse=direction < 0)
+        for field, direction in reversed(self._sort):
+            docs.sort(key=partial(_field_key, field), reverse=direction < 0)
         if not paged:
             end = self._skip + self._limit if self._limit else None
             docs = docs[self._skip : end]
+        return self._project(docs)
+
+    def _project(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._projection is not None:
             include, fields, keep_id = self._projection
             if include and not any("." in f for f in fields):  # top-level fields: one pass
