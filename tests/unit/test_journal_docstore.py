@@ -175,7 +175,7 @@ def test_a_projected_query_never_holds_every_document_decoded(tmp_path: Path) ->
         [
             {"run_id": "r", "strategy": "s", "ts_ns": i, "equity": 1.0 + i, "qty": 0.0, **pad}
             for i in range(n)
-        ]  # fmt: skip
+        ]
     )
     query = {"run_id": "r", "strategy": "s"}
     projection = {"_id": 0, "ts_ns": 1, "equity": 1, "qty": 1}
