@@ -34,6 +34,8 @@ MAX_POINTS = 2000
 # A run whose figures changed is recomputed at most this often (a live run snapshots every few
 # seconds; the stream tells the page when to ask again).
 RECOMPUTE_S = 3.0
+# A view is recomputed at most 1 / (1 + IDLE_PER_COST) of the time: 20 %.
+IDLE_PER_COST = 4.0
 
 
 def _f(value: Any) -> float:
@@ -114,43 +116,53 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (mid - half, mid + half)
 
 
+def _timed(compute: Callable[[], T]) -> tuple[T, float]:
+    """``compute()`` and the CPU seconds this thread spent in it."""
+    started = time.thread_time()
+    value = compute()
+    return value, time.thread_time() - started
+
+
 class _Cache:
     """Per-key memo, stale-while-revalidate: when the key's version changed, the previous value
-    is served while one background thread recomputes (at most every ``RECOMPUTE_S``); only a
-    key never computed is computed in the request."""
+    is served while one background thread recomputes, at most every ``RECOMPUTE_S`` or
+    ``IDLE_PER_COST`` times its last computation's CPU, whichever is longer (a month-long run's
+    report costs seconds: recomputed back to back it would hold a core and the GIL for ever);
+    only a key never computed is computed in the request."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[Any, tuple[Any, float, Any]] = {}
+        self._items: dict[Any, tuple[Any, float, Any]] = {}  # version, next due, value
         self._busy: set[Any] = set()
 
     def get(self, key: Any, version: Any, compute: Callable[[], T]) -> T:
         with self._lock:
             hit = self._items.get(key)
             stale = hit is not None and hit[0] != version and key not in self._busy
-            if stale and hit is not None and time.monotonic() - hit[1] >= RECOMPUTE_S:
+            if stale and hit is not None and time.monotonic() >= hit[1]:
                 self._busy.add(key)
                 threading.Thread(
                     target=self._recompute, args=(key, version, compute), daemon=True
                 ).start()
         if hit is not None:
             return hit[2]
-        value = compute()
-        self._put(key, version, value)
+        value, cost = _timed(compute)
+        self._put(key, version, value, cost)
         return value
 
     def _recompute(self, key: Any, version: Any, compute: Callable[[], Any]) -> None:
         try:
-            self._put(key, version, compute())
+            self._put(key, version, *_timed(compute))
         except Exception as exc:  # keep serving the previous value
             logger.warning("dashboard: recomputing %s failed: %s", key, exc)
         finally:
             with self._lock:
                 self._busy.discard(key)
 
-    def _put(self, key: Any, version: Any, value: Any) -> None:
+    def _put(self, key: Any, version: Any, value: Any, cost_s: float) -> None:
+        due = time.monotonic() + max(RECOMPUTE_S, IDLE_PER_COST * cost_s)
         with self._lock:
-            self._items[key] = (version, time.monotonic(), value)
+            self._items[key] = (version, due, value)
             if len(self._items) > 256:
                 self._items.pop(next(iter(self._items)))
 

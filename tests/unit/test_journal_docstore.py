@@ -192,3 +192,35 @@ def test_a_projected_query_never_holds_every_document_decoded(tmp_path: Path) ->
     assert peak < 3_500 * n, f"peak {peak / n:.0f} bytes per document"
     # Paging and filters Python evaluates still apply, in order.
     assert [d["ts_ns"] for d in coll.find({**query, "field_3": 4.5}).skip(3).limit(2)] == [3, 4]
+
+
+def test_a_reader_fetching_in_chunks_sees_every_row_once_in_order(tmp_path: Path) -> None:
+    """A reader takes the lock per chunk of rows: a long read returns every row, in order,
+    also when another query runs on the same connection between its chunks."""
+    writer = docstore.Client(tmp_path)["test"]["equity"]
+    n = docstore.FETCH_CHUNK * 2 + 17  # the precondition: more than two chunks
+    writer.insert_many([{"run_id": "r", "ts_ns": i, "seq": i} for i in range(n)])
+    reader = docstore.Client(tmp_path, readonly=True)["test"]["equity"]
+    cursor = reader.find({"run_id": "r"}, {"_id": 0, "ts_ns": 1}).sort("ts_ns", -1)
+    lock = reader.database.lock
+    interleaved = 0
+
+    class _Counting:  # another thread's small query between the chunks
+        def __enter__(self) -> None:
+            nonlocal interleaved
+            interleaved += 1
+            reader.database.lock = lock  # type: ignore[assignment]
+            assert reader.count_documents({"ts_ns": {"$lt": 5}}) == 5
+            reader.database.lock = self  # type: ignore[assignment]
+            lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            lock.release()
+
+    reader.database.lock = _Counting()  # type: ignore[assignment]
+    try:
+        docs = list(cursor)
+    finally:
+        reader.database.lock = lock
+    assert [d["ts_ns"] for d in docs] == list(range(n - 1, -1, -1))
+    assert interleaved >= 3  # the lock was taken per chunk, not once

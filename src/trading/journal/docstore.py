@@ -57,6 +57,8 @@ SUFFIX: Final = ".sqlite3"
 _BUSY_MS = 5000
 # Documents decoded at a time by a query whose order SQL gives (see Cursor._run).
 DECODE_CHUNK: Final = 4096
+# Rows fetched under the database's lock at a time by a reader (see Cursor._run).
+FETCH_CHUNK: Final = 8192
 _MISSING: Final = object()
 _FAST_KINDS: Final = {"new": "insert", "ins": "set_on_insert", "put": "replace"}
 _UPDATE_ALL = ", ".join(f'"{c}"=excluded."{c}"' for c in (*INDEXABLE, "doc"))
@@ -621,7 +623,21 @@ class Cursor:
                 return []
             conn = coll.database.conn()
             assert conn is not None
-            blobs = [blob for (blob,) in conn.execute(sql, params)]
+            rows: sqlite3.Cursor | None = conn.execute(sql, params)
+            assert rows is not None
+            if coll.database.client.readonly:
+                blobs = [blob for (blob,) in rows.fetchmany(FETCH_CHUNK)]
+            else:
+                blobs, rows = [blob for (blob,) in rows], None
+        # A reader's connection is never written through, so its statement may stay open
+        # while others take the lock between chunks: a long read (a month's curves) does not
+        # hold up the dashboard's small queries for its whole length.
+        while rows is not None and blobs and len(blobs) % FETCH_CHUNK == 0:
+            with coll.database.lock:
+                more = rows.fetchmany(FETCH_CHUNK)
+            if not more:
+                break
+            blobs += [blob for (blob,) in more]
         with _no_gc():  # many fresh acyclic dicts: the cycle collector would only slow this
             if self._sort and not all(field in _COLUMNS for field, _ in self._sort):
                 docs = bson.decode_all(b"".join(blobs), codec_options=_CODEC)

@@ -1,0 +1,34 @@
+"""The dashboard's stale-while-revalidate cache keeps heavy views (a month-long run's report
+costs seconds of CPU) from being recomputed back to back."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from cryptoarena.dashboard import reader
+
+
+def _spin(seconds: float, value: str) -> str:
+    """Burn ``seconds`` of this thread's CPU (the cache measures CPU, not wall time)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+    return value
+
+
+def test_a_costly_view_waits_four_times_its_cost_before_it_is_recomputed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader, "RECOMPUTE_S", 0.0)  # only the cost rule is left
+    cache = reader._Cache()
+    assert cache.get("board", 1, lambda: _spin(0.2, "v1")) == "v1"
+    # The data changed at once: the old value is served and no recompute starts yet.
+    assert cache.get("board", 2, lambda: _spin(0.2, "v2")) == "v1"
+    assert "board" not in cache._busy
+    # A cheap view under the same rule is recomputed as soon as its data changes.
+    assert cache.get("cheap", 1, lambda: "c1") == "c1"
+    deadline = time.monotonic() + 30
+    while cache.get("cheap", 2, lambda: "c2") != "c2":
+        assert time.monotonic() < deadline, "the cheap view was never recomputed"
+        time.sleep(0.01)
