@@ -12,6 +12,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+CHAMPION = "champion"
+CHALLENGER = "challenger"
 # How @champion was set, tagged on the version as ``promotion`` (shown by /v1/model).
 PROMOTION_TAG = "promotion"
 PROMOTED_BY = ("gate", "bootstrap", "forced")
