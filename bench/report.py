@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.report --bootstrap [--days 1 7 30]
     .venv/bin/python -m bench.report --startup [--registry sqlite:///DIR/mlflow.db] [--repeat 3]
         [--arenas /work/main/.venv/bin/arena .venv/bin/arena]
+    .venv/bin/python -m bench.report --champion-phases --registry sqlite:///DIR/mlflow.db
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
 strategy every 5 s, one prediction per second with its realised price, a halt, ``stopped``)
@@ -29,7 +30,8 @@ in-process; the example config without its AI arms; ``arena report`` of a run. E
 timed to its first ``progress:`` line (wall, and the child's CPU read from /proc then) and to
 its end; one untimed warm-up of each, then the median of ``--repeat`` runs. ``--arenas`` runs
 several checkouts' ``arena`` side by side, case by case under the same load
-(``--arenas /work/main/.venv/bin/arena .venv/bin/arena``).
+(``--arenas /work/main/.venv/bin/arena .venv/bin/arena``). ``--champion-phases``: where the
+CPU of loading ``--registry``'s ``@champion`` in-process goes, phase by phase, in one process.
 """
 
 from __future__ import annotations
@@ -256,6 +258,57 @@ def time_startup(registry: str | None, repeat: int, arenas: list[str]) -> None:
         print(f"load average {Path('/proc/loadavg').read_text().strip()} at the end")
 
 
+_CHILD_PHASES = """
+import resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+rows, t, w = [], cpu(), time.perf_counter()
+def mark(name):
+    global t, w
+    rows.append((name, cpu() - t, time.perf_counter() - w))
+    t, w = cpu(), time.perf_counter()
+from cryptoarena.config import get_settings
+from cryptoarena.trading.config import load_arena_config
+settings = get_settings()
+load_arena_config(sys.argv[1])
+mark("settings, the config, the strategies (pandas)")
+import mlflow
+mark("import mlflow (its __init__: FastAPI, genai, entities)")
+import mlflow.store.tracking.sqlalchemy_store
+mark("MLflow's SQLAlchemy store modules (alembic)")
+import torch
+mark("import torch")
+from cryptoarena.model.registry import _mlflow_pytorch
+_mlflow_pytorch()
+mark("import mlflow.pytorch (Lightning kept out)")
+import torch.export.pt2_archive._package
+mark("torch.export's loader modules (sympy, networkx, functorch)")
+from cryptoarena.trading.forecasts.local import load_champion
+assert load_champion(settings).source is not None, "no @champion in ARENA_MLFLOW__TRACKING_URI"
+mark("lookup, download, torch.export.load of the champion")
+from cryptoarena.trading.forecasts.choice import replay_span
+replay_span(settings)
+mark("the day's trades (the CLI's replay span)")
+for name, c, wall in rows:
+    print(f"| {name} | {c:.2f} s | {wall:.2f} s |")
+print(f"| total | {sum(r[1] for r in rows):.2f} s | {sum(r[2] for r in rows):.2f} s |")
+"""
+
+
+def time_champion_phases(registry: str) -> None:
+    """CPU and wall of each phase of loading ``@champion`` in a fresh process, in the order
+    ``arena backtest`` meets them (each phase's imports are what it adds to the ones before)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+    env |= {"ARENA_MLFLOW__TRACKING_URI": registry, "OMP_NUM_THREADS": "1"}
+    print(f"load average {Path('/proc/loadavg').read_text().strip()}")
+    print("| phase | CPU | wall |\n| --- | ---: | ---: |", flush=True)  # before the child's rows
+    config = str(root / "configs" / "arena.example.toml")
+    subprocess.run([sys.executable, "-c", _CHILD_PHASES, config], env=env, cwd=root, check=True)
+    print(f"load average {Path('/proc/loadavg').read_text().strip()} at the end")
+
+
 # -- bootstrap memory ---------------------------------------------------------------------------
 
 
@@ -323,6 +376,9 @@ def main() -> None:
     parser.add_argument("--registry", help="--startup: MLflow tracking URI holding @champion")
     parser.add_argument("--repeat", type=int, default=3, help="--startup: timed runs per command")
     parser.add_argument(
+        "--champion-phases", action="store_true", help="--registry's @champion load, by phase"
+    )
+    parser.add_argument(
         "--arenas", nargs="+", help="--startup: arena executables, side by side (default: ours)"
     )
     args = parser.parse_args()
@@ -330,6 +386,9 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     if args.bootstrap:
         time_bootstrap(args.days, args.old_max_days)
+        return
+    if args.champion_phases:
+        time_champion_phases(args.registry or "")
         return
     if args.startup:
         own = str(Path(sys.executable).with_name("arena"))
