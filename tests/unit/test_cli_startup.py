@@ -2,7 +2,8 @@
 #19's dashboard memory): the command modules every invocation loads import pandas, Prefect,
 MLflow or torch only inside commands; a registry lookup needs no torch or Lightning; the
 dashboard's app and the report's modules import the verdict's statistics stack (scipy, arch)
-only when a verdict is computed. Checked on ``sys.modules`` of a fresh interpreter, not timed
+only when a verdict is computed; `arena backtest` with AI arms and no champion, and `arena
+report` of its run, import neither MLflow nor torch (issue #21 item 6). Checked on ``sys.modules`` of a fresh interpreter, not timed
 (the start-up times are in docs/benchmarks.md, from ``bench/report.py --startup``)."""
 
 from __future__ import annotations
