@@ -8,8 +8,8 @@ of the start. This module answers only the negative "there is surely no such ali
 - a ``sqlite:///`` URI whose database file does not exist holds no model (MLflow would create
   an empty one; nothing is created here);
 - a database at a schema revision this module was checked against (:data:`KNOWN_REVISIONS`,
-  held equal to MLflow's own by tests/unit/test_registry_file.py) with no row for the alias in
-  ``registered_model_aliases`` holds none either (read-only connection).
+  held equal to MLflow's own by tests/integration/test_registry_file.py) with no row for the
+  alias in ``registered_model_aliases`` holds none either (read-only connection).
 
 Anything else (another store, another revision, a locked or damaged file, a row found) is "ask
 MLflow": every lookup that may find a model, and every load, goes through MLflow's client and
