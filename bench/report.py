@@ -4,6 +4,8 @@
     .venv/bin/python -m bench.report --journal DIR --run-id RUN   # a real run already journaled
     .venv/bin/python -m bench.report --bootstrap [--days 1 7 30]
     .venv/bin/python -m bench.report --startup [--registry sqlite:///DIR/mlflow.db] [--repeat 3]
+        [--arenas /work/main/.venv/bin/arena .venv/bin/arena]
+    .venv/bin/python -m bench.report --champion-phases --registry sqlite:///DIR/mlflow.db
 
 Report: journals a synthetic run the way the worker does (``started``, one equity snapshot per
 strategy every 5 s, one prediction per second with its realised price, a halt, ``stopped``)
@@ -20,14 +22,16 @@ moving-block bootstrap ("current": numpy, the draws of ``arch``'s, which it used
 #19), and the old in-memory index array (reimplemented below as it was) for the sizes the
 machine can hold.
 
-Start-up (issue #21 item 6): fresh ``arena`` processes on the example config, in a temporary
-home and journal: each command's ``--help``; ``arena backtest --minutes 5`` (every strategy,
-the AI arm with the ``@champion`` of ``--registry`` loaded in-process, or standing aside
-without one) timed to its first ``progress:`` line and to its end; then ``arena report`` of
-that run. One untimed warm-up of each (MLflow creates its database on a first visit), then the
-median of ``--repeat`` runs, with the CPU time of the child (user + sys). Run it with another
-checkout's interpreter (``/work/main/.venv/bin/python -m bench.report --startup`` from this
-folder) to measure that checkout's ``arena``.
+Start-up (issue #21 item 6): fresh ``arena`` processes in a temporary home and journal, no
+model server: each command's ``--help``; ``arena backtest --minutes 5 --allow-in-sample`` of the
+example config (every strategy, both AI arms) with no registry database, with a registry MLflow
+made that holds no ``@champion``, and with the ``@champion`` of ``--registry`` loaded
+in-process; the example config without its AI arms; ``arena report`` of a run. Each backtest is
+timed to its first ``progress:`` line (wall, and the child's CPU read from /proc then) and to
+its end; one untimed warm-up of each, then the median of ``--repeat`` runs. ``--arenas`` runs
+several checkouts' ``arena`` side by side, case by case under the same load
+(``--arenas /work/main/.venv/bin/arena .venv/bin/arena``). ``--champion-phases``: where the
+CPU of loading ``--registry``'s ``@champion`` in-process goes, phase by phase, in one process.
 """
 
 from __future__ import annotations
@@ -142,68 +146,167 @@ def time_report(root: Path, run_id: str) -> None:
 # -- start-up --------------------------------------------------------------------------------
 
 
-def _timed(
-    argv: list[str], env: dict[str, str], marker: str | None = None
-) -> tuple[float, float, float]:
-    """(wall to ``marker``'s first line or NaN, wall to the end, CPU) of one child process."""
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(argv: list[str], env: dict[str, str], marker: str | None = None) -> tuple[float, ...]:
+    """(wall and CPU to ``marker``'s first line or NaN, wall and CPU to the end) of one child
+    process (the CPU at the marker read from /proc as the line arrives)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    first = math.nan
+    first = first_cpu = math.nan
     with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, cwd=Path(__file__).resolve().parents[1]) as proc:  # fmt: skip
         assert proc.stdout is not None
         for line in proc.stdout:
             if marker and math.isnan(first) and marker in line:
-                first = time.perf_counter() - t
+                first, first_cpu = time.perf_counter() - t, _cpu_of(proc.pid)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode})")
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return first, wall, cpu
+    return first, first_cpu, wall, cpu
 
 
-def time_startup(registry: str | None, repeat: int) -> None:
+def _without_ai_arms(config: Path, out: Path) -> Path:
+    """``config`` without its ``ai_forecast`` strategies (text blocks, comments kept)."""
+    head, *blocks = config.read_text().split("\n[[strategy]]")
+    kept = [b for b in blocks if 'kind = "ai_forecast"' not in b]
+    out.write_text("\n[[strategy]]".join([head, *kept]))
+    return out
+
+
+def _empty_registry(path: Path) -> str:
+    """A registry database made by MLflow (its schema), holding no model."""
+    from mlflow.tracking import MlflowClient
+
+    path.parent.mkdir(parents=True)
+    uri = f"sqlite:///{path}"
+    MlflowClient(uri, uri).search_registered_models()
+    return uri
+
+
+def time_startup(registry: str | None, repeat: int, arenas: list[str]) -> None:
+    """Each case run by every ``arenas`` executable in turn (side by side under the same load),
+    one untimed warm-up each, then the median of ``repeat`` runs."""
     import statistics
     import tempfile
 
-    arena = str(Path(sys.executable).with_name("arena"))
     root = Path(__file__).resolve().parents[1]
+    example = root / "configs" / "arena.example.toml"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
-        env |= {
-            "ARENA_HOME": tmp,
-            "ARENA_MONGO__EMBEDDED_DIR": f"{tmp}/journal",
-            "ARENA_TRADING__KILL_FILE": f"{tmp}/arena.kill",
-            "ARENA_SERVING__URL": "http://127.0.0.1:9",  # no server: the champion in-process
-            "ARENA_MLFLOW__TRACKING_URI": registry or f"sqlite:///{tmp}/mlflow.db",
-            "ARENA_LOG_FILE": f"{tmp}/arena.log",
-            "OMP_NUM_THREADS": "1",
-            "PYTHONUNBUFFERED": "1",
+        base = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+        base |= {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        no_ai = str(_without_ai_arms(example, Path(tmp) / "no-ai.toml"))
+        registries = {
+            "none": "",  # no database: one path per arena (an arena may create it)
+            "empty": _empty_registry(Path(tmp) / "empty" / "mlflow.db"),
+            "champion": registry or "",
         }
-        config = str(root / "configs" / "arena.example.toml")
-        cases: list[tuple[str, list[str], str | None]] = [
-            (f"`arena {c} --help`".replace("  ", " "), [*c.split(), "--help"], None)
-            for c in ("", "backtest", "report", "dashboard")
+
+        def env(arena: int, reg: str) -> dict[str, str]:
+            home = f"{tmp}/home{arena}"
+            return base | {
+                "ARENA_HOME": home,
+                "ARENA_MONGO__EMBEDDED_DIR": f"{home}/journal",
+                "ARENA_TRADING__KILL_FILE": f"{home}/arena.kill",
+                "ARENA_SERVING__URL": "http://127.0.0.1:9",  # no server: the champion in-process
+                "ARENA_MLFLOW__TRACKING_URI": registries[reg] or f"sqlite:///{home}/none/mlflow.db",
+                "ARENA_LOG_FILE": f"{home}/arena.log",
+            }
+
+        backtest = ["backtest", "--minutes", "5", "--allow-in-sample"]
+        cases: list[tuple[str, list[str], str | None, str]] = [
+            (f"`arena {c} --help`".replace("  ", " "), [*c.split(), "--help"], None, "none")
+            for c in ("", "backtest", "report")
         ]
-        backtest = ["backtest", "--config", config, "--minutes", "5", "--allow-in-sample"]
-        cases.append(("`arena backtest --minutes 5` (example config)", backtest, "progress:"))
-        cases.append(("`arena report` of that run", ["report", "--run-id", "startup"], None))
-        print(f"load average {os.getloadavg()[0]:.1f}; registry: {registry or 'empty'}")
-        print("| command | to the first progress line | wall | CPU (user+sys) |")
-        print("| --- | ---: | ---: | ---: |")
-        for name, args, marker in cases:
-            if args[0] == "backtest":
-                args = [*args, "--run-id", "startup"]
-            runs = []
+        cases += [
+            ("`arena backtest`, example config, no registry database",
+             [*backtest, "--config", str(example), "--run-id", "none"], "progress:", "none"),
+            ("`arena backtest`, example config, a registry without @champion",
+             [*backtest, "--config", str(example), "--run-id", "empty"], "progress:", "empty"),
+            ("`arena backtest`, the example config without its AI arms",
+             [*backtest, "--config", no_ai, "--run-id", "no_ai"], "progress:", "none"),
+            ("`arena report` of the example config's run", ["report", "--run-id", "none"], None,
+             "none"),
+        ]  # fmt: skip
+        if registry:
+            cases.append(("`arena backtest`, example config, @champion in-process",
+                          [*backtest, "--config", str(example), "--run-id", "champion"],
+                          "progress:", "champion"))  # fmt: skip
+        print(
+            f"load average {Path('/proc/loadavg').read_text().strip()}; arenas: {', '.join(arenas)}"
+        )
+        print("| command | arena | first progress line: wall / CPU | end: wall / CPU |")
+        print("| --- | --- | ---: | ---: |")
+        for name, args, marker, reg in cases:
+            runs: list[list[tuple[float, ...]]] = [[] for _ in arenas]
             for i in range(repeat + 1):
-                if args[0] == "backtest":  # each timed run a fresh run, not a resume
-                    args = [*args[:-1], f"startup{i}"] if i else args
-                runs.append(_timed([arena, *args], env, marker))
-            first, wall, cpu = (statistics.median(r[k] for r in runs[1:]) for k in range(3))
-            to_first = "—" if math.isnan(first) else f"{first:.2f} s"
-            print(f"| {name} | {to_first} | {wall:.2f} s | {cpu:.2f} s |")
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+                for k, arena in enumerate(arenas):
+                    argv = [arena, *args]
+                    if args[0] == "backtest" and "--run-id" in args and i:  # a fresh run each
+                        argv[-1] = f"{args[-1]}{i}"
+                    runs[k].append(_timed(argv, env(k, reg), marker))
+            for arena, got in zip(arenas, runs, strict=True):
+                med = [statistics.median(r[j] for r in got[1:]) for j in range(4)]
+                first = "—" if math.isnan(med[0]) else f"{med[0]:.2f} s / {med[1]:.2f} s"
+                print(f"| {name} | {arena} | {first} | {med[2]:.2f} s / {med[3]:.2f} s |")
+        print(f"load average {Path('/proc/loadavg').read_text().strip()} at the end")
+
+
+_CHILD_PHASES = """
+import resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+rows, t, w = [], cpu(), time.perf_counter()
+def mark(name):
+    global t, w
+    rows.append((name, cpu() - t, time.perf_counter() - w))
+    t, w = cpu(), time.perf_counter()
+from cryptoarena.config import get_settings
+from cryptoarena.trading.config import load_arena_config
+settings = get_settings()
+load_arena_config(sys.argv[1])
+mark("settings, the config, the strategies (pandas)")
+import mlflow
+mark("import mlflow (its __init__: FastAPI, genai, entities)")
+import mlflow.store.tracking.sqlalchemy_store
+mark("MLflow's SQLAlchemy store modules (alembic)")
+import torch
+mark("import torch")
+from cryptoarena.model.registry import _mlflow_pytorch
+_mlflow_pytorch()
+mark("import mlflow.pytorch (Lightning kept out)")
+import torch.export.pt2_archive._package
+mark("torch.export's loader modules (sympy, networkx, functorch)")
+from cryptoarena.trading.forecasts.local import load_champion
+assert load_champion(settings).source is not None, "no @champion in ARENA_MLFLOW__TRACKING_URI"
+mark("lookup, download, torch.export.load of the champion")
+from cryptoarena.trading.forecasts.choice import replay_span
+replay_span(settings)
+mark("the day's trades (the CLI's replay span)")
+for name, c, wall in rows:
+    print(f"| {name} | {c:.2f} s | {wall:.2f} s |")
+print(f"| total | {sum(r[1] for r in rows):.2f} s | {sum(r[2] for r in rows):.2f} s |")
+"""
+
+
+def time_champion_phases(registry: str) -> None:
+    """CPU and wall of each phase of loading ``@champion`` in a fresh process, in the order
+    ``arena backtest`` meets them (each phase's imports are what it adds to the ones before)."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARENA_")}
+    env |= {"ARENA_MLFLOW__TRACKING_URI": registry, "OMP_NUM_THREADS": "1"}
+    print(f"load average {Path('/proc/loadavg').read_text().strip()}")
+    print("| phase | CPU | wall |\n| --- | ---: | ---: |", flush=True)  # before the child's rows
+    config = str(root / "configs" / "arena.example.toml")
+    subprocess.run([sys.executable, "-c", _CHILD_PHASES, config], env=env, cwd=root, check=True)
+    print(f"load average {Path('/proc/loadavg').read_text().strip()} at the end")
 
 
 # -- bootstrap memory ---------------------------------------------------------------------------
@@ -272,14 +375,24 @@ def main() -> None:
     parser.add_argument("--startup", action="store_true", help="time the commands' start-up")
     parser.add_argument("--registry", help="--startup: MLflow tracking URI holding @champion")
     parser.add_argument("--repeat", type=int, default=3, help="--startup: timed runs per command")
+    parser.add_argument(
+        "--champion-phases", action="store_true", help="--registry's @champion load, by phase"
+    )
+    parser.add_argument(
+        "--arenas", nargs="+", help="--startup: arena executables, side by side (default: ours)"
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     if args.bootstrap:
         time_bootstrap(args.days, args.old_max_days)
         return
+    if args.champion_phases:
+        time_champion_phases(args.registry or "")
+        return
     if args.startup:
-        time_startup(args.registry, args.repeat)
+        own = str(Path(sys.executable).with_name("arena"))
+        time_startup(args.registry, args.repeat, args.arenas or [own])
         return
     marker = args.journal / "bench-run.json"
     if args.run_id:

@@ -14,14 +14,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from itertools import repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from cryptoarena.clock import SimClock
 from cryptoarena.data.feed import FeedCapabilities, FeedGap
-from cryptoarena.data.lake import Lake
 from cryptoarena.data.loaders import load_trades
 from cryptoarena.data.records import NS_PER_S, TRADE_COLUMNS, Trade
+
+if TYPE_CHECKING:  # a file replay needs no lake (pyarrow's dataset and parquet modules)
+    from cryptoarena.data.lake import Lake
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,10 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# The registry's aliases (named here so a lookup that needs no MLflow can name them).
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
 # How @champion was set, tagged on the version as ``promotion`` (shown by /v1/model).
 PROMOTION_TAG = "promotion"
 PROMOTED_BY = ("gate", "bootstrap", "forced")

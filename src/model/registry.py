@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 from cryptoarena.model.champions import (
+    CHALLENGER,
+    CHAMPION,
     PROMOTED_AT_TAG,
     PROMOTED_BY,
     PROMOTION_MESSAGE_TAG,
@@ -38,8 +40,8 @@ if TYPE_CHECKING:  # torch: imported only where a model is loaded (a registry lo
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+__all__ = ["CHALLENGER", "CHAMPION"]  # the aliases, named in champions (no MLflow there)
+
 MODEL_ARTIFACT = "model"
 METADATA_KEY = "cryptoarena"
 REFERENCE_FILE = "reference_features.parquet"

@@ -90,9 +90,16 @@ class ChampionChoice:
 
 def load_champion(settings: Settings, clock: Clock | None = None) -> ChampionChoice:
     """The registered ``@champion`` loaded in-process (the same Forecaster the server runs)."""
-    from cryptoarena.model.registry import CHAMPION, get_alias_version, load_forecaster
+    from cryptoarena.model.champions import CHAMPION
+    from cryptoarena.model.registry_file import alias_absent
 
     name, uri = settings.serving.model_name, settings.mlflow.tracking_uri
+    # Surely none (no database, or no alias row in it): said without importing MLflow (~2 s).
+    absent = alias_absent(uri, name, CHAMPION)
+    if absent is not None:
+        return ChampionChoice(None, absent)
+    from cryptoarena.model.registry import get_alias_version, load_forecaster
+
     try:
         version = get_alias_version(name, CHAMPION, tracking_uri=uri)
         if version is None:
