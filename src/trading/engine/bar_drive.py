@@ -384,7 +384,7 @@ class BarDrive:
             & (equity > 0)
             & np.where(target == 0.0, q != 0.0, sized)
         )
-        first = int(np.argmax(wants))
+        first = int(wants.argmax())
         return first if wants[first] else end - i
 
     def _wants(self, lane: _Lane, target: float, price: float) -> bool:
