@@ -90,6 +90,8 @@ def uuid5_text(name: str) -> str:
     b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
     x = b.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 BPS = Decimal("0.0001")
 
 
