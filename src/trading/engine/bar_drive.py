@@ -325,8 +325,14 @@ class BarDrive:
         self.venue.mark(self.symbol, Decimal(str(c)))  # what an order sent now is margined at
 
     def _decide(self, lane: _Lane, i: int, k: int, c: float, now: int) -> None:
-        self._at_close(c, now)
         w = self.w
+        if lane.blocked and k != -2:
+            # A book that must flatten routes and journals no decision (Decider): only its
+            # reason is kept, for the snapshots. Every later step sets the close itself.
+            w.state.last_decision[lane.name] = lane.signals.reason_at(lane.index[i])
+            lane.last_key = k
+            return
+        self._at_close(c, now)
         if k == -2:
             assert lane.signals.crash is not None
             run_now(w.decider.decided(lane.signals.runner, lane.signals.crash, now))
