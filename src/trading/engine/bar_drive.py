@@ -321,6 +321,9 @@ class BarDrive:
             router.band_ref = bar.open
             run_now(w.duties.housekeeping(ts))
             self._drain()
+            # The duties may have engaged or released the kill switch: the lanes the loop
+            # passes by (blocked) must be the books that must flatten now.
+            self._refresh_halting()
             if self.venue.working:
                 for fill in self.venue.on_bars([bar], self.symbol):
                     router.ledger.on_fill(fill)
