@@ -213,6 +213,33 @@ params = { bar_size = "1m" }
     assert Decimal(str(fills[1]["price"])) == Decimal("94.5")
 
 
+def test_a_halted_book_journals_no_decisions_and_its_snapshot_keeps_the_last_reason(
+    tmp_path: Path,
+) -> None:
+    # SMA 1/2 trades the first bars and loses more than 5 % of the day: halted (and, alone, the
+    # whole arena). The closes zigzag after, so it changes its decision on every bar: none is
+    # routed, none journaled, and the final snapshot still names the last one's reason.
+    t0 = 1_717_243_200_000  # 2024-06-01 12:00 UTC: no new day inside the run
+    closes = [100.0, 101.0, 90.0, 92.0, 89.0, 93.0, 88.0]
+    opens = [100.0, 100.0, 101.0, 90.0, 92.0, 89.0, 93.0]
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    config = CONFIG.replace("[[strategy]]", "[risk.strategy]\nmax_daily_loss = 0.05\n[[strategy]]")
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "mute", "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+    with Journal.open(get_settings(), run_id="mute", readonly=True) as journal:
+        (halt,) = journal.find("risk_events", {"run_id": "mute", "type": "halt"})
+        decisions = journal.find("decisions", {"run_id": "mute"}, sort=[("ts_ns", 1)])
+        (summary,) = journal.find("summaries", {"run_id": "mute"})
+    assert halt["ts_ns"] <= (t0 + 5 * MIN_MS) * 10**6  # two zigzag bars after it at least
+    assert decisions and all(d["ts_ns"] <= halt["ts_ns"] for d in decisions)
+    assert summary["halted"] and summary["ts_ns"] == (t0 + 7 * MIN_MS) * 10**6  # the run's end
+    assert "88" in summary["last_decision"], summary["last_decision"]  # the last bar's decision
+    assert summary["last_decision"] != decisions[-1]["reason"]
+
+
 def test_a_5m_strategy_decides_at_the_close_of_its_fifth_minute(tmp_path: Path) -> None:
     # 1 m klines aggregated into 5 m bars: the third 5 m bar (minutes 10-14) closes up, so the
     # strategy goes long at minute 14's close and fills at minute 15's open.

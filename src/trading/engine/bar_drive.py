@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -126,6 +126,10 @@ class _Lane:
     cash: float = 0.0  # cash − fees, float: the pre-check of the sizing rule
     qty: float = 0.0
     blocked: bool = False  # halted (or killed with flatten_on_kill): no order from a target
+    # While blocked its class changes are applied lazily (:meth:`BarDrive._catch_up`): the
+    # bar through which last_key and its last reason are current.
+    seen: int = -1
+    crash_bar: int = -1  # the 1 m bar of its crash (class -2), or -1
 
 
 class BarDrive:
@@ -184,8 +188,10 @@ class BarDrive:
             keys[at[:m]] = sig.key[:m]
             targets[at[:m]] = sig.target[:m]
             index[at[:m]] = np.arange(m)
+            crash_bar = -1
             if sig.crash_at >= 0:
-                keys[at[sig.crash_at]] = -2  # the crash itself
+                crash_bar = int(at[sig.crash_at])
+                keys[crash_bar] = -2  # the crash itself
             closing = np.flatnonzero(keys != _NO_CLASS)
             kept = keys[closing]
             # A bar decides when its class differs from the previous closing bar's (the first
@@ -203,6 +209,7 @@ class BarDrive:
                     keys != _NO_CLASS,
                     targets,
                     closing[changed].tolist(),
+                    crash_bar=crash_bar,
                 )
             )
         logger.info(
@@ -266,8 +273,9 @@ class BarDrive:
                     self._limits_at(i, c, now)
                 for lane in lanes:
                     k = lane.keys[i]
-                    if k == _NO_CLASS:
-                        continue
+                    if k == _NO_CLASS or (lane.blocked and k != -2):
+                        continue  # a blocked lane's changes: applied when read (_catch_up)
+                    lane.seen = i
                     if k != lane.last_key or (
                         not lane.blocked and self._wants(lane, lane.targets[i], c)
                     ):
@@ -288,6 +296,7 @@ class BarDrive:
             # The run ends at the last bar's close, not at its last event: the final snapshot
             # (the engine's stop) marks the books there (issue #20 item 8).
             self._commit(self.n - 1)
+            self._catch_up(self.n - 1)
             self._at_close(closes[-1], close_ns[-1])
             shown.update(self.n)
         finally:
@@ -305,12 +314,16 @@ class BarDrive:
             router.ledger.on_fill(fill)
         self._drain()
         if router.follow_ups():
+            self._catch_up(i - 1)  # the duties' snapshot reads the last decisions
             state = w.state
             state.last_price = bar.open
             state.last_trade_ns = ts
             router.band_ref = bar.open
             run_now(w.duties.housekeeping(ts))
             self._drain()
+            # The duties may have engaged or released the kill switch: the lanes the loop
+            # passes by (blocked) must be the books that must flatten now.
+            self._refresh_halting()
             if self.venue.working:
                 for fill in self.venue.on_bars([bar], self.symbol):
                     router.ledger.on_fill(fill)
@@ -338,6 +351,21 @@ class BarDrive:
         lane.last_key = k
         self._drain()
 
+    def _catch_up(self, upto: int) -> None:
+        """A blocked lane (its book must flatten) routes and journals no decision (Decider), so
+        the loop passes it by; what its decisions leave behind, its class and last reason (read
+        by the snapshots), is set here from its last class change up to bar ``upto``, as the
+        bar-by-bar loop would have left it."""
+        for lane in self.lanes:
+            if not lane.blocked or upto <= lane.seen:
+                continue
+            k = bisect_right(lane.changes, upto) - 1
+            if k >= 0 and lane.changes[k] > lane.seen:
+                j = lane.changes[k]
+                lane.last_key = lane.keys[j]
+                self.w.state.last_decision[lane.name] = lane.signals.reason_at(lane.index[j])
+            lane.seen = upto
+
     def _quiet_until(self, i: int, close_ns: list[int]) -> int:
         """The first bar from ``i`` on where something can happen, with no order working, in
         flight or following up and no book to flatten: a decision class changes, the order-size
@@ -352,6 +380,10 @@ class BarDrive:
                 end = min(end, at)
         end = bisect_left(close_ns, self.w.duties.next_equity_ns, i, end)
         for lane in self.lanes:
+            if lane.blocked:
+                if lane.crash_bar >= i:
+                    end = min(end, lane.crash_bar)
+                continue
             k = bisect_left(lane.changes, i)
             if k < len(lane.changes):
                 end = min(end, lane.changes[k])
@@ -384,7 +416,7 @@ class BarDrive:
             & (equity > 0)
             & np.where(target == 0.0, q != 0.0, sized)
         )
-        first = int(np.argmax(wants))
+        first = int(wants.argmax())
         return first if wants[first] else end - i
 
     def _wants(self, lane: _Lane, target: float, price: float) -> bool:
@@ -474,6 +506,8 @@ class BarDrive:
             total += equity
             risk.on_equity(name, equity, now)
         risk.on_total_equity(total, now)
+        # Through the bar before: a released lane decides on this bar's class in the loop.
+        self._catch_up(i - 1)
         self._refresh_halting()
         self.path_end = i + 1  # recompute from the next bar on the new state
         self.block = _FIRST_BLOCK // 2
@@ -495,6 +529,7 @@ class BarDrive:
     def _housekeeping(self, i: int, c: float, now: int) -> None:
         self._commit(i)
         self._at_close(c, now)
+        self._catch_up(i)
         w = self.w
         for lane in self.lanes:
             if lane.last_key != _NO_CLASS and lane.name not in w.state.last_decision:

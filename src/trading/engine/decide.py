@@ -105,9 +105,14 @@ class Decider:
     ) -> None:
         self.result.decisions += 1
         state = self.state
+        # A book that must flatten (halted, or every book under a kill that flattens) routes
+        # no decision: its decisions are not journaled either (a halted book kept deciding
+        # every few bars, ~97 % of a long run's decision documents, read by no report). The
+        # first one that differs after a release is journaled, as after any other.
+        halted = must_flatten(self.risk, d.strategy, flatten_on_kill=self.flatten_on_kill)
         key = (d.target, _NUMBERS.sub("#", d.reason))
         decision_id = None
-        if self._last_journaled.get(d.strategy) != key:
+        if not halted and self._last_journaled.get(d.strategy) != key:
             self._last_journaled[d.strategy] = key
             decision_id = self.record(
                 "decisions",
@@ -125,11 +130,7 @@ class Decider:
         if d.target is None and runner.strategy.uses_forecast:
             # Standing aside (stale or missing forecast): a maker quote must not outlive it.
             await state.need_router().withdraw(d.strategy, "forecast gone: standing aside")
-        if (
-            d.target is None
-            or must_flatten(self.risk, d.strategy, flatten_on_kill=self.flatten_on_kill)
-            or state.last_price is None
-        ):
+        if d.target is None or halted or state.last_price is None:
             return
         cid = await state.need_router().rebalance(
             d.strategy,

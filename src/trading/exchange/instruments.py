@@ -6,7 +6,6 @@ locally looks exactly like one Bybit would refuse, and nothing is sent that cann
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from cryptoarena.trading.exchange.errors import InvalidOrderError
@@ -111,4 +110,8 @@ def prepare_order(
                 f"{instrument.min_notional} USDT (minNotionalValue)",
                 code=NOTIONAL_TOO_LOW,
             )
-    return replace(request, qty=qty, price=price)
+    # Built directly: ``dataclasses.replace`` reads the fields anew on every order.
+    return OrderRequest(
+        request.client_id, request.symbol, request.side, qty, request.order_type, price,
+        request.time_in_force, request.reduce_only,
+    )  # fmt: skip

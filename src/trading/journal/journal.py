@@ -305,8 +305,12 @@ class Journal:
         clean = clean_document(doc)
         if clean.setdefault("run_id", self.run_id) != self.run_id:
             raise JournalDocumentError(f"run_id {clean['run_id']!r} is not this journal's run")
-        clean.setdefault("ts_ns", self._clock.now_ns())
-        for name in docstore.INDEXABLE:  # indexed fields: scalars in both stores
+        if "ts_ns" not in clean:
+            clean["ts_ns"] = self._clock.now_ns()
+        # Indexed fields: scalars in both stores (the usual case told at once, in C).
+        if _SCALARS.issuperset(map(type, map(clean.get, docstore.INDEXABLE))):
+            return clean
+        for name in docstore.INDEXABLE:
             value = clean.get(name)
             if type(value) not in _SCALARS and (
                 isinstance(value, bool) or not isinstance(value, str | int | float)

@@ -70,6 +70,10 @@ def _clean(value: Any, depth: int, path: str) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is list:  # before the type checks below, none of which a list passes
+        if _PLAIN.issuperset(map(type, value)):
+            return list(value)
+        return [_clean(item, depth + 1, f"{path}[]") for item in value]
     if kind is not dict:  # plain dicts (most documents) go straight to the mapping branch
         if value is None or isinstance(value, bool | str | float | bytes):
             return value
