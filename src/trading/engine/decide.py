@@ -75,6 +75,7 @@ class Decider:
         # Each book's cash less fees and size as floats, read again after a fill (by count).
         self._floats: dict[str, tuple[int, float, float]] = {}
         self._limits: tuple[float, float] | None = None  # (min trade fraction, min qty)
+        self.skipped = 0  # targets the router was certain to do nothing with, not asked
 
     async def step(self, bar_ns: int, bar: Bar, now_ns: int, live: bool) -> None:
         """Every strategy on ``bar_ns`` bars sees ``bar``; live ticks decide and route."""
@@ -161,6 +162,7 @@ class Decider:
             and state.last_price is not None
             and self._no_order(d.strategy, d.target, state.last_price)
         ):
+            self.skipped += 1
             return  # most bars: the book already is where the target wants it
         if d.target is None and runner.strategy.uses_forecast:
             # Standing aside (stale or missing forecast): a maker quote must not outlive it.
