@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -183,7 +184,8 @@ def phases(log: str, started: float, ended: float) -> list[tuple[str, float]]:
             "0." + clock[9:12]
         )
 
-    lines = log.splitlines()
+    # Only lines with a timestamp (the console's progress lines may come without one).
+    lines = [ln for ln in log.splitlines() if re.match(r"\d{4}-\d\d-\d\d \d\d:", ln)]
     loaded = next((stamp(ln) for ln in lines if "loaded models:/" in ln), started)
     computed = next((stamp(ln) for ln in lines if "computed in batches" in ln), loaded)
     progress = [stamp(ln) for ln in lines if "progress: market time" in ln]

@@ -17,6 +17,36 @@ from cryptoarena.trading.risk.manager import RiskManager
 from cryptoarena.trading.strategies.base import StrategyContext
 
 _NUMBERS = re.compile(r"[-+]?\d[\d.,]*")
+# Digits turned into one mark: two reasons with the same shape (every character the same but
+# digits) mask to the same class, so the mask's regex runs once per shape, not per bar.
+_DIGITS = str.maketrans("0123456789", "##########")
+_SHAPES_KEPT = 4096
+# The float pre-check's margin: far above float error on equity and sizes, far below any
+# difference the sizing rule's thresholds could turn on.
+_MARGIN = 1e-9
+_NEAR_ZERO = 1e-6
+
+
+def may_size_order(
+    cash_less_fees: float,
+    qty: float,
+    target: float,
+    price: float,
+    min_fraction: float,
+    min_qty: float,
+) -> bool:
+    """Might ``orders.size_order`` give an order for this book (its cash less fees and size as
+    floats) at ``price``? Its own rule in floats with a margin: False only when it certainly
+    gives none (the exact check stays the router's, in ``Decimal``)."""
+    equity = cash_less_fees + qty * price
+    if equity <= _NEAR_ZERO:
+        return equity > -_NEAR_ZERO  # near zero the float cannot tell the sign: ask the router
+    if target == 0.0:
+        return qty != 0.0
+    delta = abs(target * equity / price - qty)
+    return delta * price >= min_fraction * equity * (1 - _MARGIN) and delta >= min_qty * (
+        1 - _MARGIN
+    )
 
 
 class Decider:
@@ -41,6 +71,11 @@ class Decider:
         self.state = state
         self.result = result
         self._last_journaled: dict[str, tuple[Any, str]] = {}
+        self._masked: dict[str, str] = {}  # a reason's shape → its masked form
+        # Each book's cash less fees and size as floats, read again after a fill (by count).
+        self._floats: dict[str, tuple[int, float, float]] = {}
+        self._limits: tuple[float, float] | None = None  # (min trade fraction, min qty)
+        self.skipped = 0  # targets the router was certain to do nothing with, not asked
 
     async def step(self, bar_ns: int, bar: Bar, now_ns: int, live: bool) -> None:
         """Every strategy on ``bar_ns`` bars sees ``bar``; live ticks decide and route."""
@@ -110,7 +145,7 @@ class Decider:
         # every few bars, ~97 % of a long run's decision documents, read by no report). The
         # first one that differs after a release is journaled, as after any other.
         halted = must_flatten(self.risk, d.strategy, flatten_on_kill=self.flatten_on_kill)
-        key = (d.target, _NUMBERS.sub("#", d.reason))
+        key = (d.target, self._mask(d.reason))
         decision_id = None
         if not halted and self._last_journaled.get(d.strategy) != key:
             self._last_journaled[d.strategy] = key
@@ -127,6 +162,13 @@ class Decider:
                 },
             )
         state.last_decision[d.strategy] = d.reason
+        if (
+            d.target is not None
+            and state.last_price is not None
+            and self._no_order(d.strategy, d.target, state.last_price)
+        ):
+            self.skipped += 1
+            return  # most bars: the book already is where the target wants it
         if d.target is None and runner.strategy.uses_forecast:
             # Standing aside (stale or missing forecast): a maker quote must not outlive it.
             await state.need_router().withdraw(d.strategy, "forecast gone: standing aside")
@@ -144,3 +186,32 @@ class Decider:
         )
         if cid is not None:
             self.result.orders += 1
+
+    def _mask(self, reason: str) -> str:
+        """The reason with its numbers masked (``_NUMBERS``), by its shape."""
+        shape = reason.translate(_DIGITS)
+        masked = self._masked.get(shape)
+        if masked is None:
+            if len(self._masked) >= _SHAPES_KEPT:
+                self._masked.clear()
+            masked = self._masked[shape] = _NUMBERS.sub("#", reason)
+        return masked
+
+    def _no_order(self, strategy: str, target: float, price: float) -> bool:
+        """True when ``OrderRouter.rebalance`` would certainly do nothing for this target: no
+        maker quote resting and no rest of an earlier target to replace, and either an order of
+        the strategy in flight (the target waits for it) or the sizing rule's float pre-check
+        finding no order."""
+        router = self.state.need_router()
+        if strategy in router.quotes.resting or strategy in router.follow:
+            return False
+        if strategy in router.ledger.in_flight:
+            return True
+        book = router.books[strategy]
+        seen = self._floats.get(strategy)
+        if seen is None or seen[0] != book.fills:
+            cash = float(book.cash - book.fees)
+            seen = self._floats[strategy] = (book.fills, cash, float(book.qty))
+        if self._limits is None:
+            self._limits = (float(router.min_trade_fraction), float(router.instrument.min_qty))
+        return not may_size_order(seen[1], seen[2], target, price, *self._limits)

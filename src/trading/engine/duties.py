@@ -92,6 +92,16 @@ class Duties:
             self._poll_kill(now_ns)
         risk = self.risk
         if (
+            risk.killed is None
+            and not router.follow
+            and not router.ledger.in_flight
+            and now_ns < self._next_equity_ns
+            and (self.progress_every_ns is None or now_ns < self._next_progress_ns)
+            and not risk.halted
+            and risk.global_halt is None
+        ):
+            return  # most ticks: nothing killed, halted, following up, in flight or due
+        if (
             risk.killed is not None
             and not self._flat_logged
             and all(b.qty == 0 for b in self.books.values())

@@ -93,7 +93,8 @@ class Soon:
 
     async def pause(self) -> None:
         """The synchronous ``asyncio.sleep(0)``: run the ready work, never suspend."""
-        self.run_ready()
+        if self._ready:  # most ticks of a backtest: nothing queued
+            self.run_ready()
 
     async def join(self, task: Any) -> None:
         """Wait for a spawned task: run passes until it is done (it never waits itself)."""

@@ -175,6 +175,24 @@ class TapeMemory:
         while len(q) > self.min_trades and q[0][0] < horizon:
             q.popleft()
 
+    def add_many(self, trades: Iterable[Trade]) -> None:
+        """:meth:`add` of each trade, in order (a quiet venue's whole batch at once)."""
+        by_symbol = self._trades
+        window_ns, keep = self.window_ns, self.min_trades
+        q: deque[tuple[int, float, int, float]] | None = None
+        symbol = None
+        for trade in trades:
+            if trade.symbol != symbol or q is None:
+                symbol = trade.symbol
+                q = by_symbol.get(symbol)
+                if q is None:
+                    q = by_symbol[symbol] = deque()
+            ts = trade.ts
+            q.append((ts, trade.price, trade.side, trade.size))
+            horizon = ts - window_ns
+            while len(q) > keep and q[0][0] < horizon:
+                q.popleft()
+
     def printed_against(self, symbol: str, side: Side, price: float, now_ns: int) -> float:
         """Size that printed at ``price`` against a resting order on ``side`` (or with an unknown
         taker) within the window before ``now_ns`` (the lookback, or the last ``min_trades``
@@ -246,6 +264,16 @@ class Queues:
         """Called after ``trade`` was matched (every trade, also with no order open)."""
         if self.model in (QueueModel.TAPE, QueueModel.L2):
             self.memory.add(trade)
+
+    def observe_quiet(self, trades: Iterable[Trade]) -> None:
+        """:meth:`before` (with no order open) and :meth:`observe` of every trade, in order:
+        the venue's tape with nothing working, in one call."""
+        if self._l3 is not None:
+            for trade in trades:
+                self._l3.advance(trade, [])
+                self.observe(trade)
+        elif self.model in (QueueModel.TAPE, QueueModel.L2):
+            self.memory.add_many(trades)
 
     # -- orders -----------------------------------------------------------------------------
     def join(self, order: SimOrder, now_ns: int) -> None:

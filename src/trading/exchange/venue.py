@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 
@@ -347,17 +347,15 @@ class SimVenue:
             )
 
     # -- matching -------------------------------------------------------------------------
-    def on_trades(self, trades: Iterable[Trade]) -> list[Order | Execution]:
+    def on_trades(self, trades: Sequence[Trade]) -> list[Order | Execution]:
         """Match open orders against new tape trades; returns order updates and executions."""
         events: list[Order | Execution] = []
         if not self.working:
             # Nothing can fill: only the last price (and side) per symbol matters.
             last: dict[str, Trade] = {}
-            queues = self.queues
             for trade in trades:
                 last[trade.symbol] = trade
-                queues.before(trade, ())
-                queues.observe(trade)
+            self.queues.observe_quiet(trades)
             for trade in last.values():
                 self._mark(trade, to_decimal(trade.price))
             return events
