@@ -56,9 +56,9 @@ _CODEC: Final[CodecOptions[dict[str, Any]]] = CodecOptions(tz_aware=True, tzinfo
 SUFFIX: Final = ".sqlite3"
 _BUSY_MS = 5000
 # Documents decoded at a time by a query whose order SQL gives (see Cursor._run).
-DECODE_CHUNK: Final = 4096
+DECODE_CHUNK: Final = 1024
 # Rows fetched under the database's lock at a time by a reader (see Cursor._run).
-FETCH_CHUNK: Final = 8192
+FETCH_CHUNK: Final = 2048
 _MISSING: Final = object()
 _FAST_KINDS: Final = {"new": "insert", "ins": "set_on_insert", "put": "replace"}
 _UPDATE_ALL = ", ".join(f'"{c}"=excluded."{c}"' for c in (*INDEXABLE, "doc"))

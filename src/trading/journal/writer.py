@@ -372,7 +372,7 @@ def _add(batch: list[Op], item: Any) -> None:
 
 class Reader:
     """A read-only journal's database side: no thread, no queue, no spill replay. Reads run in
-    the caller's thread, one at a time (the embedded store opens its file read-only)."""
+    the caller's thread, side by side (the embedded store opens its file read-only)."""
 
     seq = 0
     healthy = True
@@ -387,15 +387,18 @@ class Reader:
         self._lock = threading.Lock()
 
     def call(self, fn: Callable[[Any], Any], timeout_s: float) -> Any:
-        with self._lock:
-            try:
+        try:
+            with self._lock:  # connecting only: a long read must not queue the short ones
                 if self._db is None:
                     self._client = self._connect_fn()
                     self._db = self._client[self._database]
-                return fn(self._db)
-            except (PyMongoConnectionFailure, sqlite3.OperationalError) as exc:
-                self.close()
-                raise ConnectionError(f"journal database unavailable: {exc}") from exc
+                db = self._db
+            # pymongo's client is thread-safe; the embedded store locks its connection per
+            # chunk of rows (docstore.FETCH_CHUNK), so reads interleave.
+            return fn(db)
+        except (PyMongoConnectionFailure, sqlite3.OperationalError) as exc:
+            self.close()
+            raise ConnectionError(f"journal database unavailable: {exc}") from exc
 
     def submit(self, build: Callable[[int], Op]) -> Op:
         raise RuntimeError("a read-only journal never writes")
