@@ -32,3 +32,20 @@ def test_a_costly_view_waits_four_times_its_cost_before_it_is_recomputed(
     while cache.get("cheap", 2, lambda: "c2") != "c2":
         assert time.monotonic() < deadline, "the cheap view was never recomputed"
         time.sleep(0.01)
+
+
+def test_the_dashboard_hands_the_gil_over_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from cryptoarena.config import Settings
+    from cryptoarena.dashboard.cli import prefer_latency
+
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("ARENA_DASHBOARD__SWITCH_INTERVAL_MS", "0.25")
+    try:
+        prefer_latency(Settings())
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    finally:
+        sys.setswitchinterval(before)
+    monkeypatch.delenv("ARENA_DASHBOARD__SWITCH_INTERVAL_MS")
+    assert Settings().dashboard.switch_interval_ms == 0.5  # the default: 10× Python's rate
