@@ -63,6 +63,18 @@ def _config(tmp_path: Path, text: str = CONFIG) -> str:
     return str(path)
 
 
+def _backtest_klines(
+    tmp_path: Path, t0: int, opens: list[float], closes: list[float], config: str, run_id: str
+) -> None:
+    """One day's 1 m klines (opens and closes from ``t0``) backtested with ``config``."""
+    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
+    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
+    path.write_text("\n".join(rows) + "\n")
+    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", run_id, "--slippage-bps", "0"]
+    result = runner.invoke(app, [*args, "--bars", str(path)])
+    assert result.exit_code == 0, result.output
+
+
 def _fills(run_id: str) -> list[dict[str, object]]:
     with Journal.open(get_settings(), run_id=run_id, readonly=True) as journal:
         return journal.find("fills", {"run_id": run_id}, sort=[("ts_ns", 1), ("seq", 1)])
@@ -185,9 +197,6 @@ def test_a_daily_loss_halts_at_the_bar_whose_close_breaks_it(tmp_path: Path) -> 
     t0 = 1_717_243_200_000  # 2024-06-01 12:00 UTC: no new day inside the run
     closes = [100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 95.0, 94.0, 93.0]
     opens = [100.0, 100.0, 99.0, 98.0, 97.0, 96.0, 95.5, 94.5, 94.0]
-    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
-    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
-    path.write_text("\n".join(rows) + "\n")
     config = """
 [arena]
 capital = 10000.0
@@ -198,9 +207,7 @@ name = "hold"
 kind = "buy_and_hold"
 params = { bar_size = "1m" }
 """
-    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "halt1", "--slippage-bps", "0"]
-    result = runner.invoke(app, [*args, "--bars", str(path)])
-    assert result.exit_code == 0, result.output
+    _backtest_klines(tmp_path, t0, opens, closes, config, "halt1")
     with Journal.open(get_settings(), run_id="halt1", readonly=True) as journal:
         halts = journal.find("risk_events", {"run_id": "halt1", "type": "halt"})
     assert len(halts) == 1 and "daily loss" in halts[0]["reason"]
@@ -222,13 +229,8 @@ def test_a_halted_book_journals_no_decisions_and_its_snapshot_keeps_the_last_rea
     t0 = 1_717_243_200_000  # 2024-06-01 12:00 UTC: no new day inside the run
     closes = [100.0, 101.0, 90.0, 92.0, 89.0, 93.0, 88.0]
     opens = [100.0, 100.0, 101.0, 90.0, 92.0, 89.0, 93.0]
-    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
-    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
-    path.write_text("\n".join(rows) + "\n")
     config = CONFIG.replace("[[strategy]]", "[risk.strategy]\nmax_daily_loss = 0.05\n[[strategy]]")
-    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "mute", "--slippage-bps", "0"]
-    result = runner.invoke(app, [*args, "--bars", str(path)])
-    assert result.exit_code == 0, result.output
+    _backtest_klines(tmp_path, t0, opens, closes, config, "mute")
     with Journal.open(get_settings(), run_id="mute", readonly=True) as journal:
         (halt,) = journal.find("risk_events", {"run_id": "mute", "type": "halt"})
         decisions = journal.find("decisions", {"run_id": "mute"}, sort=[("ts_ns", 1)])
@@ -246,13 +248,8 @@ def test_a_5m_strategy_decides_at_the_close_of_its_fifth_minute(tmp_path: Path) 
     t0 = 1_717_243_200_000  # 12:00 UTC, on a 5 m boundary
     closes = [100.0] * 10 + [101.0] * 5 + [101.5, 102.0]
     opens = [100.0] * 15 + [100.5, 101.5]
-    path = tmp_path / "BTCUSDT-1m-2024-06-01.csv"
-    rows = [_row(t0 + i * MIN_MS, opens[i], closes[i], 1) for i in range(len(closes))]
-    path.write_text("\n".join(rows) + "\n")
     config = CONFIG.replace('bar_size = "1m"', 'bar_size = "5m"')
-    args = ["backtest", "-c", _config(tmp_path, config), "--run-id", "five", "--slippage-bps", "0"]
-    result = runner.invoke(app, [*args, "--bars", str(path)])
-    assert result.exit_code == 0, result.output
+    _backtest_klines(tmp_path, t0, opens, closes, config, "five")
     fills = _fills("five")
     assert [(f["side"], f["ts_ns"]) for f in fills] == [("Buy", (t0 + 15 * MIN_MS) * 10**6)]
     assert Decimal(str(fills[0]["price"])) == Decimal("100.5")
