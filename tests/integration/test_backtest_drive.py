@@ -82,6 +82,30 @@ def _session(docs: dict[str, list[dict[str, Any]]]) -> str:
     return str(docs["runs"][0]["_id"]).split(":")[1]
 
 
+def assert_same_run(
+    x: dict[str, list[dict[str, Any]]],
+    y: dict[str, list[dict[str, Any]]],
+    x_books: dict[str, Any],
+    y_books: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two runs journaled the same documents in the same order (session ids masked) and booked
+    the same fills into the same books; their normalised documents, for further checks."""
+    a, b = _normalise(x, _session(x)), _normalise(y, _session(y))
+    for coll in COLLECTIONS:
+        assert len(a[coll]) == len(b[coll]), coll
+        for p, q in zip(a[coll], b[coll], strict=True):
+            assert p == q, coll
+    for name, book in y_books.items():
+        other = x_books[name]
+        assert (book.qty, book.cash, book.fees, book.fills) == (
+            other.qty,
+            other.cash,
+            other.fees,
+            other.fills,
+        )
+    return a, b
+
+
 @pytest.mark.slow
 async def test_backtest_journals_the_documents_of_the_live_route(tmp_path) -> None:
     live_worker, live = await _run(tmp_path / "live", sync=False, bulk=False)
@@ -94,21 +118,8 @@ async def test_backtest_journals_the_documents_of_the_live_route(tmp_path) -> No
         assert counts[coll] > 0, counts
     assert counts["summaries"] == len(back_worker.books)
     assert dict(back_worker.result.journaled) == dict(live_worker.result.journaled)
-    a, b = _normalise(live, _session(live)), _normalise(back, _session(back))
-    for coll in COLLECTIONS:
-        assert len(a[coll]) == len(b[coll]), coll
-        for x, y in zip(a[coll], b[coll], strict=True):
-            assert x == y, coll
+    a, b = assert_same_run(live, back, live_worker.books, back_worker.books)
     assert a["report"][0]["strategies"] == b["report"][0]["strategies"]
-    # Same fills booked, same books.
-    for name, book in back_worker.books.items():
-        other = live_worker.books[name]
-        assert (book.qty, book.cash, book.fees, book.fills) == (
-            other.qty,
-            other.cash,
-            other.fees,
-            other.fills,
-        )
 
 
 def test_the_drive_is_chosen_by_capability() -> None:

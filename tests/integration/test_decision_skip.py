@@ -23,7 +23,7 @@ from cryptoarena.trading.exchange.paper import PaperExchange, PaperExchangeConfi
 from cryptoarena.trading.journal import Journal
 from cryptoarena.trading.journal.schema import COLLECTIONS
 
-from tests.integration.test_backtest_drive import RUN, InstantSource, _normalise, _session
+from tests.integration.test_backtest_drive import RUN, InstantSource, assert_same_run
 from tests.integration.trading_kit import journal_settings, tape_slice
 
 
@@ -58,16 +58,4 @@ async def test_skipping_the_router_journals_what_asking_it_every_bar_journals(
     for coll in ("decisions", "orders", "order_updates", "fills", "follow_ups", "equity"):
         assert counts[coll] > 0, counts
     assert dict(skipping.result.journaled) == dict(asking.result.journaled)
-    a, b = _normalise(slow, _session(slow)), _normalise(fast, _session(fast))
-    for coll in COLLECTIONS:
-        assert len(a[coll]) == len(b[coll]), coll
-        for x, y in zip(a[coll], b[coll], strict=True):
-            assert x == y, coll
-    for name, book in skipping.books.items():
-        other = asking.books[name]
-        assert (book.qty, book.cash, book.fees, book.fills) == (
-            other.qty,
-            other.cash,
-            other.fees,
-            other.fills,
-        )
+    assert_same_run(slow, fast, asking.books, skipping.books)
