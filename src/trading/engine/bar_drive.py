@@ -41,6 +41,7 @@ import pandas as pd
 from cryptoarena.data.bars import resample_bars
 from cryptoarena.data.feed import LIVE_FEED
 from cryptoarena.data.records import NS_PER_S, Bar, Trade
+from cryptoarena.trading.engine.decide import may_size_order, may_size_orders
 from cryptoarena.trading.engine.result import WorkerResult
 from cryptoarena.trading.engine.signals import Signals, compute_signals
 from cryptoarena.trading.engine.state import must_flatten
@@ -166,8 +167,8 @@ class BarDrive:
         self.block = _FIRST_BLOCK
         self.halting = False
         self.flatten_due = False
-        arena = worker.config.arena
-        self.min_fraction = float(arena.min_trade_fraction)
+        # The sizing rule's limits, the router's own (read at the run's start, as the decider's).
+        self.min_fraction = 0.0
         self.instrument_min_qty = 0.0
         self.skipped = 0  # quiet bars jumped over (nothing could happen on them)
 
@@ -236,6 +237,7 @@ class BarDrive:
     def run(self) -> None:
         w = self.w
         router = self.router
+        self.min_fraction = float(router.min_trade_fraction)
         self.instrument_min_qty = float(router.instrument.min_qty)
         w.duties.progress_every_ns = None  # the progress bar shows it instead
         # The kill file read at most every 0.25 s of wall time, as a live worker polls it
@@ -402,39 +404,30 @@ class BarDrive:
         ``end - i``."""
         self._book_floats(lane)
         target = lane.target_arr[i:end]
-        price = self.close_arr[i:end]
-        q = lane.qty
-        equity = lane.cash + q * price
-        with np.errstate(all="ignore"):
-            delta = np.abs(target * equity / price - q)
-            sized = (delta * price >= self.min_fraction * equity * (1 - 1e-9)) & (
-                delta >= self.instrument_min_qty * (1 - 1e-9)
-            )
         wants = (
             lane.closes[i:end]
             & (target == target)
-            & (equity > 0)
-            & np.where(target == 0.0, q != 0.0, sized)
+            & may_size_orders(
+                lane.cash,
+                lane.qty,
+                target,
+                self.close_arr[i:end],
+                self.min_fraction,
+                self.instrument_min_qty,
+            )
         )
         first = int(wants.argmax())
         return first if wants[first] else end - i
 
     def _wants(self, lane: _Lane, target: float, price: float) -> bool:
-        """Might :func:`size_order` give an order at ``price``? Float pre-check with a margin
-        (the exact check is the router's own); False only when it certainly gives none."""
+        """Might :func:`size_order` give an order at ``price``? The decision step's own float
+        pre-check (:func:`may_size_order`); NaN: the strategy decides nothing at this bar."""
         if target != target:
             return False
         self._book_floats(lane)
-        q = lane.qty
-        equity = lane.cash + q * price
-        if equity <= 0:
-            return False
-        if target == 0.0:
-            return q != 0.0
-        delta = abs(target * equity / price - q)
-        return delta * price >= self.min_fraction * equity * (
-            1 - 1e-9
-        ) and delta >= self.instrument_min_qty * (1 - 1e-9)
+        return may_size_order(
+            lane.cash, lane.qty, target, price, self.min_fraction, self.instrument_min_qty
+        )
 
     @staticmethod
     def _book_floats(lane: _Lane) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 from cryptoarena.data.records import Bar
 from cryptoarena.trading.config import ArenaConfig
 from cryptoarena.trading.engine.result import WorkerResult
@@ -23,8 +24,9 @@ _DIGITS = str.maketrans("0123456789", "##########")
 _SHAPES_KEPT = 4096
 # The float pre-check's margin: far above float error on equity and sizes, far below any
 # difference the sizing rule's thresholds could turn on.
-_MARGIN = 1e-9
-_NEAR_ZERO = 1e-6
+SIZE_MARGIN = 1e-9
+# Equity within this of zero: the float cannot tell its sign, the pre-check asks the router.
+NEAR_ZERO_EQUITY = 1e-6
 
 
 def may_size_order(
@@ -39,13 +41,37 @@ def may_size_order(
     floats) at ``price``? Its own rule in floats with a margin: False only when it certainly
     gives none (the exact check stays the router's, in ``Decimal``)."""
     equity = cash_less_fees + qty * price
-    if equity <= _NEAR_ZERO:
-        return equity > -_NEAR_ZERO  # near zero the float cannot tell the sign: ask the router
+    if equity <= NEAR_ZERO_EQUITY:
+        return equity > -NEAR_ZERO_EQUITY  # near zero the float cannot tell the sign: ask
     if target == 0.0:
         return qty != 0.0
     delta = abs(target * equity / price - qty)
-    return delta * price >= min_fraction * equity * (1 - _MARGIN) and delta >= min_qty * (
-        1 - _MARGIN
+    return delta * price >= min_fraction * equity * (1 - SIZE_MARGIN) and delta >= min_qty * (
+        1 - SIZE_MARGIN
+    )
+
+
+def may_size_orders(
+    cash_less_fees: float,
+    qty: float,
+    target: np.ndarray,
+    price: np.ndarray,
+    min_fraction: float,
+    min_qty: float,
+) -> np.ndarray:
+    """:func:`may_size_order` at every (``target``, ``price``) pair at once, for a book whose
+    cash and size stay fixed over them (a bar backtest's quiet span): the same float operations,
+    element by element, so both give the same answer (tests/unit/test_may_size_order.py)."""
+    equity = cash_less_fees + qty * price
+    with np.errstate(all="ignore"):
+        delta = np.abs(target * equity / price - qty)
+        sized = (delta * price >= min_fraction * equity * (1 - SIZE_MARGIN)) & (
+            delta >= min_qty * (1 - SIZE_MARGIN)
+        )
+    return np.where(
+        equity <= NEAR_ZERO_EQUITY,
+        equity > -NEAR_ZERO_EQUITY,
+        np.where(target == 0.0, qty != 0.0, sized),
     )
 
 
