@@ -167,16 +167,13 @@ class TapeMemory:
         self._trades: dict[str, deque[tuple[int, float, int, float]]] = {}
 
     def add(self, trade: Trade) -> None:
-        q = self._trades.get(trade.symbol)
-        if q is None:
-            q = self._trades[trade.symbol] = deque()
-        q.append((trade.ts, trade.price, trade.side, trade.size))
-        horizon = trade.ts - self.window_ns
-        while len(q) > self.min_trades and q[0][0] < horizon:
-            q.popleft()
+        # The window's rule lives in add_many alone (one trade: ~0.1 µs more than inlined).
+        self.add_many((trade,))
 
     def add_many(self, trades: Iterable[Trade]) -> None:
-        """:meth:`add` of each trade, in order (a quiet venue's whole batch at once)."""
+        """Each trade into its symbol's tape, in order (a quiet venue's whole batch at once),
+        each time dropping the prints older than the window before it, but never below the last
+        ``min_trades`` prints: the window's one rule (:meth:`add` is this for one trade)."""
         by_symbol = self._trades
         window_ns, keep = self.window_ns, self.min_trades
         q: deque[tuple[int, float, int, float]] | None = None
