@@ -91,16 +91,16 @@ class Duties:
         if self.kill_guard is not None and self._kill_due():
             self._poll_kill(now_ns)
         risk = self.risk
-        if (
-            risk.killed is None
-            and not router.follow
-            and not router.ledger.in_flight
-            and now_ns < self._next_equity_ns
-            and (self.progress_every_ns is None or now_ns < self._next_progress_ns)
-            and not risk.halted
-            and risk.global_halt is None
-        ):
-            return  # most ticks: nothing killed, halted, following up, in flight or due
+        # What there is to do, each condition written once: the early return is "none of it",
+        # each part below runs on its own flag (follow-ups and orders in flight are read again
+        # there: the flattening before may have made some). Most ticks nothing is halted,
+        # killed, split or in flight (a backtest runs this 86,400 times a day per run).
+        # forced: a halt or kill, so a book may have to flatten or withdraw its quote.
+        forced = not (risk.killed is None and risk.global_halt is None and not risk.halted)
+        progress_due = self.progress_every_ns is not None and now_ns >= self._next_progress_ns
+        snapshot_due = now_ns >= self._next_equity_ns
+        if not (forced or router.follow or router.ledger.in_flight or progress_due or snapshot_due):
+            return
         if (
             risk.killed is not None
             and not self._flat_logged
@@ -109,9 +109,6 @@ class Duties:
         ):
             self._flat_logged = True
             logger.warning("kill switch: every book is flat, no order in flight")
-        # Most ticks nothing is halted, killed, split or in flight: each check only when it can
-        # find something (a backtest runs this 86,400 times a day per run).
-        forced = bool(risk.halted) or risk.global_halt is not None or risk.killed is not None
         for name in list(router.quotes.resting) if forced else ():
             # A resting maker quote may fill long after it was placed: a halted or killed
             # strategy must not keep one working.
@@ -162,7 +159,8 @@ class Duties:
                     self.result.orders += 1
         if router.ledger.in_flight:
             await router.expire(now_ns)
-        if self.progress_every_ns is not None and now_ns >= self._next_progress_ns:
+        if progress_due:
+            assert self.progress_every_ns is not None
             self._next_progress_ns = now_ns + self.progress_every_ns
             r = self.result
             logger.info(
@@ -175,7 +173,7 @@ class Duties:
                 sum(b.fills for b in self.books.values()),
                 extra=PROGRESS,
             )
-        if now_ns >= self._next_equity_ns:
+        if snapshot_due:
             self._next_equity_ns = now_ns + self._equity_every_ns
             self.snapshot(now_ns)
 
