@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import socket
 import sys
@@ -41,8 +42,15 @@ def bind(host: str, port: int, *, any_free: bool) -> tuple[socket.socket, str | 
 
 
 def prefer_latency(settings: Settings) -> None:
-    """Requests before throughput: hand the GIL over more often (``switch_interval_ms``)."""
+    """Requests before throughput: hand the GIL over more often (``switch_interval_ms``), and
+    keep the cyclic collector's full passes short. Start-up's objects (modules, classes, the
+    app) are never garbage: frozen, no later pass walks them again. Without this a full
+    pass (every few seconds while a fast replay is tailed: each poll's documents outlive a few
+    young passes) walked them too and stopped every request for 100-300 ms on this machine
+    (bench/soak.py; docs/benchmarks.md, "The 30-day soak")."""
     sys.setswitchinterval(settings.dashboard.switch_interval_ms / 1000)
+    gc.collect()
+    gc.freeze()
 
 
 def dashboard(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ FORECASTS_KEPT = 3_600  # per run: the newest hour at one forecast a second
 FILLS_KEPT = 500  # per run and per strategy: the newest (older pages come from the journal)
 RISK_KEPT = 500
 RUNS_KEPT = 4  # runs held in memory (the latest always); others are read again when asked
+# Documents taken per hold of the store's lock: a route waits at most one chunk (~1-3 ms)
+# behind the tail, however large a poll is (a worker replaying at 100,000x writes tens of
+# thousands of documents between two polls).
+APPLY_CHUNK = 256
 RAW_S = 3_600  # raw equity snapshots of the newest hour
 MINUTES_S = 2 * 86_400  # then the last snapshot of each minute for two days; hours beyond
 MINUTE_NS = 60 * 10**9
@@ -188,6 +193,7 @@ class RunData:
     risk: Recent = field(default_factory=lambda: Recent(RISK_KEPT))
     markouts: MarkoutBook = field(default_factory=MarkoutBook)
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id, insertion order
+    newest_prediction: dict[str, Any] | None = None  # by (ts_ns, seq): asked on every status
     loaded: bool = False
     version: int = 0  # bumped on every new equity snapshot
     pred_version: int = 0  # bumped on every new or updated forecast
@@ -214,10 +220,15 @@ class RunData:
     def add_prediction(self, doc: Mapping[str, Any]) -> bool:
         eid = str(doc.get("_id"))
         fresh = eid not in self.predictions
-        self.predictions[eid] = _prediction(doc)
+        pred = self.predictions[eid] = _prediction(doc)
+        newest = self.newest_prediction
+        if newest is None or doc_key(pred) >= doc_key(newest):
+            self.newest_prediction = pred
         self.pred_version += 1
         if len(self.predictions) > FORECASTS_KEPT:
-            self.predictions.pop(next(iter(self.predictions)))
+            dropped = self.predictions.pop(next(iter(self.predictions)))
+            if dropped is self.newest_prediction:  # only if forecasts came far out of order
+                self.newest_prediction = max(self.predictions.values(), key=doc_key)
         return fresh
 
 
@@ -284,7 +295,9 @@ class MemoryStore:
             return data
 
     def apply(self, batch: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
-        """Take new documents; returns the (collection, doc) pairs that were new."""
+        """Take new documents; returns the (collection, doc) pairs that were new. The lock is
+        held per ``APPLY_CHUNK`` documents, not for the whole batch: a route reads between two
+        chunks (it may see a collection a chunk ahead of another, as it may between polls)."""
         new: list[tuple[str, dict[str, Any]]] = []
         with self.lock:
             for doc in batch.get("runs", ()):
@@ -296,23 +309,30 @@ class MemoryStore:
                 new.append(("runs", doc))
                 events = self.events.setdefault(str(run_id), [])
                 events.append(doc)
-                events.sort(key=_key)
+                events.sort(key=doc_key)
                 if doc.get("event") == "started":
                     key = (wall_ns(doc) or 0, int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
                     if key >= self._latest_key:
                         self._latest_key, self.latest = key, str(run_id)
-            for coll in ("equity", "fills", "predictions", "risk_events", "markouts"):
-                for doc in sorted(batch.get(coll, ()), key=_key):
-                    run_id = doc.get("run_id")
-                    if not run_id:
-                        continue
-                    data = self.runs.get(str(run_id))
-                    if data is None and self.journal is None:
-                        data = self._run(str(run_id))
-                    if data is None or not data.loaded:
-                        continue  # read from the journal when the run is asked for
-                    if _take(data, coll, doc):
-                        new.append((coll, doc))
+        for coll in ("equity", "fills", "predictions", "risk_events", "markouts"):
+            docs = sorted(batch.get(coll, ()), key=doc_key)
+            for lo in range(0, len(docs), APPLY_CHUNK):
+                if lo:
+                    # Hand the lock over: a route waiting on it takes it now (a lock released
+                    # and taken again at once by the thread holding the GIL is rarely handed).
+                    time.sleep(0)
+                with self.lock:
+                    for doc in docs[lo : lo + APPLY_CHUNK]:
+                        run_id = doc.get("run_id")
+                        if not run_id:
+                            continue
+                        data = self.runs.get(str(run_id))
+                        if data is None and self.journal is None:
+                            data = self._run(str(run_id))
+                        if data is None or not data.loaded:
+                            continue  # read from the journal when the run is asked for
+                        if _take(data, coll, doc):
+                            new.append((coll, doc))
         return new
 
 
@@ -328,7 +348,8 @@ def _take(data: RunData, coll: str, doc: dict[str, Any]) -> bool:
     return data.add_prediction(doc)
 
 
-def _key(doc: Mapping[str, Any]) -> tuple[int, int]:
+def doc_key(doc: Mapping[str, Any]) -> tuple[int, int]:
+    """A journal document's order: market time, then the journal's sequence."""
     return (int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
 
 

@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 from cryptoarena.dashboard import schemas as s
-from cryptoarena.dashboard.memory import MemoryStore, Point, RunData, TieredCurve, point
+from cryptoarena.dashboard.memory import (
+    MemoryStore,
+    Point,
+    RunData,
+    TieredCurve,
+    doc_key,
+    point,
+)
 from cryptoarena.dashboard.tail import Tail
 from cryptoarena.trading.results.model import Comparison as ReportComparison
 from cryptoarena.trading.results.model import StrategyRow as ReportRow
@@ -467,7 +474,7 @@ class DashboardReader:
     def forecasts(self, run_id: str, last: int) -> s.Forecasts:
         data = self._data(run_id)
         with self.store.lock:
-            docs = sorted(data.predictions.values(), key=_ts_seq)[-last:]
+            docs = sorted(data.predictions.values(), key=doc_key)[-last:]
         preds = []
         for d in docs:
             base = _f(d.get("base_price"))
@@ -510,13 +517,11 @@ class DashboardReader:
 
     def model_events(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
         docs = self.journal.find("model_events", {"run_id": run_id})
-        docs.sort(key=_ts_seq, reverse=True)
+        docs.sort(key=doc_key, reverse=True)
         return [{k: v for k, v in d.items() if k not in ("_id", "seq")} for d in docs[:limit]]
 
     def newest_prediction(self, run_id: str) -> dict[str, Any] | None:
-        data = self._data(run_id)
-        with self.store.lock:
-            return max(data.predictions.values(), key=_ts_seq, default=None)
+        return self._data(run_id).newest_prediction  # one reference: read without the lock
 
     def data_time(self, run_id: str) -> int | None:
         data = self._data(run_id)
@@ -545,13 +550,9 @@ def _light_run(journal: Any, run_id: str, events: list[dict[str, Any]]) -> RunDa
                   for d in journal.find(kind, {"run_id": run_id, "strategy": name},
                                         sort=[("ts_ns", 1)], limit=1)]  # fmt: skip
         curve = data.curves[name] = TieredCurve()
-        for doc in (*sorted(firsts, key=_ts_seq)[:1], last):
+        for doc in (*sorted(firsts, key=doc_key)[:1], last):
             curve.add(point(doc))
     return data
-
-
-def _ts_seq(doc: Mapping[str, Any]) -> tuple[int, int]:
-    return (int(doc.get("ts_ns") or 0), int(doc.get("seq") or 0))
 
 
 def risk_event(d: dict[str, Any]) -> s.RiskEvent:

@@ -59,3 +59,64 @@ def test_the_read_model_folds_markouts_once_each_into_counts_and_sums() -> None:
     # Fixed size: counts and sums per horizon, not the records.
     assert not hasattr(data.markouts.stats["s"], "docs")
     assert data.markouts.summary("other") is None
+
+
+def test_the_newest_forecast_is_the_latest_by_time_and_sequence_whatever_the_arrival() -> None:
+    import random
+
+    from cryptoarena.dashboard.memory import FORECASTS_KEPT, RunData, doc_key
+
+    rng = random.Random(5)
+    data = RunData("r")
+    assert data.newest_prediction is None
+    times = list(range(1, FORECASTS_KEPT + 400))
+    # Mostly in order, some late, some resolved again later (the same id, its outcome added).
+    for k, ts in enumerate(times):
+        if rng.random() < 0.05 and k > 10:
+            ts = times[k - rng.randint(1, 10)]
+        doc = {"_id": f"p{ts}", "ts_ns": ts, "seq": ts, "predicted_price": float(k)}
+        data.add_prediction(doc)
+        if rng.random() < 0.3:
+            eid = rng.choice(list(data.predictions))
+            data.add_prediction({**data.predictions[eid], "_id": eid, "realised_price": 1.0})
+        assert data.newest_prediction is not None
+        assert doc_key(data.newest_prediction) == max(map(doc_key, data.predictions.values()))
+    assert len(data.predictions) == FORECASTS_KEPT
+
+
+def test_a_route_reads_between_chunks_of_a_large_tail_batch() -> None:
+    """The store's lock is held per chunk, not for a whole poll: a route waiting on it gets it
+    while the batch is still being taken (before: only before or after the whole batch)."""
+    import threading
+    import time
+
+    from cryptoarena.dashboard.memory import APPLY_CHUNK, MemoryStore
+
+    store = MemoryStore()  # no journal: every run takes every document
+    store.apply({"runs": [{"_id": "r:0", "run_id": "r", "event": "started"}]})
+    n = APPLY_CHUNK * 40
+    batch = {"equity": [
+        {"_id": f"e{k}", "run_id": "r", "strategy": "s", "ts_ns": k * 10**9, "seq": k,
+         "equity": 1.0, "qty": 0.0, "mark": 1.0}
+        for k in range(1, n + 1)
+    ]}  # fmt: skip
+    data = store.get("r")
+    assert data is not None and data.version == 0
+    seen: list[int] = []
+    waiting, done = threading.Event(), threading.Event()
+
+    def route() -> None:
+        while not done.is_set():
+            with store.lock:
+                seen.append(data.version)
+            waiting.set()
+            time.sleep(0)
+
+    reader = threading.Thread(target=route)
+    reader.start()
+    assert waiting.wait(10)
+    store.apply(batch)
+    done.set()
+    reader.join(10)
+    assert data.version == n
+    assert any(0 < v < n for v in seen), "the route never read while the batch was taken"
