@@ -3,6 +3,7 @@ written out per filter) whether a filter runs as SQL on the indexed columns or i
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -194,33 +195,62 @@ def test_a_projected_query_never_holds_every_document_decoded(tmp_path: Path) ->
     assert [d["ts_ns"] for d in coll.find({**query, "field_3": 4.5}).skip(3).limit(2)] == [3, 4]
 
 
-def test_a_reader_fetching_in_chunks_sees_every_row_once_in_order(tmp_path: Path) -> None:
-    """A reader takes the lock per chunk of rows: a long read returns every row, in order,
-    also when another query runs on the same connection between its chunks."""
+def test_readers_read_side_by_side_each_on_its_own_connection(tmp_path: Path) -> None:
+    """A read-only store reads on a connection per read under way: while one read holds its
+    connection (a month's curves for the leaderboard), another thread's small read (the status
+    route's) runs at once instead of waiting for it; idle connections are kept up to
+    READERS_KEPT and closed with the store."""
+    import threading
+
     writer = docstore.Client(tmp_path)["test"]["equity"]
-    n = docstore.FETCH_CHUNK * 2 + 17  # the precondition: more than two chunks
+    n = 5_000
     writer.insert_many([{"run_id": "r", "ts_ns": i, "seq": i} for i in range(n)])
-    reader = docstore.Client(tmp_path, readonly=True)["test"]["equity"]
-    cursor = reader.find({"run_id": "r"}, {"_id": 0, "ts_ns": 1}).sort("ts_ns", -1)
-    lock = reader.database.lock
-    interleaved = 0
+    client = docstore.Client(tmp_path, readonly=True)
+    reader = client["test"]["equity"]
+    held, release = threading.Event(), threading.Event()
 
-    class _Counting:  # another thread's small query between the chunks
-        def __enter__(self) -> None:
-            nonlocal interleaved
-            interleaved += 1
-            reader.database.lock = lock  # type: ignore[assignment]
-            assert reader.count_documents({"ts_ns": {"$lt": 5}}) == 5
-            reader.database.lock = self  # type: ignore[assignment]
-            lock.acquire()
+    def long_read() -> None:
+        with reader.database.reading() as conn:
+            assert conn is not None
+            held.set()
+            release.wait(10)
 
-        def __exit__(self, *exc: object) -> None:
-            lock.release()
+    first = threading.Thread(target=long_read)
+    first.start()
+    assert held.wait(10)
+    answers: list[object] = []
 
-    reader.database.lock = _Counting()  # type: ignore[assignment]
-    try:
-        docs = list(cursor)
-    finally:
-        reader.database.lock = lock
-    assert [d["ts_ns"] for d in docs] == list(range(n - 1, -1, -1))
-    assert interleaved >= 3  # the lock was taken per chunk, not once
+    def small_read() -> None:
+        answers.append(reader.count_documents({"ts_ns": {"$lt": 5}}))
+        answers.append([d["ts_ns"] for d in reader.find({"run_id": "r"}).sort("ts_ns", -1)])
+
+    second = threading.Thread(target=small_read)
+    second.start()
+    second.join(10)
+    finished = not second.is_alive()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert finished, "a small read waited for another thread's read"
+    assert answers == [5, list(range(n - 1, -1, -1))]
+    # Many reads at once: each its own connection; only READERS_KEPT stay open afterwards.
+    many = docstore.READERS_KEPT + 3
+    barrier = threading.Barrier(many)
+    conns: list[object] = []
+
+    def at_once() -> None:
+        with reader.database.reading() as conn:
+            conns.append(conn)
+            barrier.wait(10)
+
+    threads = [threading.Thread(target=at_once) for _ in range(many)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len({id(c) for c in conns}) == many
+    idle = list(reader.database._idle)
+    assert len(idle) == docstore.READERS_KEPT
+    client.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        idle[0].execute("SELECT 1")

@@ -57,8 +57,9 @@ SUFFIX: Final = ".sqlite3"
 _BUSY_MS = 5000
 # Documents decoded at a time by a query whose order SQL gives (see Cursor._run).
 DECODE_CHUNK: Final = 1024
-# Rows fetched under the database's lock at a time by a reader (see Cursor._run).
-FETCH_CHUNK: Final = 2048
+# Idle connections a read-only database keeps for its next reads (more are opened while more
+# threads read at once, and closed when they come back beyond this).
+READERS_KEPT: Final = 8
 _MISSING: Final = object()
 _FAST_KINDS: Final = {"new": "insert", "ins": "set_on_insert", "put": "replace"}
 _UPDATE_ALL = ", ".join(f'"{c}"=excluded."{c}"' for c in (*INDEXABLE, "doc"))
@@ -139,14 +140,49 @@ class Database:
         self._tables: set[str] = set()
         self._depth = 0
         self.lock = threading.RLock()  # one connection, used by one thread at a time
+        # A reader's connections beside the first, one per read under way: a long read (a
+        # month's curves) and a small one (the status route's) run side by side in SQLite
+        # (WAL readers do not block each other) instead of queueing for one connection.
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._closed = False
         self.unique: dict[str, bool] = {}  # collection -> has a unique index besides _id
         self._collections: dict[str, Collection] = {}
 
     # -- connection -----------------------------------------------------------------------
     def conn(self) -> sqlite3.Connection | None:
         """The connection, or None for a reader of a file that does not exist yet."""
-        if self._conn is not None:
-            return self._conn
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for one read (None: a reader of a file that does not exist yet). The
+        writer's one connection, under its lock; a reader's own from a pool, so reads of
+        several threads never wait for each other."""
+        if not self.client.readonly:
+            with self.lock:
+                yield self.conn()
+            return
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+            if conn is None:
+                yield None
+                return
+        try:
+            yield conn
+        finally:
+            with self._pool_lock:
+                keep = not self._closed and len(self._idle) < READERS_KEPT
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def _open(self) -> sqlite3.Connection | None:
         ro = self.client.readonly
         if ro and not self.path.exists():
             return None
@@ -174,7 +210,6 @@ class Database:
         except BaseException:
             conn.close()  # e.g. "database is locked": the caller retries with a new connection
             raise
-        self._conn = conn
         return conn
 
     @staticmethod
@@ -182,8 +217,8 @@ class Database:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
         return {r[0] for r in rows if not r[0].startswith(("_", "sqlite_"))}
 
-    def has_table(self, name: str) -> bool:
-        conn = self.conn()
+    def has_table(self, name: str, conn: sqlite3.Connection | None = None) -> bool:
+        conn = conn or self.conn()
         if conn is None:
             return False
         if name not in self._tables:  # created by the writer since we looked
@@ -208,6 +243,11 @@ class Database:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -258,15 +298,13 @@ class Database:
             return {"ok": 1.0, "storageSize": sum(p.stat().st_size for p in files if p.exists())}
         if name != "ping":
             raise OperationFailure(f"the embedded journal store has no command {name!r}")
-        with self.lock:
-            conn = self.conn()
+        with self.reading() as conn:
             if conn is not None:
                 conn.execute("SELECT 1").fetchone()
         return {"ok": 1.0}
 
     def list_collection_names(self) -> list[str]:
-        with self.lock:
-            conn = self.conn()
+        with self.reading() as conn:
             return sorted(self._list_tables(conn)) if conn is not None else []
 
 
@@ -495,8 +533,7 @@ class Collection:
 
     def index_information(self) -> dict[str, dict[str, Any]]:
         info: dict[str, dict[str, Any]] = {"_id_": {"key": [("_id", 1)], "v": 2}}
-        with self.database.lock:
-            conn = self.database.conn()
+        with self.database.reading() as conn:
             if conn is None:
                 return info
             try:
@@ -543,11 +580,9 @@ class Collection:
 
     def count_documents(self, filter: Mapping[str, Any] | None = None) -> int:
         where, params, residual = _translate(dict(filter or {}))
-        with self.database.lock:
-            if not self.database.has_table(self.name):
+        with self.database.reading() as conn:
+            if conn is None or not self.database.has_table(self.name, conn):
                 return 0
-            conn = self.database.conn()
-            assert conn is not None
             if not residual:
                 sql = f"SELECT COUNT(*) FROM {self._t}{where}"
                 return int(conn.execute(sql, params).fetchone()[0])
@@ -589,11 +624,10 @@ class Cursor:
         ``winningPlan`` lines say which index is searched; ``residual`` is what Python checks."""
         sql, params, residual, _ = self._sql()
         coll = self._coll
-        with coll.database.lock:
-            conn = coll.database.conn()
+        with coll.database.reading() as conn:
             plan = (
                 [r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-                if conn is not None and coll.database.has_table(coll.name)
+                if conn is not None and coll.database.has_table(coll.name, conn)
                 else []
             )
         return {"queryPlanner": {"winningPlan": plan, "sql": sql, "residual": residual}}
@@ -618,26 +652,10 @@ class Cursor:
     def _run(self) -> list[dict[str, Any]]:
         sql, params, residual, paged = self._sql()
         coll = self._coll
-        with coll.database.lock:
-            if not coll.database.has_table(coll.name):
+        with coll.database.reading() as conn:
+            if conn is None or not coll.database.has_table(coll.name, conn):
                 return []
-            conn = coll.database.conn()
-            assert conn is not None
-            rows: sqlite3.Cursor | None = conn.execute(sql, params)
-            assert rows is not None
-            if coll.database.client.readonly:
-                blobs = [blob for (blob,) in rows.fetchmany(FETCH_CHUNK)]
-            else:
-                blobs, rows = [blob for (blob,) in rows], None
-        # A reader's connection is never written through, so its statement may stay open
-        # while others take the lock between chunks: a long read (a month's curves) does not
-        # hold up the dashboard's small queries for its whole length.
-        while rows is not None and blobs and len(blobs) % FETCH_CHUNK == 0:
-            with coll.database.lock:
-                more = rows.fetchmany(FETCH_CHUNK)
-            if not more:
-                break
-            blobs += [blob for (blob,) in more]
+            blobs = [blob for (blob,) in conn.execute(sql, params)]
         with _no_gc():  # many fresh acyclic dicts: the cycle collector would only slow this
             if self._sort and not all(field in _COLUMNS for field, _ in self._sort):
                 docs = bson.decode_all(b"".join(blobs), codec_options=_CODEC)

@@ -393,8 +393,8 @@ class Reader:
                     self._client = self._connect_fn()
                     self._db = self._client[self._database]
                 db = self._db
-            # pymongo's client is thread-safe; the embedded store locks its connection per
-            # chunk of rows (docstore.FETCH_CHUNK), so reads interleave.
+            # pymongo's client is thread-safe; a read-only embedded store reads on a
+            # connection per read under way (docstore.Database.reading), so reads interleave.
             return fn(db)
         except (PyMongoConnectionFailure, sqlite3.OperationalError) as exc:
             self.close()
