@@ -15,6 +15,7 @@ from cryptoarena.config import Settings
 from cryptoarena.dashboard.live import LiveHub
 from cryptoarena.dashboard.reader import DashboardReader
 from cryptoarena.dashboard.registry_view import RegistryView
+from cryptoarena.dashboard.report_child import ReportChild
 from cryptoarena.dashboard.routes import router
 from cryptoarena.dashboard.season_routes import router as season_router
 from cryptoarena.dashboard.tail import EmbeddedTail, QueryTail, Tail
@@ -48,7 +49,8 @@ def open_reader(settings: Settings) -> tuple[DashboardReader, Any]:
         tail = EmbeddedTail(settings.mongo.embedded_dir, settings.mongo.database)
     else:
         tail = QueryTail(journal)
-    return DashboardReader(journal, tail, embedded=embedded), journal
+    child = ReportChild(settings.mongo)
+    return DashboardReader(journal, tail, embedded=embedded, report_child=child), journal
 
 
 def _warm(reader: DashboardReader) -> None:

@@ -28,6 +28,7 @@ from cryptoarena.dashboard.memory import (
     doc_key,
     point,
 )
+from cryptoarena.dashboard.report_child import CHILD_ABOVE_S, ReportChild
 from cryptoarena.dashboard.tail import Tail
 from cryptoarena.trading.results.model import Comparison as ReportComparison
 from cryptoarena.trading.results.model import StrategyRow as ReportRow
@@ -123,11 +124,12 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (mid - half, mid + half)
 
 
-def _timed(compute: Callable[[], T]) -> tuple[T, float]:
-    """``compute()`` and the CPU seconds this thread spent in it."""
+def _timed(compute: Callable[[], tuple[T, float]]) -> tuple[T, float]:
+    """``compute()``'s value and its CPU seconds: this thread's, plus what it says it spent
+    elsewhere (a child process)."""
     started = time.thread_time()
-    value = compute()
-    return value, time.thread_time() - started
+    value, elsewhere = compute()
+    return value, time.thread_time() - started + elsewhere
 
 
 class _Cache:
@@ -143,6 +145,11 @@ class _Cache:
         self._busy: set[Any] = set()
 
     def get(self, key: Any, version: Any, compute: Callable[[], T]) -> T:
+        return self.get_costed(key, version, lambda: (compute(), 0.0))
+
+    def get_costed(self, key: Any, version: Any, compute: Callable[[], tuple[T, float]]) -> T:
+        """:meth:`get` of a computation that returns its value and the CPU seconds it spent
+        outside this thread (in a child process): the recompute's pace counts them too."""
         with self._lock:
             hit = self._items.get(key)
             stale = hit is not None and hit[0] != version and key not in self._busy
@@ -157,7 +164,7 @@ class _Cache:
         self._put(key, version, value, cost)
         return value
 
-    def _recompute(self, key: Any, version: Any, compute: Callable[[], Any]) -> None:
+    def _recompute(self, key: Any, version: Any, compute: Callable[[], tuple[Any, float]]) -> None:
         try:
             self._put(key, version, *_timed(compute))
         except Exception as exc:  # keep serving the previous value
@@ -179,13 +186,24 @@ class DashboardReader:
     :mod:`~cryptoarena.dashboard.tail` of the journal); the small read models (summaries,
     model events) from ``journal``, a read-only :class:`Journal`."""
 
-    def __init__(self, journal: Any, tail: Tail, *, embedded: bool = True) -> None:
+    def __init__(
+        self,
+        journal: Any,
+        tail: Tail,
+        *,
+        embedded: bool = True,
+        report_child: ReportChild | None = None,
+    ) -> None:
         self.journal = journal
         self.tail = tail
         self.embedded = embedded
         self.store = MemoryStore(journal)
         self._cache = _Cache()
         self._poll_lock = threading.Lock()
+        # Long runs' leaderboards are built in a child process (report_child.py); without one
+        # (tests, a caller's own reader) always here.
+        self.report_child = report_child
+        self._board_cpu: dict[str, float] = {}  # run -> CPU seconds of its last report
 
     def poll(self) -> list[tuple[str, dict[str, Any]]]:
         """Read what the journal gained since the last poll into memory; returns the new docs."""
@@ -196,6 +214,8 @@ class DashboardReader:
             return new
 
     def close(self) -> None:
+        if self.report_child is not None:
+            self.report_child.close()
         self.tail.close()
 
     def cached_json(self, name: str, run_id: str, *args: Any) -> bytes:
@@ -294,68 +314,25 @@ class DashboardReader:
         data = self._data(run_id)
         # Halts and the stop record change the report too, not only new snapshots.
         version = (data.version, data.risk.total, len(data.events))
-        return self._cache.get(("board", run_id), version, lambda: self._leaderboard(run_id))
+        return self._cache.get_costed(("board", run_id), version, lambda: self._leaderboard(run_id))
 
     def _curves(self, run_id: str) -> dict[str, list[Point]]:
         data = self._data(run_id)
         with self.store.lock:
             return {name: data.curve(name) for name in data.curves}
 
-    def _leaderboard(self, run_id: str) -> s.Leaderboard:
-        # The same report (rows, verdict sentence and intervals) as `arena report`: built by
-        # the same function on the journal itself (it reads indexed windows and, for long
-        # runs, the per-minute read model), off the request path (the cache recomputes it in
-        # the background).
-        rep = build_report(self.journal, run_id, forecasts=False)
-        out_rows = [self._row(r) for r in rep.strategies]
-        v = rep.verdict
-        # The headline is the verdict's own AI arm against the benchmark (not the first arm's),
-        # with its interval as the verdict states it (widened when picked from several arms).
-        headline = next(
-            (c for c in v.comparisons if c.versus == v.benchmark and c.ai == v.ai), None
-        )
-        if headline is not None and v.ci is not None:
-            headline = headline.model_copy(update={"ci": v.ci})
-        level = v.headline_confidence or v.confidence
-        intervals = [interval(c, v.periods, v.confidence) for c in v.comparisons]
-        return s.Leaderboard(
-            run_id=run_id,
-            rows=out_rows,
-            comparison=interval(headline, v.periods, level) if headline else None,
-            sentence=v.sentence,
-            intervals=intervals,
-            sample=sample_line(rep),
-        )
-
-    @staticmethod
-    def _row(r: ReportRow) -> s.StrategyRow:
-        halted = None
-        if r.halted is not None:
-            halted = r.halted.reason
-        return s.StrategyRow(
-            rank=r.rank,
-            tied=r.tied,
-            inactive=r.inactive,
-            at_limit=r.at_limit,
-            strategy=r.name,
-            family=r.family,
-            is_ai=r.family == "ai",
-            execution=r.execution,
-            equity=r.equity,
-            pnl=r.pnl,
-            return_pct=r.return_pct,
-            fees=r.fees,
-            fills=r.fills,
-            round_trips=r.round_trips,
-            win_rate=_finite(r.win_rate),
-            profit_factor=_finite(r.profit_factor),
-            sharpe_daily=_finite(r.sharpe_daily),
-            sortino_daily=_finite(r.sortino_daily),
-            psr=_finite(r.psr),
-            max_drawdown_pct=r.max_drawdown * 100,
-            exposure_pct=r.exposure * 100,
-            halted=halted,
-        )
+    def _leaderboard(self, run_id: str) -> tuple[s.Leaderboard, float]:
+        """The run's leaderboard, off the request path (the cache recomputes it in the
+        background), and the CPU it cost outside this thread: in a child process once the
+        run's report costs more than ``CHILD_ABOVE_S`` (a long run), here otherwise."""
+        if self.report_child is not None and self._board_cpu.get(run_id, 0.0) > CHILD_ABOVE_S:
+            board, cpu = self.report_child.build(run_id)
+            self._board_cpu[run_id] = cpu
+            return board, cpu
+        started = time.thread_time()
+        board = leaderboard_of(self.journal, run_id)
+        self._board_cpu[run_id] = time.thread_time() - started
+        return board, 0.0
 
     # -- curves ---------------------------------------------------------------------------
     def equity(self, run_id: str, points: int) -> s.EquityCurves:
@@ -592,4 +569,58 @@ def accuracy(preds: Sequence[s.Prediction]) -> s.Accuracy:
         hit_rate=hits / n if n else None,
         hit_ci_low=_finite(lo),
         hit_ci_high=_finite(hi),
+    )
+
+
+def leaderboard_of(journal: Any, run_id: str) -> s.Leaderboard:
+    """The same report (rows, verdict sentence and intervals) as `arena report`, built by the
+    same function on the journal itself (it reads indexed windows and, for long runs, the
+    per-minute read model)."""
+    rep = build_report(journal, run_id, forecasts=False)
+    out_rows = [board_row(r) for r in rep.strategies]
+    v = rep.verdict
+    # The headline is the verdict's own AI arm against the benchmark (not the first arm's),
+    # with its interval as the verdict states it (widened when picked from several arms).
+    headline = next((c for c in v.comparisons if c.versus == v.benchmark and c.ai == v.ai), None)
+    if headline is not None and v.ci is not None:
+        headline = headline.model_copy(update={"ci": v.ci})
+    level = v.headline_confidence or v.confidence
+    intervals = [interval(c, v.periods, v.confidence) for c in v.comparisons]
+    return s.Leaderboard(
+        run_id=run_id,
+        rows=out_rows,
+        comparison=interval(headline, v.periods, level) if headline else None,
+        sentence=v.sentence,
+        intervals=intervals,
+        sample=sample_line(rep),
+    )
+
+
+def board_row(r: ReportRow) -> s.StrategyRow:
+    halted = None
+    if r.halted is not None:
+        halted = r.halted.reason
+    return s.StrategyRow(
+        rank=r.rank,
+        tied=r.tied,
+        inactive=r.inactive,
+        at_limit=r.at_limit,
+        strategy=r.name,
+        family=r.family,
+        is_ai=r.family == "ai",
+        execution=r.execution,
+        equity=r.equity,
+        pnl=r.pnl,
+        return_pct=r.return_pct,
+        fees=r.fees,
+        fills=r.fills,
+        round_trips=r.round_trips,
+        win_rate=_finite(r.win_rate),
+        profit_factor=_finite(r.profit_factor),
+        sharpe_daily=_finite(r.sharpe_daily),
+        sortino_daily=_finite(r.sortino_daily),
+        psr=_finite(r.psr),
+        max_drawdown_pct=r.max_drawdown * 100,
+        exposure_pct=r.exposure * 100,
+        halted=halted,
     )

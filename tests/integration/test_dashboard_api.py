@@ -351,3 +351,28 @@ def test_a_stop_waits_for_the_background_reads_before_closing(
         assert started.wait(30), "the warm-up never started"
         assert not finished.is_set()
     assert finished.is_set(), "the stop closed the journal while the warm-up was reading it"
+
+
+def test_a_long_runs_leaderboard_is_built_in_a_child_process(made: Settings) -> None:
+    """Once a run's report costs more than CHILD_ABOVE_S of CPU, the next one is built in a
+    child process (the month's report held the routes for hundreds of ms in-process): the same
+    board as in-process, its CPU counted for the recompute's pace; a failing child raises."""
+    from cryptoarena.dashboard.reader import DashboardReader, leaderboard_of
+    from cryptoarena.dashboard.report_child import CHILD_ABOVE_S, ReportChild
+    from cryptoarena.dashboard.tail import EmbeddedTail
+
+    child = ReportChild(made.mongo)
+    with Journal.open(made, run_id="reader", readonly=True) as journal:
+        reader = DashboardReader(
+            journal, EmbeddedTail(made.mongo.embedded_dir, "cryptoarena"), report_child=child
+        )
+        reader.poll()
+        here, elsewhere = reader._leaderboard(RUN_ID)  # a first report: in-process
+        assert elsewhere == 0.0 and RUN_ID in reader._board_cpu
+        reader._board_cpu[RUN_ID] = CHILD_ABOVE_S * 2  # as if it had cost that: a long run
+        board, cpu = reader._leaderboard(RUN_ID)
+        assert cpu > 0.0 and reader._board_cpu[RUN_ID] == cpu  # the child's own CPU time
+        assert board == here == leaderboard_of(journal, RUN_ID)
+        reader.close()
+    with pytest.raises(RuntimeError, match="report child failed"):
+        ReportChild(made.mongo).build("no-such-run")

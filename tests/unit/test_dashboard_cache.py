@@ -56,3 +56,20 @@ def test_the_dashboard_hands_the_gil_over_and_freezes_start_up(
         gc.unfreeze()
     monkeypatch.delenv("ARENA_DASHBOARD__SWITCH_INTERVAL_MS")
     assert Settings().dashboard.switch_interval_ms == 0.5  # the default: 10× Python's rate
+
+
+def test_cpu_spent_in_a_child_process_paces_the_recompute_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A leaderboard built in a child process costs this thread nothing: the child's CPU it
+    reports must count, or a month's report would be rebuilt every RECOMPUTE_S."""
+    monkeypatch.setattr(reader, "RECOMPUTE_S", 0.0)
+    cache = reader._Cache()
+    assert cache.get_costed("board", 1, lambda: ("v1", 30.0)) == "v1"
+    assert cache.get_costed("board", 2, lambda: ("v2", 30.0)) == "v1"
+    assert "board" not in cache._busy  # due in 4 x 30 s, not now
+    assert cache.get_costed("cheap", 1, lambda: ("c1", 0.0)) == "c1"
+    deadline = time.monotonic() + 30
+    while cache.get_costed("cheap", 2, lambda: ("c2", 0.0)) != "c2":
+        assert time.monotonic() < deadline, "the cheap view was never recomputed"
+        time.sleep(0.01)
