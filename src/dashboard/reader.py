@@ -326,9 +326,9 @@ class DashboardReader:
         background), and the CPU it cost outside this thread: in a child process once the
         run's report costs more than ``CHILD_ABOVE_S`` (a long run), here otherwise."""
         if self.report_child is not None and self._board_cpu.get(run_id, 0.0) > CHILD_ABOVE_S:
-            board, cpu = self.report_child.build(run_id)
-            self._board_cpu[run_id] = cpu
-            return board, cpu
+            built = self.report_child.build(run_id)
+            self._board_cpu[run_id] = built.cpu_s
+            return built.board, built.cpu_s
         started = time.thread_time()
         board = leaderboard_of(self.journal, run_id)
         self._board_cpu[run_id] = time.thread_time() - started

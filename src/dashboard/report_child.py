@@ -12,19 +12,21 @@ start-up (~0.5 s of CPU) would dominate.
     python -m cryptoarena.dashboard.report_child < {"mongo": {...}, "run_id": ...}
 
 reads the request on stdin (a MongoDB URI may carry credentials, which argv would show to every
-user of ``ps``) and writes one JSON object to stdout: ``board`` (the Leaderboard) and ``cpu_s``
-(the child's own CPU time), or ``error`` with why it could not be built.
+user of ``ps``) and writes one JSON object to stdout: ``board`` (the Leaderboard), ``cpu_s`` (the child's own
+CPU time) and ``nice`` (its niceness: it lowers its priority by ``NICENESS`` first), or
+``error`` with why it could not be built.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptoarena.config import MongoSettings
 from cryptoarena.dashboard import schemas as s
@@ -32,6 +34,8 @@ from cryptoarena.dashboard import schemas as s
 logger = logging.getLogger(__name__)
 
 CHILD_ABOVE_S = 0.5  # a run whose last report cost more CPU than this gets its next one here
+# The child's niceness: background work, so on a busy machine the routes get the CPU first.
+NICENESS = 10
 TIMEOUT_S = 600.0  # a month's report takes ~5 s on this 2-core machine; a stuck one is stopped
 
 
@@ -47,6 +51,12 @@ def request_of(mongo: MongoSettings, run_id: str) -> dict[str, Any]:
     }
 
 
+class Built(NamedTuple):
+    board: s.Leaderboard
+    cpu_s: float  # the child's own CPU time
+    nice: int  # the child's niceness while it built the board
+
+
 class ReportChild:
     """Builds a run's leaderboard in a child process; :meth:`close` stops one under way."""
 
@@ -57,9 +67,10 @@ class ReportChild:
         self._running: set[subprocess.Popen[str]] = set()
         self._closed = False
 
-    def build(self, run_id: str) -> tuple[s.Leaderboard, float]:
-        """The leaderboard of ``run_id`` and the CPU seconds the child spent on it. Raises
-        RuntimeError when the child could not build it (the caller keeps the previous one)."""
+    def build(self, run_id: str) -> Built:
+        """The leaderboard of ``run_id``, the CPU seconds the child spent on it and the child's
+        niceness. Raises RuntimeError when the child could not build it (the caller keeps the
+        previous one)."""
         proc = subprocess.Popen(
             [sys.executable, "-m", "cryptoarena.dashboard.report_child"],
             stdin=subprocess.PIPE,
@@ -88,7 +99,8 @@ class ReportChild:
             answer = {"error": f"exit {proc.returncode}: {err.strip()[-300:]}"}
         if "error" in answer:
             raise RuntimeError(f"the report child failed: {answer['error']}")
-        return s.Leaderboard.model_validate(answer["board"]), float(answer["cpu_s"])
+        board = s.Leaderboard.model_validate(answer["board"])
+        return Built(board, float(answer["cpu_s"]), int(answer["nice"]))
 
     def close(self) -> None:
         with self._lock:
@@ -99,6 +111,7 @@ class ReportChild:
 
 
 def main() -> None:
+    nice = os.nice(NICENESS)  # the routes first: a month's report can wait a little
     request = json.loads(sys.stdin.read())
     answer_to = sys.stdout
     sys.stdout = sys.stderr  # anything printed on the way must not corrupt the answer
@@ -117,6 +130,7 @@ def main() -> None:
         answer: dict[str, Any] = {
             "board": board.model_dump(mode="json"),
             "cpu_s": usage.ru_utime + usage.ru_stime,
+            "nice": nice,
         }
     except Exception as exc:  # said to the parent, which keeps serving the previous board
         logger.debug("report child failed", exc_info=True)

@@ -357,8 +357,10 @@ def test_a_long_runs_leaderboard_is_built_in_a_child_process(made: Settings) -> 
     """Once a run's report costs more than CHILD_ABOVE_S of CPU, the next one is built in a
     child process (the month's report held the routes for hundreds of ms in-process): the same
     board as in-process, its CPU counted for the recompute's pace; a failing child raises."""
+    import os
+
     from cryptoarena.dashboard.reader import DashboardReader, leaderboard_of
-    from cryptoarena.dashboard.report_child import CHILD_ABOVE_S, ReportChild
+    from cryptoarena.dashboard.report_child import CHILD_ABOVE_S, NICENESS, ReportChild
     from cryptoarena.dashboard.tail import EmbeddedTail
 
     child = ReportChild(made.mongo)
@@ -373,6 +375,8 @@ def test_a_long_runs_leaderboard_is_built_in_a_child_process(made: Settings) -> 
         board, cpu = reader._leaderboard(RUN_ID)
         assert cpu > 0.0 and reader._board_cpu[RUN_ID] == cpu  # the child's own CPU time
         assert board == here == leaderboard_of(journal, RUN_ID)
+        # Background work: the child lowers its own priority below the dashboard's.
+        assert child.build(RUN_ID).nice == min(19, os.nice(0) + NICENESS)
         reader.close()
     with pytest.raises(RuntimeError, match="report child failed"):
         ReportChild(made.mongo).build("no-such-run")
