@@ -45,15 +45,16 @@ def test_the_dashboard_hands_the_gil_over_and_freezes_start_up(
 
     before = sys.getswitchinterval()
     monkeypatch.setenv("ARENA_DASHBOARD__SWITCH_INTERVAL_MS", "0.25")
-    assert gc.get_freeze_count() == 0
+    frozen = gc.get_freeze_count()  # another test may have started a dashboard in-process
     try:
         prefer_latency(Settings())
         assert sys.getswitchinterval() == pytest.approx(0.00025)
         # Start-up's objects are out of the collector's full passes (they stopped requests).
-        assert gc.get_freeze_count() > 10_000
+        assert gc.get_freeze_count() > frozen
     finally:
         sys.setswitchinterval(before)
-        gc.unfreeze()
+        if not frozen:
+            gc.unfreeze()
     monkeypatch.delenv("ARENA_DASHBOARD__SWITCH_INTERVAL_MS")
     assert Settings().dashboard.switch_interval_ms == 0.5  # the default: 10× Python's rate
 
