@@ -13,11 +13,10 @@ registry could not be read. :class:`cryptoarena.dashboard.registry_view.Registry
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import sys
 from typing import Any
 
+from cryptoarena.dashboard import child_json
 from cryptoarena.dashboard import schemas as s
 from cryptoarena.model.champions import (
     PROMOTED_BY,
@@ -120,16 +119,7 @@ def crowning_message(tags: dict[str, Any]) -> str | None:
 
 
 def main() -> None:
-    request = json.loads(sys.stdin.read())
-    answer_to = sys.stdout
-    sys.stdout = sys.stderr  # anything MLflow prints must not corrupt the answer
-    try:
-        answer = read(request["uri"], request["experiment"], request["name"], request["ui"])
-    except Exception as exc:  # said to the parent, which shows it on the Model page
-        logger.debug("registry read failed", exc_info=True)
-        answer = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    answer_to.write(json.dumps(answer))
-    answer_to.flush()
+    child_json.answer(lambda r: read(r["uri"], r["experiment"], r["name"], r["ui"]))
 
 
 if __name__ == "__main__":

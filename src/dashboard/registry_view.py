@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
 
 from cryptoarena.config import Settings, sqlite_db_path
+from cryptoarena.dashboard import child_json
 from cryptoarena.dashboard import schemas as s
 from cryptoarena.model.champions import ChampionChange
 
@@ -174,13 +174,7 @@ class RegistryView:
     def _read(self) -> tuple[list[s.ModelVersion], s.DriftStatus | None]:
         request = {"uri": self._uri, "experiment": self._experiment, "name": self.name,
                    "ui": self._ui}  # fmt: skip
-        child = subprocess.Popen(
-            [sys.executable, "-m", "cryptoarena.dashboard.registry_read"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = child_json.start("cryptoarena.dashboard.registry_read")
         with self._lock:
             self._child = child
             if self._stopped:  # stop() came before the child existed

@@ -24,11 +24,11 @@ import logging
 import os
 import resource
 import subprocess
-import sys
 import threading
 from typing import Any, NamedTuple
 
 from cryptoarena.config import MongoSettings
+from cryptoarena.dashboard import child_json
 from cryptoarena.dashboard import schemas as s
 
 logger = logging.getLogger(__name__)
@@ -71,13 +71,7 @@ class ReportChild:
         """The leaderboard of ``run_id``, the CPU seconds the child spent on it and the child's
         niceness. Raises RuntimeError when the child could not build it (the caller keeps the
         previous one)."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cryptoarena.dashboard.report_child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = child_json.start("cryptoarena.dashboard.report_child")
         with self._lock:
             if self._closed:
                 proc.kill()
@@ -110,33 +104,29 @@ class ReportChild:
             proc.kill()
 
 
-def main() -> None:
-    nice = os.nice(NICENESS)  # the routes first: a month's report can wait a little
-    request = json.loads(sys.stdin.read())
-    answer_to = sys.stdout
-    sys.stdout = sys.stderr  # anything printed on the way must not corrupt the answer
-    try:
-        from cryptoarena.config import Settings
-        from cryptoarena.dashboard.reader import leaderboard_of
-        from cryptoarena.trading.journal import Journal
+def build_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The child's work: the board of the request's run, its CPU time and niceness."""
+    from cryptoarena.config import Settings
+    from cryptoarena.dashboard.reader import leaderboard_of
+    from cryptoarena.trading.journal import Journal
 
-        settings = Settings(mongo=MongoSettings(**request["mongo"]))
-        journal = Journal.open(settings, run_id="dashboard-report", readonly=True)
-        try:
-            board = leaderboard_of(journal, str(request["run_id"]))
-        finally:
-            journal.close()
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        answer: dict[str, Any] = {
-            "board": board.model_dump(mode="json"),
-            "cpu_s": usage.ru_utime + usage.ru_stime,
-            "nice": nice,
-        }
-    except Exception as exc:  # said to the parent, which keeps serving the previous board
-        logger.debug("report child failed", exc_info=True)
-        answer = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    answer_to.write(json.dumps(answer))
-    answer_to.flush()
+    settings = Settings(mongo=MongoSettings(**request["mongo"]))
+    journal = Journal.open(settings, run_id="dashboard-report", readonly=True)
+    try:
+        board = leaderboard_of(journal, str(request["run_id"]))
+    finally:
+        journal.close()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "board": board.model_dump(mode="json"),
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "nice": os.nice(0),
+    }
+
+
+def main() -> None:
+    os.nice(NICENESS)  # the routes first: a month's report can wait a little
+    child_json.answer(build_answer)
 
 
 if __name__ == "__main__":
